@@ -1,0 +1,57 @@
+# pqlr — the user's front door. Every target bootstraps what it needs (venv + Debian tools).
+#   make demo                 corpus → train → int8 → model.bin → C → QEMU RV32IMAC board → report
+#   make test                 the test suite (no board needed; emulator tests use QEMU)
+#   make flash BOARD=esp32c6 PORT=/dev/ttyACM0
+#   make bench BOARD=rv32-virt
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BOARD  ?= rv32-virt
+PORT   ?=
+OUT    ?= build
+STAMP  := $(VENV)/.pqlr-installed
+DEBS_STAMP := build/.debs-ok
+
+.PHONY: demo test flash bench render clean distclean deps debs venv help
+
+help:
+	@sed -n '2,6p' Makefile
+
+deps: debs venv
+
+# Debian tools: RISC-V cross gcc, QEMU, espeak-ng. Installed when root, otherwise the exact line is printed.
+debs: $(DEBS_STAMP)
+$(DEBS_STAMP): tools/ensure_debs.sh
+	@bash tools/ensure_debs.sh
+	@mkdir -p build && touch $@
+
+# The venv: torch==2.13.0 (CPU wheel) first, so nothing can pull a CUDA build, then the project, editable.
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test,platformio]'
+	@touch $@
+
+demo: deps
+	$(BIN)/pqlr demo --board $(BOARD) --out $(OUT)/demo
+
+test: deps
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+render: deps
+	$(BIN)/pqlr render --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/fw/$(BOARD)
+
+flash: deps
+	$(BIN)/pqlr flash --board $(BOARD) --build $(OUT)/demo/fw-$(BOARD) $(if $(PORT),--port $(PORT),)
+
+bench: deps
+	$(BIN)/pqlr bench --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/bench/$(BOARD) $(if $(PORT),--port $(PORT),)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,94 @@
+"""Boards are data: one TOML file per board in boards/, loaded into a frozen dataclass."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BoardError
+
+BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    type: str
+    subtype: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    chip: str
+    emulated: bool
+    cflags: tuple[str, ...]
+    cpu_hz: int
+    sram_bytes: int
+    sram_budget_bytes: int
+    stack_bytes: int
+    stack_estimate_bytes: int
+    tile_buffer_budget_bytes: int
+    flash_bytes: int
+    partitions: tuple[Partition, ...]
+    toolchain: dict[str, Any]
+    flasher: dict[str, Any]
+    serial: dict[str, Any]
+    current_sensor: dict[str, Any]
+    cost_model: dict[str, Any]
+    memory: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    def partition(self, name: str) -> Partition:
+        for p in self.partitions:
+            if p.name == name:
+                return p
+        raise BoardError(f"board {self.name!r} has no partition named {name!r} "
+                         f"(it has: {', '.join(p.name for p in self.partitions)})")
+
+    @property
+    def model_partition(self) -> Partition:
+        return self.partition("model")
+
+
+def known_boards(boards_dir: Path = BOARDS_DIR) -> list[str]:
+    return sorted(p.stem for p in boards_dir.glob("*.toml"))
+
+
+def load_board(name: str, boards_dir: Path = BOARDS_DIR) -> Board:
+    path = boards_dir / f"{name}.toml"
+    if not path.is_file():
+        raise BoardError(f"unknown board {name!r}; known boards: {', '.join(known_boards(boards_dir))} "
+                         f"(one TOML file each in {boards_dir})")
+    try:
+        raw = tomllib.loads(path.read_text())
+        mem = raw["memory"]
+        return Board(
+            name=raw["name"],
+            description=raw["description"],
+            chip=raw["chip"],
+            emulated=bool(raw["emulated"]),
+            cflags=tuple(raw["isa"]["cflags"]),
+            cpu_hz=int(raw["clock"]["cpu_hz"]),
+            sram_bytes=int(mem["sram_bytes"]),
+            sram_budget_bytes=int(mem["sram_budget_bytes"]),
+            stack_bytes=int(mem["stack_bytes"]),
+            stack_estimate_bytes=int(mem["stack_estimate_bytes"]),
+            tile_buffer_budget_bytes=int(mem["tile_buffer_budget_bytes"]),
+            flash_bytes=int(mem["flash_bytes"]),
+            partitions=tuple(Partition(p["name"], p["type"], str(p["subtype"]), int(p["offset"]), int(p["size"]))
+                             for p in raw["partitions"]),
+            toolchain=dict(raw["toolchain"]),
+            flasher=dict(raw["flasher"]),
+            serial=dict(raw["serial"]),
+            current_sensor=dict(raw["current_sensor"]),
+            cost_model=dict(raw["cost_model"]),
+            memory=dict(mem),
+            path=str(path),
+        )
+    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise BoardError(f"board file {path} is malformed: {exc!r}") from None

@@ -1,0 +1,1 @@
+"""Corpus generation (espeak-ng), loading and the log-mel front end."""
