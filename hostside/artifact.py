@@ -1,0 +1,271 @@
+"""model.bin: the file the board reads its weights from. Format version 1, all little-endian.
+
+    header (100 B)
+      0  char[4]  magic "PQLR"          4  u16 format_version (1)     6  u16 header_size (100)
+      8  u32 file_size                 12  u32 flags (0)
+     16  u8[32] model_sha256 = SHA-256(header[48:96] ‖ file[header_size:])
+     48  u32 layer_count   52 u32 layer_table_offset   56 u32 tile_count   60 u32 tile_table_offset
+     64  u32 weights_offset 68 u32 weights_size
+     72  u16 input_h, input_w, input_c, n_classes      80  f32 input_scale   84 i32 input_zp
+     88  u32 arena_bytes    92 u32 tile_buffer_bytes
+     96  u32 header_crc32 = CRC-32(header[0:96])
+    layer table: layer_count × 64 B (LAYER_FMT below)
+    tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
+                 u32 offset (in the weights blob), u32 size, u32 crc32 (of the tile's bytes)
+    weights blob: the tiles (hostside/plan/planner.py gives a tile's layout), 4-byte aligned.
+
+The reader checks every field and turns any truncation, bad offset, bad CRC, bad hash or unknown
+version into ArtifactError with a one-line message; it never raises anything else.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactError
+from .graph import OP_NAMES, OPS, IntGraph, Layer
+from .plan.planner import PARAM_BYTES_PER_CHANNEL, Plan, Tile, pack_channels, tile_size
+
+MAGIC = b"PQLR"
+FORMAT_VERSION = 1
+HEADER_FMT = "<4sHHII32sIIIIIIHHHHfiII"
+HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
+LAYER_FMT = "<BBH6H4B4B4h2H2I2i2f4x"
+LAYER_SIZE = struct.calcsize(LAYER_FMT)
+TILE_FMT = "<HHHHIII"
+TILE_SIZE = struct.calcsize(TILE_FMT)
+assert HEADER_SIZE == 100 and LAYER_SIZE == 64 and TILE_SIZE == 20
+
+
+@dataclass
+class Artifact:
+    graph: IntGraph
+    tiles: list[Tile]
+    arena_bytes: int
+    tile_buffer_bytes: int
+    tensor_offsets: list[int]
+    model_sha256: str
+    weights_offset: int
+    size: int
+
+
+def _k(op: str, in_shape, kernel) -> int:
+    if op == "conv2d":
+        return kernel[0] * kernel[1] * in_shape[2]
+    if op == "dwconv2d":
+        return kernel[0] * kernel[1]
+    if op == "pwconv2d":
+        return in_shape[2]
+    if op == "fc":
+        return in_shape[0] * in_shape[1] * in_shape[2]
+    return 0
+
+
+def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
+    tiles_bytes, tiles = [], []
+    for t in plan.tiles:
+        data = pack_channels(graph.layers[t.layer], t.ch_start, t.ch_count)
+        assert len(data) == t.size
+        tiles_bytes.append(data)
+        tiles.append(Tile(t.layer, t.ch_start, t.ch_count, t.offset, t.size, zlib.crc32(data)))
+    first_tile = {}
+    for i, t in enumerate(tiles):
+        first_tile.setdefault(t.layer, i)
+    layer_tab = b""
+    for li, L in enumerate(graph.layers):
+        nt = sum(1 for t in tiles if t.layer == li)
+        M = int(L.multiplier[0]) if L.op == "avgpool" else 0
+        S = int(L.shift[0]) if L.op == "avgpool" else 0
+        layer_tab += struct.pack(LAYER_FMT, OPS[L.op], L.wbits, 0, *L.in_shape, *L.out_shape, *L.kernel,
+                                 *L.stride, *L.pad, L.in_zp, L.out_zp, L.act_min, L.act_max,
+                                 first_tile.get(li, 0), nt, plan.tensor_offsets[li], plan.tensor_offsets[li + 1],
+                                 M, S, L.in_scale, L.out_scale)
+    tile_tab = b"".join(struct.pack(TILE_FMT, t.layer, t.ch_start, t.ch_count, 0, t.offset, t.size, t.crc32)
+                        for t in tiles)
+    blob = b"".join(tiles_bytes)
+    lt_off = HEADER_SIZE
+    tt_off = lt_off + len(layer_tab)
+    w_off = (tt_off + len(tile_tab) + 15) & ~15
+    body = layer_tab + tile_tab + b"\0" * (w_off - tt_off - len(tile_tab)) + blob
+    file_size = HEADER_SIZE + len(body)
+    ih, iw, ic = graph.input_shape
+    tail = struct.pack("<IIIIIIHHHHfiII", len(graph.layers), lt_off, len(tiles), tt_off, w_off, len(blob),
+                       ih, iw, ic, graph.output_layer.out_channels, graph.input_scale, graph.input_zp,
+                       plan.arena_bytes, plan.tile_buffer_bytes)
+    sha = hashlib.sha256(tail + body).digest()
+    head = struct.pack("<4sHHII32s", MAGIC, FORMAT_VERSION, HEADER_SIZE, file_size, 0, sha) + tail
+    data = head + struct.pack("<I", zlib.crc32(head)) + body
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    manifest = {"format_version": FORMAT_VERSION, "model_sha256": sha.hex(), "file_size": file_size,
+                "classes": list(graph.classes), "frontend": graph.frontend,
+                "input": {"shape": list(graph.input_shape), "scale": graph.input_scale, "zero_point": graph.input_zp},
+                "layers": [{"name": L.name, "op": L.op, "in_shape": list(L.in_shape), "out_shape": list(L.out_shape),
+                            "macs": L.macs, "weight_bytes": 0 if L.weights is None else int(L.weights.size)}
+                           for L in graph.layers],
+                "plan": plan.to_dict() | {"tiles": [t.__dict__ for t in tiles]}}
+    path.with_suffix(".json").write_text(json.dumps(manifest, indent=1))
+    return read_model_bin(data)
+
+
+def _fail(msg: str):
+    raise ArtifactError(f"model.bin: {msg}")
+
+
+def read_model_bin(src: Path | bytes | bytearray, expect_sha256: str | None = None) -> Artifact:
+    """Validate everything and rebuild the integer graph. Raises ArtifactError, and only that."""
+    try:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            data = bytes(src)
+        else:
+            try:
+                data = Path(src).read_bytes()
+            except OSError as exc:
+                _fail(f"cannot read {src}: {exc.strerror}")
+        return _parse(data, expect_sha256)
+    except ArtifactError:
+        raise
+    except Exception as exc:  # a reader bug must still surface as the project's error, naming itself
+        raise ArtifactError(f"model.bin: malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
+    n = len(data)
+    if n < HEADER_SIZE:
+        _fail(f"truncated: {n} bytes, smaller than the {HEADER_SIZE}-byte header")
+    if data[:4] != MAGIC:
+        _fail(f"bad magic {data[:4]!r} (expected {MAGIC!r}); not a pqlr model file")
+    (magic, version, hsize, fsize, flags, sha, lcount, lt_off, tcount, tt_off, w_off, w_size,
+     ih, iw, ic, ncls, in_scale, in_zp, arena, tbuf) = struct.unpack_from(HEADER_FMT, data)
+    if version != FORMAT_VERSION:
+        _fail(f"unknown format version {version} (this pqlr reads version {FORMAT_VERSION})")
+    if hsize != HEADER_SIZE:
+        _fail(f"header size {hsize} != {HEADER_SIZE}")
+    (crc,) = struct.unpack_from("<I", data, HEADER_SIZE - 4)
+    if zlib.crc32(data[:HEADER_SIZE - 4]) != crc:
+        _fail("header CRC mismatch (header corrupted)")
+    if fsize != n:
+        _fail(f"truncated or padded: header says {fsize} bytes, file has {n}")
+    if hashlib.sha256(data[48:96] + data[HEADER_SIZE:]).digest() != sha:
+        _fail("model SHA-256 mismatch (contents corrupted)")
+    if expect_sha256 is not None and sha.hex() != expect_sha256:
+        _fail(f"model hash {sha.hex()[:16]}… is not the expected {expect_sha256[:16]}…")
+    for name, off, size in (("layer table", lt_off, lcount * LAYER_SIZE), ("tile table", tt_off, tcount * TILE_SIZE),
+                            ("weights", w_off, w_size)):
+        if off < HEADER_SIZE or off + size > n:
+            _fail(f"{name} [{off}, {off + size}) lies outside the file (size {n})")
+    if lcount == 0 or lcount > 4096 or tcount > 65535:
+        _fail(f"implausible layer count {lcount} or tile count {tcount}")
+    if not (np.isfinite(in_scale) and in_scale > 0) or not -128 <= in_zp <= 127:
+        _fail(f"bad input quantisation (scale {in_scale}, zero point {in_zp})")
+    tiles = []
+    for i in range(tcount):
+        layer, c0, cn, _, off, size, tcrc = struct.unpack_from(TILE_FMT, data, tt_off + i * TILE_SIZE)
+        if off + size > w_size:
+            _fail(f"tile {i} [{off}, {off + size}) lies outside the weights blob ({w_size} B)")
+        if zlib.crc32(data[w_off + off: w_off + off + size]) != tcrc:
+            _fail(f"tile {i} CRC mismatch (weights corrupted)")
+        tiles.append(Tile(layer, c0, cn, off, size, tcrc))
+    layers, offsets = [], []
+    prev_shape = (ih, iw, ic)
+    for li in range(lcount):
+        f = struct.unpack_from(LAYER_FMT, data, lt_off + li * LAYER_SIZE)
+        op_code, wbits = f[0], f[1]
+        in_shape, out_shape = tuple(f[3:6]), tuple(f[6:9])
+        kernel, stride, pad = tuple(f[9:11]), tuple(f[11:13]), tuple(f[13:17])
+        in_zp_l, out_zp, amin, amax = f[17:21]
+        first, nt, in_off, out_off, M, S, isc, osc = f[21:29]
+        if op_code not in OP_NAMES:
+            _fail(f"layer {li}: unknown op code {op_code}")
+        op = OP_NAMES[op_code]
+        if wbits != 8:
+            _fail(f"layer {li}: weight bit width {wbits} is not supported by format version 1")
+        if in_shape != prev_shape:
+            _fail(f"layer {li}: input shape {in_shape} does not follow the previous output {prev_shape}")
+        if min(in_shape + out_shape) == 0 or min(stride) == 0 or min(kernel) == 0:
+            _fail(f"layer {li}: zero-sized shape, kernel or stride")
+        for v, what in ((in_zp_l, "input zero point"), (out_zp, "output zero point"), (amin, "act_min"),
+                        (amax, "act_max")):
+            if not -128 <= v <= 127:
+                _fail(f"layer {li}: {what} {v} outside int8")
+        if amin > amax:
+            _fail(f"layer {li}: act_min {amin} > act_max {amax}")
+        if op in ("conv2d", "dwconv2d"):
+            eh = (in_shape[0] + pad[0] + pad[2] - kernel[0]) // stride[0] + 1
+            ew = (in_shape[1] + pad[1] + pad[3] - kernel[1]) // stride[1] + 1
+            ec = in_shape[2] if op == "dwconv2d" else out_shape[2]
+            if (eh, ew, ec) != out_shape:
+                _fail(f"layer {li}: output shape {out_shape} inconsistent with input, kernel, stride, padding")
+        elif op == "pwconv2d" and out_shape[:2] != in_shape[:2]:
+            _fail(f"layer {li}: pointwise conv changes the spatial shape")
+        elif op == "avgpool" and out_shape != (1, 1, in_shape[2]):
+            _fail(f"layer {li}: average pool output must be 1×1×C")
+        elif op == "fc" and out_shape[:2] != (1, 1):
+            _fail(f"layer {li}: fully connected output must be 1×1×C")
+        L = Layer(name=f"l{li}_{op}", op=op, in_shape=in_shape, out_shape=out_shape, in_zp=in_zp_l,
+                  out_zp=out_zp, act_min=amin, act_max=amax, in_scale=float(isc), out_scale=float(osc),
+                  multiplier=np.array([M], np.int32), shift=np.array([S], np.int32), kernel=kernel,
+                  stride=stride, pad=pad, wbits=wbits)
+        if op == "avgpool":
+            if nt:
+                _fail(f"layer {li}: average pool has {nt} weight tiles")
+            if not 1 <= S <= 62 or M < 0:
+                _fail(f"layer {li}: requantisation shift {S} or multiplier {M} out of range")
+        else:
+            K = _k(op, in_shape, kernel)
+            C = out_shape[2]
+            if nt == 0 or first + nt > tcount:
+                _fail(f"layer {li}: tiles [{first}, {first + nt}) outside the tile table ({tcount})")
+            bias, mult, shift, w = [], [], [], []
+            c = 0
+            for t in tiles[first: first + nt]:
+                if t.layer != li or t.ch_start != c or t.ch_count == 0:
+                    _fail(f"layer {li}: tile for layer {t.layer} channels {t.ch_start}+{t.ch_count} "
+                          f"breaks the channel sequence at {c}")
+                if t.size != tile_size(_KLayer(K), t.ch_count):
+                    _fail(f"layer {li}: tile size {t.size} does not match {t.ch_count} channels × K={K}")
+                raw = data[w_off + t.offset: w_off + t.offset + t.size]
+                k = t.ch_count
+                bias.append(np.frombuffer(raw, "<i4", k, 0))
+                mult.append(np.frombuffer(raw, "<i4", k, 4 * k))
+                shift.append(np.frombuffer(raw, "<i4", k, 8 * k))
+                w.append(np.frombuffer(raw, np.int8, k * K, PARAM_BYTES_PER_CHANNEL * k))
+                c += k
+            if c != C:
+                _fail(f"layer {li}: tiles cover {c} channels, the layer has {C}")
+            L.bias = np.concatenate(bias).astype(np.int32)
+            L.multiplier = np.concatenate(mult).astype(np.int32)
+            L.shift = np.concatenate(shift).astype(np.int32)
+            if L.shift.min() < 1 or L.shift.max() > 62 or L.multiplier.min() < 0:
+                _fail(f"layer {li}: requantisation shift or multiplier out of range")
+            wshape = {"conv2d": (C, kernel[0], kernel[1], in_shape[2]), "dwconv2d": (C, kernel[0], kernel[1]),
+                      "pwconv2d": (C, in_shape[2]), "fc": (C, K)}[op]
+            L.weights = np.concatenate(w).reshape(wshape).copy()
+        for off, size in ((in_off, int(np.prod(in_shape))), (out_off, int(np.prod(out_shape)))):
+            if off + size > arena:
+                _fail(f"layer {li}: tensor [{off}, {off + size}) outside the {arena}-byte arena")
+        if li == 0:
+            offsets.append(in_off)
+        offsets.append(out_off)
+        layers.append(L)
+        prev_shape = out_shape
+    if layers[-1].out_shape[2] != ncls:
+        _fail(f"header says {ncls} classes, the last layer has {layers[-1].out_shape[2]} outputs")
+    if tiles and tbuf < max(t.size for t in tiles):
+        _fail(f"tile buffer {tbuf} B is smaller than the largest tile")
+    graph = IntGraph(input_shape=(ih, iw, ic), input_scale=float(in_scale), input_zp=in_zp, layers=layers)
+    return Artifact(graph=graph, tiles=tiles, arena_bytes=arena, tile_buffer_bytes=tbuf, tensor_offsets=offsets,
+                    model_sha256=sha.hex(), weights_offset=w_off, size=n)
+
+
+class _KLayer:
+    """Stand-in giving tile_size() a layer's per-channel weight count before its weights exist."""
+    def __init__(self, k: int):
+        self.weights_per_channel = k

@@ -1,0 +1,154 @@
+"""The planner.
+
+Tiles: a layer's packed parameters are cut by output channels into tiles no larger than the board's
+tile budget. A tile for channels [c0, c0+n) is, little-endian and contiguous:
+    int32 bias[n] | int32 multiplier[n] | int32 shift[n] | int8 weights[n·K] | zero pad to 4 bytes
+so one flash read brings everything needed to compute those channels.
+
+Arena: tensor t_k (t_0 the input, t_k the output of layer k−1) is live from op k−1 to op k. Offsets are
+assigned greedily by size, largest first, at the lowest 4-byte-aligned offset that does not overlap a
+placed tensor whose lifetime intersects (TFLite Micro's greedy planner).
+
+Budgets: weights ≤ model partition; tile buffer + arena + stack estimate ≤ the board's SRAM budget.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..boards import Board
+from ..errors import BudgetError
+from ..graph import IntGraph, Layer
+
+PARAM_BYTES_PER_CHANNEL = 12  # bias + multiplier + shift, int32 each
+
+
+def _align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+@dataclass(frozen=True)
+class Tile:
+    layer: int
+    ch_start: int
+    ch_count: int
+    offset: int          # within the weights blob
+    size: int
+    crc32: int = 0
+
+
+@dataclass
+class Plan:
+    tiles: list[Tile]
+    tile_buffer_bytes: int
+    tensor_offsets: list[int]
+    tensor_sizes: list[int]
+    arena_bytes: int
+    weight_bytes: int
+    stack_estimate_bytes: int
+    budget: dict
+
+    @property
+    def peak_ram_bytes(self) -> int:
+        return self.tile_buffer_bytes + self.arena_bytes + self.stack_estimate_bytes
+
+    def to_dict(self) -> dict:
+        return {"tile_buffer_bytes": self.tile_buffer_bytes, "arena_bytes": self.arena_bytes,
+                "stack_estimate_bytes": self.stack_estimate_bytes, "peak_ram_bytes": self.peak_ram_bytes,
+                "weight_bytes": self.weight_bytes, "tensor_offsets": self.tensor_offsets,
+                "tensor_sizes": self.tensor_sizes, "tiles": [asdict(t) for t in self.tiles],
+                "budget": self.budget}
+
+
+def pack_channels(layer: Layer, c0: int, n: int) -> bytes:
+    """The bytes of one tile (see module docstring)."""
+    w = layer.weights.reshape(layer.out_channels, -1)[c0: c0 + n]
+    body = (layer.bias[c0: c0 + n].astype("<i4").tobytes() + layer.multiplier[c0: c0 + n].astype("<i4").tobytes()
+            + layer.shift[c0: c0 + n].astype("<i4").tobytes() + w.astype(np.int8).tobytes())
+    return body + b"\0" * (_align4(len(body)) - len(body))
+
+
+def tile_size(layer: Layer, n: int) -> int:
+    return _align4(n * (PARAM_BYTES_PER_CHANNEL + layer.weights_per_channel))
+
+
+def tile_layer(layer: Layer, budget: int) -> list[tuple[int, int]]:
+    """(ch_start, ch_count) pairs: as many channels per tile as fit, tiles as even as possible."""
+    C = layer.out_channels
+    per = PARAM_BYTES_PER_CHANNEL + layer.weights_per_channel
+    n_max = min(C, budget // per)
+    while n_max > 0 and tile_size(layer, n_max) > budget:
+        n_max -= 1
+    if n_max == 0:
+        raise BudgetError(f"layer {layer.name}: one output channel needs {tile_size(layer, 1)} bytes "
+                          f"but the tile budget is {budget} bytes; raise tile_buffer_budget_bytes in the "
+                          f"board file or make the layer smaller")
+    n_tiles = -(-C // n_max)
+    base, extra = divmod(C, n_tiles)
+    out, c = [], 0
+    for i in range(n_tiles):
+        n = base + (1 if i < extra else 0)
+        out.append((c, n))
+        c += n
+    return out
+
+
+def plan_arena(sizes: list[int], lifetimes: list[tuple[int, int]]) -> tuple[list[int], int]:
+    """Greedy by size: returns (offsets, arena bytes). lifetimes are inclusive [first_op, last_op]."""
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    placed: list[int] = []
+    offsets = [0] * len(sizes)
+    for i in order:
+        live = [j for j in placed if not (lifetimes[j][1] < lifetimes[i][0] or lifetimes[i][1] < lifetimes[j][0])]
+        spans = sorted((offsets[j], offsets[j] + _align4(sizes[j])) for j in live)
+        off = 0
+        for lo, hi in spans:
+            if off + sizes[i] <= lo:
+                break
+            off = max(off, hi)
+        offsets[i] = _align4(off)
+        placed.append(i)
+    arena = max((offsets[i] + _align4(sizes[i]) for i in range(len(sizes))), default=0)
+    return offsets, arena
+
+
+def make_plan(graph: IntGraph, board: Board, check_budget: bool = True) -> Plan:
+    tiles: list[Tile] = []
+    offset = 0
+    for li, layer in enumerate(graph.layers):
+        if layer.weights is None:
+            continue
+        for c0, n in tile_layer(layer, board.tile_buffer_budget_bytes):
+            size = tile_size(layer, n)
+            tiles.append(Tile(layer=li, ch_start=c0, ch_count=n, offset=offset, size=size))
+            offset += size
+    weight_bytes = offset
+    tile_buf = max((t.size for t in tiles), default=0)
+    shapes = graph.tensor_shapes()
+    sizes = [int(np.prod(s)) for s in shapes]
+    lifetimes = [(max(0, k - 1), min(k, len(graph.layers) - 1)) for k in range(len(shapes))]
+    offsets, arena = plan_arena(sizes, lifetimes)
+    part = board.model_partition.size
+    budget = {"sram_budget_bytes": board.sram_budget_bytes, "model_partition_bytes": part,
+              "tile_buffer_budget_bytes": board.tile_buffer_budget_bytes}
+    plan = Plan(tiles=tiles, tile_buffer_bytes=tile_buf, tensor_offsets=offsets, tensor_sizes=sizes,
+                arena_bytes=arena, weight_bytes=weight_bytes, stack_estimate_bytes=board.stack_estimate_bytes,
+                budget=budget)
+    if check_budget:
+        check_budgets(plan, board)
+    return plan
+
+
+def check_budgets(plan: Plan, board: Board, model_bin_bytes: int | None = None) -> None:
+    problems = []
+    flash_need = model_bin_bytes if model_bin_bytes is not None else plan.weight_bytes
+    if flash_need > board.model_partition.size:
+        problems.append(f"model needs {flash_need} B of flash but the model partition holds "
+                        f"{board.model_partition.size} B")
+    if plan.peak_ram_bytes > board.sram_budget_bytes:
+        problems.append(f"RAM: tile buffer {plan.tile_buffer_bytes} B + arena {plan.arena_bytes} B + stack "
+                        f"estimate {plan.stack_estimate_bytes} B = {plan.peak_ram_bytes} B exceeds the SRAM "
+                        f"budget of {board.sram_budget_bytes} B")
+    if problems:
+        raise BudgetError(f"model does not fit board {board.name}: " + "; ".join(problems))
