@@ -1,0 +1,128 @@
+/* app.c — the portable firmware loop, the same on every board.
+ * The host drives it with single-letter commands (the board waits for the host before it says
+ * anything, so nothing is lost on a pseudo-terminal nobody reads yet):
+ *   'h'            → HELLO record, then READY, or ERR if the model partition is not this model
+ *   'i' <hex>      → the input tensor as 2·PQLR_INPUT_BYTES hex digits; runs one inference → INFER record
+ *   'q'            → RAM record, DONE record; then 'x' (the host's acknowledgement) → exit
+ * Whitespace between commands is ignored; anything else gets an ERR record. */
+#include "pqlr.h"
+#include "platform.h"
+#include "model.h"
+
+static int8_t arena[PQLR_ARENA_BYTES] __attribute__((aligned(4)));
+static uint8_t tile_buf[PQLR_TILE_BUF_BYTES] __attribute__((aligned(4)));
+static pqlr_counters_t counters;
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static void send_error(const char *code, const char *detail) {
+    tm_begin("ERR");
+    tm_str("code", code);
+    tm_str("detail", detail);
+    tm_end();
+}
+
+static void send_hello(int model_ok, const char *why, const uint8_t found[32]) {
+    tm_begin("HELLO");
+    tm_str("fw", PQLR_FW_VERSION);
+    tm_u64("proto", PQLR_PROTO_VERSION);
+    tm_str("board", pqlr_board_name);
+    tm_hex("model", pqlr_model_sha256, 32);
+    tm_u64("arena", PQLR_ARENA_BYTES);
+    tm_u64("tile_buf", PQLR_TILE_BUF_BYTES);
+    tm_u64("layers", PQLR_N_LAYERS);
+    tm_u64("input_bytes", PQLR_INPUT_BYTES);
+    tm_end();
+    if (model_ok) {
+        tm_begin("READY");
+        tm_end();
+    } else {
+        tm_begin("ERR");
+        tm_str("code", why);
+        tm_hex("expected", pqlr_model_sha256, 32);
+        tm_hex("found", found, 32);
+        tm_end();
+    }
+}
+
+static void send_ram(void) {
+    tm_begin("RAM");
+    tm_u64("tile_buf", PQLR_TILE_BUF_BYTES);
+    tm_u64("arena", PQLR_ARENA_BYTES);
+    uint32_t s = platform_stack_used();
+    if (s != PQLR_UNKNOWN32) tm_u64("stack_hwm", s);
+    uint32_t z = platform_stack_size();
+    if (z != PQLR_UNKNOWN32) tm_u64("stack_size", z);
+    tm_end();
+}
+
+static int read_input(void) {
+    int8_t *dst = arena + PQLR_INPUT_OFFSET;
+    for (uint32_t i = 0; i < PQLR_INPUT_BYTES; i++) {
+        int hi = hexval(platform_serial_read());
+        int lo = hexval(platform_serial_read());
+        if (hi < 0 || lo < 0) return -1;
+        dst[i] = (int8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static void infer(uint32_t seq) {
+    for (int i = 0; i < PQLR_N_LAYERS; i++)
+        counters.layer_instret[i] = counters.layer_cycles[i] = counters.layer_flash[i] = 0;
+    counters.flash_bytes = 0;
+    uint64_t c0 = platform_cycles();
+    uint64_t i0 = platform_instret();
+    int rc = pqlr_model_run(arena, tile_buf, &counters);
+    uint64_t i1 = platform_instret();
+    uint64_t c1 = platform_cycles();
+    if (rc != 0) { send_error("flash_read", "tile read failed during inference"); return; }
+    tm_begin("INFER");
+    tm_u64("n", seq);
+    tm_i8_list("out", arena + PQLR_OUTPUT_OFFSET, PQLR_OUTPUT_BYTES);
+    if (i0 != PQLR_UNKNOWN64) tm_u64("instret", i1 - i0);
+    tm_u64("cycles", c1 - c0);
+    tm_u64("flash", counters.flash_bytes);
+    uint32_t ua = platform_current_ua();
+    if (ua != PQLR_UNKNOWN32) tm_u64("current_ua", ua);
+    tm_end();
+    /* per-layer counters in their own record so lines stay short */
+    tm_begin("LAYERS");
+    tm_u64("n", seq);
+    if (i0 != PQLR_UNKNOWN64) tm_u32_list("instret", counters.layer_instret, PQLR_N_LAYERS);
+    tm_u32_list("cycles", counters.layer_cycles, PQLR_N_LAYERS);
+    tm_u32_list("flash", counters.layer_flash, PQLR_N_LAYERS);
+    tm_end();
+}
+
+void pqlr_app(void) {
+    char why[32];
+    uint8_t found[32];
+    int model_ok = pqlr_check_model(tile_buf, sizeof tile_buf, why, sizeof why, found) == 0;
+    uint32_t seq = 0;
+    for (;;) {
+        int c = platform_serial_read();
+        if (c < 0) { platform_exit(0); return; }
+        if (c == '\n' || c == '\r' || c == ' ') continue;
+        if (c == 'h') send_hello(model_ok, why, found);
+        else if (c == 'i') {
+            if (read_input() != 0) { send_error("bad_input", "expected hex digits"); continue; }
+            if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
+            infer(seq++);
+        } else if (c == 'q') {
+            send_ram();
+            tm_begin("DONE");
+            tm_u64("n", seq);
+            tm_end();
+            /* exit only once the host has read everything: on a pty, output unread at exit is lost */
+            for (int a = platform_serial_read(); a >= 0 && a != 'x'; a = platform_serial_read()) {}
+            platform_exit(0);
+            return;
+        } else send_error("unknown_command", "expected h, i or q");
+    }
+}

@@ -1,0 +1,80 @@
+/* pqlr.h — portable core: layer/tile descriptors, kernels, tile runtime, telemetry. C99, no libc needed. */
+#ifndef PQLR_H
+#define PQLR_H
+#include <stdint.h>
+#include <stddef.h>
+
+#define PQLR_FW_VERSION "0.1.0"
+#define PQLR_PROTO_VERSION 1
+
+enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5 };
+
+typedef struct {
+    uint16_t in_h, in_w, in_c, out_h, out_w, out_c;
+    uint8_t kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;
+    int16_t in_zp, out_zp, act_min, act_max;
+    int32_t multiplier, shift;          /* average pool only; other layers carry them per channel in tiles */
+} pqlr_layer_t;
+
+typedef struct {
+    uint32_t offset;                    /* in the model partition */
+    uint32_t size;
+    uint32_t crc32;
+    uint16_t layer, ch_start, ch_count;
+} pqlr_tile_t;
+
+typedef struct {
+    uint64_t instret, cycles;           /* whole inference */
+    uint32_t flash_bytes;
+    uint32_t layer_instret[64];
+    uint32_t layer_cycles[64];
+    uint32_t layer_flash[64];
+} pqlr_counters_t;
+
+/* Kernels: compute output channels [c0, c0+n) of one layer from one tile.
+ * A tile holds int32 bias[n], int32 multiplier[n], int32 shift[n], then int8 weights[n*K]. */
+typedef void (*pqlr_kernel_fn)(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n,
+                               const int8_t *in, int8_t *out);
+void pqlr_conv2d(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
+void pqlr_dwconv2d(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
+void pqlr_pwconv2d(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
+void pqlr_avgpool(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
+void pqlr_fc(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
+
+/* y = clamp(((acc·M + 2^(s−1)) >> s) + zp): the one requantisation rule (hostside/graph.py). */
+static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi) {
+    int64_t p = (int64_t)acc * (int64_t)m + ((int64_t)1 << (s - 1));
+    int32_t y = (int32_t)(p >> s) + zp;   /* GCC: >> on signed is arithmetic */
+    return (int8_t)(y < lo ? lo : (y > hi ? hi : y));
+}
+
+/* CRC-32 (IEEE, the same as zlib.crc32). */
+uint32_t pqlr_crc32_update(uint32_t crc, const void *buf, uint32_t len);
+
+/* Tile runtime (runtime.c). */
+int pqlr_load_tile(int tile_index, uint8_t *tile_buf, pqlr_counters_t *cnt, int layer);
+void pqlr_layer_begin(pqlr_counters_t *cnt);
+void pqlr_layer_end(pqlr_counters_t *cnt, int layer);
+int pqlr_check_model(uint8_t *scratch, uint32_t scratch_bytes, char *why, uint32_t why_len, uint8_t found[32]);
+
+/* Generated per model (model.c). */
+extern const pqlr_layer_t pqlr_layers[];
+extern const pqlr_tile_t pqlr_tiles[];
+extern const uint8_t pqlr_model_sha256[32];
+extern const char pqlr_board_name[];
+int pqlr_model_run(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);
+
+/* Telemetry encoder (telemetry.c): "@pqlr1 TYPE k=v ... *crc32hex\n", CRC-32 over the text between
+ * '@' and ' *'. */
+void tm_begin(const char *type);
+void tm_str(const char *key, const char *value);
+void tm_u64(const char *key, uint64_t v);
+void tm_i8_list(const char *key, const int8_t *v, int n);
+void tm_u32_list(const char *key, const uint32_t *v, int n);
+void tm_hex(const char *key, const uint8_t *v, int n);
+void tm_end(void);
+
+/* The portable application loop (app.c): handshake, model check, inference commands. */
+void pqlr_app(void);
+
+#endif

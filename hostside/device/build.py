@@ -1,0 +1,61 @@
+"""Build rendered firmware: the RISC-V cross compiler for rv32-virt, cc for host, PlatformIO for esp32c6."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..boards import Board
+from ..errors import BuildError, ToolchainMissing
+
+COMMON = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
+FREESTANDING = ["-ffreestanding", "-nostdlib", "-nostartfiles", "-fno-tree-loop-distribute-patterns",
+                "-ffunction-sections", "-fdata-sections"]
+
+
+def find_tool(exe: str, package: str) -> str:
+    path = shutil.which(exe)
+    if path is None:
+        raise ToolchainMissing(f"{exe} not found: install the Debian package {package} "
+                               f"(`sudo apt-get install -y --no-install-recommends {package}`, or `make deps`)")
+    return path
+
+
+def compile_command(board: Board, fw_dir: Path, sources: list[str], output: Path) -> list[str]:
+    kind = board.toolchain["kind"]
+    fw_dir = Path(fw_dir)
+    if kind == "riscv-gcc":
+        cc = find_tool(board.toolchain["cc"], board.toolchain["debian_package"])
+        return [cc, *board.cflags, *COMMON, *FREESTANDING, "-I", str(fw_dir), "-T", str(fw_dir / "link.ld"),
+                "-Wl,--gc-sections", f"-Wl,-Map={output}.map", *sources, "-o", str(output), "-lgcc"]
+    if kind == "host-cc":
+        cc = find_tool(board.toolchain["cc"], board.toolchain["debian_package"])
+        return [cc, *COMMON, "-I", str(fw_dir), *sources, "-o", str(output)]
+    raise BuildError(f"board {board.name} builds with {kind}; use `pqlr build --board {board.name}` "
+                     f"(PlatformIO) on a machine that can download the espressif32 platform")
+
+
+def build_firmware(board: Board, rendered: dict, output: Path | None = None) -> Path:
+    fw_dir = Path(rendered["dir"])
+    output = Path(output or fw_dir / ("firmware.elf" if board.toolchain["kind"] == "riscv-gcc" else "firmware"))
+    cmd = compile_command(board, fw_dir, rendered["sources"], output)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip()
+        if "overflowed" in msg or "will not fit" in msg:
+            raise BuildError(f"firmware does not fit board {board.name}'s budgets:\n{msg}")
+        raise BuildError(f"compiling firmware for {board.name} failed:\n{' '.join(cmd)}\n{msg}")
+    return output
+
+
+def section_sizes(board: Board, elf: Path) -> dict:
+    """text/data/bss of a cross-built ELF (riscv64-unknown-elf-size, Berkeley format)."""
+    size = shutil.which(board.toolchain["cc"].replace("gcc", "size")) if board.toolchain["kind"] == "riscv-gcc" \
+        else shutil.which("size")
+    if size is None:
+        return {}
+    out = subprocess.run([size, str(elf)], capture_output=True, text=True).stdout.splitlines()
+    if len(out) < 2:
+        return {}
+    text, data, bss = (int(v) for v in out[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}

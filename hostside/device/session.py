@@ -1,0 +1,104 @@
+"""Drive a board running pqlr firmware over any transport: handshake, model-hash check, inferences,
+RAM report. Noise lines and bad records are counted and skipped, never parsed as data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DeviceError, ModelHashMismatch, TelemetryError
+from ..telemetry import PROTO_VERSION, Record, StreamStats, parse_line
+from .transport import Transport
+
+
+@dataclass
+class SessionResult:
+    hello: dict
+    outputs: list[list[int]] = field(default_factory=list)
+    instret: list[int | None] = field(default_factory=list)
+    cycles: list[int] = field(default_factory=list)
+    flash_bytes: list[int] = field(default_factory=list)
+    current_ua: list[int] = field(default_factory=list)
+    layer_instret: list[list[int]] = field(default_factory=list)
+    layer_cycles: list[list[int]] = field(default_factory=list)
+    layer_flash: list[list[int]] = field(default_factory=list)
+    ram: dict = field(default_factory=dict)
+    stats: StreamStats = field(default_factory=StreamStats)
+
+
+class Session:
+    def __init__(self, transport: Transport, expected_sha256: str, timeout: float = 60.0):
+        self.t = transport
+        self.expected = expected_sha256
+        self.timeout = timeout
+        self.stats = StreamStats()
+
+    def _next(self, want: set[str]) -> Record:
+        while True:
+            line = self.t.readline(self.timeout)
+            if line is None:
+                raise DeviceError(f"no answer from {self.t.name} within {self.timeout:.0f} s "
+                                  f"(waiting for {'/'.join(sorted(want))}); is it a pqlr board running this firmware?")
+            try:
+                rec = parse_line(line)
+            except TelemetryError as exc:
+                self.stats.bad_records += 1
+                self.stats.errors.append(str(exc))
+                continue
+            if rec is None:
+                if line.strip():
+                    self.stats.noise_lines += 1
+                continue
+            self.stats.records += 1
+            if rec.type == "ERR" and "ERR" not in want:
+                raise DeviceError(f"board error {rec.fields.get('code')}: {rec.fields}")
+            if rec.type == "HELLO" and "HELLO" not in want:
+                raise DeviceError("the board restarted mid-run (a new HELLO record arrived)")
+            if rec.type in want:
+                return rec
+
+    def hello(self) -> dict:
+        self.t.write(b"h\n")
+        rec = self._next({"HELLO"})
+        if rec.int("proto") != PROTO_VERSION:
+            raise TelemetryError(f"board speaks protocol {rec.fields.get('proto')}, this host speaks {PROTO_VERSION}")
+        seen = rec.fields.get("model", "")
+        if seen != self.expected:
+            raise ModelHashMismatch(f"refusing to report: firmware was built for model {seen}, "
+                                    f"but the artifact is {self.expected}; rebuild and reflash")
+        # the firmware checked its model partition at boot: READY, or ERR naming what is wrong
+        ready = self._next({"READY", "ERR"})
+        if ready.type == "ERR":
+            raise DeviceError(f"the board's model partition is not usable ({ready.fields.get('code')}): "
+                              f"expected model {ready.fields.get('expected', '?')}, found "
+                              f"{ready.fields.get('found', '?')}; flash the model again (pqlr flash)")
+        return dict(rec.fields)
+
+    def infer(self, x: np.ndarray, res: SessionResult) -> None:
+        self.t.write(b"i" + np.asarray(x, dtype=np.int8).tobytes().hex().encode() + b"\n")
+        rec = self._next({"INFER"})
+        res.outputs.append(rec.ints("out"))
+        res.instret.append(rec.int("instret"))
+        res.cycles.append(rec.int("cycles"))
+        res.flash_bytes.append(rec.int("flash"))
+        if "current_ua" in rec.fields:
+            res.current_ua.append(rec.int("current_ua"))
+        lay = self._next({"LAYERS"})
+        res.layer_instret.append(lay.ints("instret"))
+        res.layer_cycles.append(lay.ints("cycles"))
+        res.layer_flash.append(lay.ints("flash"))
+
+    def finish(self, res: SessionResult) -> None:
+        self.t.write(b"q\n")
+        ram = self._next({"RAM"})
+        res.ram = {k: int(v) for k, v in ram.fields.items()}
+        self._next({"DONE"})
+        self.t.write(b"x")
+
+    def run(self, inputs) -> SessionResult:
+        res = SessionResult(hello=self.hello())
+        for x in inputs:
+            self.infer(x, res)
+        self.finish(res)
+        res.stats = self.stats
+        return res

@@ -1,0 +1,109 @@
+"""One transport interface for every way of reaching a board's console: a serial port or QEMU's pty
+(pyserial, also `socket://` and `rfc2217://` URLs), and the host build's stdin/stdout. Session code does
+not know which one it has."""
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import time
+from typing import Protocol
+
+from ..errors import DeviceError
+
+
+class Transport(Protocol):
+    name: str
+
+    def write(self, data: bytes) -> None: ...
+    def readline(self, timeout: float) -> bytes | None: ...
+    def close(self) -> None: ...
+
+
+class SerialTransport:
+    """pyserial: /dev/ttyACM0, a QEMU pty (/dev/pts/N), socket://host:port, rfc2217://…"""
+
+    def __init__(self, url: str, baud: int = 115200):
+        import serial
+        self.name = url
+        try:
+            self._ser = serial.serial_for_url(url, baudrate=baud or 115200, timeout=0.05)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open serial port {url}: {exc}. Check the port name "
+                              f"(ls /dev/ttyACM* /dev/ttyUSB*) and that no other program holds it") from None
+        self._buf = b""
+
+    def write(self, data: bytes) -> None:
+        import serial
+        try:
+            self._ser.write(data)
+            self._ser.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceError(f"serial port {self.name} vanished while writing: {exc}") from None
+
+    def readline(self, timeout: float) -> bytes | None:
+        import serial
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            if time.monotonic() > deadline:
+                return None
+            try:
+                chunk = self._ser.read(4096)
+            except (serial.SerialException, OSError) as exc:
+                raise DeviceError(f"serial port {self.name} vanished while reading: {exc}") from None
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def close(self) -> None:
+        try:
+            self._ser.close()
+        except Exception:
+            pass
+
+
+class ProcessTransport:
+    """The host build: the firmware's stdin/stdout are its serial line."""
+
+    def __init__(self, argv: list[str]):
+        self.name = " ".join(argv)
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._proc.stdout, selectors.EVENT_READ)
+        self._buf = b""
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._proc.stdin.write(data)
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise DeviceError(f"host firmware exited (code {self._proc.poll()}): "
+                              f"{self._proc.stderr.read().decode(errors='replace').strip()}") from None
+
+    def readline(self, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if not self._sel.select(left):
+                continue
+            chunk = os.read(self._proc.stdout.fileno(), 65536)
+            if not chunk:
+                if self._buf:
+                    line, self._buf = self._buf, b""
+                    return line
+                raise DeviceError(f"host firmware exited (code {self._proc.wait()})")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            try:
+                f.close()
+            except Exception:
+                pass

@@ -1,0 +1,101 @@
+"""Telemetry protocol v1: the device speaks records, not prose.
+
+A record is one line:  @pqlr1 TYPE k=v k=v ... *XXXXXXXX
+XXXXXXXX is the CRC-32 (zlib.crc32) of the text between '@' and ' *', lower-case hex. Values contain
+no spaces; lists are comma-separated. Types: HELLO (first; fw, proto, board, model sha256), INFER (n,
+out, instret, cycles, flash[, current_ua]), LAYERS (n, per-layer instret/cycles/flash), RAM (tile_buf,
+arena, stack_hwm, stack_size), ERR (code, ...), DONE (n).
+
+parse_line is a pure function: a non-record line (boot log, noise) gives None; a record with a bad
+checksum or bad framing raises TelemetryError (callers count and skip it).
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+from .errors import TelemetryError
+
+PREFIX = "@pqlr1 "
+PROTO_VERSION = 1
+INT_LIST_FIELDS = {"out", "instret", "cycles", "flash"}
+
+
+@dataclass(frozen=True)
+class Record:
+    type: str
+    fields: dict
+
+    def int(self, key: str, default=None):
+        v = self.fields.get(key)
+        return default if v is None else int(v)
+
+    def ints(self, key: str) -> list[int]:
+        v = self.fields.get(key)
+        return [] if not v else [int(x) for x in v.split(",")]
+
+
+def encode(type_: str, fields: dict) -> str:
+    """The host-side encoder (for tests and fakes): the same framing the firmware writes."""
+    body = "pqlr1 " + type_ + "".join(f" {k}={v}" for k, v in fields.items())
+    return f"@{body} *{zlib.crc32(body.encode()):08x}"
+
+
+def parse_line(line: str | bytes) -> Record | None:
+    if isinstance(line, bytes):
+        line = line.decode("ascii", errors="replace")
+    line = line.strip("\r\n\x00 ")
+    start = line.find("@pqlr")
+    if start < 0:
+        return None
+    line = line[start:]
+    if not line.startswith(PREFIX):
+        raise TelemetryError(f"unsupported protocol in record {line[:40]!r} (this host speaks {PREFIX.strip()})")
+    star = line.rfind(" *")
+    if star < 0 or len(line) - star != 10:
+        raise TelemetryError(f"record without checksum: {line[:60]!r}")
+    body, crc = line[1:star], line[star + 2:]
+    try:
+        want = int(crc, 16)
+    except ValueError:
+        raise TelemetryError(f"bad checksum field {crc!r}") from None
+    if zlib.crc32(body.encode("ascii", errors="replace")) != want:
+        raise TelemetryError(f"checksum mismatch in record {line[:60]!r}")
+    parts = body.split(" ")
+    if len(parts) < 2 or not parts[1].isalpha():
+        raise TelemetryError(f"record without a type: {line[:60]!r}")
+    fields = {}
+    for p in parts[2:]:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise TelemetryError(f"malformed field {p!r}")
+        fields[k] = v
+    return Record(parts[1], fields)
+
+
+@dataclass
+class StreamStats:
+    records: int = 0
+    noise_lines: int = 0
+    bad_records: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_stream(lines) -> tuple[list[Record], StreamStats]:
+    """Parse many lines: records kept, noise and bad records counted (pure)."""
+    stats = StreamStats()
+    records = []
+    for line in lines:
+        try:
+            rec = parse_line(line)
+        except TelemetryError as exc:
+            stats.bad_records += 1
+            stats.errors.append(str(exc))
+            continue
+        if rec is None:
+            if str(line).strip():
+                stats.noise_lines += 1
+            continue
+        stats.records += 1
+        records.append(rec)
+    return records, stats
