@@ -45,7 +45,8 @@ render: deps
 	$(BIN)/pqlr render --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/fw/$(BOARD)
 
 flash: deps
-	$(BIN)/pqlr flash --board $(BOARD) --build $(OUT)/demo/fw-$(BOARD) $(if $(PORT),--port $(PORT),)
+	$(BIN)/pqlr build --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/fw/$(BOARD)
+	$(BIN)/pqlr flash --board $(BOARD) --model $(OUT)/demo/model.bin --fw $(OUT)/fw/$(BOARD) $(if $(PORT),--port $(PORT),)
 
 bench: deps
 	$(BIN)/pqlr bench --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/bench/$(BOARD) $(if $(PORT),--port $(PORT),)

@@ -1,0 +1,234 @@
+"""The public API: one function per arrow of the data path. The CLI and the Makefile are thin shells
+over these. Every stage reads the previous stage's file and writes its own.
+
+    synth → train → export (int8 + plan + model.bin) → render → build → flash → run → report
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import Artifact, read_model_bin, write_model_bin
+from .boards import Board, load_board
+from .errors import PqlrError
+
+DEFAULT_CORPUS = Path("build/corpus")
+
+
+# --- data ----------------------------------------------------------------------------------------
+def synth(out: Path = DEFAULT_CORPUS, progress: bool = True, **cfg):
+    from .data.synth import SynthConfig, synth_corpus
+    return synth_corpus(Path(out), SynthConfig(**cfg), progress=progress)
+
+
+def load_features(corpus_dir: Path, split: str | None = None):
+    from .data.features import FrontEnd, corpus_features
+    from .data.synth import load_corpus
+    corpus = load_corpus(Path(corpus_dir))
+    x, y = corpus_features(corpus, FrontEnd(), split)
+    return corpus, x, y
+
+
+# --- training ------------------------------------------------------------------------------------
+def train(corpus_dir: Path, out: Path, epochs: int = 30, seed: int = 0, channels: int = 32, blocks: int = 2,
+          progress: bool = True) -> dict:
+    from .data.features import FrontEnd
+    from .models.dscnn import DSCNNConfig
+    from .train import TrainConfig, accuracy, save_checkpoint
+    from .train import train as fit
+    corpus, x, y = load_features(corpus_dir)
+    splits = np.array([c.split for c in corpus.clips])
+    tr, va, te = (splits == s for s in ("train", "val", "test"))
+    fe = FrontEnd()
+    mcfg = DSCNNConfig(input_shape=fe.shape, n_classes=len(corpus.classes), channels=channels, blocks=blocks)
+    model, info = fit(mcfg, x[tr], y[tr], x[va], y[va], TrainConfig(epochs=epochs, seed=seed), progress=progress)
+    metrics = {"train_acc": accuracy(model, x[tr], y[tr]), "val_acc": accuracy(model, x[va], y[va]),
+               "test_acc": accuracy(model, x[te], y[te])}
+    save_checkpoint(Path(out), model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),
+                                       "corpus": str(corpus_dir), "metrics": metrics, "history": info["history"],
+                                       "seed": seed, "epochs": epochs})
+    return {"checkpoint": str(out), "metrics": metrics, "params": sum(p.numel() for p in model.parameters())}
+
+
+# --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
+def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200) -> Artifact:
+    from .export import quantize_ptq
+    from .plan import make_plan
+    from .train import load_checkpoint
+    b = board if isinstance(board, Board) else load_board(board)
+    model, ck = load_checkpoint(Path(checkpoint))
+    _, x, _ = load_features(corpus_dir, "train")
+    rng = np.random.default_rng(0)
+    calib = x[rng.permutation(len(x))[:calib_size]]
+    graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"))
+    plan = make_plan(graph, b)          # raises BudgetError with every number, before anything is built
+    art = write_model_bin(Path(out), graph, plan)
+    art.graph.classes, art.graph.frontend = graph.classes, graph.frontend
+    return art
+
+
+def inspect(model_bin: Path) -> dict:
+    art = read_model_bin(Path(model_bin))
+    g = art.graph
+    return {"model_sha256": art.model_sha256, "bytes": art.size, "input": list(g.input_shape),
+            "input_scale": g.input_scale, "input_zero_point": g.input_zp, "macs": g.total_macs,
+            "arena_bytes": art.arena_bytes, "tile_buffer_bytes": art.tile_buffer_bytes,
+            "weight_bytes": sum(t.size for t in art.tiles),
+            "layers": [{"name": L.name, "op": L.op, "in": list(L.in_shape), "out": list(L.out_shape),
+                        "macs": L.macs, "tiles": sum(1 for t in art.tiles if t.layer == i)}
+                       for i, L in enumerate(g.layers)],
+            "tiles": [asdict(t) for t in art.tiles]}
+
+
+# --- firmware ------------------------------------------------------------------------------------
+def render(model_bin: Path, board: str | Board, out: Path) -> dict:
+    from .codegen import render_firmware
+    b = board if isinstance(board, Board) else load_board(board)
+    return render_firmware(read_model_bin(Path(model_bin)), b, Path(out))
+
+
+def build(board: str | Board, rendered: dict) -> Path:
+    from .device.build import build_firmware
+    b = board if isinstance(board, Board) else load_board(board)
+    return build_firmware(b, rendered)
+
+
+def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = None) -> dict:
+    """rv32-virt: write the flash image the emulator loads. esp32c6: esptool (hostside/device/flash.py)."""
+    b = board if isinstance(board, Board) else load_board(board)
+    kind = b.flasher["kind"]
+    if kind == "qemu":
+        from .device.qemu import make_flash_image
+        img = make_flash_image(b, Path(model_bin), Path(fw_dir) / "flash.img")
+        return {"flash_image": str(img), "model_partition_offset": b.model_partition.offset}
+    if kind == "none":
+        return {"model_file": str(model_bin)}
+    if kind == "esptool":
+        from .device.flash import flash_esp
+        return flash_esp(b, Path(fw_dir), Path(model_bin), port)
+    raise PqlrError(f"board {b.name}: unknown flasher {kind!r}")
+
+
+def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarray, port: str | None = None,
+                 flash_image: Path | None = None, timeout: float | None = None):
+    """Run inputs through the firmware and return the SessionResult (telemetry, parsed)."""
+    from .device.session import Session
+    b = board if isinstance(board, Board) else load_board(board)
+    sha = read_model_bin(Path(model_bin)).model_sha256
+    timeout = timeout or float(b.serial.get("timeout_s", 30))
+    kind = b.flasher["kind"]
+    if kind == "qemu":
+        from .device.qemu import QemuBoard
+        img = flash_image or Path(fw).parent / "flash.img"
+        with QemuBoard(b, Path(fw), img) as t:
+            return Session(t, sha, timeout).run(inputs)
+    if kind == "none":
+        from .device.transport import ProcessTransport
+        t = ProcessTransport([str(fw), str(model_bin)])
+        try:
+            return Session(t, sha, timeout).run(inputs)
+        finally:
+            t.close()
+    if port is None:
+        raise PqlrError(f"board {b.name} needs --port (e.g. /dev/ttyACM0)")
+    from .device.transport import SerialTransport
+    t = SerialTransport(port, b.serial.get("baud", 115200))
+    try:
+        return Session(t, sha, timeout).run(inputs)
+    finally:
+        t.close()
+
+
+def reference_outputs(model_bin: Path, inputs: np.ndarray) -> np.ndarray:
+    from .reference import run_batch
+    return run_batch(read_model_bin(Path(model_bin)).graph, inputs)
+
+
+def save_testset(path: Path, art: Artifact, x: np.ndarray, y: np.ndarray, fp32_pred: np.ndarray) -> None:
+    q = np.stack([art.graph.quantize_input(f) for f in x]) if len(x) else np.zeros((0, *art.graph.input_shape), np.int8)
+    np.savez(path, inputs=q, labels=y, fp32_pred=fp32_pred)
+
+
+# --- the whole path ------------------------------------------------------------------------------
+def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int = 30, seed: int = 0,
+         runs: int | None = None, corpus_dir: Path | None = None, progress: bool = True,
+         synth_cfg: dict | None = None, log=print) -> dict:
+    """corpus → train → int8 → model.bin → C → build → flash → run on the board → report."""
+    import torch
+    from .report import build_report, write_report
+    from .train import load_checkpoint
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    b = load_board(board)
+    times = {}
+    t0 = time.monotonic()
+    corpus_dir = Path(corpus_dir or out / "corpus")
+    log(f"[1/7] corpus: espeak-ng → {corpus_dir}")
+    synth(corpus_dir, progress=progress, seed=seed, **(synth_cfg or {}))
+    times["synth_s"] = time.monotonic() - t0
+    log(f"[2/7] training DS-CNN for {epochs} epochs on the CPU")
+    t = time.monotonic()
+    tr = train(corpus_dir, out / "dscnn.pt", epochs=epochs, seed=seed, progress=progress)
+    times["train_s"] = time.monotonic() - t
+    log(f"[3/7] int8 post-training quantisation, tile/arena plan for {b.name}, model.bin")
+    t = time.monotonic()
+    art = export(out / "dscnn.pt", corpus_dir, b, out / "model.bin")
+    model, _ = load_checkpoint(out / "dscnn.pt")
+    _, xt, yt = load_features(corpus_dir, "test")
+    with torch.no_grad():
+        fp32_pred = model(torch.from_numpy(xt)).argmax(1).numpy() if len(xt) else np.zeros(0, int)
+    save_testset(out / "testset.npz", art, xt, yt, fp32_pred)
+    times["export_s"] = time.monotonic() - t
+    log(f"[4/7] rendering firmware for {b.name}")
+    rendered = render(out / "model.bin", b, out / f"fw-{b.name}")
+    log(f"[5/7] building with {b.toolchain['kind']}")
+    t = time.monotonic()
+    fw = build(b, rendered)
+    times["build_s"] = time.monotonic() - t
+    log(f"[6/7] flashing ({b.flasher['kind']})")
+    flash(b, out / "model.bin", Path(rendered["dir"]))
+    z = np.load(out / "testset.npz")
+    n = len(z["inputs"]) if runs is None else min(runs, len(z["inputs"]))
+    log(f"[7/7] running {n} inferences on {b.name}, reading telemetry with pyserial")
+    t = time.monotonic()
+    res = run_on_board(b, fw, out / "model.bin", z["inputs"][:n])
+    times["run_s"] = time.monotonic() - t
+    ref = reference_outputs(out / "model.bin", z["inputs"][:n])
+    report = build_report(b, art, res, ref, z["labels"][:n], z["fp32_pred"][:n], fw,
+                          extra={"train": tr, "timings_s": times, "corpus": str(corpus_dir)})
+    paths = write_report(report, out)
+    times["total_s"] = time.monotonic() - t0
+    report["timings_s"] = times
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    log(f"report: {paths['json']} and {paths['md']}")
+    return report
+
+
+def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None) -> dict:
+    """Render, build, flash, run `runs` inferences, and write report.json/report.md into out."""
+    from .report import build_report, write_report
+    b = board if isinstance(board, Board) else load_board(board)
+    model_bin = Path(model_bin)
+    art = read_model_bin(model_bin)
+    ts = model_bin.parent / "testset.npz"
+    if ts.is_file():
+        z = np.load(ts)
+        inputs, labels, fp32 = z["inputs"][:runs], z["labels"][:runs], z["fp32_pred"][:runs]
+    else:
+        rng = np.random.default_rng(0)
+        inputs = rng.integers(-128, 128, size=(runs, *art.graph.input_shape)).astype(np.int8)
+        labels = fp32 = np.zeros(0, dtype=np.int64)
+    out = Path(out)
+    rendered = render(model_bin, b, out / "fw")
+    fw = build(b, rendered)
+    flash(b, model_bin, Path(rendered["dir"]), port)
+    res = run_on_board(b, fw, model_bin, inputs, port=port)
+    ref = reference_outputs(model_bin, inputs)
+    report = build_report(b, art, res, ref, labels, fp32, fw)
+    if not len(labels):
+        report["accuracy"]["reason"] = f"no labelled inputs ({ts} missing); ran seeded random inputs"
+    return {"report": report, "paths": write_report(report, out)}

@@ -1,0 +1,224 @@
+"""`pqlr`: a thin shell over hostside.api. Errors a user can cause print one line, no traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import PqlrError
+
+EPILOG = """The data path, one subcommand per stage (each reads the previous stage's file):
+  pqlr data synth --out build/corpus            espeak-ng corpus, split by voice
+  pqlr train --corpus build/corpus --out m.pt   DS-CNN on log-mel features
+  pqlr export --checkpoint m.pt --corpus build/corpus --board rv32-virt --out model.bin
+  pqlr inspect model.bin                        layers, tiles, bytes, RAM plan
+  pqlr bench --board rv32-virt --model model.bin  render → build → flash → run → report
+  pqlr demo                                      all of the above on the emulated board
+Boards are files in boards/ (`pqlr boards` lists them)."""
+
+
+def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") -> None:
+    p.add_argument("--board", default=default, required=default is None,
+                   help="board name: a file boards/<name>.toml (rv32-virt, host, esp32c6)"
+                        + (f"; default {default}" if default else ""))
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pqlr", description="Compress a keyword-spotting model, stream its weights "
+                                 "from flash on a RISC-V MCU, and measure it there.", epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"pqlr {__version__}")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    d = sub.add_parser("data", help="corpus generation", description="Make and inspect corpora.")
+    dsub = d.add_subparsers(dest="data_cmd", metavar="ACTION", required=True)
+    s = dsub.add_parser("synth", help="synthesise the wake-word corpus with espeak-ng",
+                        description="Synthesise 1 s 16 kHz clips: the phrase (class hey_kimi), other words and "
+                        "near-misses (unknown), and background noise (silence), mixed with noise at a random SNR, "
+                        "split by voice so that no voice is in two splits. Deterministic for a seed; cached.")
+    s.add_argument("--out", type=Path, default=Path("build/corpus"), help="output folder (default build/corpus)")
+    s.add_argument("--phrase", default="hey kimi", help="the wake phrase (default 'hey kimi')")
+    s.add_argument("--voices", type=int, default=140, help="espeak-ng accent×variant voices to use (default 140)")
+    s.add_argument("--positives-per-voice", type=int, default=2, help="wake-word clips per voice (default 2)")
+    s.add_argument("--unknown-per-voice", type=int, default=2, help="other-word clips per voice (default 2)")
+    s.add_argument("--silence", type=int, default=120, help="noise-only clips (default 120)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--workers", type=int, default=4, help="parallel espeak-ng processes (default 4)")
+
+    t = sub.add_parser("train", help="train a DS-CNN on a corpus",
+                       description="Train a DS-CNN (conv stem + depthwise-separable blocks) on log-mel features; "
+                       "CPU by default, CUDA when present; deterministic for a seed.")
+    t.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus folder (default build/corpus)")
+    t.add_argument("--out", type=Path, default=Path("build/dscnn.pt"), help="checkpoint to write")
+    t.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--channels", type=int, default=32, help="channels per layer (default 32)")
+    t.add_argument("--blocks", type=int, default=2, help="depthwise-separable blocks (default 2)")
+
+    e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
+                       description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
+                       "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "
+                       "numbers if the model does not fit), and model.bin with its model.json manifest.")
+    e.add_argument("--checkpoint", type=Path, required=True, help="checkpoint from `pqlr train`")
+    e.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus for calibration")
+    _board_arg(e)
+    e.add_argument("--out", type=Path, default=Path("build/model.bin"), help="model.bin to write")
+    e.add_argument("--calib", type=int, default=200, help="calibration utterances (default 200)")
+
+    p = sub.add_parser("plan", help="check a model.bin against a board's budgets",
+                       description="Check that a model.bin's weights fit the board's model partition and that tile "
+                       "buffer + activation arena + stack estimate fit its SRAM budget. Exits non-zero, with the "
+                       "numbers, when it does not fit.")
+    p.add_argument("model", type=Path, help="model.bin")
+    _board_arg(p)
+
+    i = sub.add_parser("inspect", help="print a model.bin's layers, tiles and RAM plan",
+                       description="Validate a model.bin (CRCs, SHA-256, bounds) and print what is in it.")
+    i.add_argument("model", type=Path, help="model.bin")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    r = sub.add_parser("render", help="render the firmware sources for a board",
+                       description="Render C sources (and, for esp32c6, a PlatformIO/ESP-IDF project) from "
+                       "firmware_templates/ for a model.")
+    _board_arg(r)
+    r.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
+    r.add_argument("--out", type=Path, help="output folder (default build/fw/<board>)")
+
+    b = sub.add_parser("build", help="render and compile the firmware",
+                       description="Render and compile: the RISC-V cross gcc for rv32-virt, cc for host, "
+                       "PlatformIO (`pio run`) for esp32c6.")
+    _board_arg(b)
+    b.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
+    b.add_argument("--out", type=Path, help="output folder (default build/fw/<board>)")
+
+    f = sub.add_parser("flash", help="put the firmware and model on the board",
+                       description="rv32-virt: write the emulated flash image the emulator loads. esp32c6: esptool "
+                       "writes bootloader, partition table, app and the model partition (needs --port).")
+    _board_arg(f)
+    f.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
+    f.add_argument("--fw", type=Path, help="built firmware folder (default build/fw/<board>)")
+    f.add_argument("--port", help="serial port, e.g. /dev/ttyACM0 (real boards)")
+
+    be = sub.add_parser("bench", help="render, build, flash, run inferences and report",
+                        description="Run inferences on the board and report accuracy, bit-exactness against the "
+                        "numpy reference, instructions, latency (with provenance), peak RAM and current. Inputs: "
+                        "testset.npz beside model.bin (written by `pqlr demo`), else seeded random inputs.")
+    _board_arg(be)
+    be.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
+    be.add_argument("--port", help="serial port (real boards)")
+    be.add_argument("--runs", type=int, default=20, help="inferences (default 20)")
+    be.add_argument("--out", type=Path, help="report folder (default build/bench/<board>)")
+
+    dm = sub.add_parser("demo", help="the whole path on the emulated board",
+                        description="espeak-ng corpus → DS-CNN → int8 → model.bin → firmware → QEMU RV32IMAC "
+                        "(ESP32-C6 budgets) → telemetry over a pty with pyserial → report.json/report.md.")
+    _board_arg(dm)
+    dm.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default build/demo)")
+    dm.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    dm.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    dm.add_argument("--runs", type=int, help="inferences on the board (default: the whole test split)")
+
+    sub.add_parser("boards", help="list the known boards", description="List boards/*.toml.")
+    return ap
+
+
+def _cmd(args) -> int:
+    from . import api
+    from .boards import known_boards, load_board
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.cmd == "boards":
+        for name in known_boards():
+            b = load_board(name)
+            print(f"{name:10s} {b.description}")
+        return 0
+    if args.cmd == "data":
+        c = api.synth(args.out, progress=progress, phrase=args.phrase, voices=args.voices,
+                      positives_per_voice=args.positives_per_voice, unknown_per_voice=args.unknown_per_voice,
+                      silence_clips=args.silence, seed=args.seed, workers=args.workers)
+        counts = {s: len(c.split(s)) for s in ("train", "val", "test")}
+        print(f"corpus: {len(c.clips)} clips in {args.out} ({counts})")
+        return 0
+    if args.cmd == "train":
+        r = api.train(args.corpus, args.out, epochs=args.epochs, seed=args.seed, channels=args.channels,
+                      blocks=args.blocks, progress=progress)
+        print(json.dumps(r, indent=1))
+        return 0
+    if args.cmd == "export":
+        art = api.export(args.checkpoint, args.corpus, args.board, args.out, calib_size=args.calib)
+        print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
+              f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
+        return 0
+    if args.cmd == "plan":
+        from .artifact import read_model_bin
+        from .plan.planner import Plan, check_budgets
+        art = read_model_bin(args.model)
+        b = load_board(args.board)
+        plan = Plan(tiles=art.tiles, tile_buffer_bytes=art.tile_buffer_bytes, tensor_offsets=art.tensor_offsets,
+                    tensor_sizes=[], arena_bytes=art.arena_bytes, weight_bytes=sum(t.size for t in art.tiles),
+                    stack_estimate_bytes=b.stack_estimate_bytes, budget={})
+        check_budgets(plan, b, model_bin_bytes=art.size)
+        print(f"fits {b.name}: flash {art.size}/{b.model_partition.size} B, RAM {plan.peak_ram_bytes}/"
+              f"{b.sram_budget_bytes} B (tile buffer {plan.tile_buffer_bytes} + arena {plan.arena_bytes} + "
+              f"stack estimate {plan.stack_estimate_bytes})")
+        return 0
+    if args.cmd == "inspect":
+        info = api.inspect(args.model)
+        if args.json:
+            print(json.dumps(info, indent=1))
+            return 0
+        print(f"{args.model}: {info['bytes']:,} B, sha256 {info['model_sha256']}")
+        print(f"input {info['input']} int8 (scale {info['input_scale']:.5g}, zero point {info['input_zero_point']}),"
+              f" {info['macs']:,} MACs")
+        print(f"RAM plan: tile buffer {info['tile_buffer_bytes']:,} B + arena {info['arena_bytes']:,} B; "
+              f"weights {info['weight_bytes']:,} B in {len(info['tiles'])} tiles")
+        for L in info["layers"]:
+            print(f"  {L['name']:14s} {L['op']:9s} {str(L['in']):14s} → {str(L['out']):14s} "
+                  f"{L['macs']:>10,} MACs  {L['tiles']} tiles")
+        return 0
+    out = getattr(args, "out", None)
+    if args.cmd in ("render", "build"):
+        out = out or Path("build/fw") / args.board
+        rendered = api.render(args.model, args.board, out)
+        print(f"rendered {len(rendered['files'])} files into {rendered['dir']}")
+        if args.cmd == "build":
+            print(f"built {api.build(args.board, rendered)}")
+        return 0
+    if args.cmd == "flash":
+        fw_dir = args.fw or Path("build/fw") / args.board
+        print(json.dumps(api.flash(args.board, args.model, fw_dir, args.port), indent=1))
+        return 0
+    if args.cmd == "bench":
+        r = api.bench(args.board, args.model, out or Path("build/bench") / args.board, runs=args.runs,
+                      port=args.port)
+        print(f"report: {r['paths']['json']} (bit_exact={r['report']['bit_exact']})")
+        return 0
+    if args.cmd == "demo":
+        r = api.demo(args.out, args.board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress)
+        a = r["accuracy"]
+        print(f"board {r['board']}: accuracy fp32 {a['torch_fp32']:.3f}, reference {a['numpy_reference']:.3f}, "
+              f"firmware {a['firmware']:.3f}; bit_exact={r['bit_exact']}; "
+              f"{r['instructions_per_inference']['value'] or 0:,.0f} instructions/inference; "
+              f"latency {r['latency_ms']['value']:.1f} ms ({r['latency_ms']['provenance']}); "
+              f"peak RAM {r['peak_ram_bytes']['value']} B")
+        print(f"report: {args.out / 'report.md'} and {args.out / 'report.json'}")
+        return 0
+    raise AssertionError(args.cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _cmd(args)
+    except PqlrError as exc:
+        print(f"pqlr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pqlr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..artifact import Artifact
+from ..boards import Board
+from ..device.build import section_sizes
+
+
+def _acc(pred: np.ndarray, labels: np.ndarray) -> float | None:
+    return None if len(labels) == 0 else float((np.asarray(pred) == np.asarray(labels)).mean())
+
+
+def cost_model_latency_ms(board: Board, instret: float, flash_bytes: float) -> dict:
+    cm = board.cost_model
+    cpi, bps = float(cm["cycles_per_instruction"]), float(cm["flash_bytes_per_second"])
+    compute = instret * cpi / board.cpu_hz * 1e3
+    flash = flash_bytes / bps * 1e3 if bps else 0.0
+    return {"value": compute + flash, "compute_ms": compute, "flash_ms": flash, "provenance": "estimated",
+            "cost_model": {"cycles_per_instruction": cpi, "cpu_hz": board.cpu_hz, "flash_bytes_per_second": bps,
+                           "formula": "instructions x CPI / cpu_hz + flash bytes / flash_bytes_per_second",
+                           "note": cm.get("note", ""), "source": board.path}}
+
+
+def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.ndarray, fp32_pred: np.ndarray,
+                 fw: Path, extra: dict | None = None) -> dict:
+    outs = np.array(res.outputs, dtype=np.int64).reshape(len(res.outputs), -1)
+    ref = np.asarray(ref, dtype=np.int64).reshape(len(ref), -1)
+    equal_rows = [bool(np.array_equal(a, b)) for a, b in zip(outs, ref)]
+    bit_exact = len(outs) == len(ref) and len(outs) > 0 and all(equal_rows)
+    first_bad = next((i for i, ok in enumerate(equal_rows) if not ok), None)
+    instret = [i for i in res.instret if i is not None]
+    flash = float(np.mean(res.flash_bytes)) if res.flash_bytes else 0.0
+    g = art.graph
+
+    if instret:
+        ipi = {"value": float(np.mean(instret)), "min": int(min(instret)), "max": int(max(instret)),
+               "provenance": "emulated", "per_mac": float(np.mean(instret)) / g.total_macs,
+               "source": "minstret around pqlr_model_run, QEMU -icount shift=0"}
+        latency = cost_model_latency_ms(board, ipi["value"], flash)
+    else:
+        ipi = {"value": None, "provenance": None, "reason": f"board {board.name} has no instruction counter"}
+        if board.name == "host":
+            ns = float(np.median(res.cycles))
+            latency = {"value": ns / 1e6, "provenance": "measured",
+                       "note": "wall clock of the development host (CLOCK_MONOTONIC), not a microcontroller"}
+        else:
+            cyc = float(np.median(res.cycles))
+            latency = {"value": cyc / board.cpu_hz * 1e3, "provenance": "measured",
+                       "source": "cycle counter on the board"}
+
+    stack = res.ram.get("stack_hwm")
+    ram_prov = "emulated" if board.emulated else "measured"
+    parts = {"tile_buffer": res.ram.get("tile_buf"), "activation_arena": res.ram.get("arena"),
+             "stack_high_water_mark": stack}
+    peak = ({"value": sum(parts.values()), "parts": parts, "provenance": ram_prov,
+             "source": "static buffers reported by the firmware + painted-stack high-water mark"}
+            if stack is not None else
+            {"value": None, "parts": parts, "provenance": None,
+             "reason": f"board {board.name} cannot measure its stack high-water mark"})
+    peak["planned"] = {"tile_buffer": art.tile_buffer_bytes, "activation_arena": art.arena_bytes,
+                       "stack_estimate": board.stack_estimate_bytes,
+                       "total": art.tile_buffer_bytes + art.arena_bytes + board.stack_estimate_bytes}
+
+    if res.current_ua:
+        current = {"value": float(np.mean(res.current_ua)) / 1000.0, "provenance": "measured",
+                   "source": board.current_sensor.get("kind")}
+    else:
+        sensor = board.current_sensor.get("kind", "none")
+        reason = (f"{board.name} has no current sensor (board file: current_sensor.kind = {sensor})"
+                  if sensor == "none" else f"the {sensor} current sensor did not report")
+        current = {"value": None, "provenance": None, "reason": reason}
+
+    n = len(outs)
+    fw_pred = outs.argmax(1) if n else np.zeros(0, int)
+    ref_pred = ref.argmax(1) if len(ref) else np.zeros(0, int)
+    layers = []
+    for i, L in enumerate(g.layers):
+        li = [r[i] for r in res.layer_instret if len(r) > i]
+        lf = [r[i] for r in res.layer_flash if len(r) > i]
+        layers.append({"name": L.name, "op": L.op, "macs": L.macs,
+                       "instructions": float(np.mean(li)) if li else None,
+                       "instructions_per_mac": (float(np.mean(li)) / L.macs) if li and L.macs else None,
+                       "flash_bytes": float(np.mean(lf)) if lf else None,
+                       "tiles": sum(1 for t in art.tiles if t.layer == i)})
+    code = section_sizes(board, Path(fw)) if board.toolchain["kind"] == "riscv-gcc" else {}
+    report = {
+        "pqlr_version": __version__,
+        "board": board.name,
+        "board_description": board.description,
+        "model_sha256": art.model_sha256,
+        "firmware_hello": res.hello,
+        "runs": n,
+        "classes": list(g.classes),
+        "accuracy": {
+            "split": "test: voices never seen in training (espeak-ng, synthetic)",
+            "n": n,
+            "torch_fp32": _acc(fp32_pred, labels),
+            "numpy_reference": _acc(ref_pred, labels),
+            "firmware": _acc(fw_pred, labels),
+        },
+        "bit_exact": bit_exact,
+        "bit_exact_detail": {"compared": n, "mismatching_inputs": int(n - sum(equal_rows)),
+                             "first_mismatch": first_bad, "comparison": "int8 output vectors, =="},
+        "instructions_per_inference": ipi,
+        "macs_per_inference": g.total_macs,
+        "latency_ms": latency,
+        "flash_bytes_per_inference": flash,
+        "peak_ram_bytes": peak,
+        "current_ma": current,
+        "model_bin_bytes": art.size,
+        "weight_bytes": sum(t.size for t in art.tiles),
+        "code_bytes": code or None,
+        "layers": layers,
+        "telemetry": {"records": res.stats.records, "noise_lines": res.stats.noise_lines,
+                      "bad_records": res.stats.bad_records},
+    }
+    if extra:
+        report.update(extra)
+    return report
+
+
+def _fmt(v, unit: str = "", nd: int = 2) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}{unit}"
+    return f"{v:,}{unit}"
+
+
+def to_markdown(r: dict) -> str:
+    acc = r["accuracy"]
+    lat = r["latency_ms"]
+    ram = r["peak_ram_bytes"]
+    ipi = r["instructions_per_inference"]
+    lines = [
+        f"# pqlr report — {r['board']}",
+        "",
+        f"{r['board_description']}  ",
+        f"model `{r['model_sha256']}`, {r['runs']} inferences, firmware {r['firmware_hello'].get('fw')}",
+        "",
+        "| figure | value | provenance |",
+        "|---|---|---|",
+        f"| accuracy, torch fp32 | {_fmt(acc['torch_fp32'], '', 4)} | host |",
+        f"| accuracy, numpy int8 reference | {_fmt(acc['numpy_reference'], '', 4)} | host |",
+        f"| accuracy, firmware | {_fmt(acc['firmware'], '', 4)} | {r['board']} |",
+        f"| bit-exact with the reference | {r['bit_exact']} ({r['bit_exact_detail']['mismatching_inputs']} mismatching) | == on int8 outputs |",
+        f"| instructions / inference | {_fmt(ipi['value'], '', 0)} | {ipi['provenance'] or ipi.get('reason')} |",
+        f"| MACs / inference | {r['macs_per_inference']:,} | model |",
+        f"| latency | {_fmt(lat['value'], ' ms')} | {lat['provenance']} |",
+        f"| flash read / inference | {_fmt(r['flash_bytes_per_inference'], ' B', 0)} | firmware counter |",
+        f"| peak RAM | {_fmt(ram['value'], ' B')} | {ram['provenance'] or ram.get('reason')} |",
+        f"| current | {_fmt(r['current_ma']['value'], ' mA')} | {r['current_ma'].get('provenance') or r['current_ma'].get('reason')} |",
+        f"| model.bin | {r['model_bin_bytes']:,} B (weights+params {r['weight_bytes']:,} B) | artifact |",
+        "",
+        f"Accuracy split: {acc['split']}.",
+        "",
+        "## Peak RAM",
+        "",
+        "| part | measured | planned |",
+        "|---|---|---|",
+        f"| tile buffer | {_fmt(ram['parts']['tile_buffer'])} | {ram['planned']['tile_buffer']:,} |",
+        f"| activation arena | {_fmt(ram['parts']['activation_arena'])} | {ram['planned']['activation_arena']:,} |",
+        f"| stack | {_fmt(ram['parts']['stack_high_water_mark'])} (high-water mark) | {ram['planned']['stack_estimate']:,} (estimate) |",
+        "",
+    ]
+    if lat.get("cost_model"):
+        cm = lat["cost_model"]
+        lines += ["## Latency cost model (an estimate)", "",
+                  f"`{cm['formula']}` with CPI = {cm['cycles_per_instruction']}, cpu_hz = {cm['cpu_hz']:,}, "
+                  f"flash = {cm['flash_bytes_per_second']:,.0f} B/s → compute {lat['compute_ms']:.2f} ms + flash "
+                  f"{lat['flash_ms']:.2f} ms. {cm['note']}", ""]
+    lines += ["## Layers", "", "| layer | op | MACs | instructions | instr/MAC | flash B | tiles |",
+              "|---|---|---|---|---|---|---|"]
+    for L in r["layers"]:
+        lines.append(f"| {L['name']} | {L['op']} | {L['macs']:,} | {_fmt(L['instructions'], '', 0)} | "
+                     f"{_fmt(L['instructions_per_mac'])} | {_fmt(L['flash_bytes'], '', 0)} | {L['tiles']} |")
+    t = r["telemetry"]
+    lines += ["", f"Telemetry: {t['records']} records, {t['noise_lines']} noise lines skipped, "
+                  f"{t['bad_records']} bad records rejected.", ""]
+    return "\n".join(lines)
+
+
+def plot_layers(r: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return None
+    names = [L["name"] for L in r["layers"]]
+    vals = [L["instructions"] or 0 for L in r["layers"]]
+    if not any(vals):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(names[::-1], [v / 1e6 for v in vals[::-1]], color="#4477aa")
+    ax.set_xlabel("instructions per inference (millions, emulated)")
+    ax.set_title(f"pqlr on {r['board']}: instructions by layer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict, out: Path) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    png = plot_layers(report, out / "layers.png")
+    md = to_markdown(report) + (f"\n![instructions by layer](layers.png)\n" if png else "")
+    (out / "report.md").write_text(md)
+    return {"json": str(out / "report.json"), "md": str(out / "report.md"), "png": str(png) if png else None}
