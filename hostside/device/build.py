@@ -35,8 +35,24 @@ def compile_command(board: Board, fw_dir: Path, sources: list[str], output: Path
                      f"(PlatformIO) on a machine that can download the espressif32 platform")
 
 
+def build_platformio(board: Board, fw_dir: Path) -> Path:
+    """`pio run` in the rendered project; its output is shown, its errors surfaced."""
+    pio = shutil.which("pio") or shutil.which("platformio")
+    if pio is None:
+        raise ToolchainMissing("PlatformIO is not installed: `pip install platformio` (or `make venv`)")
+    env = board.toolchain["pio_env"]
+    proc = subprocess.run([pio, "run", "-d", str(fw_dir), "-e", env])
+    if proc.returncode != 0:
+        raise BuildError(f"`pio run -e {env}` failed in {fw_dir} (see its output above). If it could not "
+                         f"download the {board.toolchain['pio_platform']} platform or toolchain, this machine "
+                         f"has no access to the PlatformIO registry: build where it has.")
+    return Path(fw_dir) / ".pio" / "build" / env / "firmware.elf"
+
+
 def build_firmware(board: Board, rendered: dict, output: Path | None = None) -> Path:
     fw_dir = Path(rendered["dir"])
+    if board.toolchain["kind"] == "platformio":
+        return build_platformio(board, fw_dir)
     output = Path(output or fw_dir / ("firmware.elf" if board.toolchain["kind"] == "riscv-gcc" else "firmware"))
     cmd = compile_command(board, fw_dir, rendered["sources"], output)
     proc = subprocess.run(cmd, capture_output=True, text=True)

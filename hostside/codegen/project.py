@@ -1,0 +1,44 @@
+"""The ESP32-C6 PlatformIO/ESP-IDF project: platformio.ini, partitions.csv, CMakeLists.txt,
+sdkconfig.defaults and the ESP-IDF port, all computed from the board file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from ..artifact import Artifact
+from ..boards import Board
+from ..errors import BudgetError
+
+
+def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Path, art: Artifact) -> list[Path]:
+    part = board.model_partition
+    if art.size > part.size:
+        raise BudgetError(f"model.bin is {art.size} B but the model partition holds {part.size} B")
+    tc = board.toolchain
+    pctx = ctx | {
+        "pio_env": tc["pio_env"], "pio_platform": tc["pio_platform"], "pio_board": tc["pio_board"],
+        "pio_framework": tc["pio_framework"], "cpu_hz": board.cpu_hz, "cpu_mhz": board.cpu_hz // 1_000_000,
+        "flash_size_mb": board.flash_bytes // (1024 * 1024), "baud": board.serial.get("baud", 115200),
+        "partitions": [{"name": p.name, "type": p.type, "subtype": p.subtype, "offset": hex(p.offset),
+                        "size": hex(p.size)} for p in board.partitions],
+        "model_partition_label": part.name, "model_partition_subtype": part.subtype,
+        "stack_bytes": board.stack_bytes,
+    }
+    files = []
+
+    def put(rel: str, template: str) -> None:
+        p = out / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(env.get_template(template).render(pctx))
+        files.append(p)
+
+    put("src/platform_espidf.c", "ports/esp-idf/platform_espidf.c.j2")
+    sources = sorted(p.name for p in (out / "src").glob("*.c"))
+    pctx["sources"] = sources
+    put("platformio.ini", "project/platformio.ini.j2")
+    put("partitions.csv", "project/partitions.csv.j2")
+    put("CMakeLists.txt", "project/CMakeLists.txt.j2")
+    put("src/CMakeLists.txt", "project/src_CMakeLists.txt.j2")
+    put("sdkconfig.defaults", "project/sdkconfig.defaults.j2")
+    return files

@@ -1,0 +1,98 @@
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hostside.artifact import HEADER_SIZE, read_model_bin
+from hostside.errors import ArtifactError
+from hostside.reference import run
+
+from conftest import random_inputs
+
+
+def test_round_trip_is_exact(small_model):
+    path, art = small_model
+    again = read_model_bin(path)
+    assert again.model_sha256 == art.model_sha256
+    for a, b in zip(art.graph.layers, again.graph.layers):
+        assert a.op == b.op and a.in_shape == b.in_shape and a.out_shape == b.out_shape
+        if a.weights is not None:
+            assert np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias)
+            assert np.array_equal(a.multiplier, b.multiplier) and np.array_equal(a.shift, b.shift)
+    for x in random_inputs(art.graph, 5):
+        assert np.array_equal(run(art.graph, x), run(again.graph, x))
+    assert path.with_suffix(".json").is_file()
+
+
+@pytest.mark.parametrize("cut", [0, 3, HEADER_SIZE - 1, HEADER_SIZE + 10, -1])
+def test_truncated(small_model, cut):
+    data = small_model[0].read_bytes()
+    with pytest.raises(ArtifactError):
+        read_model_bin(data[:cut] if cut >= 0 else data[:-1])
+
+
+def test_corruptions_are_named(small_model):
+    data = bytearray(small_model[0].read_bytes())
+    bad = bytearray(data); bad[0:4] = b"XXXX"
+    with pytest.raises(ArtifactError, match="magic"):
+        read_model_bin(bad)
+    bad = bytearray(data); bad[4] = 9
+    with pytest.raises(ArtifactError, match="version|CRC"):
+        read_model_bin(bad)
+    bad = bytearray(data); bad[-1] ^= 0xFF
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        read_model_bin(bad)
+    bad = bytearray(data); bad[60] ^= 1
+    with pytest.raises(ArtifactError, match="header CRC"):
+        read_model_bin(bad)
+
+
+def test_fuzz_only_project_errors(small_model):
+    """Mutated and truncated files: ArtifactError or success, nothing else (issue 5 scales this up)."""
+    data = small_model[0].read_bytes()
+    rng = np.random.default_rng(0)
+    for i in range(3000):
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+        if i % 3 == 0:
+            b = b[: int(rng.integers(0, len(b)))]
+        try:
+            read_model_bin(bytes(b))
+        except ArtifactError:
+            pass
+
+
+def test_fuzz_with_valid_checksums(small_model):
+    """Corrupt the layer table but fix up hash and CRC, so the structural checks must catch it."""
+    import hashlib
+    import zlib
+    data = small_model[0].read_bytes()
+    rng = np.random.default_rng(1)
+    for _ in range(1500):
+        b = bytearray(data)
+        pos = HEADER_SIZE + int(rng.integers(0, 64 * 3))
+        b[pos] = int(rng.integers(0, 256))
+        b[16:48] = hashlib.sha256(bytes(b[48:96]) + bytes(b[HEADER_SIZE:])).digest()
+        b[96:100] = struct.pack("<I", zlib.crc32(bytes(b[:96])))
+        try:
+            read_model_bin(bytes(b))
+        except ArtifactError:
+            pass
+
+
+def test_cli_corrupt_model_is_one_line(small_model, tmp_path):
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(small_model[0].read_bytes()[:50])
+    p = subprocess.run([sys.executable, "-m", "hostside.cli", "inspect", str(bad)], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    assert "truncated" in p.stderr
+
+
+def test_cli_inspect(small_model):
+    p = subprocess.run([sys.executable, "-m", "hostside.cli", "inspect", str(small_model[0])],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and small_model[1].model_sha256 in p.stdout and "dwconv2d" in p.stdout

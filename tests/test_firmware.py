@@ -1,0 +1,142 @@
+"""The firmware against the numpy reference, with ==: on the host build and on the emulated
+RV32IMAC board (QEMU, UART on a pty read with pyserial)."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from hostside import api
+from hostside.artifact import write_model_bin
+from hostside.boards import load_board
+from hostside.codegen import render_firmware
+from hostside.device.build import build_firmware
+from hostside.device.qemu import QemuBoard, make_flash_image
+from hostside.device.session import Session
+from hostside.device.transport import ProcessTransport, SerialTransport
+from hostside.errors import DeviceError, ModelHashMismatch
+from hostside.plan import make_plan
+from hostside.reference import run_batch
+
+from conftest import random_graph, random_inputs
+
+
+def _host_run(tmp_path, graph, inputs, budget=1024):
+    import dataclasses
+    board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=budget)
+    art = write_model_bin(tmp_path / "model.bin", graph, make_plan(graph, board))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw"))
+    t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+    try:
+        return Session(t, art.model_sha256, timeout=20).run(inputs), art
+    finally:
+        t.close()
+
+
+@pytest.mark.parametrize("seed,shape,channels,kernel,stride,budget", [
+    (0, (13, 10), 5, (3, 3), (2, 1), 1024),
+    (1, (11, 9), 7, (4, 3), (2, 2), 120),      # tiny tile budget: every layer split into several tiles
+    (2, (17, 6), 3, (5, 2), (1, 2), 1024),
+    (3, (8, 8), 13, (3, 3), (1, 1), 300),
+])
+def test_host_firmware_bit_exact(tmp_path, seed, shape, channels, kernel, stride, budget):
+    _, g, _ = random_graph(seed, input_shape=shape, channels=channels, blocks=2, stem_kernel=kernel,
+                           stem_stride=stride)
+    xs = random_inputs(g, 8, seed)
+    res, art = _host_run(tmp_path, g, xs, budget)
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+    if budget < 200:
+        assert len(art.tiles) > len(g.layers)
+    assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
+
+
+def test_host_refuses_other_models_hash(tmp_path):
+    _, g, _ = random_graph(0)
+    board = load_board("host")
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw"))
+    t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+    try:
+        with pytest.raises(ModelHashMismatch) as e:
+            Session(t, "ab" * 32, timeout=20).run(random_inputs(g, 1))
+        assert art.model_sha256 in str(e.value) and "ab" * 32 in str(e.value)
+    finally:
+        t.close()
+
+
+def test_stale_model_partition_is_an_error_record(tmp_path):
+    """Firmware generated for model A, partition holding model B: an ERR record, not garbage output."""
+    _, ga, _ = random_graph(0)
+    _, gb, _ = random_graph(5)
+    board = load_board("host")
+    art_a = write_model_bin(tmp_path / "a.bin", ga, make_plan(ga, board))
+    write_model_bin(tmp_path / "b.bin", gb, make_plan(gb, board))
+    fw = build_firmware(board, render_firmware(art_a, board, tmp_path / "fw"))
+    t = ProcessTransport([str(fw), str(tmp_path / "b.bin")])
+    try:
+        with pytest.raises(DeviceError, match="model_hash"):
+            Session(t, art_a.model_sha256, timeout=20).run(random_inputs(ga, 1))
+    finally:
+        t.close()
+
+
+@pytest.mark.emulator
+def test_qemu_firmware_bit_exact_over_pty(trained_pipeline):
+    """≥ 20 real test-split inputs through the real cross-compiled firmware on QEMU, read with pyserial."""
+    mb = trained_pipeline["model_bin"]
+    art = trained_pipeline["art"]
+    board = load_board("rv32-virt")
+    _, x, _ = api.load_features(trained_pipeline["corpus"], "test")
+    inputs = np.stack([art.graph.quantize_input(f) for f in x[:24]])
+    assert len(inputs) >= 20
+    out = trained_pipeline["root"] / "fw-virt"
+    fw = build_firmware(board, render_firmware(art, board, out))
+    img = make_flash_image(board, mb, out / "flash.img")
+    with QemuBoard(board, fw, img) as transport:
+        assert isinstance(transport, SerialTransport) and transport.name.startswith("/dev/pts/")
+        res = Session(transport, art.model_sha256, timeout=60).run(inputs)
+    ref = run_batch(art.graph, inputs).astype(np.int64)
+    assert np.array_equal(np.array(res.outputs, dtype=np.int64), ref)
+    assert all(i and i > 0 for i in res.instret)
+    assert len(set(res.instret)) <= 3 or max(res.instret) - min(res.instret) < 0.01 * max(res.instret)
+    # the firmware's measured RAM parts are the planner's, and the stack was really painted and measured
+    assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
+    assert 0 < res.ram["stack_hwm"] < res.ram["stack_size"]
+    assert res.stats.bad_records == 0
+
+
+@pytest.mark.emulator
+def test_qemu_stale_partition(tmp_path, small_model):
+    _, gb, _ = random_graph(7)
+    board = load_board("rv32-virt")
+    path, art = small_model
+    other = write_model_bin(tmp_path / "other.bin", gb, make_plan(gb, board))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw"))
+    img = make_flash_image(board, tmp_path / "other.bin", tmp_path / "flash.img")
+    with QemuBoard(board, fw, img) as transport:
+        with pytest.raises(DeviceError) as e:
+            Session(transport, art.model_sha256, timeout=60).run(random_inputs(art.graph, 1))
+    assert "model_hash" in str(e.value) and other.model_sha256 in str(e.value)
+
+
+def test_missing_cross_compiler_names_the_package(small_model, tmp_path, monkeypatch):
+    from hostside.errors import ToolchainMissing
+    monkeypatch.setenv("PATH", str(tmp_path))          # nothing on PATH
+    board = load_board("rv32-virt")
+    rendered = render_firmware(small_model[1], board, tmp_path / "fw")
+    with pytest.raises(ToolchainMissing, match="gcc-riscv64-unknown-elf"):
+        build_firmware(board, rendered)
+    with pytest.raises(ToolchainMissing, match="qemu-system-misc"):
+        QemuBoard(board, tmp_path / "x.elf", tmp_path / "f.img").command()
+
+
+def test_cli_missing_tool_is_one_line(small_model, tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))
+    p = subprocess.run([sys.executable, "-m", "hostside.cli", "build", "--board", "rv32-virt", "--model",
+                        str(small_model[0]), "--out", str(tmp_path / "fw")], capture_output=True, text=True, env=env)
+    if shutil.which("riscv64-unknown-elf-gcc", path=env["PATH"]):
+        pytest.skip("the cross compiler lives beside python here")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "apt-get install" in p.stderr and "gcc-riscv64-unknown-elf" in p.stderr

@@ -1,0 +1,59 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hostside.boards import load_board
+from hostside.errors import BudgetError
+from hostside.plan import make_plan, plan_arena
+
+from conftest import random_graph
+
+
+@pytest.mark.parametrize("budget", [200, 300, 1024, 4096])
+def test_tiles_fit_budget_and_cover_channels(budget):
+    _, g, _ = random_graph(2, input_shape=(16, 10), channels=11, blocks=2)
+    board = dataclasses.replace(load_board("rv32-virt"), tile_buffer_budget_bytes=budget)
+    plan = make_plan(g, board)
+    assert plan.tile_buffer_bytes <= budget
+    for i, L in enumerate(g.layers):
+        tiles = [t for t in plan.tiles if t.layer == i]
+        if L.weights is None:
+            assert not tiles
+            continue
+        assert sum(t.ch_count for t in tiles) == L.out_channels
+        assert [t.ch_start for t in tiles] == list(np.cumsum([0] + [t.ch_count for t in tiles])[:-1])
+    if budget == 200:
+        assert len(plan.tiles) > len([L for L in g.layers if L.weights is not None])   # really tiled
+
+
+def test_arena_never_overlaps_live_tensors():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        sizes = [int(s) for s in rng.integers(1, 5000, n)]
+        starts = rng.integers(0, 10, n)
+        lifetimes = [(int(s), int(s + rng.integers(0, 4))) for s in starts]
+        offsets, arena = plan_arena(sizes, lifetimes)
+        for i in range(n):
+            assert offsets[i] % 4 == 0 and offsets[i] + sizes[i] <= arena
+            for j in range(i):
+                live = not (lifetimes[i][1] < lifetimes[j][0] or lifetimes[j][1] < lifetimes[i][0])
+                if live:
+                    assert offsets[i] + sizes[i] <= offsets[j] or offsets[j] + sizes[j] <= offsets[i]
+
+
+def test_budget_error_names_the_numbers():
+    _, g, _ = random_graph(0, input_shape=(40, 40), channels=16)
+    board = dataclasses.replace(load_board("rv32-virt"), sram_budget_bytes=10_000)
+    with pytest.raises(BudgetError) as e:
+        make_plan(g, board)
+    msg = str(e.value)
+    assert "10000" in msg and "arena" in msg and "tile buffer" in msg
+
+
+def test_tile_budget_too_small_for_one_channel():
+    _, g, _ = random_graph(0)
+    board = dataclasses.replace(load_board("rv32-virt"), tile_buffer_budget_bytes=8)
+    with pytest.raises(BudgetError, match="tile budget"):
+        make_plan(g, board)

@@ -1,0 +1,78 @@
+"""The integer reference against independent computations."""
+import numpy as np
+import pytest
+import torch
+
+from hostside.graph import quantize_multiplier, requantize
+from hostside.reference import run
+from hostside.reference.interpreter import KERNELS
+
+from conftest import random_graph, random_inputs
+
+
+def test_requantize_matches_python_integers():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        acc = int(rng.integers(-2**31, 2**31))
+        M = int(rng.integers(2**30, 2**31))
+        s = int(rng.integers(1, 63))
+        zp = int(rng.integers(-128, 128))
+        want = max(-128, min(127, ((acc * M + (1 << (s - 1))) >> s) + zp))
+        assert int(requantize(np.array([acc]), M, s, zp, -128, 127)[0]) == want
+
+
+@pytest.mark.parametrize("real", [1e-9, 3.7e-5, 0.0123, 0.5, 0.999999, 1.0, 7.25, 1234.5])
+def test_quantize_multiplier(real):
+    M, s = quantize_multiplier(real)
+    assert 2**30 <= M < 2**31 and 1 <= s <= 62
+    assert abs(M / 2**s - real) <= real * 2**-30
+
+
+def _conv_via_torch(x, L, groups):
+    """Independent check: the integer conv computed by torch in float64 (exact for these magnitudes)."""
+    xi = torch.from_numpy(x.astype(np.float64) - L.in_zp).permute(2, 0, 1)[None]
+    t, l, b, r = L.pad
+    xi = torch.nn.functional.pad(xi, (l, r, t, b))
+    w = L.weights.astype(np.float64)
+    w = w.transpose(0, 3, 1, 2) if L.op == "conv2d" else w[:, None]
+    acc = torch.nn.functional.conv2d(xi, torch.from_numpy(w), stride=L.stride, groups=groups)[0].permute(1, 2, 0)
+    acc = acc.numpy().astype(np.int64) + L.bias
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_layers_match_torch(seed):
+    _, g, _ = random_graph(seed, input_shape=(9 + seed, 7 + seed % 3), channels=3 + seed, stem_kernel=(3, 2 + seed % 2),
+                           stem_stride=(1 + seed % 2, 2 - seed % 2))
+    x = random_inputs(g, 1, seed)[0]
+    _, tensors = run(g, x, dump=True)
+    for i, L in enumerate(g.layers):
+        if L.op in ("conv2d", "dwconv2d"):
+            want = _conv_via_torch(tensors[i], L, groups=1 if L.op == "conv2d" else L.in_shape[2])
+            assert np.array_equal(tensors[i + 1], want), L.name
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_integer_model_tracks_float_model(seed):
+    """PTQ sanity: the int8 graph's dequantised logits follow the folded float model."""
+    model, g, calib = random_graph(seed, channels=8)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(calib)).numpy()
+    out = np.stack([run(g, g.quantize_input(c)) for c in calib]).astype(np.float64)
+    L = g.output_layer
+    deq = (out - L.out_zp) * L.out_scale
+    span = ref.max() - ref.min()
+    assert np.abs(deq - ref).max() < 0.15 * span + 4 * L.out_scale
+
+
+def test_reference_imports_no_torch():
+    import subprocess
+    import sys
+    code = ("import sys; import hostside.reference, hostside.artifact, hostside.graph, hostside.plan; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_all_ops_have_kernels():
+    from hostside.graph import OPS
+    assert set(OPS) == set(KERNELS)
