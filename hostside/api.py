@@ -21,37 +21,81 @@ DEFAULT_CORPUS = Path("build/corpus")
 
 # --- data ----------------------------------------------------------------------------------------
 def synth(out: Path = DEFAULT_CORPUS, progress: bool = True, **cfg):
+    """Generate (or reuse) a synthetic corpus; cfg are SynthConfig fields."""
     from .data.synth import SynthConfig, synth_corpus
+    fields = SynthConfig.__dataclass_fields__
+    bad = sorted(set(cfg) - set(fields))
+    if bad:
+        raise PqlrError(f"unknown corpus option(s) {bad}; known: {sorted(fields)}")
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
     return synth_corpus(Path(out), SynthConfig(**cfg), progress=progress)
 
 
-def load_features(corpus_dir: Path, split: str | None = None):
+def load_features(corpus_dir: Path, split: str | None = None, frontend=None):
+    """(corpus, features, labels) for a corpus folder (pqlr, Speech Commands v2 or <class>/ layout)."""
+    from .data.corpus import load_corpus
     from .data.features import FrontEnd, corpus_features
-    from .data.synth import load_corpus
     corpus = load_corpus(Path(corpus_dir))
-    x, y = corpus_features(corpus, FrontEnd(), split)
+    fe = frontend if isinstance(frontend, FrontEnd) else FrontEnd.from_dict(frontend)
+    x, y = corpus_features(corpus, fe, split)
     return corpus, x, y
 
 
+def _noise_bank(n: int = 256, seed: int = 0) -> np.ndarray:
+    from .data.noise import noise_clip, noise_sources
+    rng = np.random.default_rng(seed)
+    pool = [s for s in noise_sources() if s.pool == "train"]
+    return np.stack([noise_clip(pool[int(rng.integers(0, len(pool)))], rng) for _ in range(n)]).astype(np.float32)
+
+
+def _train_audio(corpus, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    clips = corpus.split(split)
+    audio = np.zeros((len(clips), 16000), dtype=np.int16)
+    for i, c in enumerate(clips):
+        a = corpus.audio(c)[:16000]
+        audio[i, : len(a)] = np.clip(np.round(a * 32767), -32768, 32767)
+    return audio, np.array([corpus.classes.index(c.label) for c in clips], dtype=np.int64)
+
+
 # --- training ------------------------------------------------------------------------------------
-def train(corpus_dir: Path, out: Path, epochs: int = 30, seed: int = 0, channels: int = 32, blocks: int = 2,
-          progress: bool = True) -> dict:
-    from .data.features import FrontEnd
-    from .models.dscnn import DSCNNConfig
+def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "logmel40", epochs: int = 30,
+          seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3, **model_options) -> dict:
+    """Train a registered model on a corpus's train split, select on val; write a checkpoint."""
+    import torch
+    from .data.features import preset
+    from .models import build_model, param_count
     from .train import TrainConfig, accuracy, save_checkpoint
     from .train import train as fit
-    corpus, x, y = load_features(corpus_dir)
-    splits = np.array([c.split for c in corpus.clips])
-    tr, va, te = (splits == s for s in ("train", "val", "test"))
-    fe = FrontEnd()
-    mcfg = DSCNNConfig(input_shape=fe.shape, n_classes=len(corpus.classes), channels=channels, blocks=blocks)
-    model, info = fit(mcfg, x[tr], y[tr], x[va], y[va], TrainConfig(epochs=epochs, seed=seed), progress=progress)
-    metrics = {"train_acc": accuracy(model, x[tr], y[tr]), "val_acc": accuracy(model, x[va], y[va]),
-               "test_acc": accuracy(model, x[te], y[te])}
-    save_checkpoint(Path(out), model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),
-                                       "corpus": str(corpus_dir), "metrics": metrics, "history": info["history"],
-                                       "seed": seed, "epochs": epochs})
-    return {"checkpoint": str(out), "metrics": metrics, "params": sum(p.numel() for p in model.parameters())}
+    fe = preset(features)
+    corpus, xv, yv = load_features(corpus_dir, "val", fe)
+    audio, y = _train_audio(corpus)
+    if len(audio) == 0:
+        raise PqlrError(f"corpus {corpus_dir} has no training clips")
+    torch.manual_seed(seed)                 # the initial weights are part of the run
+    net = build_model(model, fe.shape, len(corpus.classes), **model_options)
+    cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)
+    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=_noise_bank(seed=seed), progress=progress)
+    metrics = {"val_acc": accuracy(net, xv, yv)}
+    save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),
+                                             "features": features, "corpus": str(corpus_dir), "task": corpus.task,
+                                             "metrics": metrics, "seed": seed, "epochs": epochs, **info})
+    return {"checkpoint": str(out), "model": model, "params": param_count(net), "metrics": metrics,
+            "device": info["device"]}
+
+
+def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float = 0.8,
+             stride_ms: float = 100.0, smooth: int = 3) -> dict:
+    """Accuracy per split and engine, confusion, FRR and false accepts/hour (wake word), DET curve."""
+    from .data.corpus import load_corpus
+    from .data.features import FrontEnd
+    from .evaluate import evaluate as run_eval
+    from .train import load_checkpoint, predict
+    net, ck = load_checkpoint(Path(checkpoint))
+    corpus = load_corpus(Path(corpus_dir))
+    if list(corpus.classes) != list(ck["classes"]):
+        raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")
+    return run_eval(net, corpus, FrontEnd.from_dict(ck["frontend"]), predict, threshold=threshold,
+                    stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"))
 
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
@@ -61,7 +105,10 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     from .train import load_checkpoint
     b = board if isinstance(board, Board) else load_board(board)
     model, ck = load_checkpoint(Path(checkpoint))
-    _, x, _ = load_features(corpus_dir, "train")
+    if ck.get("kind", "dscnn") != "dscnn":
+        raise PqlrError(f"int8 export supports DS-CNN models; {ck.get('model')} is a {ck.get('kind')} "
+                        f"(its integer export arrives with the export issue)")
+    _, x, _ = load_features(corpus_dir, "train", ck.get("frontend"))
     rng = np.random.default_rng(0)
     calib = x[rng.permutation(len(x))[:calib_size]]
     graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"))
@@ -167,8 +214,8 @@ def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int =
     times = {}
     t0 = time.monotonic()
     corpus_dir = Path(corpus_dir or out / "corpus")
-    log(f"[1/7] corpus: espeak-ng → {corpus_dir}")
-    synth(corpus_dir, progress=progress, seed=seed, **(synth_cfg or {}))
+    log(f"[1/7] corpus: espeak-ng/flite voices, split by voice → {corpus_dir}")
+    synth(corpus_dir, progress=progress, **({"seed": seed, "fa_stream_seconds": 0} | (synth_cfg or {})))
     times["synth_s"] = time.monotonic() - t0
     log(f"[2/7] training DS-CNN for {epochs} epochs on the CPU")
     t = time.monotonic()
@@ -177,8 +224,8 @@ def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int =
     log(f"[3/7] int8 post-training quantisation, tile/arena plan for {b.name}, model.bin")
     t = time.monotonic()
     art = export(out / "dscnn.pt", corpus_dir, b, out / "model.bin")
-    model, _ = load_checkpoint(out / "dscnn.pt")
-    _, xt, yt = load_features(corpus_dir, "test")
+    model, ck = load_checkpoint(out / "dscnn.pt")
+    _, xt, yt = load_features(corpus_dir, "test", ck["frontend"])
     with torch.no_grad():
         fp32_pred = model(torch.from_numpy(xt)).argmax(1).numpy() if len(xt) else np.zeros(0, int)
     save_testset(out / "testset.npz", art, xt, yt, fp32_pred)

@@ -10,8 +10,9 @@ from . import __version__
 from .errors import PqlrError
 
 EPILOG = """The data path, one subcommand per stage (each reads the previous stage's file):
-  pqlr data synth --out build/corpus            espeak-ng corpus, split by voice
-  pqlr train --corpus build/corpus --out m.pt   DS-CNN on log-mel features
+  pqlr data synth --out build/corpus            synthetic corpus (espeak-ng, flite, piper), split by voice
+  pqlr train --corpus build/corpus --out m.pt   DS-CNN / transformer on log-mel or MFCC features
+  pqlr eval --checkpoint m.pt                   accuracy per split/engine, FRR, false accepts/hour, DET
   pqlr export --checkpoint m.pt --corpus build/corpus --board rv32-virt --out model.bin
   pqlr inspect model.bin                        layers, tiles, bytes, RAM plan
   pqlr bench --board rv32-virt --model model.bin  render → build → flash → run → report
@@ -35,28 +36,56 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="corpus generation", description="Make and inspect corpora.")
     dsub = d.add_subparsers(dest="data_cmd", metavar="ACTION", required=True)
-    s = dsub.add_parser("synth", help="synthesise the wake-word corpus with espeak-ng",
-                        description="Synthesise 1 s 16 kHz clips: the phrase (class hey_kimi), other words and "
-                        "near-misses (unknown), and background noise (silence), mixed with noise at a random SNR, "
-                        "split by voice so that no voice is in two splits. Deterministic for a seed; cached.")
+    s = dsub.add_parser("synth", help="synthesise a keyword-spotting corpus (espeak-ng, flite, piper)",
+                        description="Synthesise 1 s 16 kHz clips. Task wakeword: the phrase (its own class), other "
+                        "words and near-misses (unknown), and background noise (silence). Task commands12: the "
+                        "MLPerf Tiny 12 classes, synthetic. Speech from espeak-ng accents x variants, flite and "
+                        "festival voices (when installed) with speed/pitch/amplitude jitter, mixed with noise at a "
+                        "random SNR (test clips with held-out noise sources); splits by voice; an 'unseen' split "
+                        "from piper (never trained on); a real-speech stream for false accepts per hour. "
+                        "Deterministic for a seed; cached by config.")
     s.add_argument("--out", type=Path, default=Path("build/corpus"), help="output folder (default build/corpus)")
+    s.add_argument("--task", default="wakeword", choices=["wakeword", "commands12"], help="default wakeword")
     s.add_argument("--phrase", default="hey kimi", help="the wake phrase (default 'hey kimi')")
-    s.add_argument("--voices", type=int, default=140, help="espeak-ng accent×variant voices to use (default 140)")
-    s.add_argument("--positives-per-voice", type=int, default=2, help="wake-word clips per voice (default 2)")
+    s.add_argument("--engines", default="espeak-ng,flite,festival",
+                   help="training engines, comma-separated, used where installed (default espeak-ng,flite,festival)")
+    s.add_argument("--unseen-engine", default="piper", help="test-only engine ('' for none; default piper)")
+    s.add_argument("--voices", type=int, default=140, help="espeak-ng accent×variant voices (default 140)")
+    s.add_argument("--positives-per-voice", type=int, default=2, help="clips per keyword class per voice (default 2)")
     s.add_argument("--unknown-per-voice", type=int, default=2, help="other-word clips per voice (default 2)")
     s.add_argument("--silence", type=int, default=120, help="noise-only clips (default 120)")
+    s.add_argument("--unseen", type=int, default=60, help="unseen-engine clips per class (default 60)")
+    s.add_argument("--fa-stream-seconds", type=float, default=-1,
+                   help="seconds of real speech for false accepts (-1 all installed, 0 none; default -1)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--workers", type=int, default=4, help="parallel espeak-ng processes (default 4)")
+    s.add_argument("--workers", type=int, default=4, help="parallel synthesis workers (default 4)")
 
-    t = sub.add_parser("train", help="train a DS-CNN on a corpus",
-                       description="Train a DS-CNN (conv stem + depthwise-separable blocks) on log-mel features; "
-                       "CPU by default, CUDA when present; deterministic for a seed.")
+    t = sub.add_parser("train", help="train a model on a corpus",
+                       description="Train a registered model (dscnn, dscnn-mlperf, dscnn-wide, microbert-2l, "
+                       "tinybert-6l) on a corpus's train split with waveform and SpecAugment augmentation, keeping "
+                       "the best epoch on the val split; CPU by default, CUDA when present; deterministic for a seed. "
+                       "A corpus is a pqlr corpus, a Speech Commands v2 folder or a <class>/<file>.wav folder.")
     t.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus folder (default build/corpus)")
-    t.add_argument("--out", type=Path, default=Path("build/dscnn.pt"), help="checkpoint to write")
+    t.add_argument("--model", default="dscnn", help="architecture (default dscnn)")
+    t.add_argument("--features", default="logmel40", choices=["logmel40", "mfcc10"],
+                   help="front end preset (default logmel40; mfcc10 is the MLPerf Tiny geometry)")
+    t.add_argument("--out", type=Path, default=Path("build/model.pt"), help="checkpoint to write")
     t.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    t.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, one-cycle (default 3e-3)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.add_argument("--channels", type=int, default=32, help="channels per layer (default 32)")
-    t.add_argument("--blocks", type=int, default=2, help="depthwise-separable blocks (default 2)")
+
+    ev = sub.add_parser("eval", help="accuracy per split/engine, false rejections, false accepts per hour",
+                        description="Evaluate a checkpoint: accuracy per split and per speech engine, confusion "
+                        "matrices; for the wake-word task the false rejection rate on positives and false accepts "
+                        "per hour on the corpus's real-speech stream (1 s windows every --stride-ms, posteriors "
+                        "smoothed over --smooth windows, --threshold, 1 s refractory), and a DET curve (det.png).")
+    ev.add_argument("--checkpoint", type=Path, required=True, help="checkpoint from `pqlr train`")
+    ev.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus folder")
+    ev.add_argument("--out", type=Path, default=Path("build/eval"), help="folder for eval.json and det.png")
+    ev.add_argument("--threshold", type=float, default=0.8, help="wake-word posterior threshold (default 0.8)")
+    ev.add_argument("--stride-ms", type=float, default=100.0, help="streaming window stride (default 100)")
+    ev.add_argument("--smooth", type=int, default=3, help="moving-average windows (default 3)")
 
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
@@ -135,16 +164,35 @@ def _cmd(args) -> int:
             print(f"{name:10s} {b.description}")
         return 0
     if args.cmd == "data":
-        c = api.synth(args.out, progress=progress, phrase=args.phrase, voices=args.voices,
-                      positives_per_voice=args.positives_per_voice, unknown_per_voice=args.unknown_per_voice,
-                      silence_clips=args.silence, seed=args.seed, workers=args.workers)
-        counts = {s: len(c.split(s)) for s in ("train", "val", "test")}
-        print(f"corpus: {len(c.clips)} clips in {args.out} ({counts})")
+        c = api.synth(args.out, progress=progress, task=args.task, phrase=args.phrase,
+                      engines=tuple(e for e in args.engines.split(",") if e), unseen_engine=args.unseen_engine,
+                      voices=args.voices, positives_per_voice=args.positives_per_voice,
+                      unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
+                      unseen_positives=args.unseen, unseen_unknown=args.unseen,
+                      fa_stream_seconds=args.fa_stream_seconds, seed=args.seed, workers=args.workers)
+        counts = {s: len(c.split(s)) for s in ("train", "val", "test", "unseen")}
+        fa = c.meta.get("fa_stream", {})
+        print(f"corpus: {len(c.clips)} clips in {args.out} {counts}; engines {c.meta.get('engines_used')}; "
+              f"real-speech stream {fa.get('seconds', 0):.0f} s")
         return 0
     if args.cmd == "train":
-        r = api.train(args.corpus, args.out, epochs=args.epochs, seed=args.seed, channels=args.channels,
-                      blocks=args.blocks, progress=progress)
+        r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
+                      seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress)
         print(json.dumps(r, indent=1))
+        return 0
+    if args.cmd == "eval":
+        r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
+                         smooth=args.smooth)
+        for s_, v in r["splits"].items():
+            print(f"{s_:7s} n={v['n']:5d} accuracy {v['accuracy']:.4f}")
+        for e_, v in r["engines"].items():
+            print(f"engine {e_:10s} n={v['n']:5d} accuracy {v['accuracy']:.4f} (held-out splits)")
+        ww = r.get("wakeword")
+        if ww:
+            print(f"threshold {ww['threshold']}: FRR test {ww.get('false_rejection_rate_test')}, "
+                  f"FRR unseen {ww.get('false_rejection_rate_unseen')}, "
+                  f"false accepts/hour {ww.get('false_accepts_per_hour')}")
+        print(f"details: {args.out / 'eval.json'}")
         return 0
     if args.cmd == "export":
         art = api.export(args.checkpoint, args.corpus, args.board, args.out, calib_size=args.calib)

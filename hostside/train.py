@@ -1,25 +1,37 @@
-"""Train a model on log-mel features (CPU by default, CUDA when present). Deterministic for a seed."""
+"""Training: CPU by default, CUDA when present; deterministic for a seed; augmentation on the waveform
+(time shift, background-noise mixing from the training noise pool, gain) and on the features
+(SpecAugment-style time and frequency masks). Model selection uses the validation split only."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .models.dscnn import DSCNN, DSCNNConfig
+from .data.features import FrontEnd, TorchFrontEnd
+from .models import model_from_config, param_count
 from .progress import progress_bar
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 32
+    epochs: int = 30
+    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    time_shift_frames: int = 4      # augmentation: random roll along time
+    time_shift_ms: float = 100.0
+    noise_prob: float = 0.8
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    time_masks: int = 2
+    time_mask_frames: int = 5
+    freq_masks: int = 2
+    freq_mask_fraction: float = 0.1
+    label_smoothing: float = 0.05
 
 
 def set_seed(seed: int) -> None:
@@ -27,43 +39,110 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed)
 
 
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Softmax posteriors for features x [N, T, F]."""
+    model.eval()
+    dev = next(model.parameters()).device
+    outs = [torch.softmax(model(torch.from_numpy(x[i: i + batch]).to(dev)), dim=1).cpu()
+            for i in range(0, len(x), batch)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     if len(y) == 0:
         return float("nan")
-    model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(torch.from_numpy(x[i: i + batch])).argmax(1) for i in range(0, len(x), batch)])
-    return float((pred.numpy() == y).mean())
+    return float((predict(model, x).argmax(1) == y).mean())
 
 
-def train(model_cfg: DSCNNConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-          y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), progress: bool = True) -> tuple[DSCNN, dict]:
+class Augmenter:
+    """Waveform and feature augmentation, on a torch generator so that runs are reproducible."""
+
+    def __init__(self, fe: FrontEnd, cfg: TrainConfig, noise_bank: np.ndarray | None, gen: torch.Generator):
+        self.fe, self.cfg, self.gen = fe, cfg, gen
+        self.front = TorchFrontEnd(fe)
+        self.noise = torch.from_numpy(noise_bank.astype(np.float32)) if noise_bank is not None and len(noise_bank) else None
+
+    def _u(self, n: int, lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=self.gen) * (hi - lo) + lo
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        n, length = audio.shape
+        cfg = self.cfg
+        # time shift with zero fill
+        max_shift = int(cfg.time_shift_ms * self.fe.sample_rate / 1000)
+        if max_shift:
+            shift = torch.randint(-max_shift, max_shift + 1, (n,), generator=self.gen)
+            idx = torch.arange(length)[None, :] - shift[:, None]
+            valid = (idx >= 0) & (idx < length)
+            audio = torch.gather(audio, 1, idx.clamp(0, length - 1)) * valid
+        # background noise at a random SNR
+        if self.noise is not None and cfg.noise_prob > 0:
+            pick = torch.randint(0, len(self.noise), (n,), generator=self.gen)
+            nz = self.noise[pick]
+            snr = self._u(n, *cfg.snr_db)
+            rms = audio.pow(2).mean(1).sqrt().clamp_min(1e-4)
+            use = (torch.rand(n, generator=self.gen) < cfg.noise_prob).float()
+            audio = audio + use[:, None] * nz * (rms / 10 ** (snr / 20))[:, None]
+        audio = audio * (10 ** (self._u(n, *cfg.gain_db) / 20))[:, None]
+        feats = self.front(audio)
+        # SpecAugment-style masks, filled with each example's mean
+        t, f = feats.shape[1:]
+        fill = feats.mean(dim=(1, 2), keepdim=True)
+        mask = torch.zeros_like(feats, dtype=torch.bool)
+        ar_t, ar_f = torch.arange(t)[None, :, None], torch.arange(f)[None, None, :]
+        for _ in range(cfg.time_masks):
+            w = torch.randint(0, cfg.time_mask_frames + 1, (n, 1, 1), generator=self.gen)
+            s = (torch.rand(n, 1, 1, generator=self.gen) * (t - w + 1)).long()
+            mask |= (ar_t >= s) & (ar_t < s + w)
+        fw = max(1, int(round(cfg.freq_mask_fraction * f)))
+        for _ in range(cfg.freq_masks):
+            w = torch.randint(0, fw + 1, (n, 1, 1), generator=self.gen)
+            s = (torch.rand(n, 1, 1, generator=self.gen) * (f - w + 1)).long()
+            mask |= (ar_f >= s) & (ar_f < s + w)
+        return torch.where(mask, fill.expand_as(feats), feats)
+
+
+def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+          y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), noise_bank: np.ndarray | None = None,
+          progress: bool = True, teacher: nn.Module | None = None, loss_fn=None) -> tuple[nn.Module, dict]:
+    """audio_train: int16 or float [N, clip_samples]; x_val: numpy features. Returns the best-on-val model."""
     set_seed(cfg.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = DSCNN(model_cfg).to(device)
+    dev = device()
+    model = model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * max(1, int(np.ceil(len(x_train) / cfg.batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    steps_per_epoch = max(1, int(np.ceil(len(audio_train) / cfg.batch_size)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
-    xt = torch.from_numpy(x_train)
+    aug = Augmenter(fe, cfg, noise_bank, gen)
+    scale = 1 / 32768.0 if audio_train.dtype == np.int16 else 1.0
+    audio = torch.from_numpy(audio_train)
     yt = torch.from_numpy(y_train)
-    history = []
-    with progress_bar("training", cfg.epochs, enabled=progress) as advance:
+    ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    history, best, best_state = [], -1.0, None
+    if teacher is not None:
+        teacher = teacher.to(dev).eval()
+    with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance:
         for epoch in range(cfg.epochs):
             model.train()
-            perm = torch.randperm(len(xt), generator=gen)
-            total, correct, loss_sum = 0, 0, 0.0
+            perm = torch.randperm(len(audio), generator=gen)
+            total = correct = 0
+            loss_sum = 0.0
             for i in range(0, len(perm), cfg.batch_size):
                 idx = perm[i: i + cfg.batch_size]
-                xb, yb = xt[idx], yt[idx]
-                if cfg.time_shift_frames:
-                    shift = int(torch.randint(-cfg.time_shift_frames, cfg.time_shift_frames + 1, (1,),
-                                              generator=gen))
-                    xb = torch.roll(xb, shift, dims=1)
-                xb, yb = xb.to(device), yb.to(device)
+                xb = aug(audio[idx].float() * scale).to(dev)
+                yb = yt[idx].to(dev)
                 logits = model(xb)
-                loss = nn.functional.cross_entropy(logits, yb)
+                if loss_fn is not None:
+                    with torch.no_grad():
+                        t_logits = teacher(xb) if teacher is not None else None
+                    loss = loss_fn(logits, yb, t_logits)
+                else:
+                    loss = ce(logits, yb)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -71,24 +150,33 @@ def train(model_cfg: DSCNNConfig, x_train: np.ndarray, y_train: np.ndarray, x_va
                 loss_sum += loss.item() * len(yb)
                 correct += int((logits.argmax(1) == yb).sum())
                 total += len(yb)
-            model.cpu()
+                advance(info=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / total:.3f} acc {correct / total:.3f}")
             val_acc = accuracy(model, x_val, y_val)
-            model.to(device)
             history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                             "val_acc": val_acc})
-            advance(info=f"loss {loss_sum / total:.3f} train {correct / total:.3f} val {val_acc:.3f}")
-    return model.cpu().eval(), {"history": history, "device": device}
+            if not np.isnan(val_acc) and val_acc > best:
+                best, best_state = val_acc, copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model.cpu().eval(), {"history": history, "device": dev, "best_val_acc": best,
+                                "train_config": asdict(cfg)}
 
 
-def save_checkpoint(path: Path, model: DSCNN, extra: dict) -> None:
+def save_checkpoint(path: Path, model: nn.Module, name: str, extra: dict) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": "dscnn", "config": model.cfg.to_dict(), "state_dict": model.state_dict(), **extra}, path)
+    torch.save({"model": name, "kind": model.kind, "config": model.cfg.to_dict(), "state_dict": model.state_dict(),
+                "params": param_count(model), **extra}, path)
 
 
-def load_checkpoint(path: Path) -> tuple[DSCNN, dict]:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ck["config"]
-    cfg = DSCNNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
-    model = DSCNN(cfg)
+def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
+    from .errors import PqlrError
+    try:
+        ck = torch.load(Path(path), map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise PqlrError(f"no checkpoint at {path}: train one with `pqlr train`") from None
+    except Exception as exc:
+        raise PqlrError(f"{path} is not a pqlr checkpoint ({type(exc).__name__}: {exc})") from None
+    model = model_from_config(ck.get("kind", "dscnn"), ck["config"])
     model.load_state_dict(ck["state_dict"])
     return model.eval(), ck

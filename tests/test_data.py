@@ -1,15 +1,31 @@
-import numpy as np
+"""Corpus generation, loaders and the front end."""
+import json
+import wave
 
-from hostside.data.features import FrontEnd, log_mel, mel_filterbank
+import numpy as np
+import pytest
+
+from hostside.data.corpus import load_corpus, write_wav
+from hostside.data.features import PRESETS, FrontEnd, TorchFrontEnd, features, mel_filterbank
+from hostside.data.loaders import MLPERF12
 from hostside.data.synth import SynthConfig, synth_corpus, voice_split
+from hostside.errors import PqlrError
 
 
 def test_frontend_shape_and_determinism():
-    fe = FrontEnd()
     x = np.random.default_rng(0).normal(0, 0.1, 16000)
-    a, b = log_mel(x, fe), log_mel(x, fe)
-    assert a.shape == (49, 40) and a.dtype == np.float32
-    assert np.array_equal(a, b)
+    for name, fe in PRESETS.items():
+        a, b = features(x, fe), features(x, fe)
+        assert a.shape == fe.shape and a.dtype == np.float32 and np.array_equal(a, b)
+    assert PRESETS["mfcc10"].shape == (49, 10)          # the MLPerf Tiny KWS geometry
+
+
+def test_torch_front_end_matches_numpy():
+    import torch
+    x = np.random.default_rng(1).normal(0, 0.1, 16000)
+    for fe in PRESETS.values():
+        t = TorchFrontEnd(fe)(torch.tensor(x[None], dtype=torch.float32))[0].numpy()
+        assert np.abs(t - features(x, fe)).max() < 1e-3
 
 
 def test_tone_lands_in_expected_band():
@@ -18,30 +34,141 @@ def test_tone_lands_in_expected_band():
     freqs = np.arange(fe.n_fft // 2 + 1) * fe.sample_rate / fe.n_fft
     for f0 in (312.5, 1000.0, 3000.0, 6000.0):          # FFT bin centres: 10, 32, 96, 192
         t = np.arange(16000) / 16000
-        m = log_mel(0.5 * np.sin(2 * np.pi * f0 * t), fe).mean(axis=0)
+        m = features(0.5 * np.sin(2 * np.pi * f0 * t), fe).mean(axis=0)
         bin_ = int(np.argmin(np.abs(freqs - f0)))
         assert int(np.argmax(m)) == int(np.argmax(fb[:, bin_])), f0
 
 
+def test_mfcc_is_dct_of_logmel():
+    x = np.random.default_rng(2).normal(0, 0.1, 16000)
+    fe = PRESETS["mfcc10"]
+    lm = features(x, FrontEnd(f_max=fe.f_max)).astype(np.float64)
+    c0 = lm.sum(axis=1) / np.sqrt(40)
+    assert np.allclose(features(x, fe)[:, 0], c0, atol=1e-3)
+
+
 def test_voice_split_is_a_function_of_voice():
-    splits = {voice_split(v, 0, (0.7, 0.15, 0.15)) for v in ["en-us+m1"] * 5}
-    assert len(splits) == 1
+    assert len({voice_split("espeak-ng:en-us+m1", 0, (0.7, 0.15, 0.15)) for _ in range(5)}) == 1
 
 
-def test_tiny_corpus_splits_by_voice(tmp_path):
-    cfg = SynthConfig(voices=12, positives_per_voice=1, unknown_per_voice=1, silence_clips=6, seed=1, workers=2)
-    c = synth_corpus(tmp_path / "c", cfg, progress=False)
-    assert len(c.clips) == 12 * 2 + 6
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    cfg = SynthConfig(voices=16, positives_per_voice=1, unknown_per_voice=1, few_voice_repeats=2, silence_clips=6,
+                      unseen_positives=3, unseen_unknown=3, fa_stream_seconds=30, seed=1, workers=2)
+    root = tmp_path_factory.mktemp("corpus") / "c"
+    return root, cfg, synth_corpus(root, cfg, progress=False)
+
+
+def test_no_voice_in_two_splits(tiny_corpus):
+    _, _, c = tiny_corpus
     by_voice = {}
     for clip in c.clips:
-        by_voice.setdefault(clip.voice, set()).add(clip.split)
+        by_voice.setdefault((clip.engine, clip.voice), set()).add(clip.split)
     assert all(len(s) == 1 for s in by_voice.values())
     assert {cl.label for cl in c.clips} == {"hey_kimi", "unknown", "silence"}
-    # cached: a second call with the same config reuses the files
-    mtime = (tmp_path / "c" / "manifest.json").stat().st_mtime_ns
-    synth_corpus(tmp_path / "c", cfg, progress=False)
-    assert (tmp_path / "c" / "manifest.json").stat().st_mtime_ns == mtime
-    # deterministic for a seed
-    c2 = synth_corpus(tmp_path / "c2", cfg, progress=False)
-    a = (tmp_path / "c" / c.clips[0].file).read_bytes()
-    assert a == (tmp_path / "c2" / c2.clips[0].file).read_bytes()
+    assert {"train", "test"} <= {cl.split for cl in c.clips}
+
+
+def test_unseen_engine_never_in_training(tiny_corpus):
+    _, _, c = tiny_corpus
+    from hostside.data.engines import ENGINES
+    piper = [cl for cl in c.clips if cl.engine == "piper"]
+    if not ENGINES["piper"].available():
+        pytest.skip("piper not installed (optional extra `speech`)")
+    assert piper and all(cl.split == "unseen" for cl in piper)
+    assert all(cl.engine == "piper" for cl in c.clips if cl.split == "unseen")
+
+
+def test_test_clips_use_held_out_noise(tiny_corpus):
+    _, _, c = tiny_corpus
+    pools = c.meta["noise_pools"]
+    for cl in c.clips:
+        if cl.noise:
+            assert cl.noise in pools["test" if cl.split in ("test", "unseen") else "train"]
+
+
+def test_cached_and_deterministic(tiny_corpus, tmp_path):
+    root, cfg, c = tiny_corpus
+    mtime = (root / "manifest.json").stat().st_mtime_ns
+    synth_corpus(root, cfg, progress=False)
+    assert (root / "manifest.json").stat().st_mtime_ns == mtime
+    cfg2 = SynthConfig(**{**cfg.__dict__, "fa_stream_seconds": 0, "unseen_engine": "", "few_voice_repeats": 1})
+    c2 = synth_corpus(tmp_path / "again", cfg2, progress=False)
+    same = [cl for cl in c.clips if cl.engine == "espeak-ng"][:5]
+    for a, b in zip(same, [cl for cl in c2.clips if cl.engine == "espeak-ng"][:5]):
+        assert a.voice == b.voice and a.text == b.text
+
+
+def test_real_speech_stream(tiny_corpus):
+    root, _, c = tiny_corpus
+    fa = c.meta["fa_stream"]
+    if not fa.get("file"):
+        pytest.skip(fa.get("reason"))
+    with wave.open(str(root / fa["file"])) as w:
+        assert w.getframerate() == 16000
+        assert abs(w.getnframes() / 16000 - fa["seconds"]) < 1e-6
+    assert fa["seconds"] == pytest.approx(30, abs=0.01)
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    with pytest.raises(PqlrError, match="task"):
+        synth_corpus(tmp_path, SynthConfig(task="nope"))
+    with pytest.raises(PqlrError, match="unseen"):
+        synth_corpus(tmp_path, SynthConfig(engines=("espeak-ng", "piper")))
+
+
+def _tone(f, n=16000):
+    return 0.3 * np.sin(2 * np.pi * f * np.arange(n) / 16000)
+
+
+def test_speech_commands_loader(tmp_path):
+    """A small Speech Commands v2 fixture: lists, speakers, unknown mapping, silence from background noise."""
+    root = tmp_path / "sc"
+    words = ["yes", "no", "marvin", "tree"]
+    for i, w in enumerate(words):
+        for spk in ("aaaa1111", "bbbb2222", "cccc3333"):
+            for k in range(2):
+                write_wav(root / w / f"{spk}_nohash_{k}.wav", _tone(200 + 50 * i))
+    write_wav(root / "_background_noise_" / "white.wav", np.random.default_rng(0).normal(0, 0.1, 16000 * 5))
+    (root / "validation_list.txt").write_text("\n".join(f"{w}/bbbb2222_nohash_{k}.wav" for w in words for k in range(2)))
+    (root / "testing_list.txt").write_text("\n".join(f"{w}/cccc3333_nohash_{k}.wav" for w in words for k in range(2)))
+    c = load_corpus(root)
+    assert c.classes == MLPERF12
+    by = {(cl.file, cl.offset): cl for cl in c.clips}
+    assert by[("yes/aaaa1111_nohash_0.wav", 0)].split == "train"
+    assert by[("no/bbbb2222_nohash_1.wav", 0)].split == "val"
+    assert by[("tree/cccc3333_nohash_0.wav", 0)].split == "test"
+    assert by[("marvin/aaaa1111_nohash_0.wav", 0)].label == "unknown"
+    sil = [cl for cl in c.clips if cl.label == "silence"]
+    assert sil and {cl.split for cl in sil} == {"train", "val", "test"}
+    assert all(len(c.audio(cl)) == 16000 for cl in sil)
+    spk_splits = {}
+    for cl in c.clips:
+        if cl.engine == "human":
+            spk_splits.setdefault(cl.voice, set()).add(cl.split)
+    assert all(len(v) == 1 for v in spk_splits.values())
+    from hostside.data.features import corpus_features
+    x, y = corpus_features(c, PRESETS["mfcc10"])
+    assert x.shape == (len(c.clips), 49, 10) and y.max() < 12
+
+
+def test_folder_loader(tmp_path):
+    root = tmp_path / "f"
+    for cls in ("go", "stop"):
+        for spk in range(6):
+            write_wav(root / cls / f"spk{spk}_nohash_0.wav", _tone(300 if cls == "go" else 900, 8000), sr=8000)
+    c = load_corpus(root)
+    assert c.classes == ("go", "stop") and len(c.clips) == 12
+    assert len(c.audio(c.clips[0])) == 16000       # resampled from 8 kHz
+    spk = {}
+    for cl in c.clips:
+        spk.setdefault(cl.voice, set()).add(cl.split)
+    assert all(len(v) == 1 for v in spk.values())
+
+
+def test_not_a_corpus(tmp_path):
+    with pytest.raises(PqlrError, match="pqlr data synth"):
+        load_corpus(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PqlrError):
+        load_corpus(tmp_path / "empty")

@@ -82,12 +82,13 @@ def test_stale_model_partition_is_an_error_record(tmp_path):
 
 @pytest.mark.emulator
 def test_qemu_firmware_bit_exact_over_pty(trained_pipeline):
-    """≥ 20 real test-split inputs through the real cross-compiled firmware on QEMU, read with pyserial."""
+    """≥ 20 real held-out inputs through the real cross-compiled firmware on QEMU, read with pyserial."""
     mb = trained_pipeline["model_bin"]
     art = trained_pipeline["art"]
     board = load_board("rv32-virt")
-    _, x, _ = api.load_features(trained_pipeline["corpus"], "test")
-    inputs = np.stack([art.graph.quantize_input(f) for f in x[:24]])
+    corpus, x, _ = api.load_features(trained_pipeline["corpus"])
+    held_out = [i for i, c in enumerate(corpus.clips) if c.split != "train"][:24]
+    inputs = np.stack([art.graph.quantize_input(x[i]) for i in held_out])
     assert len(inputs) >= 20
     out = trained_pipeline["root"] / "fw-virt"
     fw = build_firmware(board, render_firmware(art, board, out))

@@ -1,18 +1,29 @@
-"""Log-mel front end, numpy only, fully specified so a fixed-point C version can match it later.
+"""Front ends: log-mel and MFCC, in numpy (the specification, used for evaluation and export) and in
+torch (the same arithmetic in float32, used for on-the-fly augmentation during training).
 
-Arithmetic (float64 throughout):
-  1. x: 16 000 samples of int16/32768 audio (1 s).
-  2. frames: length 480 (30 ms), hop 320 (20 ms), no padding → 1 + (16000-480)//320 = 49 frames.
-  3. window: periodic Hann, w[n] = 0.5 - 0.5·cos(2πn/480).
-  4. power spectrum: |rfft(frame·w, n=512)|², 257 bins.
-  5. mel: 40 triangular HTK-mel filters between 20 Hz and 8000 Hz (mel = 2595·log10(1 + f/700)),
-     unnormalised (peak 1), applied to the power spectrum.
-  6. log: ln(mel + 1e-6)  (the log floor).
-  Output: float32 [49, 40] (time × mel). The device's int8 input is this tensor quantised per tensor
-  with the scale and zero point chosen at export (hostside/export), round-half-away-from-zero, clamped.
+Arithmetic, all presets (numpy: float64):
+  1. x: clip_samples of int16/32768 audio at 16 kHz (shorter is zero-padded at the end, longer is cut).
+  2. frames: frame_length samples every hop_length samples, no padding:
+     n_frames = 1 + (clip_samples − frame_length) // hop_length.
+  3. window: periodic Hann, w[n] = 0.5 − 0.5·cos(2πn/frame_length).
+  4. power spectrum: |rfft(frame·w, n_fft)|², n_fft/2+1 bins.
+  5. mel: n_mels triangular filters, peak 1 (unnormalised), centres equally spaced on the HTK mel scale
+     mel(f) = 2595·log10(1 + f/700) between f_min and f_max, applied to the power spectrum.
+  6. log: ln(mel + log_floor).
+  7. MFCC only: orthonormal DCT-II over the mel axis, first n_mfcc coefficients:
+     c[k] = s_k · Σ_m logmel[m]·cos(π·k·(2m+1)/(2·n_mels)), s_0 = √(1/n_mels), s_k = √(2/n_mels).
+  Output: float32 [n_frames, n_mels or n_mfcc] (time × feature).
+  On the device the input is this tensor quantised to int8 per tensor: q = clamp(round_half_away(x/scale)
+  + zero_point, −128, 127), with scale and zero point chosen at export from the calibration set
+  (hostside/graph.py: IntGraph.quantize_input).
+
+Presets: `logmel40` (49×40, the default) and `mfcc10` (49×10: MLPerf Tiny KWS geometry — 30 ms window,
+20 ms hop, 40 mel bands from 20 Hz to 4 kHz, 10 MFCCs).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,6 +31,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FrontEnd:
+    kind: str = "logmel"                 # "logmel" or "mfcc"
     sample_rate: int = 16000
     clip_samples: int = 16000
     frame_length: int = 480
@@ -29,17 +41,39 @@ class FrontEnd:
     f_min: float = 20.0
     f_max: float = 8000.0
     log_floor: float = 1e-6
+    n_mfcc: int = 10
 
     @property
     def n_frames(self) -> int:
         return 1 + (self.clip_samples - self.frame_length) // self.hop_length
 
     @property
+    def n_features(self) -> int:
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    @property
     def shape(self) -> tuple[int, int]:
-        return (self.n_frames, self.n_mels)
+        return (self.n_frames, self.n_features)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict | None) -> "FrontEnd":
+        return FrontEnd(**(d or {}))
+
+
+PRESETS = {
+    "logmel40": FrontEnd(),
+    "mfcc10": FrontEnd(kind="mfcc", f_max=4000.0, n_mfcc=10),
+}
+
+
+def preset(name: str) -> FrontEnd:
+    if name not in PRESETS:
+        from ..errors import PqlrError
+        raise PqlrError(f"unknown feature preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 def _hz_to_mel(f):
@@ -58,44 +92,77 @@ def mel_filterbank(fe: FrontEnd) -> np.ndarray:
     fb = np.zeros((fe.n_mels, n_bins))
     for m in range(fe.n_mels):
         lo, ce, hi = edges[m], edges[m + 1], edges[m + 2]
-        up = (freqs - lo) / (ce - lo)
-        down = (hi - freqs) / (hi - ce)
-        fb[m] = np.maximum(0.0, np.minimum(up, down))
+        fb[m] = np.maximum(0.0, np.minimum((freqs - lo) / (ce - lo), (hi - freqs) / (hi - ce)))
     return fb
 
 
-def log_mel(audio: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
-    """audio: float samples (len clip_samples; shorter is zero-padded, longer is cut) → [frames, mels]."""
+def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """[n_mfcc, n_mels] orthonormal DCT-II."""
+    m = np.arange(n_mels)
+    k = np.arange(n_mfcc)[:, None]
+    d = np.cos(np.pi * k * (2 * m + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
+    d[0] *= np.sqrt(0.5)
+    return d
+
+
+def _window(fe: FrontEnd) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(fe.frame_length) / fe.frame_length)
+
+
+def features(audio: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
+    """The numpy front end (the specification): audio → float32 [n_frames, n_features]."""
     x = np.zeros(fe.clip_samples)
     a = np.asarray(audio, dtype=np.float64)[: fe.clip_samples]
     x[: len(a)] = a
-    n = np.arange(fe.frame_length)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / fe.frame_length)
-    idx = np.arange(fe.n_frames)[:, None] * fe.hop_length + n[None, :]
-    frames = x[idx] * window
-    power = np.abs(np.fft.rfft(frames, n=fe.n_fft, axis=1)) ** 2
-    mel = power @ mel_filterbank(fe).T
-    return np.log(mel + fe.log_floor).astype(np.float32)
+    idx = np.arange(fe.n_frames)[:, None] * fe.hop_length + np.arange(fe.frame_length)[None, :]
+    power = np.abs(np.fft.rfft(x[idx] * _window(fe), n=fe.n_fft, axis=1)) ** 2
+    logmel = np.log(power @ mel_filterbank(fe).T + fe.log_floor)
+    if fe.kind == "mfcc":
+        logmel = logmel @ dct_matrix(fe.n_mels, fe.n_mfcc).T
+    return logmel.astype(np.float32)
+
+
+def log_mel(audio: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
+    """Backwards-compatible name for the log-mel front end."""
+    return features(audio, fe)
+
+
+class TorchFrontEnd:
+    """The same front end in torch (float32), batched: [N, clip_samples] → [N, n_frames, n_features]."""
+
+    def __init__(self, fe: FrontEnd):
+        import torch
+        self.fe = fe
+        self.window = torch.tensor(_window(fe), dtype=torch.float32)
+        self.fb = torch.tensor(mel_filterbank(fe).T, dtype=torch.float32)
+        self.dct = torch.tensor(dct_matrix(fe.n_mels, fe.n_mfcc).T, dtype=torch.float32) if fe.kind == "mfcc" else None
+
+    def __call__(self, audio):
+        import torch
+        fe = self.fe
+        frames = audio.unfold(1, fe.frame_length, fe.hop_length)[:, : fe.n_frames] * self.window.to(audio.device)
+        power = torch.fft.rfft(frames, n=fe.n_fft, dim=-1).abs() ** 2
+        out = torch.log(power @ self.fb.to(audio.device) + fe.log_floor)
+        if self.dct is not None:
+            out = out @ self.dct.to(audio.device)
+        return out
 
 
 def corpus_features(corpus, fe: FrontEnd = FrontEnd(), split: str | None = None):
     """Features and labels for a corpus (or one split), cached in the corpus folder."""
-    from .synth import read_wav, resample
-    import hashlib
-    import json
-    key = hashlib.sha256(json.dumps([fe.to_dict(), [c.file for c in corpus.clips]]).encode()).hexdigest()[:12]
-    cache = corpus.root / f"features-{key}.npz"
+    key = hashlib.sha256(json.dumps([fe.to_dict(), [(c.file, c.offset) for c in corpus.clips]]).encode()).hexdigest()[:12]
+    cache = corpus.cache_dir / f"features-{key}.npz"
     if cache.is_file():
         z = np.load(cache)
         feats, labels = z["x"], z["y"]
     else:
         feats = np.empty((len(corpus.clips), *fe.shape), dtype=np.float32)
         for i, clip in enumerate(corpus.clips):
-            audio, sr = read_wav(corpus.root / clip.file)
-            feats[i] = log_mel(resample(audio, sr, fe.sample_rate), fe)
+            feats[i] = features(corpus.audio(clip, fe.sample_rate), fe)
         labels = np.array([corpus.classes.index(c.label) for c in corpus.clips], dtype=np.int64)
+        cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, x=feats, y=labels)
     if split is None:
         return feats, labels
-    mask = np.array([c.split == split for c in corpus.clips])
+    mask = np.array([c.split == split for c in corpus.clips], dtype=bool)
     return feats[mask], labels[mask]

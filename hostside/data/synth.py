@@ -1,161 +1,152 @@
-"""Synthetic wake-word corpus from espeak-ng: positives, other words, and background noise,
-split by voice (a voice never appears in two splits). Deterministic for a seed, parallel, cached.
+"""Synthetic keyword-spotting corpora, honest about what they are.
 
-Every clip is 1 s of 16 kHz mono int16, written as WAV with the standard library's `wave`.
+Tasks:
+- `wakeword`: classes <phrase as label> (e.g. hey_kimi), unknown (other words, including near-misses), silence.
+- `commands12`: the MLPerf Tiny / Speech Commands 12 classes (yes no up down left right on off stop go
+  unknown silence), synthetic — for comparison with that setup's geometry, not its numbers.
+
+Speech comes from espeak-ng (accents × voice variants), flite and festival (when installed), with speed,
+pitch and amplitude jitter, mixed with background noise at a random SNR. Splits are by voice: a voice
+is in exactly one of train / val / test. Test clips are mixed with held-out noise sources. The
+`unseen` split is spoken by piper (a neural engine no model ever trains or selects on). A real-speech
+stream (Debian's asterisk prompts and pocketsphinx test recordings) measures false accepts per hour.
+
+Generation is parallel, shows a progress bar, is deterministic for a seed, and is cached by config.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import shutil
-import subprocess
-import wave
+import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import PqlrError, ToolchainMissing
+from .corpus import CLIP_SAMPLES, SAMPLE_RATE, Clip, Corpus, load_corpus, resample, save_corpus, write_wav
+from .engines import ENGINES
+from .noise import generated, mix, noise_clip, noise_sources
 
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = SAMPLE_RATE
-CLASSES = ("hey_kimi", "unknown", "silence")
+UNKNOWN_WAKEWORD = ("hey jimmy", "hey kiwi", "okay kimi", "kimono", "hi kenny", "hey kitty", "hey timmy",
+                    "key me", "kimchi", "hello", "hey there", "hey", "kimi", "yes", "no", "stop", "go",
+                    "kitchen", "happy", "seven", "music", "weather", "timer", "lights on", "good morning",
+                    "thank you", "what time is it", "play some music", "turn it off", "ok google")
+COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN_COMMANDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
+                    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "forward",
+                    "backward", "follow", "learn", "visual")
+TASKS = ("wakeword", "commands12")
 
-ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
-            "adam", "Andy", "david", "edward", "john", "linda", "max", "paul", "robert", "steph", "zac")
-# Words that are not the wake word, including near-misses that a sloppy detector would accept.
-UNKNOWN_WORDS = ("hey jimmy", "hey kiwi", "okay kimi", "kimono", "hi kenny", "hello", "yes", "no",
-                 "stop", "go", "left", "right", "kitchen", "hey there", "key me", "kimchi", "happy",
-                 "seven", "music", "weather", "timer", "lights on", "good morning", "thank you")
+
+def label_of(phrase: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
 
 
 @dataclass(frozen=True)
 class SynthConfig:
+    task: str = "wakeword"
     phrase: str = "hey kimi"
-    voices: int = 140                # (accent, variant) pairs used, at most len(ACCENTS)*len(VARIANTS)
-    positives_per_voice: int = 2
+    engines: tuple[str, ...] = ("espeak-ng", "flite", "festival")   # training engines, where installed
+    voices: int = 140                     # espeak-ng accent×variant voices (at most 161)
+    positives_per_voice: int = 2          # per keyword class
     unknown_per_voice: int = 2
+    few_voice_repeats: int = 8            # engines with few voices (flite, festival) speak this many times more
     silence_clips: int = 120
+    unseen_engine: str = "piper"          # "" for none
+    unseen_positives: int = 60            # per keyword class
+    unseen_unknown: int = 60
+    fa_stream_seconds: float = -1.0       # real-speech stream: -1 all available, 0 none
     seed: int = 0
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)   # train, val, test by voice
-    snr_db: tuple[float, float] = (10.0, 30.0)
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    snr_db: tuple[float, float] = (5.0, 30.0)
     workers: int = 4
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
-
-@dataclass
-class Clip:
-    file: str
-    label: str
-    split: str
-    voice: str
-    text: str
-    engine: str = "espeak-ng"
-
-
-@dataclass
-class Corpus:
-    root: Path
-    clips: list[Clip] = field(default_factory=list)
-    classes: tuple[str, ...] = CLASSES
-
-    def split(self, name: str) -> list[Clip]:
-        return [c for c in self.clips if c.split == name]
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise PqlrError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        if not label_of(self.phrase):
+            raise PqlrError(f"the phrase {self.phrase!r} has no letters")
+        unknown = [e for e in self.engines if e not in ENGINES]
+        if unknown:
+            raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
+        if self.unseen_engine and self.unseen_engine in self.engines:
+            raise PqlrError(f"the unseen engine {self.unseen_engine!r} cannot also be a training engine")
 
 
-def all_voices() -> list[str]:
-    return [f"{a}+{v}" for a in ACCENTS for v in VARIANTS]
+def task_classes(cfg: SynthConfig) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """(classes, {keyword label: texts}, unknown texts)."""
+    if cfg.task == "wakeword":
+        lab = label_of(cfg.phrase)
+        unknown = tuple(u for u in UNKNOWN_WAKEWORD if label_of(u) != lab)
+        return (lab, "unknown", "silence"), {lab: (cfg.phrase,)}, unknown
+    return COMMANDS + ("unknown", "silence"), {w: (w,) for w in COMMANDS}, UNKNOWN_COMMANDS
 
 
-def voice_split(voice: str, seed: int, fractions: tuple[float, float, float]) -> str:
+def split_group(engine: str, voice: str) -> str:
+    """Voices that are the same speaker share a split (flite's kal and kal16)."""
+    return f"{engine}:{re.sub(r'[0-9]+$', '', voice) if engine == 'flite' else voice}"
+
+
+def voice_split(group: str, seed: int, fractions: tuple[float, float, float]) -> str:
     """A voice's split is a pure function of its name and the seed, so no voice lands in two splits."""
-    h = int.from_bytes(hashlib.sha256(f"{seed}:{voice}".encode()).digest()[:8], "little") / 2**64
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{group}".encode()).digest()[:8], "little") / 2**64
     if h < fractions[0]:
         return "train"
-    if h < fractions[0] + fractions[1]:
-        return "val"
-    return "test"
+    return "val" if h < fractions[0] + fractions[1] else "test"
 
 
-def espeak_available() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise ToolchainMissing("espeak-ng is not installed: run `sudo apt-get install espeak-ng` "
-                               "(or `make deps`), then try again")
-    return exe
+def _plan_jobs(cfg: SynthConfig) -> list[dict]:
+    rng = np.random.default_rng(cfg.seed)
+    classes, keywords, unknown = task_classes(cfg)
+    jobs: list[dict] = []
 
+    def speech_jobs(engine: str, voice: str, split: str, n_pos: int, n_unk: int) -> None:
+        for lab, texts in keywords.items():
+            for _ in range(n_pos):
+                jobs.append(dict(label=lab, text=texts[int(rng.integers(0, len(texts)))], voice=voice,
+                                 engine=engine, split=split))
+        for _ in range(n_unk):
+            jobs.append(dict(label="unknown", text=unknown[int(rng.integers(0, len(unknown)))], voice=voice,
+                             engine=engine, split=split))
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Band-limited resampling by zero-padding/truncating the spectrum (exact for periodic signals)."""
-    if sr_in == sr_out:
-        return x.astype(np.float64)
-    n_out = int(round(len(x) * sr_out / sr_in))
-    spec = np.fft.rfft(x.astype(np.float64))
-    keep = n_out // 2 + 1
-    out_spec = np.zeros(keep, dtype=complex)
-    m = min(keep, len(spec))
-    out_spec[:m] = spec[:m]
-    return np.fft.irfft(out_spec, n_out) * (n_out / len(x))
-
-
-def read_wav(data: bytes | Path) -> tuple[np.ndarray, int]:
-    """Read a mono 16-bit WAV; returns float samples in [-1, 1) and the sample rate."""
-    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb")
-    with src, wave.open(src, "rb") as w:
-        if w.getsampwidth() != 2:
-            raise PqlrError(f"only 16-bit PCM WAV is supported (got {8 * w.getsampwidth()}-bit)")
-        raw = w.readframes(w.getnframes())
-        ch = w.getnchannels()
-        sr = w.getframerate()
-    x = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
-    if ch > 1:
-        x = x.reshape(-1, ch).mean(axis=1)
-    return x, sr
-
-
-def write_wav(path: Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> None:
-    pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(pcm.tobytes())
-
-
-def speak(text: str, voice: str, speed: int, pitch: int, amplitude: int) -> np.ndarray:
-    exe = espeak_available()
-    proc = subprocess.run([exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", str(amplitude),
-                           "--stdout", text], capture_output=True, timeout=30)
-    if proc.returncode != 0 or len(proc.stdout) < 100:
-        raise PqlrError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}")
-    x, sr = read_wav(proc.stdout)
-    return resample(x, sr, SAMPLE_RATE)
-
-
-def noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Generated background noise: white, pink (1/f) or brown (1/f²), unit RMS."""
-    white = rng.standard_normal(n)
-    if kind == "white":
-        x = white
-    else:
-        spec = np.fft.rfft(white)
-        f = np.arange(len(spec), dtype=np.float64)
-        f[0] = 1.0
-        spec = spec / (np.sqrt(f) if kind == "pink" else f)
-        x = np.fft.irfft(spec, n)
-    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+    for name in cfg.engines:
+        eng = ENGINES[name]
+        if not eng.available():
+            if name == "espeak-ng":
+                raise ToolchainMissing("espeak-ng is not installed: `sudo apt-get install espeak-ng` (or `make deps`)")
+            continue
+        voices = eng.voices()
+        if name == "espeak-ng":
+            voices = [voices[i] for i in rng.permutation(len(voices))[: cfg.voices]]
+            rep = 1
+        else:
+            rep = cfg.few_voice_repeats
+        for v in voices:
+            split = voice_split(split_group(name, v), cfg.seed, cfg.split_fractions)
+            speech_jobs(name, v, split, cfg.positives_per_voice * rep, cfg.unknown_per_voice * rep)
+    if cfg.unseen_engine:
+        eng = ENGINES[cfg.unseen_engine]
+        if eng.available():
+            for v in eng.voices():
+                speech_jobs(eng.name, v, "unseen", cfg.unseen_positives, cfg.unseen_unknown)
+    for i in range(cfg.silence_clips):
+        jobs.append(dict(label="silence", text="", voice=f"noise{i}", engine="none",
+                         split=voice_split(f"noise{i}", cfg.seed, cfg.split_fractions)))
+    for j, job in enumerate(jobs):
+        job["index"] = j
+        job["seed"] = int(rng.integers(0, 2**31))
+    return jobs
 
 
 def place(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Trim leading/trailing silence and place the utterance at a random offset in a 1 s window."""
     env = np.abs(speech)
-    thr = 0.02 * (env.max() + 1e-9)
-    idx = np.nonzero(env > thr)[0]
+    idx = np.nonzero(env > 0.02 * (env.max() + 1e-9))[0]
     if len(idx):
         speech = speech[idx[0]: idx[-1] + 1]
     if len(speech) > CLIP_SAMPLES:
@@ -167,84 +158,55 @@ def place(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def mix(signal: np.ndarray, rng: np.random.Generator, snr_db: tuple[float, float]) -> np.ndarray:
-    kind = ("white", "pink", "brown")[int(rng.integers(0, 3))]
-    nz = noise(kind, len(signal), rng)
-    rms = np.sqrt(np.mean(signal ** 2))
-    snr = rng.uniform(*snr_db)
-    out = signal + nz * rms / (10 ** (snr / 20))
-    peak = np.abs(out).max()
-    return out * (0.9 / peak) if peak > 0.99 else out
-
-
-def _plan_jobs(cfg: SynthConfig) -> list[dict]:
-    rng = np.random.default_rng(cfg.seed)
-    voices = all_voices()
-    rng.shuffle(voices)
-    voices = voices[: cfg.voices]
-    jobs: list[dict] = []
-    for v in voices:
-        split = voice_split(v, cfg.seed, cfg.split_fractions)
-        for i in range(cfg.positives_per_voice):
-            jobs.append(dict(label="hey_kimi", text=cfg.phrase, voice=v, split=split))
-        for i in range(cfg.unknown_per_voice):
-            jobs.append(dict(label="unknown", text=UNKNOWN_WORDS[int(rng.integers(0, len(UNKNOWN_WORDS)))],
-                             voice=v, split=split))
-    # silence: noise only; assigned to splits by its own index, in the same proportions
-    for i in range(cfg.silence_clips):
-        jobs.append(dict(label="silence", text="", voice=f"noise{i}",
-                         split=voice_split(f"noise{i}", cfg.seed, cfg.split_fractions)))
-    for j, job in enumerate(jobs):
-        job["index"] = j
-        job["seed"] = int(rng.integers(0, 2**31))
-    return jobs
-
-
-def _render(job: dict, cfg: SynthConfig, out_dir: Path) -> Clip:
+def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict) -> Clip:
     rng = np.random.default_rng(job["seed"])
+    pool = pools["test" if job["split"] in ("test", "unseen") else "train"]
+    src = pool[int(rng.integers(0, len(pool)))]
     if job["label"] == "silence":
-        sig = noise(("white", "pink", "brown")[job["index"] % 3], CLIP_SAMPLES, rng) * rng.uniform(0.001, 0.05)
-        engine = "none"
+        level = rng.choice([0.0005, 0.005, 0.02, 0.08])
+        sig = noise_clip(src, rng) * level * rng.uniform(0.5, 1.5)
     else:
-        speech = speak(job["text"], job["voice"], speed=int(rng.integers(130, 200)),
-                       pitch=int(rng.integers(30, 70)), amplitude=int(rng.integers(80, 160)))
-        sig = mix(place(speech, rng), rng, cfg.snr_db)
-        engine = "espeak-ng"
-    name = f"{job['index']:05d}_{job['label']}.wav"
-    write_wav(out_dir / "clips" / name, sig)
-    return Clip(file=f"clips/{name}", label=job["label"], split=job["split"], voice=job["voice"],
-                text=job["text"], engine=engine)
+        audio, sr = ENGINES[job["engine"]].speak(job["text"], job["voice"], rng)
+        sig = mix(place(resample(audio, sr, SAMPLE_RATE), rng), noise_clip(src, rng), rng.uniform(*cfg.snr_db))
+    name = f"clips/{job['index']:06d}_{job['label']}.wav"
+    write_wav(out_dir / name, sig)
+    return Clip(file=name, label=job["label"], split=job["split"], voice=job["voice"], text=job["text"],
+                engine=job["engine"], noise=src.id)
 
 
 def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> Corpus:
-    """Generate (or reuse, if the same config was generated there before) the corpus in out_dir."""
+    """Generate (or reuse, when the same config was generated there before) the corpus in out_dir."""
+    cfg.validate()
     out_dir = Path(out_dir)
     manifest = out_dir / "manifest.json"
     if manifest.is_file():
-        meta = json.loads(manifest.read_text())
+        meta = json.loads(manifest.read_text()).get("meta", {})
         if meta.get("config_key") == cfg.key():
             return load_corpus(out_dir)
-    espeak_available()
-    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     jobs = _plan_jobs(cfg)
+    srcs = noise_sources()
+    pools = {p: [s for s in srcs if s.pool == p] for p in ("train", "test")}
     clips: list[Clip] = [None] * len(jobs)  # type: ignore[list-item]
     from ..progress import progress_bar
+    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     with progress_bar("synthesising corpus", len(jobs), enabled=progress) as advance, \
             ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        for job, clip in zip(jobs, pool.map(lambda j: _render(j, cfg, out_dir), jobs)):
+        for job, clip in zip(jobs, pool.map(lambda j: _render(j, cfg, out_dir, pools), jobs)):
             clips[job["index"]] = clip
             advance()
-    meta = {"config": asdict(cfg), "config_key": cfg.key(), "classes": list(CLASSES),
-            "sample_rate": SAMPLE_RATE, "clips": [asdict(c) for c in clips],
-            "note": "synthetic speech from espeak-ng mixed with generated noise; splits by voice"}
-    manifest.write_text(json.dumps(meta, indent=1))
-    return load_corpus(out_dir)
+    classes, _, _ = task_classes(cfg)
+    meta = {"config": asdict(cfg), "config_key": cfg.key(), "sample_rate": SAMPLE_RATE,
+            "engines_used": sorted({c.engine for c in clips}),
+            "noise_pools": {k: [s.id for s in v] for k, v in pools.items()},
+            "note": "synthetic speech (TTS engines) mixed with noise; splits by voice; the 'unseen' split is "
+                    "an engine never used for training or model selection"}
+    if cfg.fa_stream_seconds != 0:
+        from .realspeech import build_stream
+        meta["fa_stream"] = build_stream(out_dir / "fa_stream.wav",
+                                         None if cfg.fa_stream_seconds < 0 else cfg.fa_stream_seconds)
+    corpus = Corpus(root=out_dir, clips=clips, classes=classes, task=cfg.task, meta=meta)
+    save_corpus(corpus)
+    return corpus
 
 
-def load_corpus(root: Path) -> Corpus:
-    root = Path(root)
-    manifest = root / "manifest.json"
-    if not manifest.is_file():
-        raise PqlrError(f"no corpus at {root} (manifest.json missing): run `pqlr data synth --out {root}`")
-    meta = json.loads(manifest.read_text())
-    return Corpus(root=root, clips=[Clip(**c) for c in meta["clips"]], classes=tuple(meta["classes"]))
+__all__ = ["SynthConfig", "synth_corpus", "load_corpus", "voice_split", "generated", "TASKS"]

@@ -1,0 +1,124 @@
+"""Clips, corpora and audio I/O shared by the synthetic corpus and the real-data loaders."""
+from __future__ import annotations
+
+import io
+import json
+import wave
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PqlrError
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = SAMPLE_RATE
+
+
+@dataclass
+class Clip:
+    file: str                      # relative to the corpus root
+    label: str
+    split: str                     # train | val | test | unseen (an engine never used for training)
+    voice: str = ""                # speaker / TTS voice; a voice is in exactly one split
+    text: str = ""
+    engine: str = "espeak-ng"      # espeak-ng | flite | festival | piper | human | none
+    offset: int = 0                # first sample (at the file's rate) of the 1 s window
+    noise: str = ""                # noise source mixed in, if any
+
+
+@dataclass
+class Corpus:
+    root: Path
+    clips: list[Clip] = field(default_factory=list)
+    classes: tuple[str, ...] = ()
+    task: str = ""
+    meta: dict = field(default_factory=dict)
+    cache_dir: Path | None = None
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        if self.cache_dir is None:
+            self.cache_dir = self.root
+
+    def split(self, name: str) -> list[Clip]:
+        return [c for c in self.clips if c.split == name]
+
+    def audio(self, clip: Clip, sr: int = SAMPLE_RATE) -> np.ndarray:
+        """The clip's 1 s window at sr (float, [-1, 1))."""
+        x, file_sr = read_wav(self.root / clip.file)
+        x = x[clip.offset: clip.offset + int(round(file_sr * CLIP_SAMPLES / SAMPLE_RATE))]
+        return resample(x, file_sr, sr)
+
+    def to_manifest(self) -> dict:
+        return {"task": self.task, "classes": list(self.classes), "meta": self.meta,
+                "clips": [asdict(c) for c in self.clips]}
+
+
+def read_wav(src: bytes | Path) -> tuple[np.ndarray, int]:
+    """Read 16-bit PCM WAV (mono, or the mean of its channels): float samples in [-1, 1) and the rate."""
+    try:
+        f = io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else open(src, "rb")
+        with f, wave.open(f, "rb") as w:
+            if w.getsampwidth() != 2:
+                raise PqlrError(f"{src if not isinstance(src, bytes) else 'audio'}: only 16-bit PCM WAV is "
+                                f"supported (got {8 * w.getsampwidth()}-bit)")
+            raw = w.readframes(w.getnframes())
+            ch, sr = w.getnchannels(), w.getframerate()
+    except (wave.Error, EOFError) as exc:
+        raise PqlrError(f"{src if not isinstance(src, bytes) else 'audio'}: not a readable WAV file ({exc})") from None
+    x = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+    if ch > 1:
+        x = x[: len(x) // ch * ch].reshape(-1, ch).mean(axis=1)
+    return x, sr
+
+
+def write_wav(path: Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> None:
+    pcm = np.clip(np.round(np.asarray(x) * 32767.0), -32768, 32767).astype("<i2")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(pcm.tobytes())
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling by truncating / zero-padding the spectrum."""
+    x = np.asarray(x, dtype=np.float64)
+    if sr_in == sr_out or len(x) == 0:
+        return x
+    n_out = int(round(len(x) * sr_out / sr_in))
+    spec = np.fft.rfft(x)
+    keep = n_out // 2 + 1
+    out = np.zeros(keep, dtype=complex)
+    m = min(keep, len(spec))
+    out[:m] = spec[:m]
+    return np.fft.irfft(out, n_out) * (n_out / len(x))
+
+
+def save_corpus(corpus: Corpus) -> None:
+    (corpus.root / "manifest.json").write_text(json.dumps(corpus.to_manifest(), indent=1))
+
+
+def load_corpus(root: Path) -> Corpus:
+    """A pqlr corpus (manifest.json), a Google Speech Commands v2 folder, or a <class>/<file>.wav folder."""
+    root = Path(root)
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        meta = json.loads(manifest.read_text())
+        return Corpus(root=root, clips=[Clip(**c) for c in meta["clips"]], classes=tuple(meta["classes"]),
+                      task=meta.get("task", ""), meta=meta.get("meta", {}))
+    if not root.is_dir():
+        raise PqlrError(f"no corpus at {root}: run `pqlr data synth --out {root}`, or point --corpus at a "
+                        f"Speech Commands v2 folder or a <class>/<file>.wav folder")
+    from .loaders import load_folder, load_speech_commands
+    if (root / "validation_list.txt").is_file() or (root / "testing_list.txt").is_file():
+        return load_speech_commands(root)
+    return load_folder(root)
+
+
+@lru_cache(maxsize=8)
+def _cached_wav(path: str) -> tuple[np.ndarray, int]:
+    return read_wav(Path(path))

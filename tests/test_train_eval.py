@@ -1,0 +1,86 @@
+"""Training determinism, model registry, and the evaluation protocol."""
+import numpy as np
+import pytest
+import torch
+
+from hostside import api
+from hostside.data.features import PRESETS, features
+from hostside.errors import PqlrError
+from hostside.evaluate import count_triggers, stream_features
+from hostside.models import REGISTRY, build_model, param_count
+
+
+def test_registry_sizes():
+    assert param_count(build_model("microbert-2l", (49, 40), 3)) <= 500_000
+    assert param_count(build_model("dscnn-wide", (49, 10), 3)) >= 1_000_000
+    assert param_count(build_model("tinybert-6l", (49, 40), 3)) >= 1_000_000
+    m = build_model("dscnn-mlperf", (49, 10), 12)
+    assert m.cfg.channels == 64 and m.cfg.blocks == 4 and m.cfg.stem_kernel == (10, 4)
+    for name in REGISTRY:
+        net = build_model(name, (49, 10), 12).eval()
+        assert net(torch.zeros(2, 49, 10)).shape == (2, 12)
+    with pytest.raises(PqlrError, match="unknown model"):
+        build_model("resnet", (49, 10), 3)
+
+
+def test_stream_windows_equal_per_window_features():
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, 16000 * 3)
+    for fe in PRESETS.values():
+        win = stream_features(audio, fe, 100.0)
+        assert win.shape[0] == 1 + (len(audio) - 16000) // 1600
+        for k in (0, 7, len(win) - 1):
+            assert np.allclose(win[k], features(audio[k * 1600: k * 1600 + 16000], fe), atol=1e-4)
+
+
+def test_trigger_counting():
+    post = np.zeros(100)
+    post[10:13] = 0.95           # one event spanning three windows
+    post[50] = 0.95              # a lone spike, smoothed away with smooth=3
+    post[70:80] = 0.99           # a long event: one trigger per refractory period (1 s = 10 windows)
+    assert count_triggers(post, 0.9, 1, 100.0, 1.0) == 3
+    assert count_triggers(post, 0.9, 3, 100.0, 1.0) == 2
+    assert count_triggers(post, 0.999, 1, 100.0, 1.0) == 0
+
+
+def test_training_is_deterministic(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    a = api.train(corpus, tmp_path / "a.pt", epochs=1, seed=7, channels=8, blocks=1, progress=False)
+    b = api.train(corpus, tmp_path / "b.pt", epochs=1, seed=7, channels=8, blocks=1, progress=False)
+    sa = torch.load(tmp_path / "a.pt", weights_only=False)["state_dict"]
+    sb = torch.load(tmp_path / "b.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a["metrics"] == b["metrics"]
+
+
+def test_transformer_trains_and_evaluates(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    api.train(corpus, tmp_path / "t.pt", model="microbert-2l", features="mfcc10", epochs=1, progress=False,
+              dim=32, layers=1, heads=2, mlp_dim=32)
+    r = api.evaluate(tmp_path / "t.pt", corpus, tmp_path / "ev")
+    assert "test" in r["splits"] or "val" in r["splits"]
+
+
+def test_eval_reports_streaming_metrics(trained_pipeline, tmp_path):
+    r = api.evaluate(trained_pipeline["root"] / "m.pt", trained_pipeline["corpus"], tmp_path / "ev")
+    assert set(r["splits"]) >= {"train", "val"}
+    for s in r["splits"].values():
+        m = np.array(s["confusion"])
+        assert m.sum() == s["n"] and np.trace(m) == round(s["accuracy"] * s["n"])
+    ww = r["wakeword"]
+    assert ww["positive_class"] == "hey_kimi" and ww["stride_ms"] == 100.0
+    assert ww["stream_hours"] == pytest.approx(20 / 3600)
+    assert ww["false_accepts_per_hour"] == ww["false_accepts"] / ww["stream_hours"]
+    if "det" in ww:
+        assert (tmp_path / "ev" / "det.png").is_file()
+        frr = [p["frr"] for p in ww["det"]["points"]]
+        assert frr == sorted(frr)                 # FRR grows with the threshold
+    assert (tmp_path / "ev" / "eval.json").is_file()
+
+
+def test_cli_train_model_option_error(trained_pipeline, tmp_path):
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "hostside.cli", "train", "--corpus", str(trained_pipeline["corpus"]),
+                        "--model", "nope", "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown model 'nope'" in p.stderr and "Traceback" not in p.stderr
