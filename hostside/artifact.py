@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import ArtifactError
 from .graph import OP_NAMES, OPS, IntGraph, Layer
-from .plan.planner import PARAM_BYTES_PER_CHANNEL, Plan, Tile, pack_channels, tile_size
+from .plan.planner import PARAM_BYTES_PER_CHANNEL, Plan, Tile, pack_channels, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
 FORMAT_VERSION = 1
@@ -185,8 +185,8 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         if op_code not in OP_NAMES:
             _fail(f"layer {li}: unknown op code {op_code}")
         op = OP_NAMES[op_code]
-        if wbits != 8:
-            _fail(f"layer {li}: weight bit width {wbits} is not supported by format version 1")
+        if wbits not in (4, 8):
+            _fail(f"layer {li}: weight bit width {wbits} is not 4 or 8")
         if in_shape != prev_shape:
             _fail(f"layer {li}: input shape {in_shape} does not follow the previous output {prev_shape}")
         if min(in_shape + out_shape) == 0 or min(stride) == 0 or min(kernel) == 0:
@@ -229,14 +229,16 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 if t.layer != li or t.ch_start != c or t.ch_count == 0:
                     _fail(f"layer {li}: tile for layer {t.layer} channels {t.ch_start}+{t.ch_count} "
                           f"breaks the channel sequence at {c}")
-                if t.size != tile_size(_KLayer(K), t.ch_count):
+                if t.size != tile_size(_KLayer(K, wbits), t.ch_count):
                     _fail(f"layer {li}: tile size {t.size} does not match {t.ch_count} channels × K={K}")
                 raw = data[w_off + t.offset: w_off + t.offset + t.size]
                 k = t.ch_count
                 bias.append(np.frombuffer(raw, "<i4", k, 0))
                 mult.append(np.frombuffer(raw, "<i4", k, 4 * k))
                 shift.append(np.frombuffer(raw, "<i4", k, 8 * k))
-                w.append(np.frombuffer(raw, np.int8, k * K, PARAM_BYTES_PER_CHANNEL * k))
+                rb = row_bytes(K, wbits)
+                wraw = raw[PARAM_BYTES_PER_CHANNEL * k: PARAM_BYTES_PER_CHANNEL * k + k * rb]
+                w.append(np.frombuffer(wraw, np.int8).reshape(-1) if wbits == 8 else unpack_int4(wraw, k, K).reshape(-1))
                 c += k
             if c != C:
                 _fail(f"layer {li}: tiles cover {c} channels, the layer has {C}")
@@ -267,5 +269,6 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
 
 class _KLayer:
     """Stand-in giving tile_size() a layer's per-channel weight count before its weights exist."""
-    def __init__(self, k: int):
+    def __init__(self, k: int, wbits: int):
         self.weights_per_channel = k
+        self.wbits = wbits

@@ -10,7 +10,9 @@ Conventions (the specification every kernel must match bit for bit):
   [2^30, 2^31) and 1 ≤ s ≤ 62 (M = 0 encodes a scale too small to represent);
 - ReLU is the clamp act_min = out_zp; no activation is act_min = −128;
 - weight layouts, contiguous per output channel: conv2d [Cout][kh][kw][Cin], dwconv2d [C][kh][kw],
-  pwconv2d and fc [Cout][Cin].
+  pwconv2d and fc [Cout][Cin];
+- weights are int8 (wbits 8, values in [−127, 127]) or int4 (wbits 4, values in [−7, 7], packed two per
+  byte in flash: hostside/plan/planner.py); int4 activations are int8 tensors clamped to [−8, 7].
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ typedef struct {
     uint8_t kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;
     int16_t in_zp, out_zp, act_min, act_max;
     int32_t multiplier, shift;          /* average pool only; other layers carry them per channel in tiles */
+    uint8_t wbits;                      /* 8, or 4: two weights per byte, low nibble first */
 } pqlr_layer_t;
 
 typedef struct {
@@ -32,7 +33,8 @@ typedef struct {
 } pqlr_counters_t;
 
 /* Kernels: compute output channels [c0, c0+n) of one layer from one tile.
- * A tile holds int32 bias[n], int32 multiplier[n], int32 shift[n], then int8 weights[n*K]. */
+ * A tile holds int32 bias[n], int32 multiplier[n], int32 shift[n], then n rows of weights: K int8, or
+ * ceil(K/2) bytes of int4 (weight 2j in the low nibble of byte j, 2j+1 in the high nibble). */
 typedef void (*pqlr_kernel_fn)(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n,
                                const int8_t *in, int8_t *out);
 void pqlr_conv2d(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);

@@ -57,7 +57,7 @@ def model_context(art: Artifact, board: Board) -> dict:
             "pad_t": L.pad[0], "pad_l": L.pad[1], "pad_b": L.pad[2], "pad_r": L.pad[3],
             "in_zp": L.in_zp, "out_zp": L.out_zp, "act_min": L.act_min, "act_max": L.act_max,
             "multiplier": int(L.multiplier[0]) if L.op == "avgpool" else 0,
-            "shift": int(L.shift[0]) if L.op == "avgpool" else 0,
+            "shift": int(L.shift[0]) if L.op == "avgpool" else 0, "wbits": L.wbits,
             "in_off": art.tensor_offsets[i], "out_off": art.tensor_offsets[i + 1], "steps": steps})
     if len(layers) > 64:
         raise PqlrError(f"the firmware's per-layer counters hold 64 layers; this model has {len(layers)}")

@@ -18,6 +18,15 @@ class DSCNNConfig:
     stem_kernel: tuple[int, int] = (10, 4)
     stem_stride: tuple[int, int] = (2, 2)
     dropout: float = 0.0
+    # channel count per group after pruning: group 0 is the stem (and the first depthwise conv), group i
+    # the i-th pointwise conv (and the depthwise conv after it). None: `channels` everywhere.
+    widths: tuple[int, ...] | None = None
+    # rank of each pointwise conv's low-rank factorisation (0: not factorised); None: none factorised
+    pw_ranks: tuple[int, ...] | None = None
+    fc_rank: int = 0                          # rank of the classifier's factorisation (0: not factorised)
+
+    def group_widths(self) -> tuple[int, ...]:
+        return tuple(self.widths) if self.widths is not None else (self.channels,) * (self.blocks + 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -29,19 +38,25 @@ class DSCNN(nn.Module):
     def __init__(self, cfg: DSCNNConfig):
         super().__init__()
         self.cfg = cfg
-        c = cfg.channels
+        w = cfg.group_widths()
+        if len(w) != cfg.blocks + 1:
+            raise ValueError(f"widths {w} must have blocks+1 = {cfg.blocks + 1} entries")
+        ranks = tuple(cfg.pw_ranks) if cfg.pw_ranks is not None else (0,) * cfg.blocks
         kh, kw = cfg.stem_kernel
         # TF-style "same" padding: total k−1, the floor on top/left
         self.stem_pad = ((kw - 1) // 2, (kw - 1) - (kw - 1) // 2, (kh - 1) // 2, (kh - 1) - (kh - 1) // 2)
-        self.stem = nn.Conv2d(1, c, cfg.stem_kernel, stride=cfg.stem_stride, bias=False)
-        self.stem_bn = nn.BatchNorm2d(c)
+        self.stem = nn.Conv2d(1, w[0], cfg.stem_kernel, stride=cfg.stem_stride, bias=False)
+        self.stem_bn = nn.BatchNorm2d(w[0])
         layers = []
-        for _ in range(cfg.blocks):
-            layers += [nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                       nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+        for i in range(cfg.blocks):
+            pw = (nn.Conv2d(w[i], w[i + 1], 1, bias=False) if not ranks[i] else
+                  nn.Sequential(nn.Conv2d(w[i], ranks[i], 1, bias=False), nn.Conv2d(ranks[i], w[i + 1], 1, bias=False)))
+            layers += [nn.Conv2d(w[i], w[i], 3, padding=1, groups=w[i], bias=False), nn.BatchNorm2d(w[i]), nn.ReLU(),
+                       pw, nn.BatchNorm2d(w[i + 1]), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.drop = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(c, cfg.n_classes)
+        self.fc = (nn.Linear(w[-1], cfg.n_classes) if not cfg.fc_rank else
+                   nn.Sequential(nn.Linear(w[-1], cfg.fc_rank, bias=False), nn.Linear(cfg.fc_rank, cfg.n_classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [N, T, F] → [N, 1, T, F]

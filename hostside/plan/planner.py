@@ -2,8 +2,11 @@
 
 Tiles: a layer's packed parameters are cut by output channels into tiles no larger than the board's
 tile budget. A tile for channels [c0, c0+n) is, little-endian and contiguous:
-    int32 bias[n] | int32 multiplier[n] | int32 shift[n] | int8 weights[n·K] | zero pad to 4 bytes
-so one flash read brings everything needed to compute those channels.
+    int32 bias[n] | int32 multiplier[n] | int32 shift[n] | weights: n rows of R bytes | zero pad to 4 bytes
+so one flash read brings everything needed to compute those channels. A row holds one output channel's
+K weights: int8, R = K; or int4, R = ceil(K/2), two's-complement nibbles, weight 2j in the low nibble of
+byte j and weight 2j+1 in its high nibble (a last odd weight leaves the high nibble 0). Int4 weights stay
+packed in flash and in the tile buffer; kernels unpack them in registers.
 
 Arena: tensor t_k (t_0 the input, t_k the output of layer k−1) is live from op k−1 to op k. Offsets are
 assigned greedily by size, largest first, at the lowest 4-byte-aligned offset that does not overlap a
@@ -61,22 +64,44 @@ class Plan:
                 "budget": self.budget}
 
 
+def row_bytes(k: int, wbits: int) -> int:
+    return k if wbits == 8 else (k + 1) // 2
+
+
+def pack_int4(w: np.ndarray) -> bytes:
+    """[rows, K] int4 values → rows of ceil(K/2) bytes (low nibble first)."""
+    rows, k = w.shape
+    if k % 2:
+        w = np.concatenate([w, np.zeros((rows, 1), w.dtype)], axis=1)
+    u = (w.astype(np.int16) & 0xF).astype(np.uint8)
+    return (u[:, 0::2] | (u[:, 1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def unpack_int4(raw: bytes, rows: int, k: int) -> np.ndarray:
+    b = np.frombuffer(raw, np.uint8).reshape(rows, (k + 1) // 2)
+    lo = (b & 0xF).astype(np.int16)
+    hi = (b >> 4).astype(np.int16)
+    w = np.stack([lo, hi], axis=2).reshape(rows, -1)[:, :k]
+    return np.where(w > 7, w - 16, w).astype(np.int8)
+
+
 def pack_channels(layer: Layer, c0: int, n: int) -> bytes:
     """The bytes of one tile (see module docstring)."""
     w = layer.weights.reshape(layer.out_channels, -1)[c0: c0 + n]
+    packed = w.astype(np.int8).tobytes() if layer.wbits == 8 else pack_int4(w)
     body = (layer.bias[c0: c0 + n].astype("<i4").tobytes() + layer.multiplier[c0: c0 + n].astype("<i4").tobytes()
-            + layer.shift[c0: c0 + n].astype("<i4").tobytes() + w.astype(np.int8).tobytes())
+            + layer.shift[c0: c0 + n].astype("<i4").tobytes() + packed)
     return body + b"\0" * (_align4(len(body)) - len(body))
 
 
 def tile_size(layer: Layer, n: int) -> int:
-    return _align4(n * (PARAM_BYTES_PER_CHANNEL + layer.weights_per_channel))
+    return _align4(n * (PARAM_BYTES_PER_CHANNEL + row_bytes(layer.weights_per_channel, layer.wbits)))
 
 
 def tile_layer(layer: Layer, budget: int) -> list[tuple[int, int]]:
     """(ch_start, ch_count) pairs: as many channels per tile as fit, tiles as even as possible."""
     C = layer.out_channels
-    per = PARAM_BYTES_PER_CHANNEL + layer.weights_per_channel
+    per = PARAM_BYTES_PER_CHANNEL + row_bytes(layer.weights_per_channel, layer.wbits)
     n_max = min(C, budget // per)
     while n_max > 0 and tile_size(layer, n_max) > budget:
         n_max -= 1
