@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=Path("build/model.bin"), help="model.bin to write")
     e.add_argument("--calib", type=int, default=200, help="calibration utterances (default 200)")
 
+    cp = sub.add_parser("compress", help="run a PQLR compression recipe (prune, low-rank, quantise, distil)",
+                        description="Run the stages of a TOML recipe (see hostside/compress/recipe.py for every "
+                        "field): network slimming, SVD low-rank, LSQ+ INT4/INT8 QAT, with distillation from the "
+                        "teacher in every fine-tune; evaluate each stage; export model.bin; write "
+                        "<output>.report.json/.md/.png. The recipe is checked before any training starts.")
+    cp.add_argument("--recipe", type=Path, required=True, help="recipe TOML")
+    cp.add_argument("--epochs", type=int, help="cap every stage's epochs (quick runs)")
+
     p = sub.add_parser("plan", help="check a model.bin against a board's budgets",
                        description="Check that a model.bin's weights fit the board's model partition and that tile "
                        "buffer + activation arena + stack estimate fit its SRAM budget. Exits non-zero, with the "
@@ -199,6 +207,12 @@ def _cmd(args) -> int:
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
         return 0
+    if args.cmd == "compress":
+        from .compress.recipe import load_recipe
+        from .compress.pipeline import run_recipe
+        r = run_recipe(load_recipe(args.recipe), progress=progress, epochs_override=args.epochs)
+        print(f"model.bin: {r['export']['model_bin']}; report: {r['files']['md']}")
+        return 0
     if args.cmd == "plan":
         from .artifact import read_model_bin
         from .plan.planner import Plan, check_budgets
@@ -254,6 +268,50 @@ def _cmd(args) -> int:
         print(f"report: {args.out / 'report.md'} and {args.out / 'report.json'}")
         return 0
     raise AssertionError(args.cmd)
+
+
+def _compress_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="pqlr-compress",
+        description="The PQLR one-liner: prune (BatchNorm-γ network slimming) → low-rank (SVD) → quantise "
+        "(LSQ+ QAT), distilling from the teacher in every fine-tune, then export model.bin with a per-stage "
+        "report beside it. Example: pqlr-compress --model student.pt --dataset build/corpus --sparse 0.7 "
+        "--wbits 4 --rank 16 --teacher teacher.pt --output micro_kws.bin")
+    ap.add_argument("--model", type=Path, required=True, help="student checkpoint (a DS-CNN from `pqlr train`)")
+    ap.add_argument("--dataset", type=Path, required=True, help="corpus folder (pqlr, Speech Commands v2, <class>/)")
+    ap.add_argument("--sparse", type=float, default=0.7, help="fraction of channels to prune, [0, 1) (default 0.7)")
+    ap.add_argument("--wbits", type=int, default=4, help="weight bits of the inner layers: 4 or 8 (default 4)")
+    ap.add_argument("--abits", type=int, default=8, help="activation bits of the inner layers: 4 or 8 (default 8)")
+    ap.add_argument("--rank", type=int, default=16, help="low-rank factorisation rank (default 16); applied "
+                    "where it saves parameters")
+    ap.add_argument("--teacher", type=Path, help="teacher checkpoint for distillation (same features)")
+    ap.add_argument("--output", type=Path, default=Path("micro_kws.bin"), help="model.bin to write")
+    ap.add_argument("--board", default="rv32-virt", help="board whose budgets the plan must meet (default rv32-virt)")
+    ap.add_argument("--epochs", type=int, help="cap every stage's epochs (quick runs)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    return ap
+
+
+def compress_main(argv: list[str] | None = None) -> int:
+    args = _compress_parser().parse_args(argv)
+    try:
+        from .compress.pipeline import run_recipe
+        from .compress.recipe import from_dict
+        recipe = from_dict({
+            "student": str(args.model), "teacher": str(args.teacher) if args.teacher else None,
+            "corpus": str(args.dataset), "board": args.board, "output": str(args.output), "seed": args.seed,
+            "stages": [{"name": "prune", "sparsity": args.sparse}, {"name": "lowrank", "rank": args.rank},
+                       {"name": "quantize", "wbits": args.wbits, "abits": args.abits}]})
+        r = run_recipe(recipe, progress=not args.quiet and sys.stderr.isatty(), epochs_override=args.epochs)
+        print(f"model.bin: {r['export']['model_bin']} (sha256 {r['export']['sha256']}); report: {r['files']['md']}")
+        return 0
+    except PqlrError as exc:
+        print(f"pqlr-compress: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pqlr-compress: interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,20 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
+from ..compress.ops import float_ops, run_float_ops
 from ..graph import IntGraph, Layer, quantize_multiplier
 from ..models.dscnn import DSCNN
-
-
-def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
-    """Return (weight, bias) of conv followed by bn in eval mode, as float64 numpy."""
-    w = conv.weight.detach().double()
-    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-    g = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-    w = w * g.reshape(-1, 1, 1, 1)
-    b = (b - bn.running_mean.detach().double()) * g + bn.bias.detach().double()
-    return w.numpy(), b.numpy()
 
 
 def _act_qparams(lo: float, hi: float) -> tuple[float, int]:
@@ -45,55 +35,13 @@ def _requant_params(in_scale: float, w_scale: np.ndarray, out_scale: float) -> t
     return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
 
 
-def _float_stages(model: DSCNN) -> list[dict]:
-    """The folded float network as a list of stages the calibrator and the lowering both walk."""
-    stages = []
-    w, b = fold_bn(model.stem, model.stem_bn)
-    pl, pr, pt, pb = model.stem_pad
-    stages.append(dict(op="conv2d", w=w, b=b, stride=tuple(model.stem.stride), pad=(pt, pl, pb, pr), relu=True))
-    mods = list(model.body)
-    for i in range(0, len(mods), 3):
-        conv, bn = mods[i], mods[i + 1]
-        w, b = fold_bn(conv, bn)
-        if conv.groups > 1:
-            ph, pw = conv.padding
-            stages.append(dict(op="dwconv2d", w=w, b=b, stride=tuple(conv.stride), pad=(ph, pw, ph, pw), relu=True))
-        else:
-            stages.append(dict(op="pwconv2d", w=w, b=b, stride=(1, 1), pad=(0, 0, 0, 0), relu=True))
-    stages.append(dict(op="avgpool"))
-    stages.append(dict(op="fc", w=model.fc.weight.detach().double().numpy(),
-                       b=model.fc.bias.detach().double().numpy(), relu=False))
-    return stages
-
-
-def _float_forward(stages: list[dict], x: torch.Tensor) -> list[torch.Tensor]:
-    """x [N, T, F] → activations after each stage (NCHW, float64)."""
-    outs = []
-    h = x.double().unsqueeze(1)
-    for st in stages:
-        if st["op"] in ("conv2d", "dwconv2d", "pwconv2d"):
-            t, l, b, r = st["pad"]
-            h = nn.functional.pad(h, (l, r, t, b))
-            groups = h.shape[1] if st["op"] == "dwconv2d" else 1
-            h = nn.functional.conv2d(h, torch.from_numpy(st["w"]), torch.from_numpy(st["b"]),
-                                     stride=st["stride"], groups=groups)
-        elif st["op"] == "avgpool":
-            h = h.mean(dim=(2, 3), keepdim=True)
-        elif st["op"] == "fc":
-            h = h.flatten(1) @ torch.from_numpy(st["w"]).T + torch.from_numpy(st["b"])
-        if st.get("relu"):
-            h = torch.relu(h)
-        outs.append(h)
-    return outs
-
-
 def quantize_ptq(model: DSCNN, calib: np.ndarray, classes: tuple[str, ...] = (),
                  frontend: dict | None = None) -> IntGraph:
     """calib: float features [N, T, F] (e.g. 200 training utterances)."""
     model = model.eval()
-    stages = _float_stages(model)
+    stages = float_ops(model)
     with torch.no_grad():
-        acts = _float_forward(stages, torch.from_numpy(np.asarray(calib, dtype=np.float32)))
+        acts = run_float_ops(stages, torch.from_numpy(np.asarray(calib, dtype=np.float32)))
     in_scale, in_zp = _act_qparams(float(calib.min()), float(calib.max()))
     T, F = calib.shape[1:]
     shape = (T, F, 1)

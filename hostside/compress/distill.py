@@ -1,0 +1,14 @@
+"""Knowledge distillation: α·T²·KL(softmax(z_t/T) ‖ softmax(z_s/T)) + (1 − α)·CE(z_s, y)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def kd_loss(z_s: torch.Tensor, z_t: torch.Tensor, y: torch.Tensor, temperature: float = 6.0,
+            alpha: float = 0.7) -> torch.Tensor:
+    T = temperature
+    log_p_s = nn.functional.log_softmax(z_s / T, dim=1)
+    p_t = nn.functional.softmax(z_t.to(z_s.dtype) / T, dim=1)
+    kl = nn.functional.kl_div(log_p_s, p_t, reduction="batchmean")      # KL(p_t ‖ p_s)
+    return alpha * T * T * kl + (1 - alpha) * nn.functional.cross_entropy(z_s, y)

@@ -1,0 +1,231 @@
+"""Run a compression recipe: stage by stage, each fine-tuned (with distillation when a teacher is given),
+each evaluated, then exported through the foundation's path (integer graph → plan → model.bin)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import PqlrError
+from .recipe import Recipe, check_against_model
+
+
+def _weight_bytes_float(model) -> int:
+    return 4 * sum(p.numel() for n, p in model.named_parameters() if "bn" not in n and p.dim() >= 1
+                   and not n.endswith(("step", "offset")))
+
+
+def _params(model) -> int:
+    from .quant import QuantNet
+    if isinstance(model, QuantNet):
+        return sum(L.weight.numel() + L.bias.numel() for L in model.weighted())
+    return sum(p.numel() for p in model.parameters())
+
+
+def _activation_bytes(ops: list[dict], shape, bytes_per: int) -> int:
+    from ..plan.planner import plan_arena
+    from .ops import run_float_ops
+    outs = run_float_ops(ops, torch.zeros(1, *shape))
+    sizes = [int(np.prod(shape))] + [int(o[0].numel()) for o in outs]
+    lifetimes = [(max(0, k - 1), min(k, len(outs) - 1)) for k in range(len(sizes))]
+    return plan_arena([s * bytes_per for s in sizes], lifetimes)[1]
+
+
+class Pipeline:
+    def __init__(self, recipe: Recipe, progress: bool = True, log=print, epochs_override: int | None = None):
+        from .. import api
+        from ..data.corpus import load_corpus
+        from ..data.features import FrontEnd
+        from ..train import load_checkpoint
+        self.r, self.progress, self.log = recipe, progress, log
+        self.epochs_override = epochs_override
+        self.student, self.ck = load_checkpoint(Path(recipe.student))
+        check_against_model(recipe, self.student)
+        self.fe = FrontEnd.from_dict(self.ck["frontend"])
+        self.teacher = None
+        if recipe.teacher:
+            self.teacher, tck = load_checkpoint(Path(recipe.teacher))
+            if tck["frontend"] != self.ck["frontend"]:
+                raise PqlrError("recipe: teacher: its front end differs from the student's; distillation needs "
+                                "both to see the same features (train them with the same --features)")
+            if list(tck["classes"]) != list(self.ck["classes"]):
+                raise PqlrError(f"recipe: teacher: classes {tck['classes']} differ from the student's {self.ck['classes']}")
+        self.corpus = load_corpus(Path(recipe.corpus))
+        if list(self.corpus.classes) != list(self.ck["classes"]):
+            raise PqlrError(f"recipe: corpus classes {list(self.corpus.classes)} differ from the student's {self.ck['classes']}")
+        _, self.xv, self.yv = api.load_features(recipe.corpus, "val", self.fe)
+        _, self.xtr, _ = api.load_features(recipe.corpus, "train", self.fe)
+        self.audio, self.y = api._train_audio(self.corpus)
+        self.noise = api._noise_bank(seed=recipe.seed)
+        self.rows: list[dict] = []
+
+    def _epochs(self, n: int) -> int:
+        return n if self.epochs_override is None else min(n, self.epochs_override)
+
+    def fit(self, model, epochs: int, lr: float, extra_loss=None):
+        from ..train import TrainConfig, train
+        from .distill import kd_loss
+        if epochs == 0:
+            return model
+        d = self.r.distill
+
+        def loss_fn(z_s, y, z_t):
+            if z_t is not None:
+                loss = kd_loss(z_s, z_t, y, d["temperature"], d["alpha"])
+            else:
+                loss = torch.nn.functional.cross_entropy(z_s, y)
+            return loss + (extra_loss() if extra_loss else 0)
+        cfg = TrainConfig(epochs=self._epochs(epochs), lr=lr, seed=self.r.seed, batch_size=self.r.batch_size)
+        model, _ = train(model, self.fe, self.audio, self.y, self.xv, self.yv, cfg, noise_bank=self.noise,
+                         progress=self.progress, teacher=self.teacher, loss_fn=loss_fn)
+        return model
+
+    def evaluate(self, name: str, model, weight_bytes: int, activation_bytes: int, bits: str, extra=None) -> dict:
+        from ..evaluate import evaluate
+        from ..train import predict
+        ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold)
+        ww = ev.get("wakeword", {})
+        row = {"name": name, "bits": bits, "params": _params(model), "weight_bytes": int(weight_bytes),
+               "activation_bytes": int(activation_bytes), "code_bytes": None,
+               "total_bytes": int(weight_bytes) + int(activation_bytes),
+               "held_out_voice_accuracy": ev["splits"].get("test", {}).get("accuracy"),
+               "unseen_engine_accuracy": ev["splits"].get("unseen", {}).get("accuracy"),
+               "val_accuracy": ev["splits"].get("val", {}).get("accuracy"),
+               "false_rejection_rate": ww.get("false_rejection_rate_unseen", ww.get("false_rejection_rate_test")),
+               "false_accepts_per_hour": ww.get("false_accepts_per_hour")} | (extra or {})
+        self.rows.append(row)
+        self.log(f"  {name}: params {row['params']:,}, weights {row['weight_bytes']:,} B, held-out "
+                 f"{row['held_out_voice_accuracy']}, unseen {row['unseen_engine_accuracy']}, "
+                 f"FA/h {row['false_accepts_per_hour']}")
+        return row
+
+    def _float_row(self, name: str, model, extra=None) -> dict:
+        from .ops import float_ops
+        try:
+            act = _activation_bytes(float_ops(model), self.fe.shape, 4)
+        except PqlrError:
+            act = None
+        return self.evaluate(name, model, _weight_bytes_float(model), act or 0, "fp32", extra)
+
+    def run(self) -> dict:
+        from .lowrank import factorise, plan_ranks
+        from .ops import float_ops
+        from .prune import l1_penalty, prune, select_channels
+        from .quant import build_quantnet
+        t0 = time.monotonic()
+        if self.teacher is not None:
+            self.log("teacher (fp32)")
+            self._float_row("teacher", self.teacher)
+        self.log("student (fp32)")
+        self._float_row("student", self.student)
+        model = self.student
+        qnet = None
+        for st in self.r.stages:
+            p = st.params
+            self.log(f"stage {st.name}: {p}")
+            if qnet is not None:
+                raise PqlrError(f"recipe: stage {st.name} after quantize: quantize must be the last stage")
+            if st.name == "prune":
+                model = self.fit(model, p["sparsity_epochs"], p["lr"], extra_loss=lambda m=model: p["l1"] * l1_penalty(m))
+                keep = select_channels(model, p["sparsity"], p["min_keep"])
+                before = model.cfg.group_widths()
+                model = prune(model, keep)
+                model = self.fit(model, p["finetune_epochs"], p["lr"])
+                self._float_row("prune", model, {"widths_before": list(before), "widths_after": list(model.cfg.group_widths())})
+            elif st.name == "lowrank":
+                decisions = plan_ranks(model, p["rank"], p["energy"], p["layers"] or None)
+                model = factorise(model, decisions)
+                model = self.fit(model, p["finetune_epochs"], p["lr"])
+                self._float_row("lowrank", model, {"factorised": decisions})
+            elif st.name == "quantize":
+                ops = float_ops(model)
+                rng = np.random.default_rng(self.r.seed)
+                calib = self.xtr[rng.permutation(len(self.xtr))[: p["calib"]]]
+                qnet = build_quantnet(ops, self.fe.shape, p["wbits"], p["abits"], p["first_last_bits"], calib)
+                qnet = self.fit(qnet, p["epochs"], p["lr"])
+                qnet = qnet.cpu().eval()
+                self.quant_bits = f"W{p['wbits']}A{p['abits']} (first/last {p['first_last_bits']})"
+        self.final = qnet if qnet is not None else model
+        self.timings = {"total_s": time.monotonic() - t0}
+        return {"rows": self.rows}
+
+    def export(self, board_name: str, output: Path, progress_log=True) -> dict:
+        """Integer graph → plan → model.bin; the integer model is checked against the fake-quant model."""
+        from ..artifact import write_model_bin
+        from ..boards import load_board
+        from ..export.ptq import quantize_ptq
+        from ..plan import make_plan
+        from ..reference import run_batch
+        from .quant import QuantNet
+        board = load_board(board_name)
+        classes, fe = tuple(self.ck["classes"]), self.fe.to_dict()
+        if isinstance(self.final, QuantNet):
+            graph = self.final.to_int_graph(classes, fe)
+            bits = self.quant_bits
+        else:
+            rng = np.random.default_rng(self.r.seed)
+            graph = quantize_ptq(self.final, self.xtr[rng.permutation(len(self.xtr))[:200]], classes, fe)
+            bits = "W8A8 (post-training)"
+        plan = make_plan(graph, board)
+        art = write_model_bin(Path(output), graph, plan)
+        # integer reference vs the fake-quant model, on every held-out input
+        from ..data.features import corpus_features
+        x, _ = corpus_features(self.corpus, self.fe)
+        held = np.array([c.split != "train" for c in self.corpus.clips])
+        xs = x[held]
+        q = np.stack([graph.quantize_input(f) for f in xs])
+        ref = run_batch(art.graph, q)
+        agree = None
+        if isinstance(self.final, QuantNet):
+            with torch.no_grad():
+                fq, _, _ = self.final.forward_int(torch.from_numpy(xs))
+            fq = fq.numpy().astype(np.int64)
+            agree = {"top1_agreement": float((fq.argmax(1) == ref.argmax(1)).mean()),
+                     "bit_exact_outputs": float((fq == ref.astype(np.int64)).all(axis=1).mean()), "n": int(len(xs))}
+        code = self._code_bytes(art, board)
+        weight_bytes = sum(t.size for t in art.tiles)
+        row = self.evaluate("quantize" if isinstance(self.final, QuantNet) else "export", self.final, weight_bytes,
+                            plan.arena_bytes, bits, {"model_bin_bytes": art.size, "integer_vs_fakequant": agree,
+                                                     "tile_buffer_bytes": plan.tile_buffer_bytes})
+        row["code_bytes"] = code
+        row["total_bytes"] = weight_bytes + plan.arena_bytes + plan.tile_buffer_bytes + (code or 0)
+        return {"model_bin": str(output), "sha256": art.model_sha256, "plan": plan.to_dict() | {"tiles": len(plan.tiles)},
+                "agreement": agree}
+
+    def _code_bytes(self, art, board) -> int | None:
+        """.text of the rv32-virt firmware for this model (the kernels + runtime + model code), when the
+        cross compiler is installed; None otherwise."""
+        import tempfile
+        from ..boards import load_board
+        from ..codegen import render_firmware
+        from ..device.build import build_firmware, section_sizes
+        from ..errors import ToolchainMissing
+        virt = load_board("rv32-virt")
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                elf = build_firmware(virt, render_firmware(art, virt, Path(d) / "fw"))
+                return section_sizes(virt, elf).get("text")
+        except (ToolchainMissing, PqlrError):
+            return None
+
+
+def run_recipe(recipe: Recipe, progress: bool = True, log=print, epochs_override: int | None = None) -> dict:
+    pipe = Pipeline(recipe, progress, log, epochs_override)
+    pipe.run()
+    out = Path(recipe.output)
+    exp = pipe.export(recipe.board, out)
+    report = {"recipe": {"student": recipe.student, "teacher": recipe.teacher, "corpus": recipe.corpus,
+                         "board": recipe.board, "stages": [{"name": s.name, **s.params} for s in recipe.stages],
+                         "distill": recipe.distill if recipe.teacher else None, "seed": recipe.seed,
+                         "threshold": recipe.threshold, "epochs_override": epochs_override},
+              "stages": pipe.rows, "export": exp, "timings_s": pipe.timings,
+              "notes": {"weight_bytes": "fp32 stages: 4 B per weight and bias; quantised: the model.bin tiles "
+                                        "(packed weights + int32 bias, multiplier, shift per channel)",
+                        "activation_bytes": "the planner's arena (fp32 stages: 4 B per element)",
+                        "code_bytes": "rv32-virt firmware .text (kernels, runtime, model code); null where not built"}}
+    from .report import write_compress_report
+    report["files"] = write_compress_report(report, out)
+    return report

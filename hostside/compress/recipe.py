@@ -1,0 +1,162 @@
+"""Compression recipes: the ordered stages and their settings, in TOML, checked before any training.
+
+    student = "build/student.pt"      # checkpoint from `pqlr train` (a DS-CNN)
+    teacher = "build/teacher.pt"      # optional: distillation in every stage's fine-tuning
+    corpus  = "build/corpus"
+    board   = "rv32-virt"             # budgets for the plan and model.bin
+    output  = "build/micro_kws.bin"
+    seed = 0
+    threshold = 0.8                   # wake-word operating point for FRR and false accepts/hour
+
+    [distill]
+    temperature = 6.0
+    alpha = 0.7
+
+    [[stages]]                        # any order; each name at most once
+    name = "prune"                    # network slimming
+    sparsity = 0.7                    # fraction of channels removed, in [0, 1)
+    l1 = 1e-4                         # L1 weight on BatchNorm γ during sparsity training
+    sparsity_epochs = 10
+    finetune_epochs = 10
+
+    [[stages]]
+    name = "lowrank"
+    rank = 16                         # or energy = 0.9 (retained Σσ²)
+    layers = []                       # default: every layer where it saves parameters (pw0.., fc)
+    finetune_epochs = 5
+
+    [[stages]]
+    name = "quantize"                 # LSQ+ QAT
+    wbits = 4                         # 4 or 8
+    abits = 8                         # 4 or 8
+    first_last_bits = 8
+    calib = 200                       # calibration utterances
+    epochs = 10
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import PqlrError
+
+STAGES = {
+    "prune": {"sparsity": 0.7, "l1": 1e-4, "sparsity_epochs": 10, "finetune_epochs": 10, "lr": 2e-3, "min_keep": 2},
+    "lowrank": {"rank": None, "energy": None, "layers": [], "finetune_epochs": 5, "lr": 1e-3},
+    "quantize": {"wbits": 8, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": 10, "lr": 5e-4},
+}
+TOP = {"student": None, "teacher": None, "corpus": "build/corpus", "board": "rv32-virt",
+       "output": "build/micro_kws.bin", "seed": 0, "threshold": 0.8, "batch_size": 64}
+DISTILL = {"temperature": 6.0, "alpha": 0.7}
+
+
+@dataclass
+class Stage:
+    name: str
+    params: dict
+
+
+@dataclass
+class Recipe:
+    student: str
+    corpus: str
+    stages: list[Stage]
+    teacher: str | None = None
+    board: str = "rv32-virt"
+    output: str = "build/micro_kws.bin"
+    seed: int = 0
+    threshold: float = 0.8
+    batch_size: int = 64
+    distill: dict = field(default_factory=lambda: dict(DISTILL))
+
+
+def _err(where: str, msg: str):
+    raise PqlrError(f"recipe: {where}: {msg}")
+
+
+def from_dict(raw: dict) -> Recipe:
+    unknown = sorted(set(raw) - set(TOP) - {"stages", "distill"})
+    if unknown:
+        _err("top level", f"unknown field(s) {unknown}; known: {sorted(TOP) + ['distill', 'stages']}")
+    if not raw.get("student"):
+        _err("student", "missing: the checkpoint to compress")
+    distill = dict(DISTILL)
+    for k, v in (raw.get("distill") or {}).items():
+        if k not in DISTILL:
+            _err(f"distill.{k}", f"unknown field; known: {sorted(DISTILL)}")
+        distill[k] = float(v)
+    if distill["temperature"] <= 0:
+        _err("distill.temperature", f"{distill['temperature']} must be > 0")
+    if not 0 <= distill["alpha"] <= 1:
+        _err("distill.alpha", f"{distill['alpha']} must be in [0, 1]")
+    stages, seen = [], set()
+    for i, st in enumerate(raw.get("stages") or []):
+        name = st.get("name")
+        where = f"stages[{i}]"
+        if name not in STAGES:
+            _err(f"{where}.name", f"unknown stage {name!r}; known: {sorted(STAGES)}")
+        if name in seen:
+            _err(f"{where}.name", f"stage {name!r} appears twice")
+        seen.add(name)
+        params = dict(STAGES[name])
+        for k, v in st.items():
+            if k == "name":
+                continue
+            if k not in params:
+                _err(f"{where}.{k}", f"unknown field for stage {name}; known: {sorted(params)}")
+            params[k] = v
+        _check_stage(name, params, where)
+        stages.append(Stage(name, params))
+    if not stages:
+        _err("stages", "no stages: add [[stages]] tables (prune, lowrank, quantize)")
+    top = {k: raw.get(k, v) for k, v in TOP.items()}
+    return Recipe(stages=stages, distill=distill, **top)
+
+
+def _check_stage(name: str, p: dict, where: str) -> None:
+    for k, v in p.items():
+        if k.endswith("epochs") and (not isinstance(v, int) or v < 0):
+            _err(f"{where}.{k}", f"{v!r} must be a whole number ≥ 0")
+    if name == "prune":
+        if not isinstance(p["sparsity"], (int, float)) or not 0 <= p["sparsity"] < 1:
+            _err(f"{where}.sparsity", f"{p['sparsity']!r} must be in [0, 1)")
+        if p["l1"] < 0:
+            _err(f"{where}.l1", f"{p['l1']} must be ≥ 0")
+    elif name == "lowrank":
+        if (p["rank"] is None) == (p["energy"] is None):
+            _err(where, "give exactly one of rank (a whole number ≥ 1) or energy (in (0, 1])")
+        if p["rank"] is not None and (not isinstance(p["rank"], int) or p["rank"] < 1):
+            _err(f"{where}.rank", f"{p['rank']!r} must be a whole number ≥ 1")
+        if p["energy"] is not None and not 0 < p["energy"] <= 1:
+            _err(f"{where}.energy", f"{p['energy']!r} must be in (0, 1]")
+    elif name == "quantize":
+        for k in ("wbits", "abits", "first_last_bits"):
+            if p[k] not in (4, 8):
+                _err(f"{where}.{k}", f"bit width {p[k]!r} is not in {{4, 8}}")
+        if not isinstance(p["calib"], int) or p["calib"] < 1:
+            _err(f"{where}.calib", f"{p['calib']!r} must be a whole number ≥ 1")
+
+
+def load_recipe(path: Path) -> Recipe:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PqlrError(f"no recipe at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PqlrError(f"recipe {path} is not valid TOML: {exc}") from None
+    return from_dict(raw)
+
+
+def check_against_model(recipe: Recipe, model) -> None:
+    """Checks that need the model (a rank larger than a named layer), still before any training."""
+    from .lowrank import plan_ranks
+    from ..models.dscnn import DSCNN
+    if not isinstance(model, DSCNN):
+        _err("student", f"the PQLR pipeline compresses DS-CNN students; this checkpoint is a {type(model).__name__}")
+    for i, st in enumerate(recipe.stages):
+        if st.name == "lowrank":
+            try:
+                plan_ranks(model, st.params["rank"], st.params["energy"], st.params["layers"] or None)
+            except PqlrError as exc:
+                _err(f"stages[{i}]", str(exc))

@@ -1,0 +1,75 @@
+"""The per-stage compression report: JSON, Markdown and a PNG (size vs accuracy across stages)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _f(v, pct=False, nd=0):
+    if v is None:
+        return "n/a"
+    return f"{100 * v:.2f} %" if pct else (f"{v:,.{nd}f}" if isinstance(v, float) else f"{v:,}")
+
+
+def markdown(r: dict) -> str:
+    lines = ["# PQLR compression report", "", f"Recipe: {json.dumps(r['recipe']['stages'])}",
+             f"Teacher: {r['recipe']['teacher']}; distillation {r['recipe']['distill']}", "",
+             "| stage | bits | params | weights B | activations B | code B | total B | held-out voices | unseen engine | FRR | FA/h |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in r["stages"]:
+        lines.append(f"| {s['name']} | {s['bits']} | {_f(s['params'])} | {_f(s['weight_bytes'])} | "
+                     f"{_f(s['activation_bytes'])} | {_f(s['code_bytes'])} | {_f(s['total_bytes'])} | "
+                     f"{_f(s['held_out_voice_accuracy'], True)} | {_f(s['unseen_engine_accuracy'], True)} | "
+                     f"{_f(s['false_rejection_rate'], True)} | {_f(s['false_accepts_per_hour'], nd=2)} |")
+    for s in r["stages"]:
+        if s.get("widths_before"):
+            lines.append(f"- prune: channel widths {s['widths_before']} → {s['widths_after']}")
+        for layer, d in (s.get("factorised") or {}).items():
+            lines.append(f"- lowrank {layer}: rank {d['rank']} " + ("applied" if d["applied"] else f"skipped ({d['reason']})"))
+    e = r["export"]
+    lines += ["", f"model.bin: `{e['model_bin']}` sha256 `{e['sha256']}`; plan: arena {e['plan']['arena_bytes']} B, "
+                  f"tile buffer {e['plan']['tile_buffer_bytes']} B, {e['plan']['tiles']} tiles."]
+    if e.get("agreement"):
+        a = e["agreement"]
+        lines.append(f"Integer model vs fake-quant model on {a['n']} held-out inputs: top-1 agreement "
+                     f"{100 * a['top1_agreement']:.2f} %, identical output vectors {100 * a['bit_exact_outputs']:.2f} %.")
+    lines += ["", *(f"- {k}: {v}" for k, v in r["notes"].items()), ""]
+    return "\n".join(lines)
+
+
+def plot(r: dict, path: Path) -> str | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return None
+    rows = [s for s in r["stages"] if s.get("unseen_engine_accuracy") is not None or s.get("held_out_voice_accuracy") is not None]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label, mk in (("held_out_voice_accuracy", "held-out voices", "o"), ("unseen_engine_accuracy", "unseen engine", "s")):
+        pts = [(s["weight_bytes"], 100 * s[key], s["name"]) for s in rows if s.get(key) is not None]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=mk, label=label)
+            for x, y, n in pts:
+                ax.annotate(n, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("weight bytes (log)")
+    ax.set_ylabel("accuracy, %")
+    ax.set_title("PQLR: size vs accuracy by stage")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def write_compress_report(r: dict, output: Path) -> dict:
+    base = Path(output).with_suffix("")
+    paths = {"json": f"{base}.report.json", "md": f"{base}.report.md", "png": f"{base}.report.png"}
+    Path(paths["json"]).write_text(json.dumps(r, indent=1, default=str))
+    Path(paths["md"]).write_text(markdown(r))
+    paths["png"] = plot(r, Path(paths["png"]))
+    return paths

@@ -1,0 +1,205 @@
+"""Each compression pass's invariant, the recipe checks, and the one-liner end to end."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hostside.compress.distill import kd_loss
+from hostside.compress.lowrank import expected_error, factorise, plan_ranks, svd_factor
+from hostside.compress.ops import float_ops, run_float_ops
+from hostside.compress.prune import masked_copy, prune, select_channels
+from hostside.compress.quant import ActQuant, WeightQuant, build_quantnet
+from hostside.compress.recipe import from_dict
+from hostside.errors import PqlrError
+from hostside.models import build_model
+from hostside.reference import run
+
+
+def _random_dscnn(seed, **kw):
+    torch.manual_seed(seed)
+    m = build_model("dscnn", (15, 9), 4, **({"channels": 10, "blocks": 2, "stem_kernel": (3, 3), "stem_stride": (2, 1)} | kw))
+    g = torch.Generator().manual_seed(seed)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.weight.data = torch.rand(mod.num_features, generator=g) + 0.05
+            mod.bias.data = torch.randn(mod.num_features, generator=g) * 0.2
+            mod.running_mean = torch.randn(mod.num_features, generator=g) * 0.1
+            mod.running_var = torch.rand(mod.num_features, generator=g) + 0.5
+    return m.eval()
+
+
+@pytest.mark.parametrize("seed,sparsity", [(0, 0.3), (1, 0.5), (2, 0.7), (3, 0.0)])
+def test_pruned_network_equals_masked_original(seed, sparsity):
+    m = _random_dscnn(seed)
+    keep = select_channels(m, sparsity)
+    small = prune(m, keep)
+    masked = masked_copy(m, keep)
+    x = torch.randn(8, 15, 9, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        assert torch.allclose(small(x), masked(x), atol=1e-5)
+    total = sum(m.cfg.group_widths())
+    assert sum(small.cfg.group_widths()) <= total - int(round(sparsity * total)) + 2 * len(keep)
+    assert small.stem.weight.shape[0] == len(keep[0])            # physically smaller
+    if sparsity > 0:
+        assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in m.parameters())
+
+
+def test_global_threshold_removes_smallest_gammas():
+    m = _random_dscnn(4)
+    bns = [m.stem_bn] + [mod for mod in m.body if isinstance(mod, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.weight.data.fill_(1.0)
+    m.stem_bn.weight.data[:3] = 1e-3
+    list(m.body)[1].weight.data[:3] = 1e-3             # the same channels' depthwise BN: the whole group is small
+    keep = select_channels(m, 3 / sum(m.cfg.group_widths()))
+    assert 0 not in keep[0].tolist() and 1 not in keep[0].tolist() and 2 not in keep[0].tolist()
+
+
+@pytest.mark.parametrize("rank", [1, 3, 6])
+def test_svd_pair_reconstructs_to_expected_error(rank):
+    w = torch.randn(12, 9, generator=torch.Generator().manual_seed(rank), dtype=torch.float64)
+    B, A, r = svd_factor(w, rank)
+    assert r == rank and B.shape == (12, rank) and A.shape == (rank, 9)
+    assert abs(torch.linalg.norm(w - B @ A).item() - expected_error(w, rank)) < 1e-9
+    B, A, r = svd_factor(w, energy=0.9)
+    s = np.linalg.svd(w.numpy(), compute_uv=False)
+    cum = np.cumsum(s ** 2) / (s ** 2).sum()
+    assert cum[r - 1] >= 0.9 and (r == 1 or cum[r - 2] < 0.9)
+
+
+def test_lowrank_model_matches_factorised_weights():
+    m = _random_dscnn(5, channels=12)
+    d = plan_ranks(m, 3, None, None)
+    assert d["pw0"]["applied"] and d["fc"]["applied"] is False          # fc is 4×12: rank 3 saves nothing
+    f = factorise(m, d)
+    x = torch.randn(4, 15, 9)
+    with torch.no_grad():
+        # with full rank the factorised network is the original one
+        full = factorise(m, {k: {"rank": 12 if k != "fc" else 4, "applied": True} for k in d})
+        assert torch.allclose(full(x), m(x), atol=1e-4)
+        assert f(x).shape == m(x).shape
+
+
+def test_lsq_weight_step_gradient_equals_formula():
+    torch.manual_seed(0)
+    wq = WeightQuant(4, 3)
+    w = torch.randn(3, 10, dtype=torch.float64) * 0.5
+    wq.step.data = torch.tensor([0.05, 0.1, 0.2], dtype=torch.float64)
+    wq.fake(w).sum().backward()
+    Q = 7
+    v = w / wq.step.detach()[:, None]
+    inner = torch.where(v.abs() <= Q, torch.round(v) - v, torch.sign(v) * Q)
+    g = 1 / np.sqrt(10 * Q)
+    assert torch.allclose(wq.step.grad, g * inner.sum(1), atol=1e-12)
+
+
+def test_lsq_activation_gradients_equal_formula():
+    aq = ActQuant(8)
+    aq.step.data.fill_(0.1)
+    aq.offset.data.fill_(3.0)
+    x = torch.linspace(-20, 20, 41, dtype=torch.float64).reshape(1, -1)
+    aq.fake(x).sum().backward()
+    s, z = 0.1, 3.0
+    v = torch.round(x / s) + z
+    inside = (v >= -128) & (v <= 127)
+    ds = torch.where(inside, torch.round(x / s) - x / s, torch.where(v < -128, -128 - z, 127 - z) * torch.ones_like(x))
+    dz = torch.where(inside, torch.zeros_like(x), -torch.ones_like(x) * s)
+    g = 1 / np.sqrt(41 * 127)
+    assert torch.allclose(aq.step.grad, g * ds.sum(), atol=1e-9)
+    assert torch.allclose(aq.offset.grad, g * dz.sum(), atol=1e-9)
+
+
+def test_distillation_loss_hand_computed():
+    z_s = torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64)
+    z_t = torch.tensor([[0.2, 3.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([1])
+    T, a = 6.0, 0.7
+    ps = np.exp(np.array([1.0, 2.0, 0.5]) / T); ps /= ps.sum()
+    pt = np.exp(np.array([0.2, 3.0, 1.0]) / T); pt /= pt.sum()
+    kl = float((pt * np.log(pt / ps)).sum())
+    p = np.exp([1.0, 2.0, 0.5]); p /= p.sum()
+    want = a * T * T * kl + (1 - a) * -np.log(p[1])
+    assert abs(kd_loss(z_s, z_t, y, T, a).item() - want) < 1e-12
+
+
+def test_bn_folding_preserves_outputs():
+    m = _random_dscnn(6)
+    x = torch.randn(5, 15, 9)
+    with torch.no_grad():
+        assert torch.allclose(run_float_ops(float_ops(m), x)[-1].float(), m(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed,wbits,abits", [(0, 8, 8), (1, 4, 8), (2, 4, 4), (3, 8, 4)])
+def test_fake_quant_equals_integer_arithmetic(seed, wbits, abits):
+    m = _random_dscnn(seed, widths=(7, 5, 9), pw_ranks=(3, 0), fc_rank=2)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 2, size=(24, 15, 9)).astype(np.float32)
+    qn = build_quantnet(float_ops(m), (15, 9), wbits, abits, 8, calib=x[:12])
+    # perturb the learned steps/offsets away from calibration, as training would
+    with torch.no_grad():
+        for L in qn.weighted():
+            L.aq.step.mul_(1 + 0.3 * float(rng.random()))
+            L.aq.offset.add_(float(rng.integers(-3, 4)))
+    g = qn.to_int_graph()
+    with torch.no_grad():
+        y, _, _ = qn.forward_int(torch.from_numpy(x))
+    ref = np.stack([run(g, g.quantize_input(f)) for f in x])
+    assert np.array_equal(y.numpy().astype(np.int64), ref.astype(np.int64))
+    inner = [L.wbits for L in g.layers if L.weights is not None][1:-1]
+    assert set(inner) == {wbits}
+
+
+def _recipe(**over):
+    base = {"student": "s.pt", "corpus": "c", "stages": [{"name": "prune", "sparsity": 0.5}]}
+    return from_dict(base | over)
+
+
+@pytest.mark.parametrize("stages,field", [
+    ([{"name": "squeeze"}], "stages[0].name"),
+    ([{"name": "quantize", "wbits": 3}], "stages[0].wbits"),
+    ([{"name": "quantize", "abits": 16}], "stages[0].abits"),
+    ([{"name": "prune", "sparsity": 1.0}], "stages[0].sparsity"),
+    ([{"name": "prune", "sparsity": -0.1}], "stages[0].sparsity"),
+    ([{"name": "lowrank", "rank": 0}], "stages[0].rank"),
+    ([{"name": "lowrank"}], "stages[0]"),
+    ([{"name": "prune", "sparsity": 0.5, "colour": 1}], "stages[0].colour"),
+])
+def test_recipe_errors_name_the_field(stages, field):
+    with pytest.raises(PqlrError) as e:
+        _recipe(stages=stages)
+    assert field in str(e.value)
+
+
+def test_rank_larger_than_named_layer_fails_before_training(trained_pipeline, tmp_path):
+    from hostside.compress.recipe import check_against_model
+    from hostside.train import load_checkpoint
+    model, _ = load_checkpoint(trained_pipeline["root"] / "m.pt")
+    r = _recipe(stages=[{"name": "lowrank", "rank": 64, "layers": ["pw0"]}])
+    with pytest.raises(PqlrError, match=r"stages\[0\].*rank 64 is larger"):
+        check_against_model(r, model)
+
+
+def test_pqlr_compress_one_liner(trained_pipeline, tmp_path):
+    """The seed's one-liner, as written, on a small corpus (epochs capped to keep the suite fast)."""
+    from hostside import api
+    corpus = trained_pipeline["corpus"]
+    api.train(corpus, tmp_path / "teacher.pt", model="dscnn", channels=24, blocks=2, epochs=1, progress=False)
+    out = tmp_path / "micro_kws.bin"
+    p = subprocess.run([sys.executable, "-c", "import sys; from hostside.cli import compress_main; sys.exit(compress_main())",
+                        "--model", str(trained_pipeline["root"] / "m.pt"), "--dataset", str(corpus), "--sparse", "0.7",
+                        "--wbits", "4", "--rank", "16", "--teacher", str(tmp_path / "teacher.pt"), "--output", str(out),
+                        "--epochs", "1"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    import json
+    r = json.loads(out.with_suffix(".report.json").read_text())
+    names = [s["name"] for s in r["stages"]]
+    assert names == ["teacher", "student", "prune", "lowrank", "quantize"]
+    q = r["stages"][-1]
+    assert q["weight_bytes"] < r["stages"][1]["weight_bytes"] / 4
+    assert r["export"]["agreement"]["bit_exact_outputs"] == 1.0
+    from hostside.artifact import read_model_bin
+    art = read_model_bin(out)
+    assert {L.wbits for L in art.graph.layers if L.weights is not None} == {4, 8}
+    assert out.with_suffix(".report.md").is_file()
