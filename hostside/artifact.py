@@ -9,7 +9,9 @@
      72  u16 input_h, input_w, input_c, n_classes      80  f32 input_scale   84 i32 input_zp
      88  u32 arena_bytes    92 u32 tile_buffer_bytes
      96  u32 header_crc32 = CRC-32(header[0:96])
-    layer table: layer_count × 64 B (LAYER_FMT below)
+    flags bit 0: the plan is `xip` (weights read in place from memory-mapped flash; no tile buffer)
+    layer table: layer_count × 64 B (LAYER_FMT below); a layer's flags bit 0: it runs in place (its output
+                 overwrites its input); scratch_offset: its temporary in the arena (hostside/plan/planner.py)
     tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
                  u32 offset (in the weights blob), u32 size, u32 crc32 (of the tile's bytes)
     weights blob: the tiles (hostside/plan/planner.py gives a tile's layout), 4-byte aligned.
@@ -36,7 +38,7 @@ MAGIC = b"PQLR"
 FORMAT_VERSION = 1
 HEADER_FMT = "<4sHHII32sIIIIIIHHHHfiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
-LAYER_FMT = "<BBH6H4B4B4h2H2I2i2f4x"
+LAYER_FMT = "<BBH6H4B4B4h2H2I2i2fI"
 LAYER_SIZE = struct.calcsize(LAYER_FMT)
 TILE_FMT = "<HHHHIII"
 TILE_SIZE = struct.calcsize(TILE_FMT)
@@ -53,6 +55,10 @@ class Artifact:
     model_sha256: str
     weights_offset: int
     size: int
+    mode: str = "tiled"
+    inplace: list[bool] | None = None
+    scratch_offsets: list[int] | None = None
+    scratch_bytes: list[int] | None = None
 
 
 def _k(op: str, in_shape, kernel) -> int:
@@ -82,10 +88,12 @@ def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
         nt = sum(1 for t in tiles if t.layer == li)
         M = int(L.multiplier[0]) if L.op == "avgpool" else 0
         S = int(L.shift[0]) if L.op == "avgpool" else 0
-        layer_tab += struct.pack(LAYER_FMT, OPS[L.op], L.wbits, 0, *L.in_shape, *L.out_shape, *L.kernel,
+        flags = 1 if plan.inplace and plan.inplace[li] else 0
+        scratch = plan.scratch_offsets[li] if plan.scratch_offsets else 0
+        layer_tab += struct.pack(LAYER_FMT, OPS[L.op], L.wbits, flags, *L.in_shape, *L.out_shape, *L.kernel,
                                  *L.stride, *L.pad, L.in_zp, L.out_zp, L.act_min, L.act_max,
                                  first_tile.get(li, 0), nt, plan.tensor_offsets[li], plan.tensor_offsets[li + 1],
-                                 M, S, L.in_scale, L.out_scale)
+                                 M, S, L.in_scale, L.out_scale, scratch)
     tile_tab = b"".join(struct.pack(TILE_FMT, t.layer, t.ch_start, t.ch_count, 0, t.offset, t.size, t.crc32)
                         for t in tiles)
     blob = b"".join(tiles_bytes)
@@ -99,7 +107,8 @@ def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
                        ih, iw, ic, graph.output_layer.out_channels, graph.input_scale, graph.input_zp,
                        plan.arena_bytes, plan.tile_buffer_bytes)
     sha = hashlib.sha256(tail + body).digest()
-    head = struct.pack("<4sHHII32s", MAGIC, FORMAT_VERSION, HEADER_SIZE, file_size, 0, sha) + tail
+    head = struct.pack("<4sHHII32s", MAGIC, FORMAT_VERSION, HEADER_SIZE, file_size, 1 if plan.mode == "xip" else 0,
+                       sha) + tail
     data = head + struct.pack("<I", zlib.crc32(head)) + body
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,15 +182,18 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         if zlib.crc32(data[w_off + off: w_off + off + size]) != tcrc:
             _fail(f"tile {i} CRC mismatch (weights corrupted)")
         tiles.append(Tile(layer, c0, cn, off, size, tcrc))
-    layers, offsets = [], []
+    layers, offsets, inplace, scratch_offs = [], [], [], []
     prev_shape = (ih, iw, ic)
+    mode = "xip" if flags & 1 else "tiled"
+    if flags & ~1:
+        _fail(f"unknown header flags {flags:#x}")
     for li in range(lcount):
         f = struct.unpack_from(LAYER_FMT, data, lt_off + li * LAYER_SIZE)
-        op_code, wbits = f[0], f[1]
+        op_code, wbits, lflags = f[0], f[1], f[2]
         in_shape, out_shape = tuple(f[3:6]), tuple(f[6:9])
         kernel, stride, pad = tuple(f[9:11]), tuple(f[11:13]), tuple(f[13:17])
         in_zp_l, out_zp, amin, amax = f[17:21]
-        first, nt, in_off, out_off, M, S, isc, osc = f[21:29]
+        first, nt, in_off, out_off, M, S, isc, osc, scratch_off = f[21:30]
         if op_code not in OP_NAMES:
             _fail(f"layer {li}: unknown op code {op_code}")
         op = OP_NAMES[op_code]
@@ -255,16 +267,60 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: tensor [{off}, {off + size}) outside the {arena}-byte arena")
         if li == 0:
             offsets.append(in_off)
+        elif in_off != offsets[-1]:
+            _fail(f"layer {li}: reads its input at {in_off}, but layer {li - 1} wrote it at {offsets[-1]}")
         offsets.append(out_off)
+        inplace.append(bool(lflags & 1))
+        scratch_offs.append(scratch_off)
         layers.append(L)
         prev_shape = out_shape
     if layers[-1].out_shape[2] != ncls:
         _fail(f"header says {ncls} classes, the last layer has {layers[-1].out_shape[2]} outputs")
-    if tiles and tbuf < max(t.size for t in tiles):
+    if mode == "tiled" and tiles and tbuf < max(t.size for t in tiles):
         _fail(f"tile buffer {tbuf} B is smaller than the largest tile")
+    if mode == "xip" and tbuf != 0:
+        _fail(f"an xip plan has no tile buffer, but the header says {tbuf} B")
     graph = IntGraph(input_shape=(ih, iw, ic), input_scale=float(in_scale), input_zp=in_zp, layers=layers)
+    scratch_bytes = _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena)
     return Artifact(graph=graph, tiles=tiles, arena_bytes=arena, tile_buffer_bytes=tbuf, tensor_offsets=offsets,
-                    model_sha256=sha.hex(), weights_offset=w_off, size=n)
+                    model_sha256=sha.hex(), weights_offset=w_off, size=n, mode=mode, inplace=inplace,
+                    scratch_offsets=scratch_offs, scratch_bytes=scratch_bytes)
+
+
+def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena) -> list[int]:
+    """Re-derive what the firmware will do and refuse a plan that could corrupt memory: in-place only where
+    legal, scratch inside the arena, and no two buffers live at the same op overlapping."""
+    from .plan.planner import inplace_rule
+    n = len(graph.layers)
+    sizes = [int(np.prod(s)) for s in graph.tensor_shapes()]
+    scratch = [0] * n
+    for i, L in enumerate(graph.layers):
+        ts = [t for t in tiles if t.layer == i]
+        max_ch = max((t.ch_count for t in ts), default=L.out_channels) if mode == "tiled" else L.out_channels
+        legal, temp = inplace_rule(L, mode == "xip" or len(ts) <= 1, max_ch)
+        if inplace[i]:
+            if not legal:
+                _fail(f"layer {i}: marked in place, which is not legal for this {L.op}")
+            if offsets[i] != offsets[i + 1]:
+                _fail(f"layer {i}: in place but its output is not at its input's offset")
+            scratch[i] = temp
+            if scratch_offs[i] + temp > arena:
+                _fail(f"layer {i}: scratch [{scratch_offs[i]}, {scratch_offs[i] + temp}) outside the arena")
+    # buffers live at op i: tensors t_i and t_{i+1} (one buffer if in place), the scratch of op i,
+    # and every tensor that shares a buffer with them. Two distinct buffers must not overlap.
+    for i in range(n):
+        spans = [(offsets[i], sizes[i])]
+        if not inplace[i]:
+            spans.append((offsets[i + 1], sizes[i + 1]))
+        else:
+            spans[0] = (offsets[i], max(sizes[i], sizes[i + 1]))
+        if scratch[i]:
+            spans.append((scratch_offs[i], scratch[i]))
+        spans.sort()
+        for (a, sa), (b, _) in zip(spans, spans[1:]):
+            if a + sa > b:
+                _fail(f"layer {i}: buffers [{a}, {a + sa}) and [{b}, …) overlap while both are live")
+    return scratch
 
 
 class _KLayer:

@@ -21,10 +21,10 @@ from hostside.reference import run_batch
 from conftest import random_graph, random_inputs
 
 
-def _host_run(tmp_path, graph, inputs, budget=1024):
+def _host_run(tmp_path, graph, inputs, budget=1024, mode="tiled", tile_budget=None):
     import dataclasses
     board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=budget)
-    art = write_model_bin(tmp_path / "model.bin", graph, make_plan(graph, board))
+    art = write_model_bin(tmp_path / "model.bin", graph, make_plan(graph, board, mode=mode, tile_budget=tile_budget))
     fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw"))
     t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
     try:
@@ -47,6 +47,33 @@ def test_host_firmware_bit_exact(tmp_path, seed, shape, channels, kernel, stride
     assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
     if budget < 200:
         assert len(art.tiles) > len(g.layers)
+    assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
+
+
+@pytest.mark.parametrize("mode,tile_budget,wbits,abits", [
+    ("tiled", None, 8, 8),      # the planner's choice: single tiles, layers in place
+    ("tiled", 150, 8, 8),       # small tiles: pointwise layers out of place, depthwise still in place
+    ("tiled", None, 4, 4),
+    ("xip", None, 8, 8),
+    ("xip", None, 4, 8),
+])
+def test_host_firmware_in_place_and_xip(tmp_path, mode, tile_budget, wbits, abits):
+    """QAT graphs (int4/int8) with in-place layers and xip plans: the firmware equals the reference."""
+    from hostside.compress.ops import float_ops
+    from hostside.compress.quant import build_quantnet
+    from hostside.models import build_model
+    import torch
+    torch.manual_seed(3)
+    m = build_model("dscnn", (14, 8), 4, channels=9, blocks=2, stem_kernel=(3, 3), stem_stride=(2, 1),
+                    widths=(9, 7, 11), pw_ranks=(3, 0)).eval()
+    x = np.random.default_rng(3).normal(0, 2, size=(8, 14, 8)).astype(np.float32)
+    g = build_quantnet(float_ops(m), (14, 8), wbits, abits, 8, calib=x).to_int_graph()
+    xs = np.stack([g.quantize_input(f) for f in x])
+    res, art = _host_run(tmp_path, g, xs, budget=8192, mode=mode, tile_budget=tile_budget)
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+    assert art.mode == mode and any(art.inplace)
+    if tile_budget:
+        assert not all(art.inplace[i] for i, L in enumerate(g.layers) if L.op == "pwconv2d")
     assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
 
 
@@ -102,8 +129,32 @@ def test_qemu_firmware_bit_exact_over_pty(trained_pipeline):
     assert len(set(res.instret)) <= 3 or max(res.instret) - min(res.instret) < 0.01 * max(res.instret)
     # the firmware's measured RAM parts are the planner's, and the stack was really painted and measured
     assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
-    assert 0 < res.ram["stack_hwm"] < res.ram["stack_size"]
+    assert 0 < res.ram["stack_hwm"] <= board.stack_estimate_bytes, "the planner's stack estimate is too small"
     assert res.stats.bad_records == 0
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("mode", ["tiled", "xip"])
+def test_qemu_int4_in_place_and_xip(tmp_path, mode):
+    """int4 weights and activations, in-place layers, tiled and xip plans, on the emulated board."""
+    from hostside.compress.ops import float_ops
+    from hostside.compress.quant import build_quantnet
+    from hostside.models import build_model
+    import torch
+    torch.manual_seed(4)
+    m = build_model("dscnn", (20, 10), 3, channels=12, blocks=2, stem_kernel=(4, 3), stem_stride=(2, 2)).eval()
+    x = np.random.default_rng(4).normal(0, 2, size=(20, 20, 10)).astype(np.float32)
+    g = build_quantnet(float_ops(m), (20, 10), 4, 4, 8, calib=x).to_int_graph()
+    board = load_board("rv32-virt")
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board, mode=mode))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw"))
+    img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
+    xs = np.stack([g.quantize_input(f) for f in x])
+    with QemuBoard(board, fw, img) as transport:
+        res = Session(transport, art.model_sha256, timeout=60).run(xs)
+    assert np.array_equal(np.array(res.outputs, dtype=np.int64), run_batch(g, xs).astype(np.int64))
+    assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
+    assert res.ram["tile_buf"] + res.ram["arena"] + res.ram["stack_hwm"] <= make_plan(g, board, mode=mode).peak_ram_bytes
 
 
 @pytest.mark.emulator

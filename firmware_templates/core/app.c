@@ -9,8 +9,9 @@
 #include "platform.h"
 #include "model.h"
 
-static int8_t arena[PQLR_ARENA_BYTES] __attribute__((aligned(4)));
-static uint8_t tile_buf[PQLR_TILE_BUF_BYTES] __attribute__((aligned(4)));
+#define ALLOC(n) ((n) > 4 ? (n) : 4)
+static int8_t arena[ALLOC(PQLR_ARENA_BYTES)] __attribute__((aligned(4)));
+static uint8_t tile_buf[ALLOC(PQLR_TILE_BUF_BYTES)] __attribute__((aligned(4)));
 static pqlr_counters_t counters;
 
 static int hexval(int c) {

@@ -11,6 +11,8 @@
 void platform_init(void);
 /* Copy size bytes at offset (relative to the start of the model partition) into dst. 0 on success. */
 int platform_flash_read(uint32_t offset, void *dst, uint32_t size);
+/* Pointer to `size` bytes at `offset` of the model partition in memory-mapped flash (xip plans), or NULL. */
+const void *platform_flash_map(uint32_t offset, uint32_t size);
 /* Free-running cycle counter, and retired-instruction counter (PQLR_UNKNOWN64 where unavailable). */
 uint64_t platform_cycles(void);
 uint64_t platform_instret(void);

@@ -15,6 +15,7 @@ typedef struct {
     int16_t in_zp, out_zp, act_min, act_max;
     int32_t multiplier, shift;          /* average pool only; other layers carry them per channel in tiles */
     uint8_t wbits;                      /* 8, or 4: two weights per byte, low nibble first */
+    uint8_t inplace;                    /* 1: the output overwrites the input (planner-checked legal) */
 } pqlr_layer_t;
 
 typedef struct {
@@ -35,13 +36,15 @@ typedef struct {
 /* Kernels: compute output channels [c0, c0+n) of one layer from one tile.
  * A tile holds int32 bias[n], int32 multiplier[n], int32 shift[n], then n rows of weights: K int8, or
  * ceil(K/2) bytes of int4 (weight 2j in the low nibble of byte j, 2j+1 in the high nibble). */
-typedef void (*pqlr_kernel_fn)(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n,
-                               const int8_t *in, int8_t *out);
-void pqlr_conv2d(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
-void pqlr_dwconv2d(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
-void pqlr_pwconv2d(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
-void pqlr_avgpool(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
-void pqlr_fc(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out);
+/* `scratch` is the layer's temporary in the arena (in-place depthwise: a ring of input rows; in-place
+ * pointwise: one pixel's outputs). When L->inplace, in == out. */
+#define PQLR_KERNEL_ARGS const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, \
+                         int8_t *out, int8_t *scratch
+void pqlr_conv2d(PQLR_KERNEL_ARGS);
+void pqlr_dwconv2d(PQLR_KERNEL_ARGS);
+void pqlr_pwconv2d(PQLR_KERNEL_ARGS);
+void pqlr_avgpool(PQLR_KERNEL_ARGS);
+void pqlr_fc(PQLR_KERNEL_ARGS);
 
 /* y = clamp(((acc·M + 2^(s−1)) >> s) + zp): the one requantisation rule (hostside/graph.py). */
 static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi) {
@@ -54,7 +57,9 @@ static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp,
 uint32_t pqlr_crc32_update(uint32_t crc, const void *buf, uint32_t len);
 
 /* Tile runtime (runtime.c). */
-int pqlr_load_tile(int tile_index, uint8_t *tile_buf, pqlr_counters_t *cnt, int layer);
+/* The tile's bytes: read into tile_buf (tiled plans) or mapped in flash (xip plans); NULL on a flash error.
+ * A layer without weights passes -1 and gets tile_buf back, unread. */
+const uint8_t *pqlr_tile(int tile_index, uint8_t *tile_buf, pqlr_counters_t *cnt);
 void pqlr_layer_begin(pqlr_counters_t *cnt);
 void pqlr_layer_end(pqlr_counters_t *cnt, int layer);
 int pqlr_check_model(uint8_t *scratch, uint32_t scratch_bytes, char *why, uint32_t why_len, uint8_t found[32]);

@@ -32,15 +32,19 @@ void pqlr_layer_end(pqlr_counters_t *cnt, int layer) {
     cnt->layer_flash[layer] = cnt->flash_bytes - layer_t0_flash;
 }
 
-int pqlr_load_tile(int tile_index, uint8_t *tile_buf, pqlr_counters_t *cnt, int layer) {
-    (void)layer;
+const uint8_t *pqlr_tile(int tile_index, uint8_t *tile_buf, pqlr_counters_t *cnt) {
     if (tile_index < 0)
-        return 0;                       /* a layer without weights */
+        return tile_buf;                /* a layer without weights */
     const pqlr_tile_t *t = &pqlr_tiles[tile_index];
-    if (platform_flash_read(t->offset, tile_buf, t->size) != 0)
-        return -1;
     cnt->flash_bytes += t->size;
-    return 0;
+#if PQLR_XIP
+    (void)tile_buf;
+    return (const uint8_t *)platform_flash_map(t->offset, t->size);
+#else
+    if (platform_flash_read(t->offset, tile_buf, t->size) != 0)
+        return 0;
+    return tile_buf;
+#endif
 }
 
 static uint32_t rd32(const uint8_t *p) { return p[0] | (p[1] << 8) | (p[2] << 16) | ((uint32_t)p[3] << 24); }
@@ -69,6 +73,12 @@ int pqlr_check_model(uint8_t *scratch, uint32_t scratch_bytes, char *why, uint32
     if (rd32(hdr + 8) > PQLR_PARTITION_BYTES) { copy_str(why, why_len, "model_larger_than_partition"); return -1; }
     for (int t = 0; t < PQLR_N_TILES; t++) {
         uint32_t crc = 0, done = 0;
+#if PQLR_XIP
+        const uint8_t *mapped = (const uint8_t *)platform_flash_map(pqlr_tiles[t].offset, pqlr_tiles[t].size);
+        if (!mapped) { copy_str(why, why_len, "flash_map_failed"); return -1; }
+        crc = pqlr_crc32_update(0, mapped, pqlr_tiles[t].size);
+        done = pqlr_tiles[t].size;
+#endif
         while (done < pqlr_tiles[t].size) {
             uint32_t chunk = pqlr_tiles[t].size - done;
             if (chunk > scratch_bytes) chunk = scratch_bytes;

@@ -58,13 +58,16 @@ def model_context(art: Artifact, board: Board) -> dict:
             "in_zp": L.in_zp, "out_zp": L.out_zp, "act_min": L.act_min, "act_max": L.act_max,
             "multiplier": int(L.multiplier[0]) if L.op == "avgpool" else 0,
             "shift": int(L.shift[0]) if L.op == "avgpool" else 0, "wbits": L.wbits,
+            "inplace": int(bool(art.inplace and art.inplace[i])),
+            "scratch_off": art.scratch_offsets[i] if art.scratch_offsets else 0,
             "in_off": art.tensor_offsets[i], "out_off": art.tensor_offsets[i + 1], "steps": steps})
     if len(layers) > 64:
         raise PqlrError(f"the firmware's per-layer counters hold 64 layers; this model has {len(layers)}")
     return {
         "board": board.name, "format_version": FORMAT_VERSION, "header_bytes": HEADER_SIZE,
         "partition_bytes": part.size, "n_layers": len(layers), "n_tiles": len(art.tiles),
-        "arena_bytes": art.arena_bytes, "tile_buf_bytes": max(art.tile_buffer_bytes, 4),
+        "arena_bytes": art.arena_bytes, "tile_buf_bytes": art.tile_buffer_bytes,
+        "xip": int(art.mode == "xip"),
         "input_offset": art.tensor_offsets[0], "input_bytes": g.input_shape[0] * g.input_shape[1] * g.input_shape[2],
         "output_offset": art.tensor_offsets[-1], "output_bytes": g.output_layer.out_channels,
         "sha256_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(art.model_sha256)),

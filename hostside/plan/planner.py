@@ -8,15 +8,16 @@ K weights: int8, R = K; or int4, R = ceil(K/2), two's-complement nibbles, weight
 byte j and weight 2j+1 in its high nibble (a last odd weight leaves the high nibble 0). Int4 weights stay
 packed in flash and in the tile buffer; kernels unpack them in registers.
 
-Arena: tensor t_k (t_0 the input, t_k the output of layer k−1) is live from op k−1 to op k. Offsets are
-assigned greedily by size, largest first, at the lowest 4-byte-aligned offset that does not overlap a
-placed tensor whose lifetime intersects (TFLite Micro's greedy planner).
+Arena: tensor t_k (t_0 the input, t_k the output of layer k−1) is live from op k−1 to op k. A layer that
+may run in place (inplace_rule) puts its output in its input's buffer. Buffers (alias groups and per-layer
+scratch) get offsets greedily by size, largest first, at the lowest 4-byte-aligned offset that does not
+overlap a placed buffer whose lifetime intersects (TFLite Micro's greedy planner).
 
 Budgets: weights ≤ model partition; tile buffer + arena + stack estimate ≤ the board's SRAM budget.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -51,17 +52,23 @@ class Plan:
     weight_bytes: int
     stack_estimate_bytes: int
     budget: dict
+    mode: str = "tiled"                                   # tiled | xip
+    inplace: list[bool] = field(default_factory=list)     # per layer: output overwrites its input
+    scratch_offsets: list[int] = field(default_factory=list)
+    scratch_bytes: list[int] = field(default_factory=list)
+    tile_budget_bytes: int = 0                            # the tile size the planner chose (≤ the board's)
 
     @property
     def peak_ram_bytes(self) -> int:
         return self.tile_buffer_bytes + self.arena_bytes + self.stack_estimate_bytes
 
     def to_dict(self) -> dict:
-        return {"tile_buffer_bytes": self.tile_buffer_bytes, "arena_bytes": self.arena_bytes,
+        return {"mode": self.mode, "tile_buffer_bytes": self.tile_buffer_bytes, "arena_bytes": self.arena_bytes,
                 "stack_estimate_bytes": self.stack_estimate_bytes, "peak_ram_bytes": self.peak_ram_bytes,
                 "weight_bytes": self.weight_bytes, "tensor_offsets": self.tensor_offsets,
-                "tensor_sizes": self.tensor_sizes, "tiles": [asdict(t) for t in self.tiles],
-                "budget": self.budget}
+                "tensor_sizes": self.tensor_sizes, "inplace": self.inplace, "scratch_offsets": self.scratch_offsets,
+                "scratch_bytes": self.scratch_bytes, "tile_budget_bytes": self.tile_budget_bytes,
+                "tiles": [asdict(t) for t in self.tiles], "budget": self.budget}
 
 
 def row_bytes(k: int, wbits: int) -> int:
@@ -138,28 +145,117 @@ def plan_arena(sizes: list[int], lifetimes: list[tuple[int, int]]) -> tuple[list
     return offsets, arena
 
 
-def make_plan(graph: IntGraph, board: Board, check_budget: bool = True) -> Plan:
-    tiles: list[Tile] = []
-    offset = 0
+def inplace_rule(layer: Layer, single_tile: bool, max_tile_channels: int) -> tuple[bool, int]:
+    """(legal, scratch bytes) for computing `layer` in place (its output overwriting its input).
+
+    - depthwise, stride 1, odd kernel, 'same' padding: row by row, keeping the (kh+1)/2 input rows still
+      needed in a ring buffer of (kh+1)/2 × W × (channels per tile) bytes;
+    - pointwise with Cout ≤ Cin and all weights at hand (one tile, or xip): pixel by pixel, the pixel's
+      outputs gathered in a Cout-byte temporary, so a pixel is overwritten only after it is consumed;
+    - average pooling: channel by channel (output channel c overwrites input pixel 0 channel c, read only by c);
+    - everything else (the first conv, fully connected layers) reads its input after writing: not in place.
+    """
+    h, w, c = layer.in_shape
+    if layer.op == "dwconv2d":
+        kh, kw = layer.kernel
+        same = layer.pad == (kh // 2, kw // 2, kh // 2, kw // 2) and layer.out_shape == layer.in_shape
+        if layer.stride == (1, 1) and kh % 2 == 1 and kw % 2 == 1 and same:
+            return True, ((kh + 1) // 2) * w * max_tile_channels
+    elif layer.op == "pwconv2d":
+        if single_tile and layer.out_shape[2] <= c:
+            return True, layer.out_shape[2]
+    elif layer.op == "avgpool":
+        return True, 0
+    return False, 0
+
+
+def _tiles_for(graph: IntGraph, budget: int | None) -> list[Tile]:
+    tiles, offset = [], 0
     for li, layer in enumerate(graph.layers):
         if layer.weights is None:
             continue
-        for c0, n in tile_layer(layer, board.tile_buffer_budget_bytes):
+        parts = [(0, layer.out_channels)] if budget is None else tile_layer(layer, budget)
+        for c0, n in parts:
             size = tile_size(layer, n)
             tiles.append(Tile(layer=li, ch_start=c0, ch_count=n, offset=offset, size=size))
             offset += size
-    weight_bytes = offset
-    tile_buf = max((t.size for t in tiles), default=0)
+    return tiles
+
+
+def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
+    """In-place decisions, alias groups and the arena: tensors t0 … tL and per-layer scratch buffers."""
+    n = len(graph.layers)
     shapes = graph.tensor_shapes()
     sizes = [int(np.prod(s)) for s in shapes]
-    lifetimes = [(max(0, k - 1), min(k, len(graph.layers) - 1)) for k in range(len(shapes))]
-    offsets, arena = plan_arena(sizes, lifetimes)
+    per_layer = [[t for t in tiles if t.layer == i] for i in range(n)]
+    group = list(range(n + 1))                 # tensor → the buffer it lives in
+    inplace, scratch = [False] * n, [0] * n
+    for i, L in enumerate(graph.layers):
+        ts = per_layer[i]
+        single = mode == "xip" or len(ts) <= 1
+        max_ch = max((t.ch_count for t in ts), default=L.out_channels) if mode == "tiled" else L.out_channels
+        ok, temp = inplace_rule(L, single, max_ch)
+        if ok:
+            inplace[i], scratch[i] = True, temp
+            group[i + 1] = group[i]
+    # buffers: one per alias group (the largest member, the union of lifetimes), one per scratch
+    life = [(max(0, k - 1), min(k, n - 1)) for k in range(n + 1)]
+    roots = sorted(set(group))
+    b_sizes, b_life = [], []
+    for r in roots:
+        members = [k for k in range(n + 1) if group[k] == r]
+        b_sizes.append(max(sizes[k] for k in members))
+        b_life.append((min(life[k][0] for k in members), max(life[k][1] for k in members)))
+    scratch_idx = {}
+    for i in range(n):
+        if scratch[i]:
+            scratch_idx[i] = len(b_sizes)
+            b_sizes.append(scratch[i])
+            b_life.append((i, i))
+    offs, arena = plan_arena(b_sizes, b_life)
+    return {"tensor_offsets": [offs[roots.index(group[k])] for k in range(n + 1)], "tensor_sizes": sizes,
+            "inplace": inplace, "scratch_bytes": scratch,
+            "scratch_offsets": [offs[scratch_idx[i]] if i in scratch_idx else 0 for i in range(n)],
+            "arena_bytes": arena}
+
+
+def make_plan(graph: IntGraph, board: Board, check_budget: bool = True, mode: str = "tiled",
+              tile_budget: int | None = None, fixed_tile_buffer: int | None = None) -> Plan:
+    """The plan with the least peak RAM. tiled: weights stream through one tile buffer, whose size the
+    planner chooses among the layers' whole sizes and the board's budget (a bigger tile can let a layer
+    run in place and save more arena than it costs); xip: weights are read in place from memory-mapped
+    flash, no tile buffer."""
+    if mode not in ("tiled", "xip"):
+        raise BudgetError(f"unknown plan mode {mode!r} (tiled or xip)")
+    board_budget = board.tile_buffer_budget_bytes
+    if mode == "xip":
+        candidates = [None]
+    elif tile_budget is not None:
+        candidates = [tile_budget]
+    else:
+        weighted = [L for L in graph.layers if L.weights is not None]
+        floor = max((tile_size(L, 1) for L in weighted), default=0)     # every layer needs one channel per tile
+        whole = {tile_size(L, L.out_channels) for L in weighted}
+        candidates = sorted({b for b in whole if floor <= b <= board_budget} | {board_budget})
+    best = None
+    for budget in candidates:
+        tiles = _tiles_for(graph, budget)
+        mem = plan_memory(graph, tiles, mode)
+        tile_buf = 0 if mode == "xip" else max((t.size for t in tiles), default=0)
+        peak = tile_buf + mem["arena_bytes"]
+        if best is None or peak < best[0]:
+            best = (peak, budget, tiles, mem, tile_buf)
+    _, budget, tiles, mem, tile_buf = best
+    if fixed_tile_buffer is not None and mode == "tiled":
+        tile_buf = max(tile_buf, fixed_tile_buffer)      # a scheme that allocates a fixed tile buffer
     part = board.model_partition.size
-    budget = {"sram_budget_bytes": board.sram_budget_bytes, "model_partition_bytes": part,
-              "tile_buffer_budget_bytes": board.tile_buffer_budget_bytes}
-    plan = Plan(tiles=tiles, tile_buffer_bytes=tile_buf, tensor_offsets=offsets, tensor_sizes=sizes,
-                arena_bytes=arena, weight_bytes=weight_bytes, stack_estimate_bytes=board.stack_estimate_bytes,
-                budget=budget)
+    plan = Plan(tiles=tiles, tile_buffer_bytes=tile_buf, tensor_offsets=mem["tensor_offsets"],
+                tensor_sizes=mem["tensor_sizes"], arena_bytes=mem["arena_bytes"],
+                weight_bytes=sum(t.size for t in tiles), stack_estimate_bytes=board.stack_estimate_bytes,
+                budget={"sram_budget_bytes": board.sram_budget_bytes, "model_partition_bytes": part,
+                        "tile_buffer_budget_bytes": board_budget},
+                mode=mode, inplace=mem["inplace"], scratch_offsets=mem["scratch_offsets"],
+                scratch_bytes=mem["scratch_bytes"], tile_budget_bytes=budget or 0)
     if check_budget:
         check_budgets(plan, board)
     return plan

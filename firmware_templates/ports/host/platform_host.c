@@ -8,12 +8,29 @@
 #include "pqlr.h"
 
 static FILE *model_file;
+static unsigned char *mapped;          /* the whole file, read once, for xip plans */
+static long mapped_size;
 
 void platform_init(void) {}
 
 int platform_flash_read(uint32_t offset, void *dst, uint32_t size) {
     if (!model_file || fseek(model_file, (long)offset, SEEK_SET) != 0) return -1;
     return fread(dst, 1, size, model_file) == size ? 0 : -1;
+}
+
+const void *platform_flash_map(uint32_t offset, uint32_t size) {
+    if (!mapped) {
+        if (!model_file || fseek(model_file, 0, SEEK_END) != 0) return NULL;
+        mapped_size = ftell(model_file);
+        if (mapped_size <= 0 || !(mapped = malloc((size_t)mapped_size))) return NULL;
+        if (fseek(model_file, 0, SEEK_SET) != 0 || fread(mapped, 1, (size_t)mapped_size, model_file) != (size_t)mapped_size) {
+            free(mapped);
+            mapped = NULL;
+            return NULL;
+        }
+    }
+    if ((long)offset > mapped_size || (long)size > mapped_size - (long)offset) return NULL;
+    return mapped + offset;
 }
 
 uint64_t platform_cycles(void) {
