@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import ArtifactError
 from .graph import OP_NAMES, OPS, IntGraph, Layer
-from .plan.planner import PARAM_BYTES_PER_CHANNEL, Plan, Tile, pack_channels, row_bytes, tile_size, unpack_int4
+from .plan.planner import Plan, Tile, pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
 FORMAT_VERSION = 1
@@ -247,9 +247,9 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 k = t.ch_count
                 bias.append(np.frombuffer(raw, "<i4", k, 0))
                 mult.append(np.frombuffer(raw, "<i4", k, 4 * k))
-                shift.append(np.frombuffer(raw, "<i4", k, 8 * k))
+                shift.append(np.frombuffer(raw, np.uint8, k, 8 * k).astype(np.int32))
                 rb = row_bytes(K, wbits)
-                wraw = raw[PARAM_BYTES_PER_CHANNEL * k: PARAM_BYTES_PER_CHANNEL * k + k * rb]
+                wraw = raw[params_bytes(k): params_bytes(k) + k * rb]
                 w.append(np.frombuffer(wraw, np.int8).reshape(-1) if wbits == 8 else unpack_int4(wraw, k, K).reshape(-1))
                 c += k
             if c != C:

@@ -34,7 +34,7 @@ typedef struct {
 } pqlr_counters_t;
 
 /* Kernels: compute output channels [c0, c0+n) of one layer from one tile.
- * A tile holds int32 bias[n], int32 multiplier[n], int32 shift[n], then n rows of weights: K int8, or
+ * A tile holds int32 bias[n], int32 multiplier[n], uint8 shift[n] (padded to 4), then n rows of weights: K int8, or
  * ceil(K/2) bytes of int4 (weight 2j in the low nibble of byte j, 2j+1 in the high nibble). */
 /* `scratch` is the layer's temporary in the arena (in-place depthwise: a ring of input rows; in-place
  * pointwise: one pixel's outputs). When L->inplace, in == out. */

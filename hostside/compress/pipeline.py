@@ -223,7 +223,7 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, epochs_override
                          "threshold": recipe.threshold, "epochs_override": epochs_override},
               "stages": pipe.rows, "export": exp, "timings_s": pipe.timings,
               "notes": {"weight_bytes": "fp32 stages: 4 B per weight and bias; quantised: the model.bin tiles "
-                                        "(packed weights + int32 bias, multiplier, shift per channel)",
+                                        "(packed weights + int32 bias, int32 multiplier, uint8 shift per channel)",
                         "activation_bytes": "the planner's arena (fp32 stages: 4 B per element)",
                         "code_bytes": "rv32-virt firmware .text (kernels, runtime, model code); null where not built"}}
     from .report import write_compress_report

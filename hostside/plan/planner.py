@@ -2,7 +2,7 @@
 
 Tiles: a layer's packed parameters are cut by output channels into tiles no larger than the board's
 tile budget. A tile for channels [c0, c0+n) is, little-endian and contiguous:
-    int32 bias[n] | int32 multiplier[n] | int32 shift[n] | weights: n rows of R bytes | zero pad to 4 bytes
+    int32 bias[n] | int32 multiplier[n] | uint8 shift[n], zero pad to 4 | weights: n rows of R bytes | pad to 4
 so one flash read brings everything needed to compute those channels. A row holds one output channel's
 K weights: int8, R = K; or int4, R = ceil(K/2), two's-complement nibbles, weight 2j in the low nibble of
 byte j and weight 2j+1 in its high nibble (a last odd weight leaves the high nibble 0). Int4 weights stay
@@ -25,7 +25,12 @@ from ..boards import Board
 from ..errors import BudgetError
 from ..graph import IntGraph, Layer
 
-PARAM_BYTES_PER_CHANNEL = 12  # bias + multiplier + shift, int32 each
+PARAM_BYTES_PER_CHANNEL = 9   # int32 bias + int32 multiplier + uint8 shift
+
+
+def params_bytes(n: int) -> int:
+    """Bytes of n channels' parameters in a tile: int32 bias[n], int32 multiplier[n], uint8 shift[n], pad to 4."""
+    return 8 * n + _align4(n)
 
 
 def _align4(n: int) -> int:
@@ -96,13 +101,14 @@ def pack_channels(layer: Layer, c0: int, n: int) -> bytes:
     """The bytes of one tile (see module docstring)."""
     w = layer.weights.reshape(layer.out_channels, -1)[c0: c0 + n]
     packed = w.astype(np.int8).tobytes() if layer.wbits == 8 else pack_int4(w)
+    shift = layer.shift[c0: c0 + n].astype(np.uint8).tobytes()
     body = (layer.bias[c0: c0 + n].astype("<i4").tobytes() + layer.multiplier[c0: c0 + n].astype("<i4").tobytes()
-            + layer.shift[c0: c0 + n].astype("<i4").tobytes() + packed)
+            + shift + b"\0" * (_align4(n) - n) + packed)
     return body + b"\0" * (_align4(len(body)) - len(body))
 
 
 def tile_size(layer: Layer, n: int) -> int:
-    return _align4(n * (PARAM_BYTES_PER_CHANNEL + row_bytes(layer.weights_per_channel, layer.wbits)))
+    return _align4(params_bytes(n) + n * row_bytes(layer.weights_per_channel, layer.wbits))
 
 
 def tile_layer(layer: Layer, budget: int) -> list[tuple[int, int]]:
