@@ -165,19 +165,20 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
     """Run inputs through the firmware and return the SessionResult (telemetry, parsed)."""
     from .device.session import Session
     b = board if isinstance(board, Board) else load_board(board)
-    sha = read_model_bin(Path(model_bin)).model_sha256
+    art = read_model_bin(Path(model_bin))
+    sha, ref = art.model_sha256, art.graph
     timeout = timeout or float(b.serial.get("timeout_s", 30))
     kind = b.flasher["kind"]
     if kind == "qemu":
         from .device.qemu import QemuBoard
         img = flash_image or Path(fw).parent / "flash.img"
         with QemuBoard(b, Path(fw), img) as t:
-            return Session(t, sha, timeout).run(inputs)
+            return Session(t, sha, timeout).run(inputs, ref)
     if kind == "none":
         from .device.transport import ProcessTransport
         t = ProcessTransport([str(fw), str(model_bin)])
         try:
-            return Session(t, sha, timeout).run(inputs)
+            return Session(t, sha, timeout).run(inputs, ref)
         finally:
             t.close()
     if port is None:
@@ -185,7 +186,7 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
     from .device.transport import SerialTransport
     t = SerialTransport(port, b.serial.get("baud", 115200))
     try:
-        return Session(t, sha, timeout).run(inputs)
+        return Session(t, sha, timeout).run(inputs, ref)
     finally:
         t.close()
 

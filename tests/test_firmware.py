@@ -77,6 +77,38 @@ def test_host_firmware_in_place_and_xip(tmp_path, mode, tile_budget, wbits, abit
     assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
 
 
+def test_a_mismatch_names_the_first_bad_layer_and_index(tmp_path):
+    """The firmware dumps layer outputs on request; against a reference whose layer 2 differs, the host
+    names layer 2 and the first differing element."""
+    import copy
+    _, g, _ = random_graph(2, input_shape=(12, 8), channels=6, blocks=2)
+    board = load_board("host")
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw"))
+    wrong = copy.deepcopy(art.graph)
+    wrong.layers[2].bias = wrong.layers[2].bias + 5000         # layer 2 of the "reference" is off
+    xs = random_inputs(g, 3, 1)
+    t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+    try:
+        s = Session(t, art.model_sha256, timeout=20)
+        res = s.run(xs, reference_graph=wrong)
+        assert res.first_mismatch is not None and res.first_mismatch["input"] == 0
+        assert res.first_mismatch["layer"] == 2 and res.first_mismatch["name"] == wrong.layers[2].name
+        from hostside.reference import run
+        _, good = run(art.graph, xs[0], dump=True)
+        _, bad = run(wrong, xs[0], dump=True)
+        first = int(np.argmax(good[3].reshape(-1) != bad[3].reshape(-1)))
+        assert res.first_mismatch["index"] == first and res.first_mismatch["got"] == int(good[3].reshape(-1)[first])
+    finally:
+        t.close()
+    # against the true reference, nothing to report
+    t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+    try:
+        assert Session(t, art.model_sha256, timeout=20).run(xs, reference_graph=art.graph).first_mismatch is None
+    finally:
+        t.close()
+
+
 def test_host_refuses_other_models_hash(tmp_path):
     _, g, _ = random_graph(0)
     board = load_board("host")

@@ -3,6 +3,7 @@
  * anything, so nothing is lost on a pseudo-terminal nobody reads yet):
  *   'h'            → HELLO record, then READY, or ERR if the model partition is not this model
  *   'i' <hex>      → the input tensor as 2·PQLR_INPUT_BYTES hex digits; runs one inference → INFER record
+ *   'd' <2 hex: layer> <hex input> → runs the model up to that layer → DUMP record of its output tensor
  *   'q'            → RAM record, DONE record; then 'x' (the host's acknowledgement) → exit
  * Whitespace between commands is ignored; anything else gets an ERR record. */
 #include "pqlr.h"
@@ -73,13 +74,29 @@ static int read_input(void) {
     return 0;
 }
 
+static void dump(void) {
+    int hi = hexval(platform_serial_read());
+    int lo = hexval(platform_serial_read());
+    int layer = (hi < 0 || lo < 0) ? -1 : (hi << 4 | lo);
+    if (read_input() != 0 || layer < 0 || layer >= PQLR_N_LAYERS) {
+        send_error("bad_input", "expected d, a layer as 2 hex digits, and the input in hex");
+        return;
+    }
+    counters.flash_bytes = 0;
+    if (pqlr_model_run(arena, tile_buf, &counters, layer) != 0) { send_error("flash_read", "tile read failed"); return; }
+    tm_begin("DUMP");
+    tm_u64("layer", (uint64_t)layer);
+    tm_hex_long("data", (const uint8_t *)arena + pqlr_out_offset[layer], pqlr_out_bytes[layer]);
+    tm_end();
+}
+
 static void infer(uint32_t seq) {
     for (int i = 0; i < PQLR_N_LAYERS; i++)
         counters.layer_instret[i] = counters.layer_cycles[i] = counters.layer_flash[i] = 0;
     counters.flash_bytes = 0;
     uint64_t c0 = platform_cycles();
     uint64_t i0 = platform_instret();
-    int rc = pqlr_model_run(arena, tile_buf, &counters);
+    int rc = pqlr_model_run(arena, tile_buf, &counters, -1);
     uint64_t i1 = platform_instret();
     uint64_t c1 = platform_cycles();
     if (rc != 0) { send_error("flash_read", "tile read failed during inference"); return; }
@@ -115,6 +132,9 @@ void pqlr_app(void) {
             if (read_input() != 0) { send_error("bad_input", "expected hex digits"); continue; }
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             infer(seq++);
+        } else if (c == 'd') {
+            if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
+            dump();
         } else if (c == 'q') {
             send_ram();
             tm_begin("DONE");
@@ -124,6 +144,6 @@ void pqlr_app(void) {
             for (int a = platform_serial_read(); a >= 0 && a != 'x'; a = platform_serial_read()) {}
             platform_exit(0);
             return;
-        } else send_error("unknown_command", "expected h, i or q");
+        } else send_error("unknown_command", "expected h, i, d or q");
     }
 }

@@ -69,7 +69,10 @@ extern const pqlr_layer_t pqlr_layers[];
 extern const pqlr_tile_t pqlr_tiles[];
 extern const uint8_t pqlr_model_sha256[32];
 extern const char pqlr_board_name[];
-int pqlr_model_run(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);
+extern const uint32_t pqlr_out_offset[];
+extern const uint32_t pqlr_out_bytes[];
+/* Run the model; stop_after >= 0 stops after that layer (for dumps), -1 runs it all. 0, or -1 on a flash error. */
+int pqlr_model_run(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt, int stop_after);
 
 /* Telemetry encoder (telemetry.c): "@pqlr1 TYPE k=v ... *crc32hex\n", CRC-32 over the text between
  * '@' and ' *'. */
@@ -79,6 +82,7 @@ void tm_u64(const char *key, uint64_t v);
 void tm_i8_list(const char *key, const int8_t *v, int n);
 void tm_u32_list(const char *key, const uint32_t *v, int n);
 void tm_hex(const char *key, const uint8_t *v, int n);
+void tm_hex_long(const char *key, const uint8_t *v, uint32_t n);
 void tm_end(void);
 
 /* The portable application loop (app.c): handshake, model check, inference commands. */

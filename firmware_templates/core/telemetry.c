@@ -62,6 +62,11 @@ void tm_hex(const char *k, const uint8_t *v, int n) {
     for (int i = 0; i < n; i++) { put(HEX[v[i] >> 4], 1); put(HEX[v[i] & 15], 1); }
 }
 
+void tm_hex_long(const char *k, const uint8_t *v, uint32_t n) {
+    key(k);
+    for (uint32_t i = 0; i < n; i++) { put(HEX[v[i] >> 4], 1); put(HEX[v[i] & 15], 1); }
+}
+
 void tm_end(void) {
     uint32_t c = crc;
     put(' ', 0);

@@ -60,7 +60,8 @@ def model_context(art: Artifact, board: Board) -> dict:
             "shift": int(L.shift[0]) if L.op == "avgpool" else 0, "wbits": L.wbits,
             "inplace": int(bool(art.inplace and art.inplace[i])),
             "scratch_off": art.scratch_offsets[i] if art.scratch_offsets else 0,
-            "in_off": art.tensor_offsets[i], "out_off": art.tensor_offsets[i + 1], "steps": steps})
+            "in_off": art.tensor_offsets[i], "out_off": art.tensor_offsets[i + 1],
+            "out_bytes": L.out_shape[0] * L.out_shape[1] * L.out_shape[2], "steps": steps})
     if len(layers) > 64:
         raise PqlrError(f"the firmware's per-layer counters hold 64 layers; this model has {len(layers)}")
     return {

@@ -24,6 +24,7 @@ class SessionResult:
     layer_flash: list[list[int]] = field(default_factory=list)
     ram: dict = field(default_factory=dict)
     stats: StreamStats = field(default_factory=StreamStats)
+    first_mismatch: dict | None = None
 
 
 class Session:
@@ -88,6 +89,25 @@ class Session:
         res.layer_cycles.append(lay.ints("cycles"))
         res.layer_flash.append(lay.ints("flash"))
 
+    def dump(self, x: np.ndarray, layer: int) -> np.ndarray:
+        """The firmware's output tensor of `layer` for input x (it runs the model up to that layer)."""
+        self.t.write(b"d" + f"{layer:02x}".encode() + np.asarray(x, dtype=np.int8).tobytes().hex().encode() + b"\n")
+        rec = self._next({"DUMP"})
+        return np.frombuffer(bytes.fromhex(rec.fields["data"]), dtype=np.int8)
+
+    def locate_mismatch(self, x: np.ndarray, graph) -> dict | None:
+        """Compare every layer's output with the reference; name the first bad layer and index."""
+        from ..reference import run
+        _, tensors = run(graph, x, dump=True)
+        for i, L in enumerate(graph.layers):
+            want = tensors[i + 1].reshape(-1)
+            got = self.dump(x, i)
+            if len(got) != len(want) or not np.array_equal(got, want):
+                bad = int(np.argmax(got != want)) if len(got) == len(want) else 0
+                return {"layer": i, "name": L.name, "index": bad, "hwc": [int(v) for v in np.unravel_index(bad, L.out_shape)],
+                        "expected": int(want[bad]), "got": int(got[bad]) if len(got) > bad else None}
+        return None
+
     def finish(self, res: SessionResult) -> None:
         self.t.write(b"q\n")
         ram = self._next({"RAM"})
@@ -95,10 +115,18 @@ class Session:
         self._next({"DONE"})
         self.t.write(b"x")
 
-    def run(self, inputs) -> SessionResult:
+    def run(self, inputs, reference_graph=None) -> SessionResult:
+        """Run every input; with reference_graph, the first input whose output differs from the reference
+        is replayed layer by layer and res.first_mismatch names the first bad layer and index."""
         res = SessionResult(hello=self.hello())
         for x in inputs:
             self.infer(x, res)
+        if reference_graph is not None:
+            from ..reference import run
+            for k, x in enumerate(inputs):
+                if not np.array_equal(np.array(res.outputs[k]), run(reference_graph, x).astype(np.int64)):
+                    res.first_mismatch = {"input": k} | (self.locate_mismatch(x, reference_graph) or {})
+                    break
         self.finish(res)
         res.stats = self.stats
         return res
