@@ -254,7 +254,11 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 c += k
             if c != C:
                 _fail(f"layer {li}: tiles cover {c} channels, the layer has {C}")
-            L.bias = np.concatenate(bias).astype(np.int32)
+            wflat = np.concatenate(w).reshape(C, K).astype(np.int64)
+            unfolded = np.concatenate(bias).astype(np.int64) + in_zp_l * wflat.sum(axis=1)   # tiles store b − zp·Σw
+            if unfolded.min() < -(2**31) or unfolded.max() >= 2**31:
+                _fail(f"layer {li}: bias outside int32")
+            L.bias = unfolded.astype(np.int32)
             L.multiplier = np.concatenate(mult).astype(np.int32)
             L.shift = np.concatenate(shift).astype(np.int32)
             if L.shift.min() < 1 or L.shift.max() > 62 or L.multiplier.min() < 0:

@@ -1,6 +1,7 @@
 /* kernels_ref.c — reference kernels: plain, obviously correct, bit-exact with hostside/reference.
  * Layouts: activations HWC int8; weights per output channel (conv2d [kh][kw][Cin], dwconv2d [kh][kw],
- * pwconv2d/fc [Cin]). Padding taps are skipped, which equals padding with the input zero point. */
+ * pwconv2d/fc [Cin]). Tiles store the bias folded with the input zero point (b − zp·Σw), so
+ * acc = b' + Σ x·w, and a padding tap counts as the value zp. */
 #include "pqlr.h"
 
 #define TILE_PARAMS(tile, n)                                          \
@@ -32,14 +33,13 @@ void pqlr_conv2d(PQLR_KERNEL_ARGS) {
                 int32_t acc = bias[j];
                 for (int ky = 0; ky < L->kh; ky++) {
                     int iy = oy * L->sh + ky - L->pad_t;
-                    if (iy < 0 || iy >= L->in_h) continue;
                     for (int kx = 0; kx < L->kw; kx++) {
                         int ix = ox * L->sw + kx - L->pad_l;
-                        if (ix < 0 || ix >= L->in_w) continue;
+                        int inside = iy >= 0 && iy < L->in_h && ix >= 0 && ix < L->in_w;
                         const int8_t *px = in + (iy * L->in_w + ix) * L->in_c;
                         const int k0 = (ky * L->kw + kx) * L->in_c;
                         for (int ci = 0; ci < L->in_c; ci++)
-                            acc += ((int32_t)px[ci] - L->in_zp) * wget(L, w, k0 + ci);
+                            acc += (inside ? (int32_t)px[ci] : L->in_zp) * wget(L, w, k0 + ci);
                     }
                 }
                 out[(oy * L->out_w + ox) * L->out_c + c0 + j] =
@@ -61,12 +61,11 @@ void pqlr_dwconv2d(PQLR_KERNEL_ARGS) {
                     int32_t acc = bias[j];
                     for (int ky = 0; ky < L->kh; ky++) {
                         int iy = oy * L->sh + ky - L->pad_t;
-                        if (iy < 0 || iy >= L->in_h) continue;
                         for (int kx = 0; kx < L->kw; kx++) {
                             int ix = ox * L->sw + kx - L->pad_l;
-                            if (ix < 0 || ix >= L->in_w) continue;
-                            acc += ((int32_t)in[(iy * L->in_w + ix) * L->in_c + c] - L->in_zp) *
-                                   wget(L, wts + j * RB, ky * L->kw + kx);
+                            int inside = iy >= 0 && iy < L->in_h && ix >= 0 && ix < L->in_w;
+                            int32_t v = inside ? in[(iy * L->in_w + ix) * L->in_c + c] : L->in_zp;
+                            acc += v * wget(L, wts + j * RB, ky * L->kw + kx);
                         }
                     }
                     out[(oy * L->out_w + ox) * L->out_c + c] =
@@ -80,21 +79,21 @@ void pqlr_dwconv2d(PQLR_KERNEL_ARGS) {
      * y−P … y are kept in a ring of P+1 rows (this tile's channels only); rows below y are still intact. */
     const int P = L->pad_t, R = P + 1, W = L->in_w, C = L->in_c;
     for (int y = 0; y < L->out_h; y++) {
-        int8_t *slot = scratch + (y % R) * W * n;
+        int8_t *slot = scratch + (y % R) * W * C;       /* ring rows keep the arena's pixel stride */
         for (int x = 0; x < W; x++)
             for (int j = 0; j < n; j++)
-                slot[x * n + j] = in[(y * W + x) * C + c0 + j];
+                slot[x * C + c0 + j] = in[(y * W + x) * C + c0 + j];
         for (int x = 0; x < W; x++) {
             for (int j = 0; j < n; j++) {
                 int32_t acc = bias[j];
                 for (int ky = 0; ky < L->kh; ky++) {
                     int iy = y + ky - P;
-                    if (iy < 0 || iy >= L->in_h) continue;
                     for (int kx = 0; kx < L->kw; kx++) {
                         int ix = x + kx - L->pad_l;
-                        if (ix < 0 || ix >= W) continue;
-                        int32_t v = iy <= y ? scratch[((iy % R) * W + ix) * n + j] : in[(iy * W + ix) * C + c0 + j];
-                        acc += (v - L->in_zp) * wget(L, wts + j * RB, ky * L->kw + kx);
+                        int32_t v = L->in_zp;
+                        if (iy >= 0 && iy < L->in_h && ix >= 0 && ix < W)
+                            v = iy <= y ? scratch[((iy % R) * W + ix) * C + c0 + j] : in[(iy * W + ix) * C + c0 + j];
+                        acc += v * wget(L, wts + j * RB, ky * L->kw + kx);
                     }
                 }
                 out[(y * W + x) * C + c0 + j] = pqlr_requant(acc, mult[j], shft[j], L->out_zp, L->act_min, L->act_max);
@@ -114,7 +113,7 @@ void pqlr_pwconv2d(PQLR_KERNEL_ARGS) {
             const int8_t *w = wts + j * row_bytes(L, L->in_c);
             int32_t acc = bias[j];
             for (int ci = 0; ci < L->in_c; ci++)
-                acc += ((int32_t)px[ci] - L->in_zp) * wget(L, w, ci);
+                acc += (int32_t)px[ci] * wget(L, w, ci);
             dst[j] = pqlr_requant(acc, mult[j], shft[j], L->out_zp, L->act_min, L->act_max);
         }
         if (L->inplace)
@@ -143,7 +142,7 @@ void pqlr_fc(PQLR_KERNEL_ARGS) {
         const int8_t *w = wts + j * row_bytes(L, K);
         int32_t acc = bias[j];
         for (int k = 0; k < K; k++)
-            acc += ((int32_t)in[k] - L->in_zp) * wget(L, w, k);
+            acc += (int32_t)in[k] * wget(L, w, k);
         out[c0 + j] = pqlr_requant(acc, mult[j], shft[j], L->out_zp, L->act_min, L->act_max);
     }
 }

@@ -3,7 +3,9 @@
 Tiles: a layer's packed parameters are cut by output channels into tiles no larger than the board's
 tile budget. A tile for channels [c0, c0+n) is, little-endian and contiguous:
     int32 bias[n] | int32 multiplier[n] | uint8 shift[n], zero pad to 4 | weights: n rows of R bytes | pad to 4
-so one flash read brings everything needed to compute those channels. A row holds one output channel's
+so one flash read brings everything needed to compute those channels. The stored bias is folded with the
+input zero point, b' = b − in_zp·Σ_k w_k, so that kernels accumulate raw x·w (b' + Σ x·w = b + Σ (x − in_zp)·w);
+a padded tap therefore counts as the value in_zp. A row holds one output channel's
 K weights: int8, R = K; or int4, R = ceil(K/2), two's-complement nibbles, weight 2j in the low nibble of
 byte j and weight 2j+1 in its high nibble (a last odd weight leaves the high nibble 0). Int4 weights stay
 packed in flash and in the tile buffer; kernels unpack them in registers.
@@ -102,7 +104,10 @@ def pack_channels(layer: Layer, c0: int, n: int) -> bytes:
     w = layer.weights.reshape(layer.out_channels, -1)[c0: c0 + n]
     packed = w.astype(np.int8).tobytes() if layer.wbits == 8 else pack_int4(w)
     shift = layer.shift[c0: c0 + n].astype(np.uint8).tobytes()
-    body = (layer.bias[c0: c0 + n].astype("<i4").tobytes() + layer.multiplier[c0: c0 + n].astype("<i4").tobytes()
+    folded = layer.bias[c0: c0 + n].astype(np.int64) - layer.in_zp * w.astype(np.int64).sum(axis=1)
+    if folded.min(initial=0) < -(2**31) or folded.max(initial=0) >= 2**31:
+        raise BudgetError(f"layer {layer.name}: the zero-point-folded bias overflows int32")
+    body = (folded.astype("<i4").tobytes() + layer.multiplier[c0: c0 + n].astype("<i4").tobytes()
             + shift + b"\0" * (_align4(n) - n) + packed)
     return body + b"\0" * (_align4(len(body)) - len(body))
 
@@ -155,7 +160,7 @@ def inplace_rule(layer: Layer, single_tile: bool, max_tile_channels: int) -> tup
     """(legal, scratch bytes) for computing `layer` in place (its output overwriting its input).
 
     - depthwise, stride 1, odd kernel, 'same' padding: row by row, keeping the (kh+1)/2 input rows still
-      needed in a ring buffer of (kh+1)/2 × W × (channels per tile) bytes;
+      needed in a ring buffer of (kh+1)/2 rows × W × C bytes (the arena's pixel stride);
     - pointwise with Cout ≤ Cin and all weights at hand (one tile, or xip): pixel by pixel, the pixel's
       outputs gathered in a Cout-byte temporary, so a pixel is overwritten only after it is consumed;
     - average pooling: channel by channel (output channel c overwrites input pixel 0 channel c, read only by c);
@@ -166,7 +171,7 @@ def inplace_rule(layer: Layer, single_tile: bool, max_tile_channels: int) -> tup
         kh, kw = layer.kernel
         same = layer.pad == (kh // 2, kw // 2, kh // 2, kw // 2) and layer.out_shape == layer.in_shape
         if layer.stride == (1, 1) and kh % 2 == 1 and kw % 2 == 1 and same:
-            return True, ((kh + 1) // 2) * w * max_tile_channels
+            return True, ((kh + 1) // 2) * w * c
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
             return True, layer.out_shape[2]
