@@ -307,6 +307,7 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
                 _fail(f"layer {i}: marked in place, which is not legal for this {L.op}")
             if offsets[i] != offsets[i + 1]:
                 _fail(f"layer {i}: in place but its output is not at its input's offset")
+        if inplace[i] or L.op == "conv2d":
             scratch[i] = temp
             if scratch_offs[i] + temp > arena:
                 _fail(f"layer {i}: scratch [{scratch_offs[i]}, {scratch_offs[i] + temp}) outside the arena")

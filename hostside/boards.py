@@ -41,6 +41,7 @@ class Board:
     current_sensor: dict[str, Any]
     cost_model: dict[str, Any]
     memory: dict[str, Any] = field(default_factory=dict)
+    firmware: dict[str, Any] = field(default_factory=dict)
     path: str = ""
 
     def partition(self, name: str) -> Partition:
@@ -88,6 +89,7 @@ def load_board(name: str, boards_dir: Path = BOARDS_DIR) -> Board:
             current_sensor=dict(raw["current_sensor"]),
             cost_model=dict(raw["cost_model"]),
             memory=dict(mem),
+            firmware=dict(raw.get("firmware", {})),
             path=str(path),
         )
     except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:

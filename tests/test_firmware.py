@@ -21,11 +21,11 @@ from hostside.reference import run_batch
 from conftest import random_graph, random_inputs
 
 
-def _host_run(tmp_path, graph, inputs, budget=1024, mode="tiled", tile_budget=None):
+def _host_run(tmp_path, graph, inputs, budget=1024, mode="tiled", tile_budget=None, kernels="ref"):
     import dataclasses
     board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=budget)
     art = write_model_bin(tmp_path / "model.bin", graph, make_plan(graph, board, mode=mode, tile_budget=tile_budget))
-    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw"))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels=kernels))
     t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
     try:
         return Session(t, art.model_sha256, timeout=20).run(inputs), art
@@ -33,23 +33,25 @@ def _host_run(tmp_path, graph, inputs, budget=1024, mode="tiled", tile_budget=No
         t.close()
 
 
+@pytest.mark.parametrize("kernels", ["ref", "rv32"])
 @pytest.mark.parametrize("seed,shape,channels,kernel,stride,budget", [
     (0, (13, 10), 5, (3, 3), (2, 1), 1024),
     (1, (11, 9), 7, (4, 3), (2, 2), 120),      # tiny tile budget: every layer split into several tiles
     (2, (17, 6), 3, (5, 2), (1, 2), 1024),
     (3, (8, 8), 13, (3, 3), (1, 1), 300),
 ])
-def test_host_firmware_bit_exact(tmp_path, seed, shape, channels, kernel, stride, budget):
+def test_host_firmware_bit_exact(tmp_path, seed, shape, channels, kernel, stride, budget, kernels):
     _, g, _ = random_graph(seed, input_shape=shape, channels=channels, blocks=2, stem_kernel=kernel,
                            stem_stride=stride)
     xs = random_inputs(g, 8, seed)
-    res, art = _host_run(tmp_path, g, xs, budget)
+    res, art = _host_run(tmp_path, g, xs, budget, kernels=kernels)
     assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
     if budget < 200:
         assert len(art.tiles) > len(g.layers)
     assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
 
 
+@pytest.mark.parametrize("kernels", ["ref", "rv32"])
 @pytest.mark.parametrize("mode,tile_budget,wbits,abits", [
     ("tiled", None, 8, 8),      # the planner's choice: single tiles, layers in place
     ("tiled", 150, 8, 8),       # small tiles: pointwise layers out of place, depthwise still in place
@@ -57,7 +59,7 @@ def test_host_firmware_bit_exact(tmp_path, seed, shape, channels, kernel, stride
     ("xip", None, 8, 8),
     ("xip", None, 4, 8),
 ])
-def test_host_firmware_in_place_and_xip(tmp_path, mode, tile_budget, wbits, abits):
+def test_host_firmware_in_place_and_xip(tmp_path, mode, tile_budget, wbits, abits, kernels):
     """QAT graphs (int4/int8) with in-place layers and xip plans: the firmware equals the reference."""
     from hostside.compress.ops import float_ops
     from hostside.compress.quant import build_quantnet
@@ -69,7 +71,7 @@ def test_host_firmware_in_place_and_xip(tmp_path, mode, tile_budget, wbits, abit
     x = np.random.default_rng(3).normal(0, 2, size=(8, 14, 8)).astype(np.float32)
     g = build_quantnet(float_ops(m), (14, 8), wbits, abits, 8, calib=x).to_int_graph()
     xs = np.stack([g.quantize_input(f) for f in x])
-    res, art = _host_run(tmp_path, g, xs, budget=8192, mode=mode, tile_budget=tile_budget)
+    res, art = _host_run(tmp_path, g, xs, budget=8192, mode=mode, tile_budget=tile_budget, kernels=kernels)
     assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
     assert art.mode == mode and any(art.inplace)
     if tile_budget:

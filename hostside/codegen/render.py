@@ -11,7 +11,8 @@ from ..boards import Board
 from ..errors import PqlrError
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
-CORE_FILES = ("platform.h", "pqlr.h", "kernels_ref.c", "runtime.c", "telemetry.c", "app.c")
+CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c")
+KERNEL_FILES = {"ref": ("kernels_ref.c",), "rv32": ("kernels_rv32.h", "kernels_rv32.c")}
 COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".ld": ("/* ", " */"),
            ".ini": ("; ", ""), ".csv": ("# ", ""), ".txt": ("# ", ""), ".defaults": ("# ", "")}
 
@@ -40,8 +41,43 @@ def _copy_stamped(src: Path, dst: Path, stamp: str) -> None:
     dst.write_text(f"{a}{stamp}{b}\n" + src.read_text())
 
 
-def model_context(art: Artifact, board: Board) -> dict:
+def dw3_applies(L) -> bool:
+    return (L.kernel == (3, 3) and L.stride == (1, 1) and L.pad[:2] == (1, 1) and L.out_shape == L.in_shape)
+
+
+def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], list[str]]:
+    """(function to call per layer, rendered wrapper per distinct shape) for the rv32 kernels."""
+    fns, rendered, seen = [], [], {}
+    for i, L in enumerate(art.graph.layers):
+        inplace = int(bool(art.inplace and art.inplace[i]))
+        h, w, c = L.in_shape
+        oh, ow, oc = L.out_shape
+        if L.op == "pwconv2d":
+            params = dict(cin=c, cout=oc, pixels=oh * ow, wbits=L.wbits, inplace=inplace)
+        elif L.op == "dwconv2d" and dw3_applies(L):
+            params = dict(h=h, w=w, c=c, wbits=L.wbits, inplace=inplace)
+        elif L.op == "conv2d":
+            params = dict(ih=h, iw=w, cin=c, oh=oh, ow=ow, cout=oc, kh=L.kernel[0], kw=L.kernel[1], sh=L.stride[0],
+                          sw=L.stride[1], pt=L.pad[0], pl=L.pad[1], wbits=L.wbits)
+        elif L.op == "fc":
+            params = dict(k=h * w * c, wbits=L.wbits)
+        else:
+            fns.append(f"pqlr_{L.op}")
+            continue
+        key = (L.op, tuple(sorted(params.items())))
+        if key not in seen:
+            seen[key] = f"k_{L.op}_{len(seen)}"
+            rendered.append(env.get_template(f"core/specialise/{L.op}.c.j2").render(params | {"name": seen[key]}))
+        fns.append(seen[key])
+    return fns, rendered
+
+
+def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2.Environment | None = None) -> dict:
     g = art.graph
+    if kernels == "rv32":
+        fns, specialised = specialisations(art, env or _env())
+    else:
+        fns, specialised = [f"pqlr_{L.op}" for L in g.layers], []
     part = board.model_partition
     layers = []
     for i, L in enumerate(g.layers):
@@ -49,7 +85,7 @@ def model_context(art: Artifact, board: Board) -> dict:
         steps = ([{"tile": ti, "ch_start": t.ch_start, "ch_count": t.ch_count} for ti, t in tiles]
                  or [{"tile": -1, "ch_start": 0, "ch_count": L.out_channels}])
         layers.append({
-            "index": i, "name": L.name, "op": L.op, "in_shape": "x".join(map(str, L.in_shape)),
+            "index": i, "name": L.name, "op": L.op, "fn": fns[i], "in_shape": "x".join(map(str, L.in_shape)),
             "out_shape": "x".join(map(str, L.out_shape)),
             "in_h": L.in_shape[0], "in_w": L.in_shape[1], "in_c": L.in_shape[2],
             "out_h": L.out_shape[0], "out_w": L.out_shape[1], "out_c": L.out_shape[2],
@@ -66,6 +102,7 @@ def model_context(art: Artifact, board: Board) -> dict:
         raise PqlrError(f"the firmware's per-layer counters hold 64 layers; this model has {len(layers)}")
     return {
         "board": board.name, "format_version": FORMAT_VERSION, "header_bytes": HEADER_SIZE,
+        "kernel_includes": ["kernels_rv32.h"] if kernels == "rv32" else [], "specialised": specialised,
         "partition_bytes": part.size, "n_layers": len(layers), "n_tiles": len(art.tiles),
         "arena_bytes": art.arena_bytes, "tile_buf_bytes": art.tile_buffer_bytes,
         "xip": int(art.mode == "xip"),
@@ -78,17 +115,21 @@ def model_context(art: Artifact, board: Board) -> dict:
     }
 
 
-def render_firmware(art: Artifact, board: Board, out: Path) -> dict:
-    """Write the firmware sources for `board` into `out`; returns {'files': [...], 'sources': [...]}."""
+def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None = None) -> dict:
+    """Write the firmware sources for `board` into `out`; returns {'files': [...], 'sources': [...]}.
+    kernels: "ref" (kernels_ref.c) or "rv32" (kernels_rv32.c, tuned); default: the board file's choice."""
     out = Path(out)
+    kernels = kernels or board.firmware.get("kernels", "ref")
+    if kernels not in KERNEL_FILES:
+        raise PqlrError(f"unknown kernels {kernels!r}; known: {', '.join(KERNEL_FILES)}")
     if out.exists():
         shutil.rmtree(out)
     env = _env()
     stamp = stamp_text(board, art.model_sha256)
-    ctx = model_context(art, board) | {"stamp": stamp}
+    ctx = model_context(art, board, kernels, env) | {"stamp": stamp}
     files: list[Path] = []
     src_dir = out / ("src" if board.toolchain["kind"] == "platformio" else "")
-    for name in CORE_FILES:
+    for name in CORE_FILES + KERNEL_FILES[kernels]:
         _copy_stamped(TEMPLATES / "core" / name, src_dir / name, stamp)
         files.append(src_dir / name)
     for name in ("model.h", "model.c"):
@@ -115,4 +156,4 @@ def render_firmware(art: Artifact, board: Board, out: Path) -> dict:
     else:
         raise PqlrError(f"board {board.name}: unknown toolchain kind {kind!r}")
     sources = [str(f) for f in files if f.suffix in (".c", ".S")]
-    return {"dir": str(out), "files": [str(f) for f in files], "sources": sources}
+    return {"dir": str(out), "files": [str(f) for f in files], "sources": sources, "kernels": kernels}

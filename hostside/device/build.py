@@ -8,7 +8,7 @@ from pathlib import Path
 from ..boards import Board
 from ..errors import BuildError, ToolchainMissing
 
-COMMON = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
+COMMON = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 FREESTANDING = ["-ffreestanding", "-nostdlib", "-nostartfiles", "-fno-tree-loop-distribute-patterns",
                 "-ffunction-sections", "-fdata-sections"]
 
@@ -26,11 +26,11 @@ def compile_command(board: Board, fw_dir: Path, sources: list[str], output: Path
     fw_dir = Path(fw_dir)
     if kind == "riscv-gcc":
         cc = find_tool(board.toolchain["cc"], board.toolchain["debian_package"])
-        return [cc, *board.cflags, *COMMON, *FREESTANDING, "-I", str(fw_dir), "-T", str(fw_dir / "link.ld"),
+        return [cc, *board.cflags, *board.firmware.get("optimize", "-O2").split(), *COMMON, *FREESTANDING, "-I", str(fw_dir), "-T", str(fw_dir / "link.ld"),
                 "-Wl,--gc-sections", f"-Wl,-Map={output}.map", *sources, "-o", str(output), "-lgcc"]
     if kind == "host-cc":
         cc = find_tool(board.toolchain["cc"], board.toolchain["debian_package"])
-        return [cc, *COMMON, "-I", str(fw_dir), *sources, "-o", str(output)]
+        return [cc, *board.firmware.get("optimize", "-O2").split(), *COMMON, "-I", str(fw_dir), *sources, "-o", str(output)]
     raise BuildError(f"board {board.name} builds with {kind}; use `pqlr build --board {board.name}` "
                      f"(PlatformIO) on a machine that can download the espressif32 platform")
 

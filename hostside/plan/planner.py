@@ -28,6 +28,8 @@ from ..errors import BudgetError
 from ..graph import IntGraph, Layer
 
 PARAM_BYTES_PER_CHANNEL = 9   # int32 bias + int32 multiplier + uint8 shift
+PW_PIXEL_BLOCK = 4            # pixels an in-place pointwise kernel computes before writing back
+CONV_PIXEL_BLOCK = 2          # input patches a conv2d kernel gathers at a time
 
 
 def params_bytes(n: int) -> int:
@@ -161,12 +163,16 @@ def inplace_rule(layer: Layer, single_tile: bool, max_tile_channels: int) -> tup
 
     - depthwise, stride 1, odd kernel, 'same' padding: row by row, keeping the (kh+1)/2 input rows still
       needed in a ring buffer of (kh+1)/2 rows × W × C bytes (the arena's pixel stride);
-    - pointwise with Cout ≤ Cin and all weights at hand (one tile, or xip): pixel by pixel, the pixel's
-      outputs gathered in a Cout-byte temporary, so a pixel is overwritten only after it is consumed;
+    - pointwise with Cout ≤ Cin and all weights at hand (one tile, or xip): PW_PIXEL_BLOCK pixels at a time,
+      their outputs gathered in a PW_PIXEL_BLOCK × Cout temporary, so a pixel is overwritten only after it
+      is consumed;
     - average pooling: channel by channel (output channel c overwrites input pixel 0 channel c, read only by c);
-    - everything else (the first conv, fully connected layers) reads its input after writing: not in place.
+    - everything else (the first conv, fully connected layers) reads its input after writing: not in place;
+      a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin).
     """
     h, w, c = layer.in_shape
+    if layer.op == "conv2d":
+        return False, CONV_PIXEL_BLOCK * layer.kernel[0] * layer.kernel[1] * c
     if layer.op == "dwconv2d":
         kh, kw = layer.kernel
         same = layer.pad == (kh // 2, kw // 2, kh // 2, kw // 2) and layer.out_shape == layer.in_shape
@@ -174,7 +180,7 @@ def inplace_rule(layer: Layer, single_tile: bool, max_tile_channels: int) -> tup
             return True, ((kh + 1) // 2) * w * c
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
-            return True, layer.out_shape[2]
+            return True, PW_PIXEL_BLOCK * layer.out_shape[2]
     elif layer.op == "avgpool":
         return True, 0
     return False, 0
@@ -206,8 +212,9 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
         single = mode == "xip" or len(ts) <= 1
         max_ch = max((t.ch_count for t in ts), default=L.out_channels) if mode == "tiled" else L.out_channels
         ok, temp = inplace_rule(L, single, max_ch)
+        scratch[i] = temp
         if ok:
-            inplace[i], scratch[i] = True, temp
+            inplace[i] = True
             group[i + 1] = group[i]
     # buffers: one per alias group (the largest member, the union of lifetimes), one per scratch
     life = [(max(0, k - 1), min(k, n - 1)) for k in range(n + 1)]

@@ -1,0 +1,93 @@
+/* kernels_rv32.c — the RV32IMAC-tuned kernels, with the same signatures as kernels_ref.c and bit-exact
+ * with it. These entry points take any shape at run time; the rendered model code calls the same bodies
+ * (kernels_rv32.h) with its shapes as constants. Shapes without a tuned body (depthwise kernels other
+ * than 3×3 stride 1 'same') use the plain loops at the end of this file. */
+#include "kernels_rv32.h"
+
+static void dw_generic(PQLR_KERNEL_ARGS);
+
+void pqlr_conv2d(PQLR_KERNEL_ARGS) {
+    conv_body(L, tile, c0, n, in, out, scratch, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c, L->kh,
+              L->kw, L->sh, L->sw, L->pad_t, L->pad_l, L->wbits);
+}
+
+void pqlr_pwconv2d(PQLR_KERNEL_ARGS) {
+    if (L->wbits == 4)
+        pw_body(L, tile, c0, n, in, out, scratch, L->in_c, L->out_c, L->out_h * L->out_w, 4, L->inplace);
+    else
+        pw_body(L, tile, c0, n, in, out, scratch, L->in_c, L->out_c, L->out_h * L->out_w, 8, L->inplace);
+}
+
+int pqlr_dw3_applies(const pqlr_layer_t *L) {
+    return L->kh == 3 && L->kw == 3 && L->sh == 1 && L->sw == 1 && L->pad_t == 1 && L->pad_l == 1 &&
+           L->out_h == L->in_h && L->out_w == L->in_w;
+}
+
+void pqlr_dwconv2d(PQLR_KERNEL_ARGS) {
+    if (!pqlr_dw3_applies(L)) {
+        dw_generic(L, tile, c0, n, in, out, scratch);
+        return;
+    }
+    if (L->wbits == 4)
+        dw3_body(L, tile, c0, n, in, out, scratch, L->in_h, L->in_w, L->in_c, 4, L->inplace);
+    else
+        dw3_body(L, tile, c0, n, in, out, scratch, L->in_h, L->in_w, L->in_c, 8, L->inplace);
+}
+
+void pqlr_avgpool(PQLR_KERNEL_ARGS) {
+    /* channel by channel: out[c] overwrites input pixel 0 channel c, which only channel c reads */
+    (void)tile;
+    (void)scratch;
+    const int P = L->in_h * L->in_w, C = L->in_c;
+    pqlr_out_t o = out_of(L);
+    for (int c = c0; c < c0 + n; c++) {
+        const int8_t *x = in + c;
+        int32_t acc = 0;
+        for (int p = 0; p < P; p++, x += C) acc += *x;
+        acc -= P * L->in_zp;
+        out[c] = rq(acc, L->multiplier, L->shift, o);
+    }
+}
+
+void pqlr_fc(PQLR_KERNEL_ARGS) {
+    (void)scratch;
+    const int K = L->in_h * L->in_w * L->in_c;
+    if (L->wbits == 4)
+        fc_body(L, tile, c0, n, in, out, K, 4);
+    else
+        fc_body(L, tile, c0, n, in, out, K, 8);
+}
+
+/* Any depthwise shape: the reference loops (folded bias, padding as zp), with the in-place ring of
+ * pad_t + 1 rows (arena pixel stride) that the planner sized. */
+static void dw_generic(PQLR_KERNEL_ARGS) {
+    TILE_PARAMS(tile, n);
+    const int K = L->kh * L->kw;
+    const int RB = L->wbits == 4 ? (K + 1) / 2 : K;
+    const int W = L->in_w, C = L->in_c, P = L->pad_t, R = P + 1;
+    pqlr_out_t o = out_of(L);
+    for (int oy = 0; oy < L->out_h; oy++) {
+        if (L->inplace)
+            for (int x = 0; x < W; x++)
+                for (int j = 0; j < n; j++)
+                    scratch[((oy % R) * W + x) * C + c0 + j] = in[(oy * W + x) * C + c0 + j];
+        for (int ox = 0; ox < L->out_w; ox++) {
+            for (int j = 0; j < n; j++) {
+                const int c = c0 + j;
+                int32_t acc = bias[j];
+                for (int ky = 0; ky < L->kh; ky++) {
+                    int iy = oy * L->sh + ky - L->pad_t;
+                    for (int kx = 0; kx < L->kw; kx++) {
+                        int ix = ox * L->sw + kx - L->pad_l;
+                        int32_t v = L->in_zp;
+                        if (iy >= 0 && iy < L->in_h && ix >= 0 && ix < W)
+                            v = (L->inplace && iy <= oy) ? scratch[((iy % R) * W + ix) * C + c]
+                                                         : in[(iy * W + ix) * C + c];
+                        acc += v * wat(wts + j * RB, ky * L->kw + kx, L->wbits);
+                    }
+                }
+                out[(oy * L->out_w + ox) * L->out_c + c] = rq(acc, mult[j], shft[j], o);
+            }
+        }
+    }
+}
