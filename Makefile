@@ -13,7 +13,7 @@ OUT    ?= build
 STAMP  := $(VENV)/.pqlr-installed
 DEBS_STAMP := build/.debs-ok
 
-.PHONY: demo test flash bench render clean distclean deps debs venv help
+.PHONY: demo test flash bench bench-kernels bench-memory bench-quality bench-compression render clean distclean deps debs venv help
 
 help:
 	@sed -n '2,6p' Makefile
@@ -51,8 +51,34 @@ flash: deps
 bench: deps
 	$(BIN)/pqlr bench --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/bench/$(BOARD) $(if $(PORT),--port $(PORT),)
 
+# benchmarks (recorded results live beside each script in benchmarks/)
+bench-kernels: deps
+	$(BIN)/python benchmarks/kernels/run.py
+
+bench-memory: deps
+	$(BIN)/python benchmarks/memory/run.py
+
+bench-quality: deps
+	$(BIN)/python benchmarks/quality/run.py
+
+bench-compression: deps
+	$(BIN)/python benchmarks/compression/run.py
+
 clean:
 	rm -rf build .pytest_cache .hypothesis
 
-distclean: clean
+dist# benchmarks (recorded results live beside each script in benchmarks/)
+bench-kernels: deps
+	$(BIN)/python benchmarks/kernels/run.py
+
+bench-memory: deps
+	$(BIN)/python benchmarks/memory/run.py
+
+bench-quality: deps
+	$(BIN)/python benchmarks/quality/run.py
+
+bench-compression: deps
+	$(BIN)/python benchmarks/compression/run.py
+
+clean: clean
 	rm -rf $(VENV) *.egg-info

@@ -266,6 +266,8 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             wshape = {"conv2d": (C, kernel[0], kernel[1], in_shape[2]), "dwconv2d": (C, kernel[0], kernel[1]),
                       "pwconv2d": (C, in_shape[2]), "fc": (C, K)}[op]
             L.weights = np.concatenate(w).reshape(wshape).copy()
+            if wbits == 4 and L.weights.min(initial=0) < -7:
+                _fail(f"layer {li}: an int4 weight is −8; int4 weights are in [−7, 7]")
         for off, size in ((in_off, int(np.prod(in_shape))), (out_off, int(np.prod(out_shape)))):
             if off + size > arena:
                 _fail(f"layer {li}: tensor [{off}, {off + size}) outside the {arena}-byte arena")

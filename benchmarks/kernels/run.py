@@ -48,23 +48,22 @@ def model(wbits: int):
     return g, np.stack([g.quantize_input(f) for f in x[:RUNS]])
 
 
-def code_sizes(board, rendered) -> dict:
-    """.text of each object (same flags as the build) and of the linked ELF."""
-    sizes = {}
-    size_tool = board.toolchain["cc"].replace("gcc", "size")
-    with tempfile.TemporaryDirectory() as d:
-        for src in rendered["sources"]:
-            if not src.endswith(".c"):
-                continue
-            obj = Path(d) / (Path(src).stem + ".o")
-            cmd = compile_command(board, Path(rendered["dir"]), [src], obj)
-            cmd = [c for c in cmd if not c.startswith(("-T", "-Wl,")) and c != str(Path(rendered["dir"]) / "link.ld")
-                   and c != "-lgcc"]
-            cmd.insert(1, "-c")
-            subprocess.run(cmd, check=True, capture_output=True)
-            out = subprocess.run([size_tool, str(obj)], capture_output=True, text=True).stdout.splitlines()[1].split()
-            sizes[Path(src).name] = int(out[0])
-    return sizes
+PORT_SYMBOLS = ("platform_", "main", "memcpy", "memset", "paint_stack", "_start")
+
+
+def text_sizes(board, elf: Path) -> dict:
+    """.text of the ELF, and the part that is not the board port (runtime, kernels, model code, telemetry,
+    app loop), from the symbol table."""
+    nm = board.toolchain["cc"].replace("gcc", "nm")
+    out = subprocess.run([nm, "-S", "--size-sort", str(elf)], capture_output=True, text=True).stdout.splitlines()
+    port = 0
+    for line in out:
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tT" and parts[3].startswith(PORT_SYMBOLS):
+            port += int(parts[1], 16)
+    total = int(subprocess.run([board.toolchain["cc"].replace("gcc", "size"), "-A", str(elf)], capture_output=True,
+                               text=True).stdout.split(".text")[1].split()[0])
+    return {"text_total": total, "board_port": port, "runtime_plus_kernels": total - port}
 
 
 def run(g, xs, kernels: str) -> dict:
@@ -78,9 +77,8 @@ def run(g, xs, kernels: str) -> dict:
         with QemuBoard(board, elf, img) as t:
             res = Session(t, art.model_sha256, 300).run(xs, g)
         exact = bool(np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64)))
-        sizes = code_sizes(board, rendered)
-        elf_text = int(subprocess.run([board.toolchain["cc"].replace("gcc", "size"), str(elf)], capture_output=True,
-                                      text=True).stdout.splitlines()[1].split()[0])
+        sizes = text_sizes(board, elf)
+        elf_text = sizes["text_total"]
     macs = g.total_macs
     by_op: dict[str, dict] = {}
     for i, L in enumerate(g.layers):
@@ -90,7 +88,7 @@ def run(g, xs, kernels: str) -> dict:
     for e in by_op.values():
         e["instructions_per_mac"] = e["instructions"] / e["macs"]
     inst = int(np.median(res.instret))
-    runtime_kernels = sum(v for k, v in sizes.items() if not k.startswith("platform_"))
+    runtime_kernels = sizes["runtime_plus_kernels"]
     return {"kernels": kernels, "bit_exact": exact, "first_mismatch": res.first_mismatch,
             "instructions_per_inference": inst, "macs": macs, "instructions_per_mac": inst / macs,
             "by_op": by_op, "per_layer": [{"name": L.name, "op": L.op, "macs": L.macs,

@@ -55,6 +55,52 @@ PQLR_INLINE int32_t wat(const int8_t *row, int k, const int WB) {
     return (k & 1) ? w4hi(b) : w4lo(b);
 }
 
+/* int4 weights, 4 pixels × 4 channels: two channels' weights share one register, w_a + w_b·2^16, so
+ * one multiply by an activation yields both products in 16-bit lanes. int4 weights are in [−7, 7]
+ * (model.bin's reader refuses −8), so |x·w| ≤ 896 and a lane holds the sum of up to 36 products exactly;
+ * every SWAR_K = 32 inputs the lanes are split (a = sext16(v),
+ * b = (v − a) >> 16) into 32-bit accumulators kept in memory (so the 8 lane registers never spill).
+ * Exact: no lane ever leaves int16. */
+PQLR_INLINE void mm4x4_w4(const int8_t *x, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
+                          int8_t *dst, pqlr_out_t o, const int K, const int XS, const int RB, const int DS) {
+    enum { SWAR_K = 32 };
+    int32_t acc[16];
+    for (int i = 0; i < 16; i++) acc[i] = b[i & 3];
+    __asm__ volatile("" : : "r"(acc) : "memory");
+    int k = 0;
+    while (k < K) {
+        int kend = k + SWAR_K < K ? k + SWAR_K : K;
+        int32_t s0a = 0, s0b = 0, s1a = 0, s1b = 0, s2a = 0, s2b = 0, s3a = 0, s3b = 0;
+        for (; k + 2 <= kend; k += 2, x += 2, w++) {
+            int32_t b0 = w[0], b1 = w[RB], b2 = w[2 * RB], b3 = w[3 * RB];
+            int32_t p01 = w4lo(b0) + (int32_t)((uint32_t)w4lo(b1) << 16);
+            int32_t p23 = w4lo(b2) + (int32_t)((uint32_t)w4lo(b3) << 16);
+            int32_t x0 = x[0], x1 = x[XS], x2 = x[2 * XS], x3 = x[3 * XS];
+            s0a += x0 * p01; s0b += x0 * p23; s1a += x1 * p01; s1b += x1 * p23;
+            s2a += x2 * p01; s2b += x2 * p23; s3a += x3 * p01; s3b += x3 * p23;
+            p01 = w4hi(b0) + (int32_t)((uint32_t)w4hi(b1) << 16);
+            p23 = w4hi(b2) + (int32_t)((uint32_t)w4hi(b3) << 16);
+            x0 = x[1]; x1 = x[XS + 1]; x2 = x[2 * XS + 1]; x3 = x[3 * XS + 1];
+            s0a += x0 * p01; s0b += x0 * p23; s1a += x1 * p01; s1b += x1 * p23;
+            s2a += x2 * p01; s2b += x2 * p23; s3a += x3 * p01; s3b += x3 * p23;
+        }
+        if (k < kend) {                                      /* odd K: the last low nibbles */
+            int32_t p01 = w4lo(w[0]) + (int32_t)((uint32_t)w4lo(w[RB]) << 16);
+            int32_t p23 = w4lo(w[2 * RB]) + (int32_t)((uint32_t)w4lo(w[3 * RB]) << 16);
+            s0a += x[0] * p01; s0b += x[0] * p23; s1a += x[XS] * p01; s1b += x[XS] * p23;
+            s2a += x[2 * XS] * p01; s2b += x[2 * XS] * p23; s3a += x[3 * XS] * p01; s3b += x[3 * XS] * p23;
+            k++;
+        }
+#define SPLIT(v, i) do { int32_t l_ = (int16_t)(v); acc[i] += l_; acc[(i) + 1] += ((v) - l_) >> 16; } while (0)
+        SPLIT(s0a, 0); SPLIT(s0b, 2); SPLIT(s1a, 4); SPLIT(s1b, 6);
+        SPLIT(s2a, 8); SPLIT(s2b, 10); SPLIT(s3a, 12); SPLIT(s3b, 14);
+#undef SPLIT
+        __asm__ volatile("" : : "r"(acc) : "memory");
+    }
+    for (int p = 0; p < 4; p++, dst += DS)
+        for (int j = 0; j < 4; j++) dst[j] = rq(acc[4 * p + j], m[j], s[j], o);
+}
+
 /* 4 pixels × 4 channels over K inputs: x rows XS apart, weight rows RB apart; results to dst
  * (pixel stride DS, channel stride 1). */
 PQLR_INLINE void mm4x4(const int8_t *x, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
@@ -79,18 +125,8 @@ PQLR_INLINE void mm4x4(const int8_t *x, const int8_t *w, const int32_t *b, const
             MAC16(x, 0);
         }
     } else {
-        int k = 0;
-        for (; k + 2 <= K; k += 2, x += 2, w++) {
-            int32_t b0 = w[0], b1 = w[RB], b2 = w[2 * RB], b3 = w[3 * RB];
-            int32_t w0 = w4lo(b0), w1 = w4lo(b1), w2 = w4lo(b2), w3 = w4lo(b3);
-            MAC16(x, 0);
-            w0 = w4hi(b0); w1 = w4hi(b1); w2 = w4hi(b2); w3 = w4hi(b3);
-            MAC16(x, 1);
-        }
-        if (k < K) {
-            int32_t w0 = w4lo(w[0]), w1 = w4lo(w[RB]), w2 = w4lo(w[2 * RB]), w3 = w4lo(w[3 * RB]);
-            MAC16(x, 0);
-        }
+        mm4x4_w4(x, w, b, m, s, dst, o, K, XS, RB, DS);
+        return;
     }
 #undef MAC4
 #undef MAC16

@@ -104,6 +104,9 @@ def unpack_int4(raw: bytes, rows: int, k: int) -> np.ndarray:
 def pack_channels(layer: Layer, c0: int, n: int) -> bytes:
     """The bytes of one tile (see module docstring)."""
     w = layer.weights.reshape(layer.out_channels, -1)[c0: c0 + n]
+    lim = 127 if layer.wbits == 8 else 7
+    if w.min(initial=0) < -lim or w.max(initial=0) > lim:
+        raise BudgetError(f"layer {layer.name}: weights outside [−{lim}, {lim}] for {layer.wbits}-bit storage")
     packed = w.astype(np.int8).tobytes() if layer.wbits == 8 else pack_int4(w)
     shift = layer.shift[c0: c0 + n].astype(np.uint8).tobytes()
     folded = layer.bias[c0: c0 + n].astype(np.int64) - layer.in_zp * w.astype(np.int64).sum(axis=1)
