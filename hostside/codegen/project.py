@@ -11,6 +11,24 @@ from ..boards import Board
 from ..errors import BudgetError
 
 
+def ina226_params(board: Board) -> dict:
+    """INA226 register values computed from the board file (current LSB 100 µA by default)."""
+    cs = board.current_sensor
+    if cs.get("kind") != "ina226":
+        return {"sensor_kind": cs.get("kind", "none"), "ina226": 0, "i2c_sda": 0, "i2c_scl": 0, "i2c_addr": 0,
+                "ina226_config": 0, "ina226_cal": 0, "ina226_lsb_ua": 0}
+    lsb_ua = int(cs.get("current_lsb_ua", 100))
+    cal = int(round(0.00512 / (lsb_ua * 1e-6 * float(cs["shunt_ohms"]))))
+    if not 0 < cal < 0x8000:
+        from ..errors import BoardError
+        raise BoardError(f"board {board.name}: INA226 calibration {cal} out of range; change current_lsb_ua or shunt_ohms")
+    # AVG = 16 samples, bus and shunt conversion 1.1 ms, shunt and bus continuous: ~35 ms window
+    config = (0b010 << 9) | (0b100 << 6) | (0b100 << 3) | 0b111
+    return {"sensor_kind": "ina226", "ina226": 1, "i2c_sda": int(cs["i2c_sda"]), "i2c_scl": int(cs["i2c_scl"]),
+            "i2c_addr": hex(int(cs["i2c_addr"])), "ina226_config": hex(config), "ina226_cal": cal,
+            "ina226_lsb_ua": lsb_ua}
+
+
 def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Path, art: Artifact) -> list[Path]:
     part = board.model_partition
     if art.size > part.size:
@@ -24,7 +42,7 @@ def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Pat
                         "size": hex(p.size)} for p in board.partitions],
         "model_partition_label": part.name, "model_partition_subtype": part.subtype,
         "stack_bytes": board.stack_bytes,
-    }
+    } | ina226_params(board)
     files = []
 
     def put(rel: str, template: str) -> None:

@@ -37,7 +37,9 @@ def compile_command(board: Board, fw_dir: Path, sources: list[str], output: Path
 
 def build_platformio(board: Board, fw_dir: Path) -> Path:
     """`pio run` in the rendered project; its output is shown, its errors surfaced."""
-    pio = shutil.which("pio") or shutil.which("platformio")
+    import os
+    import sys
+    pio = shutil.which("pio", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if pio is None:
         raise ToolchainMissing("PlatformIO is not installed: `pip install platformio` (or `make venv`)")
     env = board.toolchain["pio_env"]
