@@ -161,8 +161,10 @@ def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = 
 
 
 def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarray, port: str | None = None,
-                 flash_image: Path | None = None, timeout: float | None = None):
-    """Run inputs through the firmware and return the SessionResult (telemetry, parsed)."""
+                 flash_image: Path | None = None, timeout: float | None = None, on_inference=None,
+                 qmp_socket: Path | None = None):
+    """Run inputs through the firmware and return the SessionResult (telemetry, parsed). On failure the
+    DeviceError carries .partial, the results so far."""
     from .device.session import Session
     b = board if isinstance(board, Board) else load_board(board)
     art = read_model_bin(Path(model_bin))
@@ -172,13 +174,13 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
     if kind == "qemu":
         from .device.qemu import QemuBoard
         img = flash_image or Path(fw).parent / "flash.img"
-        with QemuBoard(b, Path(fw), img) as t:
-            return Session(t, sha, timeout).run(inputs, ref)
+        with QemuBoard(b, Path(fw), img, qmp_socket=qmp_socket) as t:
+            return Session(t, sha, timeout).run(inputs, ref, on_inference)
     if kind == "none":
         from .device.transport import ProcessTransport
         t = ProcessTransport([str(fw), str(model_bin)])
         try:
-            return Session(t, sha, timeout).run(inputs, ref)
+            return Session(t, sha, timeout).run(inputs, ref, on_inference)
         finally:
             t.close()
     if port is None:
@@ -186,7 +188,7 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
     from .device.transport import SerialTransport
     t = SerialTransport(port, b.serial.get("baud", 115200))
     try:
-        return Session(t, sha, timeout).run(inputs, ref)
+        return Session(t, sha, timeout).run(inputs, ref, on_inference)
     finally:
         t.close()
 
@@ -256,8 +258,12 @@ def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int =
     return report
 
 
-def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None) -> dict:
-    """Render, build, flash, run `runs` inferences, and write report.json/report.md into out."""
+def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None,
+          warmup: int = 0, on_inference=None, qmp_socket: Path | None = None) -> dict:
+    """Render, build, flash, run `warmup` + `runs` inferences, and write report.json/report.md into out.
+    If the board fails mid-run, the results so far are written (report.json "status": "incomplete") and
+    the error is raised."""
+    from .errors import DeviceError
     from .report import build_report, write_report
     b = board if isinstance(board, Board) else load_board(board)
     model_bin = Path(model_bin)
@@ -270,13 +276,37 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         rng = np.random.default_rng(0)
         inputs = rng.integers(-128, 128, size=(runs, *art.graph.input_shape)).astype(np.int8)
         labels = fp32 = np.zeros(0, dtype=np.int64)
+    inputs = np.concatenate([inputs[:warmup], inputs]) if warmup else inputs     # warm-up runs are not reported
     out = Path(out)
     rendered = render(model_bin, b, out / "fw")
     fw = build(b, rendered)
     flash(b, model_bin, Path(rendered["dir"]), port)
-    res = run_on_board(b, fw, model_bin, inputs, port=port)
-    ref = reference_outputs(model_bin, inputs)
-    report = build_report(b, art, res, ref, labels, fp32, fw)
+    error = None
+    try:
+        res = run_on_board(b, fw, model_bin, inputs, port=port, on_inference=on_inference, qmp_socket=qmp_socket)
+    except DeviceError as exc:
+        if exc.partial is None:
+            raise
+        res, error = exc.partial, exc
+    _drop_warmup(res, warmup)
+    n = len(res.outputs)
+    ref = reference_outputs(model_bin, inputs[warmup: warmup + n])
+    report = build_report(b, art, res, ref, labels[:n], fp32[:n], fw)
+    report["warmup"] = warmup
+    report["resets"] = res.resets
+    report["retries"] = res.retries
     if not len(labels):
         report["accuracy"]["reason"] = f"no labelled inputs ({ts} missing); ran seeded random inputs"
-    return {"report": report, "paths": write_report(report, out)}
+    report["status"] = "complete" if error is None else "incomplete"
+    if error is not None:
+        report["error"] = str(error)
+    paths = write_report(report, out)
+    if error is not None:
+        raise DeviceError(f"{error} — the {n} inferences that finished are in {paths['json']}", partial=res)
+    return {"report": report, "paths": paths}
+
+
+def _drop_warmup(res, warmup: int) -> None:
+    for name in ("outputs", "instret", "cycles", "flash_bytes", "current_ua", "layer_instret", "layer_cycles",
+                 "layer_flash"):
+        setattr(res, name, getattr(res, name)[warmup:])

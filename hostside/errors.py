@@ -35,4 +35,12 @@ class ModelHashMismatch(TelemetryError):
 
 
 class DeviceError(PqlrError):
-    """The device reported an error record, reset, or vanished."""
+    """The device reported an error record, reset, or vanished. `partial` holds the results so far."""
+
+    def __init__(self, message: str, partial=None):
+        super().__init__(message)
+        self.partial = partial
+
+
+class DeviceReset(DeviceError):
+    """The board restarted (a BOOT or HELLO record arrived unasked)."""

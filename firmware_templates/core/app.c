@@ -5,7 +5,9 @@
  *   'i' <hex>      → the input tensor as 2·PQLR_INPUT_BYTES hex digits; runs one inference → INFER record
  *   'd' <2 hex: layer> <hex input> → runs the model up to that layer → DUMP record of its output tensor
  *   'q'            → RAM record, DONE record; then 'x' (the host's acknowledgement) → exit
- * Whitespace between commands is ignored; anything else gets an ERR record. */
+ * At boot the board sends one BOOT record (a host that is listening learns that the board restarted).
+ * Whitespace between commands is ignored; anything else gets one ERR record and the rest of its line is
+ * skipped, so the board resynchronises on the next newline. */
 #include "pqlr.h"
 #include "platform.h"
 #include "model.h"
@@ -123,11 +125,18 @@ void pqlr_app(void) {
     uint8_t found[32];
     int model_ok = pqlr_check_model(tile_buf, sizeof tile_buf, why, sizeof why, found) == 0;
     uint32_t seq = 0;
+    tm_begin("BOOT");
+    tm_str("fw", PQLR_FW_VERSION);
+    tm_str("board", pqlr_board_name);
+    tm_end();
     for (;;) {
         int c = platform_serial_read();
         if (c < 0) { platform_exit(0); return; }
         if (c == '\n' || c == '\r' || c == ' ') continue;
-        if (c == 'h') send_hello(model_ok, why, found);
+        if (c == 'h') {
+            seq = 0;                                    /* inference numbers count from each handshake */
+            send_hello(model_ok, why, found);
+        }
         else if (c == 'i') {
             if (read_input() != 0) { send_error("bad_input", "expected hex digits"); continue; }
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
@@ -144,6 +153,9 @@ void pqlr_app(void) {
             for (int a = platform_serial_read(); a >= 0 && a != 'x'; a = platform_serial_read()) {}
             platform_exit(0);
             return;
-        } else send_error("unknown_command", "expected h, i, d or q");
+        } else {
+            send_error("unknown_command", "expected h, i, d or q; skipping to the end of the line");
+            for (int a = c; a >= 0 && a != '\n'; a = platform_serial_read()) {}
+        }
     }
 }

@@ -34,9 +34,11 @@ def make_flash_image(board: Board, model_bin: Path, image: Path) -> Path:
 class QemuBoard:
     """Context manager: starts QEMU, yields a pyserial transport on its UART's pty, stops QEMU."""
 
-    def __init__(self, board: Board, elf: Path, flash_image: Path, start_timeout: float = 20.0):
+    def __init__(self, board: Board, elf: Path, flash_image: Path, start_timeout: float = 20.0,
+                 qmp_socket: Path | None = None):
         self.board, self.elf, self.flash_image = board, Path(elf), Path(flash_image)
         self.start_timeout = start_timeout
+        self.qmp_socket = qmp_socket
         self.proc: subprocess.Popen | None = None
         self.transport: SerialTransport | None = None
         self.pty: str | None = None
@@ -46,7 +48,8 @@ class QemuBoard:
         return [qemu, "-M", self.board.flasher["machine"], "-bios", "none", "-display", "none",
                 "-monitor", "none", "-icount", "shift=0", "-serial", "pty",
                 "-device", f"loader,file={self.flash_image},addr={self.board.memory['flash_mmio_base']:#x},force-raw=on",
-                "-kernel", str(self.elf)]
+                "-kernel", str(self.elf)] + (["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
+                                             if self.qmp_socket else [])
 
     def __enter__(self) -> SerialTransport:
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -84,3 +87,22 @@ class QemuBoard:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def qmp(socket_path: Path, command: str, timeout: float = 5.0) -> dict:
+    """Send one QMP command (e.g. system_reset) to a QEMU started with a QMP socket; returns its reply."""
+    import json
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(socket_path))
+        f = s.makefile("rwb")
+        json.loads(f.readline())                                   # greeting
+        for cmd in ("qmp_capabilities", command):
+            f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+            f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if "return" in reply or "error" in reply:
+                    break
+        return reply

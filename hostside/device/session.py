@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DeviceError, ModelHashMismatch, TelemetryError
+from ..errors import DeviceError, DeviceReset, ModelHashMismatch, TelemetryError
 from ..telemetry import PROTO_VERSION, Record, StreamStats, parse_line
 from .transport import Transport
 
@@ -25,16 +25,27 @@ class SessionResult:
     ram: dict = field(default_factory=dict)
     stats: StreamStats = field(default_factory=StreamStats)
     first_mismatch: dict | None = None
+    resets: int = 0
+    retries: int = 0
+    complete: bool = False
+
+
+class _RecordLost(Exception):
+    """A record was rejected (bad checksum); the answer it carried is lost."""
 
 
 class Session:
-    def __init__(self, transport: Transport, expected_sha256: str, timeout: float = 60.0):
+    def __init__(self, transport: Transport, expected_sha256: str, timeout: float = 60.0, max_resets: int = 2):
         self.t = transport
         self.expected = expected_sha256
         self.timeout = timeout
+        self.max_resets = max_resets
         self.stats = StreamStats()
+        self._resync = False
 
-    def _next(self, want: set[str]) -> Record:
+    def _next(self, want: set[str], lost_ok: bool = False) -> Record:
+        """The next record of a wanted type. lost_ok: a rejected (corrupt) record raises _RecordLost, so
+        the caller can ask again instead of waiting for a record that will never come."""
         while True:
             line = self.t.readline(self.timeout)
             if line is None:
@@ -45,22 +56,29 @@ class Session:
             except TelemetryError as exc:
                 self.stats.bad_records += 1
                 self.stats.errors.append(str(exc))
+                if lost_ok and not self._resync:
+                    raise _RecordLost(str(exc)) from None
                 continue
             if rec is None:
                 if line.strip():
                     self.stats.noise_lines += 1
                 continue
             self.stats.records += 1
-            if rec.type == "ERR" and "ERR" not in want:
-                raise DeviceError(f"board error {rec.fields.get('code')}: {rec.fields}")
-            if rec.type == "HELLO" and "HELLO" not in want:
-                raise DeviceError("the board restarted mid-run (a new HELLO record arrived)")
             if rec.type in want:
                 return rec
+            if self._resync:
+                continue                    # after a reset: stale answers and errors until HELLO
+            if rec.type == "ERR":
+                raise DeviceError(f"board error {rec.fields.get('code')}: {rec.fields}")
+            if rec.type in ("BOOT", "HELLO"):
+                raise DeviceReset("the board restarted mid-run (a BOOT record arrived unasked)")
 
     def hello(self) -> dict:
-        self.t.write(b"h\n")
+        self._resync = True                 # a BOOT record or stale answers may precede the HELLO
+        self._sent = 0                      # the board numbers inferences from each handshake
+        self.t.write(b"\nh\n")
         rec = self._next({"HELLO"})
+        self._resync = False
         if rec.int("proto") != PROTO_VERSION:
             raise TelemetryError(f"board speaks protocol {rec.fields.get('proto')}, this host speaks {PROTO_VERSION}")
         seen = rec.fields.get("model", "")
@@ -75,16 +93,37 @@ class Session:
                               f"{ready.fields.get('found', '?')}; flash the model again (pqlr flash)")
         return dict(rec.fields)
 
-    def infer(self, x: np.ndarray, res: SessionResult) -> None:
-        self.t.write(b"i" + np.asarray(x, dtype=np.int8).tobytes().hex().encode() + b"\n")
-        rec = self._next({"INFER"})
+    def _next_numbered(self, want: set[str], n: int) -> Record:
+        """The next wanted record answering request n; answers to earlier (retried) requests are skipped."""
+        while True:
+            rec = self._next(want, lost_ok=True)
+            if rec.int("n", -1) == n:
+                return rec
+
+    def infer(self, x: np.ndarray, res: SessionResult, retries: int = 2) -> None:
+        """One inference. A corrupt INFER or LAYERS record (bad checksum, rejected) is not waited for:
+        the input is sent again, up to `retries` times."""
+        for attempt in range(retries + 1):
+            self.t.write(b"i" + np.asarray(x, dtype=np.int8).tobytes().hex().encode() + b"\n")
+            n = self._sent
+            self._sent += 1
+            try:
+                rec = self._next_numbered({"INFER", "LAYERS"}, n)
+                if rec.type != "INFER":
+                    raise _RecordLost("an INFER record was lost")
+                lay = self._next_numbered({"LAYERS"}, n)     # both records, or neither, enter the results
+                break
+            except _RecordLost:
+                res.retries += 1
+                if attempt == retries:
+                    raise DeviceError(f"{retries + 1} corrupt answers in a row from {self.t.name}; "
+                                      f"check the cable and the baud rate") from None
         res.outputs.append(rec.ints("out"))
         res.instret.append(rec.int("instret"))
         res.cycles.append(rec.int("cycles"))
         res.flash_bytes.append(rec.int("flash"))
         if "current_ua" in rec.fields:
             res.current_ua.append(rec.int("current_ua"))
-        lay = self._next({"LAYERS"})
         res.layer_instret.append(lay.ints("instret"))
         res.layer_cycles.append(lay.ints("cycles"))
         res.layer_flash.append(lay.ints("flash"))
@@ -115,18 +154,46 @@ class Session:
         self._next({"DONE"})
         self.t.write(b"x")
 
-    def run(self, inputs, reference_graph=None) -> SessionResult:
+    def run(self, inputs, reference_graph=None, on_inference=None) -> SessionResult:
         """Run every input; with reference_graph, the first input whose output differs from the reference
-        is replayed layer by layer and res.first_mismatch names the first bad layer and index."""
-        res = SessionResult(hello=self.hello())
-        for x in inputs:
-            self.infer(x, res)
+        is replayed layer by layer and res.first_mismatch names the first bad layer and index.
+        A board that restarts mid-run is detected by its BOOT record: the session shakes hands again
+        (checking the model hash again) and resumes with the input it was on, up to max_resets times.
+        Any failure raises DeviceError with .partial: the results so far."""
+        res = SessionResult(hello={})
+        try:
+            res.hello = self.hello()
+            k = 0
+            while k < len(inputs):
+                try:
+                    self.infer(inputs[k], res)
+                except DeviceReset:
+                    res.resets += 1
+                    if res.resets > self.max_resets:
+                        raise DeviceError(f"the board restarted {res.resets} times; stopping after "
+                                          f"{len(res.outputs)} of {len(inputs)} inferences") from None
+                    self._resync = True
+                    res.hello = self.hello()
+                    continue
+                if on_inference:
+                    on_inference(k)
+                k += 1
+        except DeviceError as exc:
+            res.stats = self.stats
+            exc.partial = res
+            raise
         if reference_graph is not None:
             from ..reference import run
             for k, x in enumerate(inputs):
                 if not np.array_equal(np.array(res.outputs[k]), run(reference_graph, x).astype(np.int64)):
                     res.first_mismatch = {"input": k} | (self.locate_mismatch(x, reference_graph) or {})
                     break
-        self.finish(res)
+        try:
+            self.finish(res)
+        except DeviceError as exc:
+            res.stats = self.stats
+            exc.partial = res
+            raise
         res.stats = self.stats
+        res.complete = True
         return res

@@ -37,21 +37,26 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
     flash = float(np.mean(res.flash_bytes)) if res.flash_bytes else 0.0
     g = art.graph
 
+    per_run_ms: list[float] = []
     if instret:
         ipi = {"value": float(np.mean(instret)), "min": int(min(instret)), "max": int(max(instret)),
                "provenance": "emulated", "per_mac": float(np.mean(instret)) / g.total_macs,
                "source": "minstret around pqlr_model_run, QEMU -icount shift=0"}
         latency = cost_model_latency_ms(board, ipi["value"], flash)
+        per_run_ms = [cost_model_latency_ms(board, i, f)["value"] for i, f in zip(instret, res.flash_bytes)]
     else:
         ipi = {"value": None, "provenance": None, "reason": f"board {board.name} has no instruction counter"}
         if board.name == "host":
-            ns = float(np.median(res.cycles))
-            latency = {"value": ns / 1e6, "provenance": "measured",
+            per_run_ms = [c / 1e6 for c in res.cycles]
+            latency = {"value": float(np.median(per_run_ms)) if per_run_ms else None, "provenance": "measured",
                        "note": "wall clock of the development host (CLOCK_MONOTONIC), not a microcontroller"}
         else:
-            cyc = float(np.median(res.cycles))
-            latency = {"value": cyc / board.cpu_hz * 1e3, "provenance": "measured",
-                       "source": "cycle counter on the board"}
+            per_run_ms = [c / board.cpu_hz * 1e3 for c in res.cycles]
+            latency = {"value": float(np.median(per_run_ms)) if per_run_ms else None, "provenance": "measured",
+                       "source": "the board's cycle counter around the model, at cpu_hz from the board file"}
+    if per_run_ms:
+        latency.update({"p50": float(np.percentile(per_run_ms, 50)), "p90": float(np.percentile(per_run_ms, 90)),
+                        "p99": float(np.percentile(per_run_ms, 99)), "per_run": per_run_ms})
 
     stack = res.ram.get("stack_hwm")
     ram_prov = "emulated" if board.emulated else "measured"
@@ -66,9 +71,16 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
                        "stack_estimate": board.stack_estimate_bytes,
                        "total": art.tile_buffer_bytes + art.arena_bytes + board.stack_estimate_bytes}
 
+    energy = {"value": None, "provenance": None, "reason": "no current measured"}
     if res.current_ua:
         current = {"value": float(np.mean(res.current_ua)) / 1000.0, "provenance": "measured",
-                   "source": board.current_sensor.get("kind")}
+                   "source": board.current_sensor.get("kind"), "trace_ma": [u / 1000.0 for u in res.current_ua]}
+        v = board.current_sensor.get("supply_v")
+        if v and latency.get("value") is not None and latency.get("provenance") == "measured":
+            energy = {"value": current["value"] * float(v) * latency["value"] / 1000.0, "unit": "mJ",
+                      "provenance": "measured", "formula": "mean current x supply_v (board file) x latency"}
+        else:
+            energy["reason"] = "needs a measured latency and the board file's current_sensor.supply_v"
     else:
         sensor = board.current_sensor.get("kind", "none")
         reason = (f"{board.name} has no current sensor (board file: current_sensor.kind = {sensor})"
@@ -113,6 +125,7 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
         "flash_bytes_per_inference": flash,
         "peak_ram_bytes": peak,
         "current_ma": current,
+        "energy_per_inference_mj": energy,
         "model_bin_bytes": art.size,
         "weight_bytes": sum(t.size for t in art.tiles),
         "code_bytes": code or None,
@@ -152,10 +165,11 @@ def to_markdown(r: dict) -> str:
         f"| bit-exact with the reference | {r['bit_exact']} ({r['bit_exact_detail']['mismatching_inputs']} mismatching) | == on int8 outputs |",
         f"| instructions / inference | {_fmt(ipi['value'], '', 0)} | {ipi['provenance'] or ipi.get('reason')} |",
         f"| MACs / inference | {r['macs_per_inference']:,} | model |",
-        f"| latency | {_fmt(lat['value'], ' ms')} | {lat['provenance']} |",
+        f"| latency (median; p90, p99) | {_fmt(lat['value'], ' ms')} ({_fmt(lat.get('p90'), ' ms')}, {_fmt(lat.get('p99'), ' ms')}) | {lat['provenance']} |",
         f"| flash read / inference | {_fmt(r['flash_bytes_per_inference'], ' B', 0)} | firmware counter |",
         f"| peak RAM | {_fmt(ram['value'], ' B')} | {ram['provenance'] or ram.get('reason')} |",
         f"| current | {_fmt(r['current_ma']['value'], ' mA')} | {r['current_ma'].get('provenance') or r['current_ma'].get('reason')} |",
+        f"| energy / inference | {_fmt(r['energy_per_inference_mj']['value'], ' mJ', 4)} | {r['energy_per_inference_mj'].get('provenance') or r['energy_per_inference_mj'].get('reason')} |",
         f"| model.bin | {r['model_bin_bytes']:,} B (weights+params {r['weight_bytes']:,} B) | artifact |",
         "",
         f"Accuracy split: {acc['split']}.",
@@ -186,12 +200,76 @@ def to_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_layers(r: dict, path: Path) -> Path | None:
+def _plt():
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        return plt
     except Exception:
+        return None
+
+
+def plot_latency(r: dict, path: Path) -> Path | None:
+    plt = _plt()
+    runs = r["latency_ms"].get("per_run") or []
+    if plt is None or not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(runs, bins=min(30, max(5, len(runs) // 2)), color="#4477aa")
+    ax.set_xlabel(f"latency per inference, ms ({r['latency_ms']['provenance']})")
+    ax.set_ylabel("inferences")
+    ax.set_title(f"{r['board']}: p50 {r['latency_ms']['p50']:.2f} / p90 {r['latency_ms']['p90']:.2f} / "
+                 f"p99 {r['latency_ms']['p99']:.2f} ms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_ram(r: dict, path: Path) -> Path | None:
+    plt = _plt()
+    parts = r["peak_ram_bytes"]["parts"]
+    if plt is None or any(v is None for v in parts.values()):
+        return None
+    planned = r["peak_ram_bytes"]["planned"]
+    labels = ["tile buffer", "activation arena", "stack"]
+    meas = [parts["tile_buffer"], parts["activation_arena"], parts["stack_high_water_mark"]]
+    plan = [planned["tile_buffer"], planned["activation_arena"], planned["stack_estimate"]]
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    for row, (vals, name) in enumerate(((meas, "firmware"), (plan, "plan"))):
+        left = 0
+        for v, lab, col in zip(vals, labels, ("#4477aa", "#66ccee", "#228833")):
+            ax.barh(row, v, left=left, color=col, label=lab if row == 0 else None)
+            left += v
+    ax.set_yticks([0, 1], ["firmware", "plan"])
+    ax.set_xlabel("bytes of RAM")
+    ax.set_title(f"peak RAM on {r['board']}: {r['peak_ram_bytes']['value']:,} B")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_current(r: dict, path: Path) -> Path | None:
+    plt = _plt()
+    trace = r["current_ma"].get("trace_ma") if r["current_ma"].get("value") is not None else None
+    if plt is None or not trace:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.plot(trace, marker=".")
+    ax.set_xlabel("inference")
+    ax.set_ylabel("current, mA (measured)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_layers(r: dict, path: Path) -> Path | None:
+    plt = _plt()
+    if plt is None:
         return None
     names = [L["name"] for L in r["layers"]]
     vals = [L["instructions"] or 0 for L in r["layers"]]
@@ -211,7 +289,9 @@ def write_report(report: dict, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    png = plot_layers(report, out / "layers.png")
-    md = to_markdown(report) + (f"\n![instructions by layer](layers.png)\n" if png else "")
+    pngs = {"layers": plot_layers(report, out / "layers.png"), "latency": plot_latency(report, out / "latency.png"),
+            "ram": plot_ram(report, out / "ram.png"), "current": plot_current(report, out / "current.png")}
+    md = to_markdown(report) + "".join(f"\n![{k}]({Path(v).name})\n" for k, v in pngs.items() if v)
     (out / "report.md").write_text(md)
-    return {"json": str(out / "report.json"), "md": str(out / "report.md"), "png": str(png) if png else None}
+    return {"json": str(out / "report.json"), "md": str(out / "report.md"),
+            "png": {k: str(v) for k, v in pngs.items() if v}}

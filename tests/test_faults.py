@@ -1,0 +1,160 @@
+"""Faults the hardware loop must survive, on real firmware: noise and boot logs on the line, corrupt
+records, a board that resets mid-run (QEMU system_reset over QMP), a port that vanishes (QEMU killed),
+a port that is not a pqlr board, a missing port."""
+import json
+import os
+import pty
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from hostside import api
+from hostside.artifact import write_model_bin
+from hostside.boards import load_board
+from hostside.codegen import render_firmware
+from hostside.device.build import build_firmware
+from hostside.device.qemu import QemuBoard, make_flash_image, qmp
+from hostside.device.session import Session
+from hostside.device.transport import ProcessTransport, SerialTransport
+from hostside.errors import DeviceError, ModelHashMismatch
+from hostside.plan import make_plan
+from hostside.reference import run_batch
+
+from conftest import random_graph, random_inputs
+
+CORRUPTER = r"""
+import sys
+n = 0
+for line in sys.stdin.buffer:
+    if line.startswith(b"@pqlr1 INFER") or line.startswith(b"@pqlr1 LAYERS"):
+        n += 1
+        if n in (3, 8):                      # corrupt the 2nd INFER and the 4th LAYERS
+            line = line.replace(b"=", b":", 1)
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+"""
+
+
+@pytest.fixture(scope="module")
+def host_fw(tmp_path_factory):
+    d = tmp_path_factory.mktemp("faults")
+    _, g, _ = random_graph(3, input_shape=(12, 8), channels=6, blocks=2)
+    board = load_board("host")
+    art = write_model_bin(d / "model.bin", g, make_plan(g, board))
+    fw = build_firmware(board, render_firmware(art, board, d / "fw"))
+    return d, g, art, fw
+
+
+def test_boot_noise_and_binary_garbage_are_skipped(host_fw):
+    d, g, art, fw = host_fw
+    noisy = ("printf 'ESP-ROM:esp32c6-20220919\\nBuild:Sep 19 2022\\n\\001\\377garbage @pq\\nrst:0x1 (POWERON)\\n'; "
+             f"exec {fw} {d / 'model.bin'}")
+    t = ProcessTransport(["sh", "-c", noisy])
+    try:
+        xs = random_inputs(g, 4)
+        res = Session(t, art.model_sha256, 20).run(xs)
+    finally:
+        t.close()
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+    assert res.stats.noise_lines >= 3
+
+
+def test_corrupt_records_are_rejected_and_the_input_retried(host_fw, tmp_path):
+    d, g, art, fw = host_fw
+    (tmp_path / "corrupt.py").write_text(CORRUPTER)
+    t = ProcessTransport(["sh", "-c", f"{fw} {d / 'model.bin'} | {sys.executable} -u {tmp_path / 'corrupt.py'}"])
+    try:
+        xs = random_inputs(g, 6, 2)
+        res = Session(t, art.model_sha256, 20).run(xs)
+    finally:
+        t.close()
+    assert res.stats.bad_records == 2 and res.retries == 2
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))   # nothing misattributed
+
+
+def test_other_models_firmware_is_refused_with_both_hashes(host_fw):
+    d, g, art, fw = host_fw
+    t = ProcessTransport([str(fw), str(d / "model.bin")])
+    try:
+        with pytest.raises(ModelHashMismatch) as e:
+            Session(t, "cd" * 32, 20).run(random_inputs(g, 1))
+    finally:
+        t.close()
+    assert art.model_sha256 in str(e.value) and "cd" * 32 in str(e.value)
+
+
+def test_a_port_that_is_not_a_pqlr_board_times_out_clearly():
+    master, slave = pty.openpty()
+    try:
+        t = SerialTransport(os.ttyname(slave))
+        start = time.monotonic()
+        with pytest.raises(DeviceError, match="no answer .* pqlr board"):
+            Session(t, "00" * 32, timeout=1.5).run(np.zeros((1, 4), np.int8))
+        assert time.monotonic() - start < 10
+        t.close()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_missing_port_is_one_line():
+    with pytest.raises(DeviceError, match="cannot open serial port /dev/ttyNOPE"):
+        SerialTransport("/dev/ttyNOPE")
+
+
+@pytest.fixture(scope="module")
+def qemu_fw(tmp_path_factory):
+    d = tmp_path_factory.mktemp("qfaults")
+    _, g, _ = random_graph(4, input_shape=(16, 10), channels=8, blocks=2)
+    board = load_board("rv32-virt")
+    art = write_model_bin(d / "model.bin", g, make_plan(g, board))
+    fw = build_firmware(board, render_firmware(art, board, d / "fw"))
+    img = make_flash_image(board, d / "model.bin", d / "fw" / "flash.img")
+    return d, g, art, fw, img, board
+
+
+@pytest.mark.emulator
+def test_board_reset_mid_run_is_detected_and_the_run_resumes(qemu_fw):
+    d, g, art, fw, img, board = qemu_fw
+    sock = d / "qmp-reset.sock"
+    xs = random_inputs(g, 8, 5)
+    with QemuBoard(board, fw, img, qmp_socket=sock) as t:
+        s = Session(t, art.model_sha256, 30)
+        res = s.run(xs, on_inference=lambda k: qmp(sock, "system_reset") if k == 3 else None)
+    assert res.resets == 1 and res.complete
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+
+
+@pytest.mark.emulator
+def test_vanished_port_gives_a_clear_error_and_partial_results_on_disk(qemu_fw, tmp_path):
+    d, g, art, fw, img, board = qemu_fw
+    sock = tmp_path / "qmp-quit.sock"
+
+    def kill(k):
+        if k == 4:
+            qmp(sock, "quit")
+    start = time.monotonic()
+    with pytest.raises(DeviceError) as e:
+        api.bench(board, d / "model.bin", tmp_path / "bench", runs=10, on_inference=kill, qmp_socket=sock)
+    assert time.monotonic() - start < 60
+    assert "vanished" in str(e.value) or "no answer" in str(e.value)
+    report = json.loads((tmp_path / "bench" / "report.json").read_text())
+    assert report["status"] == "incomplete" and report["runs"] == 5 and report["bit_exact"] is True
+    assert "error" in report
+
+
+@pytest.mark.emulator
+def test_bench_report_has_percentiles_plots_and_provenance(qemu_fw, tmp_path):
+    d, g, art, fw, img, board = qemu_fw
+    r = api.bench(board, d / "model.bin", tmp_path / "bench", runs=6, warmup=2)
+    rep = r["report"]
+    assert rep["status"] == "complete" and rep["runs"] == 6 and rep["warmup"] == 2 and rep["bit_exact"]
+    lat = rep["latency_ms"]
+    assert lat["provenance"] == "estimated" and lat["p50"] <= lat["p90"] <= lat["p99"]
+    assert rep["current_ma"]["value"] is None and "no current sensor" in rep["current_ma"]["reason"]
+    assert rep["energy_per_inference_mj"]["value"] is None
+    assert rep["instructions_per_inference"]["provenance"] == "emulated"
+    for name in ("layers.png", "latency.png", "ram.png", "report.md", "report.json"):
+        assert (tmp_path / "bench" / name).is_file(), name
