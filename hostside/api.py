@@ -310,3 +310,59 @@ def _drop_warmup(res, warmup: int) -> None:
     for name in ("outputs", "instret", "cycles", "flash_bytes", "current_ua", "layer_instret", "layer_cycles",
                  "layer_flash"):
         setattr(res, name, getattr(res, name)[warmup:])
+
+
+def mlperf(board: str | Board, model_bin: Path, out: Path, inferences: int = 10, warmup: int = 1,
+           port: str | None = None) -> dict:
+    """Build the firmware in MLPerf Tiny mode, drive it like the EEMBC runner, and report the timing."""
+    from .codegen import render_firmware
+    from .device.mlperf import MlperfHost, format_performance
+    b = board if isinstance(board, Board) else load_board(board)
+    model_bin = Path(model_bin)
+    art = read_model_bin(model_bin)
+    ts = model_bin.parent / "testset.npz"
+    x = np.load(ts)["inputs"][0] if ts.is_file() else \
+        np.random.default_rng(0).integers(-128, 128, size=art.graph.input_shape).astype(np.int8)
+    out = Path(out)
+    rendered = render_firmware(art, b, out / "fw", mlperf=True)
+    fw = build(b, rendered)
+    flash(b, model_bin, Path(rendered["dir"]), port)
+    kind = b.flasher["kind"]
+    if kind == "qemu":
+        from .device.qemu import QemuBoard
+        with QemuBoard(b, fw, Path(rendered["dir"]) / "flash.img") as t:
+            run = MlperfHost(t).run(x, inferences, warmup)
+        provenance = (f"estimated: QEMU cycle counter (= instructions under -icount) at {b.cpu_hz / 1e6:g} MHz, "
+                      f"CPI 1, no flash wait states")
+    elif kind == "none":
+        from .device.transport import ProcessTransport
+        t = ProcessTransport([str(fw), str(model_bin)])
+        try:
+            run = MlperfHost(t).run(x, inferences, warmup)
+        finally:
+            t.close()
+        provenance = "measured: the development host's clock, not a microcontroller"
+    else:
+        if not port:
+            raise PqlrError(f"board {b.name} needs --port")
+        from .device.transport import SerialTransport
+        t = SerialTransport(port, 115200)
+        try:
+            run = MlperfHost(t).run(x, inferences, warmup)
+        finally:
+            t.close()
+        provenance = "measured: the board's cycle counter"
+    from .reference import run as ref_run
+    ref = ref_run(art.graph, x)
+    L = art.graph.output_layer
+    expected = [round(float((int(q) - L.out_zp) * L.out_scale), 3) for q in ref]
+    top1_agrees = int(np.argmax(run.results)) == int(np.argmax(ref))
+    text = format_performance(run, provenance)
+    result = {"board": b.name, "model_sha256": art.model_sha256, "name": run.name, "profile": run.profile,
+              "inferences": inferences, "warmup": warmup, "lap_us": run.lap_us, "runtime_s": run.runtime_s,
+              "latency_ms": {"value": run.per_inference_ms, "provenance": provenance.split(":")[0],
+                             "source": provenance}, "results": run.results, "reference_scores": expected,
+              "top1_agrees_with_reference": top1_agrees, "summary": text}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mlperf.json").write_text(json.dumps(result, indent=1))
+    return result

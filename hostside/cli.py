@@ -150,6 +150,17 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--warmup", type=int, default=0, help="inferences run first and not reported (default 0)")
     be.add_argument("--out", type=Path, help="report folder (default build/bench/<board>)")
 
+    ml = sub.add_parser("mlperf", help="MLPerf Tiny mode: drive the board like the EEMBC runner",
+                        description="Build the firmware with the MLPerf Tiny host protocol (name%%, profile%%, db load "
+                        "N%%, db <hex>%%, infer N W%%, results%%; replies m-..., 115200 8N1), run a performance "
+                        "window and print it in the runner's format, with where the time came from.")
+    _board_arg(ml)
+    ml.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
+    ml.add_argument("--port", help="serial port (real boards)")
+    ml.add_argument("--inferences", type=int, default=10, help="timed inferences (default 10)")
+    ml.add_argument("--warmup", type=int, default=1, help="warm-up inferences (default 1)")
+    ml.add_argument("--out", type=Path, help="folder for mlperf.json (default build/mlperf/<board>)")
+
     dm = sub.add_parser("demo", help="the whole path on the emulated board",
                         description="espeak-ng corpus → DS-CNN → int8 → model.bin → firmware → QEMU RV32IMAC "
                         "(ESP32-C6 budgets) → telemetry over a pty with pyserial → report.json/report.md.")
@@ -257,6 +268,13 @@ def _cmd(args) -> int:
         r = api.bench(args.board, args.model, out or Path("build/bench") / args.board, runs=args.runs,
                       port=args.port, warmup=args.warmup)
         print(f"report: {r['paths']['json']} (bit_exact={r['report']['bit_exact']})")
+        return 0
+    if args.cmd == "mlperf":
+        r = api.mlperf(args.board, args.model, out or Path("build/mlperf") / args.board, args.inferences,
+                       args.warmup, args.port)
+        print(r["summary"])
+        print(f"  Results      : {r['results']} (reference {r['reference_scores']}; top-1 agrees: "
+              f"{r['top1_agrees_with_reference']})")
         return 0
     if args.cmd == "demo":
         r = api.demo(args.out, args.board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress)

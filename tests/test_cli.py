@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["data", "train", "export", "plan", "inspect", "render", "build", "flash", "bench", "demo", "boards", "eval"]
+SUBCOMMANDS = ["data", "train", "export", "plan", "inspect", "render", "build", "flash", "bench", "demo", "boards", "eval", "mlperf", "compress"]
 
 
 def pqlr(*args):

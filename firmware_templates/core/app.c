@@ -13,8 +13,10 @@
 #include "model.h"
 
 #define ALLOC(n) ((n) > 4 ? (n) : 4)
-static int8_t arena[ALLOC(PQLR_ARENA_BYTES)] __attribute__((aligned(4)));
-static uint8_t tile_buf[ALLOC(PQLR_TILE_BUF_BYTES)] __attribute__((aligned(4)));
+int8_t pqlr_arena[ALLOC(PQLR_ARENA_BYTES)] __attribute__((aligned(4)));
+uint8_t pqlr_tile_buf[ALLOC(PQLR_TILE_BUF_BYTES)] __attribute__((aligned(4)));
+#define arena pqlr_arena
+#define tile_buf pqlr_tile_buf
 static pqlr_counters_t counters;
 
 static int hexval(int c) {
@@ -124,6 +126,10 @@ void pqlr_app(void) {
     char why[32];
     uint8_t found[32];
     int model_ok = pqlr_check_model(tile_buf, sizeof tile_buf, why, sizeof why, found) == 0;
+#if PQLR_MLPERF
+    pqlr_mlperf_app(model_ok);
+    return;
+#endif
     uint32_t seq = 0;
     tm_begin("BOOT");
     tm_str("fw", PQLR_FW_VERSION);

@@ -87,5 +87,7 @@ void tm_end(void);
 
 /* The portable application loop (app.c): handshake, model check, inference commands. */
 void pqlr_app(void);
+/* The MLPerf Tiny host protocol (mlperf.c), built instead when PQLR_MLPERF is 1. */
+void pqlr_mlperf_app(int model_ok);
 
 #endif

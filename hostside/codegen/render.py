@@ -11,7 +11,7 @@ from ..boards import Board
 from ..errors import PqlrError
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
-CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c")
+CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c", "mlperf.c")
 KERNEL_FILES = {"ref": ("kernels_ref.c",), "rv32": ("kernels_rv32.h", "kernels_rv32.c")}
 COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".ld": ("/* ", " */"),
            ".ini": ("; ", ""), ".csv": ("# ", ""), ".txt": ("# ", ""), ".defaults": ("# ", "")}
@@ -72,7 +72,8 @@ def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], 
     return fns, rendered
 
 
-def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2.Environment | None = None) -> dict:
+def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2.Environment | None = None,
+                  mlperf: bool = False) -> dict:
     g = art.graph
     if kernels == "rv32":
         fns, specialised = specialisations(art, env or _env())
@@ -108,6 +109,11 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
         "xip": int(art.mode == "xip"),
         "input_offset": art.tensor_offsets[0], "input_bytes": g.input_shape[0] * g.input_shape[1] * g.input_shape[2],
         "output_offset": art.tensor_offsets[-1], "output_bytes": g.output_layer.out_channels,
+        "out_zp": g.output_layer.out_zp,
+        "out_scale_q16_milli": max(1, int(round(g.output_layer.out_scale * 1000 * 65536))),
+        "mlperf": int(mlperf),
+        # the port's cycle counter per microsecond: the board's clock (the host port counts nanoseconds)
+        "cycles_per_us": 1000 if board.toolchain["kind"] == "host-cc" else max(1, board.cpu_hz // 1_000_000),
         "sha256_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(art.model_sha256)),
         "layers": layers,
         "tiles": [{"offset": art.weights_offset + t.offset, "size": t.size, "crc32": f"{t.crc32:08x}",
@@ -115,7 +121,7 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
     }
 
 
-def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None = None) -> dict:
+def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None = None, mlperf: bool = False) -> dict:
     """Write the firmware sources for `board` into `out`; returns {'files': [...], 'sources': [...]}.
     kernels: "ref" (kernels_ref.c) or "rv32" (kernels_rv32.c, tuned); default: the board file's choice."""
     out = Path(out)
@@ -126,7 +132,7 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
         shutil.rmtree(out)
     env = _env()
     stamp = stamp_text(board, art.model_sha256)
-    ctx = model_context(art, board, kernels, env) | {"stamp": stamp}
+    ctx = model_context(art, board, kernels, env, mlperf) | {"stamp": stamp}
     files: list[Path] = []
     src_dir = out / ("src" if board.toolchain["kind"] == "platformio" else "")
     for name in CORE_FILES + KERNEL_FILES[kernels]:
