@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,platformio,speech]'
+	$(BIN)/python -m pip install -q -e '.[test,platformio,speech,farm]'
 	@touch $@
 
 demo: deps
@@ -49,7 +49,7 @@ flash: deps
 	$(BIN)/pqlr flash --board $(BOARD) --model $(OUT)/demo/model.bin --fw $(OUT)/fw/$(BOARD) $(if $(PORT),--port $(PORT),)
 
 bench: deps
-	$(BIN)/pqlr bench --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/bench/$(BOARD) $(if $(PORT),--port $(PORT),)
+	$(BIN)/pqlr bench --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/bench/$(BOARD) $(if $(PORT),--port $(PORT),) $(if $(PLACE),--place $(PLACE),)
 
 # benchmarks (recorded results live beside each script in benchmarks/)
 bench-kernels: deps

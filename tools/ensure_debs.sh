@@ -3,7 +3,7 @@
 # As root they are installed with apt-get; otherwise the exact command is printed and we stop.
 set -euo pipefail
 PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc espeak-ng
-      flite asterisk-core-sounds-en-wav pocketsphinx-testdata asterisk-moh-opsound-wav)
+      flite asterisk-core-sounds-en-wav pocketsphinx-testdata asterisk-moh-opsound-wav ser2net)
 missing=()
 command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf)
 command -v qemu-system-riscv32   >/dev/null || missing+=(qemu-system-misc)
@@ -13,6 +13,7 @@ command -v flite                 >/dev/null || missing+=(flite)
 [ -d /usr/share/asterisk/sounds ]           || missing+=(asterisk-core-sounds-en-wav)
 [ -d /usr/share/pocketsphinx/test/data ]    || missing+=(pocketsphinx-testdata)
 [ -d /usr/share/asterisk/moh ]              || missing+=(asterisk-moh-opsound-wav)
+[ -x /usr/sbin/ser2net ]                    || missing+=(ser2net)   # labgrid's exporter serves serial ports with it
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -eq 0 ]; then
     echo "pqlr: installing Debian packages: ${missing[*]}"
