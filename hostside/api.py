@@ -144,8 +144,11 @@ def build(board: str | Board, rendered: dict) -> Path:
     return build_firmware(b, rendered)
 
 
-def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = None) -> dict:
-    """rv32-virt: write the flash image the emulator loads. esp32c6: esptool (hostside/device/flash.py)."""
+def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = None, model_only: bool = False,
+          merged: Path | None = None) -> dict:
+    """rv32-virt: write the flash image the emulator loads. esp32c6: esptool (hostside/device/flash.py);
+    model_only rewrites just the model partition (only its changed sectors); merged writes one flash image
+    offline (esptool merge-bin) instead of flashing."""
     b = board if isinstance(board, Board) else load_board(board)
     kind = b.flasher["kind"]
     if kind == "qemu":
@@ -155,8 +158,11 @@ def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = 
     if kind == "none":
         return {"model_file": str(model_bin)}
     if kind == "esptool":
-        from .device.flash import flash_esp
-        return flash_esp(b, Path(fw_dir), Path(model_bin), port)
+        from .device.flash import flash_esp, merged_image
+        if merged is not None:
+            return {"merged_image": str(merged_image(b, Path(model_bin), Path(merged), Path(fw_dir))),
+                    "note": "written offline with esptool merge-bin; nothing was flashed"}
+        return flash_esp(b, Path(fw_dir), Path(model_bin), port, model_only)
     raise PqlrError(f"board {b.name}: unknown flasher {kind!r}")
 
 

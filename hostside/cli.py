@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
     f.add_argument("--fw", type=Path, help="built firmware folder (default build/fw/<board>)")
     f.add_argument("--port", help="serial port, e.g. /dev/ttyACM0 (real boards)")
+    f.add_argument("--model-only", action="store_true",
+                   help="rewrite only the model partition, and only the sectors that changed since the last flash")
+    f.add_argument("--merged", type=Path, help="do not flash: write one merged flash image (esptool merge-bin)")
 
     be = sub.add_parser("bench", help="render, build, flash, run inferences and report",
                         description="Run inferences on the board and report accuracy, bit-exactness against the "
@@ -263,7 +266,7 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "flash":
         fw_dir = args.fw or Path("build/fw") / args.board
-        print(json.dumps(api.flash(args.board, args.model, fw_dir, args.port), indent=1))
+        print(json.dumps(api.flash(args.board, args.model, fw_dir, args.port, args.model_only, args.merged), indent=1))
         return 0
     if args.cmd == "bench":
         r = api.bench(args.board, args.model, out or Path("build/bench") / args.board, runs=args.runs,
