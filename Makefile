@@ -67,18 +67,5 @@ bench-compression: deps
 clean:
 	rm -rf build .pytest_cache .hypothesis
 
-dist# benchmarks (recorded results live beside each script in benchmarks/)
-bench-kernels: deps
-	$(BIN)/python benchmarks/kernels/run.py
-
-bench-memory: deps
-	$(BIN)/python benchmarks/memory/run.py
-
-bench-quality: deps
-	$(BIN)/python benchmarks/quality/run.py
-
-bench-compression: deps
-	$(BIN)/python benchmarks/compression/run.py
-
-clean: clean
+distclean: clean
 	rm -rf $(VENV) *.egg-info
