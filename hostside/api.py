@@ -132,10 +132,18 @@ def inspect(model_bin: Path) -> dict:
 
 
 # --- firmware ------------------------------------------------------------------------------------
+def model_frontend(model_bin: Path) -> dict | None:
+    """The front end a model was trained with, from the model.json manifest beside model.bin."""
+    manifest = Path(model_bin).with_suffix(".json")
+    if manifest.is_file():
+        return json.loads(manifest.read_text()).get("frontend") or None
+    return None
+
+
 def render(model_bin: Path, board: str | Board, out: Path) -> dict:
     from .codegen import render_firmware
     b = board if isinstance(board, Board) else load_board(board)
-    return render_firmware(read_model_bin(Path(model_bin)), b, Path(out))
+    return render_firmware(read_model_bin(Path(model_bin)), b, Path(out), frontend=model_frontend(model_bin))
 
 
 def build(board: str | Board, rendered: dict) -> Path:

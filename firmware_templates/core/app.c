@@ -4,6 +4,8 @@
  *   'h'            → HELLO record, then READY, or ERR if the model partition is not this model
  *   'i' <hex>      → the input tensor as 2·PQLR_INPUT_BYTES hex digits; runs one inference → INFER record
  *   'd' <2 hex: layer> <hex input> → runs the model up to that layer → DUMP record of its output tensor
+ *   'a' <hex audio>  → int16 little-endian samples (4 hex digits each) through the on-device front end,
+ *                      then one inference → INFER record with fe_instret/fe_cycles (front-end builds only)
  *   'q'            → RAM record, DONE record; then 'x' (the host's acknowledgement) → exit
  * At boot the board sends one BOOT record (a host that is listening learns that the board restarted).
  * Whitespace between commands is ignored; anything else gets one ERR record and the rest of its line is
@@ -60,6 +62,9 @@ static void send_ram(void) {
     tm_begin("RAM");
     tm_u64("tile_buf", PQLR_TILE_BUF_BYTES);
     tm_u64("arena", PQLR_ARENA_BYTES);
+#if PQLR_FRONTEND
+    tm_u64("frontend", pqlr_frontend_ram_bytes());
+#endif
     uint32_t s = platform_stack_used();
     if (s != PQLR_UNKNOWN32) tm_u64("stack_hwm", s);
     uint32_t z = platform_stack_size();
@@ -94,6 +99,37 @@ static void dump(void) {
     tm_end();
 }
 
+#if PQLR_FRONTEND
+static int audio_sample(int16_t *s) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(platform_serial_read());
+        if (h < 0) return -1;
+        v = v << 4 | h;
+    }
+    *s = (int16_t)(((v & 0xFF) << 8) | (v >> 8));          /* little-endian bytes on the wire */
+    return 0;
+}
+#endif
+
+static void infer(uint32_t seq);
+static uint64_t fe_instret, fe_cycles;
+
+static void infer_audio(uint32_t seq) {
+#if PQLR_FRONTEND
+    uint64_t i0 = platform_instret(), c0 = platform_cycles();
+    int rc = pqlr_frontend_run(audio_sample, arena + PQLR_INPUT_OFFSET);
+    fe_instret = platform_instret() - i0;
+    fe_cycles = platform_cycles() - c0;
+    if (rc != 0) { send_error("bad_input", "expected 4 hex digits per int16 sample"); return; }
+    infer(seq);
+    fe_instret = fe_cycles = 0;
+#else
+    (void)seq;
+    send_error("no_frontend", "this firmware was built without the audio front end");
+#endif
+}
+
 static void infer(uint32_t seq) {
     for (int i = 0; i < PQLR_N_LAYERS; i++)
         counters.layer_instret[i] = counters.layer_cycles[i] = counters.layer_flash[i] = 0;
@@ -112,6 +148,10 @@ static void infer(uint32_t seq) {
     tm_u64("flash", counters.flash_bytes);
     uint32_t ua = platform_current_ua();
     if (ua != PQLR_UNKNOWN32) tm_u64("current_ua", ua);
+    if (fe_cycles) {
+        if (i0 != PQLR_UNKNOWN64) tm_u64("fe_instret", fe_instret);
+        tm_u64("fe_cycles", fe_cycles);
+    }
     tm_end();
     /* per-layer counters in their own record so lines stay short */
     tm_begin("LAYERS");
@@ -147,6 +187,9 @@ void pqlr_app(void) {
             if (read_input() != 0) { send_error("bad_input", "expected hex digits"); continue; }
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             infer(seq++);
+        } else if (c == 'a') {
+            if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
+            infer_audio(seq++);
         } else if (c == 'd') {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             dump();

@@ -87,6 +87,9 @@ void tm_end(void);
 
 /* The portable application loop (app.c): handshake, model check, inference commands. */
 void pqlr_app(void);
+/* The fixed-point front end (frontend.c): int16 samples from next_sample() → the model's int8 input. */
+int pqlr_frontend_run(int (*next_sample)(int16_t *), int8_t *features);
+uint32_t pqlr_frontend_ram_bytes(void);
 /* The MLPerf Tiny host protocol (mlperf.c), built instead when PQLR_MLPERF is 1. */
 void pqlr_mlperf_app(int model_ok);
 

@@ -11,7 +11,7 @@ from ..boards import Board
 from ..errors import PqlrError
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
-CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c", "mlperf.c")
+CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
 KERNEL_FILES = {"ref": ("kernels_ref.c",), "rv32": ("kernels_rv32.h", "kernels_rv32.c")}
 COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".ld": ("/* ", " */"),
            ".ini": ("; ", ""), ".csv": ("# ", ""), ".txt": ("# ", ""), ".defaults": ("# ", "")}
@@ -121,7 +121,38 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
     }
 
 
-def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None = None, mlperf: bool = False) -> dict:
+def frontend_context(frontend: dict | None, art: Artifact) -> dict | None:
+    """Tables of the fixed-point front end (hostside/data/fixed_frontend.py) for this model's input."""
+    if not frontend:
+        return None
+    import numpy as np
+    from ..data.features import FrontEnd
+    from ..data.fixed_frontend import LN2_Q16, LOG2_LUT, tables
+    fe = FrontEnd.from_dict(frontend)
+    if (fe.n_frames, fe.n_features, 1) != tuple(art.graph.input_shape):
+        raise PqlrError(f"front end {fe.shape} does not produce the model's input {art.graph.input_shape}")
+    t = tables(fe, art.graph.input_scale, art.graph.input_zp)
+    starts, counts, firsts, weights = [], [], [], []
+    for row in t.fb:
+        nz = np.nonzero(row)[0]
+        k0, k1 = (int(nz[0]), int(nz[-1]) + 1) if len(nz) else (0, 0)
+        starts.append(k0)
+        counts.append(k1 - k0)
+        firsts.append(len(weights))
+        weights += [int(v) for v in row[k0:k1]]
+    if any(w > 32767 for w in weights):
+        raise PqlrError("front end filter weights exceed int16")
+    join = lambda v: ", ".join(str(int(x)) for x in v)  # noqa: E731
+    return {"clip": fe.clip_samples, "frame": fe.frame_length, "hop": fe.hop_length, "frames": fe.n_frames,
+            "mels": fe.n_mels, "features": fe.n_features, "mfcc": int(fe.kind == "mfcc"), "floor": t.floor,
+            "ln2_q16": LN2_Q16, "ln_offset": t.ln_offset_q16, "in_mult": t.in_mult, "in_shift": t.in_shift,
+            "in_zp": t.in_zp, "window": join(t.window), "cos": join(t.cos), "sin": join(t.sin), "lut": join(LOG2_LUT),
+            "fb_start": join(starts), "fb_count": join(counts), "fb_first": join(firsts), "fb_weight": join(weights),
+            "dct": join(t.dct.reshape(-1)) if len(t.dct) else "0"}
+
+
+def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None = None, mlperf: bool = False,
+                    frontend: dict | None = None) -> dict:
     """Write the firmware sources for `board` into `out`; returns {'files': [...], 'sources': [...]}.
     kernels: "ref" (kernels_ref.c) or "rv32" (kernels_rv32.c, tuned); default: the board file's choice."""
     out = Path(out)
@@ -132,7 +163,8 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
         shutil.rmtree(out)
     env = _env()
     stamp = stamp_text(board, art.model_sha256)
-    ctx = model_context(art, board, kernels, env, mlperf) | {"stamp": stamp}
+    fe_ctx = frontend_context(frontend, art)
+    ctx = model_context(art, board, kernels, env, mlperf) | {"stamp": stamp, "frontend": int(fe_ctx is not None)}
     files: list[Path] = []
     src_dir = out / ("src" if board.toolchain["kind"] == "platformio" else "")
     for name in CORE_FILES + KERNEL_FILES[kernels]:
@@ -140,6 +172,9 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
         files.append(src_dir / name)
     for name in ("model.h", "model.c"):
         files.append(_write(src_dir, name, env.get_template(f"core/{name}.j2").render(ctx)))
+    if fe_ctx is not None:
+        for name in ("frontend_tables.h", "frontend_tables.c"):
+            files.append(_write(src_dir, name, env.get_template(f"core/{name}.j2").render(fe_ctx | {"stamp": stamp})))
     kind = board.toolchain["kind"]
     if kind == "riscv-gcc":
         mem = board.memory

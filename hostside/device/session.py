@@ -25,6 +25,8 @@ class SessionResult:
     ram: dict = field(default_factory=dict)
     stats: StreamStats = field(default_factory=StreamStats)
     first_mismatch: dict | None = None
+    frontend_instret: list = field(default_factory=list)
+    frontend_cycles: list = field(default_factory=list)
     resets: int = 0
     retries: int = 0
     complete: bool = False
@@ -100,11 +102,14 @@ class Session:
             if rec.int("n", -1) == n:
                 return rec
 
-    def infer(self, x: np.ndarray, res: SessionResult, retries: int = 2) -> None:
-        """One inference. A corrupt INFER or LAYERS record (bad checksum, rejected) is not waited for:
-        the input is sent again, up to `retries` times."""
+    def infer(self, x: np.ndarray, res: SessionResult, retries: int = 2, audio: bool = False) -> None:
+        """One inference on an int8 input tensor, or (audio=True) on int16 samples through the board's
+        front end. A corrupt INFER or LAYERS record (bad checksum, rejected) is not waited for: the input
+        is sent again, up to `retries` times."""
+        payload = (b"a" + np.asarray(x, dtype="<i2").tobytes().hex().encode() if audio else
+                   b"i" + np.asarray(x, dtype=np.int8).tobytes().hex().encode()) + b"\n"
         for attempt in range(retries + 1):
-            self.t.write(b"i" + np.asarray(x, dtype=np.int8).tobytes().hex().encode() + b"\n")
+            self.t.write(payload)
             n = self._sent
             self._sent += 1
             try:
@@ -124,6 +129,9 @@ class Session:
         res.flash_bytes.append(rec.int("flash"))
         if "current_ua" in rec.fields:
             res.current_ua.append(rec.int("current_ua"))
+        if "fe_cycles" in rec.fields:
+            res.frontend_instret.append(rec.int("fe_instret"))
+            res.frontend_cycles.append(rec.int("fe_cycles"))
         res.layer_instret.append(lay.ints("instret"))
         res.layer_cycles.append(lay.ints("cycles"))
         res.layer_flash.append(lay.ints("flash"))
@@ -154,7 +162,7 @@ class Session:
         self._next({"DONE"})
         self.t.write(b"x")
 
-    def run(self, inputs, reference_graph=None, on_inference=None) -> SessionResult:
+    def run(self, inputs, reference_graph=None, on_inference=None, audio: bool = False) -> SessionResult:
         """Run every input; with reference_graph, the first input whose output differs from the reference
         is replayed layer by layer and res.first_mismatch names the first bad layer and index.
         A board that restarts mid-run is detected by its BOOT record: the session shakes hands again
@@ -166,7 +174,7 @@ class Session:
             k = 0
             while k < len(inputs):
                 try:
-                    self.infer(inputs[k], res)
+                    self.infer(inputs[k], res, audio=audio)
                 except DeviceReset:
                     res.resets += 1
                     if res.resets > self.max_resets:
@@ -182,7 +190,7 @@ class Session:
             res.stats = self.stats
             exc.partial = res
             raise
-        if reference_graph is not None:
+        if reference_graph is not None and not audio:
             from ..reference import run
             for k, x in enumerate(inputs):
                 if not np.array_equal(np.array(res.outputs[k]), run(reference_graph, x).astype(np.int64)):
