@@ -140,10 +140,15 @@ def model_frontend(model_bin: Path) -> dict | None:
     return None
 
 
-def render(model_bin: Path, board: str | Board, out: Path) -> dict:
+def render(model_bin: Path, board: str | Board, out: Path, with_frontend: bool = False) -> dict:
+    """Render the firmware; with_frontend builds in the fixed-point audio front end (its buffers cost
+    ~5 KB of RAM, reported by the firmware and counted in peak RAM)."""
     from .codegen import render_firmware
     b = board if isinstance(board, Board) else load_board(board)
-    return render_firmware(read_model_bin(Path(model_bin)), b, Path(out), frontend=model_frontend(model_bin))
+    fe = model_frontend(model_bin) if with_frontend else None
+    if with_frontend and not fe:
+        raise PqlrError(f"the audio front end needs the model's front end (model.json beside {model_bin})")
+    return render_firmware(read_model_bin(Path(model_bin)), b, Path(out), frontend=fe)
 
 
 def build(board: str | Board, rendered: dict) -> Path:
@@ -176,7 +181,7 @@ def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = 
 
 def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarray, port: str | None = None,
                  flash_image: Path | None = None, timeout: float | None = None, on_inference=None,
-                 qmp_socket: Path | None = None, place: str | None = None):
+                 qmp_socket: Path | None = None, place: str | None = None, audio: bool = False):
     """Run inputs through the firmware and return the SessionResult (telemetry, parsed). On failure the
     DeviceError carries .partial, the results so far."""
     from .device.session import Session
@@ -189,19 +194,19 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
         from .device.labgrid_transport import LabgridTransport
         t = LabgridTransport(place)
         try:
-            return Session(t, sha, timeout).run(inputs, ref, on_inference)
+            return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
         finally:
             t.close()
     if kind == "qemu":
         from .device.qemu import QemuBoard
         img = flash_image or Path(fw).parent / "flash.img"
         with QemuBoard(b, Path(fw), img, qmp_socket=qmp_socket) as t:
-            return Session(t, sha, timeout).run(inputs, ref, on_inference)
+            return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
     if kind == "none":
         from .device.transport import ProcessTransport
         t = ProcessTransport([str(fw), str(model_bin)])
         try:
-            return Session(t, sha, timeout).run(inputs, ref, on_inference)
+            return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
         finally:
             t.close()
     if port is None:
@@ -209,7 +214,7 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
     from .device.transport import SerialTransport
     t = SerialTransport(port, b.serial.get("baud", 115200))
     try:
-        return Session(t, sha, timeout).run(inputs, ref, on_inference)
+        return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
     finally:
         t.close()
 
@@ -219,9 +224,12 @@ def reference_outputs(model_bin: Path, inputs: np.ndarray) -> np.ndarray:
     return run_batch(read_model_bin(Path(model_bin)).graph, inputs)
 
 
-def save_testset(path: Path, art: Artifact, x: np.ndarray, y: np.ndarray, fp32_pred: np.ndarray) -> None:
+def save_testset(path: Path, art: Artifact, x: np.ndarray, y: np.ndarray, fp32_pred: np.ndarray,
+                 audio: np.ndarray | None = None) -> None:
+    """The int8 inputs (and, for the on-device front end, the int16 audio) of the held-out clips."""
     q = np.stack([art.graph.quantize_input(f) for f in x]) if len(x) else np.zeros((0, *art.graph.input_shape), np.int8)
-    np.savez(path, inputs=q, labels=y, fp32_pred=fp32_pred)
+    extra = {"audio": audio} if audio is not None else {}
+    np.savez(path, inputs=q, labels=y, fp32_pred=fp32_pred, **extra)
 
 
 # --- the whole path ------------------------------------------------------------------------------
@@ -252,7 +260,11 @@ def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int =
     _, xt, yt = load_features(corpus_dir, "test", ck["frontend"])
     with torch.no_grad():
         fp32_pred = model(torch.from_numpy(xt)).argmax(1).numpy() if len(xt) else np.zeros(0, int)
-    save_testset(out / "testset.npz", art, xt, yt, fp32_pred)
+    from .data.corpus import load_corpus
+    corpus = load_corpus(corpus_dir)
+    audio = np.stack([np.clip(np.round(corpus.audio(c)[:16000] * 32768), -32768, 32767).astype(np.int16)
+                      for c in corpus.split("test")]) if len(xt) else None
+    save_testset(out / "testset.npz", art, xt, yt, fp32_pred, audio)
     times["export_s"] = time.monotonic() - t
     log(f"[4/7] rendering firmware for {b.name}")
     rendered = render(out / "model.bin", b, out / f"fw-{b.name}")
@@ -280,7 +292,8 @@ def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int =
 
 
 def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None,
-          warmup: int = 0, on_inference=None, qmp_socket: Path | None = None, place: str | None = None) -> dict:
+          warmup: int = 0, on_inference=None, qmp_socket: Path | None = None, place: str | None = None,
+          audio: bool = False) -> dict:
     """Render, build, flash, run `warmup` + `runs` inferences, and write report.json/report.md into out.
     If the board fails mid-run, the results so far are written (report.json "status": "incomplete") and
     the error is raised."""
@@ -290,32 +303,53 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     model_bin = Path(model_bin)
     art = read_model_bin(model_bin)
     ts = model_bin.parent / "testset.npz"
+    fe_tables = None
+    if audio:
+        fe_cfg = model_frontend(model_bin)
+        if not fe_cfg:
+            raise PqlrError(f"--audio needs the model's front end (model.json beside {model_bin})")
+        if not ts.is_file() or "audio" not in np.load(ts).files:
+            raise PqlrError(f"--audio needs recorded test audio ({ts} with an 'audio' array: `pqlr demo` writes it)")
+        from .data.features import FrontEnd
+        from .data.fixed_frontend import features_q, tables
+        fe = FrontEnd.from_dict(fe_cfg)
+        fe_tables = tables(fe, art.graph.input_scale, art.graph.input_zp)
     if ts.is_file():
         z = np.load(ts)
         inputs, labels, fp32 = z["inputs"][:runs], z["labels"][:runs], z["fp32_pred"][:runs]
+        if audio:
+            inputs = z["audio"][:runs]
     else:
         rng = np.random.default_rng(0)
         inputs = rng.integers(-128, 128, size=(runs, *art.graph.input_shape)).astype(np.int8)
         labels = fp32 = np.zeros(0, dtype=np.int64)
     inputs = np.concatenate([inputs[:warmup], inputs]) if warmup else inputs     # warm-up runs are not reported
     out = Path(out)
-    rendered = render(model_bin, b, out / "fw")
+    rendered = render(model_bin, b, out / "fw", with_frontend=audio)
     fw = build(b, rendered)
     if not place:                               # a farm's board is flashed by its own place's drivers
         flash(b, model_bin, Path(rendered["dir"]), port)
     error = None
     try:
         res = run_on_board(b, fw, model_bin, inputs, port=port, on_inference=on_inference, qmp_socket=qmp_socket,
-                           place=place)
+                           place=place, audio=audio)
     except DeviceError as exc:
         if exc.partial is None:
             raise
         res, error = exc.partial, exc
     _drop_warmup(res, warmup)
     n = len(res.outputs)
-    ref = reference_outputs(model_bin, inputs[warmup: warmup + n])
+    ref_in = inputs[warmup: warmup + n]
+    if audio:     # the reference runs on the fixed-point front end's features (its numpy specification)
+        ref_in = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in ref_in])
+    ref = reference_outputs(model_bin, ref_in)
     report = build_report(b, art, res, ref, labels[:n], fp32[:n], fw)
     report["warmup"] = warmup
+    report["input"] = ("int16 audio through the on-device fixed-point front end" if audio else
+                       "int8 features computed on the host")
+    if audio and res.frontend_instret:
+        report["frontend_instructions_per_inference"] = {"value": float(np.mean(res.frontend_instret)),
+                                                         "provenance": "emulated" if b.emulated else "measured"}
     report["transport"] = f"labgrid place {place}" if place else (port or b.serial.get("kind"))
     report["resets"] = res.resets
     report["retries"] = res.retries

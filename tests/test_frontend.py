@@ -89,3 +89,23 @@ def test_c_front_end_on_the_emulated_board(tmp_path):
         res = Session(tr, art.model_sha256, 120).run(audio, audio=True)
     assert np.array_equal(np.array(res.outputs), want.astype(np.int64))
     assert all(i > 0 for i in res.frontend_instret)
+
+
+@pytest.mark.emulator
+def test_bench_with_raw_audio_through_the_board(tmp_path):
+    """pqlr bench --audio: the board computes its own features; the reference runs the numpy spec."""
+    from hostside import api
+    fe, g = _model_for("mfcc10", 5)
+    board = load_board("rv32-virt")
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    import json
+    man = json.loads((tmp_path / "model.json").read_text())
+    man["frontend"] = fe.to_dict()
+    (tmp_path / "model.json").write_text(json.dumps(man))
+    audio = np.stack([np.round(a * 32768).astype(np.int16) for a in _clips(4, 3)])
+    np.savez(tmp_path / "testset.npz", inputs=np.zeros((4, *g.input_shape), np.int8), labels=np.zeros(4, int),
+             fp32_pred=np.zeros(4, int), audio=audio)
+    r = api.bench(board, tmp_path / "model.bin", tmp_path / "bench", runs=4, audio=True)["report"]
+    assert r["bit_exact"] and r["input"].startswith("int16 audio")
+    assert r["frontend_instructions_per_inference"]["value"] > 0
+    assert r["peak_ram_bytes"]["parts"]["frontend_buffers"] > 0

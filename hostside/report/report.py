@@ -62,6 +62,8 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
     ram_prov = "emulated" if board.emulated else "measured"
     parts = {"tile_buffer": res.ram.get("tile_buf"), "activation_arena": res.ram.get("arena"),
              "stack_high_water_mark": stack}
+    if "frontend" in res.ram:                   # the on-device front end's buffers, when built in
+        parts["frontend_buffers"] = res.ram["frontend"]
     peak = ({"value": sum(parts.values()), "parts": parts, "provenance": ram_prov,
              "source": "static buffers reported by the firmware + painted-stack high-water mark"}
             if stack is not None else
