@@ -26,7 +26,7 @@ def test_project_files(c6_project):
     ini = (d / "platformio.ini").read_text()
     assert "platform = espressif32" in ini and "board = esp32-c6-devkitc-1" in ini and "framework = espidf" in ini
     csv = (d / "partitions.csv").read_text()
-    assert "model, data, 0x40, 0x110000" in csv
+    assert "model, data, 0x40, 0x110000, 0x10000," in csv          # sized from the artifact: 64 KB pages
     port = (d / "src/platform_espidf.c").read_text()
     for api in ("app_main", "xTaskCreate", "esp_partition_read", "esp_cpu_get_cycle_count",
                 "uxTaskGetStackHighWaterMark", "heap_caps_get_minimum_free_size"):

@@ -33,13 +33,19 @@ def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Pat
     part = board.model_partition
     if art.size > part.size:
         raise BudgetError(f"model.bin is {art.size} B but the model partition holds {part.size} B")
+    # the model partition is sized from the artifact: model.bin rounded up to the 64 KB MMU page (so an xip
+    # plan can map it whole), never beyond the board's reservation
+    model_size = min(part.size, max(0x10000, (art.size + 0xFFFF) & ~0xFFFF))
+    if part.offset + model_size > board.flash_bytes:
+        raise BudgetError(f"the model partition would end at {part.offset + model_size:#x}, past the "
+                          f"{board.flash_bytes // 1024 // 1024} MB flash")
     tc = board.toolchain
     pctx = ctx | {
         "pio_env": tc["pio_env"], "pio_platform": tc["pio_platform"], "pio_board": tc["pio_board"],
         "pio_framework": tc["pio_framework"], "cpu_hz": board.cpu_hz, "cpu_mhz": board.cpu_hz // 1_000_000,
         "flash_size_mb": board.flash_bytes // (1024 * 1024), "baud": board.serial.get("baud", 115200),
         "partitions": [{"name": p.name, "type": p.type, "subtype": p.subtype, "offset": hex(p.offset),
-                        "size": hex(p.size)} for p in board.partitions],
+                        "size": hex(model_size if p.name == part.name else p.size)} for p in board.partitions],
         "model_partition_label": part.name, "model_partition_subtype": part.subtype,
         "stack_bytes": board.stack_bytes,
     } | ina226_params(board)
