@@ -293,7 +293,7 @@ def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int =
 
 def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None,
           warmup: int = 0, on_inference=None, qmp_socket: Path | None = None, place: str | None = None,
-          audio: bool = False) -> dict:
+          audio: bool = False, ppk2_port: str | None = None, ppk2_api=None) -> dict:
     """Render, build, flash, run `warmup` + `runs` inferences, and write report.json/report.md into out.
     If the board fails mid-run, the results so far are written (report.json "status": "incomplete") and
     the error is raised."""
@@ -330,6 +330,10 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     if not place:                               # a farm's board is flashed by its own place's drivers
         flash(b, model_bin, Path(rendered["dir"]), port)
     error = None
+    sampler = None
+    if ppk2_port or ppk2_api is not None:
+        from .device.ppk2 import Ppk2Sampler
+        sampler = Ppk2Sampler(ppk2_port or "", api=ppk2_api).__enter__()
     try:
         res = run_on_board(b, fw, model_bin, inputs, port=port, on_inference=on_inference, qmp_socket=qmp_socket,
                            place=place, audio=audio)
@@ -337,6 +341,9 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         if exc.partial is None:
             raise
         res, error = exc.partial, exc
+    finally:
+        if sampler is not None:
+            sampler.__exit__(None, None, None)
     _drop_warmup(res, warmup)
     n = len(res.outputs)
     ref_in = inputs[warmup: warmup + n]
@@ -344,6 +351,19 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         ref_in = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in ref_in])
     ref = reference_outputs(model_bin, ref_in)
     report = build_report(b, art, res, ref, labels[:n], fp32[:n], fw)
+    if sampler is not None and sampler.mean_ma() is not None and report["current_ma"]["value"] is None:
+        report["current_ma"] = {"value": sampler.mean_ma(), "provenance": "measured",
+                                "source": "Nordic PPK2 (host side), mean over the run including serial transfers",
+                                "samples": len(sampler.samples), "trace_ma": sampler.trace_ma()}
+        v = b.current_sensor.get("supply_v")
+        lat = report["latency_ms"]
+        if v and lat.get("value") is not None and lat.get("provenance") == "measured":
+            report["energy_per_inference_mj"] = {
+                "value": report["current_ma"]["value"] * float(v) * lat["value"] / 1000.0, "unit": "mJ",
+                "provenance": "measured", "formula": "PPK2 mean current x supply_v (board file) x measured latency"}
+        else:
+            report["energy_per_inference_mj"] = {"value": None, "provenance": None,
+                                                 "reason": "needs a measured latency and the board file's supply_v"}
     report["warmup"] = warmup
     report["input"] = ("int16 audio through the on-device fixed-point front end" if audio else
                        "int8 features computed on the host")

@@ -150,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
     be.add_argument("--port", help="serial port (real boards)")
     be.add_argument("--place", help="a labgrid place holding the board (needs LG_COORDINATOR and pqlr[farm])")
+    be.add_argument("--ppk2", help="serial port of a Nordic PPK2 measuring the board's current (pqlr[power])")
     be.add_argument("--audio", action="store_true",
                     help="send raw 16-bit audio through the board's fixed-point front end instead of int8 features")
     be.add_argument("--runs", type=int, default=20, help="inferences reported (default 20)")
@@ -272,7 +273,8 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "bench":
         r = api.bench(args.board, args.model, out or Path("build/bench") / args.board, runs=args.runs,
-                      port=args.port, warmup=args.warmup, place=args.place, audio=args.audio)
+                      port=args.port, warmup=args.warmup, place=args.place, audio=args.audio,
+                      ppk2_port=args.ppk2)
         print(f"report: {r['paths']['json']} (bit_exact={r['report']['bit_exact']})")
         return 0
     if args.cmd == "mlperf":
