@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 from ..errors import DeviceError, PqlrError
+from .transport import LineFraming
 
 
 def _client(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -29,7 +29,7 @@ def _client(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return p
 
 
-class LabgridTransport:
+class LabgridTransport(LineFraming):
     """Transport over a labgrid place's serial port."""
 
     def __init__(self, place: str, acquire: bool = True):
@@ -64,22 +64,13 @@ class LabgridTransport:
         except Exception as exc:
             raise DeviceError(f"{self.name}: write failed: {exc}") from None
 
-    def readline(self, timeout: float) -> bytes | None:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                self._buf += self._driver.read(size=1, timeout=min(left, 0.5), max_size=65536)
-            except TimeoutError:
-                continue
-            except Exception as exc:
-                if "timeout" in type(exc).__name__.lower():
-                    continue
-                raise DeviceError(f"{self.name}: read failed: {exc}") from None
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line
+    def _chunk(self, timeout: float) -> bytes | None:
+        try:
+            return self._driver.read(size=1, timeout=min(timeout, 0.5), max_size=65536)
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower():
+                return b""
+            raise DeviceError(f"{self.name}: read failed: {exc}") from None
 
     def close(self) -> None:
         try:

@@ -20,7 +20,35 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class SerialTransport:
+class LineFraming:
+    """Lines over any byte source: a transport gives _chunk(timeout) → bytes (b"" if nothing came yet,
+    None at the end of the stream) and _eof_message()."""
+    _buf = b""
+
+    def readline(self, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            chunk = self._chunk(left)
+            if chunk is None:
+                if self._buf:
+                    line, self._buf = self._buf, b""
+                    return line
+                raise DeviceError(self._eof_message())
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def _chunk(self, timeout: float) -> bytes | None:
+        raise NotImplementedError
+
+    def _eof_message(self) -> str:
+        return f"{getattr(self, 'name', 'the board')}: the stream ended"
+
+
+class SerialTransport(LineFraming):
     """pyserial: /dev/ttyACM0, a QEMU pty (/dev/pts/N), socket://host:port, rfc2217://…"""
 
     def __init__(self, url: str, baud: int = 115200):
@@ -41,19 +69,12 @@ class SerialTransport:
         except (serial.SerialException, OSError) as exc:
             raise DeviceError(f"serial port {self.name} vanished while writing: {exc}") from None
 
-    def readline(self, timeout: float) -> bytes | None:
+    def _chunk(self, timeout: float) -> bytes | None:
         import serial
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            if time.monotonic() > deadline:
-                return None
-            try:
-                chunk = self._ser.read(4096)
-            except (serial.SerialException, OSError) as exc:
-                raise DeviceError(f"serial port {self.name} vanished while reading: {exc}") from None
-            self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line
+        try:
+            return self._ser.read(4096)                       # returns after the port's 50 ms timeout
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceError(f"serial port {self.name} vanished while reading: {exc}") from None
 
     def close(self) -> None:
         try:
@@ -62,7 +83,7 @@ class SerialTransport:
             pass
 
 
-class ProcessTransport:
+class ProcessTransport(LineFraming):
     """The host build: the firmware's stdin/stdout are its serial line."""
 
     def __init__(self, argv: list[str]):
@@ -80,23 +101,13 @@ class ProcessTransport:
             raise DeviceError(f"host firmware exited (code {self._proc.poll()}): "
                               f"{self._proc.stderr.read().decode(errors='replace').strip()}") from None
 
-    def readline(self, timeout: float) -> bytes | None:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            if not self._sel.select(left):
-                continue
-            chunk = os.read(self._proc.stdout.fileno(), 65536)
-            if not chunk:
-                if self._buf:
-                    line, self._buf = self._buf, b""
-                    return line
-                raise DeviceError(f"host firmware exited (code {self._proc.wait()})")
-            self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line
+    def _chunk(self, timeout: float) -> bytes | None:
+        if not self._sel.select(timeout):
+            return b""
+        return os.read(self._proc.stdout.fileno(), 65536) or None
+
+    def _eof_message(self) -> str:
+        return f"host firmware exited (code {self._proc.wait()})"
 
     def close(self) -> None:
         if self._proc.poll() is None:
