@@ -29,16 +29,22 @@ WORK = Path("build/bench-quality")
 
 
 def main() -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", type=Path, default=HERE / "recipe.toml", help="recipe (default recipe.toml here)")
+    ap.add_argument("--tag", default="", help="write results-<tag>.json/.md instead of results.json/.md")
+    args = ap.parse_args()
     if not (WORK / "dscnn_student.pt").is_file() or not (WORK / "dscnn_wide_teacher.pt").is_file():
         subprocess.run([sys.executable, str(ROOT / "benchmarks/quality/run.py")], check=True)
-    raw = tomllib.loads((HERE / "recipe.toml").read_text())
+    raw = tomllib.loads(args.recipe.read_text())
     t0 = time.monotonic()
     r = run_recipe(from_dict(raw), progress=sys.stderr.isatty())
     stages = r["stages"]
     by = {s["name"]: s for s in stages}
     student, teacher, final = by["student"], by.get("teacher"), stages[-1]
     out = {
-        "command": "python benchmarks/compression/run.py", "recipe": raw,
+        "command": "python benchmarks/compression/run.py" + (f" --recipe {args.recipe.name} --tag {args.tag}"
+                                                              if args.tag else ""), "recipe": raw,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "stages": [{k: s.get(k) for k in ("name", "bits", "weight_bytes", "activation_bytes", "code_bytes", "total_bytes",
                                           "params", "held_out_voice_accuracy", "unseen_engine_accuracy",
@@ -50,12 +56,14 @@ def main() -> int:
         "teacher_over_int4_weight_bytes": (teacher["weight_bytes"] / final["weight_bytes"]) if teacher else None,
         "wall_s": time.monotonic() - t0,
     }
-    (HERE / "results.json").write_text(json.dumps(out, indent=1, default=str))
+    stem = f"results-{args.tag}" if args.tag else "results"
+    (HERE / f"{stem}.json").write_text(json.dumps(out, indent=1, default=str))
     md = Path(r["files"]["md"]).read_text()
+    ratio = out["teacher_over_int4_weight_bytes"]
     md += (f"\nCommand: `{out['command']}`.\nINT4 student vs fp32 student on the unseen engine: "
            f"{out['int4_vs_fp32_student_unseen_accuracy_points']:+.2f} points (goal ≥ −0.5). Teacher weights / INT4 "
-           f"student weights: {out['teacher_over_int4_weight_bytes']:.0f}× (goal ≥ 80×).\n")
-    (HERE / "results.md").write_text(md)
+           f"student weights: {f'{ratio:.0f}×' if ratio else 'n/a (no teacher in this recipe)'} (goal ≥ 80×).\n")
+    (HERE / f"{stem}.md").write_text(md)
     print(md)
     return 0
 
