@@ -243,6 +243,7 @@ PQLR_INLINE void conv_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
             if (np == 2) {
                 int32_t a00 = bias[j], a01 = bias[j + 1], a02 = bias[j + 2], a03 = bias[j + 3];
                 int32_t a10 = a00, a11 = a01, a12 = a02, a13 = a03;
+#pragma GCC unroll 4
                 for (int k = 0; k < K; k++) {
                     int32_t x0 = scratch[k], x1 = scratch[K + k];
                     int32_t w0 = wat(w, k, WB), w1 = wat(w + RB, k, WB), w2 = wat(w + 2 * RB, k, WB),
@@ -275,6 +276,7 @@ PQLR_INLINE void dw3_row(const int8_t *r0, const int8_t *r1, const int8_t *r2, i
     int32_t base = b + (HAS0 ? 0 : zp * (w00 + w01 + w02)) + (HAS2 ? 0 : zp * (w20 + w21 + w22));
     int32_t a0 = zp, a1 = zp, a2 = zp;                          /* column x−1 (padding at x = 0) */
     int32_t b0 = HAS0 ? r0[0] : 0, b1 = r1[0], b2 = HAS2 ? r2[0] : 0;
+#pragma GCC unroll 8
     for (int x = 0; x < W - 1; x++) {
         const int o1 = (x + 1) * X;
         int32_t c0 = HAS0 ? r0[o1] : 0, c1 = r1[o1], c2 = HAS2 ? r2[o1] : 0;
@@ -314,6 +316,7 @@ PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, in
             if (INPL) {
                 int8_t *slot = scratch + (y & 1) * RS + c;
                 const int8_t *src = in + y * RS + c;
+#pragma GCC unroll 8
                 for (int x = 0; x < W; x++) slot[x * C] = src[x * C];
                 r0 = scratch + ((y - 1) & 1) * RS + c;
                 r1 = slot;

@@ -62,11 +62,13 @@ class SerialTransport(LineFraming):
         self._buf = b""
 
     def write(self, data: bytes) -> None:
+        import termios
+
         import serial
         try:
             self._ser.write(data)
             self._ser.flush()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise DeviceError(f"serial port {self.name} vanished while writing: {exc}") from None
 
     def _chunk(self, timeout: float) -> bytes | None:
