@@ -287,11 +287,12 @@ def _cmd(args) -> int:
     if args.cmd == "demo":
         r = api.demo(args.out, args.board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress)
         a = r["accuracy"]
+        ipi, ram = r["instructions_per_inference"]["value"], r["peak_ram_bytes"]["value"]
         print(f"board {r['board']}: accuracy fp32 {a['torch_fp32']:.3f}, reference {a['numpy_reference']:.3f}, "
               f"firmware {a['firmware']:.3f}; bit_exact={r['bit_exact']}; "
-              f"{r['instructions_per_inference']['value'] or 0:,.0f} instructions/inference; "
+              f"{f'{ipi:,.0f}' if ipi is not None else 'n/a'} instructions/inference; "
               f"latency {r['latency_ms']['value']:.1f} ms ({r['latency_ms']['provenance']}); "
-              f"peak RAM {r['peak_ram_bytes']['value']} B")
+              f"peak RAM {f'{ram:,} B' if ram is not None else 'n/a (' + r['peak_ram_bytes'].get('reason', '') + ')'}")
         print(f"report: {args.out / 'report.md'} and {args.out / 'report.json'}")
         return 0
     raise AssertionError(args.cmd)
