@@ -1,6 +1,7 @@
 """Boards are data: one TOML file per board in boards/, loaded into a frozen dataclass."""
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,15 +57,24 @@ class Board:
         return self.partition("model")
 
 
-def known_boards(boards_dir: Path = BOARDS_DIR) -> list[str]:
-    return sorted(p.stem for p in boards_dir.glob("*.toml"))
+def board_dirs(boards_dir: Path | None = None) -> list[Path]:
+    """Where board files are looked up: $PQLR_BOARDS (':'-separated folders, e.g. your own boards) first,
+    then the project's boards/."""
+    if boards_dir is not None:
+        return [Path(boards_dir)]
+    extra = [Path(p) for p in os.environ.get("PQLR_BOARDS", "").split(os.pathsep) if p]
+    return extra + [BOARDS_DIR]
 
 
-def load_board(name: str, boards_dir: Path = BOARDS_DIR) -> Board:
-    path = boards_dir / f"{name}.toml"
-    if not path.is_file():
+def known_boards(boards_dir: Path | None = None) -> list[str]:
+    return sorted({p.stem for d in board_dirs(boards_dir) for p in d.glob("*.toml")})
+
+
+def load_board(name: str, boards_dir: Path | None = None) -> Board:
+    path = next((d / f"{name}.toml" for d in board_dirs(boards_dir) if (d / f"{name}.toml").is_file()), None)
+    if path is None:
         raise BoardError(f"unknown board {name!r}; known boards: {', '.join(known_boards(boards_dir))} "
-                         f"(one TOML file each in {boards_dir})")
+                         f"(one TOML file each in {', '.join(str(d) for d in board_dirs(boards_dir))})")
     try:
         raw = tomllib.loads(path.read_text())
         mem = raw["memory"]

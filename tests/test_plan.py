@@ -57,3 +57,24 @@ def test_tile_budget_too_small_for_one_channel():
     board = dataclasses.replace(load_board("rv32-virt"), tile_buffer_budget_bytes=8)
     with pytest.raises(BudgetError, match="tile budget"):
         make_plan(g, board)
+
+
+def test_cli_plan_refuses_a_model_over_budget_with_the_numbers(small_model, tmp_path):
+    """`pqlr plan` against a board (from $PQLR_BOARDS) whose SRAM is too small: non-zero, every number."""
+    import os
+    import subprocess
+    import sys
+    from hostside.boards import BOARDS_DIR
+    tiny = (BOARDS_DIR / "rv32-virt.toml").read_text().replace('name = "rv32-virt"', 'name = "tiny"')
+    tiny = tiny.replace("sram_budget_bytes = 262144", "sram_budget_bytes = 1000")
+    (tmp_path / "tiny.toml").write_text(tiny)
+    env = dict(os.environ, PQLR_BOARDS=str(tmp_path))
+    p = subprocess.run([sys.executable, "-m", "hostside.cli", "plan", str(small_model[0]), "--board", "tiny"],
+                       capture_output=True, text=True, env=env)
+    art = small_model[1]
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    for number in (art.tile_buffer_bytes, art.arena_bytes, 1000):
+        assert str(number) in p.stderr
+    ok = subprocess.run([sys.executable, "-m", "hostside.cli", "plan", str(small_model[0]), "--board", "rv32-virt"],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and "fits rv32-virt" in ok.stdout
