@@ -21,7 +21,7 @@ def test_bench_on_the_board(board_under_test, tmp_path):
     name, port = board_under_test
     board = load_board(name)
     _, g, _ = random_graph(4, input_shape=(49, 10), channels=16, blocks=2, stem_kernel=(10, 4), stem_stride=(2, 2))
-    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
     r = api.bench(board, tmp_path / "model.bin", tmp_path / "bench", runs=20, port=port, warmup=2)
     rep = r["report"]
     assert rep["status"] == "complete" and rep["bit_exact"], rep["bit_exact_detail"]

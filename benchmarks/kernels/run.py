@@ -28,7 +28,7 @@ from hostside.boards import load_board  # noqa: E402
 from hostside.codegen import render_firmware  # noqa: E402
 from hostside.compress.ops import float_ops  # noqa: E402
 from hostside.compress.quant import build_quantnet  # noqa: E402
-from hostside.device.build import build_firmware, compile_command  # noqa: E402
+from hostside.device.build import build_firmware  # noqa: E402
 from hostside.device.qemu import QemuBoard, make_flash_image  # noqa: E402
 from hostside.device.session import Session  # noqa: E402
 from hostside.models import build_model  # noqa: E402

@@ -7,7 +7,6 @@ import dataclasses
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import PqlrError
 from ..models.dscnn import DSCNN

@@ -2,7 +2,6 @@
 each evaluated, then exported through the foundation's path (integer graph → plan → model.bin)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
