@@ -60,7 +60,7 @@ def _model_for(preset, seed=0):
 def test_c_front_end_is_bit_exact_on_host(tmp_path, preset):
     fe, g = _model_for(preset)
     board = load_board("host")
-    write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
     fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", frontend=fe.to_dict()))
     t = tables(fe, art.graph.input_scale, art.graph.input_zp)
     audio = [np.round(a * 32768).astype(np.int16) for a in _clips(6, 1)]
@@ -79,7 +79,7 @@ def test_c_front_end_on_the_emulated_board(tmp_path):
     from hostside.device.qemu import QemuBoard, make_flash_image
     fe, g = _model_for("mfcc10", 3)
     board = load_board("rv32-virt")
-    write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
     fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", frontend=fe.to_dict()))
     img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
     t = tables(fe, art.graph.input_scale, art.graph.input_zp)
