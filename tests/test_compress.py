@@ -46,6 +46,21 @@ def test_pruned_network_equals_masked_original(seed, sparsity):
         assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in m.parameters())
 
 
+def test_group_cap_keeps_a_share_of_every_layer():
+    m = _random_dscnn(7)
+    bns = [m.stem_bn] + [mod for mod in m.body if isinstance(mod, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.weight.data.fill_(1.0)
+    m.stem_bn.weight.data[:] = 1e-3                      # the whole first group looks unimportant
+    list(m.body)[1].weight.data[:] = 1e-3
+    starved = select_channels(m, 0.3)
+    capped = select_channels(m, 0.3, max_group_sparsity=0.5)
+    assert len(starved[0]) == 2 and len(capped[0]) == 5     # 10 channels: at least half survive
+    with torch.no_grad():
+        x = torch.randn(3, 15, 9)
+        assert torch.allclose(prune(m, capped)(x), masked_copy(m, capped)(x), atol=1e-5)
+
+
 def test_global_threshold_removes_smallest_gammas():
     m = _random_dscnn(4)
     bns = [m.stem_bn] + [mod for mod in m.body if isinstance(mod, torch.nn.BatchNorm2d)]

@@ -129,7 +129,7 @@ class Pipeline:
                 raise PqlrError(f"recipe: stage {st.name} after quantize: quantize must be the last stage")
             if st.name == "prune":
                 model = self.fit(model, p["sparsity_epochs"], p["lr"], extra_loss=lambda m=model: p["l1"] * l1_penalty(m))
-                keep = select_channels(model, p["sparsity"], p["min_keep"])
+                keep = select_channels(model, p["sparsity"], p["min_keep"], p["max_group_sparsity"])
                 before = model.cfg.group_widths()
                 model = prune(model, keep)
                 model = self.fit(model, p["finetune_epochs"], p["lr"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import torch
 from torch import nn
@@ -46,11 +47,15 @@ def channel_scores(model: DSCNN) -> list[torch.Tensor]:
     return [torch.stack([bn.weight.detach().abs() for bn in grp]).max(dim=0).values for grp in groups(model)]
 
 
-def select_channels(model: DSCNN, sparsity: float, min_keep: int = 2) -> list[torch.Tensor]:
+def select_channels(model: DSCNN, sparsity: float, min_keep: int = 2,
+                    max_group_sparsity: float = 1.0) -> list[torch.Tensor]:
     """Keep-indices per group: remove the `sparsity` fraction of all channels with the smallest scores
-    (one global threshold), keeping at least min_keep per group."""
+    (one global threshold), keeping at least min_keep per group and, with max_group_sparsity < 1, at least
+    that share of each group (the global threshold alone can starve early layers)."""
     if not 0 <= sparsity < 1:
         raise PqlrError(f"sparsity {sparsity} must be in [0, 1)")
+    if not 0 < max_group_sparsity <= 1:
+        raise PqlrError(f"max_group_sparsity {max_group_sparsity} must be in (0, 1]")
     scores = channel_scores(model)
     flat = torch.cat(scores)
     n_remove = int(round(sparsity * len(flat)))
@@ -58,8 +63,9 @@ def select_channels(model: DSCNN, sparsity: float, min_keep: int = 2) -> list[to
     keep = []
     for s in scores:
         idx = torch.nonzero(s > threshold).flatten()
-        if len(idx) < min(min_keep, len(s)):
-            idx = s.argsort(descending=True)[: min(min_keep, len(s))].sort().values
+        floor = max(min(min_keep, len(s)), int(math.ceil((1 - max_group_sparsity) * len(s))))
+        if len(idx) < floor:
+            idx = s.argsort(descending=True)[:floor].sort().values
         keep.append(idx)
     return keep
 

@@ -18,6 +18,7 @@
     l1 = 1e-4                         # L1 weight on BatchNorm γ during sparsity training
     sparsity_epochs = 10
     finetune_epochs = 10
+    max_group_sparsity = 1.0          # < 1: never prune more than this share of one layer's channels
 
     [[stages]]
     name = "lowrank"
@@ -42,7 +43,8 @@ from pathlib import Path
 from ..errors import PqlrError
 
 STAGES = {
-    "prune": {"sparsity": 0.7, "l1": 1e-4, "sparsity_epochs": 10, "finetune_epochs": 10, "lr": 2e-3, "min_keep": 2},
+    "prune": {"sparsity": 0.7, "l1": 1e-4, "sparsity_epochs": 10, "finetune_epochs": 10, "lr": 2e-3, "min_keep": 2,
+              "max_group_sparsity": 1.0},
     "lowrank": {"rank": None, "energy": None, "layers": [], "finetune_epochs": 5, "lr": 1e-3},
     "quantize": {"wbits": 8, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": 10, "lr": 5e-4},
 }
@@ -123,6 +125,8 @@ def _check_stage(name: str, p: dict, where: str) -> None:
             _err(f"{where}.sparsity", f"{p['sparsity']!r} must be in [0, 1)")
         if p["l1"] < 0:
             _err(f"{where}.l1", f"{p['l1']} must be ≥ 0")
+        if not 0 < p["max_group_sparsity"] <= 1:
+            _err(f"{where}.max_group_sparsity", f"{p['max_group_sparsity']!r} must be in (0, 1]")
     elif name == "lowrank":
         if (p["rank"] is None) == (p["energy"] is None):
             _err(where, "give exactly one of rank (a whole number ≥ 1) or energy (in (0, 1])")
