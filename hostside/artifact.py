@@ -302,8 +302,7 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     scratch = [0] * n
     for i, L in enumerate(graph.layers):
         ts = [t for t in tiles if t.layer == i]
-        max_ch = max((t.ch_count for t in ts), default=L.out_channels) if mode == "tiled" else L.out_channels
-        legal, temp = inplace_rule(L, mode == "xip" or len(ts) <= 1, max_ch)
+        legal, temp = inplace_rule(L, mode == "xip" or len(ts) <= 1)
         if inplace[i]:
             if not legal:
                 _fail(f"layer {i}: marked in place, which is not legal for this {L.op}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BoardError
+from .errors import BoardError, BudgetError
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 
@@ -55,6 +55,18 @@ class Board:
     @property
     def model_partition(self) -> Partition:
         return self.partition("model")
+
+    def model_partition_size(self, model_bytes: int) -> int:
+        """The model partition sized from the artifact: model.bin rounded up to the 64 KB MMU page (so an
+        xip plan can map it whole), never beyond the board's reservation or the flash."""
+        part = self.model_partition
+        if model_bytes > part.size:
+            raise BudgetError(f"model.bin is {model_bytes} B but the model partition holds {part.size} B")
+        size = min(part.size, max(0x10000, (model_bytes + 0xFFFF) & ~0xFFFF))
+        if part.offset + size > self.flash_bytes:
+            raise BudgetError(f"the model partition would end at {part.offset + size:#x}, past the "
+                              f"{self.flash_bytes // 1024 // 1024} MB flash")
+        return size
 
 
 def board_dirs(boards_dir: Path | None = None) -> list[Path]:

@@ -18,7 +18,6 @@ from .errors import TelemetryError
 
 PREFIX = "@pqlr1 "
 PROTO_VERSION = 1
-INT_LIST_FIELDS = {"out", "instret", "cycles", "flash"}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,4 @@
 """Corpus generation, loaders and the front end."""
-import json
 import wave
 
 import numpy as np

@@ -3,9 +3,7 @@
 import dataclasses
 
 import numpy as np
-import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from hostside.artifact import write_model_bin
 from hostside.boards import load_board

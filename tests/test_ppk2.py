@@ -1,6 +1,5 @@
 """The PPK2 path of `pqlr bench`. A PPK2 is an instrument this machine does not have, so it is replaced by
 FakePpk2Api, named so: it answers the ppk2-api calls pqlr makes with a known current."""
-import numpy as np
 
 from hostside import api
 from hostside.artifact import write_model_bin

@@ -8,7 +8,6 @@ import jinja2
 
 from ..artifact import Artifact
 from ..boards import Board
-from ..errors import BudgetError
 
 
 def ina226_params(board: Board) -> dict:
@@ -31,14 +30,7 @@ def ina226_params(board: Board) -> dict:
 
 def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Path, art: Artifact) -> list[Path]:
     part = board.model_partition
-    if art.size > part.size:
-        raise BudgetError(f"model.bin is {art.size} B but the model partition holds {part.size} B")
-    # the model partition is sized from the artifact: model.bin rounded up to the 64 KB MMU page (so an xip
-    # plan can map it whole), never beyond the board's reservation
-    model_size = min(part.size, max(0x10000, (art.size + 0xFFFF) & ~0xFFFF))
-    if part.offset + model_size > board.flash_bytes:
-        raise BudgetError(f"the model partition would end at {part.offset + model_size:#x}, past the "
-                          f"{board.flash_bytes // 1024 // 1024} MB flash")
+    model_size = board.model_partition_size(art.size)     # sized from the artifact
     tc = board.toolchain
     pctx = ctx | {
         "pio_env": tc["pio_env"], "pio_platform": tc["pio_platform"], "pio_board": tc["pio_board"],

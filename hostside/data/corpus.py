@@ -5,7 +5,6 @@ import io
 import json
 import wave
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +117,3 @@ def load_corpus(root: Path) -> Corpus:
         return load_speech_commands(root)
     return load_folder(root)
 
-
-@lru_cache(maxsize=8)
-def _cached_wav(path: str) -> tuple[np.ndarray, int]:
-    return read_wav(Path(path))

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import PqlrError, ToolchainMissing
 from .corpus import CLIP_SAMPLES, SAMPLE_RATE, Clip, Corpus, load_corpus, resample, save_corpus, write_wav
 from .engines import ENGINES
-from .noise import generated, mix, noise_clip, noise_sources
+from .noise import mix, noise_clip, noise_sources
 
 UNKNOWN_WAKEWORD = ("hey jimmy", "hey kiwi", "okay kimi", "kimono", "hi kenny", "hey kitty", "hey timmy",
                     "key me", "kimchi", "hello", "hey there", "hey", "kimi", "yes", "no", "stop", "go",
@@ -209,4 +209,4 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool
     return corpus
 
 
-__all__ = ["SynthConfig", "synth_corpus", "load_corpus", "voice_split", "generated", "TASKS"]
+__all__ = ["SynthConfig", "synth_corpus", "load_corpus", "voice_split", "TASKS"]

@@ -61,7 +61,7 @@ def merged_image(board: Board, model_bin: Path, out: Path, fw_dir: Path | None =
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table = out.with_name("partitions.bin")
-    table.write_bytes(table_bin(board))
+    table.write_bytes(table_bin(board, Path(model_bin).stat().st_size))
     pairs = [(TABLE_OFFSET, table), (board.model_partition.offset, Path(model_bin))]
     if fw_dir is not None:
         try:

@@ -25,12 +25,15 @@ def _subtype(ptype: str, sub: str) -> int:
         raise PqlrError(f"unknown partition subtype {sub!r} for type {ptype!r}") from None
 
 
-def table_bin(board: Board) -> bytes:
+def table_bin(board: Board, model_bytes: int | None = None) -> bytes:
+    """The board's table; with model_bytes, the model partition sized as the rendered partitions.csv has it."""
+    model = board.model_partition.name
     out = b""
     for p in board.partitions:
         if p.type not in TYPES:
             raise PqlrError(f"board {board.name}: partition {p.name} has unknown type {p.type!r}")
-        out += struct.pack("<2sBBII16sI", b"\xaa\x50", TYPES[p.type], _subtype(p.type, p.subtype), p.offset, p.size,
+        size = board.model_partition_size(model_bytes) if model_bytes is not None and p.name == model else p.size
+        out += struct.pack("<2sBBII16sI", b"\xaa\x50", TYPES[p.type], _subtype(p.type, p.subtype), p.offset, size,
                            p.name.encode()[:16].ljust(16, b"\0"), 0)
     out += b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(out).digest()
     return out + b"\xff" * (TABLE_SIZE - len(out))

@@ -161,7 +161,7 @@ def plan_arena(sizes: list[int], lifetimes: list[tuple[int, int]]) -> tuple[list
     return offsets, arena
 
 
-def inplace_rule(layer: Layer, single_tile: bool, max_tile_channels: int) -> tuple[bool, int]:
+def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     """(legal, scratch bytes) for computing `layer` in place (its output overwriting its input).
 
     - depthwise, stride 1, odd kernel, 'same' padding: row by row, keeping the (kh+1)/2 input rows still
@@ -213,8 +213,7 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
     for i, L in enumerate(graph.layers):
         ts = per_layer[i]
         single = mode == "xip" or len(ts) <= 1
-        max_ch = max((t.ch_count for t in ts), default=L.out_channels) if mode == "tiled" else L.out_channels
-        ok, temp = inplace_rule(L, single, max_ch)
+        ok, temp = inplace_rule(L, single)
         scratch[i] = temp
         if ok:
             inplace[i] = True

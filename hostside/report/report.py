@@ -111,7 +111,7 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
         "runs": n,
         "classes": list(g.classes),
         "accuracy": {
-            "split": "test: voices never seen in training (espeak-ng, synthetic)",
+            "split": "test: voices never seen in training (synthetic TTS voices)",
             "n": n,
             "torch_fp32": _acc(fp32_pred, labels),
             "numpy_reference": _acc(ref_pred, labels),
