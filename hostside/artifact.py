@@ -1,7 +1,7 @@
-"""model.bin: the file the board reads its weights from. Format version 1, all little-endian.
+"""model.bin: the file the board reads its weights from. Format version 2, all little-endian.
 
     header (100 B)
-      0  char[4]  magic "PQLR"          4  u16 format_version (1)     6  u16 header_size (100)
+      0  char[4]  magic "PQLR"          4  u16 format_version (2)     6  u16 header_size (100)
       8  u32 file_size                 12  u32 flags (0)
      16  u8[32] model_sha256 = SHA-256(header[48:96] ‖ file[header_size:])
      48  u32 layer_count   52 u32 layer_table_offset   56 u32 tile_count   60 u32 tile_table_offset
@@ -10,8 +10,11 @@
      88  u32 arena_bytes    92 u32 tile_buffer_bytes
      96  u32 header_crc32 = CRC-32(header[0:96])
     flags bit 0: the plan is `xip` (weights read in place from memory-mapped flash; no tile buffer)
-    layer table: layer_count × 64 B (LAYER_FMT below); a layer's flags bit 0: it runs in place (its output
-                 overwrites its input); scratch_offset: its temporary in the arena (hostside/plan/planner.py)
+    layer table: layer_count × 96 B (LAYER_FMT below); a layer's flags bit 0: it runs in place (its output
+                 overwrites its input); scratch_offset: its temporary in the arena (hostside/plan/planner.py).
+                 Version 2 added, after the 64 bytes of version 1: i16 skip (an add's second tensor, −1: a
+                 constant in its tiles), i16 in2_zp, u16 heads, u16 reserved, i32 ra, rb, m2, s2, f32 in2_scale,
+                 u32 skip_offset (where the second tensor lives in the arena).
     tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
                  u32 offset (in the weights blob), u32 size, u32 crc32 (of the tile's bytes)
     weights blob: the tiles (hostside/plan/planner.py gives a tile's layout), 4-byte aligned.
@@ -31,18 +34,19 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactError
-from .graph import OP_NAMES, OPS, IntGraph, Layer
+from .graph import (ADD_BITS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR_REQUANT_OPS, WEIGHTED_OPS, IntGraph,
+                    Layer)
 from .plan.planner import Plan, Tile, pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADER_FMT = "<4sHHII32sIIIIIIHHHHfiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
-LAYER_FMT = "<BBH6H4B4B4h2H2I2i2fI"
+LAYER_FMT = "<BBH6H4B4B4h2H2I2i2fIhhHHiiiifI"
 LAYER_SIZE = struct.calcsize(LAYER_FMT)
 TILE_FMT = "<HHHHIII"
 TILE_SIZE = struct.calcsize(TILE_FMT)
-assert HEADER_SIZE == 100 and LAYER_SIZE == 64 and TILE_SIZE == 20
+assert HEADER_SIZE == 100 and LAYER_SIZE == 96 and TILE_SIZE == 20
 
 
 @dataclass
@@ -70,7 +74,22 @@ def _k(op: str, in_shape, kernel) -> int:
         return in_shape[2]
     if op == "fc":
         return in_shape[0] * in_shape[1] * in_shape[2]
+    if op == "layernorm":
+        return 1
+    if op == "add":
+        return in_shape[2]
+    if op == "gelu":
+        return 256
     return 0
+
+
+def _rows(op: str, in_shape, out_shape) -> int:
+    """Rows of a layer's parameter table (what tiles cut): see Layer.rows."""
+    if op == "add":
+        return in_shape[0] * in_shape[1]
+    if op == "gelu":
+        return 1
+    return out_shape[2]
 
 
 def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
@@ -86,14 +105,15 @@ def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
     layer_tab = b""
     for li, L in enumerate(graph.layers):
         nt = sum(1 for t in tiles if t.layer == li)
-        M = int(L.multiplier[0]) if L.op == "avgpool" else 0
-        S = int(L.shift[0]) if L.op == "avgpool" else 0
+        M = int(L.multiplier[0]) if L.op in SCALAR_REQUANT_OPS else 0
+        S = int(L.shift[0]) if L.op in SCALAR_REQUANT_OPS else 0
         flags = 1 if plan.inplace and plan.inplace[li] else 0
         scratch = plan.scratch_offsets[li] if plan.scratch_offsets else 0
         layer_tab += struct.pack(LAYER_FMT, OPS[L.op], L.wbits, flags, *L.in_shape, *L.out_shape, *L.kernel,
                                  *L.stride, *L.pad, L.in_zp, L.out_zp, L.act_min, L.act_max,
                                  first_tile.get(li, 0), nt, plan.tensor_offsets[li], plan.tensor_offsets[li + 1],
-                                 M, S, L.in_scale, L.out_scale, scratch)
+                                 M, S, L.in_scale, L.out_scale, scratch, L.skip, L.in2_zp, L.heads, 0, L.ra, L.rb,
+                                 L.m2, L.s2, L.in2_scale, plan.tensor_offsets[L.skip] if L.skip >= 0 else 0)
     tile_tab = b"".join(struct.pack(TILE_FMT, t.layer, t.ch_start, t.ch_count, 0, t.offset, t.size, t.crc32)
                         for t in tiles)
     blob = b"".join(tiles_bytes)
@@ -194,17 +214,18 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         kernel, stride, pad = tuple(f[9:11]), tuple(f[11:13]), tuple(f[13:17])
         in_zp_l, out_zp, amin, amax = f[17:21]
         first, nt, in_off, out_off, M, S, isc, osc, scratch_off = f[21:30]
+        skip, in2_zp, heads, _, ra, rb, m2, s2, in2_scale, skip_off = f[30:40]
         if op_code not in OP_NAMES:
             _fail(f"layer {li}: unknown op code {op_code}")
         op = OP_NAMES[op_code]
-        if wbits not in (4, 8):
-            _fail(f"layer {li}: weight bit width {wbits} is not 4 or 8")
+        if wbits not in (4, 8) or (wbits == 4 and op not in WEIGHTED_OPS):
+            _fail(f"layer {li}: weight bit width {wbits} is not 4 or 8 (4 only for convolutions and fc)")
         if in_shape != prev_shape:
             _fail(f"layer {li}: input shape {in_shape} does not follow the previous output {prev_shape}")
         if min(in_shape + out_shape) == 0 or min(stride) == 0 or min(kernel) == 0:
             _fail(f"layer {li}: zero-sized shape, kernel or stride")
         for v, what in ((in_zp_l, "input zero point"), (out_zp, "output zero point"), (amin, "act_min"),
-                        (amax, "act_max")):
+                        (amax, "act_max"), (in2_zp, "second input zero point")):
             if not -128 <= v <= 127:
                 _fail(f"layer {li}: {what} {v} outside int8")
         if amin > amax:
@@ -221,18 +242,43 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             _fail(f"layer {li}: average pool output must be 1×1×C")
         elif op == "fc" and out_shape[:2] != (1, 1):
             _fail(f"layer {li}: fully connected output must be 1×1×C")
+        elif op in ("add", "layernorm", "gelu") and out_shape != in_shape:
+            _fail(f"layer {li}: {op} must keep its input's shape")
+        elif op == "reshape" and int(np.prod(in_shape)) != int(np.prod(out_shape)):
+            _fail(f"layer {li}: reshape changes the element count")
+        elif op == "attention":
+            if heads == 0 or in_shape[2] != 3 * out_shape[2] or out_shape[2] % heads or in_shape[:2] != out_shape[:2]:
+                _fail(f"layer {li}: attention {in_shape} → {out_shape} with {heads} heads is inconsistent")
+            if in_shape[0] * in_shape[1] > MAX_TOKENS:
+                _fail(f"layer {li}: attention over {in_shape[0] * in_shape[1]} tokens (at most {MAX_TOKENS})")
+            if not 1 <= s2 <= 62 or m2 < 0:
+                _fail(f"layer {li}: attention logit shift {s2} or multiplier {m2} out of range")
+        if op == "add":
+            if not (0 <= ra <= 1 << ADD_BITS and 0 <= rb <= 1 << ADD_BITS):
+                _fail(f"layer {li}: add operand multipliers {ra}, {rb} outside [0, 2^{ADD_BITS}]")
+            if not -1 <= skip <= li:
+                _fail(f"layer {li}: add reads tensor {skip}, which is not an earlier tensor")
+            if skip >= 0:
+                if (layers[skip - 1].out_shape if skip else (ih, iw, ic)) != in_shape:
+                    _fail(f"layer {li}: add's second tensor t{skip} does not have its shape {in_shape}")
+                if skip_off != (in_off if skip == li else offsets[skip]):
+                    _fail(f"layer {li}: add reads t{skip} at {skip_off}, but it lives elsewhere")
+        elif skip != -1 or skip_off or ra or rb:
+            _fail(f"layer {li}: a {op} has an add's fields set")
         L = Layer(name=f"l{li}_{op}", op=op, in_shape=in_shape, out_shape=out_shape, in_zp=in_zp_l,
                   out_zp=out_zp, act_min=amin, act_max=amax, in_scale=float(isc), out_scale=float(osc),
                   multiplier=np.array([M], np.int32), shift=np.array([S], np.int32), kernel=kernel,
-                  stride=stride, pad=pad, wbits=wbits)
-        if op == "avgpool":
+                  stride=stride, pad=pad, wbits=wbits, skip=skip, in2_zp=in2_zp, in2_scale=float(in2_scale),
+                  ra=ra, rb=rb, heads=heads, m2=m2, s2=s2)
+        if op in SCALAR_REQUANT_OPS and (not 1 <= S <= 62 or M < 0):
+            _fail(f"layer {li}: requantisation shift {S} or multiplier {M} out of range")
+        has_tiles = op in PER_CHANNEL_OPS or op == "gelu" or (op == "add" and skip == -1)
+        if not has_tiles:
             if nt:
-                _fail(f"layer {li}: average pool has {nt} weight tiles")
-            if not 1 <= S <= 62 or M < 0:
-                _fail(f"layer {li}: requantisation shift {S} or multiplier {M} out of range")
+                _fail(f"layer {li}: a {op} has {nt} weight tiles")
         else:
             K = _k(op, in_shape, kernel)
-            C = out_shape[2]
+            C = _rows(op, in_shape, out_shape)
             if nt == 0 or first + nt > tcount:
                 _fail(f"layer {li}: tiles [{first}, {first + nt}) outside the tile table ({tcount})")
             bias, mult, shift, w = [], [], [], []
@@ -248,23 +294,28 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 bias.append(np.frombuffer(raw, "<i4", k, 0))
                 mult.append(np.frombuffer(raw, "<i4", k, 4 * k))
                 shift.append(np.frombuffer(raw, np.uint8, k, 8 * k).astype(np.int32))
-                rb = row_bytes(K, wbits)
-                wraw = raw[params_bytes(k): params_bytes(k) + k * rb]
+                rb_ = row_bytes(K, wbits)
+                wraw = raw[params_bytes(k): params_bytes(k) + k * rb_]
                 w.append(np.frombuffer(wraw, np.int8).reshape(-1) if wbits == 8 else unpack_int4(wraw, k, K).reshape(-1))
                 c += k
             if c != C:
-                _fail(f"layer {li}: tiles cover {c} channels, the layer has {C}")
+                _fail(f"layer {li}: tiles cover {c} rows, the layer has {C}")
             wflat = np.concatenate(w).reshape(C, K).astype(np.int64)
-            unfolded = np.concatenate(bias).astype(np.int64) + in_zp_l * wflat.sum(axis=1)   # tiles store b − zp·Σw
-            if unfolded.min() < -(2**31) or unfolded.max() >= 2**31:
-                _fail(f"layer {li}: bias outside int32")
-            L.bias = unfolded.astype(np.int32)
-            L.multiplier = np.concatenate(mult).astype(np.int32)
-            L.shift = np.concatenate(shift).astype(np.int32)
-            if L.shift.min() < 1 or L.shift.max() > 62 or L.multiplier.min() < 0:
-                _fail(f"layer {li}: requantisation shift or multiplier out of range")
+            if op in PER_CHANNEL_OPS:
+                fold = in_zp_l if op in WEIGHTED_OPS else 0
+                unfolded = np.concatenate(bias).astype(np.int64) + fold * wflat.sum(axis=1)   # tiles store b − zp·Σw
+                if unfolded.min() < -(2**31) or unfolded.max() >= 2**31:
+                    _fail(f"layer {li}: bias outside int32")
+                L.bias = unfolded.astype(np.int32)
+                L.multiplier = np.concatenate(mult).astype(np.int32)
+                L.shift = np.concatenate(shift).astype(np.int32)
+                if L.shift.min() < 1 or L.shift.max() > 62 or L.multiplier.min() < 0:
+                    _fail(f"layer {li}: requantisation shift or multiplier out of range")
+            elif any(b.any() for b in bias + mult + shift):
+                _fail(f"layer {li}: a {op}'s tiles carry bias or requantisation values; they must be zero")
             wshape = {"conv2d": (C, kernel[0], kernel[1], in_shape[2]), "dwconv2d": (C, kernel[0], kernel[1]),
-                      "pwconv2d": (C, in_shape[2]), "fc": (C, K)}[op]
+                      "pwconv2d": (C, in_shape[2]), "fc": (C, K), "layernorm": (C, 1), "add": (C, K),
+                      "gelu": (1, 256)}[op]
             L.weights = np.concatenate(w).reshape(wshape).copy()
             if wbits == 4 and L.weights.min(initial=0) < -7:
                 _fail(f"layer {li}: an int4 weight is −8; int4 weights are in [−7, 7]")
@@ -294,11 +345,14 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
 
 
 def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena) -> list[int]:
-    """Re-derive what the firmware will do and refuse a plan that could corrupt memory: in-place only where
-    legal, scratch inside the arena, and no two buffers live at the same op overlapping."""
-    from .plan.planner import inplace_rule
+    """Re-derive what the firmware will do and refuse a plan that could corrupt memory: in place only where
+    legal (and never over a tensor a residual connection still needs), scratch inside the arena, and no two
+    buffers that are live at the same op overlapping."""
+    from .plan.planner import inplace_rule, may_overwrite
     n = len(graph.layers)
     sizes = [int(np.prod(s)) for s in graph.tensor_shapes()]
+    last = graph.last_use()
+    group = list(range(n + 1))
     scratch = [0] * n
     for i, L in enumerate(graph.layers):
         ts = [t for t in tiles if t.layer == i]
@@ -306,20 +360,30 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
         if inplace[i]:
             if not legal:
                 _fail(f"layer {i}: marked in place, which is not legal for this {L.op}")
+            if not may_overwrite(graph, i, group, last):
+                _fail(f"layer {i}: marked in place, but its input is still read by a later layer")
             if offsets[i] != offsets[i + 1]:
                 _fail(f"layer {i}: in place but its output is not at its input's offset")
-        if inplace[i] or L.op == "conv2d":
+            group[i + 1] = group[i]
+        elif L.op == "reshape":
+            _fail(f"layer {i}: a reshape must share its input's buffer")
+        if inplace[i] or L.op in ("conv2d", "attention"):
             scratch[i] = temp
             if scratch_offs[i] + temp > arena:
                 _fail(f"layer {i}: scratch [{scratch_offs[i]}, {scratch_offs[i] + temp}) outside the arena")
-    # buffers live at op i: tensors t_i and t_{i+1} (one buffer if in place), the scratch of op i,
-    # and every tensor that shares a buffer with them. Two distinct buffers must not overlap.
+    # one buffer per alias group: its offset, its largest member, the union of its members' lifetimes
+    bufs: dict[int, list] = {}
+    for k in range(n + 1):
+        start, end = max(0, k - 1), min(last[k], n - 1)
+        b = bufs.setdefault(group[k], [offsets[k], 0, start, end])
+        if offsets[k] != b[0]:
+            _fail(f"tensor t{k} shares a buffer with t{group[k]} but not its offset")
+        b[1], b[2], b[3] = max(b[1], sizes[k]), min(b[2], start), max(b[3], end)
+    for off, size, _, _ in bufs.values():
+        if off + size > arena:
+            _fail(f"a tensor [{off}, {off + size}) lies outside the {arena}-byte arena")
     for i in range(n):
-        spans = [(offsets[i], sizes[i])]
-        if not inplace[i]:
-            spans.append((offsets[i + 1], sizes[i + 1]))
-        else:
-            spans[0] = (offsets[i], max(sizes[i], sizes[i + 1]))
+        spans = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
         if scratch[i]:
             spans.append((scratch_offs[i], scratch[i]))
         spans.sort()

@@ -13,6 +13,25 @@ Conventions (the specification every kernel must match bit for bit):
   pwconv2d and fc [Cout][Cin];
 - weights are int8 (wbits 8, values in [−127, 127]) or int4 (wbits 4, values in [−7, 7], packed two per
   byte in flash: hostside/plan/planner.py); int4 activations are int8 tensors clamped to [−8, 7].
+
+Graph: tensor t_0 is the input and t_{i+1} the output of layer i; layer i reads t_i, and an `add` may read
+a second, earlier tensor t_skip (a residual connection). Ops without spatial structure treat an HWC tensor as
+H·W pixels (tokens) of C channels. The transformer ops, integer only in the style of I-BERT (Kim et al. 2021):
+- reshape: the same bytes seen with another shape (HWC row-major), e.g. (T, F, 1) → (T, 1, F).
+- add: acc = (a − in_zp)·ra + (b − in2_zp)·rb, then the requant rule with the layer's M, s; b is t_skip, or,
+  with skip = −1, a constant int8 tensor stored in the layer's tiles (one row of C values per pixel).
+  ra, rb = round(2^ADD_BITS · s_a / max(s_a, s_b)), round(2^ADD_BITS · s_b / max(s_a, s_b)).
+- layernorm over the C channels of each pixel: S1 = Σx, S2 = Σx², V = C·S2 − S1² (int64), sd = ⌊√V⌋,
+  n_c = trunc((x_c·C − S1)·2^LN_BITS / sd) (0 when sd = 0; trunc rounds toward zero, as C's `/`), which is
+  (x − mean)/std in units of 2^−LN_BITS; acc_c = n_c·γ_c + β_c (γ int8 per channel, weights [C][1]), requant.
+- attention over the pixels (tokens) of a (T, 1, 3D) input holding q | k | v (D = heads·hd channels each,
+  head h in channels h·hd … of each): per head and query i, logits L_j = Σ_d (q_id − zp)(k_jd − zp) (int32);
+  r_j = ((L_j − max_j L_j)·m2 + 2^(s2−1)) >> s2 brings them to units of 2^−EXP_BITS; the I-BERT integer exp:
+  z = ⌊−r/EXP_LN2⌋, p = r + z·EXP_LN2, e = ((p + EXP_B)² + EXP_C) >> z (0 when z > 30); S = Σ_j e_j,
+  inv = ⌊2^INV_BITS / S⌋, prob_j = (e_j·inv) >> (INV_BITS − PROB_BITS) (a probability in units of
+  2^−PROB_BITS); ctx_id = Σ_j prob_j·(v_jd − zp); output = requant(ctx) with the layer's M, s. T ≤ MAX_TOKENS.
+- gelu: y = table[x + 128]; the 256 entries are the I-BERT integer GELU (hostside/reference/ibert.py) of
+  every int8 input followed by the requant rule, computed at export time (weights [1][256]).
 """
 from __future__ import annotations
 
@@ -21,9 +40,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-OPS = {"conv2d": 1, "dwconv2d": 2, "pwconv2d": 3, "avgpool": 4, "fc": 5}
+OPS = {"conv2d": 1, "dwconv2d": 2, "pwconv2d": 3, "avgpool": 4, "fc": 5,
+       "add": 6, "layernorm": 7, "attention": 8, "gelu": 9, "reshape": 10}
 OP_NAMES = {v: k for k, v in OPS.items()}
-WEIGHTED_OPS = ("conv2d", "dwconv2d", "pwconv2d", "fc")
+WEIGHTED_OPS = ("conv2d", "dwconv2d", "pwconv2d", "fc")       # accumulate Σ (x − in_zp)·w per output channel
+PER_CHANNEL_OPS = WEIGHTED_OPS + ("layernorm",)               # per-channel bias, M, s in their tiles
+SCALAR_REQUANT_OPS = ("avgpool", "add", "attention")          # one M, s in the layer entry
+
+# integer constants of the transformer ops (see the module docstring)
+ADD_BITS = 14
+LN_BITS = 7
+EXP_BITS = 10
+EXP_LN2 = math.floor(math.log(2) * 2**EXP_BITS)                        # 709
+EXP_B = math.floor(1.353 * 2**EXP_BITS)                                # 1385 (I-BERT: exp(p) ≈ 0.3585(p + 1.353)² + 0.344)
+EXP_C = math.floor(0.344 / (0.3585 * 2.0**-(2 * EXP_BITS)))            # 1006164
+PROB_BITS = 12
+INV_BITS = 46
+MAX_TOKENS = 512                                                        # keeps Σ e within int32
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -71,10 +104,24 @@ class Layer:
     weights: np.ndarray | None = None        # int8, layout per module docstring
     bias: np.ndarray | None = None           # int32 [Cout]
     wbits: int = 8
+    skip: int = -1                           # add: tensor index of the second operand (−1: constant in tiles)
+    in2_zp: int = 0                          # add: the second operand's zero point and scale
+    in2_scale: float = 0.0
+    ra: int = 0                              # add: operand multipliers
+    rb: int = 0
+    heads: int = 0                           # attention
+    m2: int = 0                              # attention: logits → exp domain multiplier and shift
+    s2: int = 0
 
     @property
     def out_channels(self) -> int:
         return self.out_shape[2]
+
+    @property
+    def rows(self) -> int:
+        """Rows of the parameter table that tiles cut: output channels (weighted ops, layer norm), pixels
+        (an add's constant operand) or 1 (a gelu table)."""
+        return self.out_channels if self.weights is None else int(self.weights.shape[0])
 
     @property
     def weights_per_channel(self) -> int:
@@ -86,8 +133,13 @@ class Layer:
     @property
     def macs(self) -> int:
         oh, ow, oc = self.out_shape
-        if self.op == "avgpool":
+        if self.op in ("avgpool", "add", "gelu", "layernorm"):
             return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
+        if self.op == "reshape":
+            return 0
+        if self.op == "attention":
+            t = self.in_shape[0] * self.in_shape[1]
+            return 2 * t * t * oc
         return oh * ow * oc * self.weights_per_channel
 
 
@@ -113,6 +165,15 @@ class IntGraph:
     def tensor_shapes(self) -> list[tuple[int, int, int]]:
         """Shapes of t0 (input) … tL (output): op i reads t_i and writes t_{i+1}."""
         return [self.input_shape] + [l.out_shape for l in self.layers]
+
+    def last_use(self) -> list[int]:
+        """For each tensor t_k, the last op that reads it (t_L, the output, is read after the last op)."""
+        n = len(self.layers)
+        last = [k for k in range(n)] + [n]
+        for i, L in enumerate(self.layers):
+            if L.op == "add" and L.skip >= 0:
+                last[L.skip] = max(last[L.skip], i)
+        return last
 
     @property
     def total_macs(self) -> int:

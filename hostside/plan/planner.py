@@ -25,7 +25,7 @@ import numpy as np
 
 from ..boards import Board
 from ..errors import BudgetError
-from ..graph import IntGraph, Layer
+from ..graph import WEIGHTED_OPS, IntGraph, Layer
 
 PARAM_BYTES_PER_CHANNEL = 9   # int32 bias + int32 multiplier + uint8 shift
 PW_PIXEL_BLOCK = 4            # pixels an in-place pointwise kernel computes before writing back
@@ -102,17 +102,26 @@ def unpack_int4(raw: bytes, rows: int, k: int) -> np.ndarray:
 
 
 def pack_channels(layer: Layer, c0: int, n: int) -> bytes:
-    """The bytes of one tile (see module docstring)."""
-    w = layer.weights.reshape(layer.out_channels, -1)[c0: c0 + n]
+    """The bytes of one tile (see module docstring). Rows are output channels, except for an add's constant
+    operand (rows are pixels) and a gelu table (one row of 256); those have no bias, multiplier or shift (zeros),
+    and only ops that accumulate Σ x·w (WEIGHTED_OPS) fold the input zero point into the bias."""
+    w = layer.weights.reshape(layer.rows, -1)[c0: c0 + n]
     lim = 127 if layer.wbits == 8 else 7
-    if w.min(initial=0) < -lim or w.max(initial=0) > lim:
+    lo = -lim if layer.op in WEIGHTED_OPS + ("layernorm",) else -lim - 1   # constants and tables: all of int8
+    if w.min(initial=0) < lo or w.max(initial=0) > lim:
         raise BudgetError(f"layer {layer.name}: weights outside [−{lim}, {lim}] for {layer.wbits}-bit storage")
     packed = w.astype(np.int8).tobytes() if layer.wbits == 8 else pack_int4(w)
-    shift = layer.shift[c0: c0 + n].astype(np.uint8).tobytes()
-    folded = layer.bias[c0: c0 + n].astype(np.int64) - layer.in_zp * w.astype(np.int64).sum(axis=1)
+    if layer.bias is None:                                   # add (constant operand), gelu (table)
+        z = np.zeros(n, np.int64)
+        bias, mult, shift = z, z, np.zeros(n, np.uint8).tobytes()
+    else:
+        bias, mult = layer.bias[c0: c0 + n].astype(np.int64), layer.multiplier[c0: c0 + n]
+        shift = layer.shift[c0: c0 + n].astype(np.uint8).tobytes()
+    fold_zp = layer.in_zp if layer.op in WEIGHTED_OPS else 0
+    folded = bias - fold_zp * w.astype(np.int64).sum(axis=1)
     if folded.min(initial=0) < -(2**31) or folded.max(initial=0) >= 2**31:
         raise BudgetError(f"layer {layer.name}: the zero-point-folded bias overflows int32")
-    body = (folded.astype("<i4").tobytes() + layer.multiplier[c0: c0 + n].astype("<i4").tobytes()
+    body = (folded.astype("<i4").tobytes() + np.asarray(mult).astype("<i4").tobytes()
             + shift + b"\0" * (_align4(n) - n) + packed)
     return body + b"\0" * (_align4(len(body)) - len(body))
 
@@ -123,13 +132,13 @@ def tile_size(layer: Layer, n: int) -> int:
 
 def tile_layer(layer: Layer, budget: int) -> list[tuple[int, int]]:
     """(ch_start, ch_count) pairs: as many channels per tile as fit, tiles as even as possible."""
-    C = layer.out_channels
+    C = layer.rows
     per = PARAM_BYTES_PER_CHANNEL + row_bytes(layer.weights_per_channel, layer.wbits)
     n_max = min(C, budget // per)
     while n_max > 0 and tile_size(layer, n_max) > budget:
         n_max -= 1
     if n_max == 0:
-        raise BudgetError(f"layer {layer.name}: one output channel needs {tile_size(layer, 1)} bytes "
+        raise BudgetError(f"layer {layer.name}: one row (output channel) needs {tile_size(layer, 1)} bytes "
                           f"but the tile budget is {budget} bytes; raise tile_buffer_budget_bytes in the "
                           f"board file or make the layer smaller")
     n_tiles = -(-C // n_max)
@@ -170,6 +179,9 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
       their outputs gathered in a PW_PIXEL_BLOCK × Cout temporary, so a pixel is overwritten only after it
       is consumed;
     - average pooling: channel by channel (output channel c overwrites input pixel 0 channel c, read only by c);
+    - add, gelu: element by element; reshape: the same bytes (always aliased, nothing is written);
+    - layer norm with all its channels at hand: pixel by pixel (the pixel's sums first, then its channels);
+    - attention: not in place; a scratch of 4·T bytes holds one query's int32 exps (T tokens);
     - everything else (the first conv, fully connected layers) reads its input after writing: not in place;
       a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin).
     """
@@ -184,9 +196,21 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
             return True, PW_PIXEL_BLOCK * layer.out_shape[2]
-    elif layer.op == "avgpool":
+    elif layer.op in ("avgpool", "add", "gelu", "reshape"):
         return True, 0
+    elif layer.op == "layernorm":
+        return single_tile, 0
+    elif layer.op == "attention":
+        return False, 4 * layer.in_shape[0] * layer.in_shape[1]
     return False, 0
+
+
+def may_overwrite(graph: IntGraph, i: int, group: list[int], last: list[int]) -> bool:
+    """Layer i may write over its input's buffer only if nothing sharing that buffer is read after op i
+    (a residual connection keeps its tensor alive). A reshape writes nothing, so it may always alias."""
+    if graph.layers[i].op == "reshape":
+        return True
+    return all(last[k] <= i for k in range(i + 1) if group[k] == group[i])
 
 
 def _tiles_for(graph: IntGraph, budget: int | None) -> list[Tile]:
@@ -194,7 +218,7 @@ def _tiles_for(graph: IntGraph, budget: int | None) -> list[Tile]:
     for li, layer in enumerate(graph.layers):
         if layer.weights is None:
             continue
-        parts = [(0, layer.out_channels)] if budget is None else tile_layer(layer, budget)
+        parts = [(0, layer.rows)] if budget is None else tile_layer(layer, budget)
         for c0, n in parts:
             size = tile_size(layer, n)
             tiles.append(Tile(layer=li, ch_start=c0, ch_count=n, offset=offset, size=size))
@@ -209,17 +233,20 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
     sizes = [int(np.prod(s)) for s in shapes]
     per_layer = [[t for t in tiles if t.layer == i] for i in range(n)]
     group = list(range(n + 1))                 # tensor → the buffer it lives in
+    last = graph.last_use()
     inplace, scratch = [False] * n, [0] * n
     for i, L in enumerate(graph.layers):
         ts = per_layer[i]
         single = mode == "xip" or len(ts) <= 1
         ok, temp = inplace_rule(L, single)
-        scratch[i] = temp
+        ok = ok and may_overwrite(graph, i, group, last)
+        if ok or L.op in ("conv2d", "attention"):
+            scratch[i] = temp
         if ok:
             inplace[i] = True
             group[i + 1] = group[i]
     # buffers: one per alias group (the largest member, the union of lifetimes), one per scratch
-    life = [(max(0, k - 1), min(k, n - 1)) for k in range(n + 1)]
+    life = [(max(0, k - 1), min(last[k], n - 1)) for k in range(n + 1)]
     roots = sorted(set(group))
     b_sizes, b_life = [], []
     for r in roots:
@@ -255,7 +282,7 @@ def make_plan(graph: IntGraph, board: Board, check_budget: bool = True, mode: st
     else:
         weighted = [L for L in graph.layers if L.weights is not None]
         floor = max((tile_size(L, 1) for L in weighted), default=0)     # every layer needs one channel per tile
-        whole = {tile_size(L, L.out_channels) for L in weighted}
+        whole = {tile_size(L, L.rows) for L in weighted}
         candidates = sorted({b for b in whole if floor <= b <= board_budget} | {board_budget})
     best = None
     for budget in candidates:

@@ -1,9 +1,11 @@
 """Execute an IntGraph exactly (int8 tensors, int32/int64 accumulators, the graph module's requant rule)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..graph import IntGraph, Layer, requantize
+from ..graph import (EXP_B, EXP_C, EXP_LN2, INV_BITS, LN_BITS, PROB_BITS, IntGraph, Layer, requantize)
 
 
 def _padded(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -57,7 +59,66 @@ def fc(x: np.ndarray, L: Layer) -> np.ndarray:
     return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max).reshape(L.out_shape)
 
 
-KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpool": avgpool, "fc": fc}
+def reshape(x: np.ndarray, L: Layer) -> np.ndarray:
+    return x.reshape(L.out_shape)
+
+
+def add(x: np.ndarray, L: Layer, other: np.ndarray | None = None) -> np.ndarray:
+    b = L.weights.reshape(L.out_shape) if other is None else other
+    acc = (x.astype(np.int64) - L.in_zp) * L.ra + (b.astype(np.int64) - L.in2_zp) * L.rb
+    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max)
+
+
+def trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b rounded toward zero (C's integer division), b > 0."""
+    q = np.abs(a) // b
+    return np.where(a < 0, -q, q)
+
+
+def layernorm(x: np.ndarray, L: Layer) -> np.ndarray:
+    h, w, c = L.in_shape
+    xi = x.reshape(h * w, c).astype(np.int64)
+    s1 = xi.sum(axis=1, keepdims=True)
+    s2 = (xi * xi).sum(axis=1, keepdims=True)
+    sd = np.array([[math.isqrt(int(v))] for v in (c * s2 - s1 * s1).ravel()], dtype=np.int64)
+    n = np.where(sd > 0, trunc_div((xi * c - s1) * (1 << LN_BITS), np.maximum(sd, 1)), 0)
+    acc = n * L.weights[:, 0].astype(np.int64) + L.bias
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max).reshape(L.out_shape)
+
+
+def int_exp(r: np.ndarray) -> np.ndarray:
+    """I-BERT's integer exp for r ≤ 0 in units of 2^−EXP_BITS (graph module docstring)."""
+    r = np.asarray(r, dtype=np.int64)
+    z = (-r) // EXP_LN2
+    p = r + z * EXP_LN2
+    poly = (p + EXP_B) ** 2 + EXP_C
+    return np.where(z > 30, 0, poly >> np.minimum(z, 30))
+
+
+def attention(x: np.ndarray, L: Layer) -> np.ndarray:
+    t = L.in_shape[0] * L.in_shape[1]
+    d = L.out_shape[2]
+    hd = d // L.heads
+    xi = x.reshape(t, 3 * d).astype(np.int64) - L.in_zp
+    ctx = np.empty((t, d), dtype=np.int64)
+    for h in range(L.heads):
+        sl = slice(h * hd, (h + 1) * hd)
+        q, k, v = xi[:, sl], xi[:, d:][:, sl], xi[:, 2 * d:][:, sl]
+        logits = q @ k.T
+        r = ((logits - logits.max(axis=1, keepdims=True)) * L.m2 + (1 << (L.s2 - 1))) >> L.s2
+        e = int_exp(r)
+        inv = (1 << INV_BITS) // e.sum(axis=1, keepdims=True)
+        prob = (e * inv) >> (INV_BITS - PROB_BITS)
+        ctx[:, sl] = prob @ v
+    return requantize(ctx, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max).reshape(L.out_shape)
+
+
+def gelu(x: np.ndarray, L: Layer) -> np.ndarray:
+    return L.weights[0][x.astype(np.int64) + 128].astype(np.int8)
+
+
+KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpool": avgpool, "fc": fc,
+           "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape}
 
 
 def run(graph: IntGraph, x: np.ndarray, dump: bool = False):
@@ -67,7 +128,10 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False):
         raise ValueError(f"input must be int8 {graph.input_shape}, got {x.dtype} {x.shape}")
     tensors = [x]
     for L in graph.layers:
-        tensors.append(KERNELS[L.op](tensors[-1], L))
+        if L.op == "add":
+            tensors.append(add(tensors[-1], L, tensors[L.skip] if L.skip >= 0 else None))
+        else:
+            tensors.append(KERNELS[L.op](tensors[-1], L))
     out = tensors[-1].reshape(-1)
     return (out, tensors) if dump else out
 
