@@ -99,23 +99,51 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
 
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
-def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200) -> Artifact:
-    from .export import quantize_ptq
+def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
+           qat_epochs: int = 0, progress: bool = True) -> Artifact:
+    """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
+    calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only)."""
     from .plan import make_plan
     from .train import load_checkpoint
     b = board if isinstance(board, Board) else load_board(board)
     model, ck = load_checkpoint(Path(checkpoint))
-    if ck.get("kind", "dscnn") != "dscnn":
-        raise PqlrError(f"int8 export supports DS-CNN models; {ck.get('model')} is a {ck.get('kind')} "
-                        f"(its integer export arrives with the export issue)")
+    kind = ck.get("kind", "dscnn")
+    if kind not in ("dscnn", "transformer"):
+        raise PqlrError(f"export supports DS-CNN and transformer models; {ck.get('model')} is a {kind}")
     _, x, _ = load_features(corpus_dir, "train", ck.get("frontend"))
     rng = np.random.default_rng(0)
     calib = x[rng.permutation(len(x))[:calib_size]]
-    graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"))
+    if kind == "transformer":
+        net = quant_transformer(model, ck, corpus_dir, calib, qat_epochs, progress)
+        graph = net.to_int_graph(tuple(ck["classes"]), ck.get("frontend"))
+    else:
+        if qat_epochs:
+            raise PqlrError("--qat-epochs is for transformers; a DS-CNN's QAT is `pqlr compress --recipe`")
+        from .export import quantize_ptq
+        graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"))
     plan = make_plan(graph, b)          # raises BudgetError with every number, before anything is built
     art = write_model_bin(Path(out), graph, plan)
     art.graph.classes, art.graph.frontend = graph.classes, graph.frontend
     return art
+
+
+def quant_transformer(model, ck: dict, corpus_dir: Path, calib: np.ndarray, qat_epochs: int = 0,
+                      progress: bool = True, lr: float = 3e-4, seed: int = 0):
+    """The integer transformer, calibrated on `calib`, fine-tuned for `qat_epochs` on the corpus's train split
+    (with the training augmentation; best epoch on val)."""
+    from .compress.qtransformer import build_quant_transformer
+    from .data.features import FrontEnd
+    from .train import TrainConfig, train
+    net = build_quant_transformer(model, calib)
+    if qat_epochs:
+        from .data.corpus import load_corpus
+        corpus = load_corpus(Path(corpus_dir))
+        fe = FrontEnd.from_dict(ck["frontend"])
+        audio, y = _train_audio(corpus)
+        _, xv, yv = load_features(corpus_dir, "val", fe)
+        net, _ = train(net, fe, audio, y, xv, yv, TrainConfig(epochs=qat_epochs, lr=lr, seed=seed),
+                       noise_bank=_noise_bank(seed=seed), progress=progress)
+    return net.eval()
 
 
 def inspect(model_bin: Path) -> dict:

@@ -90,12 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
                        "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "
-                       "numbers if the model does not fit), and model.bin with its model.json manifest.")
+                       "numbers if the model does not fit), and model.bin with its model.json manifest. "
+                       "Transformers (microbert-2l, tinybert-6l) lower to integer-only ops in the style of "
+                       "I-BERT (integer softmax, layer norm, GELU); --qat-epochs fine-tunes them first.")
     e.add_argument("--checkpoint", type=Path, required=True, help="checkpoint from `pqlr train`")
     e.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus for calibration")
     _board_arg(e)
     e.add_argument("--out", type=Path, default=Path("build/model.bin"), help="model.bin to write")
     e.add_argument("--calib", type=int, default=200, help="calibration utterances (default 200)")
+    e.add_argument("--qat-epochs", type=int, default=0,
+                   help="transformers: epochs of quantisation-aware fine-tuning after calibration (default 0)")
 
     cp = sub.add_parser("compress", help="run a PQLR compression recipe (prune, low-rank, quantise, distil)",
                         description="Run the stages of a TOML recipe (see hostside/compress/recipe.py for every "
@@ -222,7 +226,8 @@ def _cmd(args) -> int:
         print(f"details: {args.out / 'eval.json'}")
         return 0
     if args.cmd == "export":
-        art = api.export(args.checkpoint, args.corpus, args.board, args.out, calib_size=args.calib)
+        art = api.export(args.checkpoint, args.corpus, args.board, args.out, calib_size=args.calib,
+                         qat_epochs=args.qat_epochs, progress=progress)
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
         return 0

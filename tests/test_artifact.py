@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from hostside.artifact import HEADER_SIZE, read_model_bin
+from hostside.artifact import HEADER_SIZE, LAYER_SIZE, read_model_bin
 from hostside.errors import ArtifactError
 from hostside.reference import run
 
@@ -73,7 +73,7 @@ def test_fuzz_with_valid_checksums(small_model):
     rng = np.random.default_rng(1)
     for _ in range(1500):
         b = bytearray(data)
-        pos = HEADER_SIZE + int(rng.integers(0, 64 * 3))
+        pos = HEADER_SIZE + int(rng.integers(0, LAYER_SIZE * 3))
         b[pos] = int(rng.integers(0, 256))
         b[16:48] = hashlib.sha256(bytes(b[48:96]) + bytes(b[HEADER_SIZE:])).digest()
         b[96:100] = struct.pack("<I", zlib.crc32(bytes(b[:96])))

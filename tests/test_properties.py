@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostside.artifact import HEADER_SIZE, read_model_bin, write_model_bin
+from hostside.artifact import HEADER_SIZE, LAYER_SIZE, read_model_bin, write_model_bin
 from hostside.boards import load_board
 from hostside.compress.ops import float_ops
 from hostside.compress.quant import build_quantnet
@@ -140,7 +140,7 @@ def test_fuzz_reader_1e5(small_model):
                 b = b[: int(rng.integers(0, len(b)))]
             else:                                           # byte, word or header-field mutations
                 for _ in range(int(rng.integers(1, 4))):
-                    pos = int(rng.integers(0, len(b))) if kind != 3 else int(rng.integers(0, HEADER_SIZE + 64 * 4))
+                    pos = int(rng.integers(0, len(b))) if kind != 3 else int(rng.integers(0, HEADER_SIZE + LAYER_SIZE * 4))
                     b[pos] = int(rng.integers(0, 256))
             blob = _fix_checksums(b) if kind >= 2 and len(b) >= HEADER_SIZE else bytes(b)
             try:

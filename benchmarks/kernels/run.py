@@ -86,7 +86,7 @@ def run(g, xs, kernels: str) -> dict:
         e["macs"] += L.macs
         e["instructions"] += int(np.median([r[i] for r in res.layer_instret]))
     for e in by_op.values():
-        e["instructions_per_mac"] = e["instructions"] / e["macs"]
+        e["instructions_per_mac"] = e["instructions"] / e["macs"] if e["macs"] else None
     inst = int(np.median(res.instret))
     runtime_kernels = sizes["runtime_plus_kernels"]
     return {"kernels": kernels, "bit_exact": exact, "first_mismatch": res.first_mismatch,

@@ -6,16 +6,31 @@
 
 #define PQLR_FW_VERSION "0.1.0"
 #define PQLR_PROTO_VERSION 1
+#define PQLR_MAX_LAYERS 128     /* per-layer counters (hostside/codegen/render.py refuses bigger models) */
 
-enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5 };
+enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5,
+       PQLR_OP_ADD = 6, PQLR_OP_LAYERNORM = 7, PQLR_OP_ATTENTION = 8, PQLR_OP_GELU = 9, PQLR_OP_RESHAPE = 10 };
+
+/* Constants of the transformer ops (hostside/graph.py states the arithmetic and derives them). */
+#define PQLR_LN_BITS 7          /* layer norm: (x − mean)/std in units of 2^-7 */
+#define PQLR_EXP_LN2 709        /* ⌊ln2 · 2^10⌋: the integer exp works in units of 2^-10 */
+#define PQLR_EXP_B 1385         /* I-BERT's exp polynomial (p + b)² + c, in those units */
+#define PQLR_EXP_C 1006164
+#define PQLR_PROB_BITS 12       /* softmax probabilities in units of 2^-12 */
+#define PQLR_INV_BITS 46        /* 1/Σe as ⌊2^46 / Σe⌋ */
 
 typedef struct {
     uint16_t in_h, in_w, in_c, out_h, out_w, out_c;
     uint8_t kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;
     int16_t in_zp, out_zp, act_min, act_max;
-    int32_t multiplier, shift;          /* average pool only; other layers carry them per channel in tiles */
+    int32_t multiplier, shift;          /* average pool, add, attention; other layers carry them per channel in tiles */
     uint8_t wbits;                      /* 8, or 4: two weights per byte, low nibble first */
     uint8_t inplace;                    /* 1: the output overwrites the input (planner-checked legal) */
+    int32_t ra, rb;                     /* add: operand multipliers */
+    int32_t m2, s2;                     /* attention: logits → units of 2^-10 */
+    int16_t in2_zp;                     /* add: the second operand's zero point */
+    int16_t skip;                       /* add: >= 0 when the second operand is a tensor (passed as `scratch`) */
+    uint16_t heads;                     /* attention */
 } pqlr_layer_t;
 
 typedef struct {
@@ -28,16 +43,18 @@ typedef struct {
 typedef struct {
     uint64_t instret, cycles;           /* whole inference */
     uint32_t flash_bytes;
-    uint32_t layer_instret[64];
-    uint32_t layer_cycles[64];
-    uint32_t layer_flash[64];
+    uint32_t layer_instret[PQLR_MAX_LAYERS];
+    uint32_t layer_cycles[PQLR_MAX_LAYERS];
+    uint32_t layer_flash[PQLR_MAX_LAYERS];
 } pqlr_counters_t;
 
 /* Kernels: compute output channels [c0, c0+n) of one layer from one tile.
  * A tile holds int32 bias[n], int32 multiplier[n], uint8 shift[n] (padded to 4), then n rows of weights: K int8, or
  * ceil(K/2) bytes of int4 (weight 2j in the low nibble of byte j, 2j+1 in the high nibble). */
 /* `scratch` is the layer's temporary in the arena (in-place depthwise: a ring of input rows; in-place
- * pointwise: one pixel's outputs). When L->inplace, in == out. */
+ * pointwise: one pixel's outputs; attention: T int32), or, for an add of two tensors, the second tensor.
+ * When L->inplace, in == out. An add with a constant operand, and a gelu, get their constants (pixel rows,
+ * the 256-entry table) as the tile's rows; their bias/multiplier/shift are zero. */
 #define PQLR_KERNEL_ARGS const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, \
                          int8_t *out, int8_t *scratch
 void pqlr_conv2d(PQLR_KERNEL_ARGS);
@@ -45,6 +62,12 @@ void pqlr_dwconv2d(PQLR_KERNEL_ARGS);
 void pqlr_pwconv2d(PQLR_KERNEL_ARGS);
 void pqlr_avgpool(PQLR_KERNEL_ARGS);
 void pqlr_fc(PQLR_KERNEL_ARGS);
+/* transformer ops (kernels_tf.c, shared by both kernel sets) */
+void pqlr_add(PQLR_KERNEL_ARGS);
+void pqlr_layernorm(PQLR_KERNEL_ARGS);
+void pqlr_attention(PQLR_KERNEL_ARGS);
+void pqlr_gelu(PQLR_KERNEL_ARGS);
+void pqlr_reshape(PQLR_KERNEL_ARGS);
 
 /* y = clamp(((acc·M + 2^(s−1)) >> s) + zp): the one requantisation rule (hostside/graph.py). */
 static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi) {

@@ -9,10 +9,11 @@ from .. import __version__
 from ..artifact import FORMAT_VERSION, HEADER_SIZE, Artifact
 from ..boards import Board
 from ..errors import PqlrError
+from ..graph import SCALAR_REQUANT_OPS
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
 CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
-KERNEL_FILES = {"ref": ("kernels_ref.c",), "rv32": ("kernels_rv32.h", "kernels_rv32.c")}
+KERNEL_FILES = {"ref": ("kernels_ref.c", "kernels_tf.c"), "rv32": ("kernels_rv32.h", "kernels_rv32.c", "kernels_tf.c")}
 COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".ld": ("/* ", " */"),
            ".ini": ("; ", ""), ".csv": ("# ", ""), ".txt": ("# ", ""), ".defaults": ("# ", "")}
 
@@ -85,6 +86,9 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
         tiles = [(ti, t) for ti, t in enumerate(art.tiles) if t.layer == i]
         steps = ([{"tile": ti, "ch_start": t.ch_start, "ch_count": t.ch_count} for ti, t in tiles]
                  or [{"tile": -1, "ch_start": 0, "ch_count": L.out_channels}])
+        # an add of two tensors gets the second one where other layers get their scratch
+        aux = (art.tensor_offsets[L.skip] if L.op == "add" and L.skip >= 0
+               else art.scratch_offsets[i] if art.scratch_offsets else 0)
         layers.append({
             "index": i, "name": L.name, "op": L.op, "fn": fns[i], "in_shape": "x".join(map(str, L.in_shape)),
             "out_shape": "x".join(map(str, L.out_shape)),
@@ -93,14 +97,16 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
             "kh": L.kernel[0], "kw": L.kernel[1], "sh": L.stride[0], "sw": L.stride[1],
             "pad_t": L.pad[0], "pad_l": L.pad[1], "pad_b": L.pad[2], "pad_r": L.pad[3],
             "in_zp": L.in_zp, "out_zp": L.out_zp, "act_min": L.act_min, "act_max": L.act_max,
-            "multiplier": int(L.multiplier[0]) if L.op == "avgpool" else 0,
-            "shift": int(L.shift[0]) if L.op == "avgpool" else 0, "wbits": L.wbits,
-            "inplace": int(bool(art.inplace and art.inplace[i])),
-            "scratch_off": art.scratch_offsets[i] if art.scratch_offsets else 0,
+            "multiplier": int(L.multiplier[0]) if L.op in SCALAR_REQUANT_OPS else 0,
+            "shift": int(L.shift[0]) if L.op in SCALAR_REQUANT_OPS else 0, "wbits": L.wbits,
+            "inplace": int(bool(art.inplace and art.inplace[i])), "ra": L.ra, "rb": L.rb, "m2": L.m2, "s2": L.s2,
+            "in2_zp": L.in2_zp, "skip": L.skip, "heads": L.heads,
+            "scratch_off": aux,
             "in_off": art.tensor_offsets[i], "out_off": art.tensor_offsets[i + 1],
             "out_bytes": L.out_shape[0] * L.out_shape[1] * L.out_shape[2], "steps": steps})
-    if len(layers) > 64:
-        raise PqlrError(f"the firmware's per-layer counters hold 64 layers; this model has {len(layers)}")
+    if len(layers) > 128:
+        raise PqlrError(f"the firmware's per-layer counters hold 128 layers (PQLR_MAX_LAYERS in pqlr.h); "
+                        f"this model has {len(layers)}")
     return {
         "board": board.name, "format_version": FORMAT_VERSION, "header_bytes": HEADER_SIZE,
         "kernel_includes": ["kernels_rv32.h"] if kernels == "rv32" else [], "specialised": specialised,

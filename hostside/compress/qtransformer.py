@@ -215,7 +215,7 @@ class QAdd(QOp):
 
 def quantize_const(p: torch.Tensor):
     """A constant (the positional embedding): asymmetric int8 over its own range, STE to the parameter."""
-    lo, hi = min(float(p.min()), 0.0), max(float(p.max()), 0.0)
+    lo, hi = min(float(p.detach().min()), 0.0), max(float(p.detach().max()), 0.0)
     s = max(hi - lo, 1e-8) / 255.0
     zp = int(np.clip(np.round(-128 - lo / s), -128, 127))
     q = torch.clamp(round_ste(p / s) + zp, -128, 127)

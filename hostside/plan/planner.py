@@ -29,6 +29,7 @@ from ..graph import WEIGHTED_OPS, IntGraph, Layer
 
 PARAM_BYTES_PER_CHANNEL = 9   # int32 bias + int32 multiplier + uint8 shift
 PW_PIXEL_BLOCK = 4            # pixels an in-place pointwise kernel computes before writing back
+MIN_TILE_ROWS = 4             # the tuned kernels block 4 output channels; smaller tiles forfeit that
 CONV_PIXEL_BLOCK = 2          # input patches a conv2d kernel gathers at a time
 
 
@@ -281,9 +282,14 @@ def make_plan(graph: IntGraph, board: Board, check_budget: bool = True, mode: st
         candidates = [tile_budget]
     else:
         weighted = [L for L in graph.layers if L.weights is not None]
-        floor = max((tile_size(L, 1) for L in weighted), default=0)     # every layer needs one channel per tile
+        # every tile holds a kernel block of channels (MIN_TILE_ROWS) where the board's budget allows: a
+        # one-channel tile saves a few hundred bytes and costs the register blocking (about 2× the time)
+        floor = max((tile_size(L, 1) for L in weighted), default=0)
+        blocked = max((tile_size(L, min(L.rows, MIN_TILE_ROWS)) for L in weighted), default=0)
+        if blocked <= board_budget:
+            floor = blocked
         whole = {tile_size(L, L.rows) for L in weighted}
-        candidates = sorted({b for b in whole if floor <= b <= board_budget} | {board_budget})
+        candidates = sorted({b for b in whole | {floor} if floor <= b <= board_budget} | {board_budget})
     best = None
     for budget in candidates:
         tiles = _tiles_for(graph, budget)

@@ -1,0 +1,265 @@
+"""The integer-only transformer (#5): its ops against float, the QAT model's integer forward against the
+numpy reference over random configurations (hypothesis), the DAG-aware arena plan executed byte for byte,
+model.bin v2 round trips and refusals, and the C kernels bit-exact on the host and on the emulated board."""
+import dataclasses
+import math
+import struct
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hostside.artifact import LAYER_SIZE, read_model_bin, write_model_bin
+from hostside.boards import load_board
+from hostside.compress.qtransformer import build_quant_transformer, gelu_table
+from hostside.errors import ArtifactError, BudgetError
+from hostside.graph import EXP_BITS, LN_BITS, Layer
+from hostside.models.transformer import KWSTransformer, TransformerConfig
+from hostside.plan import make_plan
+from hostside.reference import interpreter as ref
+from hostside.reference import run, run_batch
+
+from test_properties import _fix_checksums
+
+
+def tiny(seed=0, T=8, F=10, dim=16, heads=2, mlp=32, layers=2, n_classes=4, wbits=8, abits=8, n=24):
+    torch.manual_seed(seed)
+    m = KWSTransformer(TransformerConfig(input_shape=(T, F), n_classes=n_classes, dim=dim, layers=layers,
+                                         heads=heads, mlp_dim=mlp, dropout=0.0)).eval()
+    with torch.no_grad():                       # larger positions and biases than at init: wider ranges
+        m.pos.normal_(0, 0.5)
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.LayerNorm):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.2)
+    x = np.random.default_rng(seed).normal(0, 2, size=(n, T, F)).astype(np.float32)
+    return m, build_quant_transformer(m, x[: n // 2], wbits=wbits, abits=abits), x
+
+
+# --- the integer ops against their float meaning -----------------------------------------------------------
+
+def test_integer_exp_tracks_exp():
+    r = -np.arange(0, 20 * 2**EXP_BITS, 7)
+    e = ref.int_exp(r)
+    approx = e / ref.int_exp(np.array([0]))[0]
+    exact = np.exp(r / 2**EXP_BITS)
+    assert np.abs(approx - exact).max() < 0.01            # I-BERT's polynomial: well under 1 % of exp(0)
+    assert np.all(np.diff(e) <= 0)                         # monotone
+
+
+def test_layernorm_tracks_float():
+    rng = np.random.default_rng(1)
+    C = 24
+    x = rng.integers(-128, 128, size=(5, 1, C)).astype(np.int8)
+    L = Layer("ln", "layernorm", (5, 1, C), (5, 1, C), 0, 0, -128, 127, 1.0, 1.0,
+              multiplier=np.full(C, 1 << 30, np.int32), shift=np.full(C, 30 + LN_BITS - 4, np.int32),
+              weights=np.ones((C, 1), np.int8), bias=np.zeros(C, np.int32))
+    y = ref.layernorm(x, L).astype(np.float64).reshape(5, C)          # 16 units per standard deviation
+    xf = x.reshape(5, C).astype(np.float64)
+    want = (xf - xf.mean(1, keepdims=True)) / xf.std(1, keepdims=True) * 16
+    assert np.abs(y - np.clip(want, -128, 127)).max() <= 1.0
+
+
+def test_layernorm_of_a_constant_is_the_bias():
+    C = 8
+    L = Layer("ln", "layernorm", (2, 1, C), (2, 1, C), 0, 3, -128, 127, 1.0, 1.0,
+              multiplier=np.full(C, 1 << 30, np.int32), shift=np.full(C, 30, np.int32),
+              weights=np.full((C, 1), 100, np.int8), bias=np.arange(C, dtype=np.int32))
+    y = ref.layernorm(np.full((2, 1, C), 17, np.int8), L)
+    assert np.array_equal(y[0, 0], np.arange(C) + 3)       # sd = 0 → n = 0 → bias + zp, no division by 0
+
+
+@pytest.mark.parametrize("s_in,zp_in", [(0.02, 0), (0.05, -20), (0.2, 10), (1.0, -128)])
+def test_gelu_table_tracks_gelu(s_in, zp_in):
+    s_out, zp_out = 4 * s_in / 3, -90
+    t = gelu_table(s_in, zp_in, s_out, zp_out).astype(np.float64)
+    x = (np.arange(-128, 128) - zp_in) * s_in
+    want = np.clip(np.round(0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))) / s_out) + zp_out, -128, 127)
+    assert np.abs(t - want).max() <= 2                      # I-BERT's erf polynomial: within 2 output steps
+
+
+def test_attention_tracks_float_softmax():
+    m, net, x = tiny(3, layers=1)
+    g = net.to_int_graph()
+    L = next(l for l in g.layers if l.op == "attention")
+    i = g.layers.index(L)
+    _, ts = run(g, g.quantize_input(x[0]), dump=True)
+    qkv = ts[i].reshape(-1, L.in_shape[2]).astype(np.float64) - L.in_zp
+    T, D = qkv.shape[0], L.out_shape[2]
+    hd = D // L.heads
+    out = np.empty((T, D))
+    for h in range(L.heads):
+        q, k, v = (qkv[:, j * D + h * hd: j * D + (h + 1) * hd] * L.in_scale for j in range(3))
+        a = q @ k.T / math.sqrt(hd)
+        p = np.exp(a - a.max(1, keepdims=True))
+        out[:, h * hd:(h + 1) * hd] = (p / p.sum(1, keepdims=True)) @ v
+    want = np.clip(np.round(out / L.out_scale) + L.out_zp, -128, 127)
+    assert np.abs(ts[i + 1].reshape(T, D).astype(np.float64) - want).max() <= 2
+
+
+# --- lowering and reference over random transformers --------------------------------------------------------
+
+@st.composite
+def configs(draw):
+    heads = draw(st.integers(1, 3))
+    return dict(seed=draw(st.integers(0, 2**16)), T=draw(st.integers(2, 12)), F=draw(st.integers(2, 10)),
+                heads=heads, dim=heads * draw(st.integers(1, 6)), mlp=draw(st.integers(1, 24)),
+                layers=draw(st.integers(1, 2)), n_classes=draw(st.integers(2, 5)),
+                wbits=draw(st.sampled_from([4, 8])), abits=draw(st.sampled_from([4, 8])),
+                mode=draw(st.sampled_from(["tiled", "tiled", "xip"])),
+                tile_budget=draw(st.sampled_from([None, 300, 700])))
+
+
+def _simulate_arena(art, xq):
+    """Run the graph with every tensor at its planned offset in one byte array (outputs written over whatever
+    the plan says they may overwrite, scratch filled with garbage): a plan that lets a live tensor be
+    overwritten changes the result."""
+    g = art.graph
+    arena = np.zeros(art.arena_bytes, dtype=np.int8)
+    rng = np.random.default_rng(0)
+    sizes = [int(np.prod(s)) for s in g.tensor_shapes()]
+    off = art.tensor_offsets
+    arena[off[0]: off[0] + sizes[0]] = xq.reshape(-1)
+    for i, L in enumerate(g.layers):
+        x = arena[off[i]: off[i] + sizes[i]].copy().reshape(L.in_shape)
+        other = None
+        if L.op == "add" and L.skip >= 0:
+            other = arena[off[L.skip]: off[L.skip] + sizes[L.skip]].copy().reshape(L.in_shape)
+        if art.scratch_bytes[i]:
+            s0 = art.scratch_offsets[i]
+            arena[s0: s0 + art.scratch_bytes[i]] = rng.integers(-128, 128, art.scratch_bytes[i])
+        y = ref.add(x, L, other) if L.op == "add" else ref.KERNELS[L.op](x, L)
+        arena[off[i + 1]: off[i + 1] + sizes[i + 1]] = y.reshape(-1)
+    return arena[off[-1]: off[-1] + sizes[-1]].copy()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(p=configs())
+def test_lowering_reference_plan_and_round_trip(p, tmp_path_factory):
+    _, net, x = tiny(p["seed"], p["T"], p["F"], p["dim"], p["heads"], p["mlp"], p["layers"], p["n_classes"],
+                     p["wbits"], p["abits"], n=12)
+    g = net.to_int_graph()
+    with torch.no_grad():
+        y, _, _ = net.forward_int(torch.from_numpy(x).double())
+    xs = np.stack([g.quantize_input(f) for f in x])
+    out = run_batch(g, xs)
+    assert np.array_equal(y.numpy().astype(np.int64), out.astype(np.int64))     # bit for bit
+    board = dataclasses.replace(load_board("rv32-virt"), tile_buffer_budget_bytes=4096)
+    try:
+        plan = make_plan(g, board, mode=p["mode"], tile_budget=p["tile_budget"] if p["mode"] == "tiled" else None)
+    except BudgetError as e:
+        assert "tile budget" in str(e)
+        return
+    if plan.mode == "tiled":
+        assert all(t.size <= (p["tile_budget"] or board.tile_buffer_budget_bytes) for t in plan.tiles)
+    art = write_model_bin(tmp_path_factory.mktemp("tf") / "model.bin", g, plan)
+    assert np.array_equal(run_batch(art.graph, xs), out)                       # round trip
+    for xq, want in zip(xs[:4], out):
+        assert np.array_equal(_simulate_arena(art, xq), want)                    # the plan, executed in place
+
+
+def test_residual_tensor_is_kept_alive():
+    """The planner never lets a layer overwrite a tensor that a later add still reads."""
+    _, net, _ = tiny(5, layers=2)
+    g = net.to_int_graph()
+    plan = make_plan(g, load_board("rv32-virt"))
+    last = g.last_use()
+    for i, L in enumerate(g.layers):
+        if plan.inplace[i] and L.op != "reshape":
+            assert last[i] == i, f"layer {i} ({L.op}) overwrites t{i}, which layer {last[i]} still reads"
+    adds = [L for L in g.layers if L.op == "add" and L.skip >= 0]
+    assert len(adds) == 4 and all(last[L.skip] > L.skip for L in adds)
+
+
+def test_reader_refuses_in_place_over_a_residual(tmp_path):
+    """Mark the first layer norm of a block (whose input the residual add reads later) in place and move its
+    output onto its input, with valid checksums: the reader refuses the plan."""
+    _, net, _ = tiny(6, layers=1)
+    g = net.to_int_graph()
+    art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, load_board("rv32-virt"), mode="xip"))
+    i = next(k for k, L in enumerate(g.layers) if L.op == "layernorm")
+    b = bytearray((tmp_path / "m.bin").read_bytes())
+    lt = struct.unpack_from("<I", b, 52)[0]
+    e = lt + i * LAYER_SIZE
+    b[e + 2] |= 1
+    struct.pack_into("<I", b, e + 40, art.tensor_offsets[i])                # output offset := input offset
+    struct.pack_into("<I", b, e + LAYER_SIZE + 36, art.tensor_offsets[i])   # and the next layer reads it there
+    with pytest.raises(ArtifactError, match="still read by a later layer"):
+        read_model_bin(_fix_checksums(b))
+
+
+def test_fuzz_transformer_model_bin():
+    """2·10⁴ mutated/truncated transformer files (the new op fields): only ArtifactError."""
+    _, net, _ = tiny(7, layers=1)
+    g = net.to_int_graph()
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        write_model_bin(Path(d) / "m.bin", g, make_plan(g, load_board("rv32-virt")))
+        data = (Path(d) / "m.bin").read_bytes()
+    rng = np.random.default_rng(11)
+    for i in range(20_000):
+        b = bytearray(data)
+        if i % 4 == 0:
+            b = b[: int(rng.integers(0, len(b)))]
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                b[int(rng.integers(100, 100 + LAYER_SIZE * len(g.layers)))] = int(rng.integers(0, 256))
+        try:
+            read_model_bin(_fix_checksums(b) if i % 4 else bytes(b))
+        except ArtifactError:
+            pass
+
+
+def test_too_many_tokens_is_refused():
+    with pytest.raises(ValueError, match="at most"):
+        tiny(0, T=513, F=2, dim=2, heads=1, mlp=2, layers=1, n=4)
+
+
+# --- C kernels ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernels", ["ref", "rv32"])
+@pytest.mark.parametrize("mode,budget", [("tiled", 300), ("tiled", 4096), ("xip", None)])
+def test_host_firmware_transformer_bit_exact(tmp_path, kernels, mode, budget):
+    from hostside.codegen import render_firmware
+    from hostside.device.build import build_firmware
+    from hostside.device.session import Session
+    from hostside.device.transport import ProcessTransport
+    _, net, x = tiny(8, T=9, F=7, dim=12, heads=3, mlp=20, layers=2)
+    g = net.to_int_graph()
+    board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=budget or 4096)
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board, mode=mode))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels=kernels))
+    xs = np.stack([g.quantize_input(f) for f in x[:8]])
+    t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+    try:
+        res = Session(t, art.model_sha256, timeout=30).run(xs, g)
+    finally:
+        t.close()
+    assert res.first_mismatch is None
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+
+
+@pytest.mark.emulator
+def test_qemu_transformer_bit_exact(tmp_path):
+    """The transformer on the emulated RV32IMAC board (UART on a pty read with pyserial), tuned kernels."""
+    from hostside.codegen import render_firmware
+    from hostside.device.build import build_firmware
+    from hostside.device.qemu import QemuBoard, make_flash_image
+    from hostside.device.session import Session
+    _, net, x = tiny(9, T=12, F=10, dim=16, heads=2, mlp=24, layers=2, wbits=4, abits=8)
+    g = net.to_int_graph()
+    board = load_board("rv32-virt")
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels="rv32"))
+    img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
+    xs = np.stack([g.quantize_input(f) for f in x[:6]])
+    with QemuBoard(board, fw, img) as transport:
+        res = Session(transport, art.model_sha256, timeout=60).run(xs, g)
+    assert res.first_mismatch is None
+    assert np.array_equal(np.array(res.outputs, dtype=np.int64), run_batch(g, xs).astype(np.int64))
+    assert res.ram["tile_buf"] + res.ram["arena"] + res.ram["stack_hwm"] <= art.tile_buffer_bytes + \
+        art.arena_bytes + board.stack_estimate_bytes
