@@ -13,7 +13,7 @@ OUT    ?= build
 STAMP  := $(VENV)/.pqlr-installed
 DEBS_STAMP := build/.debs-ok
 
-.PHONY: demo test flash bench bench-kernels bench-memory bench-quality bench-compression render clean distclean deps debs venv help
+.PHONY: demo test flash bench bench-kernels bench-memory bench-quality bench-compression bench-transformer render clean distclean deps debs venv help
 
 help:
 	@sed -n '2,6p' Makefile
@@ -63,6 +63,9 @@ bench-quality: deps
 
 bench-compression: deps
 	$(BIN)/python benchmarks/compression/run.py
+
+bench-transformer: deps
+	$(BIN)/python benchmarks/transformer/run.py
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -263,3 +263,34 @@ def test_qemu_transformer_bit_exact(tmp_path):
     assert np.array_equal(np.array(res.outputs, dtype=np.int64), run_batch(g, xs).astype(np.int64))
     assert res.ram["tile_buf"] + res.ram["arena"] + res.ram["stack_hwm"] <= art.tile_buffer_bytes + \
         art.arena_bytes + board.stack_estimate_bytes
+
+
+def test_cli_export_transformer_checkpoint(trained_pipeline, tmp_path):
+    """`pqlr export` on a trained microbert-2l checkpoint, with a QAT epoch: a model.bin with the transformer ops
+    that `pqlr inspect` lists; and the API's calibrated model lowers to a graph whose reference reproduces its
+    integer forward on the corpus's test split."""
+    import subprocess
+    import sys
+    from hostside import api
+    from hostside.train import load_checkpoint
+    corpus = trained_pipeline["corpus"]
+    api.train(corpus, tmp_path / "tf.pt", model="microbert-2l", epochs=1, seed=0, progress=False)
+    cli = [sys.executable, "-m", "hostside.cli"]
+    r = subprocess.run(cli + ["export", "--checkpoint", str(tmp_path / "tf.pt"), "--corpus", str(corpus), "--board",
+                              "rv32-virt", "--out", str(tmp_path / "model.bin"), "--calib", "32", "--qat-epochs", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    art = read_model_bin(tmp_path / "model.bin")
+    ops = [L.op for L in art.graph.layers]
+    assert ops.count("attention") == 2 and ops.count("layernorm") == 5 and ops.count("gelu") == 2
+    r = subprocess.run(cli + ["inspect", str(tmp_path / "model.bin")], capture_output=True, text=True)
+    assert r.returncode == 0 and "attention" in r.stdout and "layernorm" in r.stdout
+    # the exported integers are the calibrated model's: same top-1 on held-out inputs as its fake-quant twin
+    model, ck = load_checkpoint(tmp_path / "tf.pt")
+    _, x, _ = api.load_features(corpus, "test", ck["frontend"])
+    net = api.quant_transformer(model, ck, corpus, x[:32], 0, progress=False)
+    g = net.to_int_graph()
+    with torch.no_grad():
+        q, _, _ = net.forward_int(torch.from_numpy(x).double())
+    assert np.array_equal(run_batch(g, np.stack([g.quantize_input(f) for f in x])).astype(np.int64),
+                          q.numpy().astype(np.int64))

@@ -83,21 +83,32 @@ void pqlr_layernorm(PQLR_KERNEL_ARGS) {
 
 void pqlr_attention(PQLR_KERNEL_ARGS) {
     /* input (T, 3D): q | k | v; per head h and query i: logits, the integer softmax (I-BERT exp, one
-     * reciprocal per row), then the probability-weighted sum of v; `scratch` holds T int32. */
+     * reciprocal per row), then the probability-weighted sum of v; `scratch` holds 2T + hd int32. */
     (void)tile; (void)c0; (void)n;
     const int T = L->in_h * L->in_w, C3 = L->in_c, D = L->out_c, H = L->heads, hd = D / H;
     const int32_t zp = L->in_zp, m2 = L->m2, s2 = L->s2, m = L->multiplier, s = L->shift;
     const int32_t zo = L->out_zp, lo = L->act_min, hi = L->act_max;
     const int64_t half2 = (int64_t)1 << (s2 - 1);
-    int32_t *e = (int32_t *)(void *)scratch;
+    int32_t *e = (int32_t *)(void *)scratch;            /* T exps, then probabilities */
+    int32_t *kz = e + T;                                 /* T: zp·Σ_d k_jd of this head */
+    int32_t *acc = kz + T;                               /* hd context sums */
     for (int h = 0; h < H; h++) {
+        /* Σ_d (q_d − zp)(k_d − zp) = Σ q·k − zp·Σk − (zp·Σq − hd·zp²); the last term is the same for every key
+         * of a query, and the softmax only sees differences L_j − max L, so it is left out (exactly) */
+        for (int j = 0; j < T; j++) {
+            const int8_t *k = in + j * C3 + D + h * hd;
+            int32_t ks = 0;
+            for (int d = 0; d < hd; d++) ks += k[d];
+            kz[j] = zp * ks;
+        }
         for (int i = 0; i < T; i++) {
             const int8_t *q = in + i * C3 + h * hd;
             int32_t mx = INT32_MIN;
             for (int j = 0; j < T; j++) {
                 const int8_t *k = in + j * C3 + D + h * hd;
                 int32_t l = 0;
-                for (int d = 0; d < hd; d++) l += ((int32_t)q[d] - zp) * ((int32_t)k[d] - zp);
+                for (int d = 0; d < hd; d++) l += (int32_t)q[d] * k[d];
+                l -= kz[j];
                 e[j] = l;
                 if (l > mx) mx = l;
             }
@@ -117,13 +128,19 @@ void pqlr_attention(PQLR_KERNEL_ARGS) {
             const int64_t inv = ((int64_t)1 << PQLR_INV_BITS) / sum;   /* sum ≥ exp(0) > 0 */
             for (int j = 0; j < T; j++)
                 e[j] = (int32_t)(((int64_t)e[j] * inv) >> (PQLR_INV_BITS - PQLR_PROB_BITS));
-            int8_t *o = out + i * D + h * hd;
-            for (int d = 0; d < hd; d++) {
-                const int8_t *v = in + 2 * D + h * hd + d;
-                int32_t acc = 0;
-                for (int j = 0; j < T; j++) acc += e[j] * ((int32_t)v[j * C3] - zp);
-                o[d] = pqlr_requant(acc, m, s, zo, lo, hi);
+            /* ctx_d = Σ_j p_j·(v_jd − zp) = Σ_j p_j·v_jd − zp·Σ_j p_j, accumulated row by row of v
+             * (contiguous), skipping the tokens whose probability rounded to 0 */
+            int32_t psum = 0;
+            for (int d = 0; d < hd; d++) acc[d] = 0;
+            for (int j = 0; j < T; j++) {
+                const int32_t p = e[j];
+                if (!p) continue;
+                psum += p;
+                const int8_t *v = in + j * C3 + 2 * D + h * hd;
+                for (int d = 0; d < hd; d++) acc[d] += p * v[d];
             }
+            int8_t *o = out + i * D + h * hd;
+            for (int d = 0; d < hd; d++) o[d] = pqlr_requant(acc[d] - zp * psum, m, s, zo, lo, hi);
         }
     }
 }

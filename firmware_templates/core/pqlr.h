@@ -52,7 +52,7 @@ typedef struct {
  * A tile holds int32 bias[n], int32 multiplier[n], uint8 shift[n] (padded to 4), then n rows of weights: K int8, or
  * ceil(K/2) bytes of int4 (weight 2j in the low nibble of byte j, 2j+1 in the high nibble). */
 /* `scratch` is the layer's temporary in the arena (in-place depthwise: a ring of input rows; in-place
- * pointwise: one pixel's outputs; attention: T int32), or, for an add of two tensors, the second tensor.
+ * pointwise: one pixel's outputs; attention: 2T + hd int32), or, for an add of two tensors, the second tensor.
  * When L->inplace, in == out. An add with a constant operand, and a gelu, get their constants (pixel rows,
  * the 256-entry table) as the tile's rows; their bias/multiplier/shift are zero. */
 #define PQLR_KERNEL_ARGS const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, \

@@ -132,7 +132,9 @@ def tile_size(layer: Layer, n: int) -> int:
 
 
 def tile_layer(layer: Layer, budget: int) -> list[tuple[int, int]]:
-    """(ch_start, ch_count) pairs: as many channels per tile as fit, tiles as even as possible."""
+    """(ch_start, ch_count) pairs: as many channels per tile as fit, tiles as even as possible — in whole
+    blocks of MIN_TILE_ROWS channels when a tile holds at least one block (the tuned kernels compute 4
+    output channels at a time; a 7-channel tile would run a 3-channel remainder every time)."""
     C = layer.rows
     per = PARAM_BYTES_PER_CHANNEL + row_bytes(layer.weights_per_channel, layer.wbits)
     n_max = min(C, budget // per)
@@ -142,11 +144,19 @@ def tile_layer(layer: Layer, budget: int) -> list[tuple[int, int]]:
         raise BudgetError(f"layer {layer.name}: one row (output channel) needs {tile_size(layer, 1)} bytes "
                           f"but the tile budget is {budget} bytes; raise tile_buffer_budget_bytes in the "
                           f"board file or make the layer smaller")
-    n_tiles = -(-C // n_max)
-    base, extra = divmod(C, n_tiles)
+    if C > n_max >= MIN_TILE_ROWS:
+        n_max -= n_max % MIN_TILE_ROWS
+        n_tiles = -(-C // n_max)
+        blocks = -(-C // MIN_TILE_ROWS)
+        base, extra = divmod(blocks, n_tiles)
+        sizes = [MIN_TILE_ROWS * (base + (1 if i < extra else 0)) for i in range(n_tiles)]
+        sizes[-1] -= sum(sizes) - C                        # the last tile ends at channel C
+    else:
+        n_tiles = -(-C // n_max)
+        base, extra = divmod(C, n_tiles)
+        sizes = [base + (1 if i < extra else 0) for i in range(n_tiles)]
     out, c = [], 0
-    for i in range(n_tiles):
-        n = base + (1 if i < extra else 0)
+    for n in sizes:
         out.append((c, n))
         c += n
     return out
@@ -182,7 +192,8 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     - average pooling: channel by channel (output channel c overwrites input pixel 0 channel c, read only by c);
     - add, gelu: element by element; reshape: the same bytes (always aliased, nothing is written);
     - layer norm with all its channels at hand: pixel by pixel (the pixel's sums first, then its channels);
-    - attention: not in place; a scratch of 4·T bytes holds one query's int32 exps (T tokens);
+    - attention: not in place; a scratch of 4·(2T + hd) bytes holds one query's int32 exps (T tokens), the
+      head's key sums (T) and its hd context sums;
     - everything else (the first conv, fully connected layers) reads its input after writing: not in place;
       a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin).
     """
@@ -202,7 +213,7 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     elif layer.op == "layernorm":
         return single_tile, 0
     elif layer.op == "attention":
-        return False, 4 * layer.in_shape[0] * layer.in_shape[1]
+        return False, 4 * (2 * layer.in_shape[0] * layer.in_shape[1] + layer.out_shape[2] // max(1, layer.heads))
     return False, 0
 
 
