@@ -35,14 +35,15 @@ def stacks(draw):
         stem_kernel=(kh, kw), stem_stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
         wbits=draw(st.sampled_from([4, 8])), abits=draw(st.sampled_from([4, 8])),
         first_last=draw(st.sampled_from([4, 8])), seed=draw(st.integers(0, 2**16)),
-        mode=draw(st.sampled_from(["tiled", "tiled", "xip"])), tile_budget=draw(st.sampled_from([None, 64, 160, 600])))
+        mode=draw(st.sampled_from(["tiled", "tiled", "xip"])), tile_budget=draw(st.sampled_from([None, 64, 160, 600])),
+        activation=draw(st.sampled_from(["relu", "relu", "relu6"])))
 
 
 def build(p):
     torch.manual_seed(p["seed"])
     m = build_model("dscnn", p["shape"], p["n_classes"], channels=4, blocks=p["blocks"], widths=p["widths"],
                     pw_ranks=p["pw_ranks"], fc_rank=p["fc_rank"], stem_kernel=p["stem_kernel"],
-                    stem_stride=p["stem_stride"]).eval()
+                    stem_stride=p["stem_stride"], activation=p.get("activation", "relu")).eval()
     g = torch.Generator().manual_seed(p["seed"])
     for mod in m.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):

@@ -76,3 +76,36 @@ def test_reference_imports_no_torch():
 def test_all_ops_have_kernels():
     from hostside.graph import OPS
     assert set(OPS) == set(KERNELS)
+
+
+def test_relu6_is_a_clamp_at_six():
+    """ReLU6 lowers to act_max = zp + round(6/s): the QAT model and the reference agree, and outputs saturate."""
+    import torch
+    from hostside.compress.ops import float_ops
+    from hostside.compress.quant import build_quantnet
+    from hostside.export import quantize_ptq
+    from hostside.models import build_model
+    from hostside.reference import run
+    torch.manual_seed(0)
+    m = build_model("dscnn", (12, 8), 3, channels=6, blocks=1, stem_kernel=(3, 3), stem_stride=(1, 1),
+                    activation="relu6").eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.bias.fill_(4.0)                # push pre-activations past 6
+    x = np.random.default_rng(0).normal(0, 3, size=(8, 12, 8)).astype(np.float32)
+    qn = build_quantnet(float_ops(m), (12, 8), 8, 8, 8, calib=x)
+    with torch.no_grad():
+        qn.weighted()[0].aq.step.fill_(10 / 255)           # a range wider than 6: the cap must bite
+    g = qn.to_int_graph()
+    relu = [L for L in g.layers if L.op != "avgpool" and L.act_min == L.out_zp]
+    assert len(relu) == 3 and all(L.act_max == min(127, L.out_zp + round(6 / L.out_scale)) for L in relu)
+    assert g.layers[0].act_max < 127
+    with torch.no_grad():
+        y, _, _ = qn.forward_int(torch.from_numpy(x))
+    _, ts = run(g, g.quantize_input(x[0]), dump=True)
+    assert np.array_equal(y.numpy().astype(np.int64), np.stack([run(g, g.quantize_input(f)) for f in x]))
+    first = g.layers[0]
+    assert ts[1].max() == first.act_max                     # saturated at 6
+    ptq = quantize_ptq(m, x, ("a", "b", "c"))
+    assert ptq.layers[0].act_max == min(127, ptq.layers[0].out_zp + round(6 / ptq.layers[0].out_scale))

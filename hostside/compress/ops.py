@@ -2,7 +2,7 @@
 quantisation, quantisation-aware training and the integer export.
 
 Each op is a dict: op ∈ {conv2d, dwconv2d, pwconv2d, avgpool, fc}, w (float64, torch layout), b (float64),
-stride, pad (top, left, bottom, right), relu (bool)."""
+stride, pad (top, left, bottom, right), relu (bool), relu_cap (6.0 for ReLU6, else None)."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,26 +29,29 @@ def _zeros(n: int) -> np.ndarray:
 def float_ops(model: DSCNN) -> list[dict]:
     if not isinstance(model, DSCNN):
         from ..errors import PqlrError
-        raise PqlrError(f"integer export supports DS-CNN models, not {type(model).__name__} "
-                        f"(transformer export is not implemented yet)")
+        raise PqlrError(f"this path takes DS-CNN models, not {type(model).__name__} (transformers lower "
+                        f"through hostside/compress/qtransformer.py: `pqlr export`)")
     model = model.eval()
+    cap = 6.0 if getattr(model.cfg, "activation", "relu") == "relu6" else None
     ops = []
     w, b = fold_bn(model.stem.weight, model.stem.bias, model.stem_bn)
     pl, pr, pt, pb = model.stem_pad
-    ops.append(dict(op="conv2d", w=w, b=b, stride=tuple(model.stem.stride), pad=(pt, pl, pb, pr), relu=True))
+    ops.append(dict(op="conv2d", w=w, b=b, stride=tuple(model.stem.stride), pad=(pt, pl, pb, pr), relu=True,
+                    relu_cap=cap))
     mods = list(model.body)
     for i in range(0, len(mods), 6):
         dw, dw_bn, _, pw, pw_bn, _ = mods[i: i + 6]
         w, b = fold_bn(dw.weight, dw.bias, dw_bn)
         ph, pw_ = dw.padding
-        ops.append(dict(op="dwconv2d", w=w, b=b, stride=tuple(dw.stride), pad=(ph, pw_, ph, pw_), relu=True))
+        ops.append(dict(op="dwconv2d", w=w, b=b, stride=tuple(dw.stride), pad=(ph, pw_, ph, pw_), relu=True,
+                        relu_cap=cap))
         if isinstance(pw, nn.Sequential):          # low-rank: C→r (linear, no bias), r→C (+BN, ReLU)
             first, second = pw
             ops.append(dict(op="pwconv2d", w=first.weight.detach().double().numpy(), b=_zeros(first.out_channels),
                             stride=(1, 1), pad=(0, 0, 0, 0), relu=False))
             pw = second
         w, b = fold_bn(pw.weight, pw.bias, pw_bn)
-        ops.append(dict(op="pwconv2d", w=w, b=b, stride=(1, 1), pad=(0, 0, 0, 0), relu=True))
+        ops.append(dict(op="pwconv2d", w=w, b=b, stride=(1, 1), pad=(0, 0, 0, 0), relu=True, relu_cap=cap))
     ops.append(dict(op="avgpool", relu=False))
     fcs = list(model.fc) if isinstance(model.fc, nn.Sequential) else [model.fc]
     for fc in fcs:
@@ -75,5 +78,7 @@ def run_float_ops(ops: list[dict], x: torch.Tensor) -> list[torch.Tensor]:
             h = h.flatten(1) @ torch.from_numpy(st["w"]).T + torch.from_numpy(st["b"])
         if st.get("relu"):
             h = torch.relu(h)
+        if st.get("relu_cap") is not None:
+            h = h.clamp(max=st["relu_cap"])
         outs.append(h)
     return outs

@@ -135,6 +135,7 @@ class QLayer(nn.Module):
     def __init__(self, op: dict, wbits: int, abits: int):
         super().__init__()
         self.op, self.relu = op["op"], bool(op.get("relu"))
+        self.cap = op.get("relu_cap")                  # ReLU6: also clamp at the integer nearest 6
         self.stride = tuple(op.get("stride", (1, 1)))
         self.pad = tuple(op.get("pad", (0, 0, 0, 0)))
         self.weight = nn.Parameter(torch.from_numpy(np.array(op["w"], dtype=np.float64)))
@@ -158,6 +159,14 @@ class QLayer(nn.Module):
         groups = x.shape[1] if self.op == "dwconv2d" else 1
         return nn.functional.conv2d(nn.functional.pad(x, (l, r, t, b)), wq, stride=self.stride, groups=groups)
 
+    def act_range(self, zp_out, s_out) -> tuple[int, int]:
+        """[act_min, act_max] of the output: ReLU clamps at the zero point, ReLU6 also at zp + round(6/s)."""
+        lo = int(zp_out.detach()) if self.relu else self.aq.qmin
+        hi = self.aq.qmax
+        if self.cap is not None:
+            hi = min(hi, int(zp_out.detach()) + int(math.floor(self.cap / float(s_out.detach()) + 0.5)))
+        return lo, max(lo, hi)
+
     def out_numel(self, x: torch.Tensor) -> int:
         with torch.no_grad():
             return int(self.accumulate(x[:1].detach(), torch.zeros_like(self.weight))[0].numel())
@@ -168,10 +177,10 @@ class QLayer(nn.Module):
         acc = self.accumulate(x, wq)
         shape = (1, -1, 1, 1) if acc.dim() == 4 else (1, -1)
         acc = acc + bq.reshape(shape)
-        lo = int(zp_out.detach()) if self.relu else self.aq.qmin
-        y_f = torch.clamp(acc * real.reshape(shape) + zp_out, lo, self.aq.qmax)
+        lo, hi = self.act_range(zp_out, s_out)
+        y_f = torch.clamp(acc * real.reshape(shape) + zp_out, lo, hi)
         M, sh = multipliers(real)
-        y_i = requant_exact(acc, M.reshape(shape), sh.reshape(shape), int(zp_out.detach()), lo, self.aq.qmax)
+        y_i = requant_exact(acc, M.reshape(shape), sh.reshape(shape), int(zp_out.detach()), lo, hi)
         return ste(y_i, y_f), s_out, zp_out
 
 
@@ -263,9 +272,9 @@ class QuantNet(nn.Module):
                 elif L.op == "pwconv2d":
                     w = w[:, :, 0, 0]                        # [Cout, Cin]
                 kernel = tuple(w.shape[1:3]) if L.op in ("conv2d", "dwconv2d") else (1, 1)
-                lo = int(zp_out) if L.relu else L.aq.qmin
+                lo, hi = L.act_range(zp_out, s_out)
                 layers.append(Layer(name=f"l{i}_{L.op}", op=L.op, in_shape=shape, out_shape=out_shape, in_zp=int(z),
-                                    out_zp=int(zp_out), act_min=lo, act_max=L.aq.qmax, in_scale=float(s),
+                                    out_zp=int(zp_out), act_min=lo, act_max=hi, in_scale=float(s),
                                     out_scale=float(s_out), multiplier=M.numpy().astype(np.int32),
                                     shift=sh.numpy().astype(np.int32), kernel=kernel, stride=L.stride, pad=L.pad,
                                     weights=np.ascontiguousarray(w),

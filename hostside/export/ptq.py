@@ -73,8 +73,9 @@ def quantize_ptq(model: DSCNN, calib: np.ndarray, classes: tuple[str, ...] = (),
         bias = np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32)
         M, s = _requant_params(scale, ws, out_scale)
         kernel = tuple(qw.shape[1:3]) if st["op"] in ("conv2d", "dwconv2d") else (1, 1)
+        hi = 127 if st.get("relu_cap") is None else min(127, out_zp + int(np.floor(st["relu_cap"] / out_scale + 0.5)))
         layers.append(Layer(name=f"l{idx}_{st['op']}", op=st["op"], in_shape=shape, out_shape=out_shape,
-                            in_zp=zp, out_zp=out_zp, act_min=out_zp if st.get("relu") else -128, act_max=127,
+                            in_zp=zp, out_zp=out_zp, act_min=out_zp if st.get("relu") else -128, act_max=hi,
                             in_scale=scale, out_scale=out_scale, multiplier=M, shift=s, kernel=kernel,
                             stride=tuple(st.get("stride", (1, 1))), pad=tuple(st.get("pad", (0, 0, 0, 0))),
                             weights=qw, bias=bias, wbits=8))

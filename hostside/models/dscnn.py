@@ -24,6 +24,7 @@ class DSCNNConfig:
     # rank of each pointwise conv's low-rank factorisation (0: not factorised); None: none factorised
     pw_ranks: tuple[int, ...] | None = None
     fc_rank: int = 0                          # rank of the classifier's factorisation (0: not factorised)
+    activation: str = "relu"                  # relu, or relu6 (a clamp at 6 as well: MobileNet-style)
 
     def group_widths(self) -> tuple[int, ...]:
         return tuple(self.widths) if self.widths is not None else (self.channels,) * (self.blocks + 1)
@@ -39,6 +40,9 @@ class DSCNN(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = cfg.group_widths()
+        if cfg.activation not in ("relu", "relu6"):
+            raise ValueError(f"activation {cfg.activation!r}: relu or relu6")
+        act = nn.ReLU6 if cfg.activation == "relu6" else nn.ReLU
         if len(w) != cfg.blocks + 1:
             raise ValueError(f"widths {w} must have blocks+1 = {cfg.blocks + 1} entries")
         ranks = tuple(cfg.pw_ranks) if cfg.pw_ranks is not None else (0,) * cfg.blocks
@@ -51,8 +55,8 @@ class DSCNN(nn.Module):
         for i in range(cfg.blocks):
             pw = (nn.Conv2d(w[i], w[i + 1], 1, bias=False) if not ranks[i] else
                   nn.Sequential(nn.Conv2d(w[i], ranks[i], 1, bias=False), nn.Conv2d(ranks[i], w[i + 1], 1, bias=False)))
-            layers += [nn.Conv2d(w[i], w[i], 3, padding=1, groups=w[i], bias=False), nn.BatchNorm2d(w[i]), nn.ReLU(),
-                       pw, nn.BatchNorm2d(w[i + 1]), nn.ReLU()]
+            layers += [nn.Conv2d(w[i], w[i], 3, padding=1, groups=w[i], bias=False), nn.BatchNorm2d(w[i]), act(),
+                       pw, nn.BatchNorm2d(w[i + 1]), act()]
         self.body = nn.Sequential(*layers)
         self.drop = nn.Dropout(cfg.dropout)
         self.fc = (nn.Linear(w[-1], cfg.n_classes) if not cfg.fc_rank else
@@ -61,7 +65,8 @@ class DSCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [N, T, F] → [N, 1, T, F]
         x = nn.functional.pad(x.unsqueeze(1), self.stem_pad)
-        x = torch.relu(self.stem_bn(self.stem(x)))
+        x = self.stem_bn(self.stem(x))
+        x = nn.functional.relu6(x) if self.cfg.activation == "relu6" else torch.relu(x)
         x = self.body(x)
         x = x.mean(dim=(2, 3))
         return self.fc(self.drop(x))
