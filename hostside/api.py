@@ -100,9 +100,10 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
 def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
-           qat_epochs: int = 0, progress: bool = True) -> Artifact:
+           qat_epochs: int = 0, progress: bool = True, wbits: int = 8) -> Artifact:
     """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
-    calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only)."""
+    calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only); `wbits` 4 stores
+    the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8)."""
     from .plan import make_plan
     from .train import load_checkpoint
     b = board if isinstance(board, Board) else load_board(board)
@@ -114,11 +115,12 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     rng = np.random.default_rng(0)
     calib = x[rng.permutation(len(x))[:calib_size]]
     if kind == "transformer":
-        net = quant_transformer(model, ck, corpus_dir, calib, qat_epochs, progress)
+        net = quant_transformer(model, ck, corpus_dir, calib, qat_epochs, progress, wbits=wbits)
         graph = net.to_int_graph(tuple(ck["classes"]), ck.get("frontend"))
     else:
-        if qat_epochs:
-            raise PqlrError("--qat-epochs is for transformers; a DS-CNN's QAT is `pqlr compress --recipe`")
+        if qat_epochs or wbits != 8:
+            raise PqlrError("--qat-epochs and --wbits are for transformers; a DS-CNN's QAT and int4 are "
+                            "`pqlr compress --recipe`")
         from .export import quantize_ptq
         graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"))
     plan = make_plan(graph, b)          # raises BudgetError with every number, before anything is built
@@ -128,13 +130,15 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
 
 
 def quant_transformer(model, ck: dict, corpus_dir: Path, calib: np.ndarray, qat_epochs: int = 0,
-                      progress: bool = True, lr: float = 3e-4, seed: int = 0):
+                      progress: bool = True, lr: float = 3e-4, seed: int = 0, wbits: int = 8):
     """The integer transformer, calibrated on `calib`, fine-tuned for `qat_epochs` on the corpus's train split
     (with the training augmentation; best epoch on val)."""
     from .compress.qtransformer import build_quant_transformer
     from .data.features import FrontEnd
     from .train import TrainConfig, train
-    net = build_quant_transformer(model, calib)
+    if wbits not in (4, 8):
+        raise PqlrError(f"weight bits {wbits}: 8 or 4")
+    net = build_quant_transformer(model, calib, wbits=wbits)
     if qat_epochs:
         from .data.corpus import load_corpus
         corpus = load_corpus(Path(corpus_dir))

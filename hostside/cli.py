@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--calib", type=int, default=200, help="calibration utterances (default 200)")
     e.add_argument("--qat-epochs", type=int, default=0,
                    help="transformers: epochs of quantisation-aware fine-tuning after calibration (default 0)")
+    e.add_argument("--wbits", type=int, choices=(8, 4), default=8,
+                   help="transformers: 4 stores the encoder's linear weights as int4 (default 8)")
 
     cp = sub.add_parser("compress", help="run a PQLR compression recipe (prune, low-rank, quantise, distil)",
                         description="Run the stages of a TOML recipe (see hostside/compress/recipe.py for every "
@@ -227,7 +229,7 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "export":
         art = api.export(args.checkpoint, args.corpus, args.board, args.out, calib_size=args.calib,
-                         qat_epochs=args.qat_epochs, progress=progress)
+                         qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits)
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
         return 0

@@ -157,8 +157,9 @@ class IntGraph:
         return self.layers[-1]
 
     def quantize_input(self, features: np.ndarray) -> np.ndarray:
-        """float features [T, F] → int8 HWC [T, F, 1]: round half away from zero, clamp."""
-        q = features / self.input_scale
+        """float features [T, F] → int8 HWC [T, F, 1]: round half away from zero, clamp. Computed in float64
+        whatever the features' dtype (as the QAT models do): float32 division rounds differently near ties."""
+        q = np.asarray(features, dtype=np.float64) / self.input_scale
         q = np.sign(q) * np.floor(np.abs(q) + 0.5) + self.input_zp
         return np.clip(q, -128, 127).astype(np.int8).reshape(self.input_shape)
 

@@ -294,3 +294,15 @@ def test_cli_export_transformer_checkpoint(trained_pipeline, tmp_path):
         q, _, _ = net.forward_int(torch.from_numpy(x).double())
     assert np.array_equal(run_batch(g, np.stack([g.quantize_input(f) for f in x])).astype(np.int64),
                           q.numpy().astype(np.int64))
+
+
+def test_input_quantisation_matches_the_qat_model_for_float32_features():
+    """float32 features near rounding ties quantise to the same int8 on the host graph as in the QAT model."""
+    _, net, _ = tiny(12, T=6, F=5)
+    g = net.to_int_graph()
+    rng = np.random.default_rng(0)
+    f = ((rng.integers(-150, 150, size=(64, 6, 5)) - g.input_zp + 0.5) * g.input_scale).astype(np.float32)
+    with torch.no_grad():
+        q_torch = net.quantize_input(torch.from_numpy(f))[0].numpy().astype(np.int64)
+    q_np = np.stack([g.quantize_input(x) for x in f]).reshape(64, 6, 5).astype(np.int64)
+    assert np.array_equal(q_np, q_torch)

@@ -6,7 +6,8 @@ emulated board, measured.
 
 Uses the corpus of benchmarks/quality/run.py (it runs that first if the corpus is missing), trains
 microbert-2l on log-mel 40 features if build/bench-transformer/microbert.pt is missing, then
-1. calibrates the integer transformer (hostside/compress/qtransformer.py) and fine-tunes it with QAT;
+1. calibrates the integer transformer (hostside/compress/qtransformer.py) and fine-tunes it with QAT, with
+   int8 weights and with int4 encoder weights (W4A8; the last stage, int8, is the one run on the board);
 2. lowers it to the integer graph and writes model.bin (round trip through the validating reader);
 3. on the held-out-voice test split and the unseen-engine split, measures:
    - the fp32 model, the conventional fake-quant model (float softmax / layer norm / GELU on the same
@@ -90,16 +91,18 @@ def main() -> int:
     calib = xtr[np.random.default_rng(0).permutation(len(xtr))[:200]]
     splits = {name: api.load_features(CORPUS, name, ck["frontend"])[1:] for name in ("test", "unseen")}
     rows = {}
-    for label, epochs in (("calibrated", 0), (f"qat_{args.qat_epochs}_epochs", args.qat_epochs)):
+    stages = [("calibrated", 0, 8), (f"qat_{args.qat_epochs}_epochs_w4", args.qat_epochs, 4),
+              (f"qat_{args.qat_epochs}_epochs", args.qat_epochs, 8)]
+    for label, epochs, wbits in stages:
         if epochs == 0 and args.qat_epochs == 0 and rows:
             break
         t1 = time.monotonic()
-        net = api.quant_transformer(model, ck, CORPUS, calib, epochs, progress=sys.stderr.isatty())
+        net = api.quant_transformer(model, ck, CORPUS, calib, epochs, progress=sys.stderr.isatty(), wbits=wbits)
         graph = net.to_int_graph(tuple(ck["classes"]), ck["frontend"])
         board = load_board("esp32c6")
         plan = make_plan(graph, board)
         art = write_model_bin(WORK / f"microbert-{label}.bin", graph, plan)
-        rows[label] = {"qat_epochs": epochs, "wall_s": time.monotonic() - t1,
+        rows[label] = {"qat_epochs": epochs, "encoder_weight_bits": wbits, "wall_s": time.monotonic() - t1,
                        "splits": {k: measure(net, model, art.graph, x.astype(np.float32), y)
                                   for k, (x, y) in splits.items()},
                        "model_bin_bytes": art.size, "weight_bytes": plan.weight_bytes,
@@ -131,12 +134,14 @@ def main() -> int:
     }
     (HERE / "results.json").write_text(json.dumps(out, indent=1, default=str))
     md = [f"# Transformer benchmark ({ck.get('model')}, integer only)", "",
+          "fake-quant: the same quantised tensors with float softmax, layer norm, GELU and requantisation; "
+          "integer: the numpy reference on the model.bin graph (what the board computes, bit for bit).", "",
           f"Command: `{out['command']}` — {out['machine']['platform']}, wall {out['wall_s']:.0f} s.", "",
-          "| stage | split | n | fp32 | fake-quant | integer | integer = fake-quant top-1 | QAT forward = reference |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| stage | model.bin | split | n | fp32 | fake-quant | integer | integer = fake-quant top-1 | QAT forward = reference |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for label, r in rows.items():
         for k, m in r["splits"].items():
-            md.append(f"| {label} | {k} | {m['n']} | {m['fp32_accuracy']:.2%} | {m['fake_quant_accuracy']:.2%} | "
+            md.append(f"| {label} | {r['model_bin_bytes']:,} B | {k} | {m['n']} | {m['fp32_accuracy']:.2%} | {m['fake_quant_accuracy']:.2%} | "
                       f"{m['integer_accuracy']:.2%} | {m['integer_vs_fake_quant_top1_agreement']:.2%} | "
                       f"{m['qat_forward_equals_reference']:.2%} |")
     p = rows[final_label]["esp32c6_plan"]

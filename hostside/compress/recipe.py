@@ -157,7 +157,8 @@ def check_against_model(recipe: Recipe, model) -> None:
     from .lowrank import plan_ranks
     from ..models.dscnn import DSCNN
     if not isinstance(model, DSCNN):
-        _err("student", f"the PQLR pipeline compresses DS-CNN students; this checkpoint is a {type(model).__name__}")
+        _err("student", f"the PQLR pipeline compresses DS-CNN students; this checkpoint is a {type(model).__name__} "
+                        f"(a transformer quantises with QAT through `pqlr export --checkpoint … --qat-epochs N`)")
     for i, st in enumerate(recipe.stages):
         if st.name == "lowrank":
             try:
