@@ -1,14 +1,16 @@
 """model.bin: the file the board reads its weights from. Format version 2, all little-endian.
 
-    header (100 B)
-      0  char[4]  magic "PQLR"          4  u16 format_version (2)     6  u16 header_size (100)
+    header (104 B)
+      0  char[4]  magic "PQLR"          4  u16 format_version (2)     6  u16 header_size (104)
       8  u32 file_size                 12  u32 flags (0)
-     16  u8[32] model_sha256 = SHA-256(header[48:96] ‖ file[header_size:])
+     16  u8[32] model_sha256 = SHA-256(header[48:100] ‖ file[header_size:])
      48  u32 layer_count   52 u32 layer_table_offset   56 u32 tile_count   60 u32 tile_table_offset
      64  u32 weights_offset 68 u32 weights_size
-     72  u16 input_h, input_w, input_c, n_classes      80  f32 input_scale   84 i32 input_zp
-     88  u32 arena_bytes    92 u32 tile_buffer_bytes
-     96  u32 header_crc32 = CRC-32(header[0:96])
+     72  u16 input_h, input_w, input_c, n_classes      80  f64 input_scale   88 i32 input_zp
+     92  u32 arena_bytes    96 u32 tile_buffer_bytes
+    100  u32 header_crc32 = CRC-32(header[0:100])
+    The input scale is a float64 (version 1 had a float32): the host quantises inputs with it, and must round
+    exactly as the QAT model that produced the integers did.
     flags bit 0: the plan is `xip` (weights read in place from memory-mapped flash; no tile buffer)
     layer table: layer_count × 96 B (LAYER_FMT below); a layer's flags bit 0: it runs in place (its output
                  overwrites its input); scratch_offset: its temporary in the arena (hostside/plan/planner.py).
@@ -40,13 +42,14 @@ from .plan.planner import Plan, Tile, pack_channels, params_bytes, row_bytes, ti
 
 MAGIC = b"PQLR"
 FORMAT_VERSION = 2
-HEADER_FMT = "<4sHHII32sIIIIIIHHHHfiII"
+HEADER_FMT = "<4sHHII32sIIIIIIHHHHdiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
 LAYER_FMT = "<BBH6H4B4B4h2H2I2i2fIhhHHiiiifI"
 LAYER_SIZE = struct.calcsize(LAYER_FMT)
 TILE_FMT = "<HHHHIII"
 TILE_SIZE = struct.calcsize(TILE_FMT)
-assert HEADER_SIZE == 100 and LAYER_SIZE == 96 and TILE_SIZE == 20
+assert HEADER_SIZE == 104 and LAYER_SIZE == 96 and TILE_SIZE == 20
+HASHED_HEADER = slice(48, HEADER_SIZE - 4)          # the header fields the model hash covers
 
 
 @dataclass
@@ -123,7 +126,7 @@ def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
     body = layer_tab + tile_tab + b"\0" * (w_off - tt_off - len(tile_tab)) + blob
     file_size = HEADER_SIZE + len(body)
     ih, iw, ic = graph.input_shape
-    tail = struct.pack("<IIIIIIHHHHfiII", len(graph.layers), lt_off, len(tiles), tt_off, w_off, len(blob),
+    tail = struct.pack("<IIIIIIHHHHdiII", len(graph.layers), lt_off, len(tiles), tt_off, w_off, len(blob),
                        ih, iw, ic, graph.output_layer.out_channels, graph.input_scale, graph.input_zp,
                        plan.arena_bytes, plan.tile_buffer_bytes)
     sha = hashlib.sha256(tail + body).digest()
@@ -182,7 +185,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         _fail("header CRC mismatch (header corrupted)")
     if fsize != n:
         _fail(f"truncated or padded: header says {fsize} bytes, file has {n}")
-    if hashlib.sha256(data[48:96] + data[HEADER_SIZE:]).digest() != sha:
+    if hashlib.sha256(data[HASHED_HEADER] + data[HEADER_SIZE:]).digest() != sha:
         _fail("model SHA-256 mismatch (contents corrupted)")
     if expect_sha256 is not None and sha.hex() != expect_sha256:
         _fail(f"model hash {sha.hex()[:16]}… is not the expected {expect_sha256[:16]}…")

@@ -75,8 +75,8 @@ def test_fuzz_with_valid_checksums(small_model):
         b = bytearray(data)
         pos = HEADER_SIZE + int(rng.integers(0, LAYER_SIZE * 3))
         b[pos] = int(rng.integers(0, 256))
-        b[16:48] = hashlib.sha256(bytes(b[48:96]) + bytes(b[HEADER_SIZE:])).digest()
-        b[96:100] = struct.pack("<I", zlib.crc32(bytes(b[:96])))
+        b[16:48] = hashlib.sha256(bytes(b[48:HEADER_SIZE - 4]) + bytes(b[HEADER_SIZE:])).digest()
+        b[HEADER_SIZE - 4:HEADER_SIZE] = struct.pack("<I", zlib.crc32(bytes(b[:HEADER_SIZE - 4])))
         try:
             read_model_bin(bytes(b))
         except ArtifactError:

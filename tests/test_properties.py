@@ -118,8 +118,8 @@ def test_plan_tiles_arena_and_round_trip(p, tmp_path_factory):
 
 
 def _fix_checksums(b: bytearray) -> bytes:
-    b[16:48] = hashlib.sha256(bytes(b[48:96]) + bytes(b[HEADER_SIZE:])).digest()
-    b[96:100] = struct.pack("<I", zlib.crc32(bytes(b[:96])))
+    b[16:48] = hashlib.sha256(bytes(b[48:HEADER_SIZE - 4]) + bytes(b[HEADER_SIZE:])).digest()
+    b[HEADER_SIZE - 4:HEADER_SIZE] = struct.pack("<I", zlib.crc32(bytes(b[:HEADER_SIZE - 4])))
     return bytes(b)
 
 

@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostside.artifact import LAYER_SIZE, read_model_bin, write_model_bin
+from hostside.artifact import HEADER_SIZE, LAYER_SIZE, read_model_bin, write_model_bin
 from hostside.boards import load_board
 from hostside.compress.qtransformer import build_quant_transformer, gelu_table
 from hostside.errors import ArtifactError, BudgetError
@@ -157,6 +157,7 @@ def test_lowering_reference_plan_and_round_trip(p, tmp_path_factory):
         assert all(t.size <= (p["tile_budget"] or board.tile_buffer_budget_bytes) for t in plan.tiles)
     art = write_model_bin(tmp_path_factory.mktemp("tf") / "model.bin", g, plan)
     assert np.array_equal(run_batch(art.graph, xs), out)                       # round trip
+    assert art.graph.input_scale == g.input_scale                               # float64: inputs round alike
     for xq, want in zip(xs[:4], out):
         assert np.array_equal(_simulate_arena(art, xq), want)                    # the plan, executed in place
 
@@ -207,7 +208,7 @@ def test_fuzz_transformer_model_bin():
             b = b[: int(rng.integers(0, len(b)))]
         else:
             for _ in range(int(rng.integers(1, 4))):
-                b[int(rng.integers(100, 100 + LAYER_SIZE * len(g.layers)))] = int(rng.integers(0, 256))
+                b[int(rng.integers(HEADER_SIZE, HEADER_SIZE + LAYER_SIZE * len(g.layers)))] = int(rng.integers(0, 256))
         try:
             read_model_bin(_fix_checksums(b) if i % 4 else bytes(b))
         except ArtifactError:
