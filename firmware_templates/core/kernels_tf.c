@@ -104,7 +104,24 @@ void pqlr_attention(PQLR_KERNEL_ARGS) {
         for (int i = 0; i < T; i++) {
             const int8_t *q = in + i * C3 + h * hd;
             int32_t mx = INT32_MIN;
-            for (int j = 0; j < T; j++) {
+            int j = 0;
+            for (; j + 1 < T; j += 2) {                     /* two keys per pass: each q_d loaded once */
+                const int8_t *k0 = in + j * C3 + D + h * hd, *k1 = k0 + C3;
+                int32_t l0 = 0, l1 = 0;
+#pragma GCC unroll 4
+                for (int d = 0; d < hd; d++) {
+                    const int32_t qd = q[d];
+                    l0 += qd * k0[d];
+                    l1 += qd * k1[d];
+                }
+                l0 -= kz[j];
+                l1 -= kz[j + 1];
+                e[j] = l0;
+                e[j + 1] = l1;
+                if (l0 > mx) mx = l0;
+                if (l1 > mx) mx = l1;
+            }
+            for (; j < T; j++) {
                 const int8_t *k = in + j * C3 + D + h * hd;
                 int32_t l = 0;
                 for (int d = 0; d < hd; d++) l += (int32_t)q[d] * k[d];
@@ -132,7 +149,15 @@ void pqlr_attention(PQLR_KERNEL_ARGS) {
              * (contiguous), skipping the tokens whose probability rounded to 0 */
             int32_t psum = 0;
             for (int d = 0; d < hd; d++) acc[d] = 0;
-            for (int j = 0; j < T; j++) {
+            for (j = 0; j + 1 < T; j += 2) {                 /* two tokens per pass over the sums */
+                const int32_t p0 = e[j], p1 = e[j + 1];
+                if (!(p0 | p1)) continue;
+                psum += p0 + p1;
+                const int8_t *v0 = in + j * C3 + 2 * D + h * hd, *v1 = v0 + C3;
+#pragma GCC unroll 4
+                for (int d = 0; d < hd; d++) acc[d] += p0 * v0[d] + p1 * v1[d];
+            }
+            for (; j < T; j++) {
                 const int32_t p = e[j];
                 if (!p) continue;
                 psum += p;
