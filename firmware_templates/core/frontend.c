@@ -35,19 +35,36 @@ static unsigned bitrev9(unsigned i) {
 /* one frame (ring holds it, oldest first from `start`) → one int8 row */
 static void frame_row(int start, int8_t *row) {
     for (int i = 0; i < 512; i++) { fft_re[i] = 0; fft_im[i] = 0; }
+    int idx = start;                                      /* ring position of sample n, without a modulo */
     for (int n = 0; n < PQLR_FE_FRAME; n++) {
-        int32_t x = ring[(start + n) % PQLR_FE_FRAME];
+        int32_t x = ring[idx];
+        if (++idx == PQLR_FE_FRAME) idx = 0;
         fft_re[bitrev9((unsigned)n)] = (int32_t)(((int64_t)x * pqlr_fe_window[n] + (1 << 15)) >> 16);
     }
     for (int size = 2; size <= 512; size <<= 1) {
         int half = size >> 1, step = 512 / size;
-        for (int j = 0; j < half; j++) {
-            int64_t wr = pqlr_fe_cos[j * step], wi = -(int64_t)pqlr_fe_sin[j * step];
+        {   /* j = 0: the twiddle is (cos 0, −sin 0) = (2^31 − 1, 0); the terms multiplied by 0 are dropped,
+             * which changes nothing in the result */
+            const int32_t wr = pqlr_fe_cos[0];
+            for (int a = 0; a < 512; a += size) {
+                int b = a + half;
+                const int32_t br = fft_re[b], bi = fft_im[b];
+                int32_t tr = (int32_t)(((int64_t)br * wr + ((int64_t)1 << 30)) >> 31);
+                int32_t ti = (int32_t)(((int64_t)bi * wr + ((int64_t)1 << 30)) >> 31);
+                int32_t ar = fft_re[a], ai = fft_im[a];
+                fft_re[a] = (ar + tr) >> 1; fft_im[a] = (ai + ti) >> 1;
+                fft_re[b] = (ar - tr) >> 1; fft_im[b] = (ai - ti) >> 1;
+            }
+        }
+        for (int j = 1; j < half; j++) {
+            /* Q31 twiddles, |sin| ≤ 2^31 − 1, so −sin fits an int32: every product below is a 32×32→64
+             * multiply (mul + mulh on RV32IM), not a 64×64 one */
+            const int32_t wr = pqlr_fe_cos[j * step], wi = -pqlr_fe_sin[j * step];
             for (int a = j; a < 512; a += size) {
                 int b = a + half;
-                int64_t br = fft_re[b], bi = fft_im[b];
-                int32_t tr = (int32_t)((br * wr - bi * wi + ((int64_t)1 << 30)) >> 31);
-                int32_t ti = (int32_t)((br * wi + bi * wr + ((int64_t)1 << 30)) >> 31);
+                const int32_t br = fft_re[b], bi = fft_im[b];
+                int32_t tr = (int32_t)(((int64_t)br * wr - (int64_t)bi * wi + ((int64_t)1 << 30)) >> 31);
+                int32_t ti = (int32_t)(((int64_t)br * wi + (int64_t)bi * wr + ((int64_t)1 << 30)) >> 31);
                 int32_t ar = fft_re[a], ai = fft_im[a];
                 fft_re[a] = (ar + tr) >> 1; fft_im[a] = (ai + ti) >> 1;
                 fft_re[b] = (ar - tr) >> 1; fft_im[b] = (ai - ti) >> 1;
