@@ -307,3 +307,16 @@ def test_input_quantisation_matches_the_qat_model_for_float32_features():
         q_torch = net.quantize_input(torch.from_numpy(f))[0].numpy().astype(np.int64)
     q_np = np.stack([g.quantize_input(x) for x in f]).reshape(64, 6, 5).astype(np.int64)
     assert np.array_equal(q_np, q_torch)
+
+
+def test_a_transformer_too_big_for_the_partition_is_refused_with_numbers_and_a_way_out():
+    from hostside.plan.planner import check_budgets
+    _, net, _ = tiny(13, layers=1)
+    g = net.to_int_graph()
+    board = load_board("esp32c6")
+    plan = make_plan(g, board)
+    with pytest.raises(BudgetError) as e:
+        check_budgets(plan, board, model_bin_bytes=board.model_partition.size + 1)
+    msg = str(e.value)
+    assert str(board.model_partition.size + 1) in msg and str(board.model_partition.size) in msg
+    assert "--wbits 4" in msg

@@ -330,10 +330,12 @@ def check_budgets(plan: Plan, board: Board, model_bin_bytes: int | None = None) 
     flash_need = model_bin_bytes if model_bin_bytes is not None else plan.weight_bytes
     if flash_need > board.model_partition.size:
         problems.append(f"model needs {flash_need} B of flash but the model partition holds "
-                        f"{board.model_partition.size} B")
+                        f"{board.model_partition.size} B (int4 weights — `pqlr compress`, or `--wbits 4` for a "
+                        f"transformer — or a board file with a larger `model` partition)")
     if plan.peak_ram_bytes > board.sram_budget_bytes:
         problems.append(f"RAM: tile buffer {plan.tile_buffer_bytes} B + arena {plan.arena_bytes} B + stack "
                         f"estimate {plan.stack_estimate_bytes} B = {plan.peak_ram_bytes} B exceeds the SRAM "
-                        f"budget of {board.sram_budget_bytes} B")
+                        f"budget of {board.sram_budget_bytes} B (fewer channels or tokens, int4 activations, or "
+                        f"an `xip` plan, which needs no tile buffer)")
     if problems:
         raise BudgetError(f"model does not fit board {board.name}: " + "; ".join(problems))
