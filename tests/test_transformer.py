@@ -320,3 +320,35 @@ def test_a_transformer_too_big_for_the_partition_is_refused_with_numbers_and_a_w
     msg = str(e.value)
     assert str(board.model_partition.size + 1) in msg and str(board.model_partition.size) in msg
     assert "--wbits 4" in msg
+
+
+def test_graph_constants_are_ibert_exp_at_the_fixed_scale():
+    from hostside.graph import EXP_B, EXP_C, EXP_LN2
+    from hostside.reference.ibert import EXP_A, EXP_B as B, EXP_C as C
+    s = 2.0 ** -EXP_BITS
+    assert (EXP_LN2, EXP_B, EXP_C) == (math.floor(math.log(2) / s), math.floor(B / s), math.floor(C / (EXP_A * s * s)))
+    r = -np.arange(0, 40 * EXP_LN2, 3)
+    z = (-r) // EXP_LN2                                   # the C kernel's formula, written out
+    p = r + z * EXP_LN2
+    c_kernel = np.where(z > 30, 0, ((p + EXP_B) ** 2 + EXP_C) >> np.minimum(z, 30))
+    assert np.array_equal(ref.int_exp(r), c_kernel)
+
+
+def test_layer_norm_resolves_the_deviation_better_than_ibert_on_int8():
+    """On int8 pixels with a small spread, the paper's ⌊√var⌋ is off by up to 1/std; the graph's √(C²·var)
+    is not. Both against the float normalisation, in units of a standard deviation."""
+    from hostside.reference.ibert import i_layernorm
+    rng = np.random.default_rng(3)
+    C = 32
+    x = np.clip(np.round(rng.normal(0, rng.uniform(2, 6, size=(64, 1)), size=(64, C))), -128, 127).astype(np.int8)
+    xf = x.astype(np.float64)
+    want = (xf - xf.mean(1, keepdims=True)) / np.maximum(xf.std(1, keepdims=True), 1e-9)
+    q, s = i_layernorm(x.astype(np.int64), out_bits=10)          # 128 units per standard deviation
+    err_ibert = np.abs(q * s - want).max()
+    L = Layer("ln", "layernorm", (64, 1, C), (64, 1, C), 0, 0, -128, 127, 1.0, 1.0,
+              multiplier=np.full(C, 1 << 30, np.int32), shift=np.full(C, 30 + LN_BITS - 4, np.int32),
+              weights=np.ones((C, 1), np.int8), bias=np.zeros(C, np.int32))
+    ours = ref.layernorm(x.reshape(64, 1, C), L).reshape(64, C).astype(np.float64) / 16
+    err_ours = np.abs(ours - np.clip(want, -8, 127 / 16)).max()
+    assert err_ours <= 1 / 32 + 1 / 128 + 4 / 64            # rounding, truncation, ⌊√⌋ (C·std ≥ 64) at ≤ 4 std
+    assert err_ibert > 4 * err_ours

@@ -1,6 +1,12 @@
 """Integer-only transformer primitives in the style of I-BERT (Kim et al., 2021): exp, softmax, GELU
-(through erf) and the square root for layer norm, computed with integers only. They are the numpy
-specification the transformer export and its C kernels will follow (issue #5); nothing uses them yet.
+(through erf) and the square root for layer norm, computed with integers only.
+
+Used by the integer graph: `i_exp` is the attention softmax's exp (reference/interpreter.py calls it at the
+fixed scale 2^-EXP_BITS; hostside/graph.py derives the C constants from the same formulas) and `i_gelu`
+fills the GELU table at export. `i_softmax` and `i_layernorm` are the paper's versions; the graph refines
+both (one reciprocal per row instead of a division per element; the standard deviation to 1/C of a unit
+instead of ⌊√var⌋ of an int8 input), and tests/test_transformer.py measures the second refinement against
+them.
 
 Each function takes int32/int64 tensors `q` with a real scale `s` (real = q·s) and returns integers with
 the scale it states. Constants are computed once from the scale in float (at export time, on the host);

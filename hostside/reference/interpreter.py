@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from ..graph import (EXP_B, EXP_C, EXP_LN2, INV_BITS, LN_BITS, PROB_BITS, IntGraph, Layer, requantize)
+from ..graph import EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, IntGraph, Layer, requantize
+from .ibert import i_exp
 
 
 def _padded(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -87,12 +88,9 @@ def layernorm(x: np.ndarray, L: Layer) -> np.ndarray:
 
 
 def int_exp(r: np.ndarray) -> np.ndarray:
-    """I-BERT's integer exp for r ≤ 0 in units of 2^−EXP_BITS (graph module docstring)."""
-    r = np.asarray(r, dtype=np.int64)
-    z = (-r) // EXP_LN2
-    p = r + z * EXP_LN2
-    poly = (p + EXP_B) ** 2 + EXP_C
-    return np.where(z > 30, 0, poly >> np.minimum(z, 30))
+    """I-BERT's integer exp for r ≤ 0 in units of 2^−EXP_BITS (graph module docstring). Its polynomial is
+    below 2^22, so the shift by z ≥ 22 is 0, as the C kernel's `z > 30 ? 0 : … >> z`."""
+    return i_exp(np.asarray(r, dtype=np.int64), 2.0 ** -EXP_BITS)[0]
 
 
 def attention(x: np.ndarray, L: Layer) -> np.ndarray:
