@@ -223,7 +223,8 @@ def quantize_const(p: torch.Tensor):
 
 
 class QMean(nn.Module):
-    """Mean over tokens: Σ (q − zp) requantised by 1/T, keeping the input's scale and zero point (avgpool)."""
+    """Mean over tokens: Σ (q − zp) requantised by 1/T, keeping the input's scale and zero point (avgpool).
+    Integer in both modes: a mean is linear, and the fake-quant model would round it the same way."""
 
     def forward(self, q, s_in, zp_in):
         T = q.shape[1]
@@ -338,10 +339,9 @@ class QuantTransformer(nn.Module):
             s_out, z_out = out if out is not None else act(mod)
             ex = dict(mod.export) if mod is not None else {}
             ex.update(kw)
-            lo = ex.pop("act_min", None)
             qmin, qmax = (mod.aq.qmin, mod.aq.qmax) if mod is not None and hasattr(mod, "aq") else (-128, 127)
             layers.append(Layer(name=f"l{len(layers)}_{name}", op=op, in_shape=in_shape, out_shape=out_shape,
-                                in_zp=cur["z"], out_zp=z_out, act_min=qmin if lo is None else lo, act_max=qmax,
+                                in_zp=cur["z"], out_zp=z_out, act_min=qmin, act_max=qmax,
                                 in_scale=cur["s"], out_scale=s_out,
                                 multiplier=ex.pop("multiplier", np.array([0], np.int32)),
                                 shift=ex.pop("shift", np.array([1], np.int32)), **ex))
