@@ -158,7 +158,12 @@ def inspect(model_bin: Path) -> dict:
             "arena_bytes": art.arena_bytes, "tile_buffer_bytes": art.tile_buffer_bytes,
             "weight_bytes": sum(t.size for t in art.tiles),
             "layers": [{"name": L.name, "op": L.op, "in": list(L.in_shape), "out": list(L.out_shape),
-                        "macs": L.macs, "tiles": sum(1 for t in art.tiles if t.layer == i)}
+                        "macs": L.macs, "tiles": sum(1 for t in art.tiles if t.layer == i),
+                        "arena_in": art.tensor_offsets[i], "arena_out": art.tensor_offsets[i + 1],
+                        "in_place": bool(art.inplace and art.inplace[i]),
+                        "scratch_bytes": art.scratch_bytes[i] if art.scratch_bytes else 0,
+                        **({"skip": L.skip} if L.op == "add" and L.skip >= 0 else {}),
+                        **({"heads": L.heads} if L.op == "attention" else {})}
                        for i, L in enumerate(g.layers)],
             "tiles": [asdict(t) for t in art.tiles]}
 

@@ -262,9 +262,14 @@ def _cmd(args) -> int:
               f" {info['macs']:,} MACs")
         print(f"RAM plan: tile buffer {info['tile_buffer_bytes']:,} B + arena {info['arena_bytes']:,} B; "
               f"weights {info['weight_bytes']:,} B in {len(info['tiles'])} tiles")
-        for L in info["layers"]:
+        print(f"  {'layer':14s} {'op':9s} {'in':14s}   {'out':14s} {'MACs':>10s}  tiles  arena in → out")
+        for i, L in enumerate(info["layers"]):
+            extra = (" in place" if L["in_place"] else "") + (f", scratch {L['scratch_bytes']} B" if L["scratch_bytes"]
+                                                                else "")
+            extra += f", + t{L['skip']} (residual)" if "skip" in L else ""
+            extra += f", {L['heads']} heads" if "heads" in L else ""
             print(f"  {L['name']:14s} {L['op']:9s} {str(L['in']):14s} → {str(L['out']):14s} "
-                  f"{L['macs']:>10,} MACs  {L['tiles']} tiles")
+                  f"{L['macs']:>10,}  {L['tiles']:>5}  t{i} @{L['arena_in']} → t{i + 1} @{L['arena_out']}{extra}")
         return 0
     out = getattr(args, "out", None)
     if args.cmd in ("render", "build"):
@@ -359,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pqlr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                 # `pqlr inspect m.bin | head`: the reader left; not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

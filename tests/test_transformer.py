@@ -286,6 +286,7 @@ def test_cli_export_transformer_checkpoint(trained_pipeline, tmp_path):
     assert ops.count("attention") == 2 and ops.count("layernorm") == 5 and ops.count("gelu") == 2
     r = subprocess.run(cli + ["inspect", str(tmp_path / "model.bin")], capture_output=True, text=True)
     assert r.returncode == 0 and "attention" in r.stdout and "layernorm" in r.stdout
+    assert r.stdout.count("(residual)") == 4 and "4 heads" in r.stdout         # the plan is visible
     # the exported integers are the calibrated model's: same top-1 on held-out inputs as its fake-quant twin
     model, ck = load_checkpoint(tmp_path / "tf.pt")
     _, x, _ = api.load_features(corpus, "test", ck["frontend"])
