@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, one-cycle (default 3e-3)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model option, repeatable: e.g. --set channels=48 --set activation=relu6 (DS-CNN), "
+                   "--set dim=96 --set heads=3 (transformers); an unknown key lists the known ones")
 
     ev = sub.add_parser("eval", help="accuracy per split/engine, false rejections, false accepts per hour",
                         description="Evaluate a checkpoint: accuracy per split and per speech engine, confusion "
@@ -210,7 +213,8 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "train":
         r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
-                      seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress)
+                      seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress,
+                      **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "eval":
@@ -352,6 +356,21 @@ def compress_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pqlr-compress: interrupted", file=sys.stderr)
         return 130
+
+
+def _model_options(items: list[str]) -> dict:
+    """--set KEY=VALUE pairs: values are read as Python literals (48, 0.1, (3, 3)), else kept as text."""
+    import ast
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PqlrError(f"--set {item!r}: expected KEY=VALUE, e.g. --set channels=48")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,3 +29,18 @@ def test_subcommand_help(cmd):
 def test_boards_command():
     p = pqlr("boards")
     assert p.returncode == 0 and "esp32c6" in p.stdout and "rv32-virt" in p.stdout
+
+
+def test_train_model_options(trained_pipeline, tmp_path):
+    """--set passes model options through (literals parsed); an unknown one names the known options."""
+    import torch
+    corpus = str(trained_pipeline["corpus"])
+    r = pqlr("train", "--corpus", corpus, "--model", "dscnn", "--epochs", "1", "--set", "channels=8",
+             "--set", "activation=relu6", "--set", "stem_kernel=(3, 3)", "--out", str(tmp_path / "m.pt"))
+    assert r.returncode == 0, r.stderr
+    cfg = torch.load(tmp_path / "m.pt", weights_only=False)["config"]
+    assert cfg["channels"] == 8 and cfg["activation"] == "relu6" and tuple(cfg["stem_kernel"]) == (3, 3)
+    r = pqlr("train", "--corpus", corpus, "--epochs", "1", "--set", "nosuch=1", "--out", str(tmp_path / "n.pt"))
+    assert r.returncode == 2 and "nosuch" in r.stderr and "channels" in r.stderr
+    r = pqlr("train", "--corpus", corpus, "--epochs", "1", "--set", "channels", "--out", str(tmp_path / "n.pt"))
+    assert r.returncode == 2 and "KEY=VALUE" in r.stderr
