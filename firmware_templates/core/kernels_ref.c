@@ -4,12 +4,6 @@
  * acc = b' + Σ x·w, and a padding tap counts as the value zp. */
 #include "pqlr.h"
 
-#define TILE_PARAMS(tile, n)                                          \
-    const int32_t *bias = (const int32_t *)(const void *)(tile);      \
-    const int32_t *mult = bias + (n);                                 \
-    const uint8_t *shft = (const uint8_t *)(mult + (n));              \
-    const int8_t *wts = (const int8_t *)(shft + (((n) + 3) & ~3))
-
 /* bytes of one output channel's K weights */
 static int row_bytes(const pqlr_layer_t *L, int K) { return L->wbits == 4 ? (K + 1) / 2 : K; }
 

@@ -40,12 +40,6 @@ PQLR_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, pqlr_out_t o) {
     return (int8_t)y;
 }
 
-#define TILE_PARAMS(tile, n)                                          \
-    const int32_t *bias = (const int32_t *)(const void *)(tile);      \
-    const int32_t *mult = bias + (n);                                 \
-    const uint8_t *shft = (const uint8_t *)(mult + (n));              \
-    const int8_t *wts = (const int8_t *)(shft + (((n) + 3) & ~3))
-
 PQLR_INLINE int32_t w4lo(int32_t b) { return (int32_t)((uint32_t)b << 28) >> 28; }
 PQLR_INLINE int32_t w4hi(int32_t b) { return b >> 4; }          /* b: the byte loaded sign-extended */
 

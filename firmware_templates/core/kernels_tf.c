@@ -4,13 +4,6 @@
  * the linear layers around them are the pointwise kernels. */
 #include "pqlr.h"
 
-/* A tile: int32 bias[n] | int32 multiplier[n] | uint8 shift[n], padded to 4 | n rows of weights. */
-#define TF_TILE(tile, n)                                              \
-    const int32_t *bias = (const int32_t *)(const void *)(tile);      \
-    const int32_t *mult = bias + (n);                                 \
-    const uint8_t *shft = (const uint8_t *)(mult + (n));              \
-    const int8_t *rows = (const int8_t *)(shft + (((n) + 3) & ~3))
-
 void pqlr_reshape(PQLR_KERNEL_ARGS) {
     /* the same bytes with another shape: the planner aliases output and input, so nothing moves */
     (void)tile; (void)c0; (void)n; (void)scratch;
@@ -27,11 +20,11 @@ void pqlr_add(PQLR_KERNEL_ARGS) {
     int p0 = 0, np = L->in_h * L->in_w;
     const int8_t *b = scratch;
     if (L->skip < 0) {
-        TF_TILE(tile, n);
+        TILE_PARAMS(tile, n);
         (void)bias; (void)mult; (void)shft;
         p0 = c0;
         np = n;
-        b = rows - (int32_t)c0 * C;            /* so that b + p·C is pixel p's row */
+        b = wts - (int32_t)c0 * C;            /* so that b + p·C is pixel p's row */
     }
     /* the layer's fields in locals: stores through int8_t pointers could alias them, and the compiler
      * would reload them for every element */
@@ -63,7 +56,7 @@ void pqlr_layernorm(PQLR_KERNEL_ARGS) {
     /* per pixel: S1 = Σx, S2 = Σx², sd = ⌊√(C·S2 − S1²)⌋, n_c = (x_c·C − S1)·2^7 / sd (toward zero),
      * y_c = requant(n_c·γ_c + β_c). The sums come first, so channel c may overwrite x_c (in place). */
     (void)scratch;
-    TF_TILE(tile, n);
+    TILE_PARAMS(tile, n);
     const int C = L->in_c, P = L->in_h * L->in_w;
     const int32_t zo = L->out_zp, lo = L->act_min, hi = L->act_max;
     for (int p = 0; p < P; p++) {
@@ -76,7 +69,7 @@ void pqlr_layernorm(PQLR_KERNEL_ARGS) {
             const int c = c0 + j;
             const int32_t num = ((int32_t)x[c] * C - s1) * (1 << PQLR_LN_BITS);
             const int32_t nrm = sd ? num / sd : 0;
-            o[c] = pqlr_requant(nrm * rows[j] + bias[j], mult[j], shft[j], zo, lo, hi);
+            o[c] = pqlr_requant(nrm * wts[j] + bias[j], mult[j], shft[j], zo, lo, hi);
         }
     }
 }
@@ -173,8 +166,8 @@ void pqlr_attention(PQLR_KERNEL_ARGS) {
 void pqlr_gelu(PQLR_KERNEL_ARGS) {
     /* y = table[x + 128]: the table is the I-BERT integer GELU of every int8 input, requantised (export time) */
     (void)c0; (void)n; (void)scratch;
-    TF_TILE(tile, 1);
+    TILE_PARAMS(tile, 1);
     (void)bias; (void)mult; (void)shft;
     const int N = L->in_h * L->in_w * L->in_c;
-    for (int i = 0; i < N; i++) out[i] = rows[(int32_t)in[i] + 128];
+    for (int i = 0; i < N; i++) out[i] = wts[(int32_t)in[i] + 128];
 }

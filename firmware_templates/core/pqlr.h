@@ -50,7 +50,13 @@ typedef struct {
 
 /* Kernels: compute output channels [c0, c0+n) of one layer from one tile.
  * A tile holds int32 bias[n], int32 multiplier[n], uint8 shift[n] (padded to 4), then n rows of weights: K int8, or
- * ceil(K/2) bytes of int4 (weight 2j in the low nibble of byte j, 2j+1 in the high nibble). */
+ * ceil(K/2) bytes of int4 (weight 2j in the low nibble of byte j, 2j+1 in the high nibble).
+ * TILE_PARAMS names those parts (bias, mult, shft, wts); every kernel set uses this one definition. */
+#define TILE_PARAMS(tile, n)                                          \
+    const int32_t *bias = (const int32_t *)(const void *)(tile);      \
+    const int32_t *mult = bias + (n);                                 \
+    const uint8_t *shft = (const uint8_t *)(mult + (n));              \
+    const int8_t *wts = (const int8_t *)(shft + (((n) + 3) & ~3))
 /* `scratch` is the layer's temporary in the arena (in-place depthwise: a ring of input rows; in-place
  * pointwise: one pixel's outputs; attention: 2T + hd int32), or, for an add of two tensors, the second tensor.
  * When L->inplace, in == out. An add with a constant operand, and a gelu, get their constants (pixel rows,

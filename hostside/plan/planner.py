@@ -30,6 +30,7 @@ from ..graph import WEIGHTED_OPS, IntGraph, Layer
 PARAM_BYTES_PER_CHANNEL = 9   # int32 bias + int32 multiplier + uint8 shift
 PW_PIXEL_BLOCK = 4            # pixels an in-place pointwise kernel computes before writing back
 MIN_TILE_ROWS = 4             # the tuned kernels block 4 output channels; smaller tiles forfeit that
+SCRATCH_OPS = ("conv2d", "attention")   # use their scratch without running in place (others: only in place)
 CONV_PIXEL_BLOCK = 2          # input patches a conv2d kernel gathers at a time
 
 
@@ -252,7 +253,7 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
         single = mode == "xip" or len(ts) <= 1
         ok, temp = inplace_rule(L, single)
         ok = ok and may_overwrite(graph, i, group, last)
-        if ok or L.op in ("conv2d", "attention"):
+        if ok or L.op in SCRATCH_OPS:
             scratch[i] = temp
         if ok:
             inplace[i] = True
