@@ -83,9 +83,11 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             "device": info["device"]}
 
 
-def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float = 0.8,
-             stride_ms: float = 100.0, smooth: int = 3) -> dict:
-    """Accuracy per split and engine, confusion, FRR and false accepts/hour (wake word), DET curve."""
+def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
+             stride_ms: float = 100.0, smooth: int | None = None, target_fa_per_hour: float = 1.0) -> dict:
+    """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
+    accepts per hour (with the 95 % upper bound), at a threshold and smoothing chosen on validation unless
+    given, and the DET curve (hostside/evaluate.py states the protocol)."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
@@ -95,7 +97,8 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")
     return run_eval(net, corpus, FrontEnd.from_dict(ck["frontend"]), predict, threshold=threshold,
-                    stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"))
+                    stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"),
+                    target_fa_per_hour=target_fa_per_hour)
 
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------

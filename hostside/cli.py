@@ -37,26 +37,37 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="corpus generation", description="Make and inspect corpora.")
     dsub = d.add_subparsers(dest="data_cmd", metavar="ACTION", required=True)
     s = dsub.add_parser("synth", help="synthesise a keyword-spotting corpus (espeak-ng, flite, piper)",
-                        description="Synthesise 1 s 16 kHz clips. Task wakeword: the phrase (its own class), other "
-                        "words and near-misses (unknown), and background noise (silence). Task commands12: the "
-                        "MLPerf Tiny 12 classes, synthetic. Speech from espeak-ng accents x variants, flite and "
-                        "festival voices (when installed) with speed/pitch/amplitude jitter, mixed with noise at a "
-                        "random SNR (test clips with held-out noise sources); splits by voice; an 'unseen' split "
-                        "from piper (never trained on); a real-speech stream for false accepts per hour. "
-                        "Deterministic for a seed; cached by config.")
+                        description="Synthesise a keyword-spotting corpus (16 kHz). Task wakeword: the phrase in "
+                        "its spellings and phrasings (its own class), other speech incl. hard negatives that rhyme "
+                        "with or overlap it (unknown), background noise (silence). Task commands12: the MLPerf Tiny "
+                        "12 classes, synthetic. Speech from every installed English voice (espeak-ng accents x "
+                        "variants, flite, festival, piper), styles (normal, fast, slow, whispered), speed "
+                        "perturbation, room reverberation and noise. Splits: espeak-ng accents and variants split "
+                        "separately (a test voice shares neither with training), other voices split by speaker, "
+                        "negative texts split by text, disjoint noise and room pools for test; the unseen speakers "
+                        "are never trained or selected on. Real human speech (asterisk prompts in every installed "
+                        "language, pocketsphinx test data) for false accepts per hour. Parallel, deterministic for "
+                        "a seed, cached by a key over the config and what is installed.")
     s.add_argument("--out", type=Path, default=Path("build/corpus"), help="output folder (default build/corpus)")
     s.add_argument("--task", default="wakeword", choices=["wakeword", "commands12"], help="default wakeword")
     s.add_argument("--phrase", default="hey kimi", help="the wake phrase (default 'hey kimi')")
-    s.add_argument("--engines", default="espeak-ng,flite,festival",
-                   help="training engines, comma-separated, used where installed (default espeak-ng,flite,festival)")
-    s.add_argument("--unseen-engine", default="piper", help="test-only engine ('' for none; default piper)")
-    s.add_argument("--voices", type=int, default=140, help="espeak-ng accent×variant voices (default 140)")
+    s.add_argument("--spelling", dest="spellings", action="append", default=None, metavar="TEXT",
+                   help="another spelling of the phrase, repeatable (default for 'hey kimi': 'hey kimmy', 'hey keemee')")
+    s.add_argument("--engines", default="espeak-ng,flite,festival,piper",
+                   help="engines, comma-separated, used where installed (default espeak-ng,flite,festival,piper)")
+    s.add_argument("--unseen-speakers", default="joe,slt",
+                   help="speakers never trained or selected on, comma-separated (default joe,slt: piper's joe, "
+                   "festival's and flite's slt; '' for none)")
+    s.add_argument("--voices", type=int, default=0, help="at most this many espeak-ng voices (default 0: all)")
     s.add_argument("--positives-per-voice", type=int, default=2, help="clips per keyword class per voice (default 2)")
-    s.add_argument("--unknown-per-voice", type=int, default=2, help="other-word clips per voice (default 2)")
+    s.add_argument("--unknown-per-voice", type=int, default=2, help="other-speech clips per voice (default 2)")
     s.add_argument("--silence", type=int, default=120, help="noise-only clips (default 120)")
-    s.add_argument("--unseen", type=int, default=60, help="unseen-engine clips per class (default 60)")
+    s.add_argument("--unseen", type=int, default=60, help="clips per class per unseen voice (default 60)")
     s.add_argument("--fa-stream-seconds", type=float, default=-1,
                    help="seconds of real speech for false accepts (-1 all installed, 0 none; default -1)")
+    s.add_argument("--fa-languages", default="", help="real-speech languages, e.g. en,es ('' all; default all)")
+    s.add_argument("--tts-stream-seconds", type=float, default=0,
+                   help="seconds of val and of test TTS negative streams, each (default 0)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--workers", type=int, default=4, help="parallel synthesis workers (default 4)")
 
@@ -79,16 +90,21 @@ def _parser() -> argparse.ArgumentParser:
                    "--set dim=96 --set heads=3 (transformers); an unknown key lists the known ones")
 
     ev = sub.add_parser("eval", help="accuracy per split/engine, false rejections, false accepts per hour",
-                        description="Evaluate a checkpoint: accuracy per split and per speech engine, confusion "
-                        "matrices; for the wake-word task the false rejection rate on positives and false accepts "
-                        "per hour on the corpus's real-speech stream (1 s windows every --stride-ms, posteriors "
-                        "smoothed over --smooth windows, --threshold, 1 s refractory), and a DET curve (det.png).")
+                        description="Evaluate a checkpoint: accuracy per split, engine and unseen voice, confusion "
+                        "matrices; for the wake-word task one streaming detector (1 s windows every --stride-ms, "
+                        "posteriors smoothed over --smooth windows, --threshold, 1 s refractory) gives the false "
+                        "rejection rate on wake-word clips and false accepts per hour on real speech (with the 95 %% "
+                        "Poisson upper bound and the hours) and on TTS negative streams; threshold and smoothing are "
+                        "chosen on validation only unless given; a DET curve (det.png).")
     ev.add_argument("--checkpoint", type=Path, required=True, help="checkpoint from `pqlr train`")
     ev.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus folder")
     ev.add_argument("--out", type=Path, default=Path("build/eval"), help="folder for eval.json and det.png")
-    ev.add_argument("--threshold", type=float, default=0.8, help="wake-word posterior threshold (default 0.8)")
+    ev.add_argument("--threshold", type=float, default=None,
+                    help="wake-word posterior threshold (default: chosen on validation)")
+    ev.add_argument("--target-fa-per-hour", type=float, default=1.0,
+                    help="the validation false-accept budget the threshold is chosen for (default 1)")
     ev.add_argument("--stride-ms", type=float, default=100.0, help="streaming window stride (default 100)")
-    ev.add_argument("--smooth", type=int, default=3, help="moving-average windows (default 3)")
+    ev.add_argument("--smooth", type=int, default=None, help="moving-average windows (default: chosen on validation)")
 
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
@@ -201,8 +217,11 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "data":
         c = api.synth(args.out, progress=progress, task=args.task, phrase=args.phrase,
-                      engines=tuple(e for e in args.engines.split(",") if e), unseen_engine=args.unseen_engine,
-                      voices=args.voices, positives_per_voice=args.positives_per_voice,
+                      spellings=None if args.spellings is None else tuple(args.spellings),
+                      engines=tuple(e for e in args.engines.split(",") if e),
+                      unseen_speakers=tuple(e for e in args.unseen_speakers.split(",") if e),
+                      fa_languages=tuple(e for e in args.fa_languages.split(",") if e),
+                      tts_stream_seconds=args.tts_stream_seconds, voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,
                       fa_stream_seconds=args.fa_stream_seconds, seed=args.seed, workers=args.workers)
@@ -219,16 +238,14 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "eval":
         r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
-                         smooth=args.smooth)
+                         smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour)
         for s_, v in r["splits"].items():
             print(f"{s_:7s} n={v['n']:5d} accuracy {v['accuracy']:.4f}")
         for e_, v in r["engines"].items():
             print(f"engine {e_:10s} n={v['n']:5d} accuracy {v['accuracy']:.4f} (held-out splits)")
         ww = r.get("wakeword")
         if ww:
-            print(f"threshold {ww['threshold']}: FRR test {ww.get('false_rejection_rate_test')}, "
-                  f"FRR unseen {ww.get('false_rejection_rate_unseen')}, "
-                  f"false accepts/hour {ww.get('false_accepts_per_hour')}")
+            print(_wakeword_line(ww))
         print(f"details: {args.out / 'eval.json'}")
         return 0
     if args.cmd == "export":
@@ -356,6 +373,30 @@ def compress_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pqlr-compress: interrupted", file=sys.stderr)
         return 130
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def _wakeword_line(ww: dict) -> str:
+    """The operating point and what it gives, in one paragraph a person can read."""
+    op = ww["operating_point"]
+    lines = [f"detector: threshold {ww['threshold']:g}, smoothing {ww['smoothing_windows']} windows of "
+             f"{ww['stride_ms']:g} ms, refractory {ww['refractory_s']:g} s ({op['chosen_on']})",
+             f"  FRR val {_pct(op.get('val_frr'))}, test {_pct(ww.get('false_rejection_rate_test'))}, "
+             f"unseen voices {_pct(ww.get('false_rejection_rate_unseen'))}"]
+    rs = ww.get("real_speech")
+    if rs:
+        lines.append(f"  real speech: {rs['false_accepts']} false accepts in {rs['hours']:.2f} h = "
+                     f"{rs['false_accepts_per_hour']:.2f}/h (95 % upper bound {rs['false_accepts_per_hour_upper95']:.2f}/h)")
+    else:
+        lines.append(f"  real speech: none ({ww.get('reason')})")
+    tts = ww.get("tts_test_stream")
+    if tts:
+        lines.append(f"  TTS negative stream (test voices): {tts['false_accepts']} in {tts['hours']:.2f} h = "
+                     f"{tts['false_accepts_per_hour']:.2f}/h (upper {tts['false_accepts_per_hour_upper95']:.2f}/h)")
+    return "\n".join(lines)
 
 
 def _model_options(items: list[str]) -> dict:

@@ -1,22 +1,75 @@
-"""Evaluation: accuracy per split and per speech engine, confusion matrices, and for the wake-word task
-the streaming metrics engines are compared by — false rejection rate on positive clips and false accepts
-per hour on a real-speech stream — with a DET curve.
+"""Evaluation: accuracy per split and per speech engine and confusion matrices (1 s clips, argmax), and for the
+wake-word task one streaming detector for everything a user would call a miss or a false alarm.
 
-Streaming protocol (stated in every result): 1 s windows every `stride_ms` over the stream (features
-computed once per 20 ms hop and sliced, which equals per-window features exactly), the wake-word
-posterior smoothed by a moving average over `smooth` windows, a trigger when it reaches `threshold`,
-and no new trigger within `refractory_s` of the last. A positive clip is accepted when its posterior
-reaches the threshold. Every trigger on the stream is a false accept (it holds no wake phrase).
+The detector (stated in every result): 1 s windows every `stride_ms` over the audio (features computed once
+per hop and sliced, which equals per-window features exactly), the wake-word posterior smoothed by a causal
+moving average over `smooth` windows, a trigger when it reaches `threshold`, no new trigger within
+`refractory_s` of the last.
+- A wake-word clip (a 3 s file with the phrase in its middle second) is missed when the detector never
+  triggers on the file: the false rejection rate (FRR).
+- Every trigger on a negative stream is a false accept: real human speech (reported as FA/h with its 95 %
+  Poisson upper bound and the hours behind it) and, separately, long TTS negative streams.
+- Threshold and smoothing are chosen on validation only (val wake-word clips and the val TTS negative stream):
+  the lowest validation FRR at which the validation stream has at most target_fa_per_hour × its hours false
+  accepts; the test figures are those this choice produces. A threshold given by the caller is used as is.
 """
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .data.corpus import Corpus, read_wav, resample
 from .data.features import FrontEnd, dct_matrix, mel_filterbank
+
+THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.05, 0.951, 0.05), [0.96, 0.97, 0.98, 0.99, 0.995, 0.998,
+                                                                         0.999, 0.9995]]), 4))
+SMOOTHING = (1, 3, 5)
+
+
+@dataclass(frozen=True)
+class Detector:
+    threshold: float
+    smooth: int = 3
+    stride_ms: float = 100.0
+    refractory_s: float = 1.0
+
+    def smoothed(self, post: np.ndarray) -> np.ndarray:
+        post = np.asarray(post, dtype=np.float64)
+        if self.smooth <= 1 or len(post) == 0:
+            return post
+        return np.convolve(post, np.ones(self.smooth) / self.smooth, mode="full")[: len(post)]
+
+    def triggers(self, post: np.ndarray, threshold: float | None = None) -> list[int]:
+        """Window indices where the detector fires."""
+        t = self.threshold if threshold is None else threshold
+        gap = max(1, int(round(self.refractory_s * 1000 / self.stride_ms)))
+        out, last = [], -10**9
+        for i in np.nonzero(self.smoothed(post) >= t)[0]:
+            if i - last >= gap:
+                out.append(int(i))
+                last = i
+        return out
+
+
+def poisson_upper(k: int, confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound on a Poisson mean after observing k events (k = 0: −ln(1 − c))."""
+    lo, hi = 0.0, max(10.0, 4.0 * (k + 10))
+    target = 1.0 - confidence
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        cdf = sum(math.exp(-mid + i * math.log(mid) - math.lgamma(i + 1)) for i in range(k + 1)) if mid > 0 else 1.0
+        lo, hi = (mid, hi) if cdf > target else (lo, mid)
+    return (lo + hi) / 2
+
+
+def fa_figures(count: int, hours: float) -> dict:
+    return {"false_accepts": int(count), "hours": hours,
+            "false_accepts_per_hour": count / hours if hours > 0 else None,
+            "false_accepts_per_hour_upper95": poisson_upper(count) / hours if hours > 0 else None}
 
 
 def stream_features(audio: np.ndarray, fe: FrontEnd, stride_ms: float) -> np.ndarray:
@@ -43,17 +96,22 @@ def stream_features(audio: np.ndarray, fe: FrontEnd, stride_ms: float) -> np.nda
     return np.stack([frames[s: s + fe.n_frames] for s in starts])
 
 
+def stream_posteriors(model, predict_fn, audio: np.ndarray, fe: FrontEnd, stride_ms: float, pos: int = 0,
+                      chunk_s: float = 300.0) -> np.ndarray:
+    """The wake-word posterior of every window of a long recording, computed in chunks to bound memory."""
+    stride = int(round(stride_ms * fe.sample_rate / 1000))
+    per_chunk = max(1, int(chunk_s * fe.sample_rate) // stride)
+    out = []
+    for start in range(0, max(1, len(audio) - fe.clip_samples + 1), per_chunk * stride):
+        seg = audio[start: start + (per_chunk - 1) * stride + fe.clip_samples]
+        feats = stream_features(seg, fe, stride_ms)
+        if len(feats):
+            out.append(predict_fn(model, feats)[:, pos])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def count_triggers(post: np.ndarray, threshold: float, smooth: int, stride_ms: float, refractory_s: float) -> int:
-    if len(post) == 0:
-        return 0
-    sm = np.convolve(post, np.ones(smooth) / smooth, mode="full")[: len(post)] if smooth > 1 else post
-    gap = max(1, int(round(refractory_s * 1000 / stride_ms)))
-    count, last = 0, -10**9
-    for i in np.nonzero(sm >= threshold)[0]:
-        if i - last >= gap:
-            count += 1
-            last = i
-    return count
+    return len(Detector(threshold, smooth, stride_ms, refractory_s).triggers(post))
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
@@ -63,16 +121,18 @@ def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
     return m.tolist()
 
 
-def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float = 0.8, stride_ms: float = 100.0,
-             smooth: int = 3, refractory_s: float = 1.0, out: Path | None = None, name: str = "model") -> dict:
-    """predict_fn(model, features [N, T, F]) → posteriors [N, C]."""
+def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float | None = None, stride_ms: float = 100.0,
+             smooth: int | None = None, refractory_s: float = 1.0, out: Path | None = None, name: str = "model",
+             target_fa_per_hour: float = 1.0) -> dict:
+    """predict_fn(model, features [N, T, F]) → posteriors [N, C]. threshold/smooth None: chosen on validation."""
     from .data.features import corpus_features
     x, y = corpus_features(corpus, fe)
     splits = np.array([c.split for c in corpus.clips])
     engines = np.array([c.engine for c in corpus.clips])
     post = predict_fn(model, x) if len(x) else np.zeros((0, len(corpus.classes)))
     pred = post.argmax(1) if len(post) else np.zeros(0, int)
-    res: dict = {"model": name, "classes": list(corpus.classes), "task": corpus.task, "splits": {}, "engines": {}}
+    res: dict = {"model": name, "classes": list(corpus.classes), "task": corpus.task, "splits": {}, "engines": {},
+                 "voices": {}}
     for s in ("train", "val", "test", "unseen"):
         m = splits == s
         if m.any():
@@ -82,9 +142,18 @@ def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float =
         m = (engines == e) & (splits != "train")
         if m.any():
             res["engines"][str(e)] = {"n": int(m.sum()), "accuracy": float((pred[m] == y[m]).mean())}
+    voices = np.array([f"{c.engine}:{c.voice}" for c in corpus.clips])
+    for v in sorted(set(voices[splits == "unseen"])):
+        m = voices == v
+        res["voices"][str(v)] = {"n": int(m.sum()), "accuracy": float((pred[m] == y[m]).mean())}
     if corpus.task == "wakeword":
-        res["wakeword"] = _wakeword_metrics(model, corpus, fe, predict_fn, post, y, splits, threshold, stride_ms,
-                                            smooth, refractory_s, out, name)
+        neg = {}
+        for c, p_ in zip(corpus.clips, pred):           # held-out negatives the clip classifier calls the wake word
+            if c.split in ("test", "unseen") and c.label == "unknown":
+                neg.setdefault(c.text, []).append(p_ == 0)
+        res["negatives_accepted_by_text"] = {t: {"n": len(v), "accepted": float(np.mean(v))} for t, v in sorted(neg.items())}
+        res["wakeword"] = wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms, refractory_s,
+                                           target_fa_per_hour, out, name)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -92,43 +161,142 @@ def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float =
     return res
 
 
-def _wakeword_metrics(model, corpus, fe, predict_fn, post, y, splits, threshold, stride_ms, smooth, refractory_s,
-                      out, name) -> dict:
+def _stream_audio(corpus: Corpus, rel: str, sr: int) -> np.ndarray:
+    audio, file_sr = read_wav(corpus.root / rel)
+    return resample(audio, file_sr, sr)
+
+
+def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: float, pos: int):
+    """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file."""
+    clips = [c for c in corpus.clips if c.split == split and c.label == corpus.classes[pos]]
+    rows = []
+    for c in clips:
+        rows.append(stream_features(_stream_audio(corpus, c.file, fe.sample_rate), fe, stride_ms))
+    if not rows:
+        return clips, []
+    flat = np.concatenate(rows)
+    p = predict_fn(model, flat)[:, pos]
+    out, i = [], 0
+    for r in rows:
+        out.append(p[i: i + len(r)])
+        i += len(r)
+    return clips, out
+
+
+def _missed(det: Detector, posts: list, threshold: float) -> np.ndarray:
+    return np.array([not (len(p) and det.smoothed(p).max() >= threshold) for p in posts], dtype=bool)
+
+
+def _val_negative_stream(corpus: Corpus, fe: FrontEnd) -> tuple[np.ndarray | None, str]:
+    tts = (corpus.meta.get("tts_streams") or {}).get("val")
+    if tts:
+        return _stream_audio(corpus, tts["file"], fe.sample_rate), f"TTS negative stream of val voices ({tts['file']})"
+    clips = [c for c in corpus.clips if c.split == "val" and c.label != corpus.classes[0]]
+    if not clips:
+        return None, "no validation negatives"
+    return np.concatenate([corpus.audio(c, fe.sample_rate) for c in clips]), \
+        "val negative clips one after another (the corpus has no val TTS stream)"
+
+
+def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: float, stride_ms: float,
+                           refractory_s: float, target_fa_per_hour: float, smooth: int | None = None) -> dict:
+    """The (smoothing, threshold) with the lowest validation FRR whose validation false accepts stay within
+    target × hours; ties go to the higher threshold. If none does, the fewest false accepts."""
+    allowed = math.floor(target_fa_per_hour * val_hours + 1e-9)
+    best = None
+    for s in ((smooth,) if smooth else SMOOTHING):
+        det = Detector(1.0, s, stride_ms, refractory_s)
+        peaks = np.array([det.smoothed(p).max() if len(p) else -1.0 for p in val_pos])
+        for t in THRESHOLDS:
+            frr = float((peaks < t).mean()) if len(peaks) else 1.0
+            fa = len(det.triggers(val_stream, float(t))) if val_stream is not None else 0
+            key = (fa > allowed, fa if fa > allowed else 0, frr, -t, s)
+            if best is None or key < best[0]:
+                best = (key, {"threshold": float(t), "smooth": s, "val_frr": frr, "val_false_accepts": fa,
+                              "val_allowed_false_accepts": allowed, "val_met": fa <= allowed})
+    return best[1]
+
+
+def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms, refractory_s, target_fa_per_hour,
+                     out, name) -> dict:
     pos = 0                                       # the wake word is class 0
-    wm: dict = {"positive_class": corpus.classes[pos], "threshold": threshold, "stride_ms": stride_ms,
-                "smoothing_windows": smooth, "refractory_s": refractory_s}
-    for s in ("test", "unseen"):
-        m = (splits == s) & (y == pos)
-        if m.any():
-            wm[f"false_rejection_rate_{s}"] = float((post[m, pos] < threshold).mean())
-    fa = corpus.meta.get("fa_stream") or {}
-    stream_post = None
-    if fa.get("file"):
-        audio, sr = read_wav(corpus.root / fa["file"])
-        audio = resample(audio, sr, fe.sample_rate)
-        feats = stream_features(audio, fe, stride_ms)
-        stream_post = predict_fn(model, feats)[:, pos] if len(feats) else np.zeros(0)
-        hours = len(audio) / fe.sample_rate / 3600
-        n_fa = count_triggers(stream_post, threshold, smooth, stride_ms, refractory_s)
-        wm.update({"false_accepts": n_fa, "stream_hours": hours, "false_accepts_per_hour": n_fa / hours,
-                   "stream_sources": fa.get("sources", {})})
+    pos_posts = {s: _positive_posteriors(model, corpus, fe, predict_fn, s, stride_ms, pos)
+                 for s in ("val", "test", "unseen")}
+    val_audio, val_what = _val_negative_stream(corpus, fe)
+    val_post = stream_posteriors(model, predict_fn, val_audio, fe, stride_ms, pos) if val_audio is not None else None
+    val_hours = len(val_audio) / fe.sample_rate / 3600 if val_audio is not None else 0.0
+    if threshold is None:
+        op = choose_operating_point(pos_posts["val"][1], val_post, val_hours, stride_ms, refractory_s,
+                                    target_fa_per_hour, smooth)
+        op["chosen_on"] = f"validation: val wake-word clips and the {val_what}, {val_hours:.3f} h; target " \
+                          f"≤ {target_fa_per_hour:g} false accepts per hour"
     else:
-        wm.update({"false_accepts_per_hour": None, "reason": fa.get("reason", "the corpus has no real-speech stream")})
-    # DET curve: FRR (unseen engine, else test) against false accepts per hour, over thresholds
-    split_for_det = "unseen" if ((splits == "unseen") & (y == pos)).any() else "test"
-    m = (splits == split_for_det) & (y == pos)
-    if m.any() and stream_post is not None:
-        ths = np.concatenate([np.linspace(0.05, 0.95, 19), [0.97, 0.98, 0.99, 0.995, 0.999]])
-        det = [{"threshold": float(t), "frr": float((post[m, pos] < t).mean()),
-                "fa_per_hour": count_triggers(stream_post, t, smooth, stride_ms, refractory_s) / wm["stream_hours"]}
-               for t in ths]
-        wm["det"] = {"positives": split_for_det, "points": det}
+        s = smooth or 3
+        det0 = Detector(threshold, s, stride_ms, refractory_s)
+        op = {"threshold": float(threshold), "smooth": s, "chosen_on": "given by the caller",
+              "val_frr": float(_missed(det0, pos_posts["val"][1], threshold).mean()) if pos_posts["val"][1] else None,
+              "val_false_accepts": len(det0.triggers(val_post)) if val_post is not None else None}
+    det = Detector(op["threshold"], op["smooth"], stride_ms, refractory_s)
+    wm: dict = {"positive_class": corpus.classes[pos], "detector": asdict(det), "threshold": det.threshold,
+                "stride_ms": stride_ms, "smoothing_windows": det.smooth, "refractory_s": refractory_s,
+                "operating_point": op, "val_negative_stream_hours": val_hours}
+    for s, (clips, posts) in pos_posts.items():
+        if not clips:
+            continue
+        missed = _missed(det, posts, det.threshold)
+        wm[f"false_rejection_rate_{s}"] = float(missed.mean())
+        wm[f"positives_{s}"] = len(clips)
+        if s != "val":
+            for field in ("voice", "text", "style"):
+                groups: dict = {}
+                for c, m in zip(clips, missed):
+                    k = f"{c.engine}:{c.voice}" if field == "voice" else getattr(c, field)
+                    groups.setdefault(k, []).append(m)
+                wm[f"frr_{s}_by_{field}"] = {k: {"n": len(v), "frr": float(np.mean(v))} for k, v in sorted(groups.items())}
+    # real speech
+    fa = corpus.meta.get("fa_stream") or {}
+    real_posts = []
+    if fa.get("streams"):
+        per = {}
+        for st in fa["streams"]:
+            audio = _stream_audio(corpus, st["file"], fe.sample_rate)
+            p = stream_posteriors(model, predict_fn, audio, fe, stride_ms, pos)
+            real_posts.append(p)
+            per[st["voice"]] = {"language": st["language"], **fa_figures(len(det.triggers(p)), len(audio) / fe.sample_rate / 3600)}
+        total = sum(v["false_accepts"] for v in per.values())
+        hours = sum(v["hours"] for v in per.values())
+        wm["real_speech"] = {**fa_figures(total, hours), "streams": per, "languages": fa.get("languages")}
+        wm.update({"false_accepts": total, "stream_hours": hours,
+                   "false_accepts_per_hour": wm["real_speech"]["false_accepts_per_hour"],
+                   "false_accepts_per_hour_upper95": wm["real_speech"]["false_accepts_per_hour_upper95"]})
+    else:
+        wm.update({"false_accepts_per_hour": None, "false_accepts_per_hour_upper95": None,
+                   "reason": fa.get("reason", "the corpus has no real-speech stream")})
+    tts = (corpus.meta.get("tts_streams") or {}).get("test")
+    tts_post = None
+    if tts:
+        audio = _stream_audio(corpus, tts["file"], fe.sample_rate)
+        tts_post = stream_posteriors(model, predict_fn, audio, fe, stride_ms, pos)
+        wm["tts_test_stream"] = fa_figures(len(det.triggers(tts_post)), len(audio) / fe.sample_rate / 3600)
+    # DET: FRR (unseen voices, else test) against false accepts per hour on real speech, at the chosen smoothing
+    split_for_det = "unseen" if pos_posts["unseen"][0] else "test"
+    posts = pos_posts[split_for_det][1]
+    if posts and real_posts:
+        hours = wm["stream_hours"]
+        points = []
+        for t in THRESHOLDS:
+            n_fa = sum(len(det.triggers(p, t)) for p in real_posts)
+            points.append({"threshold": float(t), "frr": float(_missed(det, posts, t).mean()),
+                           "fa_per_hour": n_fa / hours, "fa_per_hour_upper95": poisson_upper(n_fa) / hours,
+                           **({"tts_fa_per_hour": len(det.triggers(tts_post, t)) / wm["tts_test_stream"]["hours"]}
+                              if tts_post is not None else {})})
+        wm["det"] = {"positives": split_for_det, "negatives": "real speech", "smooth": det.smooth, "points": points}
         if out is not None:
-            wm["det"]["png"] = _plot_det(det, Path(out) / "det.png", name, split_for_det)
+            wm["det"]["png"] = _plot_det(points, Path(out) / "det.png", name, split_for_det, det.threshold, hours)
     return wm
 
 
-def _plot_det(points: list[dict], path: Path, name: str, split: str) -> str | None:
+def _plot_det(points: list[dict], path: Path, name: str, split: str, chosen: float, hours: float) -> str | None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -136,15 +304,23 @@ def _plot_det(points: list[dict], path: Path, name: str, split: str) -> str | No
     except Exception:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fa = [max(p["fa_per_hour"], 0.01) for p in points]
+    floor = 0.5 / hours                       # zero false accepts drawn at half of one per stream
+    fa = [max(p["fa_per_hour"], floor) for p in points]
     frr = [100 * p["frr"] for p in points]
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(fa, frr, marker="o", ms=3)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.plot(fa, frr, marker="o", ms=3, label="real speech")
+    if "tts_fa_per_hour" in points[0]:
+        ax.plot([max(p["tts_fa_per_hour"], floor) for p in points], frr, marker=".", ms=3, ls="--", alpha=0.7,
+                label="TTS negative stream")
+    k = min(range(len(points)), key=lambda i: abs(points[i]["threshold"] - chosen))
+    ax.plot([fa[k]], [frr[k]], "r*", ms=12, label=f"chosen on val: {chosen:g}")
+    ax.axvline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
-    ax.set_xlabel("false accepts per hour (real speech; 0 drawn at 0.01)")
-    ax.set_ylabel(f"false rejection rate, % ({split} positives)")
+    ax.set_xlabel(f"false accepts per hour ({hours:.2f} h; 0 drawn at {floor:.2g})")
+    ax.set_ylabel(f"false rejection rate, % ({split} wake words)")
     ax.set_title(f"DET: {name}")
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

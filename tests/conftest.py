@@ -74,7 +74,8 @@ def trained_pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     corpus = root / "corpus"
     api.synth(corpus, progress=False, voices=24, positives_per_voice=2, unknown_per_voice=2, silence_clips=24,
-              few_voice_repeats=2, unseen_positives=4, unseen_unknown=4, fa_stream_seconds=20, seed=3, workers=2)
+              few_voice_repeats=2, unseen_positives=4, unseen_unknown=4, fa_stream_seconds=20, tts_stream_seconds=20,
+              seed=3, workers=2)
     api.train(corpus, root / "m.pt", epochs=2, seed=0, channels=12, blocks=2, progress=False)
     art = api.export(root / "m.pt", corpus, "rv32-virt", root / "model.bin", calib_size=50)
     return {"root": root, "corpus": corpus, "model_bin": root / "model.bin", "art": art}

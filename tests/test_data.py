@@ -52,8 +52,9 @@ def test_voice_split_is_a_function_of_voice():
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory):
-    cfg = SynthConfig(voices=16, positives_per_voice=1, unknown_per_voice=1, few_voice_repeats=2, silence_clips=6,
-                      unseen_positives=3, unseen_unknown=3, fa_stream_seconds=30, seed=1, workers=2)
+    cfg = SynthConfig(voices=16, positives_per_voice=1, unknown_per_voice=1, few_voice_repeats=1, silence_clips=6,
+                      unseen_positives=3, unseen_unknown=3, fa_stream_seconds=30, tts_stream_seconds=10, seed=1,
+                      workers=2)
     root = tmp_path_factory.mktemp("corpus") / "c"
     return root, cfg, synth_corpus(root, cfg, progress=False)
 
@@ -65,17 +66,33 @@ def test_no_voice_in_two_splits(tiny_corpus):
         by_voice.setdefault((clip.engine, clip.voice), set()).add(clip.split)
     assert all(len(s) == 1 for s in by_voice.values())
     assert {cl.label for cl in c.clips} == {"hey_kimi", "unknown", "silence"}
-    assert {"train", "test"} <= {cl.split for cl in c.clips}
+    assert {"train", "val", "test"} <= {cl.split for cl in c.clips}
+    # the corpus's own record of its splits holds the same disjointness
+    acc, var = c.meta["accents"], c.meta["variants"]
+    assert not set(acc["train"]) & set(acc["test"]) and not set(var["train"]) & set(var["test"])
+    tr = {cl.text for cl in c.clips if cl.split == "train" and cl.label == "unknown"}
+    assert not tr & {cl.text for cl in c.clips if cl.split in ("test", "unseen") and cl.label == "unknown"}
 
 
-def test_unseen_engine_never_in_training(tiny_corpus):
+def test_wake_word_clips_have_context(tiny_corpus):
+    root, _, c = tiny_corpus
+    pos = [cl for cl in c.clips if cl.label == "hey_kimi"]
+    for cl in pos[:5]:
+        with wave.open(str(root / cl.file)) as w:
+            assert w.getnframes() == 3 * 16000 and cl.offset == 16000
+        assert len(c.audio(cl)) == 16000
+    assert {cl.style for cl in pos} <= {"normal", "fast", "slow", "whisper"}
+
+
+def test_unseen_voices_never_in_training(tiny_corpus):
     _, _, c = tiny_corpus
     from hostside.data.engines import ENGINES
-    piper = [cl for cl in c.clips if cl.engine == "piper"]
     if not ENGINES["piper"].available():
         pytest.skip("piper not installed (optional extra `speech`)")
+    piper = [cl for cl in c.clips if cl.engine == "piper"]
     assert piper and all(cl.split == "unseen" for cl in piper)
-    assert all(cl.engine == "piper" for cl in c.clips if cl.split == "unseen")
+    assert all(cl.voice in ("joe-medium", "slt", "cmu_us_slt_arctic_hts") for cl in c.clips if cl.split == "unseen")
+    assert not any("slt" in cl.voice for cl in c.clips if cl.split in ("train", "val"))
 
 
 def test_test_clips_use_held_out_noise(tiny_corpus):
@@ -91,29 +108,38 @@ def test_cached_and_deterministic(tiny_corpus, tmp_path):
     mtime = (root / "manifest.json").stat().st_mtime_ns
     synth_corpus(root, cfg, progress=False)
     assert (root / "manifest.json").stat().st_mtime_ns == mtime
-    cfg2 = SynthConfig(**{**cfg.__dict__, "fa_stream_seconds": 0, "unseen_engine": "", "few_voice_repeats": 1})
+    cfg2 = SynthConfig(**{**cfg.__dict__, "fa_stream_seconds": 0, "tts_stream_seconds": 0})
     c2 = synth_corpus(tmp_path / "again", cfg2, progress=False)
     same = [cl for cl in c.clips if cl.engine == "espeak-ng"][:5]
     for a, b in zip(same, [cl for cl in c2.clips if cl.engine == "espeak-ng"][:5]):
         assert a.voice == b.voice and a.text == b.text
 
 
-def test_real_speech_stream(tiny_corpus):
+def test_real_speech_and_tts_streams(tiny_corpus):
     root, _, c = tiny_corpus
     fa = c.meta["fa_stream"]
-    if not fa.get("file"):
+    if not fa.get("streams"):
         pytest.skip(fa.get("reason"))
-    with wave.open(str(root / fa["file"])) as w:
-        assert w.getframerate() == 16000
-        assert abs(w.getnframes() / 16000 - fa["seconds"]) < 1e-6
-    assert fa["seconds"] == pytest.approx(30, abs=0.01)
+    total = 0.0
+    for st in fa["streams"]:
+        with wave.open(str(root / st["file"])) as w:
+            assert w.getframerate() == 16000
+            assert abs(w.getnframes() / 16000 - st["seconds"]) < 1e-6
+            total += st["seconds"]
+    assert total == pytest.approx(30, abs=0.01) == fa["seconds"]
+    for split in ("val", "test"):
+        ts = c.meta["tts_streams"][split]
+        assert ts["seconds"] == pytest.approx(10, abs=0.01)
+        assert set(ts["voices"]) <= set(f"{v}" for v in c.meta["voices"][split])
 
 
 def test_bad_config_is_a_clear_error(tmp_path):
     with pytest.raises(PqlrError, match="task"):
         synth_corpus(tmp_path, SynthConfig(task="nope"))
-    with pytest.raises(PqlrError, match="unseen"):
-        synth_corpus(tmp_path, SynthConfig(engines=("espeak-ng", "piper")))
+    with pytest.raises(PqlrError, match="unknown engine"):
+        synth_corpus(tmp_path, SynthConfig(engines=("espeak-ng", "nope")))
+    with pytest.raises(PqlrError, match="style_weights"):
+        synth_corpus(tmp_path, SynthConfig(style_weights=(1.0, 0.0)))
 
 
 def _tone(f, n=16000):

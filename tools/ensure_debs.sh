@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# Make sure the Debian tools pqlr drives are present: the RV32IMAC cross compiler, QEMU and espeak-ng.
+# Make sure the Debian tools and data pqlr drives are present: the RV32IMAC cross compiler, QEMU, the speech
+# engines and voices, real human speech (false accepts), noise recordings, and sox (GSM/FLAC decoding).
 # As root they are installed with apt-get; otherwise the exact command is printed and we stop.
 set -euo pipefail
-PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc espeak-ng
-      flite asterisk-core-sounds-en-wav pocketsphinx-testdata asterisk-moh-opsound-wav ser2net)
+PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc
+      espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
+      asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
+      asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
+      asterisk-prompt-es-co asterisk-prompt-fr-armelle pocketsphinx-testdata
+      asterisk-moh-opsound-wav sonic-pi-samples ser2net)
 missing=()
-command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf)
-command -v qemu-system-riscv32   >/dev/null || missing+=(qemu-system-misc)
-command -v espeak-ng             >/dev/null || missing+=(espeak-ng)
-# more voices, real speech for false accepts, and recorded background noise
-command -v flite                 >/dev/null || missing+=(flite)
-[ -d /usr/share/asterisk/sounds ]           || missing+=(asterisk-core-sounds-en-wav)
-[ -d /usr/share/pocketsphinx/test/data ]    || missing+=(pocketsphinx-testdata)
-[ -d /usr/share/asterisk/moh ]              || missing+=(asterisk-moh-opsound-wav)
-[ -x /usr/sbin/ser2net ]                    || missing+=(ser2net)   # labgrid's exporter serves serial ports with it
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -eq 0 ]; then
     echo "pqlr: installing Debian packages: ${missing[*]}"

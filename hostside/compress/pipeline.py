@@ -94,7 +94,13 @@ class Pipeline:
                "unseen_engine_accuracy": ev["splits"].get("unseen", {}).get("accuracy"),
                "val_accuracy": ev["splits"].get("val", {}).get("accuracy"),
                "false_rejection_rate": ww.get("false_rejection_rate_unseen", ww.get("false_rejection_rate_test")),
-               "false_accepts_per_hour": ww.get("false_accepts_per_hour")} | (extra or {})
+               "false_rejection_rate_held_out_voices": ww.get("false_rejection_rate_test"),
+               "threshold": ww.get("threshold"), "smoothing_windows": ww.get("smoothing_windows"),
+               "false_accepts_per_hour": ww.get("false_accepts_per_hour"),
+               "false_accepts_per_hour_upper95": ww.get("false_accepts_per_hour_upper95"),
+               "real_speech_hours": ww.get("stream_hours"),
+               "tts_stream_false_accepts_per_hour": (ww.get("tts_test_stream") or {}).get("false_accepts_per_hour")} \
+            | (extra or {})
         self.rows.append(row)
         self.log(f"  {name}: params {row['params']:,}, weights {row['weight_bytes']:,} B, held-out "
                  f"{row['held_out_voice_accuracy']}, unseen {row['unseen_engine_accuracy']}, "

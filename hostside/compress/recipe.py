@@ -6,7 +6,7 @@
     board   = "rv32-virt"             # budgets for the plan and model.bin
     output  = "build/micro_kws.bin"
     seed = 0
-    threshold = 0.8                   # wake-word operating point for FRR and false accepts/hour
+    threshold = 0.8                   # wake-word operating point; omit it to choose it on validation
 
     [distill]
     temperature = 6.0
@@ -49,7 +49,7 @@ STAGES = {
     "quantize": {"wbits": 8, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": 10, "lr": 5e-4},
 }
 TOP = {"student": None, "teacher": None, "corpus": "build/corpus", "board": "rv32-virt",
-       "output": "build/micro_kws.bin", "seed": 0, "threshold": 0.8, "batch_size": 64}
+       "output": "build/micro_kws.bin", "seed": 0, "threshold": None, "batch_size": 64}
 DISTILL = {"temperature": 6.0, "alpha": 0.7}
 
 
@@ -68,7 +68,7 @@ class Recipe:
     board: str = "rv32-virt"
     output: str = "build/micro_kws.bin"
     seed: int = 0
-    threshold: float = 0.8
+    threshold: float | None = None       # None: chosen on validation (hostside/evaluate.py)
     batch_size: int = 64
     distill: dict = field(default_factory=lambda: dict(DISTILL))
 
@@ -113,6 +113,8 @@ def from_dict(raw: dict) -> Recipe:
     if not stages:
         _err("stages", "no stages: add [[stages]] tables (prune, lowrank, quantize)")
     top = {k: raw.get(k, v) for k, v in TOP.items()}
+    if top["threshold"] is not None and (not isinstance(top["threshold"], (int, float)) or not 0 < top["threshold"] < 1):
+        _err("threshold", f"{top['threshold']!r} must be in (0, 1), or omitted to choose it on validation")
     return Recipe(stages=stages, distill=distill, **top)
 
 

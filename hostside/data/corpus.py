@@ -25,6 +25,8 @@ class Clip:
     engine: str = "espeak-ng"      # espeak-ng | flite | festival | piper | human | none
     offset: int = 0                # first sample (at the file's rate) of the 1 s window
     noise: str = ""                # noise source mixed in, if any
+    style: str = ""                # normal | fast | slow | whisper (speech clips)
+    room: int = -1                 # index of the room impulse response in the split's bank, -1 dry
 
 
 @dataclass
@@ -71,6 +73,24 @@ def read_wav(src: bytes | Path) -> tuple[np.ndarray, int]:
     if ch > 1:
         x = x[: len(x) // ch * ch].reshape(-1, ch).mean(axis=1)
     return x, sr
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Read any audio file pqlr meets in Debian's packages: WAV with the standard library; GSM (asterisk
+    prompts), FLAC (sonic-pi samples) and headerless 16 kHz 16-bit .raw (pocketsphinx) decoded by sox."""
+    path = Path(path)
+    if path.suffix.lower() == ".wav":
+        return read_wav(path)
+    import shutil
+    import subprocess
+    if shutil.which("sox") is None:
+        raise PqlrError(f"{path}: decoding {path.suffix} needs sox: `sudo apt-get install sox` (or `make deps`)")
+    raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"] if path.suffix.lower() == ".raw" else []
+    p = subprocess.run(["sox", *raw, str(path), "-t", "wav", "-e", "signed", "-b", "16", "-"],
+                       capture_output=True, timeout=120)
+    if p.returncode != 0:
+        raise PqlrError(f"{path}: sox could not decode it ({p.stderr.decode(errors='replace').strip()})")
+    return read_wav(p.stdout)
 
 
 def write_wav(path: Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> None:

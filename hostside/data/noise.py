@@ -1,5 +1,6 @@
-"""Background noise: generated colours and recordings from Debian packages, split into a training pool
-and a held-out pool, so test clips are mixed with noise sources that training never heard."""
+"""Background noise: generated colours and recordings from Debian packages (asterisk's music on hold,
+sonic-pi's samples: ambience, loops, instruments, vinyl crackle), split into a training pool and a disjoint
+held-out pool, so test clips are mixed with noise sources that training never heard."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import CLIP_SAMPLES, SAMPLE_RATE, read_wav, resample
+from .corpus import CLIP_SAMPLES, SAMPLE_RATE, read_audio, resample
 
 NOISE_DIRS = ("/usr/share/asterisk/moh", "/usr/share/sonic-pi/samples")
+NOISE_SUFFIXES = (".wav", ".flac")
 GENERATED = ("white", "pink", "brown", "hum")
 
 
@@ -41,14 +43,15 @@ def generated(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
 def noise_sources() -> list[NoiseSource]:
     """Every third source (sorted, per kind) is held out for test; the rest train (and validate)."""
     srcs = [NoiseSource(f"gen:{k}", "test" if k == "brown" else "train") for k in GENERATED]
-    files = sorted(str(p) for d in NOISE_DIRS if Path(d).is_dir() for p in Path(d).rglob("*.wav"))
+    files = sorted(str(p) for d in NOISE_DIRS if Path(d).is_dir() for p in Path(d).rglob("*")
+                   if p.suffix in NOISE_SUFFIXES)
     srcs += [NoiseSource(f"file:{f}", "test" if i % 3 == 2 else "train") for i, f in enumerate(files)]
     return srcs
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=512)
 def _file_audio(path: str) -> np.ndarray:
-    x, sr = read_wav(Path(path))
+    x, sr = read_audio(Path(path))
     return resample(x, sr, SAMPLE_RATE)
 
 
@@ -64,8 +67,11 @@ def noise_clip(src: NoiseSource, rng: np.random.Generator, n: int = CLIP_SAMPLES
     return seg / rms if rms > 1e-6 else generated("pink", n, rng)
 
 
-def mix(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    rms = np.sqrt(np.mean(signal ** 2)) + 1e-12
+def mix(signal: np.ndarray, noise: np.ndarray, snr_db: float, signal_rms: float | None = None,
+        clip: bool = True) -> np.ndarray:
+    """signal + noise at snr_db relative to signal_rms (default: the signal's own RMS); with clip, scaled
+    down to a 0.9 peak if it would clip."""
+    rms = (np.sqrt(np.mean(signal ** 2)) if signal_rms is None else signal_rms) + 1e-12
     out = signal + noise * rms / (10 ** (snr_db / 20))
     peak = np.abs(out).max()
-    return out * (0.9 / peak) if peak > 0.99 else out
+    return out * (0.9 / peak) if clip and peak > 0.99 else out

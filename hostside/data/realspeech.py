@@ -1,61 +1,118 @@
-"""The real-speech false-accept stream: human recordings from Debian packages, concatenated.
+"""Real human speech for false-accept measurement, from Debian packages that work offline.
 
-Sources (when installed): `asterisk-core-sounds-en-wav` (telephone prompts, one speaker, 8 kHz) and
-`pocketsphinx-testdata` (LibriVox read speech). None of it contains the wake phrase, so every trigger
-on it is a false accept; its duration turns counts into false accepts per hour.
+Sources, selected by directory and language code, never by a substring of the path:
+- asterisk's prompts under /usr/share/asterisk/sounds: one folder per voice named `<lang>_<REGION>_<g>_<Name>`
+  (asterisk-core-sounds-{en,es,fr,it,ru}-wav: en_US_f_Allison, es_MX_f_Allison, fr_CA_f_June, it_IT_m_Carlo,
+  ru_RU_f_IvrvoiceRU; asterisk-prompt-it-menardi-wav: it_IT_f_Menardi), or a bare language folder `<lang>`
+  (asterisk-prompt-es-co, asterisk-prompt-fr-armelle, GSM), whose `digits/<lang>`, `letters/<lang>`,
+  `phonetic/<lang>` and `dictate/<lang>` folders belong to the same voice. The same prompt installed in two
+  encodings is used once (WAV first).
+- pocketsphinx-testdata: read English speech (LibriVox) and prompts, 16 kHz (.wav and headerless .raw).
+Every voice becomes its own continuous stream (fa_stream/<voice>.wav, 16 kHz). None of it holds the wake
+phrase, so every trigger on it is a false accept; the streams' durations turn counts into false accepts per
+hour.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .corpus import SAMPLE_RATE, read_wav, resample, write_wav
+from .corpus import SAMPLE_RATE, read_audio, resample, write_wav
 
-SOURCES = {
-    "asterisk-core-sounds-en-wav": "/usr/share/asterisk/sounds",
-    "pocketsphinx-testdata": "/usr/share/pocketsphinx/test/data",
-}
+ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
+POCKETSPHINX_DATA = Path("/usr/share/pocketsphinx/test/data")
+ASTERISK_SHARED = ("digits", "letters", "phonetic", "dictate")          # hold <lang>/ sub-folders
+AUDIO_SUFFIXES = (".wav", ".gsm", ".raw")                              # in order of preference
+_VOICE_DIR = re.compile(r"^(?P<lang>[a-z]{2})(?:_(?P<region>[A-Z]{2})_[a-z]_[A-Za-z0-9]+)?$")
+INSTALL = "sudo apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav " \
+          "asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav " \
+          "asterisk-prompt-it-menardi-wav asterisk-prompt-es-co asterisk-prompt-fr-armelle pocketsphinx-testdata sox"
 
 
-def stream_files() -> dict[str, list[Path]]:
-    out = {}
-    for pkg, d in SOURCES.items():
-        root = Path(d)
-        files = sorted(p for p in root.rglob("*.wav")) if root.is_dir() else []
-        if pkg == "asterisk-core-sounds-en-wav":
-            files = [f for f in files if "/en" in str(f)]
+@dataclass(frozen=True)
+class SpeechSource:
+    voice: str                  # a stream: one speaker (or one package's recordings)
+    language: str               # ISO 639-1, from the folder name
+    package: str
+    files: tuple[Path, ...]
+
+
+def _dedupe(files) -> list[Path]:
+    """One file per prompt: WAV before GSM before raw."""
+    best: dict = {}
+    for f in sorted(files):
+        key = f.with_suffix("")
+        if key not in best or AUDIO_SUFFIXES.index(f.suffix) < AUDIO_SUFFIXES.index(best[key].suffix):
+            best[key] = f
+    return sorted(best.values())
+
+
+def asterisk_sources(root: Path) -> list[SpeechSource]:
+    out = []
+    if not root.is_dir():
+        return out
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        m = _VOICE_DIR.match(d.name)
+        if not m or d.is_symlink():             # a symlink (asterisk-core-sounds-<lang>) names another voice
+            continue
+        files = [f for f in d.rglob("*") if f.suffix in AUDIO_SUFFIXES]
+        if not m.group("region"):               # a bare language folder: its shared sub-folders are its voice's
+            for shared in ASTERISK_SHARED:
+                files += [f for f in (root / shared / d.name).rglob("*") if f.suffix in AUDIO_SUFFIXES]
+        files = _dedupe(files)
         if files:
-            out[pkg] = files
+            out.append(SpeechSource(f"asterisk:{d.name}", m.group("lang"), "asterisk", tuple(files)))
     return out
 
 
-def build_stream(path: Path, max_seconds: float | None = None) -> dict:
-    """Concatenate the recordings (resampled to 16 kHz) into one WAV; returns what it holds."""
-    parts, used, total = [], {}, 0
-    limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
-    for pkg, files in stream_files().items():
-        n = 0
-        for f in files:
-            if limit is not None and total >= limit:
+def pocketsphinx_sources(root: Path) -> list[SpeechSource]:
+    files = _dedupe(f for f in root.rglob("*") if f.suffix in (".wav", ".raw")) if root.is_dir() else []
+    return [SpeechSource("pocketsphinx:testdata", "en", "pocketsphinx-testdata", tuple(files))] if files else []
+
+
+def speech_sources(languages: tuple[str, ...] = (), asterisk_root: Path | None = None,
+                   pocketsphinx_root: Path | None = None) -> list[SpeechSource]:
+    """Every installed source, or those whose language is in `languages`."""
+    srcs = asterisk_sources(Path(asterisk_root or ASTERISK_SOUNDS)) + \
+        pocketsphinx_sources(Path(pocketsphinx_root or POCKETSPHINX_DATA))
+    return [s for s in srcs if not languages or s.language in languages]
+
+
+def build_streams(out_dir: Path, max_seconds: float | None = None, languages: tuple[str, ...] = (),
+                  progress=None) -> dict:
+    """Write one 16 kHz stream per voice into out_dir; returns what they hold. max_seconds caps the total."""
+    out_dir = Path(out_dir)
+    streams, total = [], 0.0
+    for src in speech_sources(languages):
+        if max_seconds is not None and total >= max_seconds:
+            break
+        parts, used, skipped = [], 0, 0
+        for f in src.files:
+            if max_seconds is not None and total + sum(len(p) for p in parts) / SAMPLE_RATE >= max_seconds:
                 break
             try:
-                x, sr = read_wav(f)
+                x, sr = read_audio(f)
             except Exception:
-                continue                       # a file we cannot read is skipped, not fatal
-            x = resample(x, sr, SAMPLE_RATE)
-            parts.append(x)
-            total += len(x)
-            n += 1
-        if n:
-            used[pkg] = n
-    if not parts:
-        return {"file": None, "seconds": 0.0, "sources": {},
-                "reason": "no real speech installed: `sudo apt-get install asterisk-core-sounds-en-wav "
-                          "pocketsphinx-testdata`"}
-    x = np.concatenate(parts)
-    if limit is not None:
-        x = x[:limit]
-    write_wav(path, x)
-    return {"file": Path(path).name, "seconds": len(x) / SAMPLE_RATE, "sources": used,
+                skipped += 1                    # a file we cannot decode is skipped and counted, not fatal
+                continue
+            parts.append(resample(x, sr, SAMPLE_RATE))
+            used += 1
+        if not parts:
+            continue
+        x = np.concatenate(parts)
+        if max_seconds is not None:
+            x = x[: int(round((max_seconds - total) * SAMPLE_RATE))]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.voice) + ".wav"
+        write_wav(out_dir / name, x)
+        total += len(x) / SAMPLE_RATE
+        streams.append({"file": f"{out_dir.name}/{name}", "voice": src.voice, "language": src.language,
+                        "package": src.package, "files": used, "skipped": skipped, "seconds": len(x) / SAMPLE_RATE})
+        if progress:
+            progress()
+    if not streams:
+        return {"streams": [], "seconds": 0.0, "reason": f"no real speech installed: `{INSTALL}`"}
+    return {"streams": streams, "seconds": total, "languages": sorted({s["language"] for s in streams}),
             "note": "human speech without the wake phrase; every trigger is a false accept"}

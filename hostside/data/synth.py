@@ -1,43 +1,58 @@
 """Synthetic keyword-spotting corpora, honest about what they are.
 
 Tasks:
-- `wakeword`: classes <phrase as label> (e.g. hey_kimi), unknown (other words, including near-misses), silence.
+- `wakeword`: classes <phrase as label> (e.g. hey_kimi), unknown (other speech, including hard negatives that
+  rhyme with or overlap the phrase), silence.
 - `commands12`: the MLPerf Tiny / Speech Commands 12 classes (yes no up down left right on off stop go
   unknown silence), synthetic — for comparison with that setup's geometry, not its numbers.
 
-Speech comes from espeak-ng (accents × voice variants), flite and festival (when installed), with speed,
-pitch and amplitude jitter, mixed with background noise at a random SNR. Splits are by voice: a voice
-is in exactly one of train / val / test. Test clips are mixed with held-out noise sources. The
-`unseen` split is spoken by piper (a neural engine no model ever trains or selects on). A real-speech
-stream (Debian's asterisk prompts and pocketsphinx test recordings) measures false accepts per hour.
+Speech comes from every installed English voice: espeak-ng (accents × variants), flite, festival, piper. The
+splits (hostside/data/splits.py): espeak-ng accents and variants are split separately and a voice is used only
+when both land in the same split; other voices are split by the person behind them; the `unseen` speakers
+(piper's joe, the slt voices) are never trained or selected on; negative texts are split by text; test clips
+are mixed with a disjoint noise pool and reverberated with a disjoint bank of rooms.
 
-Generation is parallel, shows a progress bar, is deterministic for a seed, and is cached by config.
+Every split holds the phrase in its spellings and phrasings ("hey kimi", "hey, kimi?", "hey kimmy", ...) and
+in styles (normal, fast, slow, whispered where the engine can). Clips get speed perturbation (resampling, which
+moves pitch and formants together), room reverberation (pyroomacoustics) and noise at a random SNR.
+Wake-word clips are 3 s files with the phrase in the middle second (the 1 s window at `offset`), so the
+streaming detector can run over them exactly as over long audio. Unknown clips from sentences are 1 s cut
+at random from the whole utterance. Validation and test also get long TTS negative streams (random sentences
+by that split's voices), and the corpus gets real human speech streams (hostside/data/realspeech.py) for
+false accepts per hour.
+
+Generation is parallel (processes), shows a progress bar, is deterministic for a seed (piper excepted: its model samples
+noise internally), and is cached by a key over the config, the installed voices, noise sources, real-speech
+sources and the reverberation library.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import PqlrError, ToolchainMissing
+from . import rooms
 from .corpus import CLIP_SAMPLES, SAMPLE_RATE, Clip, Corpus, load_corpus, resample, save_corpus, write_wav
-from .engines import ENGINES
+from .engines import ENGINES, STYLES, installed_voices
 from .noise import mix, noise_clip, noise_sources
+from .splits import text_splits, voice_split, voice_splits
+from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences
 
-UNKNOWN_WAKEWORD = ("hey jimmy", "hey kiwi", "okay kimi", "kimono", "hi kenny", "hey kitty", "hey timmy",
-                    "key me", "kimchi", "hello", "hey there", "hey", "kimi", "yes", "no", "stop", "go",
-                    "kitchen", "happy", "seven", "music", "weather", "timer", "lights on", "good morning",
-                    "thank you", "what time is it", "play some music", "turn it off", "ok google")
+CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_COMMANDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
                     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "forward",
                     "backward", "follow", "learn", "visual")
 TASKS = ("wakeword", "commands12")
+KNOWN_SPELLINGS = {"hey kimi": ("hey kimmy", "hey keemee")}
+POSITIVE_SECONDS = 3              # wake-word clips: 1 s of context on each side of the labelled window
 
 
 def label_of(phrase: str) -> str:
@@ -48,23 +63,42 @@ def label_of(phrase: str) -> str:
 class SynthConfig:
     task: str = "wakeword"
     phrase: str = "hey kimi"
-    engines: tuple[str, ...] = ("espeak-ng", "flite", "festival")   # training engines, where installed
-    voices: int = 140                     # espeak-ng accent×variant voices (at most 161)
+    spellings: tuple[str, ...] | None = None  # other spellings of the phrase; None: the known ones, if any
+    engines: tuple[str, ...] = ("espeak-ng", "flite", "festival", "piper")   # where installed
+    unseen_speakers: tuple[str, ...] = ("joe", "slt")   # never trained or selected on (piper joe, slt voices)
+    voices: int = 0                       # at most this many espeak-ng voices in all (0: every one that splits)
     positives_per_voice: int = 2          # per keyword class
     unknown_per_voice: int = 2
-    few_voice_repeats: int = 8            # engines with few voices (flite, festival) speak this many times more
+    few_voice_repeats: int = 8            # voices of other engines (few of them) speak this many times more
     silence_clips: int = 120
-    unseen_engine: str = "piper"          # "" for none
-    unseen_positives: int = 60            # per keyword class
+    unseen_positives: int = 60            # per keyword class and unseen voice
     unseen_unknown: int = 60
-    fa_stream_seconds: float = -1.0       # real-speech stream: -1 all available, 0 none
+    fa_stream_seconds: float = -1.0       # real speech: -1 all installed, 0 none
+    fa_languages: tuple[str, ...] = ()    # real speech languages (ISO 639-1); () all
+    tts_stream_seconds: float = 0.0       # val and test TTS negative streams, each
+    sentences: int = 400                  # random sentences drawn (split by text)
+    style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
+    speed_perturb: tuple[float, float] = (0.9, 1.1)
+    speed_perturb_prob: float = 0.5
+    reverb_prob: float = 0.5
+    rooms_per_pool: int = 48
     seed: int = 0
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    snr_db: tuple[float, float] = (5.0, 30.0)
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    snr_db: tuple[float, float] = (3.0, 30.0)
     workers: int = 4
 
+    def resolved_spellings(self) -> tuple[str, ...]:
+        return tuple(self.spellings) if self.spellings is not None else KNOWN_SPELLINGS.get(self.phrase, ())
+
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """The cache key: the config and everything installed that changes the clips."""
+        from .realspeech import speech_sources
+        env = {"format": CORPUS_FORMAT, "config": {k: v for k, v in asdict(self).items() if k != "workers"},
+               "voices": [asdict(v) for v in installed_voices(self.engines)],
+               "noise": [s.id for s in noise_sources()], "rooms": rooms.available(),
+               "real_speech": [(s.voice, len(s.files)) for s in speech_sources(self.fa_languages)]
+               if self.fa_stream_seconds != 0 else []}
+        return hashlib.sha256(json.dumps(env, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -74,68 +108,83 @@ class SynthConfig:
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
-        if self.unseen_engine and self.unseen_engine in self.engines:
-            raise PqlrError(f"the unseen engine {self.unseen_engine!r} cannot also be a training engine")
+        if len(self.style_weights) != len(STYLES) or min(self.style_weights) < 0 or sum(self.style_weights) <= 0:
+            raise PqlrError(f"style_weights: {len(STYLES)} non-negative weights for {', '.join(STYLES)}")
 
 
 def task_classes(cfg: SynthConfig) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
-    """(classes, {keyword label: texts}, unknown texts)."""
+    """(classes, {keyword label: texts}, unknown words and short phrases)."""
     if cfg.task == "wakeword":
         lab = label_of(cfg.phrase)
-        unknown = tuple(u for u in UNKNOWN_WAKEWORD if label_of(u) != lab)
-        return (lab, "unknown", "silence"), {lab: (cfg.phrase,)}, unknown
+        spell = cfg.resolved_spellings()
+        return (lab, "unknown", "silence"), {lab: positive_texts(cfg.phrase, spell)}, \
+            hard_negatives(cfg.phrase, spell) + COMMON_WORDS
     return COMMANDS + ("unknown", "silence"), {w: (w,) for w in COMMANDS}, UNKNOWN_COMMANDS
 
 
-def split_group(engine: str, voice: str) -> str:
-    """Voices that are the same speaker share a split (flite's kal and kal16)."""
-    return f"{engine}:{re.sub(r'[0-9]+$', '', voice) if engine == 'flite' else voice}"
+def negative_texts(cfg: SynthConfig) -> dict[str, dict[str, list[str]]]:
+    """{split: {"words": [...], "sentences": [...]}}: negatives split by text; unseen uses the test texts."""
+    _, _, words = task_classes(cfg)
+    avoid = cfg.phrase if cfg.task == "wakeword" else ""
+    sentences = random_sentences(cfg.sentences, cfg.seed, avoid=avoid)
+    ws, ss = text_splits(words, cfg.seed, cfg.split_fractions), text_splits(sentences, cfg.seed, cfg.split_fractions)
+    out = {s: {"words": sorted(w for w, v in ws.items() if v == s), "sentences": sorted(t for t, v in ss.items() if v == s)}
+           for s in ("train", "val", "test")}
+    out["unseen"] = out["test"]
+    return out
 
 
-def voice_split(group: str, seed: int, fractions: tuple[float, float, float]) -> str:
-    """A voice's split is a pure function of its name and the seed, so no voice lands in two splits."""
-    h = int.from_bytes(hashlib.sha256(f"{seed}:{group}".encode()).digest()[:8], "little") / 2**64
-    if h < fractions[0]:
-        return "train"
-    return "val" if h < fractions[0] + fractions[1] else "test"
+def split_voices(cfg: SynthConfig) -> dict:
+    """{Voice: split} over the installed voices of the configured engines."""
+    voices = installed_voices(cfg.engines)
+    if "espeak-ng" in cfg.engines and not any(v.engine == "espeak-ng" for v in voices):
+        raise ToolchainMissing("espeak-ng is not installed: `sudo apt-get install espeak-ng` (or `make deps`)")
+    splits = voice_splits(voices, cfg.seed, cfg.split_fractions, cfg.unseen_speakers)
+    if cfg.voices:                        # cap the espeak-ng voices, keeping each split's share
+        rng = np.random.default_rng(cfg.seed)
+        for s in ("train", "val", "test"):
+            es = [v for v, sp in splits.items() if sp == s and v.engine == "espeak-ng"]
+            keep = max(1, int(round(cfg.voices * cfg.split_fractions[("train", "val", "test").index(s)])))
+            for i in rng.permutation(len(es))[keep:]:
+                del splits[es[i]]
+    return splits
+
+
+def _pick(rng, seq):
+    return seq[int(rng.integers(0, len(seq)))]
 
 
 def _plan_jobs(cfg: SynthConfig) -> list[dict]:
     rng = np.random.default_rng(cfg.seed)
-    classes, keywords, unknown = task_classes(cfg)
+    classes, keywords, _ = task_classes(cfg)
+    negatives = negative_texts(cfg)
+    w = np.asarray(cfg.style_weights, dtype=np.float64)
     jobs: list[dict] = []
 
-    def speech_jobs(engine: str, voice: str, split: str, n_pos: int, n_unk: int) -> None:
+    def style(engine: str) -> str:
+        ok = np.array([s in ENGINES[engine].styles for s in STYLES], dtype=np.float64) * w
+        return STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))]
+
+    def speech_jobs(v, split: str, n_pos: int, n_unk: int) -> None:
+        base = dict(voice=v.name, engine=v.engine, split=split)
         for lab, texts in keywords.items():
             for _ in range(n_pos):
-                jobs.append(dict(label=lab, text=texts[int(rng.integers(0, len(texts)))], voice=voice,
-                                 engine=engine, split=split))
+                jobs.append(dict(base, label=lab, text=_pick(rng, texts), style=style(v.engine), kind="positive"))
+        neg = negatives[split]
         for _ in range(n_unk):
-            jobs.append(dict(label="unknown", text=unknown[int(rng.integers(0, len(unknown)))], voice=voice,
-                             engine=engine, split=split))
+            sentence = bool(neg["sentences"]) and (not neg["words"] or rng.random() < 0.35)
+            text = _pick(rng, neg["sentences"] if sentence else neg["words"])
+            jobs.append(dict(base, label="unknown", text=text, style=style(v.engine),
+                             kind="sentence" if sentence else "word"))
 
-    for name in cfg.engines:
-        eng = ENGINES[name]
-        if not eng.available():
-            if name == "espeak-ng":
-                raise ToolchainMissing("espeak-ng is not installed: `sudo apt-get install espeak-ng` (or `make deps`)")
-            continue
-        voices = eng.voices()
-        if name == "espeak-ng":
-            voices = [voices[i] for i in rng.permutation(len(voices))[: cfg.voices]]
-            rep = 1
+    for v, split in sorted(split_voices(cfg).items(), key=lambda kv: (kv[0].engine, kv[0].name)):
+        if split == "unseen":
+            speech_jobs(v, split, cfg.unseen_positives, cfg.unseen_unknown)
         else:
-            rep = cfg.few_voice_repeats
-        for v in voices:
-            split = voice_split(split_group(name, v), cfg.seed, cfg.split_fractions)
-            speech_jobs(name, v, split, cfg.positives_per_voice * rep, cfg.unknown_per_voice * rep)
-    if cfg.unseen_engine:
-        eng = ENGINES[cfg.unseen_engine]
-        if eng.available():
-            for v in eng.voices():
-                speech_jobs(eng.name, v, "unseen", cfg.unseen_positives, cfg.unseen_unknown)
+            rep = 1 if v.engine == "espeak-ng" else cfg.few_voice_repeats
+            speech_jobs(v, split, cfg.positives_per_voice * rep, cfg.unknown_per_voice * rep)
     for i in range(cfg.silence_clips):
-        jobs.append(dict(label="silence", text="", voice=f"noise{i}", engine="none",
+        jobs.append(dict(label="silence", text="", voice=f"noise{i}", engine="none", style="", kind="silence",
                          split=voice_split(f"noise{i}", cfg.seed, cfg.split_fractions)))
     for j, job in enumerate(jobs):
         job["index"] = j
@@ -143,35 +192,100 @@ def _plan_jobs(cfg: SynthConfig) -> list[dict]:
     return jobs
 
 
-def place(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Trim leading/trailing silence and place the utterance at a random offset in a 1 s window."""
+def place(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES, crop: str = "centre") -> np.ndarray:
+    """Trim leading/trailing silence and place the utterance at a random offset in n samples; a longer
+    utterance is cut to n (`centre`, or `random` for negatives cut from long audio)."""
     env = np.abs(speech)
     idx = np.nonzero(env > 0.02 * (env.max() + 1e-9))[0]
     if len(idx):
         speech = speech[idx[0]: idx[-1] + 1]
-    if len(speech) > CLIP_SAMPLES:
-        start = (len(speech) - CLIP_SAMPLES) // 2
-        speech = speech[start: start + CLIP_SAMPLES]
-    out = np.zeros(CLIP_SAMPLES)
-    off = int(rng.integers(0, CLIP_SAMPLES - len(speech) + 1))
+    if len(speech) > n:
+        start = (len(speech) - n) // 2 if crop == "centre" else int(rng.integers(0, len(speech) - n + 1))
+        speech = speech[start: start + n]
+    out = np.zeros(n)
+    off = int(rng.integers(0, n - len(speech) + 1))
     out[off: off + len(speech)] = speech
     return out
 
 
-def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict) -> Clip:
+def _speech(job: dict, cfg: SynthConfig, rng: np.random.Generator, text: str | None = None) -> np.ndarray:
+    """The engine's audio at 16 kHz, speed-perturbed with probability speed_perturb_prob."""
+    audio, sr = ENGINES[job["engine"]].speak(text or job["text"], job["voice"], rng, job.get("style") or "normal")
+    x = resample(audio, sr, SAMPLE_RATE)
+    if rng.random() < cfg.speed_perturb_prob:
+        factor = rng.uniform(*cfg.speed_perturb)             # > 1: faster and higher
+        x = resample(x, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
+    return x
+
+
+def _pool(split: str) -> str:
+    return "test" if split in ("test", "unseen") else "train"
+
+
+def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict) -> Clip:
     rng = np.random.default_rng(job["seed"])
-    pool = pools["test" if job["split"] in ("test", "unseen") else "train"]
+    pool = pools[_pool(job["split"])]
     src = pool[int(rng.integers(0, len(pool)))]
+    offset, room = 0, -1
     if job["label"] == "silence":
         level = rng.choice([0.0005, 0.005, 0.02, 0.08])
         sig = noise_clip(src, rng) * level * rng.uniform(0.5, 1.5)
     else:
-        audio, sr = ENGINES[job["engine"]].speak(job["text"], job["voice"], rng)
-        sig = mix(place(resample(audio, sr, SAMPLE_RATE), rng), noise_clip(src, rng), rng.uniform(*cfg.snr_db))
+        x = _speech(job, cfg, rng)
+        if job["kind"] == "positive":
+            offset = CLIP_SAMPLES * (POSITIVE_SECONDS - 1) // 2
+            sig = np.zeros(CLIP_SAMPLES * POSITIVE_SECONDS)
+            sig[offset: offset + CLIP_SAMPLES] = place(x, rng)
+        else:
+            sig = place(x, rng, crop="random" if job["kind"] == "sentence" else "centre")
+        bank = banks[_pool(job["split"])]
+        if bank and rng.random() < cfg.reverb_prob:
+            room = int(rng.integers(0, len(bank)))
+            sig = rooms.reverberate(sig, bank[room])
+        speech_rms = np.sqrt(np.mean(sig[offset: offset + CLIP_SAMPLES] ** 2)) + 1e-12
+        snr = rng.uniform(*cfg.snr_db)
+        sig = mix(sig, noise_clip(src, rng, len(sig)), snr, signal_rms=speech_rms)
     name = f"clips/{job['index']:06d}_{job['label']}.wav"
     write_wav(out_dir / name, sig)
     return Clip(file=name, label=job["label"], split=job["split"], voice=job["voice"], text=job["text"],
-                engine=job["engine"], noise=src.id)
+                engine=job["engine"], offset=offset, noise=src.id, style=job["style"], room=room)
+
+
+def _stream_part(job: dict, cfg: SynthConfig, bank: list) -> np.ndarray:
+    """One sentence of a negative stream, reverberated like the clips, then a pause."""
+    r = np.random.default_rng(job["seed"])
+    x = _speech(job, cfg, r)
+    if bank and r.random() < cfg.reverb_prob:
+        x = rooms.reverberate(np.concatenate([x, np.zeros(SAMPLE_RATE // 2)]), bank[int(r.integers(0, len(bank)))])
+    gap = np.zeros(int(r.uniform(0.2, 1.0) * SAMPLE_RATE))
+    return np.concatenate([x / (np.abs(x).max() + 1e-9) * r.uniform(0.3, 0.9), gap])
+
+
+def _tts_stream(split: str, cfg: SynthConfig, voices: list, texts: list[str], out_dir: Path, pools: dict,
+                banks: dict, pool_exec, advance) -> dict:
+    """Random sentences by the split's voices, one after another with short pauses, in noise: one long stream."""
+    rng = np.random.default_rng([cfg.seed, ("val", "test").index(split), 7])
+    n = int(cfg.tts_stream_seconds / 2.0) + 1                  # sentences last about 2–3 s
+    jobs = [dict(engine=v.engine, voice=v.name, text=_pick(rng, texts), style="normal", seed=int(rng.integers(0, 2**31)))
+            for v in (voices[int(i)] for i in rng.integers(0, len(voices), n))]
+
+    parts = []
+    for part in pool_exec.map(partial(_stream_part, cfg=cfg, bank=banks[_pool(split)]), jobs, chunksize=8):
+        parts.append(part)
+        advance()
+    x = np.concatenate(parts)[: int(cfg.tts_stream_seconds * SAMPLE_RATE)]
+    pool = pools[_pool(split)]
+    step = 10 * SAMPLE_RATE                                  # a new noise source and SNR every 10 s
+    for s in range(0, len(x), step):
+        seg = x[s: s + step]
+        src = pool[int(rng.integers(0, len(pool)))]
+        x[s: s + step] = mix(seg, noise_clip(src, rng, len(seg)), rng.uniform(*cfg.snr_db), clip=False)
+    x *= 0.9 / max(1e-9, np.abs(x).max())
+    name = f"tts_stream/{split}.wav"
+    write_wav(out_dir / name, x)
+    return {"file": name, "seconds": len(x) / SAMPLE_RATE, "sentences": len(jobs),
+            "voices": sorted({f"{v.engine}:{v.name}" for v in voices}),
+            "note": f"TTS speech of {split} voices and {split} texts, no wake phrase: every trigger is a false accept"}
 
 
 def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> Corpus:
@@ -179,31 +293,51 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool
     cfg.validate()
     out_dir = Path(out_dir)
     manifest = out_dir / "manifest.json"
+    key = cfg.key()
     if manifest.is_file():
         meta = json.loads(manifest.read_text()).get("meta", {})
-        if meta.get("config_key") == cfg.key():
+        if meta.get("config_key") == key:
             return load_corpus(out_dir)
     jobs = _plan_jobs(cfg)
     srcs = noise_sources()
     pools = {p: [s for s in srcs if s.pool == p] for p in ("train", "test")}
+    banks = {p: rooms.impulse_responses(cfg.rooms_per_pool, seed=cfg.seed * 2 + i) if rooms.available() and cfg.reverb_prob > 0
+             else [] for i, p in enumerate(("train", "test"))}
+    splits = split_voices(cfg)
+    voices_by_split = {s: [v for v, sp in splits.items() if sp == s] for s in ("train", "val", "test", "unseen")}
+    tts_splits = [s for s in ("val", "test") if cfg.tts_stream_seconds > 0 and voices_by_split[s]]
+    n_tts = sum(int(cfg.tts_stream_seconds / 2.0) + 1 for _ in tts_splits)
     clips: list[Clip] = [None] * len(jobs)  # type: ignore[list-item]
     from ..progress import progress_bar
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
-    with progress_bar("synthesising corpus", len(jobs), enabled=progress) as advance, \
-            ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        for job, clip in zip(jobs, pool.map(lambda j: _render(j, cfg, out_dir, pools), jobs)):
+    negatives = negative_texts(cfg)
+    meta = {"config": asdict(cfg), "config_key": key, "format": CORPUS_FORMAT, "sample_rate": SAMPLE_RATE}
+    with progress_bar("synthesising corpus", len(jobs) + n_tts, enabled=progress) as advance, \
+            ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+        render = partial(_render, cfg=cfg, out_dir=out_dir, pools=pools, banks=banks)
+        for job, clip in zip(jobs, pool.map(render, jobs, chunksize=16)):
             clips[job["index"]] = clip
             advance()
-    classes, _, _ = task_classes(cfg)
-    meta = {"config": asdict(cfg), "config_key": cfg.key(), "sample_rate": SAMPLE_RATE,
-            "engines_used": sorted({c.engine for c in clips}),
-            "noise_pools": {k: [s.id for s in v] for k, v in pools.items()},
-            "note": "synthetic speech (TTS engines) mixed with noise; splits by voice; the 'unseen' split is "
-                    "an engine never used for training or model selection"}
+        meta["tts_streams"] = {s: _tts_stream(s, cfg, voices_by_split[s], negatives[s]["sentences"] or negatives[s]["words"],
+                                              out_dir, pools, banks, pool, advance) for s in tts_splits}
+    classes, keywords, _ = task_classes(cfg)
+    meta.update({
+        "engines_used": sorted({c.engine for c in clips}),
+        "voices": {s: sorted(f"{v.engine}:{v.name}" for v in vs) for s, vs in voices_by_split.items()},
+        "accents": {s: sorted({v.accent for v in vs if v.accent}) for s, vs in voices_by_split.items()},
+        "variants": {s: sorted({v.variant for v in vs if v.variant}) for s, vs in voices_by_split.items()},
+        "speakers": {s: sorted({v.speaker for v in vs if not v.accent}) for s, vs in voices_by_split.items()},
+        "positive_texts": {k: list(v) for k, v in keywords.items()},
+        "negative_texts": {s: negatives[s] for s in ("train", "val", "test")},
+        "noise_pools": {k: [s.id for s in v] for k, v in pools.items()},
+        "rooms": {k: len(v) for k, v in banks.items()} if any(banks.values()) else
+        {"reason": "pyroomacoustics not installed (extra `speech`): no reverberation"},
+        "note": "synthetic speech (TTS engines) mixed with noise; splits by accent, variant, speaker and text; "
+                "the 'unseen' split is voices never used for training or model selection"})
     if cfg.fa_stream_seconds != 0:
-        from .realspeech import build_stream
-        meta["fa_stream"] = build_stream(out_dir / "fa_stream.wav",
-                                         None if cfg.fa_stream_seconds < 0 else cfg.fa_stream_seconds)
+        from .realspeech import build_streams
+        meta["fa_stream"] = build_streams(out_dir / "fa_stream", None if cfg.fa_stream_seconds < 0 else cfg.fa_stream_seconds,
+                                          cfg.fa_languages)
     corpus = Corpus(root=out_dir, clips=clips, classes=classes, task=cfg.task, meta=meta)
     save_corpus(corpus)
     return corpus

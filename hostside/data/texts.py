@@ -1,0 +1,80 @@
+"""What the voices say: the wake phrase in its spellings and phrasings, hard negatives built from it (its
+words alone, cut short, rhymes, other greetings), everyday words, and random sentences for long negative
+streams. All of it derives from the phrase, so another wake word gets its own hard negatives."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+COMMON_WORDS = ("hello", "yes", "no", "stop", "go", "kitchen", "happy", "seven", "music", "weather", "timer",
+                "lights on", "good morning", "thank you", "what time is it", "play some music", "turn it off",
+                "ok google", "alexa", "hey siri", "good night", "okay", "see you later", "how are you", "maybe",
+                "excuse me", "right now", "come here", "tomorrow", "open the door")
+ONSETS = ("b", "d", "g", "j", "l", "m", "n", "p", "r", "s", "t", "w", "sk", "sh", "ch", "tr")
+GREETINGS = ("hi", "okay", "oh", "say", "pay", "hey there", "ahoy")
+# a small grammar for random sentences (negative streams)
+_SUBJ = ("the weather", "my brother", "our neighbour", "the old man", "a small dog", "the train", "everyone",
+         "the meeting", "my phone", "the children", "this recipe", "the new kitchen", "her cousin", "the radio",
+         "nobody", "the office", "a friend of mine", "the garden", "the football team", "the teacher")
+_VERB = ("is going to", "said we should", "will probably", "wanted to", "might", "can never", "forgot to",
+         "decided to", "tried to", "used to", "is about to", "refused to", "promised to", "would rather")
+_ACT = ("call back later", "open the window", "make some coffee", "take the bus", "read the letter",
+        "paint the fence", "walk to the station", "buy fresh bread", "fix the heater", "watch the game",
+        "clean the car", "visit the museum", "cook dinner", "turn the music down", "water the plants",
+        "book a table", "finish the report", "feed the cat", "answer the door", "plan the holiday",
+        "change the battery", "check the mail", "count the money", "sing a song", "wait outside")
+_TAIL = ("tomorrow", "on monday", "after lunch", "before it rains", "this evening", "next week", "right away",
+         "in the morning", "again", "as soon as possible", "by the river", "with his sister", "at the weekend",
+         "for a while", "if there is time", "", "", "")
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def positive_texts(phrase: str, spellings=()) -> tuple[str, ...]:
+    """The phrase as people write it: its spellings, with a comma, a question mark, an exclamation."""
+    out: list[str] = []
+    for s in (phrase, *spellings):
+        w = words(s)
+        out += [" ".join(w), f"{w[0]}, {' '.join(w[1:])}?" if len(w) > 1 else f"{w[0]}?", f"{' '.join(w)}!"]
+    return tuple(dict.fromkeys(out))
+
+
+def _onset_split(word: str) -> tuple[str, str]:
+    m = re.match(r"^([^aeiouy]*)(.*)$", word)
+    return m.group(1), m.group(2)
+
+
+def hard_negatives(phrase: str, spellings=()) -> tuple[str, ...]:
+    """Phrases that overlap or rhyme with the wake phrase but are not it."""
+    w = words(phrase)
+    keep = {" ".join(words(p)) for p in (phrase, *spellings)}
+    out = list(w)                                                # each word alone
+    last = w[-1]
+    onset, rest = _onset_split(last)
+    if len(last) > 3:
+        out.append(" ".join(w[:-1] + [last[: max(2, len(last) - 2)]]))      # cut short
+    for o in ONSETS:                                              # rhymes: another onset on the last word
+        if o != onset and rest:
+            out.append(" ".join(w[:-1] + [o + rest]))
+    if len(w) > 1:
+        for g in GREETINGS:                                       # another greeting before the name
+            out.append(" ".join([g] + w[1:]))
+        out.append(" ".join(w[1:] + w[:1]))                       # reversed
+        out.append(f"{' '.join(w[:-1])} there {w[-1]}")
+    return tuple(t for t in dict.fromkeys(out) if t not in keep)
+
+
+def random_sentences(n: int, seed: int, avoid: str = "") -> list[str]:
+    """n sentences from a small grammar; none contains the phrase `avoid`."""
+    rng = np.random.default_rng(seed)
+    avoid = " ".join(words(avoid))
+    out: list[str] = []
+    while len(out) < n:
+        s = " ".join(p for p in (_SUBJ[rng.integers(len(_SUBJ))], _VERB[rng.integers(len(_VERB))],
+                                 _ACT[rng.integers(len(_ACT))], _TAIL[rng.integers(len(_TAIL))]) if p)
+        if not avoid or avoid not in " ".join(words(s)):
+            out.append(s)
+    return out
