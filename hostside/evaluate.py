@@ -187,15 +187,23 @@ def _missed(det: Detector, posts: list, threshold: float) -> np.ndarray:
     return np.array([not (len(p) and det.smoothed(p).max() >= threshold) for p in posts], dtype=bool)
 
 
-def _val_negative_stream(corpus: Corpus, fe: FrontEnd) -> tuple[np.ndarray | None, str]:
-    tts = (corpus.meta.get("tts_streams") or {}).get("val")
-    if tts:
-        return _stream_audio(corpus, tts["file"], fe.sample_rate), f"TTS negative stream of val voices ({tts['file']})"
+def _val_negative_streams(corpus: Corpus, fe: FrontEnd) -> tuple[list[np.ndarray], str]:
+    """The validation negative streams: the val TTS stream and the val people's recordings, where the corpus
+    has them; else the val negative clips one after another."""
+    meta, out, what = corpus.meta, [], []
+    for key, desc in (("tts_streams", "TTS negative stream of val voices"), ("human_val_stream", "val people's recordings")):
+        st = meta.get(key) or {}
+        st = st.get("val") if key == "tts_streams" else st
+        if st:
+            out.append(_stream_audio(corpus, st["file"], fe.sample_rate))
+            what.append(f"{desc} ({st['file']})")
+    if out:
+        return out, " and the ".join(what)
     clips = [c for c in corpus.clips if c.split == "val" and c.label != corpus.classes[0]]
     if not clips:
-        return None, "no validation negatives"
-    return np.concatenate([corpus.audio(c, fe.sample_rate) for c in clips]), \
-        "val negative clips one after another (the corpus has no val TTS stream)"
+        return [], "no validation negatives"
+    return [np.concatenate([corpus.audio(c, fe.sample_rate) for c in clips])], \
+        "val negative clips one after another (the corpus has no val negative stream)"
 
 
 def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: float, stride_ms: float,
@@ -222,9 +230,11 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
     pos = 0                                       # the wake word is class 0
     pos_posts = {s: _positive_posteriors(model, corpus, fe, predict_fn, s, stride_ms, pos)
                  for s in ("val", "test", "unseen")}
-    val_audio, val_what = _val_negative_stream(corpus, fe)
-    val_post = stream_posteriors(model, predict_fn, val_audio, fe, stride_ms, pos) if val_audio is not None else None
-    val_hours = len(val_audio) / fe.sample_rate / 3600 if val_audio is not None else 0.0
+    val_audios, val_what = _val_negative_streams(corpus, fe)
+    gap = np.zeros(int(np.ceil(refractory_s * 1000 / stride_ms)) + 8)      # streams never share a trigger
+    val_post = np.concatenate([np.concatenate([stream_posteriors(model, predict_fn, a, fe, stride_ms, pos), gap])
+                               for a in val_audios]) if val_audios else None
+    val_hours = sum(len(a) for a in val_audios) / fe.sample_rate / 3600
     if threshold is None:
         op = choose_operating_point(pos_posts["val"][1], val_post, val_hours, stride_ms, refractory_s,
                                     target_fa_per_hour, smooth)

@@ -168,3 +168,20 @@ def test_detector_and_operating_point_on_validation_only():
     assert op["val_false_accepts"] == 0 and op["threshold"] > 0.97 and op["val_met"]
     op2 = choose_operating_point(val_pos, stream, 1.0, 100.0, 1.0, target_fa_per_hour=1.0, smooth=1)
     assert op2["val_false_accepts"] == 1 and op2["threshold"] <= 0.5 and op2["val_frr"] == 0.0
+
+
+def test_klettres_people_are_split_by_language_folder(tmp_path, monkeypatch):
+    root = tmp_path / "klettres"
+    for rel in ("en/alpha/A.ogg", "en_GB/syllab/ka.ogg", "fr/alpha/B.ogg", "cs/alpha/C.ogg", "pics/x.ogg",
+                "icons/y.ogg"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    (root / "cs.txt").write_text("not a folder")
+    srcs = realspeech.klettres_sources(root)
+    assert [s.voice for s in srcs] == ["klettres:cs", "klettres:en", "klettres:en_GB", "klettres:fr"]
+    assert {s.voice: s.language for s in srcs}["klettres:en_GB"] == "en"
+    from hostside.data import synth
+    monkeypatch.setattr(realspeech, "KLETTRES", root)
+    sp = synth.human_splits(SynthConfig(human_negatives=1))
+    assert set(sp.values()) == {"train", "val", "test"} and len(sp) == 4
+    assert synth.human_splits(SynthConfig(human_negatives=0)) == {}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the Debian tools and data pqlr drives are present: the RV32IMAC cross compiler, QEMU, the speech
-# engines and voices, real human speech (false accepts), noise recordings, and sox (GSM/FLAC decoding).
+# engines and voices, real human speech (false accepts; KLettres for training negatives), noise recordings,
+# and sox (GSM/FLAC/Ogg decoding).
 # As root they are installed with apt-get; otherwise the exact command is printed and we stop.
 set -euo pipefail
 PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc
@@ -8,7 +9,7 @@ PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc
       asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
       asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
       asterisk-prompt-es-co asterisk-prompt-fr-armelle pocketsphinx-testdata
-      asterisk-moh-opsound-wav sonic-pi-samples ser2net)
+      klettres-data asterisk-moh-opsound-wav sonic-pi-samples ser2net)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,9 +23,11 @@ import numpy as np
 from .corpus import SAMPLE_RATE, read_audio, resample, write_wav
 
 ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
+KLETTRES = Path("/usr/share/klettres")
 POCKETSPHINX_DATA = Path("/usr/share/pocketsphinx/test/data")
 ASTERISK_SHARED = ("digits", "letters", "phonetic", "dictate")          # hold <lang>/ sub-folders
 AUDIO_SUFFIXES = (".wav", ".gsm", ".raw")                              # in order of preference
+_LANG_DIR = re.compile(r"^[a-z]{2,3}(?:_[A-Z]{2})?$")
 _VOICE_DIR = re.compile(r"^(?P<lang>[a-z]{2})(?:_(?P<region>[A-Z]{2})_[a-z]_[A-Za-z0-9]+)?$")
 INSTALL = "sudo apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav " \
           "asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav " \
@@ -71,6 +73,20 @@ def asterisk_sources(root: Path) -> list[SpeechSource]:
 def pocketsphinx_sources(root: Path) -> list[SpeechSource]:
     files = _dedupe(f for f in root.rglob("*") if f.suffix in (".wav", ".raw")) if root.is_dir() else []
     return [SpeechSource("pocketsphinx:testdata", "en", "pocketsphinx-testdata", tuple(files))] if files else []
+
+
+def klettres_sources(root: Path | None = None) -> list[SpeechSource]:
+    """KLettres' recordings (Debian klettres-data): letters and syllables read by people, one folder per
+    language (`<lang>/alpha`, `<lang>/syllab`). Used for training and validation negatives, never in the
+    false-accept test streams."""
+    root = Path(root or KLETTRES)
+    out = []
+    if root.is_dir():
+        for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and _LANG_DIR.match(p.name)):
+            files = sorted(f for f in d.rglob("*.ogg"))
+            if files:
+                out.append(SpeechSource(f"klettres:{d.name}", d.name.split("_")[0], "klettres-data", tuple(files)))
+    return out
 
 
 def speech_sources(languages: tuple[str, ...] = (), asterisk_root: Path | None = None,

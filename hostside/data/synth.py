@@ -39,10 +39,10 @@ import numpy as np
 
 from ..errors import PqlrError, ToolchainMissing
 from . import rooms
-from .corpus import CLIP_SAMPLES, SAMPLE_RATE, Clip, Corpus, load_corpus, resample, save_corpus, write_wav
+from .corpus import CLIP_SAMPLES, SAMPLE_RATE, Clip, Corpus, load_corpus, read_audio, resample, save_corpus, write_wav
 from .engines import ENGINES, STYLES, installed_voices
 from .noise import mix, noise_clip, noise_sources
-from .splits import text_splits, voice_split, voice_splits
+from .splits import assign, text_splits, voice_split, voice_splits
 from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
@@ -76,6 +76,8 @@ class SynthConfig:
     fa_stream_seconds: float = -1.0       # real speech: -1 all installed, 0 none
     fa_languages: tuple[str, ...] = ()    # real speech languages (ISO 639-1); () all
     tts_stream_seconds: float = 0.0       # val and test TTS negative streams, each
+    human_negatives: int = 0              # KLettres recordings (people reading letters and syllables, split by
+                                          # language folder): unknown clips per recording; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -92,12 +94,13 @@ class SynthConfig:
 
     def key(self) -> str:
         """The cache key: the config and everything installed that changes the clips."""
-        from .realspeech import speech_sources
+        from .realspeech import klettres_sources, speech_sources
         env = {"format": CORPUS_FORMAT, "config": {k: v for k, v in asdict(self).items() if k != "workers"},
                "voices": [asdict(v) for v in installed_voices(self.engines)],
                "noise": [s.id for s in noise_sources()], "rooms": rooms.available(),
                "real_speech": [(s.voice, len(s.files)) for s in speech_sources(self.fa_languages)]
-               if self.fa_stream_seconds != 0 else []}
+               if self.fa_stream_seconds != 0 else [],
+               "human": [(s.voice, len(s.files)) for s in klettres_sources()] if self.human_negatives else []}
         return hashlib.sha256(json.dumps(env, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def validate(self) -> None:
@@ -150,6 +153,16 @@ def split_voices(cfg: SynthConfig) -> dict:
     return splits
 
 
+def human_splits(cfg: SynthConfig) -> dict:
+    """{KLettres source: split}: recorded people, split by language folder (one folder, one speaker)."""
+    if not cfg.human_negatives:
+        return {}
+    from .realspeech import klettres_sources
+    srcs = klettres_sources()
+    sp = assign([s.voice for s in srcs], cfg.seed, cfg.split_fractions, "human")
+    return {s: sp[s.voice] for s in srcs}
+
+
 def _pick(rng, seq):
     return seq[int(rng.integers(0, len(seq)))]
 
@@ -183,6 +196,11 @@ def _plan_jobs(cfg: SynthConfig) -> list[dict]:
         else:
             rep = 1 if v.engine == "espeak-ng" else cfg.few_voice_repeats
             speech_jobs(v, split, cfg.positives_per_voice * rep, cfg.unknown_per_voice * rep)
+    for src, split in human_splits(cfg).items():
+        for f in src.files:
+            for _ in range(cfg.human_negatives):
+                jobs.append(dict(label="unknown", text=f"{src.voice}/{f.stem}", voice=src.voice, engine="human",
+                                 split=split, style="", kind="human", path=str(f)))
     for i in range(cfg.silence_clips):
         jobs.append(dict(label="silence", text="", voice=f"noise{i}", engine="none", style="", kind="silence",
                          split=voice_split(f"noise{i}", cfg.seed, cfg.split_fractions)))
@@ -208,9 +226,12 @@ def place(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES, c
     return out
 
 
-def _speech(job: dict, cfg: SynthConfig, rng: np.random.Generator, text: str | None = None) -> np.ndarray:
-    """The engine's audio at 16 kHz, speed-perturbed with probability speed_perturb_prob."""
-    audio, sr = ENGINES[job["engine"]].speak(text or job["text"], job["voice"], rng, job.get("style") or "normal")
+def _speech(job: dict, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """The engine's audio (or the recording's) at 16 kHz, speed-perturbed with probability speed_perturb_prob."""
+    if job["engine"] == "human":
+        audio, sr = read_audio(Path(job["path"]))
+    else:
+        audio, sr = ENGINES[job["engine"]].speak(job["text"], job["voice"], rng, job.get("style") or "normal")
     x = resample(audio, sr, SAMPLE_RATE)
     if rng.random() < cfg.speed_perturb_prob:
         factor = rng.uniform(*cfg.speed_perturb)             # > 1: faster and higher
@@ -288,6 +309,35 @@ def _tts_stream(split: str, cfg: SynthConfig, voices: list, texts: list[str], ou
             "note": f"TTS speech of {split} voices and {split} texts, no wake phrase: every trigger is a false accept"}
 
 
+def _human_stream(cfg: SynthConfig, srcs: list, out_dir: Path, pools: dict) -> dict | None:
+    """The val people's recordings one after another with pauses, in training-pool noise: a validation
+    negative stream of real voices (the test streams stay asterisk + pocketsphinx)."""
+    rng = np.random.default_rng([cfg.seed, 11])
+    parts = []
+    for src in srcs:
+        for f in src.files:
+            try:
+                x, sr = read_audio(f)
+            except PqlrError:
+                continue
+            x = resample(x, sr, SAMPLE_RATE)
+            parts += [x / (np.abs(x).max() + 1e-9) * rng.uniform(0.3, 0.9), np.zeros(int(rng.uniform(0.3, 1.2) * SAMPLE_RATE))]
+    if not parts:
+        return None
+    x = np.concatenate(parts)
+    pool = pools["train"]
+    step = 10 * SAMPLE_RATE
+    for s in range(0, len(x), step):
+        seg = x[s: s + step]
+        x[s: s + step] = mix(seg, noise_clip(pool[int(rng.integers(0, len(pool)))], rng, len(seg)),
+                             rng.uniform(*cfg.snr_db), clip=False)
+    x *= 0.9 / max(1e-9, np.abs(x).max())
+    name = "human_stream/val.wav"
+    write_wav(out_dir / name, x)
+    return {"file": name, "seconds": len(x) / SAMPLE_RATE, "voices": [s.voice for s in srcs],
+            "note": "people reading letters and syllables (KLettres), val languages: every trigger is a false accept"}
+
+
 def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> Corpus:
     """Generate (or reuse, when the same config was generated there before) the corpus in out_dir."""
     cfg.validate()
@@ -334,6 +384,12 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool
         {"reason": "pyroomacoustics not installed (extra `speech`): no reverberation"},
         "note": "synthetic speech (TTS engines) mixed with noise; splits by accent, variant, speaker and text; "
                 "the 'unseen' split is voices never used for training or model selection"})
+    hs = human_splits(cfg)
+    if hs:
+        meta["human_negatives"] = {s: sorted(src.voice for src, sp in hs.items() if sp == s) for s in ("train", "val", "test")}
+        hv = _human_stream(cfg, [src for src, sp in hs.items() if sp == "val"], out_dir, pools)
+        if hv:
+            meta["human_val_stream"] = hv
     if cfg.fa_stream_seconds != 0:
         from .realspeech import build_streams
         meta["fa_stream"] = build_streams(out_dir / "fa_stream", None if cfg.fa_stream_seconds < 0 else cfg.fa_stream_seconds,
