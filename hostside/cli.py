@@ -68,8 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fa-languages", default="", help="real-speech languages, e.g. en,es ('' all; default all)")
     s.add_argument("--tts-stream-seconds", type=float, default=0,
                    help="seconds of val and of test TTS negative streams, each (default 0)")
+    s.add_argument("--human-negatives", type=int, default=0,
+                   help="unknown clips per KLettres recording (people reading letters and syllables, split by "
+                   "language; klettres-data), and a val stream of them for the operating point (default 0: none)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--workers", type=int, default=4, help="parallel synthesis workers (default 4)")
+    s.add_argument("--workers", type=int, default=4, help="parallel synthesis processes (default 4)")
 
     t = sub.add_parser("train", help="train a model on a corpus",
                        description="Train a registered model (dscnn, dscnn-mlperf, dscnn-wide, microbert-2l, "
@@ -221,14 +224,16 @@ def _cmd(args) -> int:
                       engines=tuple(e for e in args.engines.split(",") if e),
                       unseen_speakers=tuple(e for e in args.unseen_speakers.split(",") if e),
                       fa_languages=tuple(e for e in args.fa_languages.split(",") if e),
-                      tts_stream_seconds=args.tts_stream_seconds, voices=args.voices, positives_per_voice=args.positives_per_voice,
+                      tts_stream_seconds=args.tts_stream_seconds, human_negatives=args.human_negatives,
+                      voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,
                       fa_stream_seconds=args.fa_stream_seconds, seed=args.seed, workers=args.workers)
         counts = {s: len(c.split(s)) for s in ("train", "val", "test", "unseen")}
         fa = c.meta.get("fa_stream", {})
         print(f"corpus: {len(c.clips)} clips in {args.out} {counts}; engines {c.meta.get('engines_used')}; "
-              f"real-speech stream {fa.get('seconds', 0):.0f} s")
+              f"voices per split { {k: len(v) for k, v in c.meta['voices'].items()} }; real speech "
+              f"{fa.get('seconds', 0) / 3600:.2f} h in {fa.get('languages') or fa.get('reason')}")
         return 0
     if args.cmd == "train":
         r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
