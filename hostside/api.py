@@ -229,24 +229,28 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
     art = read_model_bin(Path(model_bin))
     sha, ref = art.model_sha256, art.graph
     timeout = timeout or float(b.serial.get("timeout_s", 30))
+    n_outputs = int(np.prod(ref.layers[-1].out_shape))
+
+    def session(t):
+        return Session(t, sha, timeout, n_outputs=n_outputs)
     kind = b.flasher["kind"]
     if place:                                   # a board in a labgrid farm: whatever runs it, we only talk
         from .device.labgrid_transport import LabgridTransport
         t = LabgridTransport(place)
         try:
-            return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
+            return session(t).run(inputs, ref, on_inference, audio=audio)
         finally:
             t.close()
     if kind == "qemu":
         from .device.qemu import QemuBoard
         img = flash_image or Path(fw).parent / "flash.img"
         with QemuBoard(b, Path(fw), img, qmp_socket=qmp_socket) as t:
-            return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
+            return session(t).run(inputs, ref, on_inference, audio=audio)
     if kind == "none":
         from .device.transport import ProcessTransport
         t = ProcessTransport([str(fw), str(model_bin)])
         try:
-            return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
+            return session(t).run(inputs, ref, on_inference, audio=audio)
         finally:
             t.close()
     if port is None:
@@ -254,7 +258,7 @@ def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarr
     from .device.transport import SerialTransport
     t = SerialTransport(port, b.serial.get("baud", 115200))
     try:
-        return Session(t, sha, timeout).run(inputs, ref, on_inference, audio=audio)
+        return session(t).run(inputs, ref, on_inference, audio=audio)
     finally:
         t.close()
 

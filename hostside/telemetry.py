@@ -7,17 +7,23 @@ out, instret, cycles, flash[, current_ua]), LAYERS (n, per-layer instret/cycles/
 arena, stack_hwm, stack_size), ERR (code, ...), DONE (n).
 
 parse_line is a pure function: a non-record line (boot log, noise) gives None; a record with a bad
-checksum or bad framing raises TelemetryError (callers count and skip it).
+checksum or bad framing raises TelemetryError (callers count and skip it). Records are found anywhere in a
+line: after noise, and after a record cut off by a reset (the last whole record on the line wins). A line
+that ends like a record (" *" and eight hex digits) but whose marker is damaged is a bad record, not noise,
+so the caller knows an answer was lost and can ask again.
 """
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
 
+import re
+
 from .errors import TelemetryError
 
 PREFIX = "@pqlr1 "
 PROTO_VERSION = 1
+_TAIL = re.compile(r" \*[0-9a-fA-F]{8}$")
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,19 @@ class Record:
 
     def int(self, key: str, default=None):
         v = self.fields.get(key)
-        return default if v is None else int(v)
+        if v is None:
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            raise TelemetryError(f"{self.type} record: {key}={v!r} is not an integer") from None
 
     def ints(self, key: str) -> list[int]:
         v = self.fields.get(key)
-        return [] if not v else [int(x) for x in v.split(",")]
+        try:
+            return [] if not v else [int(x) for x in v.split(",")]
+        except ValueError:
+            raise TelemetryError(f"{self.type} record: {key}={v[:40]!r} is not a list of integers") from None
 
 
 def encode(type_: str, fields: dict) -> str:
@@ -40,14 +54,8 @@ def encode(type_: str, fields: dict) -> str:
     return f"@{body} *{zlib.crc32(body.encode()):08x}"
 
 
-def parse_line(line: str | bytes) -> Record | None:
-    if isinstance(line, bytes):
-        line = line.decode("ascii", errors="replace")
-    line = line.strip("\r\n\x00 ")
-    start = line.find("@pqlr")
-    if start < 0:
-        return None
-    line = line[start:]
+def _parse_record(line: str) -> Record:
+    """One candidate starting at '@pqlr'."""
     if not line.startswith(PREFIX):
         raise TelemetryError(f"unsupported protocol in record {line[:40]!r} (this host speaks {PREFIX.strip()})")
     star = line.rfind(" *")
@@ -70,6 +78,24 @@ def parse_line(line: str | bytes) -> Record | None:
             raise TelemetryError(f"malformed field {p!r}")
         fields[k] = v
     return Record(parts[1], fields)
+
+
+def parse_line(line: str | bytes) -> Record | None:
+    if isinstance(line, bytes):
+        line = line.decode("ascii", errors="replace")
+    line = line.strip("\r\n\x00 ")
+    starts = [m.start() for m in re.finditer("@pqlr", line)]
+    if not starts:
+        if _TAIL.search(line):
+            raise TelemetryError(f"record with a damaged marker: {line[:60]!r}")
+        return None
+    error = None
+    for a in reversed(starts):                 # the last whole record on the line
+        try:
+            return _parse_record(line[a:])
+        except TelemetryError as exc:
+            error = error or exc
+    raise error
 
 
 @dataclass

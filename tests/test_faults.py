@@ -74,6 +74,72 @@ def test_corrupt_records_are_rejected_and_the_input_retried(host_fw, tmp_path):
     assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))   # nothing misattributed
 
 
+# Damage the k-th record of one type on its way to the host, in one of several ways; the rest passes.
+DAMAGER = r"""
+import sys, zlib
+kind, k, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+n = 0
+def reframe(body):
+    return ("@" + body + " *%08x" % zlib.crc32(body.encode())).encode() + b"\n"
+for line in sys.stdin.buffer:
+    if line.startswith(b"@pqlr1 " + kind.encode() + b" ") or line.rstrip() == b"@pqlr1 " + kind.encode() + line.rstrip()[-10:]:
+        n += 1
+        if n == k:
+            body = line.rstrip().decode()[1:-10]
+            if how == "checksum":            # one flipped bit: the checksum fails
+                line = line.replace(b"pqlr1 ", b"pqlr1 \x01", 1) if b"=" not in line else line.replace(b"=", b":", 1)
+            elif how == "marker":            # the marker itself is hit
+                line = line.replace(b"@pqlr", b"@pqIr", 1)
+            elif how == "noint":             # a valid checksum over a value that is not a number
+                line = reframe(body.replace("out=", "out=1x,", 1).replace("arena=", "arena=zz", 1))
+            elif how == "fewer":             # a valid checksum over one output too few
+                f = body.split(" ")
+                f = [("out=" + ",".join(x[4:].split(",")[:-1])) if x.startswith("out=") else x for x in f]
+                line = reframe(" ".join(f))
+            elif how == "range":             # a valid checksum over an output outside int8
+                line = reframe(body.replace("out=", "out=300,", 1).replace(",", ",", 1))
+            elif how == "glued":             # noise glued in front of a whole record
+                line = b"\x00\xffrst:0x1 " + line
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+"""
+
+
+@pytest.mark.parametrize("kind,k,how", [
+    ("HELLO", 1, "checksum"), ("READY", 1, "checksum"), ("RAM", 1, "checksum"), ("DONE", 1, "checksum"),
+    ("LAYERS", 2, "marker"), ("HELLO", 1, "marker"), ("INFER", 2, "noint"), ("RAM", 1, "noint"),
+    ("INFER", 3, "fewer"), ("INFER", 1, "range"), ("INFER", 2, "glued"), ("LAYERS", 3, "glued")])
+def test_every_record_type_is_recovered(host_fw, tmp_path, kind, k, how):
+    """A damaged record of any type is asked for again, quickly, and nothing is misattributed."""
+    d, g, art, fw = host_fw
+    (tmp_path / "damage.py").write_text(DAMAGER)
+    t = ProcessTransport(["sh", "-c", f"{fw} {d / 'model.bin'} | {sys.executable} -u {tmp_path / 'damage.py'} "
+                                      f"{kind} {k} {how}"])
+    start = time.monotonic()
+    try:
+        xs = random_inputs(g, 5, 3)
+        res = Session(t, art.model_sha256, 8, n_outputs=int(np.prod(g.layers[-1].out_shape))).run(xs)
+    finally:
+        t.close()
+    assert time.monotonic() - start < 6, "recovered by asking again, not by waiting for the timeout"
+    assert res.complete and np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+    assert res.stats.bad_records >= (0 if how == "glued" else 1)
+    assert set(res.ram) >= {"arena", "tile_buf"} and all(isinstance(v, int) for v in res.ram.values())
+
+
+def test_records_are_found_inside_a_line():
+    from hostside.errors import TelemetryError
+    from hostside.telemetry import encode, parse_line
+    boot = encode("BOOT", {"fw": "0.1.0", "board": "host"})
+    assert parse_line("@pqlr1 INFER n=3 out=1,2" + boot).type == "BOOT"     # reset mid-record: BOOT found
+    assert parse_line("\x00garbage" + encode("DONE", {"n": 4})).fields == {"n": "4"}
+    with pytest.raises(TelemetryError, match="damaged marker"):
+        parse_line(encode("LAYERS", {"n": 1}).replace("@pqlr", "@pqIr"))
+    with pytest.raises(TelemetryError, match="not an integer"):
+        parse_line(encode("RAM", {"arena": "12k"})).int("arena")
+    assert parse_line("rst:0x1 (POWERON),boot:0xc (SPI_FAST_FLASH_BOOT)") is None
+
+
 def test_other_models_firmware_is_refused_with_both_hashes(host_fw):
     d, g, art, fw = host_fw
     t = ProcessTransport([str(fw), str(d / "model.bin")])

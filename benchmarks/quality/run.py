@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -180,6 +181,9 @@ def main() -> int:
         print(markdown(results))
         print("quick run: not recorded")
         return 0
+    det = args.work / f"eval-student-s{seeds[0]}" / "det.png" if seeds else None
+    if det is not None and det.is_file():                       # the DET curve a person can look at
+        shutil.copyfile(det, HERE / "det-fp32.png")
     (HERE / "results.json").write_text(json.dumps(results, indent=1))
     (HERE / "results.md").write_text(markdown(results))
     print(f"wrote {HERE / 'results.json'} and {HERE / 'results.md'}")

@@ -6,7 +6,8 @@
  *   'd' <2 hex: layer> <hex input> → runs the model up to that layer → DUMP record of its output tensor
  *   'a' <hex audio>  → int16 little-endian samples (4 hex digits each) through the on-device front end,
  *                      then one inference → INFER record with fe_instret/fe_cycles (front-end builds only)
- *   'q'            → RAM record, DONE record; then 'x' (the host's acknowledgement) → exit
+ *   'q'            → RAM record, DONE record (again for each further 'q'); then 'x' (the host's
+ *                    acknowledgement) → exit
  * At boot the board sends one BOOT record (a host that is listening learns that the board restarted).
  * Whitespace between commands is ignored; anything else gets one ERR record and the rest of its line is
  * skipped, so the board resynchronises on the next newline. */
@@ -202,12 +203,15 @@ void pqlr_app(void) {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             dump();
         } else if (c == 'q') {
-            send_ram();
-            tm_begin("DONE");
-            tm_u64("n", seq);
-            tm_end();
-            /* exit only once the host has read everything: on a pty, output unread at exit is lost */
-            for (int a = platform_serial_read(); a >= 0 && a != 'x'; a = platform_serial_read()) {}
+            /* exit only once the host has read everything: on a pty, output unread at exit is lost;
+               another 'q' (the host lost a record) gets both records again */
+            for (int a = 'q'; a >= 0 && a != 'x'; a = platform_serial_read()) {
+                if (a != 'q') continue;
+                send_ram();
+                tm_begin("DONE");
+                tm_u64("n", seq);
+                tm_end();
+            }
             platform_exit(0);
             return;
         } else {

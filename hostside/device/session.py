@@ -37,13 +37,38 @@ class _RecordLost(Exception):
 
 
 class Session:
-    def __init__(self, transport: Transport, expected_sha256: str, timeout: float = 60.0, max_resets: int = 2):
+    """n_outputs: the model's output count, checked in every INFER record (None: not checked).
+    retries: how often a lost answer (a record rejected by its checksum, framing or fields) is asked again."""
+
+    def __init__(self, transport: Transport, expected_sha256: str, timeout: float = 60.0, max_resets: int = 2,
+                 n_outputs: int | None = None, retries: int = 2):
         self.t = transport
         self.expected = expected_sha256
         self.timeout = timeout
         self.max_resets = max_resets
+        self.n_outputs = n_outputs
+        self.retries = retries
         self.stats = StreamStats()
         self._resync = False
+
+    def _lost(self, why: str) -> None:
+        """A record that framed and checksummed but cannot be used: counted, and the answer is asked again."""
+        self.stats.bad_records += 1
+        self.stats.errors.append(why)
+        raise _RecordLost(why)
+
+    def _ask(self, what: str, attempt_fn):
+        """Run attempt_fn until it returns, re-asking after a lost record, at most 1 + retries times."""
+        for attempt in range(self.retries + 1):
+            try:
+                return attempt_fn()
+            except (_RecordLost, TelemetryError) as exc:
+                if isinstance(exc, TelemetryError):
+                    self.stats.bad_records += 1
+                    self.stats.errors.append(str(exc))
+                if attempt == self.retries:
+                    raise DeviceError(f"{self.retries + 1} unusable answers in a row from {self.t.name} ({what}: "
+                                      f"{exc}); check the cable and the baud rate") from None
 
     def _next(self, want: set[str], lost_ok: bool = False) -> Record:
         """The next record of a wanted type. lost_ok: a rejected (corrupt) record raises _RecordLost, so
@@ -58,7 +83,7 @@ class Session:
             except TelemetryError as exc:
                 self.stats.bad_records += 1
                 self.stats.errors.append(str(exc))
-                if lost_ok and not self._resync:
+                if lost_ok:
                     raise _RecordLost(str(exc)) from None
                 continue
             if rec is None:
@@ -72,23 +97,32 @@ class Session:
                 continue                    # after a reset: stale answers and errors until HELLO
             if rec.type == "ERR":
                 raise DeviceError(f"board error {rec.fields.get('code')}: {rec.fields}")
-            if rec.type in ("BOOT", "HELLO"):
+            if rec.type == "BOOT":
                 raise DeviceReset("the board restarted mid-run (a BOOT record arrived unasked)")
+            # anything else unasked (a second HELLO/READY after a repeated 'h', a DONE after a repeated 'q')
+            # is a stale answer: skipped
 
     def hello(self) -> dict:
+        """Shake hands: HELLO (model hash, protocol), then READY or ERR. A lost HELLO or READY is asked for again
+        ('h' again; the board answers each 'h' with both, and a stale second pair is skipped)."""
         self._resync = True                 # a BOOT record or stale answers may precede the HELLO
         self._sent = 0                      # the board numbers inferences from each handshake
-        self.t.write(b"\nh\n")
-        rec = self._next({"HELLO"})
+
+        def attempt():
+            self.t.write(b"\nh\n")
+            rec = self._next({"HELLO"}, lost_ok=True)
+            proto = rec.int("proto")
+            ready = self._next({"READY", "ERR"}, lost_ok=True)
+            return rec, proto, ready
+        rec, proto, ready = self._ask("handshake", attempt)
         self._resync = False
-        if rec.int("proto") != PROTO_VERSION:
+        if proto != PROTO_VERSION:
             raise TelemetryError(f"board speaks protocol {rec.fields.get('proto')}, this host speaks {PROTO_VERSION}")
         seen = rec.fields.get("model", "")
         if seen != self.expected:
             raise ModelHashMismatch(f"refusing to report: firmware was built for model {seen}, "
                                     f"but the artifact is {self.expected}; rebuild and reflash")
         # the firmware checked its model partition at boot: READY, or ERR naming what is wrong
-        ready = self._next({"READY", "ERR"})
         if ready.type == "ERR":
             raise DeviceError(f"the board's model partition is not usable ({ready.fields.get('code')}): "
                               f"expected model {ready.fields.get('expected', '?')}, found "
@@ -117,24 +151,42 @@ class Session:
                 if rec.type != "INFER":
                     raise _RecordLost("an INFER record was lost")
                 lay = self._next_numbered({"LAYERS"}, n)     # both records, or neither, enter the results
+                row = self._check_infer(rec, lay)
                 break
-            except _RecordLost:
+            except (_RecordLost, TelemetryError) as exc:
+                if isinstance(exc, TelemetryError):
+                    self.stats.bad_records += 1
+                    self.stats.errors.append(str(exc))
                 res.retries += 1
                 if attempt == retries:
                     raise DeviceError(f"{retries + 1} corrupt answers in a row from {self.t.name}; "
                                       f"check the cable and the baud rate") from None
-        res.outputs.append(rec.ints("out"))
-        res.instret.append(rec.int("instret"))
-        res.cycles.append(rec.int("cycles"))
-        res.flash_bytes.append(rec.int("flash"))
-        if "current_ua" in rec.fields:
-            res.current_ua.append(rec.int("current_ua"))
-        if "fe_cycles" in rec.fields:
-            res.frontend_instret.append(rec.int("fe_instret"))
-            res.frontend_cycles.append(rec.int("fe_cycles"))
-        res.layer_instret.append(lay.ints("instret"))
-        res.layer_cycles.append(lay.ints("cycles"))
-        res.layer_flash.append(lay.ints("flash"))
+        out, instret, cycles, flash, current, fe, layers = row
+        res.outputs.append(out)
+        res.instret.append(instret)
+        res.cycles.append(cycles)
+        res.flash_bytes.append(flash)
+        if current is not None:
+            res.current_ua.append(current)
+        if fe is not None:
+            res.frontend_instret.append(fe[0])
+            res.frontend_cycles.append(fe[1])
+        res.layer_instret.append(layers[0])
+        res.layer_cycles.append(layers[1])
+        res.layer_flash.append(layers[2])
+
+    def _check_infer(self, rec: Record, lay: Record):
+        """Every field of an INFER/LAYERS pair, validated before anything enters the results."""
+        out = rec.ints("out")
+        if self.n_outputs is not None and len(out) != self.n_outputs:
+            self._lost(f"INFER record with {len(out)} outputs; the model has {self.n_outputs}")
+        if any(not -128 <= v <= 127 for v in out):
+            self._lost(f"INFER record with an output outside int8: {out}")
+        instret, cycles, flash = rec.int("instret"), rec.int("cycles"), rec.int("flash")
+        current = rec.int("current_ua") if "current_ua" in rec.fields else None
+        fe = (rec.int("fe_instret"), rec.int("fe_cycles")) if "fe_cycles" in rec.fields else None
+        layers = (lay.ints("instret"), lay.ints("cycles"), lay.ints("flash"))
+        return out, instret, cycles, flash, current, fe, layers
 
     def dump(self, x: np.ndarray, layer: int) -> np.ndarray:
         """The firmware's output tensor of `layer` for input x (it runs the model up to that layer)."""
@@ -156,10 +208,14 @@ class Session:
         return None
 
     def finish(self, res: SessionResult) -> None:
-        self.t.write(b"q\n")
-        ram = self._next({"RAM"})
-        res.ram = {k: int(v) for k, v in ram.fields.items()}
-        self._next({"DONE"})
+        """RAM and DONE; a lost one is asked for again ('q' again: the board repeats both until it reads 'x')."""
+        def attempt():
+            self.t.write(b"q\n")
+            ram = self._next({"RAM"}, lost_ok=True)
+            values = {k: ram.int(k) for k in ram.fields}
+            self._next({"DONE"}, lost_ok=True)
+            return values
+        res.ram = self._ask("RAM report", attempt)
         try:
             self.t.write(b"x")              # the board exits on it; its port may close under our feet
         except DeviceError:
