@@ -127,6 +127,45 @@ def test_every_record_type_is_recovered(host_fw, tmp_path, kind, k, how):
     assert set(res.ram) >= {"arena", "tile_buf"} and all(isinstance(v, int) for v in res.ram.values())
 
 
+# Damage the k-th inference command on its way to the board.
+COMMAND_DAMAGER = r"""
+import sys
+k, how = int(sys.argv[1]), sys.argv[2]
+n = 0
+for line in sys.stdin.buffer:
+    if line[:1] == b"i":
+        n += 1
+        if n == k:
+            j = 20
+            if how == "digit":        # a hex digit changed into another hex digit: only the CRC can tell
+                line = line[:j] + (b"0" if line[j:j + 1] != b"0" else b"1") + line[j + 1:]
+            elif how == "nonhex":
+                line = line[:j] + b"z" + line[j + 1:]
+            elif how == "short":      # a character lost: the line ends inside the command
+                line = line[:j] + line[j + 1:]
+            elif how == "seq":        # the request number hit
+                line = line[:3] + (b"7" if line[3:4] != b"7" else b"6") + line[4:]
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+"""
+
+
+@pytest.mark.parametrize("how", ["digit", "nonhex", "short", "seq"])
+def test_damaged_commands_are_refused_and_sent_again(host_fw, tmp_path, how):
+    """A command damaged on its way to the board is refused by its CRC and sent again: no answer is credited
+    to the wrong input (before the CRC, a changed digit gave a wrong answer reported as a firmware mismatch)."""
+    d, g, art, fw = host_fw
+    (tmp_path / "cmd.py").write_text(COMMAND_DAMAGER)
+    t = ProcessTransport(["sh", "-c", f"{sys.executable} -u {tmp_path / 'cmd.py'} 2 {how} | {fw} {d / 'model.bin'}"])
+    try:
+        xs = random_inputs(g, 4, 9)
+        res = Session(t, art.model_sha256, 8).run(xs)
+    finally:
+        t.close()
+    assert res.complete and res.retries == 1
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+
+
 def test_records_are_found_inside_a_line():
     from hostside.errors import TelemetryError
     from hostside.telemetry import encode, parse_line

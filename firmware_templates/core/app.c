@@ -2,10 +2,14 @@
  * The host drives it with single-letter commands (the board waits for the host before it says
  * anything, so nothing is lost on a pseudo-terminal nobody reads yet):
  *   'h'            → HELLO record, then READY, or ERR if the model partition is not this model
- *   'i' <hex>      → the input tensor as 2·PQLR_INPUT_BYTES hex digits; runs one inference → INFER record
- *   'd' <2 hex: layer> <hex input> → runs the model up to that layer → DUMP record of its output tensor
- *   'a' <hex audio>  → int16 little-endian samples (4 hex digits each) through the on-device front end,
- *                      then one inference → INFER record with fe_instret/fe_cycles (front-end builds only)
+ *   'i' <seq> <hex> <crc> → the input tensor as 2·PQLR_INPUT_BYTES hex digits; one inference → INFER record
+ *   'd' <seq> <2 hex: layer> <hex input> <crc> → the model up to that layer → DUMP record of its output
+ *   'a' <seq> <hex audio> <crc> → int16 little-endian samples (4 hex digits each) through the on-device
+ *                      front end, then one inference → INFER record with fe_instret/fe_cycles
+ * <seq> is the host's request number and <crc> the CRC-32 (zlib's) of seq (4 bytes, little endian) and the
+ * payload bytes, each as 8 hex digits. Every answer carries n=<seq> and, for INFER, in=<CRC-32 of the input
+ * it computed on>; a damaged command gets ERR code=bad_checksum (or bad_input) with n, and the host asks
+ * again, so an answer is never credited to the wrong input.
  *   'q'            → RAM record, DONE record (again for each further 'q'); then 'x' (the host's
  *                    acknowledgement) → exit
  * At boot the board sends one BOOT record (a host that is listening learns that the board restarted).
@@ -73,28 +77,84 @@ static void send_ram(void) {
     tm_end();
 }
 
-static int read_input(void) {
+/* Command framing: the CRC runs over everything after the command letter; a bad digit or a line that ends
+ * early fails the command, and the rest of its line is skipped. */
+static uint32_t cmd_crc;       /* CRC-32 of seq and payload so far */
+static uint32_t input_crc;     /* CRC-32 of the input bytes alone (echoed as in=) */
+static int cmd_bad;            /* a non-hex digit was read */
+static int cmd_eol;            /* the line ended inside the command */
+
+static int next_hex(void) {
+    if (cmd_eol) return 0;
+    int c = platform_serial_read();
+    if (c == '\n' || c < 0) { cmd_eol = 1; cmd_bad = 1; return 0; }
+    int v = hexval(c);
+    if (v < 0) { cmd_bad = 1; return 0; }
+    return v;
+}
+
+static uint8_t next_byte(void) {
+    int hi = next_hex();
+    return (uint8_t)(hi << 4 | next_hex());
+}
+
+static uint32_t read_u32_text(void) {          /* 8 hex digits, most significant first */
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 4 | (uint32_t)next_hex();
+    return v;
+}
+
+static uint32_t begin_command(void) {
+    cmd_bad = cmd_eol = 0;
+    uint32_t seq = read_u32_text();
+    uint8_t le[4] = {(uint8_t)seq, (uint8_t)(seq >> 8), (uint8_t)(seq >> 16), (uint8_t)(seq >> 24)};
+    cmd_crc = pqlr_crc32_update(0, le, 4);
+    input_crc = 0;
+    return seq;
+}
+
+static void payload(const uint8_t *b, uint32_t n, int is_input) {
+    cmd_crc = pqlr_crc32_update(cmd_crc, b, n);
+    if (is_input) input_crc = pqlr_crc32_update(input_crc, b, n);
+}
+
+/* 0 when the command arrived whole: its CRC matches; otherwise an ERR naming seq, and its line skipped */
+static int end_command(uint32_t seq) {
+    uint32_t want = read_u32_text();
+    int ok = !cmd_bad && want == cmd_crc;
+    if (!cmd_eol)
+        for (int a = platform_serial_read(); a >= 0 && a != '\n'; a = platform_serial_read()) {}
+    if (!ok) {
+        tm_begin("ERR");
+        tm_str("code", cmd_bad ? "bad_input" : "bad_checksum");
+        tm_u64("n", seq);
+        tm_str("detail", "command damaged on the way; send it again");
+        tm_end();
+    }
+    return ok ? 0 : -1;
+}
+
+static void read_input(void) {
     int8_t *dst = arena + PQLR_INPUT_OFFSET;
     for (uint32_t i = 0; i < PQLR_INPUT_BYTES; i++) {
-        int hi = hexval(platform_serial_read());
-        int lo = hexval(platform_serial_read());
-        if (hi < 0 || lo < 0) return -1;
-        dst[i] = (int8_t)(hi << 4 | lo);
+        uint8_t b = next_byte();
+        payload(&b, 1, 1);
+        dst[i] = (int8_t)b;
     }
-    return 0;
 }
 
 static void dump(void) {
-    int hi = hexval(platform_serial_read());
-    int lo = hexval(platform_serial_read());
-    int layer = (hi < 0 || lo < 0) ? -1 : (hi << 4 | lo);
-    if (read_input() != 0 || layer < 0 || layer >= PQLR_N_LAYERS) {
-        send_error("bad_input", "expected d, a layer as 2 hex digits, and the input in hex");
-        return;
-    }
+    uint32_t seq = begin_command();
+    uint8_t lb = next_byte();
+    payload(&lb, 1, 0);
+    int layer = lb;
+    read_input();
+    if (end_command(seq) != 0) return;
+    if (layer >= PQLR_N_LAYERS) { send_error("bad_input", "layer out of range"); return; }
     counters.flash_bytes = 0;
     if (pqlr_model_run(arena, tile_buf, &counters, layer) != 0) { send_error("flash_read", "tile read failed"); return; }
     tm_begin("DUMP");
+    tm_u64("n", seq);
     tm_u64("layer", (uint64_t)layer);
     tm_hex_long("data", (const uint8_t *)arena + pqlr_out_offset[layer], pqlr_out_bytes[layer]);
     tm_end();
@@ -107,13 +167,11 @@ static uint64_t io_instret, io_cycles;
 
 static int audio_sample(int16_t *s) {
     uint64_t i0 = platform_instret(), c0 = platform_cycles();
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(platform_serial_read());
-        if (h < 0) return -1;
-        v = v << 4 | h;
-    }
-    *s = (int16_t)(((v & 0xFF) << 8) | (v >> 8));          /* little-endian bytes on the wire */
+    uint8_t b[2];
+    b[0] = next_byte();
+    b[1] = next_byte();
+    payload(b, 2, 1);
+    *s = (int16_t)(b[0] | b[1] << 8);                        /* little-endian bytes on the wire */
     io_instret += platform_instret() - i0;
     io_cycles += platform_cycles() - c0;
     return 0;
@@ -123,19 +181,23 @@ static int audio_sample(int16_t *s) {
 static void infer(uint32_t seq);
 static uint64_t fe_instret, fe_cycles;
 
-static void infer_audio(uint32_t seq) {
+static void infer_audio(void) {
+    uint32_t seq = begin_command();
 #if PQLR_FRONTEND
     io_instret = io_cycles = 0;
     uint64_t i0 = platform_instret(), c0 = platform_cycles();
     int rc = pqlr_frontend_run(audio_sample, arena + PQLR_INPUT_OFFSET);
     fe_instret = platform_instret() - i0 - io_instret;
     fe_cycles = platform_cycles() - c0 - io_cycles;
-    if (rc != 0) { send_error("bad_input", "expected 4 hex digits per int16 sample"); return; }
+    if (end_command(seq) != 0) return;
+    if (rc != 0) { send_error("bad_input", "the front end failed"); return; }
     infer(seq);
     fe_instret = fe_cycles = 0;
 #else
-    (void)seq;
+    cmd_eol = 1;                              /* nothing to parse: skip the line */
+    for (int a = platform_serial_read(); a >= 0 && a != '\n'; a = platform_serial_read()) {}
     send_error("no_frontend", "this firmware was built without the audio front end");
+    (void)seq;
 #endif
 }
 
@@ -151,6 +213,7 @@ static void infer(uint32_t seq) {
     if (rc != 0) { send_error("flash_read", "tile read failed during inference"); return; }
     tm_begin("INFER");
     tm_u64("n", seq);
+    tm_u64("in", input_crc);
     tm_i8_list("out", arena + PQLR_OUTPUT_OFFSET, PQLR_OUTPUT_BYTES);
     if (i0 != PQLR_UNKNOWN64) tm_u64("instret", i1 - i0);
     tm_u64("cycles", c1 - c0);
@@ -179,7 +242,6 @@ void pqlr_app(void) {
     pqlr_mlperf_app(model_ok);
     return;
 #endif
-    uint32_t seq = 0;
     tm_begin("BOOT");
     tm_str("fw", PQLR_FW_VERSION);
     tm_str("board", pqlr_board_name);
@@ -189,16 +251,17 @@ void pqlr_app(void) {
         if (c < 0) { platform_exit(0); return; }
         if (c == '\n' || c == '\r' || c == ' ') continue;
         if (c == 'h') {
-            seq = 0;                                    /* inference numbers count from each handshake */
             send_hello(model_ok, why, found);
         }
         else if (c == 'i') {
-            if (read_input() != 0) { send_error("bad_input", "expected hex digits"); continue; }
+            uint32_t seq = begin_command();
+            read_input();
+            if (end_command(seq) != 0) continue;
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
-            infer(seq++);
+            infer(seq);
         } else if (c == 'a') {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
-            infer_audio(seq++);
+            infer_audio();
         } else if (c == 'd') {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             dump();
@@ -209,7 +272,6 @@ void pqlr_app(void) {
                 if (a != 'q') continue;
                 send_ram();
                 tm_begin("DONE");
-                tm_u64("n", seq);
                 tm_end();
             }
             platform_exit(0);

@@ -2,6 +2,8 @@
 RAM report. Noise lines and bad records are counted and skipped, never parsed as data."""
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +52,7 @@ class Session:
         self.retries = retries
         self.stats = StreamStats()
         self._resync = False
+        self._sent = 0                      # request numbers: the host's, never reused within a session
 
     def _lost(self, why: str) -> None:
         """A record that framed and checksummed but cannot be used: counted, and the answer is asked again."""
@@ -106,7 +109,6 @@ class Session:
         """Shake hands: HELLO (model hash, protocol), then READY or ERR. A lost HELLO or READY is asked for again
         ('h' again; the board answers each 'h' with both, and a stale second pair is skipped)."""
         self._resync = True                 # a BOOT record or stale answers may precede the HELLO
-        self._sent = 0                      # the board numbers inferences from each handshake
 
         def attempt():
             self.t.write(b"\nh\n")
@@ -130,28 +132,42 @@ class Session:
         return dict(rec.fields)
 
     def _next_numbered(self, want: set[str], n: int) -> Record:
-        """The next wanted record answering request n; answers to earlier (retried) requests are skipped."""
+        """The next wanted record answering request n; answers to earlier (retried) requests are skipped. The
+        board's ERR bad_checksum / bad_input for request n (the command was damaged on the way) is a lost
+        answer: the caller sends the request again under a new number."""
         while True:
-            rec = self._next(want, lost_ok=True)
+            rec = self._next(want | {"ERR"}, lost_ok=True)
+            if rec.type == "ERR":
+                if rec.fields.get("code") in ("bad_checksum", "bad_input") and rec.int("n", n) == n:
+                    self._lost(f"request {n} arrived damaged at the board ({rec.fields.get('code')})")
+                if rec.fields.get("n") is not None:
+                    continue                # about an earlier request
+                raise DeviceError(f"board error {rec.fields.get('code')}: {rec.fields}")
             if rec.int("n", -1) == n:
                 return rec
+
+    def _command(self, letter: bytes, n: int, payload: bytes) -> bytes:
+        """letter, the request number and the payload in hex, and a CRC-32 over both (app.c states the framing)."""
+        crc = zlib.crc32(payload, zlib.crc32(struct.pack("<I", n)))
+        return letter + f"{n:08x}".encode() + payload.hex().encode() + f"{crc:08x}".encode() + b"\n"
 
     def infer(self, x: np.ndarray, res: SessionResult, retries: int = 2, audio: bool = False) -> None:
         """One inference on an int8 input tensor, or (audio=True) on int16 samples through the board's
         front end. A corrupt INFER or LAYERS record (bad checksum, rejected) is not waited for: the input
         is sent again, up to `retries` times."""
-        payload = (b"a" + np.asarray(x, dtype="<i2").tobytes().hex().encode() if audio else
-                   b"i" + np.asarray(x, dtype=np.int8).tobytes().hex().encode()) + b"\n"
+        data = np.asarray(x, dtype="<i2").tobytes() if audio else np.asarray(x, dtype=np.int8).tobytes()
         for attempt in range(retries + 1):
-            self.t.write(payload)
             n = self._sent
             self._sent += 1
+            self.t.write(self._command(b"a" if audio else b"i", n, data))
             try:
                 rec = self._next_numbered({"INFER", "LAYERS"}, n)
                 if rec.type != "INFER":
                     raise _RecordLost("an INFER record was lost")
                 lay = self._next_numbered({"LAYERS"}, n)     # both records, or neither, enter the results
                 row = self._check_infer(rec, lay)
+                if rec.int("in") != zlib.crc32(data):
+                    self._lost(f"INFER {n} was computed on another input (in={rec.fields.get('in')})")
                 break
             except (_RecordLost, TelemetryError) as exc:
                 if isinstance(exc, TelemetryError):
@@ -190,9 +206,16 @@ class Session:
 
     def dump(self, x: np.ndarray, layer: int) -> np.ndarray:
         """The firmware's output tensor of `layer` for input x (it runs the model up to that layer)."""
-        self.t.write(b"d" + f"{layer:02x}".encode() + np.asarray(x, dtype=np.int8).tobytes().hex().encode() + b"\n")
-        rec = self._next({"DUMP"})
-        return np.frombuffer(bytes.fromhex(rec.fields["data"]), dtype=np.int8)
+        def attempt():
+            n = self._sent
+            self._sent += 1
+            self.t.write(self._command(b"d", n, bytes([layer]) + np.asarray(x, dtype=np.int8).tobytes()))
+            rec = self._next_numbered({"DUMP"}, n)
+            try:
+                return np.frombuffer(bytes.fromhex(rec.fields["data"]), dtype=np.int8)
+            except (KeyError, ValueError):
+                self._lost(f"DUMP {n} without a hex data field")
+        return self._ask(f"layer {layer} dump", attempt)
 
     def locate_mismatch(self, x: np.ndarray, graph) -> dict | None:
         """Compare every layer's output with the reference; name the first bad layer and index."""
