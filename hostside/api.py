@@ -221,12 +221,13 @@ def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = 
 
 def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarray, port: str | None = None,
                  flash_image: Path | None = None, timeout: float | None = None, on_inference=None,
-                 qmp_socket: Path | None = None, place: str | None = None, audio: bool = False):
+                 qmp_socket: Path | None = None, place: str | None = None, audio: bool = False,
+                 art: Artifact | None = None):
     """Run inputs through the firmware and return the SessionResult (telemetry, parsed). On failure the
-    DeviceError carries .partial, the results so far."""
+    DeviceError carries .partial, the results so far. art: the artifact already read (not read again)."""
     from .device.session import Session
     b = board if isinstance(board, Board) else load_board(board)
-    art = read_model_bin(Path(model_bin))
+    art = art or read_model_bin(Path(model_bin))
     sha, ref = art.model_sha256, art.graph
     timeout = timeout or float(b.serial.get("timeout_s", 30))
     n_outputs = int(np.prod(ref.layers[-1].out_shape))
@@ -344,7 +345,8 @@ def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int =
     paths = write_report(report, out)
     times["total_s"] = time.monotonic() - t0
     report["timings_s"] = times
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    from .atomic import write_text
+    write_text(out / "report.json", json.dumps(report, indent=1))
     log(f"report: {paths['json']} and {paths['md']}")
     return report
 
@@ -378,14 +380,16 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     from .errors import DeviceError
     from .report import build_report, write_report
     b = board if isinstance(board, Board) else load_board(board)
-    model_bin = Path(model_bin)
-    art = read_model_bin(model_bin)
-    ts = model_bin.parent / "testset.npz"
+    out = Path(out)
+    _check_writable(out)                        # before anything is built: results must have somewhere to go
+    source = Path(model_bin)
+    art, model_bin = _pin_artifact(source, out)  # read once; every stage uses this copy and this object
+    ts = source.parent / "testset.npz"
     fe_tables = None
     if audio:
         fe_cfg = model_frontend(model_bin)
         if not fe_cfg:
-            raise PqlrError(f"--audio needs the model's front end (model.json beside {model_bin})")
+            raise PqlrError(f"--audio needs the model's front end (model.json beside {source})")
         if not ts.is_file() or "audio" not in np.load(ts).files:
             raise PqlrError(f"--audio needs recorded test audio ({ts} with an 'audio' array: `pqlr demo` writes it)")
         from .data.features import FrontEnd
@@ -402,7 +406,6 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         inputs = rng.integers(-128, 128, size=(runs, *art.graph.input_shape)).astype(np.int8)
         labels = fp32 = np.zeros(0, dtype=np.int64)
     inputs = np.concatenate([inputs[:warmup], inputs]) if warmup else inputs     # warm-up runs are not reported
-    out = Path(out)
     rendered = render(model_bin, b, out / "fw", with_frontend=audio)
     fw = build(b, rendered)
     if not place:                               # a farm's board is flashed by its own place's drivers
@@ -414,7 +417,7 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         sampler = Ppk2Sampler(ppk2_port or "", api=ppk2_api).__enter__()
     try:
         res = run_on_board(b, fw, model_bin, inputs, port=port, on_inference=on_inference, qmp_socket=qmp_socket,
-                           place=place, audio=audio)
+                           place=place, audio=audio, art=art)
     except DeviceError as exc:
         if exc.partial is None:
             raise
@@ -427,8 +430,10 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     ref_in = inputs[warmup: warmup + n]
     if audio:     # the reference runs on the fixed-point front end's features (its numpy specification)
         ref_in = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in ref_in])
-    ref = reference_outputs(model_bin, ref_in)
+    from .reference import run_batch
+    ref = run_batch(art.graph, ref_in) if len(ref_in) else np.zeros((0, 0), np.int8)
     report = build_report(b, art, res, ref, labels[:n], fp32[:n], fw)
+    report["model_file"] = {"source": str(source), "pinned_copy": str(model_bin), "sha256": art.model_sha256}
     if sampler is not None and sampler.mean_ma() is not None and report["current_ma"]["value"] is None:
         report["current_ma"] = {"value": sampler.mean_ma(), "provenance": "measured",
                                 "source": "Nordic PPK2 (host side), mean over the run including serial transfers",
@@ -456,10 +461,57 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     report["status"] = "complete" if error is None else "incomplete"
     if error is not None:
         report["error"] = str(error)
-    paths = write_report(report, out)
+    paths = _write_report_or_say_where(report, out, n)
     if error is not None:
         raise DeviceError(f"{error} — the {n} inferences that finished are in {paths['json']}", partial=res)
     return {"report": report, "paths": paths}
+
+
+def _check_writable(out: Path) -> None:
+    """The run folder exists and takes a file, or a clear error now rather than a lost run later."""
+    import tempfile
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".pqlr-write-check-"):
+            pass
+    except OSError as exc:
+        raise PqlrError(f"cannot write results to {out} ({exc.strerror or exc}); choose another --out") from None
+
+
+def _pin_artifact(source: Path, out: Path) -> tuple[Artifact, Path]:
+    """Read model.bin once, validate it, and keep that exact copy (and its manifest) in the run folder: a
+    file replaced or damaged during the run changes nothing about this run."""
+    from .atomic import write_bytes
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise PqlrError(f"cannot read {source}: {exc.strerror or exc}") from None
+    art = read_model_bin(data)
+    pinned = out / "model.bin"
+    if pinned.resolve() != source.resolve():
+        write_bytes(pinned, data)
+        manifest = source.with_suffix(".json")
+        if manifest.is_file():
+            write_bytes(pinned.with_suffix(".json"), manifest.read_bytes())
+    return art, pinned
+
+
+def _write_report_or_say_where(report: dict, out: Path, n: int) -> dict:
+    """write_report, atomically; if the folder cannot take it (full disk, gone read-only), the report goes to
+    the system's temporary folder and the error says where, in one line."""
+    from .report import write_report
+    try:
+        return write_report(report, out)
+    except OSError as exc:
+        import tempfile
+        spare = Path(tempfile.mkdtemp(prefix="pqlr-report-"))
+        try:
+            paths = write_report(report, spare)
+        except OSError:
+            raise PqlrError(f"cannot write the report to {out} ({exc.strerror or exc}) nor to {spare}; "
+                            f"{n} inferences were run") from None
+        raise PqlrError(f"cannot write the report to {out} ({exc.strerror or exc}); the {n} inferences' report is "
+                        f"in {paths['json']}") from None
 
 
 def _drop_warmup(res, warmup: int) -> None:
@@ -520,5 +572,6 @@ def mlperf(board: str | Board, model_bin: Path, out: Path, inferences: int = 10,
                              "source": provenance}, "results": run.results, "reference_scores": expected,
               "top1_agrees_with_reference": top1_agrees, "summary": text}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "mlperf.json").write_text(json.dumps(result, indent=1))
+    from .atomic import write_text
+    write_text(out / "mlperf.json", json.dumps(result, indent=1))
     return result

@@ -315,12 +315,13 @@ def plot_layers(r: dict, path: Path) -> Path | None:
 
 
 def write_report(report: dict, out: Path) -> dict:
+    from ..atomic import write_text
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_text(out / "report.json", json.dumps(report, indent=1))
     pngs = {"layers": plot_layers(report, out / "layers.png"), "latency": plot_latency(report, out / "latency.png"),
             "ram": plot_ram(report, out / "ram.png"), "current": plot_current(report, out / "current.png")}
     md = to_markdown(report) + "".join(f"\n![{k}]({Path(v).name})\n" for k, v in pngs.items() if v)
-    (out / "report.md").write_text(md)
+    write_text(out / "report.md", md)
     return {"json": str(out / "report.json"), "md": str(out / "report.md"),
             "png": {k: str(v) for k, v in pngs.items() if v}}

@@ -1,36 +1,39 @@
-/* Port for the development host: model.bin read from a file (argv[1]) as if it were the model
- * partition, the serial line on stdin/stdout, wall-clock nanoseconds as "cycles", no instret. */
+/* Port for the development host: model.bin read once from a file (argv[1]) into memory at start-up, as if
+ * it were the model partition (what the boot check verified is what every inference reads, whatever
+ * happens to the file later), the serial line on stdin/stdout, wall-clock nanoseconds as "cycles", no
+ * instret. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "platform.h"
 #include "pqlr.h"
 
-static FILE *model_file;
-static unsigned char *mapped;          /* the whole file, read once, for xip plans */
-static long mapped_size;
+static unsigned char *partition;       /* the whole file, read once at start-up */
+static long partition_size;
 
 void platform_init(void) {}
 
 int platform_flash_read(uint32_t offset, void *dst, uint32_t size) {
-    if (!model_file || fseek(model_file, (long)offset, SEEK_SET) != 0) return -1;
-    return fread(dst, 1, size, model_file) == size ? 0 : -1;
+    if (!partition || (long)offset > partition_size || (long)size > partition_size - (long)offset) return -1;
+    memcpy(dst, partition + offset, size);
+    return 0;
 }
 
 const void *platform_flash_map(uint32_t offset, uint32_t size) {
-    if (!mapped) {
-        if (!model_file || fseek(model_file, 0, SEEK_END) != 0) return NULL;
-        mapped_size = ftell(model_file);
-        if (mapped_size <= 0 || !(mapped = malloc((size_t)mapped_size))) return NULL;
-        if (fseek(model_file, 0, SEEK_SET) != 0 || fread(mapped, 1, (size_t)mapped_size, model_file) != (size_t)mapped_size) {
-            free(mapped);
-            mapped = NULL;
-            return NULL;
-        }
-    }
-    if ((long)offset > mapped_size || (long)size > mapped_size - (long)offset) return NULL;
-    return mapped + offset;
+    if (!partition || (long)offset > partition_size || (long)size > partition_size - (long)offset) return NULL;
+    return partition + offset;
+}
+
+static int load_partition(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    int ok = fseek(f, 0, SEEK_END) == 0 && (partition_size = ftell(f)) > 0 &&
+             (partition = malloc((size_t)partition_size)) != NULL && fseek(f, 0, SEEK_SET) == 0 &&
+             fread(partition, 1, (size_t)partition_size, f) == (size_t)partition_size;
+    fclose(f);
+    return ok ? 0 : -1;
 }
 
 uint64_t platform_cycles(void) {
@@ -65,9 +68,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s model.bin   (then speak the pqlr serial protocol on stdin/stdout)\n", argv[0]);
         return 2;
     }
-    model_file = fopen(argv[1], "rb");
-    if (!model_file) {
-        fprintf(stderr, "cannot open %s\n", argv[1]);
+    if (load_partition(argv[1]) != 0) {
+        fprintf(stderr, "cannot read %s\n", argv[1]);
         return 2;
     }
     platform_init();
