@@ -1,7 +1,7 @@
-"""model.bin: the file the board reads its weights from. Format version 2, all little-endian.
+"""model.bin: the file the board reads its weights from. Format version 3, all little-endian.
 
     header (104 B)
-      0  char[4]  magic "PQLR"          4  u16 format_version (2)     6  u16 header_size (104)
+      0  char[4]  magic "PQLR"          4  u16 format_version (3)     6  u16 header_size (104)
       8  u32 file_size                 12  u32 flags (0)
      16  u8[32] model_sha256 = SHA-256(header[48:100] ‖ file[header_size:])
      48  u32 layer_count   52 u32 layer_table_offset   56 u32 tile_count   60 u32 tile_table_offset
@@ -12,11 +12,13 @@
     The input scale is a float64 (version 1 had a float32): the host quantises inputs with it, and must round
     exactly as the QAT model that produced the integers did.
     flags bit 0: the plan is `xip` (weights read in place from memory-mapped flash; no tile buffer)
-    layer table: layer_count × 96 B (LAYER_FMT below); a layer's flags bit 0: it runs in place (its output
+    layer table: layer_count × 104 B (LAYER_FMT below); a layer's flags bit 0: it runs in place (its output
                  overwrites its input); scratch_offset: its temporary in the arena (hostside/plan/planner.py).
                  Version 2 added, after the 64 bytes of version 1: i16 skip (an add's second tensor, −1: a
                  constant in its tiles), i16 in2_zp, u16 heads, u16 reserved, i32 ra, rb, m2, s2, f32 in2_scale,
                  u32 skip_offset (where the second tensor lives in the arena).
+                 Version 3 widened kh, kw, sh, sw and the four paddings from u8 to u16 (a pool over 256+ rows
+                 or tokens); older versions are refused with that reason.
     tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
                  u32 offset (in the weights blob), u32 size, u32 crc32 (of the tile's bytes)
     weights blob: the tiles (hostside/plan/planner.py gives a tile's layout), 4-byte aligned.
@@ -41,14 +43,14 @@ from .graph import (ADD_BITS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR
 from .plan.planner import Plan, Tile, pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3     # 3: kernel, stride and padding fields 16-bit (2: 8-bit, ≤ 255)
 HEADER_FMT = "<4sHHII32sIIIIIIHHHHdiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
-LAYER_FMT = "<BBH6H4B4B4h2H2I2i2fIhhHHiiiifI"
+LAYER_FMT = "<BBH6H4H4H4h2H2I2i2fIhhHHiiiifI"
 LAYER_SIZE = struct.calcsize(LAYER_FMT)
 TILE_FMT = "<HHHHIII"
 TILE_SIZE = struct.calcsize(TILE_FMT)
-assert HEADER_SIZE == 104 and LAYER_SIZE == 96 and TILE_SIZE == 20
+assert HEADER_SIZE == 104 and LAYER_SIZE == 104 and TILE_SIZE == 20
 HASHED_HEADER = slice(48, HEADER_SIZE - 4)          # the header fields the model hash covers
 
 
@@ -177,6 +179,10 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
     (magic, version, hsize, fsize, flags, sha, lcount, lt_off, tcount, tt_off, w_off, w_size,
      ih, iw, ic, ncls, in_scale, in_zp, arena, tbuf) = struct.unpack_from(HEADER_FMT, data)
     if version != FORMAT_VERSION:
+        if 0 < version < FORMAT_VERSION:
+            _fail(f"format version {version} is older than this pqlr's {FORMAT_VERSION} (version 3 widened the "
+                  f"kernel, stride and padding fields to 16 bits); write it again with `pqlr export` or "
+                  f"`pqlr compress`")
         _fail(f"unknown format version {version} (this pqlr reads version {FORMAT_VERSION})")
     if hsize != HEADER_SIZE:
         _fail(f"header size {hsize} != {HEADER_SIZE}")

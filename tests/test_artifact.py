@@ -96,3 +96,37 @@ def test_cli_inspect(small_model):
     p = subprocess.run([sys.executable, "-m", "hostside.cli", "inspect", str(small_model[0])],
                        capture_output=True, text=True)
     assert p.returncode == 0 and small_model[1].model_sha256 in p.stdout and "dwconv2d" in p.stdout
+
+
+@pytest.mark.parametrize("rows", [256, 300, 512])
+def test_pools_over_256_rows_round_trip(tmp_path, rows):
+    """A layer's kernel size no longer fits a byte for a DS-CNN on ≥ 256 feature rows (or a transformer's
+    mean over 256–512 tokens): format 3 stores it in 16 bits, and the reference agrees after the round trip."""
+    from hostside.artifact import write_model_bin
+    from hostside.boards import load_board
+    from hostside.plan import make_plan
+    from conftest import random_graph
+    _, g, _ = random_graph(5, input_shape=(rows, 4), channels=4, blocks=1, stem_kernel=(3, 3), stem_stride=(1, 1))
+    assert max(max(L.kernel) for L in g.layers) >= 256
+    board = load_board("host")
+    art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, board))
+    again = read_model_bin(tmp_path / "m.bin")
+    assert [L.kernel for L in again.graph.layers] == [L.kernel for L in g.layers]
+    xs = random_inputs(g, 2)
+    for x in xs:
+        assert np.array_equal(run(g, x), run(again.graph, x))
+    assert art.model_sha256 == again.model_sha256
+    if rows == 300:                               # and the C runtime (16-bit fields in pqlr_layer_t) agrees
+        from hostside import api
+        res = api.run_on_board("host", api.build("host", api.render(tmp_path / "m.bin", "host", tmp_path / "fw")),
+                               tmp_path / "m.bin", xs)
+        assert np.array_equal(np.array(res.outputs), np.stack([run(g, x) for x in xs]).astype(np.int64))
+
+
+def test_an_older_format_is_refused_with_the_reason(small_model):
+    import zlib
+    data = bytearray(small_model[0].read_bytes())
+    data[4:6] = (2).to_bytes(2, "little")
+    data[HEADER_SIZE - 4: HEADER_SIZE] = zlib.crc32(bytes(data[: HEADER_SIZE - 4])).to_bytes(4, "little")
+    with pytest.raises(ArtifactError, match="format version 2 is older .* 16 bits.*pqlr export"):
+        read_model_bin(bytes(data))

@@ -21,7 +21,7 @@ enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_A
 
 typedef struct {
     uint16_t in_h, in_w, in_c, out_h, out_w, out_c;
-    uint8_t kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;
+    uint16_t kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;    /* 16-bit: pools over 256+ rows or tokens */
     int16_t in_zp, out_zp, act_min, act_max;
     int32_t multiplier, shift;          /* average pool, add, attention; other layers carry them per channel in tiles */
     uint8_t wbits;                      /* 8, or 4: two weights per byte, low nibble first */
