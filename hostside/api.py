@@ -188,7 +188,16 @@ def render(model_bin: Path, board: str | Board, out: Path, with_frontend: bool =
     fe = model_frontend(model_bin) if with_frontend else None
     if with_frontend and not fe:
         raise PqlrError(f"the audio front end needs the model's front end (model.json beside {model_bin})")
-    return render_firmware(read_model_bin(Path(model_bin)), b, Path(out), frontend=fe)
+    art = read_model_bin(Path(model_bin))
+    check_fits(art, b)                  # budgets before anything is rendered, built or flashed
+    return render_firmware(art, b, Path(out), frontend=fe)
+
+
+def check_fits(art: Artifact, board: str | Board):
+    """The model's flash, tile buffer, arena and stack estimate against the board's budgets (BudgetError
+    with every number when it does not fit); returns the plan."""
+    from .plan.planner import check_artifact
+    return check_artifact(art, board if isinstance(board, Board) else load_board(board))
 
 
 def build(board: str | Board, rendered: dict) -> Path:

@@ -48,6 +48,7 @@ HEADER_FMT = "<4sHHII32sIIIIIIHHHHdiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
 LAYER_FMT = "<BBH6H4H4H4h2H2I2i2fIhhHHiiiifI"
 LAYER_SIZE = struct.calcsize(LAYER_FMT)
+MAX_RAM_BYTES = 64 << 20     # no plan for a microcontroller needs more; a board's budget is far below
 TILE_FMT = "<HHHHIII"
 TILE_SIZE = struct.calcsize(TILE_FMT)
 assert HEADER_SIZE == 104 and LAYER_SIZE == 104 and TILE_SIZE == 20
@@ -342,6 +343,9 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         prev_shape = out_shape
     if layers[-1].out_shape[2] != ncls:
         _fail(f"header says {ncls} classes, the last layer has {layers[-1].out_shape[2]} outputs")
+    if arena > MAX_RAM_BYTES or tbuf > MAX_RAM_BYTES:
+        _fail(f"arena {arena} B / tile buffer {tbuf} B: larger than any microcontroller's RAM "
+              f"({MAX_RAM_BYTES} B); a board's own budget is checked by `pqlr plan`")
     if mode == "tiled" and tiles and tbuf < max(t.size for t in tiles):
         _fail(f"tile buffer {tbuf} B is smaller than the largest tile")
     if mode == "xip" and tbuf != 0:

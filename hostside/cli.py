@@ -267,13 +267,9 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "plan":
         from .artifact import read_model_bin
-        from .plan.planner import Plan, check_budgets
-        art = read_model_bin(args.model)
         b = load_board(args.board)
-        plan = Plan(tiles=art.tiles, tile_buffer_bytes=art.tile_buffer_bytes, tensor_offsets=art.tensor_offsets,
-                    tensor_sizes=[], arena_bytes=art.arena_bytes, weight_bytes=sum(t.size for t in art.tiles),
-                    stack_estimate_bytes=b.stack_estimate_bytes, budget={})
-        check_budgets(plan, b, model_bin_bytes=art.size)
+        art = read_model_bin(args.model)
+        plan = api.check_fits(art, b)
         print(f"fits {b.name}: flash {art.size}/{b.model_partition.size} B, RAM {plan.peak_ram_bytes}/"
               f"{b.sram_budget_bytes} B (tile buffer {plan.tile_buffer_bytes} + arena {plan.arena_bytes} + "
               f"stack estimate {plan.stack_estimate_bytes})")

@@ -83,3 +83,31 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         atomic.write_text(p, "new")
     assert p.read_text() == "old" and [f.name for f in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_budgets_are_checked_before_anything_is_rendered(two_models, tmp_path):
+    """A model the board cannot hold is refused by render (so by build, bench, demo and flash) with the numbers,
+    before a compiler runs."""
+    import dataclasses
+    import time
+    from hostside.errors import BudgetError
+    src = two_models[0]
+    small = dataclasses.replace(load_board("host"), sram_budget_bytes=256)
+    start = time.monotonic()
+    with pytest.raises(BudgetError, match="exceeds the SRAM budget of 256 B"):
+        api.bench(small, src, tmp_path / "bench", runs=2)
+    assert time.monotonic() - start < 5 and not (tmp_path / "bench" / "fw").exists()
+    with pytest.raises(BudgetError, match="tile_buffer_budget_bytes"):
+        api.render(src, dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=16), tmp_path / "fw")
+
+
+def test_the_reader_bounds_ram_sizes(tmp_path):
+    import dataclasses
+    from hostside.artifact import read_model_bin
+    from hostside.errors import ArtifactError
+    board = load_board("host")
+    _, g, _ = random_graph(13, input_shape=(12, 8), channels=6, blocks=1)
+    plan = dataclasses.replace(make_plan(g, board), arena_bytes=3 << 30)
+    with pytest.raises(ArtifactError, match="larger than any microcontroller's RAM"):
+        write_model_bin(tmp_path / "huge.bin", g, plan)       # the writer reads its file back
+        read_model_bin(tmp_path / "huge.bin")

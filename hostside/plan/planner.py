@@ -326,8 +326,27 @@ def make_plan(graph: IntGraph, board: Board, check_budget: bool = True, mode: st
     return plan
 
 
+def artifact_plan(art, board: Board) -> Plan:
+    """The plan a model.bin carries, as a Plan, with the board's stack estimate."""
+    return Plan(tiles=art.tiles, tile_buffer_bytes=art.tile_buffer_bytes, tensor_offsets=art.tensor_offsets,
+                tensor_sizes=[], arena_bytes=art.arena_bytes, weight_bytes=sum(t.size for t in art.tiles),
+                stack_estimate_bytes=board.stack_estimate_bytes, budget={})
+
+
+def check_artifact(art, board: Board) -> Plan:
+    """A model.bin against a board's budgets, before anything is rendered or built (BudgetError with the
+    numbers otherwise)."""
+    plan = artifact_plan(art, board)
+    check_budgets(plan, board, model_bin_bytes=art.size)
+    return plan
+
+
 def check_budgets(plan: Plan, board: Board, model_bin_bytes: int | None = None) -> None:
     problems = []
+    if plan.tile_buffer_bytes > board.tile_buffer_budget_bytes:
+        problems.append(f"tile buffer {plan.tile_buffer_bytes} B exceeds the board's tile_buffer_budget_bytes "
+                        f"{board.tile_buffer_budget_bytes} B (plan again for this board: `pqlr export --board "
+                        f"{board.name}`)")
     flash_need = model_bin_bytes if model_bin_bytes is not None else plan.weight_bytes
     if flash_need > board.model_partition.size:
         problems.append(f"model needs {flash_need} B of flash but the model partition holds "
