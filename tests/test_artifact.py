@@ -61,8 +61,15 @@ def test_fuzz_only_project_errors(small_model):
             b = b[: int(rng.integers(0, len(b)))]
         try:
             read_model_bin(bytes(b))
-        except ArtifactError:
-            pass
+        except ArtifactError as exc:
+            assert_named_check(exc)
+    read_model_bin(data)                                  # and the valid file still reads
+
+
+def assert_named_check(exc: ArtifactError) -> None:
+    """A rejection must come from one of the reader's named checks, not from the catch-all that turns a
+    reader crash (IndexError, struct.error…) into ArtifactError("malformed (…)")."""
+    assert "malformed (" not in str(exc), f"the reader crashed instead of a check firing: {exc}"
 
 
 def test_fuzz_with_valid_checksums(small_model):
@@ -71,6 +78,7 @@ def test_fuzz_with_valid_checksums(small_model):
     import zlib
     data = small_model[0].read_bytes()
     rng = np.random.default_rng(1)
+    accepted = rejected = 0
     for _ in range(1500):
         b = bytearray(data)
         pos = HEADER_SIZE + int(rng.integers(0, LAYER_SIZE * 3))
@@ -79,8 +87,21 @@ def test_fuzz_with_valid_checksums(small_model):
         b[HEADER_SIZE - 4:HEADER_SIZE] = struct.pack("<I", zlib.crc32(bytes(b[:HEADER_SIZE - 4])))
         try:
             read_model_bin(bytes(b))
-        except ArtifactError:
-            pass
+            accepted += 1
+        except ArtifactError as exc:
+            assert_named_check(exc)
+            rejected += 1
+    assert rejected > 0 and read_model_bin(data).model_sha256 == small_model[1].model_sha256
+
+
+def test_a_crashing_reader_fails_the_fuzz_check(small_model, monkeypatch):
+    """The fuzz tests above can fail: a reader that crashes is caught by assert_named_check."""
+    from hostside import artifact
+    monkeypatch.setattr(artifact, "_parse", lambda data, sha: [][1])
+    with pytest.raises(ArtifactError) as e:
+        read_model_bin(small_model[0].read_bytes())
+    with pytest.raises(AssertionError, match="crashed"):
+        assert_named_check(e.value)
 
 
 def test_cli_corrupt_model_is_one_line(small_model, tmp_path):
