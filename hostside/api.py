@@ -289,7 +289,7 @@ def save_testset(path: Path, art: Artifact, x: np.ndarray, y: np.ndarray, fp32_p
 # --- the whole path ------------------------------------------------------------------------------
 DEMO_CORPUS = dict(engines=("espeak-ng", "flite", "piper"), voices=150, positives_per_voice=20,
                    unknown_per_voice=28, few_voice_repeats=6, silence_clips=300, unseen_positives=80,
-                   unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300)
+                   unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300, human_negatives=1)
 """The demo's corpus: espeak-ng and flite voices (festival is left out for time: it takes ~0.35 s a clip),
 piper's joe and flite's slt as unseen voices, every installed hour of real speech for false accepts."""
 

@@ -49,6 +49,7 @@ def test_host_firmware_bit_exact(tmp_path, seed, shape, channels, kernel, stride
     if budget < 200:
         assert len(art.tiles) > len(g.layers)
     assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
+    assert_painted_use(res, art)
 
 
 @pytest.mark.parametrize("kernels", ["ref", "rv32"])
@@ -77,6 +78,20 @@ def test_host_firmware_in_place_and_xip(tmp_path, mode, tile_budget, wbits, abit
     if tile_budget:
         assert not all(art.inplace[i] for i, L in enumerate(g.layers) if L.op == "pwconv2d")
     assert res.ram["tile_buf"] == art.tile_buffer_bytes and res.ram["arena"] == art.arena_bytes
+    assert_painted_use(res, art)
+
+
+def assert_painted_use(res, art):
+    """Peak RAM is measured by painting, not echoed: the highest byte the run touched in the arena is the top
+    of the plan's busiest tensor (to the 4-byte alignment and a paint-valued last byte), the tile buffer's is
+    the largest tile streamed through it, and an xip plan never touches its tile buffer."""
+    top = max(o + int(np.prod(L.out_shape)) for o, L in zip(art.tensor_offsets[1:], art.graph.layers))
+    top = max(top, art.tensor_offsets[0] + int(np.prod(art.graph.input_shape)))
+    assert top - 8 <= res.ram["arena_used"] <= art.arena_bytes
+    if art.mode == "xip":
+        assert res.ram["tile_buf_used"] == 0
+    else:
+        assert max(t.size for t in art.tiles) - 8 <= res.ram["tile_buf_used"] <= art.tile_buffer_bytes
 
 
 def test_a_mismatch_names_the_first_bad_layer_and_index(tmp_path):

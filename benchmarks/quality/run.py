@@ -137,13 +137,14 @@ def main() -> int:
     for seed in seeds:
         t = time.monotonic()
         ck = args.work / f"student-s{seed}.pt"
-        tr = api.train(corpus, ck, model="dscnn-mlperf", features="mfcc10", epochs=epochs, seed=seed,
-                       progress=sys.stderr.isatty())
+        tr = _reuse(ck, corpus, epochs, seed) or api.train(corpus, ck, model="dscnn-mlperf", features="mfcc10",
+                                                           epochs=epochs, seed=seed, progress=sys.stderr.isatty())
         timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         ev = api.evaluate(ck, corpus, args.work / f"eval-student-s{seed}")
         row = {"seed": seed, "params": tr["params"], "epochs": epochs, **figures(ev)}
         fp32_rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
+        _partial(args.work, results, "fp32_student", fp32_rows)
     results["models"]["fp32_student"] = {"architecture": "dscnn-mlperf", "features": "mfcc10", "epochs": epochs,
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
@@ -168,6 +169,7 @@ def main() -> int:
                "tts_fa_per_hour": final.get("tts_stream_false_accepts_per_hour")}
         int4_rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
+        _partial(args.work, results, "int4_student", int4_rows)
     if int4_rows:
         results["models"]["int4_student"] = {"pipeline": "PQLR: 30 % channel pruning (BatchNorm γ), W4A8 LSQ+ QAT "
                                                          "(first/last layer 8 bit), exported to model.bin",
@@ -188,6 +190,29 @@ def main() -> int:
     (HERE / "results.md").write_text(markdown(results))
     print(f"wrote {HERE / 'results.json'} and {HERE / 'results.md'}")
     return 0
+
+
+def _reuse(ck: Path, corpus: Path, epochs: int, seed: int) -> dict | None:
+    """A checkpoint this benchmark trained before with the same corpus, epochs and seed is used again (a run
+    that was stopped resumes); anything else is trained anew."""
+    if not ck.is_file():
+        return None
+    import torch
+    c = torch.load(ck, map_location="cpu", weights_only=False)
+    if c.get("epochs") != epochs or c.get("seed") != seed or Path(c.get("corpus", "")) != Path(corpus):
+        return None
+    meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
+    if c.get("corpus_key") not in (None, meta.get("config_key")):
+        return None
+    print(f"reusing {ck} (trained before: same corpus, epochs and seed)", flush=True)
+    return {"params": c["params"]}
+
+
+def _partial(work: Path, results: dict, name: str, rows: list) -> None:
+    """What has been measured so far, so a stopped run loses nothing (work/results-partial.json)."""
+    results["models"][name] = {"summary": summary(rows), "per_seed": rows} | \
+        {k: v for k, v in results["models"].get(name, {}).items() if k not in ("summary", "per_seed")}
+    (work / "results-partial.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 def _ms(s: dict, k: str, pct: bool = False, nd: int = 2) -> str:

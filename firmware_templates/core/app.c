@@ -63,10 +63,28 @@ static void send_hello(int model_ok, const char *why, const uint8_t found[32]) {
     }
 }
 
+/* Peak RAM by painting, as the stack is measured: the arena and the tile buffer are filled with PAINT after
+ * the boot check, and the RAM record reports the highest byte that no longer holds it (a byte written with
+ * the paint value itself at the very top would read as untouched: at most an undercount of a few bytes). */
+#define PAINT 0xA5u
+
+static void paint(void *buf, uint32_t n) {
+    uint8_t *b = (uint8_t *)buf;
+    for (uint32_t i = 0; i < n; i++) b[i] = PAINT;
+}
+
+static uint32_t touched(const void *buf, uint32_t n) {
+    const uint8_t *b = (const uint8_t *)buf;
+    while (n > 0 && b[n - 1] == PAINT) n--;
+    return n;
+}
+
 static void send_ram(void) {
     tm_begin("RAM");
     tm_u64("tile_buf", PQLR_TILE_BUF_BYTES);
     tm_u64("arena", PQLR_ARENA_BYTES);
+    tm_u64("tile_buf_used", touched(tile_buf, PQLR_TILE_BUF_BYTES));
+    tm_u64("arena_used", touched(arena, PQLR_ARENA_BYTES));
 #if PQLR_FRONTEND
     tm_u64("frontend", pqlr_frontend_ram_bytes());
 #endif
@@ -238,6 +256,8 @@ void pqlr_app(void) {
     char why[32];
     uint8_t found[32];
     int model_ok = pqlr_check_model(tile_buf, sizeof tile_buf, why, sizeof why, found) == 0;
+    paint(arena, PQLR_ARENA_BYTES);
+    paint(tile_buf, PQLR_TILE_BUF_BYTES);
 #if PQLR_MLPERF
     pqlr_mlperf_app(model_ok);
     return;

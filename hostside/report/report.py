@@ -40,8 +40,9 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
     per_run_ms: list[float] = []
     if instret:
         ipi = {"value": float(np.mean(instret)), "min": int(min(instret)), "max": int(max(instret)),
-               "provenance": "emulated", "per_mac": float(np.mean(instret)) / g.total_macs,
-               "source": "minstret around pqlr_model_run, QEMU -icount shift=0"}
+               "provenance": "emulated" if board.emulated else "measured",
+               "per_mac": float(np.mean(instret)) / g.total_macs,
+               "source": "minstret around pqlr_model_run" + (f" ({board.description})" if board.emulated else "")}
         latency = cost_model_latency_ms(board, ipi["value"], flash)
         per_run_ms = [cost_model_latency_ms(board, i, f)["value"] for i, f in zip(instret, res.flash_bytes)]
     else:
@@ -59,13 +60,18 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
                         "p99": float(np.percentile(per_run_ms, 99)), "per_run": per_run_ms})
 
     stack = res.ram.get("stack_hwm")
-    ram_prov = "emulated" if board.emulated else "measured"
-    parts = {"tile_buffer": res.ram.get("tile_buf"), "activation_arena": res.ram.get("arena"),
+    ram_prov = "emulated" if board.emulated else "measured"       # from the board file, nothing else
+    painted = "tile_buf_used" in res.ram and "arena_used" in res.ram
+    parts = {"tile_buffer": res.ram.get("tile_buf_used", res.ram.get("tile_buf")),
+             "activation_arena": res.ram.get("arena_used", res.ram.get("arena")),
              "stack_high_water_mark": stack}
     if "frontend" in res.ram:                   # the on-device front end's buffers, when built in
         parts["frontend_buffers"] = res.ram["frontend"]
-    peak = ({"value": sum(parts.values()), "parts": parts, "provenance": ram_prov,
-             "source": "static buffers reported by the firmware + painted-stack high-water mark"}
+    peak = ({"value": sum(parts.values()), "parts": parts, "provenance": ram_prov if painted else "planned",
+             "source": ("highest byte touched in the painted arena and tile buffer + painted-stack high-water mark"
+                        if painted else "the buffer sizes the firmware was compiled with (not painted) + "
+                        "painted-stack high-water mark"),
+             "allocated": {"tile_buffer": res.ram.get("tile_buf"), "activation_arena": res.ram.get("arena")}}
             if stack is not None else
             {"value": None, "parts": parts, "provenance": None,
              "reason": f"board {board.name} cannot measure its stack high-water mark"})
