@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostside.artifact import HEADER_SIZE, LAYER_SIZE, read_model_bin, write_model_bin
+from hostside.artifact import HEADER_SIZE, LAYER_FMT, LAYER_SIZE, read_model_bin, write_model_bin
 from hostside.boards import load_board
 from hostside.compress.qtransformer import build_quant_transformer, gelu_table
 from hostside.errors import ArtifactError, BudgetError
@@ -186,8 +186,9 @@ def test_reader_refuses_in_place_over_a_residual(tmp_path):
     lt = struct.unpack_from("<I", b, 52)[0]
     e = lt + i * LAYER_SIZE
     b[e + 2] |= 1
-    struct.pack_into("<I", b, e + 40, art.tensor_offsets[i])                # output offset := input offset
-    struct.pack_into("<I", b, e + LAYER_SIZE + 36, art.tensor_offsets[i])   # and the next layer reads it there
+    in_off = struct.calcsize(LAYER_FMT[:LAYER_FMT.index("2I")])             # the entry's u32 in/out offsets
+    struct.pack_into("<I", b, e + in_off + 4, art.tensor_offsets[i])        # output offset := input offset
+    struct.pack_into("<I", b, e + LAYER_SIZE + in_off, art.tensor_offsets[i])   # and the next layer reads it there
     with pytest.raises(ArtifactError, match="still read by a later layer"):
         read_model_bin(_fix_checksums(b))
 
