@@ -60,8 +60,9 @@ class Session:
         self.stats.errors.append(why)
         raise _RecordLost(why)
 
-    def _ask(self, what: str, attempt_fn):
-        """Run attempt_fn until it returns, re-asking after a lost record, at most 1 + retries times."""
+    def _ask(self, what: str, attempt_fn, on_lost=None):
+        """Run attempt_fn until it returns, re-asking after a lost record, at most 1 + retries times; on_lost()
+        is called for each lost answer."""
         for attempt in range(self.retries + 1):
             try:
                 return attempt_fn()
@@ -69,6 +70,8 @@ class Session:
                 if isinstance(exc, TelemetryError):
                     self.stats.bad_records += 1
                     self.stats.errors.append(str(exc))
+                if on_lost:
+                    on_lost()
                 if attempt == self.retries:
                     raise DeviceError(f"{self.retries + 1} unusable answers in a row from {self.t.name} ({what}: "
                                       f"{exc}); check the cable and the baud rate") from None
@@ -151,32 +154,28 @@ class Session:
         crc = zlib.crc32(payload, zlib.crc32(struct.pack("<I", n)))
         return letter + f"{n:08x}".encode() + payload.hex().encode() + f"{crc:08x}".encode() + b"\n"
 
-    def infer(self, x: np.ndarray, res: SessionResult, retries: int = 2, audio: bool = False) -> None:
+    def infer(self, x: np.ndarray, res: SessionResult, audio: bool = False) -> None:
         """One inference on an int8 input tensor, or (audio=True) on int16 samples through the board's
-        front end. A corrupt INFER or LAYERS record (bad checksum, rejected) is not waited for: the input
-        is sent again, up to `retries` times."""
+        front end. A lost INFER or LAYERS record (rejected, or not about this input) is not waited for: the
+        input is sent again under a new request number, up to `retries` times."""
         data = np.asarray(x, dtype="<i2").tobytes() if audio else np.asarray(x, dtype=np.int8).tobytes()
-        for attempt in range(retries + 1):
+
+        def attempt():
             n = self._sent
             self._sent += 1
             self.t.write(self._command(b"a" if audio else b"i", n, data))
-            try:
-                rec = self._next_numbered({"INFER", "LAYERS"}, n)
-                if rec.type != "INFER":
-                    raise _RecordLost("an INFER record was lost")
-                lay = self._next_numbered({"LAYERS"}, n)     # both records, or neither, enter the results
-                row = self._check_infer(rec, lay)
-                if rec.int("in") != zlib.crc32(data):
-                    self._lost(f"INFER {n} was computed on another input (in={rec.fields.get('in')})")
-                break
-            except (_RecordLost, TelemetryError) as exc:
-                if isinstance(exc, TelemetryError):
-                    self.stats.bad_records += 1
-                    self.stats.errors.append(str(exc))
-                res.retries += 1
-                if attempt == retries:
-                    raise DeviceError(f"{retries + 1} corrupt answers in a row from {self.t.name}; "
-                                      f"check the cable and the baud rate") from None
+            rec = self._next_numbered({"INFER", "LAYERS"}, n)
+            if rec.type != "INFER":
+                raise _RecordLost("an INFER record was lost")
+            lay = self._next_numbered({"LAYERS"}, n)     # both records, or neither, enter the results
+            row = self._check_infer(rec, lay)
+            if rec.int("in") != zlib.crc32(data):
+                self._lost(f"INFER {n} was computed on another input (in={rec.fields.get('in')})")
+            return row
+
+        def lost():
+            res.retries += 1
+        row = self._ask("inference", attempt, on_lost=lost)
         out, instret, cycles, flash, current, fe, layers = row
         res.outputs.append(out)
         res.instret.append(instret)
