@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .artifact import Artifact, read_model_bin, write_model_bin
-from .boards import Board, load_board
+from .boards import Board, as_board
 from .errors import PqlrError
 
 DEFAULT_CORPUS = Path("build/corpus")
@@ -33,28 +33,8 @@ def synth(out: Path = DEFAULT_CORPUS, progress: bool = True, **cfg):
 
 def load_features(corpus_dir: Path, split: str | None = None, frontend=None):
     """(corpus, features, labels) for a corpus folder (pqlr, Speech Commands v2 or <class>/ layout)."""
-    from .data.corpus import load_corpus
-    from .data.features import FrontEnd, corpus_features
-    corpus = load_corpus(Path(corpus_dir))
-    fe = frontend if isinstance(frontend, FrontEnd) else FrontEnd.from_dict(frontend)
-    x, y = corpus_features(corpus, fe, split)
-    return corpus, x, y
-
-
-def _noise_bank(n: int = 256, seed: int = 0) -> np.ndarray:
-    from .data.noise import noise_clip, noise_sources
-    rng = np.random.default_rng(seed)
-    pool = [s for s in noise_sources() if s.pool == "train"]
-    return np.stack([noise_clip(pool[int(rng.integers(0, len(pool)))], rng) for _ in range(n)]).astype(np.float32)
-
-
-def _train_audio(corpus, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    clips = corpus.split(split)
-    audio = np.zeros((len(clips), 16000), dtype=np.int16)
-    for i, c in enumerate(clips):
-        a = corpus.audio(c)[:16000]
-        audio[i, : len(a)] = np.clip(np.round(a * 32767), -32768, 32767)
-    return audio, np.array([corpus.classes.index(c.label) for c in clips], dtype=np.int64)
+    from .data.features import load_features as load
+    return load(Path(corpus_dir), split, frontend)
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -64,17 +44,19 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     import torch
     from .data.features import preset
     from .models import build_model, param_count
+    from .data.corpus import split_audio
+    from .data.noise import noise_bank
     from .train import TrainConfig, accuracy, save_checkpoint
     from .train import train as fit
     fe = preset(features)
     corpus, xv, yv = load_features(corpus_dir, "val", fe)
-    audio, y = _train_audio(corpus)
+    audio, y = split_audio(corpus)
     if len(audio) == 0:
         raise PqlrError(f"corpus {corpus_dir} has no training clips")
     torch.manual_seed(seed)                 # the initial weights are part of the run
     net = build_model(model, fe.shape, len(corpus.classes), **model_options)
     cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)
-    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=_noise_bank(seed=seed), progress=progress)
+    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress)
     metrics = {"val_acc": accuracy(net, xv, yv)}
     save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),
                                              "features": features, "corpus": str(corpus_dir), "task": corpus.task,
@@ -109,7 +91,7 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8)."""
     from .plan import make_plan
     from .train import load_checkpoint
-    b = board if isinstance(board, Board) else load_board(board)
+    b = as_board(board)
     model, ck = load_checkpoint(Path(checkpoint))
     kind = ck.get("kind", "dscnn")
     if kind not in ("dscnn", "transformer"):
@@ -143,13 +125,14 @@ def quant_transformer(model, ck: dict, corpus_dir: Path, calib: np.ndarray, qat_
         raise PqlrError(f"weight bits {wbits}: 8 or 4")
     net = build_quant_transformer(model, calib, wbits=wbits)
     if qat_epochs:
-        from .data.corpus import load_corpus
+        from .data.corpus import load_corpus, split_audio
+        from .data.noise import noise_bank
         corpus = load_corpus(Path(corpus_dir))
         fe = FrontEnd.from_dict(ck["frontend"])
-        audio, y = _train_audio(corpus)
+        audio, y = split_audio(corpus)
         _, xv, yv = load_features(corpus_dir, "val", fe)
         net, _ = train(net, fe, audio, y, xv, yv, TrainConfig(epochs=qat_epochs, lr=lr, seed=seed),
-                       noise_bank=_noise_bank(seed=seed), progress=progress)
+                       noise_bank=noise_bank(seed=seed), progress=progress)
     return net.eval()
 
 
@@ -171,7 +154,23 @@ def inspect(model_bin: Path) -> dict:
             "tiles": [asdict(t) for t in art.tiles]}
 
 
-# --- firmware ------------------------------------------------------------------------------------
+# --- plan and firmware ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Firmware:
+    """A built firmware image: what `build` returns and `flash`/`run_on_board` take. Usable as a path (its
+    binary), so `Path(fw)` and `str(fw)` name the ELF (rv32-virt, esp32c6) or executable (host)."""
+    board: str
+    dir: Path                  # the rendered project
+    binary: Path
+    model_sha256: str
+
+    def __fspath__(self) -> str:
+        return str(self.binary)
+
+    def __str__(self) -> str:
+        return str(self.binary)
+
+
 def model_frontend(model_bin: Path) -> dict | None:
     """The front end a model was trained with, from the model.json manifest beside model.bin."""
     manifest = Path(model_bin).with_suffix(".json")
@@ -180,102 +179,91 @@ def model_frontend(model_bin: Path) -> dict | None:
     return None
 
 
-def render(model_bin: Path, board: str | Board, out: Path, with_frontend: bool = False) -> dict:
-    """Render the firmware; with_frontend builds in the fixed-point audio front end (its buffers cost
-    ~5 KB of RAM, reported by the firmware and counted in peak RAM)."""
-    from .codegen import render_firmware
-    b = board if isinstance(board, Board) else load_board(board)
-    fe = model_frontend(model_bin) if with_frontend else None
-    if with_frontend and not fe:
-        raise PqlrError(f"the audio front end needs the model's front end (model.json beside {model_bin})")
-    art = read_model_bin(Path(model_bin))
-    check_fits(art, b)                  # budgets before anything is rendered, built or flashed
-    return render_firmware(art, b, Path(out), frontend=fe)
+def _artifact(model: Artifact | Path) -> Artifact:
+    return model if isinstance(model, Artifact) else read_model_bin(Path(model))
 
 
-def check_fits(art: Artifact, board: str | Board):
-    """The model's flash, tile buffer, arena and stack estimate against the board's budgets (BudgetError
-    with every number when it does not fit); returns the plan."""
+def plan(model: Artifact | Path, board: str | Board):
+    """The model's plan (tiles, tile buffer, arena, stack estimate) checked against the board's flash and RAM
+    budgets: the Plan, or BudgetError with every number when it does not fit."""
     from .plan.planner import check_artifact
-    return check_artifact(art, board if isinstance(board, Board) else load_board(board))
+    return check_artifact(_artifact(model), as_board(board))
 
 
-def build(board: str | Board, rendered: dict) -> Path:
+check_fits = plan               # the name earlier scripts used
+
+
+def render(model: Artifact | Path, board: str | Board, out: Path, with_frontend: bool = False,
+           frontend: dict | None = None, mlperf: bool = False) -> dict:
+    """Render the firmware for a model (an Artifact, or model.bin read once here) after checking it fits the
+    board. with_frontend builds in the fixed-point audio front end from model.json beside model.bin (or
+    `frontend`); its buffers cost ~5 KB of RAM, reported by the firmware and counted in peak RAM."""
+    from .codegen import render_firmware
+    b = as_board(board)
+    if with_frontend and frontend is None:
+        frontend = model_frontend(model) if not isinstance(model, Artifact) else None
+        if not frontend:
+            raise PqlrError(f"the audio front end needs the model's front end (model.json beside {model})")
+    art = _artifact(model)
+    plan(art, b)                        # budgets before anything is rendered, built or flashed
+    return render_firmware(art, b, Path(out), frontend=frontend if with_frontend else None, mlperf=mlperf)
+
+
+def build(board: str | Board, rendered: dict) -> Firmware:
+    """Compile a rendered project with the board's toolchain."""
     from .device.build import build_firmware
-    b = board if isinstance(board, Board) else load_board(board)
-    return build_firmware(b, rendered)
+    b = as_board(board)
+    binary = build_firmware(b, rendered)
+    return Firmware(board=b.name, dir=Path(rendered["dir"]), binary=Path(binary),
+                    model_sha256=rendered.get("model_sha256", ""))
 
 
-def flash(board: str | Board, model_bin: Path, fw_dir: Path, port: str | None = None, model_only: bool = False,
-          merged: Path | None = None) -> dict:
+def flash(board: str | Board, model_bin: Path, fw_dir: Path | Firmware, port: str | None = None,
+          model_only: bool = False, merged: Path | None = None) -> dict:
     """rv32-virt: write the flash image the emulator loads. esp32c6: esptool (hostside/device/flash.py);
     model_only rewrites just the model partition (only its changed sectors); merged writes one flash image
     offline (esptool merge-bin) instead of flashing."""
-    b = board if isinstance(board, Board) else load_board(board)
+    b = as_board(board)
+    fw_dir = fw_dir.dir if isinstance(fw_dir, Firmware) else Path(fw_dir)
     kind = b.flasher["kind"]
     if kind == "qemu":
         from .device.qemu import make_flash_image
-        img = make_flash_image(b, Path(model_bin), Path(fw_dir) / "flash.img")
+        img = make_flash_image(b, Path(model_bin), fw_dir / "flash.img")
         return {"flash_image": str(img), "model_partition_offset": b.model_partition.offset}
     if kind == "none":
         return {"model_file": str(model_bin)}
     if kind == "esptool":
         from .device.flash import flash_esp, merged_image
         if merged is not None:
-            return {"merged_image": str(merged_image(b, Path(model_bin), Path(merged), Path(fw_dir))),
+            return {"merged_image": str(merged_image(b, Path(model_bin), Path(merged), fw_dir)),
                     "note": "written offline with esptool merge-bin; nothing was flashed"}
-        return flash_esp(b, Path(fw_dir), Path(model_bin), port, model_only)
+        return flash_esp(b, fw_dir, Path(model_bin), port, model_only)
     raise PqlrError(f"board {b.name}: unknown flasher {kind!r}")
 
 
-def run_on_board(board: str | Board, fw: Path, model_bin: Path, inputs: np.ndarray, port: str | None = None,
-                 flash_image: Path | None = None, timeout: float | None = None, on_inference=None,
-                 qmp_socket: Path | None = None, place: str | None = None, audio: bool = False,
-                 art: Artifact | None = None):
+def run_on_board(board: str | Board, fw: Path | Firmware, model: Path | Artifact, inputs: np.ndarray,
+                 port: str | None = None, flash_image: Path | None = None, timeout: float | None = None,
+                 on_inference=None, qmp_socket: Path | None = None, place: str | None = None, audio: bool = False,
+                 model_bin: Path | None = None):
     """Run inputs through the firmware and return the SessionResult (telemetry, parsed). On failure the
-    DeviceError carries .partial, the results so far. art: the artifact already read (not read again)."""
+    DeviceError carries .partial, the results so far. model: the Artifact already read (or model.bin, read
+    once here); model_bin: the file the host firmware reads (default: `model` when it is a path)."""
     from .device.session import Session
-    b = board if isinstance(board, Board) else load_board(board)
-    art = art or read_model_bin(Path(model_bin))
-    sha, ref = art.model_sha256, art.graph
+    from .device.transport import open_transport
+    b = as_board(board)
+    art = _artifact(model)
+    model_bin = Path(model_bin or (model if not isinstance(model, Artifact) else Path(fw).parent / "model.bin"))
     timeout = timeout or float(b.serial.get("timeout_s", 30))
-    n_outputs = int(np.prod(ref.layers[-1].out_shape))
-
-    def session(t):
-        return Session(t, sha, timeout, n_outputs=n_outputs)
-    kind = b.flasher["kind"]
-    if place:                                   # a board in a labgrid farm: whatever runs it, we only talk
-        from .device.labgrid_transport import LabgridTransport
-        t = LabgridTransport(place)
-        try:
-            return session(t).run(inputs, ref, on_inference, audio=audio)
-        finally:
-            t.close()
-    if kind == "qemu":
-        from .device.qemu import QemuBoard
-        img = flash_image or Path(fw).parent / "flash.img"
-        with QemuBoard(b, Path(fw), img, qmp_socket=qmp_socket) as t:
-            return session(t).run(inputs, ref, on_inference, audio=audio)
-    if kind == "none":
-        from .device.transport import ProcessTransport
-        t = ProcessTransport([str(fw), str(model_bin)])
-        try:
-            return session(t).run(inputs, ref, on_inference, audio=audio)
-        finally:
-            t.close()
-    if port is None:
-        raise PqlrError(f"board {b.name} needs --port (e.g. /dev/ttyACM0)")
-    from .device.transport import SerialTransport
-    t = SerialTransport(port, b.serial.get("baud", 115200))
-    try:
-        return session(t).run(inputs, ref, on_inference, audio=audio)
-    finally:
-        t.close()
+    n_outputs = int(np.prod(art.graph.layers[-1].out_shape))
+    with open_transport(b, Path(fw), model_bin, port=port, place=place, flash_image=flash_image,
+                        qmp_socket=qmp_socket) as t:
+        return Session(t, art.model_sha256, timeout, n_outputs=n_outputs).run(inputs, art.graph, on_inference,
+                                                                              audio=audio)
 
 
-def reference_outputs(model_bin: Path, inputs: np.ndarray) -> np.ndarray:
+def reference_outputs(model: Path | Artifact, inputs: np.ndarray) -> np.ndarray:
     from .reference import run_batch
-    return run_batch(read_model_bin(Path(model_bin)).graph, inputs)
+    return run_batch(_artifact(model).graph, inputs)
 
 
 def save_testset(path: Path, art: Artifact, x: np.ndarray, y: np.ndarray, fp32_pred: np.ndarray,
@@ -295,72 +283,66 @@ piper's joe and flite's slt as unseen voices, every installed hour of real speec
 DEMO_TESTSET = 300                # test clips run on the board (testset.npz), spread over the test split
 
 
-def demo(out: Path = Path("build/demo"), board: str = "rv32-virt", epochs: int = 30, seed: int = 0,
+def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epochs: int = 30, seed: int = 0,
          runs: int | None = None, corpus_dir: Path | None = None, progress: bool = True,
          synth_cfg: dict | None = None, log=print, model: str = "dscnn-mlperf", features: str = "mfcc10") -> dict:
-    """corpus → train → evaluate (threshold on validation) → int8 → model.bin → C → build → flash → run on the
-    board → report."""
+    """corpus → train → evaluate (threshold on validation) → int8 → model.bin → then `bench`: render → build →
+    flash → run on the board → report (with bench's partial results if the board fails mid-run).
+    corpus_dir: a corpus folder to synthesise the demo's corpus into (default out/corpus); if it already holds a
+    corpus made with other options and synth_cfg is None, that corpus is used as it is."""
     import torch
-    from .report import build_report, write_report
+    from .data.corpus import CORPUS_FILE, load_corpus
     from .train import load_checkpoint
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    b = load_board(board)
+    _check_writable(out)
+    b = as_board(board)
     times = {}
     t0 = time.monotonic()
+    given = corpus_dir is not None and (Path(corpus_dir) / CORPUS_FILE).is_file() and synth_cfg is None
     corpus_dir = Path(corpus_dir or out / "corpus")
-    log(f"[1/7] corpus: espeak-ng/flite voices split by accent, variant and speaker, unseen piper/slt voices, "
-        f"real speech → {corpus_dir}")
-    synth(corpus_dir, progress=progress, **({"seed": seed} | DEMO_CORPUS | (synth_cfg or {})))
+    if given:
+        log(f"[1/4] corpus: using {corpus_dir} as it is")
+    else:
+        log(f"[1/4] corpus: espeak-ng/flite voices split by accent, variant and speaker, unseen piper/slt voices, "
+            f"real speech → {corpus_dir}")
+        synth(corpus_dir, progress=progress, **({"seed": seed} | DEMO_CORPUS | (synth_cfg or {})))
     times["synth_s"] = time.monotonic() - t0
-    log(f"[2/7] training {model} ({features}) for {epochs} epochs on the CPU, then the streaming evaluation")
+    log(f"[2/4] training {model} ({features}) for {epochs} epochs on the CPU, then the streaming evaluation")
     t = time.monotonic()
     tr = train(corpus_dir, out / "dscnn.pt", model=model, features=features, epochs=epochs, seed=seed,
                progress=progress)
     ev = evaluate(out / "dscnn.pt", corpus_dir, out / "eval")
     times["train_s"] = time.monotonic() - t
-    log(f"[3/7] int8 post-training quantisation, tile/arena plan for {b.name}, model.bin")
+    log(f"[3/4] int8 post-training quantisation, tile/arena plan for {b.name}, model.bin, the test clips")
     t = time.monotonic()
     art = export(out / "dscnn.pt", corpus_dir, b, out / "model.bin")
-    model, ck = load_checkpoint(out / "dscnn.pt")
+    net, ck = load_checkpoint(out / "dscnn.pt")
     _, xt, yt = load_features(corpus_dir, "test", ck["frontend"])
     pick = np.unique(np.linspace(0, len(xt) - 1, min(len(xt), DEMO_TESTSET)).astype(int)) if len(xt) else []
     xt, yt = xt[pick], yt[pick]            # evenly over the test split (its clips are ordered by voice)
     with torch.no_grad():
-        fp32_pred = model(torch.from_numpy(xt)).argmax(1).numpy() if len(xt) else np.zeros(0, int)
-    from .data.corpus import load_corpus
+        fp32_pred = net(torch.from_numpy(xt)).argmax(1).numpy() if len(xt) else np.zeros(0, int)
     corpus = load_corpus(corpus_dir)
     test_clips = corpus.split("test")
     audio = np.stack([np.clip(np.round(corpus.audio(test_clips[i])[:16000] * 32768), -32768, 32767).astype(np.int16)
                       for i in pick]) if len(xt) else None
     save_testset(out / "testset.npz", art, xt, yt, fp32_pred, audio)
     times["export_s"] = time.monotonic() - t
-    log(f"[4/7] rendering firmware for {b.name}")
-    rendered = render(out / "model.bin", b, out / f"fw-{b.name}")
-    log(f"[5/7] building with {b.toolchain['kind']}")
+    n = len(xt) if runs is None else min(runs, len(xt))
+    log(f"[4/4] bench on {b.name}: render, build ({b.toolchain['kind']}), flash ({b.flasher['kind']}), "
+        f"{n} inferences, telemetry read with pyserial")
     t = time.monotonic()
-    fw = build(b, rendered)
-    times["build_s"] = time.monotonic() - t
-    log(f"[6/7] flashing ({b.flasher['kind']})")
-    flash(b, out / "model.bin", Path(rendered["dir"]))
-    z = np.load(out / "testset.npz")
-    n = len(z["inputs"]) if runs is None else min(runs, len(z["inputs"]))
-    log(f"[7/7] running {n} inferences on {b.name}, reading telemetry with pyserial")
-    t = time.monotonic()
-    res = run_on_board(b, fw, out / "model.bin", z["inputs"][:n])
-    times["run_s"] = time.monotonic() - t
-    ref = reference_outputs(out / "model.bin", z["inputs"][:n])
-    report = build_report(b, art, res, ref, z["labels"][:n], z["fp32_pred"][:n], fw,
-                          extra={"train": tr, "timings_s": times, "corpus": str(corpus_dir),
-                                 "wakeword": _wakeword_summary(ev),
-                                 "accuracy_split": "test split: synthetic voices whose accent, variant and speaker "
-                                                   "training never heard (3 classes, 1 s clips)"})
-    paths = write_report(report, out)
+    extra = {"train": tr, "corpus": str(corpus_dir), "wakeword": _wakeword_summary(ev),
+             "accuracy_split": "test split: synthetic voices whose accent, variant and speaker training never heard "
+                               "(3 classes, 1 s clips)", "timings_s": times}
+    r = bench(b, out / "model.bin", out, runs=n, extra=extra)
+    times["bench_s"] = time.monotonic() - t
     times["total_s"] = time.monotonic() - t0
+    report = r["report"]
     report["timings_s"] = times
-    from .atomic import write_text
-    write_text(out / "report.json", json.dumps(report, indent=1))
-    log(f"report: {paths['json']} and {paths['md']}")
+    _write_report_or_say_where(report, out, report["runs"])
+    log(f"report: {r['paths']['json']} and {r['paths']['md']}")
     return report
 
 
@@ -386,19 +368,20 @@ def _wakeword_summary(ev: dict) -> dict | None:
 
 def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None,
           warmup: int = 0, on_inference=None, qmp_socket: Path | None = None, place: str | None = None,
-          audio: bool = False, ppk2_port: str | None = None, ppk2_api=None) -> dict:
+          audio: bool = False, ppk2_port: str | None = None, ppk2_api=None, extra: dict | None = None) -> dict:
     """Render, build, flash, run `warmup` + `runs` inferences, and write report.json/report.md into out.
+    model.bin is read once and pinned (copied into out) for the whole run; every stage uses that Artifact.
     If the board fails mid-run, the results so far are written (report.json "status": "incomplete") and
-    the error is raised."""
+    the error is raised. extra: more entries for the report (the demo's training and evaluation)."""
     from .errors import DeviceError
     from .report import build_report, write_report
-    b = board if isinstance(board, Board) else load_board(board)
+    b = as_board(board)
     out = Path(out)
     _check_writable(out)                        # before anything is built: results must have somewhere to go
     source = Path(model_bin)
     art, model_bin = _pin_artifact(source, out)  # read once; every stage uses this copy and this object
     ts = source.parent / "testset.npz"
-    fe_tables = None
+    fe_tables = fe_cfg = None
     if audio:
         fe_cfg = model_frontend(model_bin)
         if not fe_cfg:
@@ -419,18 +402,18 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         inputs = rng.integers(-128, 128, size=(runs, *art.graph.input_shape)).astype(np.int8)
         labels = fp32 = np.zeros(0, dtype=np.int64)
     inputs = np.concatenate([inputs[:warmup], inputs]) if warmup else inputs     # warm-up runs are not reported
-    rendered = render(model_bin, b, out / "fw", with_frontend=audio)
+    rendered = render(art, b, out / "fw", with_frontend=audio, frontend=fe_cfg if audio else None)
     fw = build(b, rendered)
     if not place:                               # a farm's board is flashed by its own place's drivers
-        flash(b, model_bin, Path(rendered["dir"]), port)
+        flash(b, model_bin, fw, port)
     error = None
     sampler = None
     if ppk2_port or ppk2_api is not None:
         from .device.ppk2 import Ppk2Sampler
         sampler = Ppk2Sampler(ppk2_port or "", api=ppk2_api).__enter__()
     try:
-        res = run_on_board(b, fw, model_bin, inputs, port=port, on_inference=on_inference, qmp_socket=qmp_socket,
-                           place=place, audio=audio, art=art)
+        res = run_on_board(b, fw, art, inputs, port=port, on_inference=on_inference, qmp_socket=qmp_socket,
+                           place=place, audio=audio, model_bin=model_bin)
     except DeviceError as exc:
         if exc.partial is None:
             raise
@@ -445,7 +428,8 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         ref_in = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in ref_in])
     from .reference import run_batch
     ref = run_batch(art.graph, ref_in) if len(ref_in) else np.zeros((0, 0), np.int8)
-    report = build_report(b, art, res, ref, labels[:n], fp32[:n], fw)
+    from .device.build import code_size
+    report = build_report(b, art, res, ref, labels[:n], fp32[:n], code_size(fw.binary), extra)
     report["model_file"] = {"source": str(source), "pinned_copy": str(model_bin), "sha256": art.model_sha256}
     if sampler is not None and sampler.mean_ma() is not None and report["current_ma"]["value"] is None:
         report["current_ma"] = {"value": sampler.mean_ma(), "provenance": "measured",
@@ -536,43 +520,24 @@ def _drop_warmup(res, warmup: int) -> None:
 def mlperf(board: str | Board, model_bin: Path, out: Path, inferences: int = 10, warmup: int = 1,
            port: str | None = None) -> dict:
     """Build the firmware in MLPerf Tiny mode, drive it like the EEMBC runner, and report the timing."""
-    from .codegen import render_firmware
     from .device.mlperf import MlperfHost, format_performance
-    b = board if isinstance(board, Board) else load_board(board)
-    model_bin = Path(model_bin)
-    art = read_model_bin(model_bin)
-    ts = model_bin.parent / "testset.npz"
+    from .device.transport import open_transport
+    b = as_board(board)
+    out = Path(out)
+    _check_writable(out)
+    source = Path(model_bin)
+    art, model_bin = _pin_artifact(source, out)
+    ts = source.parent / "testset.npz"
     x = np.load(ts)["inputs"][0] if ts.is_file() else \
         np.random.default_rng(0).integers(-128, 128, size=art.graph.input_shape).astype(np.int8)
-    out = Path(out)
-    rendered = render_firmware(art, b, out / "fw", mlperf=True)
-    fw = build(b, rendered)
-    flash(b, model_bin, Path(rendered["dir"]), port)
-    kind = b.flasher["kind"]
-    if kind == "qemu":
-        from .device.qemu import QemuBoard
-        with QemuBoard(b, fw, Path(rendered["dir"]) / "flash.img") as t:
-            run = MlperfHost(t).run(x, inferences, warmup)
-        provenance = (f"estimated: QEMU cycle counter (= instructions under -icount) at {b.cpu_hz / 1e6:g} MHz, "
-                      f"CPI 1, no flash wait states")
-    elif kind == "none":
-        from .device.transport import ProcessTransport
-        t = ProcessTransport([str(fw), str(model_bin)])
-        try:
-            run = MlperfHost(t).run(x, inferences, warmup)
-        finally:
-            t.close()
-        provenance = "measured: the development host's clock, not a microcontroller"
-    else:
-        if not port:
-            raise PqlrError(f"board {b.name} needs --port")
-        from .device.transport import SerialTransport
-        t = SerialTransport(port, 115200)
-        try:
-            run = MlperfHost(t).run(x, inferences, warmup)
-        finally:
-            t.close()
-        provenance = "measured: the board's cycle counter"
+    fw = build(b, render(art, b, out / "fw", mlperf=True))
+    flash(b, model_bin, fw, port)
+    with open_transport(b, fw.binary, model_bin, port=port) as t:
+        run = MlperfHost(t).run(x, inferences, warmup)
+    provenance = {"qemu": f"estimated: QEMU cycle counter (= instructions under -icount) at {b.cpu_hz / 1e6:g} MHz, "
+                          f"CPI 1, no flash wait states",
+                  "none": "measured: the development host's clock, not a microcontroller"}.get(
+                      b.flasher["kind"], "measured: the board's cycle counter")
     from .reference import run as ref_run
     ref = ref_run(art.graph, x)
     L = art.graph.output_layer
@@ -584,7 +549,55 @@ def mlperf(board: str | Board, model_bin: Path, out: Path, inferences: int = 10,
               "latency_ms": {"value": run.per_inference_ms, "provenance": provenance.split(":")[0],
                              "source": provenance}, "results": run.results, "reference_scores": expected,
               "top1_agrees_with_reference": top1_agrees, "summary": text}
-    out.mkdir(parents=True, exist_ok=True)
     from .atomic import write_text
     write_text(out / "mlperf.json", json.dumps(result, indent=1))
     return result
+
+
+# --- compress and report -------------------------------------------------------------------------
+def compress(recipe, board: str | Board | None = None, progress: bool = True, log=print,
+             epochs_override: int | None = None, measure_code: bool = True) -> dict:
+    """Run a compression recipe (a Recipe, or the path of its TOML file): prune → low-rank → quantise, distilling
+    from the teacher, then model.bin under `board`'s budgets (default: the board the recipe names) and the
+    per-stage report. measure_code: render and build the rv32-virt firmware for the exported model to report
+    its code size (needs the cross compiler; null without it)."""
+    from .compress.pipeline import run_recipe
+    from .compress.recipe import Recipe, load_recipe
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(Path(recipe))
+    b = as_board(board or r.board)
+    return run_recipe(r, b, progress=progress, log=log, epochs_override=epochs_override,
+                      code_bytes=_code_bytes if measure_code else None)
+
+
+def _code_bytes(art: Artifact) -> int | None:
+    """.text of the rv32-virt firmware for this model (kernels + runtime + model code): built in a temporary
+    folder with the cross compiler; None where it is not installed."""
+    import tempfile
+    from .device.build import code_size
+    from .errors import ToolchainMissing
+    virt = as_board("rv32-virt")
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            fw = build(virt, render(art, virt, Path(d) / "fw"))
+            return (code_size(fw.binary) or {}).get("text")
+    except (ToolchainMissing, PqlrError):
+        return None
+
+
+def report(run_json: Path, out: Path | None = None) -> dict:
+    """Re-render a saved run: report.md and its plots from report.json (into out, default beside it). Nothing is
+    re-measured; the JSON is the record."""
+    from .report import write_report
+    run_json = Path(run_json)
+    try:
+        rep = json.loads(run_json.read_text())
+    except OSError as exc:
+        raise PqlrError(f"cannot read {run_json}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise PqlrError(f"{run_json} is not a run's report.json ({exc})") from None
+    missing = [k for k in ("board", "model_sha256", "runs", "accuracy", "bit_exact") if k not in rep]
+    if not isinstance(rep, dict) or missing:
+        raise PqlrError(f"{run_json} is not a run's report.json (missing {missing}); `pqlr bench` and `pqlr demo` "
+                        f"write one")
+    out = Path(out) if out else run_json.parent
+    return {"report": rep, "paths": write_report(rep, out)}

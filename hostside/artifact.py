@@ -40,7 +40,8 @@ import numpy as np
 from .errors import ArtifactError
 from .graph import (ADD_BITS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR_REQUANT_OPS, WEIGHTED_OPS, IntGraph,
                     Layer)
-from .plan.planner import Plan, Tile, pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
+from .plan.planner import Plan, Tile
+from .tiles import pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
 FORMAT_VERSION = 3     # 3: kernel, stride and padding fields 16-bit (2: 8-bit, ≤ 255)

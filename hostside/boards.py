@@ -116,3 +116,9 @@ def load_board(name: str, boards_dir: Path | None = None) -> Board:
         )
     except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise BoardError(f"board file {path} is malformed: {exc!r}") from None
+
+
+def as_board(board: "str | Board") -> Board:
+    """The API's one conversion from a board name (scripts, notebooks) to its Board; the CLI resolves names
+    itself, once, and passes the Board on."""
+    return board if isinstance(board, Board) else load_board(board)

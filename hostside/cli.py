@@ -16,6 +16,7 @@ EPILOG = """The data path, one subcommand per stage (each reads the previous sta
   pqlr export --checkpoint m.pt --corpus build/corpus --board rv32-virt --out model.bin
   pqlr inspect model.bin                        layers, tiles, bytes, RAM plan
   pqlr bench --board rv32-virt --model model.bin  render → build → flash → run → report
+  pqlr report build/bench/rv32-virt/report.json  re-render a saved run's report
   pqlr demo                                      all of the above on the emulated board
 Boards are files in boards/ (`pqlr boards` lists them)."""
 
@@ -205,6 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     dm.add_argument("--runs", type=int, help="inferences on the board (default: the whole test split)")
 
+    rp = sub.add_parser("report", help="re-render a saved run's report.md and plots from its report.json",
+                        description="Re-render report.md and its plots (latency, RAM, current, per layer) from a "
+                        "run's report.json (written by `pqlr bench` or `pqlr demo`). Nothing is re-measured: the "
+                        "JSON is the record, so a report can be regenerated after pqlr's report format improves.")
+    rp.add_argument("run", type=Path, help="a run's report.json")
+    rp.add_argument("--out", type=Path, help="folder for report.md and the plots (default: beside report.json)")
+
     sub.add_parser("boards", help="list the known boards", description="List boards/*.toml.")
     return ap
 
@@ -213,6 +221,7 @@ def _cmd(args) -> int:
     from . import api
     from .boards import known_boards, load_board
     progress = not args.quiet and sys.stderr.isatty()
+    board = load_board(args.board) if getattr(args, "board", None) else None   # the one place a name is resolved
     if args.cmd == "boards":
         for name in known_boards():
             b = load_board(name)
@@ -254,22 +263,21 @@ def _cmd(args) -> int:
         print(f"details: {args.out / 'eval.json'}")
         return 0
     if args.cmd == "export":
-        art = api.export(args.checkpoint, args.corpus, args.board, args.out, calib_size=args.calib,
+        art = api.export(args.checkpoint, args.corpus, board, args.out, calib_size=args.calib,
                          qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits)
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
         return 0
     if args.cmd == "compress":
         from .compress.recipe import load_recipe
-        from .compress.pipeline import run_recipe
-        r = run_recipe(load_recipe(args.recipe), progress=progress, epochs_override=args.epochs)
+        recipe = load_recipe(args.recipe)
+        r = api.compress(recipe, load_board(recipe.board), progress=progress, epochs_override=args.epochs)
         print(f"model.bin: {r['export']['model_bin']}; report: {r['files']['md']}")
         return 0
     if args.cmd == "plan":
         from .artifact import read_model_bin
-        b = load_board(args.board)
-        art = read_model_bin(args.model)
-        plan = api.check_fits(art, b)
+        art, b = read_model_bin(args.model), board
+        plan = api.plan(art, b)
         print(f"fits {b.name}: flash {art.size}/{b.model_partition.size} B, RAM {plan.peak_ram_bytes}/"
               f"{b.sram_budget_bytes} B (tile buffer {plan.tile_buffer_bytes} + arena {plan.arena_bytes} + "
               f"stack estimate {plan.stack_estimate_bytes})")
@@ -296,30 +304,30 @@ def _cmd(args) -> int:
     out = getattr(args, "out", None)
     if args.cmd in ("render", "build"):
         out = out or Path("build/fw") / args.board
-        rendered = api.render(args.model, args.board, out)
+        rendered = api.render(args.model, board, out)
         print(f"rendered {len(rendered['files'])} files into {rendered['dir']}")
         if args.cmd == "build":
-            print(f"built {api.build(args.board, rendered)}")
+            print(f"built {api.build(board, rendered)}")
         return 0
     if args.cmd == "flash":
         fw_dir = args.fw or Path("build/fw") / args.board
-        print(json.dumps(api.flash(args.board, args.model, fw_dir, args.port, args.model_only, args.merged), indent=1))
+        print(json.dumps(api.flash(board, args.model, fw_dir, args.port, args.model_only, args.merged), indent=1))
         return 0
     if args.cmd == "bench":
-        r = api.bench(args.board, args.model, out or Path("build/bench") / args.board, runs=args.runs,
+        r = api.bench(board, args.model, out or Path("build/bench") / args.board, runs=args.runs,
                       port=args.port, warmup=args.warmup, place=args.place, audio=args.audio,
                       ppk2_port=args.ppk2)
         print(f"report: {r['paths']['json']} (bit_exact={r['report']['bit_exact']})")
         return 0
     if args.cmd == "mlperf":
-        r = api.mlperf(args.board, args.model, out or Path("build/mlperf") / args.board, args.inferences,
+        r = api.mlperf(board, args.model, out or Path("build/mlperf") / args.board, args.inferences,
                        args.warmup, args.port)
         print(r["summary"])
         print(f"  Results      : {r['results']} (reference {r['reference_scores']}; top-1 agrees: "
               f"{r['top1_agrees_with_reference']})")
         return 0
     if args.cmd == "demo":
-        r = api.demo(args.out, args.board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress)
+        r = api.demo(args.out, board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress)
         a = r["accuracy"]
         ipi, ram = r["instructions_per_inference"]["value"], r["peak_ram_bytes"]["value"]
         print(f"board {r['board']}: accuracy fp32 {a['torch_fp32']:.3f}, reference {a['numpy_reference']:.3f}, "
@@ -328,6 +336,12 @@ def _cmd(args) -> int:
               f"latency {r['latency_ms']['value']:.1f} ms ({r['latency_ms']['provenance']}); "
               f"peak RAM {f'{ram:,} B' if ram is not None else 'n/a (' + r['peak_ram_bytes'].get('reason', '') + ')'}")
         print(f"report: {args.out / 'report.md'} and {args.out / 'report.json'}")
+        return 0
+    if args.cmd == "report":
+        r = api.report(args.run, args.out)
+        rep = r["report"]
+        print(f"{r['paths']['md']}: {rep['board']}, model {rep['model_sha256'][:12]}, {rep['runs']} inferences, "
+              f"bit_exact={rep['bit_exact']}, status {rep.get('status', 'complete')}")
         return 0
     raise AssertionError(args.cmd)
 
@@ -358,14 +372,16 @@ def _compress_parser() -> argparse.ArgumentParser:
 def compress_main(argv: list[str] | None = None) -> int:
     args = _compress_parser().parse_args(argv)
     try:
-        from .compress.pipeline import run_recipe
+        from . import api
+        from .boards import load_board
         from .compress.recipe import from_dict
         recipe = from_dict({
             "student": str(args.model), "teacher": str(args.teacher) if args.teacher else None,
             "corpus": str(args.dataset), "board": args.board, "output": str(args.output), "seed": args.seed,
             "stages": [{"name": "prune", "sparsity": args.sparse}, {"name": "lowrank", "rank": args.rank},
                        {"name": "quantize", "wbits": args.wbits, "abits": args.abits}]})
-        r = run_recipe(recipe, progress=not args.quiet and sys.stderr.isatty(), epochs_override=args.epochs)
+        r = api.compress(recipe, load_board(args.board), progress=not args.quiet and sys.stderr.isatty(),
+                         epochs_override=args.epochs)
         print(f"model.bin: {r['export']['model_bin']} (sha256 {r['export']['sha256']}); report: {r['files']['md']}")
         return 0
     except PqlrError as exc:

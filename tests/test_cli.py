@@ -1,13 +1,25 @@
-import subprocess
-import sys
+"""The CLI's parsing and messages, run in this process (argparse and the dispatch, not a new interpreter per
+case); the CLI as a separate process is exercised where the process boundary matters (test_boards, test_plan)."""
+import contextlib
+import io
+from types import SimpleNamespace
 
 import pytest
 
-SUBCOMMANDS = ["data", "train", "export", "plan", "inspect", "render", "build", "flash", "bench", "demo", "boards", "eval", "mlperf", "compress"]
+from hostside.cli import main
+
+SUBCOMMANDS = ["data", "train", "export", "plan", "inspect", "render", "build", "flash", "bench", "demo", "boards", "eval",
+               "mlperf", "compress", "report"]
 
 
 def pqlr(*args):
-    return subprocess.run([sys.executable, "-m", "hostside.cli", *args], capture_output=True, text=True)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(list(args))
+        except SystemExit as exc:                 # --help and argparse errors
+            rc = exc.code if isinstance(exc.code, int) else 2
+    return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_top_level_help():

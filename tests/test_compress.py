@@ -8,7 +8,7 @@ import torch
 
 from hostside.compress.distill import kd_loss
 from hostside.compress.lowrank import expected_error, factorise, plan_ranks, svd_factor
-from hostside.compress.ops import float_ops, run_float_ops
+from hostside.models.ops import float_ops, run_float_ops
 from hostside.compress.prune import masked_copy, prune, select_channels
 from hostside.compress.quant import ActQuant, WeightQuant, build_quantnet
 from hostside.compress.recipe import from_dict

@@ -62,7 +62,7 @@ def test_host_firmware_bit_exact(tmp_path, seed, shape, channels, kernel, stride
 ])
 def test_host_firmware_in_place_and_xip(tmp_path, mode, tile_budget, wbits, abits, kernels):
     """QAT graphs (int4/int8) with in-place layers and xip plans: the firmware equals the reference."""
-    from hostside.compress.ops import float_ops
+    from hostside.models.ops import float_ops
     from hostside.compress.quant import build_quantnet
     from hostside.models import build_model
     import torch
@@ -186,7 +186,7 @@ def test_qemu_firmware_bit_exact_over_pty(trained_pipeline):
 @pytest.mark.parametrize("mode", ["tiled", "xip"])
 def test_qemu_int4_in_place_and_xip(tmp_path, mode):
     """int4 weights and activations, in-place layers, tiled and xip plans, on the emulated board."""
-    from hostside.compress.ops import float_ops
+    from hostside.models.ops import float_ops
     from hostside.compress.quant import build_quantnet
     from hostside.models import build_model
     import torch

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hostside.artifact import HEADER_SIZE, LAYER_SIZE, read_model_bin, write_model_bin
 from hostside.boards import load_board
-from hostside.compress.ops import float_ops
+from hostside.models.ops import float_ops
 from hostside.compress.quant import build_quantnet
 from hostside.errors import ArtifactError, BudgetError
 from hostside.models import build_model

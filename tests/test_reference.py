@@ -81,7 +81,7 @@ def test_all_ops_have_kernels():
 def test_relu6_is_a_clamp_at_six():
     """ReLU6 lowers to act_max = zp + round(6/s): the QAT model and the reference agree, and outputs saturate."""
     import torch
-    from hostside.compress.ops import float_ops
+    from hostside.models.ops import float_ops
     from hostside.compress.quant import build_quantnet
     from hostside.export import quantize_ptq
     from hostside.models import build_model

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hostside.compress.pipeline import run_recipe  # noqa: E402
+from hostside import api  # noqa: E402
 from hostside.compress.recipe import from_dict  # noqa: E402
 
 WORK = Path("build/bench-quality")
@@ -38,12 +38,11 @@ def main() -> int:
     if not (WORK / "student-s0.pt").is_file():
         subprocess.run([sys.executable, str(ROOT / "benchmarks/quality/run.py")], check=True)
     if not (WORK / "dscnn_wide_teacher.pt").is_file():
-        from hostside import api
         api.train(WORK / "corpus", WORK / "dscnn_wide_teacher.pt", model="dscnn-wide", features="mfcc10", epochs=25,
                   progress=sys.stderr.isatty())
     raw = tomllib.loads(args.recipe.read_text())
     t0 = time.monotonic()
-    r = run_recipe(from_dict(raw), progress=sys.stderr.isatty())
+    r = api.compress(from_dict(raw), progress=sys.stderr.isatty())
     stages = r["stages"]
     by = {s["name"]: s for s in stages}
     student, teacher, final = by["student"], by.get("teacher"), stages[-1]

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from hostside.artifact import write_model_bin  # noqa: E402
 from hostside.boards import load_board  # noqa: E402
 from hostside.codegen import render_firmware  # noqa: E402
-from hostside.compress.ops import float_ops  # noqa: E402
+from hostside.models.ops import float_ops  # noqa: E402
 from hostside.compress.quant import build_quantnet  # noqa: E402
 from hostside.device.build import build_firmware  # noqa: E402
 from hostside.device.qemu import QemuBoard, make_flash_image  # noqa: E402

@@ -158,12 +158,12 @@ def main() -> int:
     results["models"]["fp32_student"] = {"architecture": "dscnn-mlperf", "features": "mfcc10", "epochs": epochs,
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
-    from hostside.compress.pipeline import run_recipe
+    from hostside import api
     from hostside.compress.recipe import from_dict
     for seed in int4_seeds:
         t = time.monotonic()
         rec = from_dict(int4_recipe(args.work / f"student-s{seed}.pt", corpus, args.work / f"int4-s{seed}.bin", seed, quick))
-        rep = run_recipe(rec, progress=sys.stderr.isatty(), log=lambda *a: None)
+        rep = api.compress(rec, progress=sys.stderr.isatty(), log=lambda *a: None)
         timings[f"int4_s{seed}_s"] = time.monotonic() - t
         final = rep["stages"][-1]
         row = {"seed": seed, "recipe": [{"name": s.name, **s.params} for s in rec.stages],

@@ -203,4 +203,5 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
     else:
         raise PqlrError(f"board {board.name}: unknown toolchain kind {kind!r}")
     sources = [str(f) for f in files if f.suffix in (".c", ".S")]
-    return {"dir": str(out), "files": [str(f) for f in files], "sources": sources, "kernels": kernels}
+    return {"dir": str(out), "files": [str(f) for f in files], "sources": sources, "kernels": kernels,
+            "model_sha256": art.model_sha256, "board": board.name}

@@ -26,7 +26,7 @@ def _params(model) -> int:
 
 def _activation_bytes(ops: list[dict], shape, bytes_per: int) -> int:
     from ..plan.planner import plan_arena
-    from .ops import run_float_ops
+    from ..models.ops import run_float_ops
     outs = run_float_ops(ops, torch.zeros(1, *shape))
     sizes = [int(np.prod(shape))] + [int(o[0].numel()) for o in outs]
     lifetimes = [(max(0, k - 1), min(k, len(outs) - 1)) for k in range(len(sizes))]
@@ -35,9 +35,9 @@ def _activation_bytes(ops: list[dict], shape, bytes_per: int) -> int:
 
 class Pipeline:
     def __init__(self, recipe: Recipe, progress: bool = True, log=print, epochs_override: int | None = None):
-        from .. import api
-        from ..data.corpus import load_corpus
-        from ..data.features import FrontEnd
+        from ..data.corpus import load_corpus, split_audio
+        from ..data.features import FrontEnd, load_features
+        from ..data.noise import noise_bank
         from ..train import load_checkpoint
         self.r, self.progress, self.log = recipe, progress, log
         self.epochs_override = epochs_override
@@ -55,10 +55,10 @@ class Pipeline:
         self.corpus = load_corpus(Path(recipe.corpus))
         if list(self.corpus.classes) != list(self.ck["classes"]):
             raise PqlrError(f"recipe: corpus classes {list(self.corpus.classes)} differ from the student's {self.ck['classes']}")
-        _, self.xv, self.yv = api.load_features(recipe.corpus, "val", self.fe)
-        _, self.xtr, _ = api.load_features(recipe.corpus, "train", self.fe)
-        self.audio, self.y = api._train_audio(self.corpus)
-        self.noise = api._noise_bank(seed=recipe.seed)
+        _, self.xv, self.yv = load_features(recipe.corpus, "val", self.fe)
+        _, self.xtr, _ = load_features(recipe.corpus, "train", self.fe)
+        self.audio, self.y = split_audio(self.corpus)
+        self.noise = noise_bank(seed=recipe.seed)
         self.rows: list[dict] = []
 
     def _epochs(self, n: int) -> int:
@@ -108,7 +108,7 @@ class Pipeline:
         return row
 
     def _float_row(self, name: str, model, extra=None) -> dict:
-        from .ops import float_ops
+        from ..models.ops import float_ops
         try:
             act = _activation_bytes(float_ops(model), self.fe.shape, 4)
         except PqlrError:
@@ -117,7 +117,7 @@ class Pipeline:
 
     def run(self) -> dict:
         from .lowrank import factorise, plan_ranks
-        from .ops import float_ops
+        from ..models.ops import float_ops
         from .prune import l1_penalty, prune, select_channels
         from .quant import build_quantnet
         t0 = time.monotonic()
@@ -157,15 +157,15 @@ class Pipeline:
         self.timings = {"total_s": time.monotonic() - t0}
         return {"rows": self.rows}
 
-    def export(self, board_name: str, output: Path, progress_log=True) -> dict:
-        """Integer graph → plan → model.bin; the integer model is checked against the fake-quant model."""
+    def export(self, board, output: Path, code_bytes=None) -> dict:
+        """Integer graph → plan (under `board`'s budgets) → model.bin; the integer model is checked against the
+        fake-quant model. code_bytes(artifact) → int | None: the firmware's code size for this model, measured by
+        the caller (api.compress builds it); this stage renders and builds nothing."""
         from ..artifact import write_model_bin
-        from ..boards import load_board
         from ..export.ptq import quantize_ptq
         from ..plan import make_plan
         from ..reference import run_batch
         from .quant import QuantNet
-        board = load_board(board_name)
         classes, fe = tuple(self.ck["classes"]), self.fe.to_dict()
         if isinstance(self.final, QuantNet):
             graph = self.final.to_int_graph(classes, fe)
@@ -190,7 +190,7 @@ class Pipeline:
             fq = fq.numpy().astype(np.int64)
             agree = {"top1_agreement": float((fq.argmax(1) == ref.argmax(1)).mean()),
                      "bit_exact_outputs": float((fq == ref.astype(np.int64)).all(axis=1).mean()), "n": int(len(xs))}
-        code = self._code_bytes(art, board)
+        code = code_bytes(art) if code_bytes is not None else None
         weight_bytes = sum(t.size for t in art.tiles)
         row = self.evaluate("quantize" if isinstance(self.final, QuantNet) else "export", self.final, weight_bytes,
                             plan.arena_bytes, bits, {"model_bin_bytes": art.size, "integer_vs_fakequant": agree,
@@ -200,28 +200,17 @@ class Pipeline:
         return {"model_bin": str(output), "sha256": art.model_sha256, "plan": plan.to_dict() | {"tiles": len(plan.tiles)},
                 "agreement": agree}
 
-    def _code_bytes(self, art, board) -> int | None:
-        """.text of the rv32-virt firmware for this model (the kernels + runtime + model code), when the
-        cross compiler is installed; None otherwise."""
-        import tempfile
-        from ..boards import load_board
-        from ..codegen import render_firmware
-        from ..device.build import build_firmware, section_sizes
-        from ..errors import ToolchainMissing
-        virt = load_board("rv32-virt")
-        try:
-            with tempfile.TemporaryDirectory() as d:
-                elf = build_firmware(virt, render_firmware(art, virt, Path(d) / "fw"))
-                return section_sizes(virt, elf).get("text")
-        except (ToolchainMissing, PqlrError):
-            return None
 
-
-def run_recipe(recipe: Recipe, progress: bool = True, log=print, epochs_override: int | None = None) -> dict:
+def run_recipe(recipe: Recipe, board=None, progress: bool = True, log=print, epochs_override: int | None = None,
+               code_bytes=None) -> dict:
+    """Run the recipe's stages, export model.bin for `board` (a Board; default the one the recipe names), and
+    write the per-stage report. code_bytes: see Pipeline.export (api.compress measures it; None here)."""
+    from ..boards import as_board
+    board = as_board(board or recipe.board)
     pipe = Pipeline(recipe, progress, log, epochs_override)
     pipe.run()
     out = Path(recipe.output)
-    exp = pipe.export(recipe.board, out)
+    exp = pipe.export(board, out, code_bytes)
     report = {"recipe": {"student": recipe.student, "teacher": recipe.teacher, "corpus": recipe.corpus,
                          "board": recipe.board, "stages": [{"name": s.name, **s.params} for s in recipe.stages],
                          "distill": recipe.distill if recipe.teacher else None, "seed": recipe.seed,

@@ -235,7 +235,7 @@ class QuantNet(nn.Module):
     @torch.no_grad()
     def calibrate(self, ops: list[dict], calib: np.ndarray) -> None:
         """Initialise every activation step/offset by minimising the quantisation MSE on calibration data."""
-        from .ops import run_float_ops
+        from ..models.ops import run_float_ops
         x = torch.from_numpy(np.asarray(calib, dtype=np.float32))
         self.in_q.init_mse(x)
         outs = run_float_ops(ops, x)

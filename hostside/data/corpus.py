@@ -13,6 +13,7 @@ from ..errors import PqlrError
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
+CORPUS_FILE = "manifest.json"          # what makes a folder a pqlr corpus
 
 
 @dataclass
@@ -137,3 +138,13 @@ def load_corpus(root: Path) -> Corpus:
         return load_speech_commands(root)
     return load_folder(root)
 
+
+
+def split_audio(corpus: Corpus, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """A split's clips as int16 one-second audio [n, 16000] (shorter clips zero-padded) and class indices."""
+    clips = corpus.split(split)
+    audio = np.zeros((len(clips), CLIP_SAMPLES), dtype=np.int16)
+    for i, c in enumerate(clips):
+        a = corpus.audio(c)[:CLIP_SAMPLES]
+        audio[i, : len(a)] = np.clip(np.round(a * 32767), -32768, 32767)
+    return audio, np.array([corpus.classes.index(c.label) for c in clips], dtype=np.int64)

@@ -166,3 +166,15 @@ def corpus_features(corpus, fe: FrontEnd = FrontEnd(), split: str | None = None)
         return feats, labels
     mask = np.array([c.split == split for c in corpus.clips], dtype=bool)
     return feats[mask], labels[mask]
+
+
+def load_features(corpus_dir, split: str | None = None, frontend=None):
+    """(corpus, features, labels) for a corpus folder (pqlr, Speech Commands v2 or <class>/ layout);
+    frontend: a FrontEnd, its dict, or None for the default."""
+    from pathlib import Path
+
+    from .corpus import load_corpus
+    corpus = load_corpus(Path(corpus_dir))
+    fe = frontend if isinstance(frontend, FrontEnd) else FrontEnd.from_dict(frontend)
+    x, y = corpus_features(corpus, fe, split)
+    return corpus, x, y

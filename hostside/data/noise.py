@@ -75,3 +75,10 @@ def mix(signal: np.ndarray, noise: np.ndarray, snr_db: float, signal_rms: float 
     out = signal + noise * rms / (10 ** (snr_db / 20))
     peak = np.abs(out).max()
     return out * (0.9 / peak) if clip and peak > 0.99 else out
+
+
+def noise_bank(n: int = 256, seed: int = 0) -> np.ndarray:
+    """n one-second clips from the training noise pool (never the test pool), for training-time mixing."""
+    rng = np.random.default_rng(seed)
+    pool = [s for s in noise_sources() if s.pool == "train"]
+    return np.stack([noise_clip(pool[int(rng.integers(0, len(pool)))], rng) for _ in range(n)]).astype(np.float32)

@@ -77,3 +77,26 @@ def section_sizes(board: Board, elf: Path) -> dict:
         return {}
     text, data, bss = (int(v) for v in out[1].split()[:3])
     return {"text": text, "data": data, "bss": bss}
+
+
+ELF_MACHINE_RISCV = 243
+
+
+def code_size(elf: Path) -> dict | None:
+    """text/data/bss of a RISC-V ELF (the rv32-virt firmware or an ESP32-C6 app), by the RISC-V binutils'
+    `size`; None for anything else (a host executable's size says nothing about a microcontroller) or where
+    binutils is missing. Decided by the file's ELF header, not by the board's name."""
+    try:
+        head = Path(elf).read_bytes()[:20]
+    except OSError:
+        return None
+    if head[:4] != b"\x7fELF" or int.from_bytes(head[18:20], "little") != ELF_MACHINE_RISCV:
+        return None
+    size = shutil.which("riscv64-unknown-elf-size") or shutil.which("riscv32-esp-elf-size")
+    if size is None:
+        return None
+    out = subprocess.run([size, str(elf)], capture_output=True, text=True).stdout.splitlines()
+    if len(out) < 2:
+        return None
+    text, data, bss = (int(v) for v in out[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}

@@ -7,6 +7,8 @@ import os
 import selectors
 import subprocess
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Protocol
 
 from ..errors import DeviceError
@@ -120,3 +122,32 @@ class ProcessTransport(LineFraming):
                 f.close()
             except Exception:
                 pass
+
+
+@contextmanager
+def open_transport(board, firmware: Path, model_bin: Path, port: str | None = None, place: str | None = None,
+                   flash_image: Path | None = None, qmp_socket: Path | None = None):
+    """The one place a board's transport is chosen (bench, demo, mlperf and the board tests all come here):
+    a labgrid place if given; else by the board file's flasher: QEMU with the flash image (rv32-virt), the host
+    firmware as a process reading model.bin (host), or the serial port at the board file's baud rate."""
+    from ..errors import PqlrError
+    kind = board.flasher["kind"]
+    if place:                                   # a board in a labgrid farm: whatever runs it, we only talk
+        from .labgrid_transport import LabgridTransport
+        t = LabgridTransport(place)
+    elif kind == "qemu":
+        from .qemu import QemuBoard
+        with QemuBoard(board, Path(firmware), Path(flash_image or Path(firmware).parent / "flash.img"),
+                       qmp_socket=qmp_socket) as q:
+            yield q
+        return
+    elif kind == "none":
+        t = ProcessTransport([str(firmware), str(model_bin)])
+    else:
+        if port is None:
+            raise PqlrError(f"board {board.name} needs --port (e.g. /dev/ttyACM0)")
+        t = SerialTransport(port, int(board.serial.get("baud", 115200)))
+    try:
+        yield t
+    finally:
+        t.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..compress.ops import float_ops, run_float_ops
+from ..models.ops import float_ops, run_float_ops
 from ..graph import IntGraph, Layer, quantize_multiplier
 from ..models.dscnn import DSCNN
 

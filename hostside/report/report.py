@@ -8,7 +8,6 @@ import numpy as np
 from .. import __version__
 from ..artifact import Artifact
 from ..boards import Board
-from ..device.build import section_sizes
 
 
 def _acc(pred: np.ndarray, labels: np.ndarray) -> float | None:
@@ -27,7 +26,9 @@ def cost_model_latency_ms(board: Board, instret: float, flash_bytes: float) -> d
 
 
 def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.ndarray, fp32_pred: np.ndarray,
-                 fw: Path, extra: dict | None = None) -> dict:
+                 code: dict | None = None, extra: dict | None = None) -> dict:
+    """The run's report (a dict that report.json holds). code: the firmware's section sizes, measured by the
+    caller's toolchain (device.build.code_size), or None where the firmware is not a cross-built ELF."""
     outs = np.array(res.outputs, dtype=np.int64).reshape(len(res.outputs), -1)
     ref = np.asarray(ref, dtype=np.int64).reshape(len(ref), -1)
     equal_rows = [bool(np.array_equal(a, b)) for a, b in zip(outs, ref)]
@@ -107,7 +108,6 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
                        "instructions_per_mac": (float(np.mean(li)) / L.macs) if li and L.macs else None,
                        "flash_bytes": float(np.mean(lf)) if lf else None,
                        "tiles": sum(1 for t in art.tiles if t.layer == i)})
-    code = section_sizes(board, Path(fw)) if board.toolchain["kind"] == "riscv-gcc" else {}
     report = {
         "pqlr_version": __version__,
         "board": board.name,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.dscnn import DSCNN
+from .dscnn import DSCNN
 
 
 def fold_bn(w: torch.Tensor, b: torch.Tensor | None, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:

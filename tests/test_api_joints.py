@@ -1,0 +1,170 @@
+"""The API's joints: dependencies point one way (cli → api → stages, device/ the only package that touches a
+toolchain, port or emulator), names are resolved once, objects (Board, Artifact, Firmware) travel between
+stages instead of paths that each stage re-reads, and a saved run can be re-rendered."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import hostside
+from hostside import api
+from hostside.boards import load_board
+
+PKG = Path(hostside.__file__).parent
+
+
+def _modules():
+    for path in sorted(PKG.rglob("*.py")):
+        yield path.relative_to(PKG), ast.parse(path.read_text())
+
+
+def _imports(rel: Path, tree: ast.AST) -> set[str]:
+    """Every hostside module a file imports, at module level or inside functions, as dotted names."""
+    pkg = ["hostside", *rel.parent.parts]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = pkg[: len(pkg) - (node.level - 1)] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            found.add(mod)
+            found |= {f"{mod}.{a.name}" for a in node.names}
+    return {m for m in found if m.startswith("hostside") or m.split(".")[0] in ("torch",)}
+
+
+def _calls(tree: ast.AST) -> set[str]:
+    return {n.func.id if isinstance(n.func, ast.Name) else n.func.attr for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))}
+
+
+RULES = [  # (files under, must not import anything starting with, why)
+    ("compress", ("hostside.api", "hostside.cli", "hostside.codegen", "hostside.device"),
+     "compression is a stage before export: it neither renders nor builds firmware, nor reaches into the API"),
+    ("export", ("hostside.compress", "hostside.api"), "export lowers a model; it does not depend on compression"),
+    ("report", ("hostside.device", "hostside.api"), "a report formats measurements; it runs no toolchain"),
+    ("plan", ("hostside.artifact", "hostside.codegen", "hostside.device", "hostside.api"),
+     "the planner sizes tiles and the arena; the artifact's byte format is not its business"),
+    ("reference", ("torch",), "the integer reference is numpy only (DESIGN.md)"),
+    ("data", ("hostside.api", "hostside.cli", "hostside.device"), "data is the first stage"),
+]
+
+
+@pytest.mark.parametrize("under,banned,why", RULES, ids=[r[0] for r in RULES])
+def test_dependencies_point_one_way(under, banned, why):
+    bad = {str(rel): sorted(m for m in _imports(rel, tree) if m.startswith(banned))
+           for rel, tree in _modules() if rel.parts[0] == under}
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, f"{why}: {bad}"
+
+
+def test_only_the_cli_and_the_api_facade_import_the_api():
+    users = [str(rel) for rel, tree in _modules()
+             if any(m == "hostside.api" or m.startswith("hostside.api.") for m in _imports(rel, tree))
+             and str(rel) not in ("cli.py", "api.py")]
+    assert users == []
+
+
+def test_tile_byte_format_belongs_to_the_artifact():
+    defs = {rel.parts[0] if len(rel.parts) > 1 else rel.stem:
+            {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)} for rel, tree in _modules()}
+    for fn in ("pack_channels", "pack_int4", "unpack_int4", "row_bytes"):
+        assert fn in defs["tiles"], fn
+        assert fn not in defs["plan"], f"{fn} is defined in the planner"
+
+
+def test_board_names_are_resolved_in_one_place():
+    callers = sorted(str(rel) for rel, tree in _modules() if "load_board" in _calls(tree))
+    assert callers == ["boards.py", "cli.py"], callers
+
+
+def test_transports_are_chosen_only_in_device():
+    ctors = {"SerialTransport", "ProcessTransport", "QemuBoard", "LabgridTransport"}
+    users = sorted(str(rel) for rel, tree in _modules() if _calls(tree) & ctors and rel.parts[0] != "device")
+    assert users == [], f"transports constructed outside hostside/device: {users}"
+
+
+def test_transport_uses_the_board_files_baud(monkeypatch):
+    """mlperf and bench share one transport selection; a serial board is opened at its board file's baud."""
+    from hostside.device import transport
+    opened = []
+
+    class Recorder:
+        def __init__(self, url, baud=115200):
+            opened.append((url, baud))
+
+        def close(self):
+            pass
+    monkeypatch.setattr(transport, "SerialTransport", Recorder)
+    c6 = load_board("esp32c6")
+    fast = dataclasses.replace(c6, serial=c6.serial | {"baud": 921600})
+    with transport.open_transport(fast, Path("fw.elf"), Path("model.bin"), port="/dev/ttyFAKE0"):
+        pass
+    assert opened == [("/dev/ttyFAKE0", 921600)]
+
+
+def _count(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*a, **k):
+        calls.append(a)
+        return real(*a, **k)
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_cli_resolves_the_board_once(small_model, tmp_path, monkeypatch, capsys):
+    from hostside import boards, cli
+    calls = _count(monkeypatch, boards, "load_board")
+    assert cli.main(["build", "--board", "host", "--model", str(small_model[0]), "--out", str(tmp_path / "fw")]) == 0
+    assert len(calls) == 1, calls
+
+
+def test_bench_reads_the_model_once(small_model, tmp_path, monkeypatch):
+    from hostside import artifact
+    src = tmp_path / "model.bin"
+    shutil.copy(small_model[0], src)
+    parses = _count(monkeypatch, artifact, "_parse")
+    r = api.bench(load_board("host"), src, tmp_path / "bench", runs=2)
+    assert r["report"]["bit_exact"] is True
+    assert len(parses) == 1, f"model.bin parsed {len(parses)} times in one bench"
+
+
+def test_build_returns_a_firmware_object(small_model, tmp_path):
+    host = load_board("host")
+    art = small_model[1]
+    fw = api.build(host, api.render(art, host, tmp_path / "fw"))
+    assert isinstance(fw, api.Firmware) and fw.model_sha256 == art.model_sha256 and fw.board == "host"
+    assert Path(fw).is_file() and fw.dir == tmp_path / "fw"
+
+
+def test_report_rerenders_a_saved_run(small_model, tmp_path):
+    from hostside import cli
+    src = tmp_path / "model.bin"
+    shutil.copy(small_model[0], src)
+    r = api.bench(load_board("host"), src, tmp_path / "bench", runs=2)
+    md = Path(r["paths"]["md"])
+    before = md.read_text()
+    md.unlink()
+    assert cli.main(["report", str(tmp_path / "bench" / "report.json"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "report.md").read_text() == before
+    assert json.loads((tmp_path / "again" / "report.json").read_text()) == r["report"]
+    (tmp_path / "junk.json").write_text('{"not": "a run"}')
+    assert cli.main(["report", str(tmp_path / "junk.json")]) == 2
+
+
+def test_demo_runs_through_bench(trained_pipeline, tmp_path):
+    """The demo's board half is `bench`: the same pinned model, report fields and partial-result handling."""
+    rep = api.demo(tmp_path / "demo", board=load_board("host"), epochs=1, runs=3, corpus_dir=trained_pipeline["corpus"],
+                   progress=False, log=lambda *a: None, model="dscnn", features="logmel40")
+    assert rep["status"] == "complete" and rep["runs"] == 3 and rep["bit_exact"] is True
+    assert rep["model_file"]["sha256"] == rep["model_sha256"]
+    assert rep["wakeword"] is not None and "train" in rep and rep["timings_s"]["total_s"] > 0
+    saved = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert saved["timings_s"] == rep["timings_s"]
