@@ -2,6 +2,7 @@
 #   make demo                 corpus → train → int8 → model.bin → C → QEMU RV32IMAC board → report
 #   make test                 the test suite (no board needed; emulator tests use QEMU)
 #   make flash BOARD=esp32c6 PORT=/dev/ttyACM0
+#   make build-c6             a real ESP32-C6 image offline: ESP-IDF's idf.py + Debian's RISC-V gcc
 #   make bench BOARD=rv32-virt
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,10 +14,10 @@ OUT    ?= build
 STAMP  := $(VENV)/.pqlr-installed
 DEBS_STAMP := build/.debs-ok
 
-.PHONY: demo test flash bench bench-kernels bench-memory bench-quality bench-compression bench-transformer render clean distclean deps debs venv help
+.PHONY: build-c6 demo test flash bench bench-kernels bench-memory bench-quality bench-compression bench-transformer render clean distclean deps debs venv help
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 deps: debs venv
 
@@ -47,6 +48,16 @@ render: deps
 flash: deps
 	$(BIN)/pqlr build --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/fw/$(BOARD)
 	$(BIN)/pqlr flash --board $(BOARD) --model $(OUT)/demo/model.bin --fw $(OUT)/fw/$(BOARD) $(if $(PORT),--port $(PORT),)
+
+# A real ESP32-C6 bootloader + app + partition table with ESP-IDF's own build and Debian's toolchain
+# (tools/idf_offline; shared facts in docs/hardware.md). ESP-IDF comes from IDF_PATH, or is cloned at a pinned
+# release into $(OUT)/esp-idf. MODEL: the model.bin to build in (default: the demo's).
+IDF_TREE ?= $(if $(IDF_PATH),$(IDF_PATH),$(OUT)/esp-idf)
+MODEL    ?= $(OUT)/demo/model.bin
+build-c6: deps
+	@bash tools/get_esp_idf.sh $(IDF_TREE)
+	@bash tools/idf_offline/setup.sh $(IDF_TREE) $(OUT)/idf-offline
+	source $(OUT)/idf-offline/env.sh && $(BIN)/pqlr build --board esp32c6 --model $(MODEL) --out $(OUT)/fw/esp32c6
 
 bench: deps
 	$(BIN)/pqlr bench --board $(BOARD) --model $(OUT)/demo/model.bin --out $(OUT)/bench/$(BOARD) $(if $(PORT),--port $(PORT),) $(if $(PLACE),--place $(PLACE),)

@@ -218,6 +218,22 @@ def build(board: str | Board, rendered: dict) -> Firmware:
                     model_sha256=rendered.get("model_sha256", ""))
 
 
+def image_check(board: str | Board, fw: Firmware | Path) -> dict | None:
+    """For an ESP-IDF build (idf.py's build/ in the project): esptool image-info of bootloader and app (chip id,
+    checksums, app descriptor), the app's instructions against the board's ISA, code and static RAM by
+    esp-idf-size; written to image.json in the project. None for other builds."""
+    import os
+    from .device.esp_image import summary
+    b = as_board(board)
+    d = fw.dir if isinstance(fw, Firmware) else Path(fw)
+    if not (d / "build" / "flasher_args.json").is_file():
+        return None
+    s = summary(b, d, os.environ.get("IDF_PYTHON"))
+    from .atomic import write_text
+    write_text(d / "image.json", json.dumps(s, indent=1))
+    return s
+
+
 def flash(board: str | Board, model_bin: Path, fw_dir: Path | Firmware, port: str | None = None,
           model_only: bool = False, merged: Path | None = None) -> dict:
     """rv32-virt: write the flash image the emulator loads. esp32c6: esptool (hostside/device/flash.py);

@@ -32,7 +32,7 @@ import hashlib
 import json
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,7 @@ class Artifact:
     inplace: list[bool] | None = None
     scratch_offsets: list[int] | None = None
     scratch_bytes: list[int] | None = None
+    data: bytes = field(default=b"", repr=False, compare=False)    # the validated file, byte for byte
 
 
 def _k(op: str, in_shape, kernel) -> int:
@@ -355,7 +356,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
     scratch_bytes = _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena)
     return Artifact(graph=graph, tiles=tiles, arena_bytes=arena, tile_buffer_bytes=tbuf, tensor_offsets=offsets,
                     model_sha256=sha.hex(), weights_offset=w_off, size=n, mode=mode, inplace=inplace,
-                    scratch_offsets=scratch_offs, scratch_bytes=scratch_bytes)
+                    scratch_offsets=scratch_offs, scratch_bytes=scratch_bytes, data=bytes(data))
 
 
 def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena) -> list[int]:

@@ -12,13 +12,49 @@ from .errors import BoardError, BudgetError
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 
 
+PARTITION_TYPES = {"app": 0x00, "data": 0x01}
+PARTITION_SUBTYPES = {"app": {"factory": 0x00, "test": 0x20},
+                      "data": {"ota": 0x00, "phy": 0x01, "nvs": 0x02, "coredump": 0x03, "nvs_keys": 0x04,
+                               "efuse": 0x05, "undefined": 0x06, "fat": 0x81, "spiffs": 0x82, "littlefs": 0x83}}
+COUNTERS = ("cpu-cycles", "wall-clock-ns")
+
+
 @dataclass(frozen=True)
 class Partition:
+    """One row of the ESP-IDF partition table. type: app, data, or a custom type 0x40–0xFE (ESP-IDF's range
+    for data in a format ESP-IDF does not know, e.g. a pqlr model); subtype: a name known for app/data, or a
+    number (any 0x00–0xFE under a custom type)."""
     name: str
     type: str
     subtype: str
     offset: int
     size: int
+
+    @property
+    def type_id(self) -> int:
+        if self.type in PARTITION_TYPES:
+            return PARTITION_TYPES[self.type]
+        value = _number(self.type)
+        if value is None or not 0x40 <= value <= 0xFE:
+            raise BoardError(f"partition {self.name}: type {self.type!r} is neither app, data nor a custom "
+                             f"type 0x40-0xFE")
+        return value
+
+    @property
+    def subtype_id(self) -> int:
+        value = _number(self.subtype)
+        if value is None:
+            value = PARTITION_SUBTYPES.get(self.type, {}).get(self.subtype)
+        if value is None or not 0 <= value <= 0xFE:
+            raise BoardError(f"partition {self.name}: unknown subtype {self.subtype!r} for type {self.type!r}")
+        return value
+
+
+def _number(text: str) -> int | None:
+    try:
+        return int(str(text), 0)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -43,6 +79,7 @@ class Board:
     cost_model: dict[str, Any]
     memory: dict[str, Any] = field(default_factory=dict)
     firmware: dict[str, Any] = field(default_factory=dict)
+    clock: dict[str, Any] = field(default_factory=dict)
     path: str = ""
 
     def partition(self, name: str) -> Partition:
@@ -56,17 +93,11 @@ class Board:
     def model_partition(self) -> Partition:
         return self.partition("model")
 
-    def model_partition_size(self, model_bytes: int) -> int:
-        """The model partition sized from the artifact: model.bin rounded up to the 64 KB MMU page (so an
-        xip plan can map it whole), never beyond the board's reservation or the flash."""
-        part = self.model_partition
-        if model_bytes > part.size:
-            raise BudgetError(f"model.bin is {model_bytes} B but the model partition holds {part.size} B")
-        size = min(part.size, max(0x10000, (model_bytes + 0xFFFF) & ~0xFFFF))
-        if part.offset + size > self.flash_bytes:
-            raise BudgetError(f"the model partition would end at {part.offset + size:#x}, past the "
-                              f"{self.flash_bytes // 1024 // 1024} MB flash")
-        return size
+    @property
+    def counter(self) -> str:
+        """What the firmware's cycle counter counts (board file: clock.counter): the CPU's cycles at cpu_hz,
+        or the host's wall clock in nanoseconds."""
+        return self.clock.get("counter", "cpu-cycles")
 
 
 def board_dirs(boards_dir: Path | None = None) -> list[Path]:
@@ -90,7 +121,7 @@ def load_board(name: str, boards_dir: Path | None = None) -> Board:
     try:
         raw = tomllib.loads(path.read_text())
         mem = raw["memory"]
-        return Board(
+        board = Board(
             name=raw["name"],
             description=raw["description"],
             chip=raw["chip"],
@@ -112,10 +143,16 @@ def load_board(name: str, boards_dir: Path | None = None) -> Board:
             cost_model=dict(raw["cost_model"]),
             memory=dict(mem),
             firmware=dict(raw.get("firmware", {})),
+            clock=dict(raw["clock"]),
             path=str(path),
         )
     except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise BoardError(f"board file {path} is malformed: {exc!r}") from None
+    if board.counter not in COUNTERS:
+        raise BoardError(f"board file {path}: clock.counter {board.counter!r} is not one of {', '.join(COUNTERS)}")
+    for p in board.partitions:
+        p.type_id, p.subtype_id                 # noqa: B018  (raise BoardError naming the row if invalid)
+    return board
 
 
 def as_board(board: "str | Board") -> Board:

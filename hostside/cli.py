@@ -307,7 +307,19 @@ def _cmd(args) -> int:
         rendered = api.render(args.model, board, out)
         print(f"rendered {len(rendered['files'])} files into {rendered['dir']}")
         if args.cmd == "build":
-            print(f"built {api.build(board, rendered)}")
+            fw = api.build(board, rendered)
+            print(f"built {fw}")
+            img = api.image_check(board, fw)
+            if img:
+                app, boot, isa = img["app"], img["bootloader"], img["isa"]
+                ok = all(x["checksum_valid"] and x["sha256_valid"] for x in (app, boot))
+                print(f"  app {app['bytes']:,} B, bootloader {boot['bytes']:,} B: chip id {app['chip_id']}, checksums and "
+                      f"SHA-256 {'valid' if ok else 'NOT valid'}, {app['project']} on ESP-IDF {app['esp_idf']}")
+                print(f"  {isa['instructions']:,} instructions, "
+                      f"{'all ' + isa['march'] if not isa['outside'] else 'OUTSIDE ' + isa['march'] + ': ' + str(isa['outside'])}")
+                if img.get("code_bytes") is not None:
+                    print(f"  code {img['code_bytes']:,} B, static RAM {img['static_ram_bytes']:,} B (esp-idf-size)")
+                print(f"  flash: {img['flash_files']}; details: {fw.dir / 'image.json'}")
         return 0
     if args.cmd == "flash":
         fw_dir = args.fw or Path("build/fw") / args.board

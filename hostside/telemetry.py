@@ -98,12 +98,31 @@ def parse_line(line: str | bytes) -> Record | None:
     raise error
 
 
+CONSOLE_KEEP = 200             # non-record lines kept (a panic backtrace is ~30 lines)
+
+
 @dataclass
 class StreamStats:
     records: int = 0
     noise_lines: int = 0
     bad_records: int = 0
     errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)     # the last CONSOLE_KEEP non-record lines, as sent
+
+    def keep(self, line: bytes | str) -> None:
+        """A non-record line (boot log, panic backtrace, a printf): counted and kept, not thrown away."""
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        text = text.rstrip("\r\n")
+        if text.strip():
+            self.noise_lines += 1
+            self.console.append(text)
+            del self.console[:-CONSOLE_KEEP]
+
+    def console_tail(self, n: int = 12) -> str:
+        """The last n console lines, for an error message ('' when the board printed nothing else)."""
+        if not self.console:
+            return ""
+        return "; the board's last console lines:\n    " + "\n    ".join(self.console[-n:])
 
 
 def parse_stream(lines) -> tuple[list[Record], StreamStats]:
@@ -119,7 +138,7 @@ def parse_stream(lines) -> tuple[list[Record], StreamStats]:
             continue
         if rec is None:
             if str(line).strip():
-                stats.noise_lines += 1
+                stats.keep(line)
             continue
         stats.records += 1
         records.append(rec)

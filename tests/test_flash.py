@@ -7,7 +7,8 @@ import pytest
 
 from hostside import api
 from hostside.boards import load_board
-from hostside.device.flash import esptool_args, flash_plan
+from hostside.codegen import render_firmware
+from hostside.device.flash import bootloader_offset, flash_plan
 from hostside.device.partitions import parse_table, table_bin
 from hostside.errors import PqlrError
 
@@ -18,22 +19,33 @@ def test_partition_table_binary_round_trips():
     assert len(blob) == 0xC00
     entries = parse_table(blob)
     model = next(e for e in entries if e["name"] == "model")
-    assert (model["type"], model["subtype"], model["offset"], model["size"]) == (1, 0x40, 0x110000, 0x100000)
+    assert (model["type"], model["subtype"], model["offset"], model["size"]) == (0x40, 0x00, 0x110000, 0x100000)
     bad = bytearray(blob)
     bad[40] ^= 1
     with pytest.raises(PqlrError, match="MD5"):
         parse_table(bytes(bad))
 
 
-def test_esptool_arguments_come_from_the_board(small_model, tmp_path):
+def test_flash_plan_comes_from_the_board_and_esptool(small_model, tmp_path):
     b = load_board("esp32c6")
-    pairs = flash_plan(b, tmp_path, small_model[0], model_only=True)
+    assert bootloader_offset(b) == 0x0                               # esptool's definition for the C6
+    render_firmware(small_model[1], b, tmp_path / "fw")
+    pairs = flash_plan(b, tmp_path / "fw", small_model[0], model_only=True)
     assert pairs == [(0x110000, small_model[0])]                   # only the model partition
-    args = esptool_args(b, pairs, "/dev/ttyACM0", diff_with=tmp_path / "last.bin")
-    assert args[:2] == ["--chip", "esp32c6"]                        # esptool refuses any other chip
-    assert "write-flash" in args and "--diff-with" in args and args[-2:] == ["0x110000", str(small_model[0])]
     with pytest.raises(PqlrError, match="no built firmware"):
-        flash_plan(b, tmp_path, small_model[0], model_only=False)  # the app needs `pio run` first
+        flash_plan(b, tmp_path / "fw", small_model[0], model_only=False)  # the app needs a build first
+
+
+def test_model_only_refuses_a_model_the_app_was_not_built_for(small_model, trained_pipeline, tmp_path):
+    """The app compiles in its model's tile table and quantisation parameters: --model-only can only put back
+    the model the app was built for."""
+    b = load_board("esp32c6")
+    with pytest.raises(PqlrError, match="needs the folder of the app"):
+        flash_plan(b, tmp_path / "nothing", small_model[0], model_only=True)
+    render_firmware(small_model[1], b, tmp_path / "fw")
+    other = trained_pipeline["model_bin"]
+    with pytest.raises(PqlrError, match="a different model needs a new app"):
+        flash_plan(b, tmp_path / "fw", other, model_only=True)
 
 
 def test_flash_without_port_is_one_line(small_model, tmp_path):

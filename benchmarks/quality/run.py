@@ -158,7 +158,6 @@ def main() -> int:
     results["models"]["fp32_student"] = {"architecture": "dscnn-mlperf", "features": "mfcc10", "epochs": epochs,
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
-    from hostside import api
     from hostside.compress.recipe import from_dict
     for seed in int4_seeds:
         t = time.monotonic()

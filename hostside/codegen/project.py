@@ -28,18 +28,35 @@ def ina226_params(board: Board) -> dict:
             "ina226_lsb_ua": lsb_ua}
 
 
+IDF_REQUIRES = ("esp_partition", "esp_driver_usb_serial_jtag", "esp_driver_i2c")
+"""ESP-IDF components the port uses beside the common ones (only a component named `main` gets every component
+implicitly; listing them keeps the component correct under any name and documents what it needs)."""
+
+
 def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Path, art: Artifact) -> list[Path]:
+    """The ESP-IDF project (idf.py) that PlatformIO also builds (`src_dir = main`): sources in main/, the board's
+    compiler flags in main/CMakeLists.txt, CONFIG_IDF_TARGET from the board's chip, the partition table from the
+    board file (the model partition at its full reservation, the size model.h and the flasher use too), and
+    model.bin inside the project, flashed with the app by `idf.py flash` and by `pio run -t upload`."""
+    from ..errors import PqlrError
     part = board.model_partition
-    model_size = board.model_partition_size(art.size)     # sized from the artifact
+    if art.size > part.size:
+        raise PqlrError(f"model.bin ({art.size} B) is larger than {board.name}'s model partition ({part.size} B)")
+    if not art.data:
+        raise PqlrError("render: the artifact carries no bytes (read it with read_model_bin)")
     tc = board.toolchain
     pctx = ctx | {
         "pio_env": tc["pio_env"], "pio_platform": tc["pio_platform"], "pio_board": tc["pio_board"],
         "pio_framework": tc["pio_framework"], "cpu_hz": board.cpu_hz, "cpu_mhz": board.cpu_hz // 1_000_000,
+        "chip": board.chip, "flasher_chip": board.flasher.get("chip", board.chip),
+        "upload_baud": board.flasher.get("baud", 460800),
         "flash_size_mb": board.flash_bytes // (1024 * 1024), "baud": board.serial.get("baud", 115200),
         "partitions": [{"name": p.name, "type": p.type, "subtype": p.subtype, "offset": hex(p.offset),
-                        "size": hex(model_size if p.name == part.name else p.size)} for p in board.partitions],
-        "model_partition_label": part.name, "model_partition_subtype": part.subtype,
-        "stack_bytes": board.stack_bytes,
+                        "size": hex(p.size)} for p in board.partitions],
+        "model_partition_label": part.name, "model_partition_type": hex(part.type_id),
+        "model_partition_subtype": hex(part.subtype_id), "model_offset": hex(part.offset),
+        "stack_bytes": board.stack_bytes, "idf_requires": list(IDF_REQUIRES),
+        "optimize": board.firmware.get("optimize", "-O2").split(),
     } | ina226_params(board)
     files = []
 
@@ -49,12 +66,14 @@ def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Pat
         p.write_text(env.get_template(template).render(pctx))
         files.append(p)
 
-    put("src/platform_espidf.c", "ports/esp-idf/platform_espidf.c.j2")
-    sources = sorted(p.name for p in (out / "src").glob("*.c"))
-    pctx["sources"] = sources
+    put("main/platform_espidf.c", "ports/esp-idf/platform_espidf.c.j2")
+    pctx["sources"] = sorted(p.name for p in (out / "main").glob("*.c"))
     put("platformio.ini", "project/platformio.ini.j2")
+    put("pio_flash_model.py", "project/pio_flash_model.py.j2")
     put("partitions.csv", "project/partitions.csv.j2")
     put("CMakeLists.txt", "project/CMakeLists.txt.j2")
-    put("src/CMakeLists.txt", "project/src_CMakeLists.txt.j2")
+    put("main/CMakeLists.txt", "project/main_CMakeLists.txt.j2")
     put("sdkconfig.defaults", "project/sdkconfig.defaults.j2")
+    (out / "model.bin").write_bytes(art.data)
+    files.append(out / "model.bin")
     return files

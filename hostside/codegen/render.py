@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import jinja2
@@ -16,6 +15,41 @@ CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c", "mlpe
 KERNEL_FILES = {"ref": ("kernels_ref.c", "kernels_tf.c"), "rv32": ("kernels_rv32.h", "kernels_rv32.c", "kernels_tf.c")}
 COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".ld": ("/* ", " */"),
            ".ini": ("; ", ""), ".csv": ("# ", ""), ".txt": ("# ", ""), ".defaults": ("# ", "")}
+
+
+RENDER_MANIFEST = ".pqlr-render.json"      # what pqlr wrote into a firmware folder, for that model and board
+
+
+def read_render_manifest(out: Path) -> dict | None:
+    import json
+    try:
+        m = json.loads((Path(out) / RENDER_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) and "files" in m and "model_sha256" in m else None
+
+
+def prepare_out(out: Path) -> None:
+    """Firmware is rendered into a new or empty folder, or one pqlr rendered before; from the latter only the
+    files that render wrote are removed (build outputs, flash images and anything a user added stay). Any other
+    folder is refused: `--out .` must never empty a working tree."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PqlrError(f"--out {out} is a file; give a folder")
+    m = read_render_manifest(out)
+    if m is None:
+        entries = sorted(p.name for p in out.iterdir())
+        if entries:
+            raise PqlrError(f"--out {out} is not empty and was not rendered by pqlr ({len(entries)} entries, e.g. "
+                            f"{', '.join(entries[:3])}); pqlr writes firmware only into a new or empty folder or "
+                            f"one it rendered before: choose another --out")
+        return
+    root = out.resolve()
+    for rel in m["files"]:
+        p = (out / rel).resolve()
+        if p.is_relative_to(root) and p.is_file():
+            p.unlink()
 
 
 def stamp_text(board: Board, sha: str) -> str:
@@ -119,7 +153,7 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
         "out_scale_q16_milli": max(1, int(round(g.output_layer.out_scale * 1000 * 65536))),
         "mlperf": int(mlperf),
         # the port's cycle counter per microsecond: the board's clock (the host port counts nanoseconds)
-        "cycles_per_us": 1000 if board.toolchain["kind"] == "host-cc" else max(1, board.cpu_hz // 1_000_000),
+        "cycles_per_us": 1000 if board.counter == "wall-clock-ns" else max(1, board.cpu_hz // 1_000_000),
         "sha256_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(art.model_sha256)),
         "layers": layers,
         "tiles": [{"offset": art.weights_offset + t.offset, "size": t.size, "crc32": f"{t.crc32:08x}",
@@ -165,14 +199,13 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
     kernels = kernels or board.firmware.get("kernels", "ref")
     if kernels not in KERNEL_FILES:
         raise PqlrError(f"unknown kernels {kernels!r}; known: {', '.join(KERNEL_FILES)}")
-    if out.exists():
-        shutil.rmtree(out)
+    prepare_out(out)
     env = _env()
     stamp = stamp_text(board, art.model_sha256)
     fe_ctx = frontend_context(frontend, art)
     ctx = model_context(art, board, kernels, env, mlperf) | {"stamp": stamp, "frontend": int(fe_ctx is not None)}
     files: list[Path] = []
-    src_dir = out / ("src" if board.toolchain["kind"] == "platformio" else "")
+    src_dir = out / ("main" if board.toolchain["kind"] == "platformio" else "")   # ESP-IDF's component layout
     for name in CORE_FILES + KERNEL_FILES[kernels]:
         _copy_stamped(TEMPLATES / "core" / name, src_dir / name, stamp)
         files.append(src_dir / name)
@@ -203,5 +236,9 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
     else:
         raise PqlrError(f"board {board.name}: unknown toolchain kind {kind!r}")
     sources = [str(f) for f in files if f.suffix in (".c", ".S")]
+    import json
+    (out / RENDER_MANIFEST).write_text(json.dumps(
+        {"pqlr": __version__, "board": board.name, "model_sha256": art.model_sha256,
+         "files": sorted(str(Path(f).relative_to(out)) for f in files)}, indent=1))
     return {"dir": str(out), "files": [str(f) for f in files], "sources": sources, "kernels": kernels,
             "model_sha256": art.model_sha256, "board": board.name}

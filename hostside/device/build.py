@@ -35,26 +35,63 @@ def compile_command(board: Board, fw_dir: Path, sources: list[str], output: Path
                      f"(PlatformIO) on a machine that can download the espressif32 platform")
 
 
+BUILD_TIMEOUT_S = 1800       # a first ESP-IDF build compiles ~1,000 files; a hung one must still end
+
+
+def build_esp_idf(board: Board, fw_dir: Path, idf_path: Path) -> Path:
+    """ESP-IDF's own build (`idf.py build`) of the rendered project; IDF_PATH names the ESP-IDF tree and the
+    environment provides its toolchain (Espressif's export.sh, or pqlr's offline one: tools/idf_offline)."""
+    import os
+    import sys
+    idf_py = Path(idf_path) / "tools" / "idf.py"
+    if not idf_py.is_file():
+        raise ToolchainMissing(f"IDF_PATH={idf_path} has no tools/idf.py; point IDF_PATH at an ESP-IDF tree")
+    python = os.environ.get("IDF_PYTHON") or sys.executable
+    cmd = [python, str(idf_py), "-C", str(fw_dir), "-B", str(Path(fw_dir) / "build"),
+           f"-DIDF_TARGET={board.chip}", "build"]
+    try:
+        proc = subprocess.run(cmd, timeout=int(board.toolchain.get("build_timeout_s", BUILD_TIMEOUT_S)))
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"`idf.py build` in {fw_dir} did not finish in {exc.timeout:.0f} s") from None
+    if proc.returncode != 0:
+        raise BuildError(f"`idf.py build` failed in {fw_dir} (its output is above): {' '.join(cmd)}")
+    desc = Path(fw_dir) / "build" / "project_description.json"
+    import json
+    try:
+        app = json.loads(desc.read_text())["app_elf"]
+    except (OSError, ValueError, KeyError):
+        raise BuildError(f"`idf.py build` finished but {desc} names no app ELF") from None
+    return Path(fw_dir) / "build" / app
+
+
 def build_platformio(board: Board, fw_dir: Path) -> Path:
     """`pio run` in the rendered project; its output is shown, its errors surfaced."""
     import os
     import sys
     pio = shutil.which("pio", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if pio is None:
-        raise ToolchainMissing("PlatformIO is not installed: `pip install platformio` (or `make venv`)")
+        raise ToolchainMissing("PlatformIO is not installed: `pip install platformio` (or `make venv`); or set "
+                               "IDF_PATH to build with ESP-IDF's own idf.py")
     env = board.toolchain["pio_env"]
-    proc = subprocess.run([pio, "run", "-d", str(fw_dir), "-e", env])
+    try:
+        proc = subprocess.run([pio, "run", "-d", str(fw_dir), "-e", env],
+                              timeout=int(board.toolchain.get("build_timeout_s", BUILD_TIMEOUT_S)))
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"`pio run -e {env}` in {fw_dir} did not finish in {exc.timeout:.0f} s") from None
     if proc.returncode != 0:
         raise BuildError(f"`pio run -e {env}` failed in {fw_dir} (see its output above). If it could not "
                          f"download the {board.toolchain['pio_platform']} platform or toolchain, this machine "
-                         f"has no access to the PlatformIO registry: build where it has.")
+                         f"has no access to the PlatformIO registry: set IDF_PATH to an ESP-IDF tree and build "
+                         f"with idf.py (`make build-c6` does it offline), or build where the registry is reachable.")
     return Path(fw_dir) / ".pio" / "build" / env / "firmware.elf"
 
 
 def build_firmware(board: Board, rendered: dict, output: Path | None = None) -> Path:
     fw_dir = Path(rendered["dir"])
-    if board.toolchain["kind"] == "platformio":
-        return build_platformio(board, fw_dir)
+    if board.toolchain["kind"] == "platformio":         # an ESP-IDF project: idf.py where IDF_PATH is set, else pio
+        import os
+        idf = os.environ.get("IDF_PATH")
+        return build_esp_idf(board, fw_dir, Path(idf)) if idf else build_platformio(board, fw_dir)
     output = Path(output or fw_dir / ("firmware.elf" if board.toolchain["kind"] == "riscv-gcc" else "firmware"))
     cmd = compile_command(board, fw_dir, rendered["sources"], output)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -64,19 +101,6 @@ def build_firmware(board: Board, rendered: dict, output: Path | None = None) -> 
             raise BuildError(f"firmware does not fit board {board.name}'s budgets:\n{msg}")
         raise BuildError(f"compiling firmware for {board.name} failed:\n{' '.join(cmd)}\n{msg}")
     return output
-
-
-def section_sizes(board: Board, elf: Path) -> dict:
-    """text/data/bss of a cross-built ELF (riscv64-unknown-elf-size, Berkeley format)."""
-    size = shutil.which(board.toolchain["cc"].replace("gcc", "size")) if board.toolchain["kind"] == "riscv-gcc" \
-        else shutil.which("size")
-    if size is None:
-        return {}
-    out = subprocess.run([size, str(elf)], capture_output=True, text=True).stdout.splitlines()
-    if len(out) < 2:
-        return {}
-    text, data, bss = (int(v) for v in out[1].split()[:3])
-    return {"text": text, "data": data, "bss": bss}
 
 
 ELF_MACHINE_RISCV = 243

@@ -10,20 +10,56 @@ from pathlib import Path
 from ..boards import Board
 from ..errors import DeviceError, PqlrError
 
-BOOTLOADER_OFFSET = {"esp32c6": 0x0}
 PARTITION_TABLE_OFFSET = 0x8000
 
 
+def bootloader_offset(board: Board) -> int:
+    """Where the chip's ROM looks for the second-stage bootloader: esptool's own definition for the chip
+    (0x0 on the ESP32-C6, 0x1000 on the ESP32), not a table kept here."""
+    from esptool.targets import CHIP_DEFS
+    chip = board.flasher["chip"]
+    if chip not in CHIP_DEFS:
+        raise PqlrError(f"board {board.name}: esptool does not know the chip {chip!r} (known: {', '.join(CHIP_DEFS)})")
+    return CHIP_DEFS[chip].BOOTLOADER_FLASH_OFFSET
+
+
 def build_outputs(board: Board, fw_dir: Path) -> dict[str, Path]:
-    env = board.toolchain.get("pio_env", board.name)
-    out = Path(fw_dir) / ".pio" / "build" / env
-    files = {"bootloader": out / "bootloader.bin", "partitions": out / "partitions.bin", "app": out / "firmware.bin"}
+    """The bootloader, partition table and app a build left in the project: ESP-IDF's (build/flasher_args.json,
+    which names them) or PlatformIO's (.pio/build/<env>/)."""
+    import json
+    fw_dir = Path(fw_dir)
+    args = fw_dir / "build" / "flasher_args.json"
+    if args.is_file():
+        fa = json.loads(args.read_text())
+        files = {"bootloader": fw_dir / "build" / fa["bootloader"]["file"],
+                 "partitions": fw_dir / "build" / fa["partition-table"]["file"],
+                 "app": fw_dir / "build" / fa["app"]["file"]}
+    else:
+        out = fw_dir / ".pio" / "build" / board.toolchain.get("pio_env", board.name)
+        files = {"bootloader": out / "bootloader.bin", "partitions": out / "partitions.bin", "app": out / "firmware.bin"}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise PqlrError(f"no built firmware for {board.name} in {fw_dir} (missing {', '.join(missing)}): run "
-                        f"`pqlr build --board {board.name}` first (PlatformIO must be able to download the "
-                        f"espressif32 platform)")
+                        f"`pqlr build --board {board.name}` first (ESP-IDF's idf.py with IDF_PATH set, or PlatformIO)")
     return files
+
+
+def _same_model_as_app(fw_dir: Path, model: Path) -> None:
+    """--model-only rewrites the model partition under an app that is already on the board. The app compiles in
+    its model's hash, tile table (offsets, CRCs) and quantisation parameters, so only the model it was built
+    for can go there (e.g. after the partition was erased); a different model needs a new app."""
+    from ..artifact import read_model_bin
+    from ..codegen.render import read_render_manifest
+    manifest = read_render_manifest(Path(fw_dir))
+    if manifest is None:
+        raise PqlrError(f"--model-only needs the folder of the app that is on the board ({fw_dir} has no "
+                        f".pqlr-render.json): pass --fw <that folder>, or flash without --model-only")
+    sha = read_model_bin(model).model_sha256
+    if sha != manifest["model_sha256"]:
+        raise PqlrError(f"--model-only: the app in {fw_dir} was built for model {manifest['model_sha256'][:12]}, "
+                        f"{model} is {sha[:12]}. The app compiles in its model's tile table and quantisation "
+                        f"parameters, so a different model needs a new app: `pqlr build` then `pqlr flash` "
+                        f"without --model-only")
 
 
 def flash_plan(board: Board, fw_dir: Path, model_bin: Path, model_only: bool = False) -> list[tuple[int, Path]]:
@@ -32,74 +68,75 @@ def flash_plan(board: Board, fw_dir: Path, model_bin: Path, model_only: bool = F
     part = board.model_partition
     if model.stat().st_size > part.size:
         raise PqlrError(f"model.bin ({model.stat().st_size} B) is larger than the model partition ({part.size} B)")
+    if model_only:
+        _same_model_as_app(fw_dir, model)
     pairs = [(part.offset, model)]
     if not model_only:
         files = build_outputs(board, fw_dir)
         app = board.partition("factory")
-        pairs = [(BOOTLOADER_OFFSET[board.chip], files["bootloader"]), (PARTITION_TABLE_OFFSET, files["partitions"]),
+        pairs = [(bootloader_offset(board), files["bootloader"]), (PARTITION_TABLE_OFFSET, files["partitions"]),
                  (app.offset, files["app"])] + pairs
     return pairs
 
 
-def esptool_args(board: Board, pairs: list[tuple[int, Path]], port: str, diff_with: Path | None = None) -> list[str]:
-    """esptool's arguments: --chip from the board file (esptool refuses any other chip it finds on the
-    port), offsets from the partition table, and --diff-with to rewrite only changed sectors."""
-    args = ["--chip", board.flasher["chip"], "--port", port, "--baud", str(board.flasher.get("baud", 460800)),
-            "--after", "hard-reset", "write-flash"]
-    if diff_with is not None:
-        args += ["--diff-with", str(diff_with)]
-    for off, path in pairs:
-        args += [hex(off), str(path)]
-    return args
-
-
 def merged_image(board: Board, model_bin: Path, out: Path, fw_dir: Path | None = None) -> Path:
-    """One flash image (esptool merge-bin, offline): the partition table and the model partition, plus the
-    bootloader and app when `pio run` built them — for a programmer, or to check what would be written."""
-    import esptool
+    """One flash image (esptool's merge_bin, offline): the partition table and the model partition, plus the
+    bootloader and app when they were built — for a programmer, or to check what would be written."""
+    from esptool.cmds import merge_bin
     from .partitions import TABLE_OFFSET, table_bin
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table = out.with_name("partitions.bin")
-    table.write_bytes(table_bin(board, Path(model_bin).stat().st_size))
-    pairs = [(TABLE_OFFSET, table), (board.model_partition.offset, Path(model_bin))]
+    pairs: list[tuple[int, bytes]] = [(TABLE_OFFSET, table_bin(board)), (board.model_partition.offset,
+                                                                         Path(model_bin).read_bytes())]
     if fw_dir is not None:
         try:
             files = build_outputs(board, fw_dir)
-            pairs = [(BOOTLOADER_OFFSET[board.chip], files["bootloader"]), (TABLE_OFFSET, table),
-                     (board.partition("factory").offset, files["app"]), (board.model_partition.offset, Path(model_bin))]
+            pairs = [(bootloader_offset(board), files["bootloader"].read_bytes()), (TABLE_OFFSET, table_bin(board)),
+                     (board.partition("factory").offset, files["app"].read_bytes()),
+                     (board.model_partition.offset, Path(model_bin).read_bytes())]
         except PqlrError:
             pass
-    args = ["--chip", board.flasher["chip"], "merge-bin", "-o", str(out)]
-    for off, path in sorted(pairs):
-        args += [hex(off), str(path)]
     try:
-        esptool.main(args)
-    except SystemExit as exc:
-        if exc.code:
-            raise PqlrError(f"esptool merge-bin failed (exit {exc.code})") from None
+        merge_bin(sorted(pairs), board.flasher["chip"], output=str(out))
+    except Exception as exc:                    # esptool's FatalError and friends, as one line
+        raise PqlrError(f"esptool merge_bin failed: {exc}") from None
     return out
 
 
 def flash_esp(board: Board, fw_dir: Path, model_bin: Path, port: str | None, model_only: bool = False) -> dict:
+    """Write through esptool's scripting API (esptool.cmds): connect, refuse a chip other than the board
+    file's, load the stub, write each (offset, file) — with --model-only only the model partition, and only
+    the sectors that changed since the last write through this folder — then hard-reset."""
     if not port:
         raise PqlrError(f"flashing {board.name} needs --port (e.g. /dev/ttyACM0); "
                         f"`make flash BOARD={board.name} PORT=/dev/ttyACM0`")
     pairs = flash_plan(board, fw_dir, model_bin, model_only)
     try:
-        import esptool
+        from esptool.cmds import attach_flash, detect_chip, reset_chip, run_stub, write_flash
+        from esptool.targets import CHIP_DEFS
     except ImportError:
         raise PqlrError("esptool is not installed in this environment: `pip install esptool`") from None
-    # the model last written through this folder: with --model-only, only sectors that changed are rewritten
     last = Path(fw_dir) / ".flashed" / "model.bin"
-    args = esptool_args(board, pairs, port, last if model_only and last.is_file() else None)
+    diff = [last.read_bytes() if model_only and last.is_file() and off == board.model_partition.offset else None
+            for off, _ in pairs]
+    want = CHIP_DEFS[board.flasher["chip"]].CHIP_NAME
     try:
-        esptool.main(args)   # esptool's documented scripting entry point; --chip makes it refuse other chips
-    except SystemExit as exc:
-        if exc.code:
-            raise DeviceError(f"esptool failed writing {board.name} on {port} (exit {exc.code})") from None
-    except Exception as exc:  # esptool raises FatalError and serial errors
-        raise DeviceError(f"esptool failed on {port}: {exc}") from None
+        with detect_chip(port) as esp:
+            if esp.CHIP_NAME != want:
+                raise DeviceError(f"{port} has an {esp.CHIP_NAME}, not the {want} board {board.name} is for; "
+                                  f"nothing was written")
+            esp = run_stub(esp)
+            baud = int(board.flasher.get("baud", 460800))
+            if baud != esp.ESP_ROM_BAUD:
+                esp.change_baud(baud)
+            attach_flash(esp)
+            write_flash(esp, [(off, str(path)) for off, path in pairs],
+                        **({"diff_with": diff} if any(d is not None for d in diff) else {}))
+            reset_chip(esp, "hard-reset")
+    except DeviceError:
+        raise
+    except Exception as exc:                    # esptool raises FatalError, serial errors, timeouts
+        raise DeviceError(f"esptool failed writing {board.name} on {port}: {exc}") from None
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_bytes(Path(model_bin).read_bytes())
-    return {"port": port, "written": [{"offset": hex(o), "file": str(p)} for o, p in pairs]}
+    return {"port": port, "chip": want, "written": [{"offset": hex(o), "file": str(p)} for o, p in pairs]}

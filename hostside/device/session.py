@@ -83,7 +83,8 @@ class Session:
             line = self.t.readline(self.timeout)
             if line is None:
                 raise DeviceError(f"no answer from {self.t.name} within {self.timeout:.0f} s "
-                                  f"(waiting for {'/'.join(sorted(want))}); is it a pqlr board running this firmware?")
+                                  f"(waiting for {'/'.join(sorted(want))}); is it a pqlr board running this firmware?"
+                                  + self.stats.console_tail())
             try:
                 rec = parse_line(line)
             except TelemetryError as exc:
@@ -93,8 +94,7 @@ class Session:
                     raise _RecordLost(str(exc)) from None
                 continue
             if rec is None:
-                if line.strip():
-                    self.stats.noise_lines += 1
+                self.stats.keep(line)           # kept: a panic backtrace is what a user needs to see
                 continue
             self.stats.records += 1
             if rec.type in want:
@@ -104,7 +104,8 @@ class Session:
             if rec.type == "ERR":
                 raise DeviceError(f"board error {rec.fields.get('code')}: {rec.fields}")
             if rec.type == "BOOT":
-                raise DeviceReset("the board restarted mid-run (a BOOT record arrived unasked)")
+                raise DeviceReset("the board restarted mid-run (a BOOT record arrived unasked)"
+                                  + self.stats.console_tail())
             # anything else unasked (a second HELLO/READY after a repeated 'h', a DONE after a repeated 'q')
             # is a stale answer: skipped
 
@@ -260,7 +261,8 @@ class Session:
                     res.resets += 1
                     if res.resets > self.max_resets:
                         raise DeviceError(f"the board restarted {res.resets} times; stopping after "
-                                          f"{len(res.outputs)} of {len(inputs)} inferences") from None
+                                          f"{len(res.outputs)} of {len(inputs)} inferences"
+                                          + self.stats.console_tail()) from None
                     self._resync = True
                     res.hello = self.hello()
                     continue

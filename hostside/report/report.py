@@ -16,7 +16,11 @@ def _acc(pred: np.ndarray, labels: np.ndarray) -> float | None:
 
 def cost_model_latency_ms(board: Board, instret: float, flash_bytes: float) -> dict:
     cm = board.cost_model
-    cpi, bps = float(cm["cycles_per_instruction"]), float(cm["flash_bytes_per_second"])
+    cpi, bps = float(cm.get("cycles_per_instruction", 0)), float(cm.get("flash_bytes_per_second", 0))
+    if board.cpu_hz <= 0 or cpi <= 0:
+        return {"value": None, "provenance": None,
+                "reason": f"board {board.name}: the cost model needs clock.cpu_hz and cost_model.cycles_per_instruction "
+                          f"(board file {board.path})"}
     compute = instret * cpi / board.cpu_hz * 1e3
     flash = flash_bytes / bps * 1e3 if bps else 0.0
     return {"value": compute + flash, "compute_ms": compute, "flash_ms": flash, "provenance": "estimated",
@@ -46,16 +50,21 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
                "source": "minstret around pqlr_model_run" + (f" ({board.description})" if board.emulated else "")}
         latency = cost_model_latency_ms(board, ipi["value"], flash)
         per_run_ms = [cost_model_latency_ms(board, i, f)["value"] for i, f in zip(instret, res.flash_bytes)]
+        per_run_ms = [v for v in per_run_ms if v is not None]
     else:
         ipi = {"value": None, "provenance": None, "reason": f"board {board.name} has no instruction counter"}
-        if board.name == "host":
+        if board.counter == "wall-clock-ns":
             per_run_ms = [c / 1e6 for c in res.cycles]
             latency = {"value": float(np.median(per_run_ms)) if per_run_ms else None, "provenance": "measured",
                        "note": "wall clock of the development host (CLOCK_MONOTONIC), not a microcontroller"}
-        else:
+        elif board.cpu_hz > 0:
             per_run_ms = [c / board.cpu_hz * 1e3 for c in res.cycles]
             latency = {"value": float(np.median(per_run_ms)) if per_run_ms else None, "provenance": "measured",
                        "source": "the board's cycle counter around the model, at cpu_hz from the board file"}
+        else:
+            latency = {"value": None, "provenance": None,
+                       "reason": f"board {board.name}: clock.cpu_hz is 0 and clock.counter is cpu-cycles, so cycles "
+                                 f"cannot be turned into time; set cpu_hz (or counter = \"wall-clock-ns\")"}
     if per_run_ms:
         latency.update({"p50": float(np.percentile(per_run_ms, 50)), "p90": float(np.percentile(per_run_ms, 90)),
                         "p99": float(np.percentile(per_run_ms, 99)), "per_run": per_run_ms})
@@ -139,6 +148,7 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
         "code_bytes": code or None,
         "layers": layers,
         "telemetry": {"records": res.stats.records, "noise_lines": res.stats.noise_lines,
+                      "console_tail": res.stats.console[-50:],
                       "bad_records": res.stats.bad_records},
     }
     if extra:
