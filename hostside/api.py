@@ -472,6 +472,13 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     if not len(labels):
         report["accuracy"]["reason"] = f"no labelled inputs ({ts} missing); ran seeded random inputs"
     report["status"] = "complete" if error is None else "incomplete"
+    if res.stats.console:                       # what the board printed besides telemetry (boot log, a panic)
+        from .atomic import write_text
+        try:
+            write_text(out / "serial.log", "\n".join(res.stats.console) + "\n")
+            report["serial_log"] = str(out / "serial.log")
+        except OSError:
+            pass
     if error is not None:
         report["error"] = str(error)
     paths = _write_report_or_say_where(report, out, n)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -54,6 +55,44 @@ TILE_FMT = "<HHHHIII"
 TILE_SIZE = struct.calcsize(TILE_FMT)
 assert HEADER_SIZE == 104 and LAYER_SIZE == 104 and TILE_SIZE == 20
 HASHED_HEADER = slice(48, HEADER_SIZE - 4)          # the header fields the model hash covers
+
+# The layer entry's fields, in LAYER_FMT's order, and their byte offsets (the firmware's loader uses these).
+LAYER_FIELDS = ("op", "wbits", "flags", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "kh", "kw", "sh", "sw",
+                "pad_t", "pad_l", "pad_b", "pad_r", "in_zp", "out_zp", "act_min", "act_max", "first_tile", "n_tiles",
+                "t_in", "t_out", "multiplier", "shift", "in_scale", "out_scale", "scratch", "skip", "in2_zp", "heads",
+                "reserved", "ra", "rb", "m2", "s2", "in2_scale", "skip_offset")
+_CODES = "".join(ch * int(n or 1) for n, ch in re.findall(r"(\d*)([A-Za-z])", LAYER_FMT[1:]))   # one code per field
+assert len(_CODES) == len(LAYER_FIELDS)
+LAYER_OFFSETS = {name: struct.calcsize("<" + "".join(_CODES[:i])) for i, name in enumerate(LAYER_FIELDS)}
+LAYER_FIELD_SIZE = {name: struct.calcsize("<" + _CODES[i]) for i, name in enumerate(LAYER_FIELDS)}
+# What quantisation sets, and a same-architecture model may change: loaded by the firmware at boot.
+QUANT_FIELDS = ("in_zp", "out_zp", "act_min", "act_max", "multiplier", "shift", "in_scale", "out_scale", "in2_zp",
+                "ra", "rb", "m2", "s2", "in2_scale")
+TILE_CRC_OFFSET = struct.calcsize("<HHHHII")
+# header bytes outside the architecture: the model hash, the input quantisation and the header CRC
+HEADER_NOT_ARCH = ((16, 48), (80, 92), (HEADER_SIZE - 4, HEADER_SIZE))
+
+
+def architecture_crc32(data: bytes) -> int:
+    """CRC-32 of what an app compiles in about its model: the header and the layer and tile tables with the
+    quantisation numbers (QUANT_FIELDS), the tiles' CRCs, the model hash, the input quantisation and the header
+    CRC zeroed. Two models with the same architecture crc differ only in weights and quantisation, which the
+    firmware reads from model.bin at boot; the firmware computes the same CRC over its model partition."""
+    h = bytearray(data[:HEADER_SIZE])
+    for a, b in HEADER_NOT_ARCH:
+        h[a:b] = bytes(b - a)
+    n_layers, lt, n_tiles, tt = struct.unpack_from("<IIII", data, 48)
+    crc = zlib.crc32(bytes(h))
+    for i in range(n_layers):
+        e = bytearray(data[lt + i * LAYER_SIZE: lt + (i + 1) * LAYER_SIZE])
+        for f in QUANT_FIELDS:
+            e[LAYER_OFFSETS[f]: LAYER_OFFSETS[f] + LAYER_FIELD_SIZE[f]] = bytes(LAYER_FIELD_SIZE[f])
+        crc = zlib.crc32(bytes(e), crc)
+    for i in range(n_tiles):
+        e = bytearray(data[tt + i * TILE_SIZE: tt + (i + 1) * TILE_SIZE])
+        e[TILE_CRC_OFFSET: TILE_CRC_OFFSET + 4] = bytes(4)
+        crc = zlib.crc32(bytes(e), crc)
+    return crc
 
 
 @dataclass

@@ -206,7 +206,25 @@ def test_a_port_that_is_not_a_pqlr_board_times_out_clearly():
 
 def test_missing_port_is_one_line():
     with pytest.raises(DeviceError, match="cannot open serial port /dev/ttyNOPE"):
-        SerialTransport("/dev/ttyNOPE")
+        SerialTransport("/dev/ttyNOPE", open_timeout=0.5)
+
+
+def test_a_port_that_comes_back_after_a_reset_is_reopened(tmp_path):
+    """USB-Serial-JTAG re-enumerates after esptool resets the chip: the port is missing for a moment."""
+    import threading
+    master, slave = pty.openpty()
+    link = tmp_path / "ttyACM0"
+    timer = threading.Timer(0.6, lambda: link.symlink_to(os.ttyname(slave)))
+    timer.start()
+    try:
+        t = SerialTransport(str(link), open_timeout=5.0)
+        os.write(master, b"hello\n")
+        assert t.readline(2.0).strip() == b"hello"
+        t.close()
+    finally:
+        timer.cancel()
+        os.close(master)
+        os.close(slave)
 
 
 @pytest.fixture(scope="module")

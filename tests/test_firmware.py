@@ -140,17 +140,19 @@ def test_host_refuses_other_models_hash(tmp_path):
         t.close()
 
 
-def test_stale_model_partition_is_an_error_record(tmp_path):
-    """Firmware generated for model A, partition holding model B: an ERR record, not garbage output."""
+def test_stale_model_partition_is_refused(tmp_path):
+    """Firmware generated for model A, partition holding model B of the same architecture: the app runs B (it
+    reads B's quantisation and checks B's SHA-256), says so in HELLO, and the host, expecting A, refuses to
+    report. Not garbage output, and not B's numbers credited to A."""
     _, ga, _ = random_graph(0)
     _, gb, _ = random_graph(5)
     board = load_board("host")
     art_a = write_model_bin(tmp_path / "a.bin", ga, make_plan(ga, board))
-    write_model_bin(tmp_path / "b.bin", gb, make_plan(gb, board))
+    art_b = write_model_bin(tmp_path / "b.bin", gb, make_plan(gb, board))
     fw = build_firmware(board, render_firmware(art_a, board, tmp_path / "fw"))
     t = ProcessTransport([str(fw), str(tmp_path / "b.bin")])
     try:
-        with pytest.raises(DeviceError, match="model_hash"):
+        with pytest.raises(ModelHashMismatch, match=art_b.model_sha256):
             Session(t, art_a.model_sha256, timeout=20).run(random_inputs(ga, 1))
     finally:
         t.close()
@@ -217,7 +219,7 @@ def test_qemu_stale_partition(tmp_path, small_model):
     with QemuBoard(board, fw, img) as transport:
         with pytest.raises(DeviceError) as e:
             Session(transport, art.model_sha256, timeout=60).run(random_inputs(art.graph, 1))
-    assert "model_hash" in str(e.value) and other.model_sha256 in str(e.value)
+    assert "model_architecture" in str(e.value) and other.model_sha256 in str(e.value)
 
 
 def test_missing_cross_compiler_names_the_package(small_model, tmp_path, monkeypatch):

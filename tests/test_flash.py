@@ -44,7 +44,7 @@ def test_model_only_refuses_a_model_the_app_was_not_built_for(small_model, train
         flash_plan(b, tmp_path / "nothing", small_model[0], model_only=True)
     render_firmware(small_model[1], b, tmp_path / "fw")
     other = trained_pipeline["model_bin"]
-    with pytest.raises(PqlrError, match="a different model needs a new app"):
+    with pytest.raises(PqlrError, match="another architecture"):
         flash_plan(b, tmp_path / "fw", other, model_only=True)
 
 

@@ -45,7 +45,8 @@ static void send_hello(int model_ok, const char *why, const uint8_t found[32]) {
     tm_str("fw", PQLR_FW_VERSION);
     tm_u64("proto", PQLR_PROTO_VERSION);
     tm_str("board", pqlr_board_name);
-    tm_hex("model", pqlr_model_sha256, 32);
+    tm_hex("model", model_ok ? pqlr_running_sha256 : pqlr_model_sha256, 32);   /* the model it runs */
+    tm_u64("swap", PQLR_MODEL_SWAP);
     tm_u64("arena", PQLR_ARENA_BYTES);
     tm_u64("tile_buf", PQLR_TILE_BUF_BYTES);
     tm_u64("layers", PQLR_N_LAYERS);

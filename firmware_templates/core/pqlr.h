@@ -3,6 +3,7 @@
 #define PQLR_H
 #include <stdint.h>
 #include <stddef.h>
+#include "model.h"              /* generated: this model's sizes, and PQLR_MODEL_SWAP / PQLR_MODEL_CONST */
 
 #define PQLR_FW_VERSION "0.1.0"
 #define PQLR_PROTO_VERSION 1
@@ -85,6 +86,17 @@ static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp,
 /* CRC-32 (IEEE, the same as zlib.crc32). */
 uint32_t pqlr_crc32_update(uint32_t crc, const void *buf, uint32_t len);
 
+/* SHA-256 (sha256.c): the boot-time check of model.bin's hash. */
+typedef struct {
+    uint32_t h[8];
+    uint64_t bytes;
+    uint8_t block[64];
+    uint32_t used;
+} pqlr_sha256_t;
+void pqlr_sha256_init(pqlr_sha256_t *s);
+void pqlr_sha256_update(pqlr_sha256_t *s, const void *data, uint32_t n);
+void pqlr_sha256_final(pqlr_sha256_t *s, uint8_t out[32]);
+
 /* Tile runtime (runtime.c). */
 /* The tile's bytes: read into tile_buf (tiled plans) or mapped in flash (xip plans); NULL on a flash error.
  * A layer without weights passes -1 and gets tile_buf back, unread. */
@@ -93,10 +105,12 @@ void pqlr_layer_begin(pqlr_counters_t *cnt);
 void pqlr_layer_end(pqlr_counters_t *cnt, int layer);
 int pqlr_check_model(uint8_t *scratch, uint32_t scratch_bytes, char *why, uint32_t why_len, uint8_t found[32]);
 
-/* Generated per model (model.c). */
-extern const pqlr_layer_t pqlr_layers[];
-extern const pqlr_tile_t pqlr_tiles[];
+/* Generated per model (model.c). With PQLR_MODEL_SWAP the layers' quantisation and the tiles' CRCs are
+ * loaded from the model partition at boot (pqlr_check_model), so they live in RAM. */
+extern PQLR_MODEL_CONST pqlr_layer_t pqlr_layers[];
+extern PQLR_MODEL_CONST pqlr_tile_t pqlr_tiles[];
 extern const uint8_t pqlr_model_sha256[32];
+extern uint8_t pqlr_running_sha256[32];     /* the model the app runs: pqlr_model_sha256, or the one loaded */
 extern const char pqlr_board_name[];
 extern const uint32_t pqlr_out_offset[];
 extern const uint32_t pqlr_out_bytes[];

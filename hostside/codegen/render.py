@@ -11,7 +11,7 @@ from ..errors import PqlrError
 from ..graph import SCALAR_REQUANT_OPS
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
-CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
+CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "sha256.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
 KERNEL_FILES = {"ref": ("kernels_ref.c", "kernels_tf.c"), "rv32": ("kernels_rv32.h", "kernels_rv32.c", "kernels_tf.c")}
 COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".ld": ("/* ", " */"),
            ".ini": ("; ", ""), ".csv": ("# ", ""), ".txt": ("# ", ""), ".defaults": ("# ", "")}
@@ -105,6 +105,24 @@ def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], 
             rendered.append(env.get_template(f"core/specialise/{L.op}.c.j2").render(params | {"name": seen[key]}))
         fns.append(seen[key])
     return fns, rendered
+
+
+LOADED_FIELDS = ("in_zp", "out_zp", "act_min", "act_max", "multiplier", "shift", "in2_zp", "ra", "rb", "m2", "s2")
+
+
+def swap_context(art: Artifact, swap: bool) -> dict:
+    """What the firmware needs to accept another model of the same architecture (PQLR_MODEL_SWAP): the
+    architecture CRC and where the quantisation fields sit. Builds with the on-device front end or the MLPerf
+    protocol compile the input/output quantisation in, so they keep to the exact model (swap off)."""
+    from ..artifact import (HEADER_NOT_ARCH, LAYER_FIELD_SIZE, LAYER_OFFSETS, LAYER_SIZE, QUANT_FIELDS,
+                            TILE_CRC_OFFSET, TILE_SIZE, architecture_crc32)
+    if swap and not art.data:
+        raise PqlrError("render: the artifact carries no bytes (read it with read_model_bin)")
+    return {"model_swap": int(swap), "arch_crc": f"{architecture_crc32(art.data) if swap else 0:08x}",
+            "layer_entry_bytes": LAYER_SIZE, "tile_entry_bytes": TILE_SIZE, "tile_crc_off": TILE_CRC_OFFSET,
+            "header_not_arch": list(HEADER_NOT_ARCH),
+            "quant_fields": [{"name": f, "off": LAYER_OFFSETS[f], "size": LAYER_FIELD_SIZE[f], "c": f in LOADED_FIELDS}
+                             for f in QUANT_FIELDS]}
 
 
 def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2.Environment | None = None,
@@ -204,6 +222,7 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
     stamp = stamp_text(board, art.model_sha256)
     fe_ctx = frontend_context(frontend, art)
     ctx = model_context(art, board, kernels, env, mlperf) | {"stamp": stamp, "frontend": int(fe_ctx is not None)}
+    ctx |= swap_context(art, swap=fe_ctx is None and not mlperf)
     files: list[Path] = []
     src_dir = out / ("main" if board.toolchain["kind"] == "platformio" else "")   # ESP-IDF's component layout
     for name in CORE_FILES + KERNEL_FILES[kernels]:
@@ -239,6 +258,7 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
     import json
     (out / RENDER_MANIFEST).write_text(json.dumps(
         {"pqlr": __version__, "board": board.name, "model_sha256": art.model_sha256,
+         "model_swap": bool(ctx["model_swap"]), "architecture_crc32": ctx["arch_crc"],
          "files": sorted(str(Path(f).relative_to(out)) for f in files)}, indent=1))
     return {"dir": str(out), "files": [str(f) for f in files], "sources": sources, "kernels": kernels,
             "model_sha256": art.model_sha256, "board": board.name}

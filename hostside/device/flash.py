@@ -46,20 +46,27 @@ def build_outputs(board: Board, fw_dir: Path) -> dict[str, Path]:
 
 def _same_model_as_app(fw_dir: Path, model: Path) -> None:
     """--model-only rewrites the model partition under an app that is already on the board. The app compiles in
-    its model's hash, tile table (offsets, CRCs) and quantisation parameters, so only the model it was built
-    for can go there (e.g. after the partition was erased); a different model needs a new app."""
-    from ..artifact import read_model_bin
+    its model's shapes, tiling and arena plan and reads the weights and quantisation from the partition at boot
+    (PQLR_MODEL_SWAP), so any model of the same architecture can go there: retrained, requantised. A model whose
+    architecture differs needs a new app, and builds with the on-device front end or the MLPerf protocol (which
+    compile the input/output quantisation in) take only their own model."""
+    from ..artifact import architecture_crc32, read_model_bin
     from ..codegen.render import read_render_manifest
     manifest = read_render_manifest(Path(fw_dir))
     if manifest is None:
         raise PqlrError(f"--model-only needs the folder of the app that is on the board ({fw_dir} has no "
                         f".pqlr-render.json): pass --fw <that folder>, or flash without --model-only")
-    sha = read_model_bin(model).model_sha256
-    if sha != manifest["model_sha256"]:
-        raise PqlrError(f"--model-only: the app in {fw_dir} was built for model {manifest['model_sha256'][:12]}, "
-                        f"{model} is {sha[:12]}. The app compiles in its model's tile table and quantisation "
-                        f"parameters, so a different model needs a new app: `pqlr build` then `pqlr flash` "
-                        f"without --model-only")
+    art = read_model_bin(model)
+    if art.model_sha256 == manifest["model_sha256"]:
+        return
+    if not manifest.get("model_swap"):
+        raise PqlrError(f"--model-only: the app in {fw_dir} takes only model {manifest['model_sha256'][:12]} (it was "
+                        f"built with the audio front end or the MLPerf protocol, which compile the model's input "
+                        f"and output quantisation in); {model} is {art.model_sha256[:12]}: build and flash a new app")
+    if f"{architecture_crc32(art.data):08x}" != manifest.get("architecture_crc32"):
+        raise PqlrError(f"--model-only: {model} has another architecture (shapes, tiling or arena plan) than the model "
+                        f"the app in {fw_dir} was built for; a different architecture needs a new app: `pqlr build` "
+                        f"then `pqlr flash` without --model-only")
 
 
 def flash_plan(board: Board, fw_dir: Path, model_bin: Path, model_only: bool = False) -> list[tuple[int, Path]]:

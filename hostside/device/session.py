@@ -124,15 +124,15 @@ class Session:
         self._resync = False
         if proto != PROTO_VERSION:
             raise TelemetryError(f"board speaks protocol {rec.fields.get('proto')}, this host speaks {PROTO_VERSION}")
-        seen = rec.fields.get("model", "")
-        if seen != self.expected:
-            raise ModelHashMismatch(f"refusing to report: firmware was built for model {seen}, "
-                                    f"but the artifact is {self.expected}; rebuild and reflash")
         # the firmware checked its model partition at boot: READY, or ERR naming what is wrong
         if ready.type == "ERR":
             raise DeviceError(f"the board's model partition is not usable ({ready.fields.get('code')}): "
-                              f"expected model {ready.fields.get('expected', '?')}, found "
+                              f"the app was built for model {ready.fields.get('expected', '?')}, the partition holds "
                               f"{ready.fields.get('found', '?')}; flash the model again (pqlr flash)")
+        seen = rec.fields.get("model", "")      # the model the firmware runs (read from its partition)
+        if seen != self.expected:
+            raise ModelHashMismatch(f"refusing to report: the board runs model {seen}, but the artifact is "
+                                    f"{self.expected}; flash this model (pqlr flash), or rebuild")
         return dict(rec.fields)
 
     def _next_numbered(self, want: set[str], n: int) -> Record:

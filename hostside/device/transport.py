@@ -53,14 +53,21 @@ class LineFraming:
 class SerialTransport(LineFraming):
     """pyserial: /dev/ttyACM0, a QEMU pty (/dev/pts/N), socket://host:port, rfc2217://…"""
 
-    def __init__(self, url: str, baud: int = 115200):
+    def __init__(self, url: str, baud: int = 115200, open_timeout: float = 5.0):
+        """open_timeout: how long to keep trying to open the port. After a reset (esptool's, after flashing),
+        the ESP32-C6's USB-Serial-JTAG port disappears and comes back, so a first failure is not final."""
         import serial
         self.name = url
-        try:
-            self._ser = serial.serial_for_url(url, baudrate=baud or 115200, timeout=0.05)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"cannot open serial port {url}: {exc}. Check the port name "
-                              f"(ls /dev/ttyACM* /dev/ttyUSB*) and that no other program holds it") from None
+        deadline = time.monotonic() + open_timeout
+        while True:
+            try:
+                self._ser = serial.serial_for_url(url, baudrate=baud or 115200, timeout=0.05)
+                break
+            except (serial.SerialException, OSError, ValueError) as exc:
+                if time.monotonic() >= deadline or isinstance(exc, ValueError):
+                    raise DeviceError(f"cannot open serial port {url}: {exc}. Check the port name "
+                                      f"(ls /dev/ttyACM* /dev/ttyUSB*) and that no other program holds it") from None
+                time.sleep(0.25)
         self._buf = b""
 
     def write(self, data: bytes) -> None:
