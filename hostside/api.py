@@ -474,8 +474,17 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     report["status"] = "complete" if error is None else "incomplete"
     if res.stats.console:                       # what the board printed besides telemetry (boot log, a panic)
         from .atomic import write_text
+        from .device.panic import decode, looks_like_a_panic
+        lines = res.stats.console
+        if looks_like_a_panic(lines):
+            decoded = decode(lines, fw.binary)
+            report["panic"] = {"lines": decoded or lines, "decoded": decoded is not None,
+                               **({} if decoded else {"reason": "esp-idf-panic-decoder or RISC-V addr2line missing"})}
+            lines = decoded or lines
+            if error is not None:
+                error = type(error)(f"{error}\n  the board panicked; decoded: {out / 'serial.log'}")
         try:
-            write_text(out / "serial.log", "\n".join(res.stats.console) + "\n")
+            write_text(out / "serial.log", "\n".join(lines) + "\n")
             report["serial_log"] = str(out / "serial.log")
         except OSError:
             pass

@@ -112,3 +112,22 @@ def test_a_panic_backtrace_reaches_the_user():
         s.hello()
     assert "Guru Meditation Error" in str(e.value) and "Backtrace" in str(e.value)
     assert s.stats.console[-1].startswith("Backtrace")
+
+
+@pytest.mark.emulator
+def test_panic_addresses_are_decoded_to_functions(small_model, tmp_path):
+    """ESP-IDF panic output names code addresses; Espressif's decoder (addr2line over the firmware ELF) turns
+    them into functions. Here on the rv32-virt ELF, with an address taken from its symbol table."""
+    import subprocess
+    pytest.importorskip("esp_idf_panic_decoder", reason="pip install esp-idf-panic-decoder (the platformio extra)")
+    from hostside.device.build import build_firmware
+    from hostside.device.panic import decode, looks_like_a_panic
+    b = load_board("rv32-virt")
+    elf = build_firmware(b, render_firmware(small_model[1], b, tmp_path / "fw"))
+    syms = subprocess.run(["riscv64-unknown-elf-nm", str(elf)], capture_output=True, text=True).stdout.splitlines()
+    addr = next(line.split()[0] for line in syms if line.endswith(" pqlr_model_run"))
+    lines = ["Guru Meditation Error: Core  0 panic'ed (Load access fault). Exception was unhandled.",
+             f"Backtrace: 0x{addr}:0x3fc8f3d0"]
+    assert looks_like_a_panic(lines)
+    out = decode(lines, elf)
+    assert out is not None and any("pqlr_model_run" in line for line in out), out

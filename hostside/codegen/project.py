@@ -45,6 +45,7 @@ def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Pat
     if not art.data:
         raise PqlrError("render: the artifact carries no bytes (read it with read_model_bin)")
     tc = board.toolchain
+    coredump = any(p.type == "data" and p.subtype == "coredump" for p in board.partitions)
     pctx = ctx | {
         "pio_env": tc["pio_env"], "pio_platform": tc["pio_platform"], "pio_board": tc["pio_board"],
         "pio_framework": tc["pio_framework"], "cpu_hz": board.cpu_hz, "cpu_mhz": board.cpu_hz // 1_000_000,
@@ -55,7 +56,8 @@ def render_platformio(env: jinja2.Environment, ctx: dict, board: Board, out: Pat
                         "size": hex(p.size)} for p in board.partitions],
         "model_partition_label": part.name, "model_partition_type": hex(part.type_id),
         "model_partition_subtype": hex(part.subtype_id), "model_offset": hex(part.offset),
-        "stack_bytes": board.stack_bytes, "idf_requires": list(IDF_REQUIRES),
+        "stack_bytes": board.stack_bytes,
+        "idf_requires": list(IDF_REQUIRES) + (["espcoredump"] if coredump else []), "coredump": coredump,
         "optimize": board.firmware.get("optimize", "-O2").split(),
     } | ina226_params(board)
     files = []
