@@ -239,22 +239,10 @@ def flash(board: str | Board, model_bin: Path, fw_dir: Path | Firmware, port: st
     """rv32-virt: write the flash image the emulator loads. esp32c6: esptool (hostside/device/flash.py);
     model_only rewrites just the model partition (only its changed sectors); merged writes one flash image
     offline (esptool merge-bin) instead of flashing."""
+    from .device.kinds import flasher_for
     b = as_board(board)
     fw_dir = fw_dir.dir if isinstance(fw_dir, Firmware) else Path(fw_dir)
-    kind = b.flasher["kind"]
-    if kind == "qemu":
-        from .device.qemu import make_flash_image
-        img = make_flash_image(b, Path(model_bin), fw_dir / "flash.img")
-        return {"flash_image": str(img), "model_partition_offset": b.model_partition.offset}
-    if kind == "none":
-        return {"model_file": str(model_bin)}
-    if kind == "esptool":
-        from .device.flash import flash_esp, merged_image
-        if merged is not None:
-            return {"merged_image": str(merged_image(b, Path(model_bin), Path(merged), fw_dir)),
-                    "note": "written offline with esptool merge-bin; nothing was flashed"}
-        return flash_esp(b, fw_dir, Path(model_bin), port, model_only)
-    raise PqlrError(f"board {b.name}: unknown flasher {kind!r}")
+    return flasher_for(b).flash(b, Path(model_bin), fw_dir, port, model_only, merged)
 
 
 def run_on_board(board: str | Board, fw: Path | Firmware, model: Path | Artifact, inputs: np.ndarray,
@@ -566,10 +554,8 @@ def mlperf(board: str | Board, model_bin: Path, out: Path, inferences: int = 10,
     flash(b, model_bin, fw, port)
     with open_transport(b, fw.binary, model_bin, port=port) as t:
         run = MlperfHost(t).run(x, inferences, warmup)
-    provenance = {"qemu": f"estimated: QEMU cycle counter (= instructions under -icount) at {b.cpu_hz / 1e6:g} MHz, "
-                          f"CPI 1, no flash wait states",
-                  "none": "measured: the development host's clock, not a microcontroller"}.get(
-                      b.flasher["kind"], "measured: the board's cycle counter")
+    from .device.kinds import flasher_for
+    provenance = flasher_for(b).mlperf_provenance(b)
     from .reference import run as ref_run
     ref = ref_run(art.graph, x)
     L = art.graph.output_layer

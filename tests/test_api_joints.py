@@ -168,3 +168,33 @@ def test_demo_runs_through_bench(trained_pipeline, tmp_path):
     assert rep["wakeword"] is not None and "train" in rep and rep["timings_s"]["total_s"] > 0
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert saved["timings_s"] == rep["timings_s"]
+
+
+def test_no_board_name_decides_behaviour():
+    """Boards are data: behaviour comes from the kinds a board file names (device/kinds.py, codegen Port
+    classes), never from comparing a board's name."""
+    from hostside.boards import known_boards
+    names = set(known_boards())
+    bad = []
+    for rel, tree in _modules():
+        for node in ast.walk(tree):     # compared with, used as a dict key or an index: a name deciding something
+            parts = (node.comparators + [node.left] if isinstance(node, ast.Compare) else
+                     [k for k in node.keys if k is not None] if isinstance(node, ast.Dict) else
+                     [node.slice] if isinstance(node, ast.Subscript) else [])
+            consts = {c.value for p in parts for c in ast.walk(p) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+            if consts & names:
+                bad.append(f"{rel}:{node.lineno}")
+    assert bad == [], f"board names deciding behaviour: {bad}"
+
+
+def test_each_kind_is_one_class():
+    from hostside.codegen.render import PORTS
+    from hostside.device.kinds import FLASHERS, TOOLCHAINS
+    kinds = {(load_board(n).toolchain["kind"], load_board(n).flasher["kind"]) for n in ("host", "rv32-virt", "esp32c6")}
+    for tc, fl in kinds:
+        assert tc in TOOLCHAINS and tc in PORTS and fl in FLASHERS
+    from hostside.device.kinds import toolchain_for
+    from hostside.errors import PqlrError
+    odd = dataclasses.replace(load_board("host"), toolchain={"kind": "make"})
+    with pytest.raises(PqlrError, match="toolchain.kind 'make' is not one of"):
+        toolchain_for(odd)

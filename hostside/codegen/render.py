@@ -20,6 +20,59 @@ COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".l
 RENDER_MANIFEST = ".pqlr-render.json"      # what pqlr wrote into a firmware folder, for that model and board
 
 
+class Port:
+    """The platform part of a firmware project, by the board's toolchain kind: where the portable sources go,
+    and the files only this kind needs (linker script and startup, a host main, an ESP-IDF project)."""
+    kind = ""
+    src_dir = ""
+
+    def render(self, env, ctx: dict, board: Board, out: Path, art: Artifact, stamp: str) -> list[Path]:
+        raise NotImplementedError
+
+
+class BareMetalRiscvPort(Port):
+    kind = "riscv-gcc"
+
+    def render(self, env, ctx, board, out, art, stamp):
+        mem = board.memory
+        port = ctx | {"code_origin": hex(mem["code_origin"]), "code_bytes": hex(mem["code_bytes"]),
+                      "ram_origin": hex(mem["ram_origin"]), "ram_bytes": board.sram_budget_bytes,
+                      "stack_bytes": board.stack_bytes, "flash_mmio_base": hex(mem["flash_mmio_base"]),
+                      "model_partition_offset": hex(board.model_partition.offset),
+                      "model_partition_bytes": board.model_partition.size}
+        files = [_write(out, "link.ld", env.get_template("ports/rv32-virt/link.ld.j2").render(port)),
+                 _write(out, "platform_rv32virt.c", env.get_template("ports/rv32-virt/platform_rv32virt.c.j2").render(port))]
+        _copy_stamped(TEMPLATES / "ports/rv32-virt/crt0.S", out / "crt0.S", stamp)
+        return files + [out / "crt0.S"]
+
+
+class HostPort(Port):
+    kind = "host-cc"
+
+    def render(self, env, ctx, board, out, art, stamp):
+        _copy_stamped(TEMPLATES / "ports/host/platform_host.c", out / "platform_host.c", stamp)
+        return [out / "platform_host.c"]
+
+
+class EspIdfPort(Port):
+    kind = "platformio"
+    src_dir = "main"                    # ESP-IDF's component layout (PlatformIO: src_dir = main)
+
+    def render(self, env, ctx, board, out, art, stamp):
+        from .project import render_platformio
+        return render_platformio(env, ctx, board, out, art)
+
+
+PORTS = {c.kind: c() for c in (BareMetalRiscvPort, HostPort, EspIdfPort)}
+
+
+def port_for(board: Board) -> Port:
+    kind = board.toolchain.get("kind")
+    if kind not in PORTS:
+        raise PqlrError(f"board {board.name}: toolchain.kind {kind!r} is not one of {', '.join(PORTS)}")
+    return PORTS[kind]
+
+
 def read_render_manifest(out: Path) -> dict | None:
     import json
     try:
@@ -224,7 +277,7 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
     ctx = model_context(art, board, kernels, env, mlperf) | {"stamp": stamp, "frontend": int(fe_ctx is not None)}
     ctx |= swap_context(art, swap=fe_ctx is None and not mlperf)
     files: list[Path] = []
-    src_dir = out / ("main" if board.toolchain["kind"] == "platformio" else "")   # ESP-IDF's component layout
+    src_dir = out / port_for(board).src_dir
     for name in CORE_FILES + KERNEL_FILES[kernels]:
         _copy_stamped(TEMPLATES / "core" / name, src_dir / name, stamp)
         files.append(src_dir / name)
@@ -233,27 +286,7 @@ def render_firmware(art: Artifact, board: Board, out: Path, kernels: str | None 
     if fe_ctx is not None:
         for name in ("frontend_tables.h", "frontend_tables.c"):
             files.append(_write(src_dir, name, env.get_template(f"core/{name}.j2").render(fe_ctx | {"stamp": stamp})))
-    kind = board.toolchain["kind"]
-    if kind == "riscv-gcc":
-        mem = board.memory
-        port = ctx | {"code_origin": hex(mem["code_origin"]), "code_bytes": hex(mem["code_bytes"]),
-                      "ram_origin": hex(mem["ram_origin"]), "ram_bytes": board.sram_budget_bytes,
-                      "stack_bytes": board.stack_bytes, "flash_mmio_base": hex(mem["flash_mmio_base"]),
-                      "model_partition_offset": hex(board.model_partition.offset),
-                      "model_partition_bytes": board.model_partition.size}
-        files.append(_write(out, "link.ld", env.get_template("ports/rv32-virt/link.ld.j2").render(port)))
-        files.append(_write(out, "platform_rv32virt.c",
-                            env.get_template("ports/rv32-virt/platform_rv32virt.c.j2").render(port)))
-        _copy_stamped(TEMPLATES / "ports/rv32-virt/crt0.S", out / "crt0.S", stamp)
-        files.append(out / "crt0.S")
-    elif kind == "host-cc":
-        _copy_stamped(TEMPLATES / "ports/host/platform_host.c", out / "platform_host.c", stamp)
-        files.append(out / "platform_host.c")
-    elif kind == "platformio":
-        from .project import render_platformio
-        files += render_platformio(env, ctx, board, out, art)
-    else:
-        raise PqlrError(f"board {board.name}: unknown toolchain kind {kind!r}")
+    files += port_for(board).render(env, ctx, board, out, art, stamp)
     sources = [str(f) for f in files if f.suffix in (".c", ".S")]
     import json
     (out / RENDER_MANIFEST).write_text(json.dumps(

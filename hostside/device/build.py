@@ -22,17 +22,9 @@ def find_tool(exe: str, package: str) -> str:
 
 
 def compile_command(board: Board, fw_dir: Path, sources: list[str], output: Path) -> list[str]:
-    kind = board.toolchain["kind"]
-    fw_dir = Path(fw_dir)
-    if kind == "riscv-gcc":
-        cc = find_tool(board.toolchain["cc"], board.toolchain["debian_package"])
-        return [cc, *board.cflags, *board.firmware.get("optimize", "-O2").split(), *COMMON, *FREESTANDING, "-I", str(fw_dir), "-T", str(fw_dir / "link.ld"),
-                "-Wl,--gc-sections", f"-Wl,-Map={output}.map", *sources, "-o", str(output), "-lgcc"]
-    if kind == "host-cc":
-        cc = find_tool(board.toolchain["cc"], board.toolchain["debian_package"])
-        return [cc, *board.firmware.get("optimize", "-O2").split(), *COMMON, "-I", str(fw_dir), *sources, "-o", str(output)]
-    raise BuildError(f"board {board.name} builds with {kind}; use `pqlr build --board {board.name}` "
-                     f"(PlatformIO) on a machine that can download the espressif32 platform")
+    """The one compiler command of a bare-metal RISC-V or host build (kinds.RiscvGcc / kinds.HostCC)."""
+    from .kinds import toolchain_for
+    return toolchain_for(board).command(board, Path(fw_dir), sources, output)
 
 
 BUILD_TIMEOUT_S = 1800       # a first ESP-IDF build compiles ~1,000 files; a hung one must still end
@@ -87,20 +79,9 @@ def build_platformio(board: Board, fw_dir: Path) -> Path:
 
 
 def build_firmware(board: Board, rendered: dict, output: Path | None = None) -> Path:
-    fw_dir = Path(rendered["dir"])
-    if board.toolchain["kind"] == "platformio":         # an ESP-IDF project: idf.py where IDF_PATH is set, else pio
-        import os
-        idf = os.environ.get("IDF_PATH")
-        return build_esp_idf(board, fw_dir, Path(idf)) if idf else build_platformio(board, fw_dir)
-    output = Path(output or fw_dir / ("firmware.elf" if board.toolchain["kind"] == "riscv-gcc" else "firmware"))
-    cmd = compile_command(board, fw_dir, rendered["sources"], output)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        msg = (proc.stderr or proc.stdout).strip()
-        if "overflowed" in msg or "will not fit" in msg:
-            raise BuildError(f"firmware does not fit board {board.name}'s budgets:\n{msg}")
-        raise BuildError(f"compiling firmware for {board.name} failed:\n{' '.join(cmd)}\n{msg}")
-    return output
+    """Build a rendered project with the board's toolchain kind (device/kinds.py)."""
+    from .kinds import toolchain_for
+    return toolchain_for(board).build(board, rendered, output)
 
 
 ELF_MACHINE_RISCV = 243

@@ -135,26 +135,17 @@ class ProcessTransport(LineFraming):
 def open_transport(board, firmware: Path, model_bin: Path, port: str | None = None, place: str | None = None,
                    flash_image: Path | None = None, qmp_socket: Path | None = None):
     """The one place a board's transport is chosen (bench, demo, mlperf and the board tests all come here):
-    a labgrid place if given; else by the board file's flasher: QEMU with the flash image (rv32-virt), the host
-    firmware as a process reading model.bin (host), or the serial port at the board file's baud rate."""
-    from ..errors import PqlrError
-    kind = board.flasher["kind"]
+    a labgrid place if given; else the board's flasher kind opens it (device/kinds.py): QEMU with the flash
+    image, the host firmware as a process reading model.bin, or the serial port at the board file's baud."""
     if place:                                   # a board in a labgrid farm: whatever runs it, we only talk
         from .labgrid_transport import LabgridTransport
         t = LabgridTransport(place)
-    elif kind == "qemu":
-        from .qemu import QemuBoard
-        with QemuBoard(board, Path(firmware), Path(flash_image or Path(firmware).parent / "flash.img"),
-                       qmp_socket=qmp_socket) as q:
-            yield q
+        try:
+            yield t
+        finally:
+            t.close()
         return
-    elif kind == "none":
-        t = ProcessTransport([str(firmware), str(model_bin)])
-    else:
-        if port is None:
-            raise PqlrError(f"board {board.name} needs --port (e.g. /dev/ttyACM0)")
-        t = SerialTransport(port, int(board.serial.get("baud", 115200)))
-    try:
+    from .kinds import flasher_for
+    with flasher_for(board).open(board, firmware, model_bin, port=port, flash_image=flash_image,
+                                 qmp_socket=qmp_socket) as t:
         yield t
-    finally:
-        t.close()
