@@ -51,3 +51,14 @@ def test_esp32c6_image_builds_offline(trained_pipeline, tmp_path):
     assert img["flash_files"]["0x110000"] == "../model.bin"
     assert (out / "model.bin").read_bytes() == Path(model).read_bytes()
     assert "code" in p.stdout and "static RAM" in p.stdout                  # what `pqlr build` tells the user
+    # one merged flash image (esptool merge_bin, offline) from the build's own offsets: bootloader, table, app, model
+    from hostside import api
+    from hostside.boards import load_board
+    from hostside.device.partitions import table_bin
+    merged = Path(api.flash(load_board("esp32c6"), out / "model.bin", out, merged=tmp_path / "flash.bin")["merged_image"])
+    blob = merged.read_bytes()
+    app = (out / "build" / "pqlr_esp32c6.bin").read_bytes()
+    assert blob[0x10000: 0x10000 + len(app)] == app
+    assert blob[0x8000: 0x8C00] == table_bin(load_board("esp32c6"))
+    model_bytes = Path(model).read_bytes()
+    assert blob[0x110000: 0x110000 + len(model_bytes)] == model_bytes

@@ -23,21 +23,28 @@ def bootloader_offset(board: Board) -> int:
     return CHIP_DEFS[chip].BOOTLOADER_FLASH_OFFSET
 
 
-def build_outputs(board: Board, fw_dir: Path) -> dict[str, Path]:
-    """The bootloader, partition table and app a build left in the project: ESP-IDF's (build/flasher_args.json,
-    which names them) or PlatformIO's (.pio/build/<env>/)."""
+def build_outputs(board: Board, fw_dir: Path) -> dict[str, tuple[int, Path]]:
+    """name → (offset, file) for the bootloader, partition table and app a build left in the project: ESP-IDF's
+    (build/flasher_args.json names files and offsets; they must agree with the board file) or PlatformIO's
+    (.pio/build/<env>/, offsets from esptool's chip definition and the board's partition table)."""
     import json
     fw_dir = Path(fw_dir)
     args = fw_dir / "build" / "flasher_args.json"
+    app = board.partition("factory").offset
     if args.is_file():
         fa = json.loads(args.read_text())
-        files = {"bootloader": fw_dir / "build" / fa["bootloader"]["file"],
-                 "partitions": fw_dir / "build" / fa["partition-table"]["file"],
-                 "app": fw_dir / "build" / fa["app"]["file"]}
+        files = {k: (int(fa[key]["offset"], 16), fw_dir / "build" / fa[key]["file"])
+                 for k, key in (("bootloader", "bootloader"), ("partitions", "partition-table"), ("app", "app"))}
+        want = {"bootloader": bootloader_offset(board), "partitions": PARTITION_TABLE_OFFSET, "app": app}
+        odd = {k: hex(off) for k, (off, _) in files.items() if off != want[k]}
+        if odd:
+            raise PqlrError(f"the build in {fw_dir} puts {odd} where boards/{board.name}.toml and esptool expect "
+                            f"{ {k: hex(v) for k, v in want.items() if k in odd} }: re-render and rebuild")
     else:
         out = fw_dir / ".pio" / "build" / board.toolchain.get("pio_env", board.name)
-        files = {"bootloader": out / "bootloader.bin", "partitions": out / "partitions.bin", "app": out / "firmware.bin"}
-    missing = [str(p) for p in files.values() if not p.is_file()]
+        files = {"bootloader": (bootloader_offset(board), out / "bootloader.bin"),
+                 "partitions": (PARTITION_TABLE_OFFSET, out / "partitions.bin"), "app": (app, out / "firmware.bin")}
+    missing = [str(p) for _, p in files.values() if not p.is_file()]
     if missing:
         raise PqlrError(f"no built firmware for {board.name} in {fw_dir} (missing {', '.join(missing)}): run "
                         f"`pqlr build --board {board.name}` first (ESP-IDF's idf.py with IDF_PATH set, or PlatformIO)")
@@ -80,9 +87,7 @@ def flash_plan(board: Board, fw_dir: Path, model_bin: Path, model_only: bool = F
     pairs = [(part.offset, model)]
     if not model_only:
         files = build_outputs(board, fw_dir)
-        app = board.partition("factory")
-        pairs = [(bootloader_offset(board), files["bootloader"]), (PARTITION_TABLE_OFFSET, files["partitions"]),
-                 (app.offset, files["app"])] + pairs
+        pairs = [files["bootloader"], files["partitions"], files["app"]] + pairs
     return pairs
 
 
@@ -98,9 +103,8 @@ def merged_image(board: Board, model_bin: Path, out: Path, fw_dir: Path | None =
     if fw_dir is not None:
         try:
             files = build_outputs(board, fw_dir)
-            pairs = [(bootloader_offset(board), files["bootloader"].read_bytes()), (TABLE_OFFSET, table_bin(board)),
-                     (board.partition("factory").offset, files["app"].read_bytes()),
-                     (board.model_partition.offset, Path(model_bin).read_bytes())]
+            pairs = [(off, path.read_bytes()) for off, path in (files["bootloader"], files["app"])] + \
+                [(TABLE_OFFSET, table_bin(board)), (board.model_partition.offset, Path(model_bin).read_bytes())]
         except PqlrError:
             pass
     try:
