@@ -208,7 +208,8 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int) -> dict | None:
         return None
     import torch
     c = torch.load(ck, map_location="cpu", weights_only=False)
-    if c.get("epochs") != epochs or c.get("seed") != seed or Path(c.get("corpus", "")) != Path(corpus):
+    same_corpus = Path(c.get("corpus", "")).resolve() == Path(corpus).resolve()     # however the path was spelled
+    if c.get("epochs") != epochs or c.get("seed") != seed or not same_corpus:
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
