@@ -94,7 +94,12 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     ap.add_argument("--int4-seeds", default=None, help="seeds for the INT4 student (default: --seeds; '' for none)")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
+    ap.add_argument("--record-partial", action="store_true",
+                    help="record what a stopped run measured (work/results-partial.json) as results.json/.md, "
+                         "saying it is partial; nothing is run")
     args = ap.parse_args()
+    if args.record_partial:
+        return record_partial(args.work)
     quick = args.quick
     seeds = [int(s) for s in args.seeds.split(",") if s]
     int4_seeds = seeds if args.int4_seeds is None else [int(s) for s in args.int4_seeds.split(",") if s]
@@ -201,6 +206,26 @@ def main() -> int:
     return 0
 
 
+def record_partial(work: Path) -> int:
+    """results.json/.md from the per-seed rows a run saved before it was stopped, marked as partial."""
+    results = json.loads((work / "results-partial.json").read_text())
+    fp32 = {r["seed"]: r for r in results["models"].get("fp32_student", {}).get("per_seed", [])}
+    int4 = results["models"].get("int4_student", {}).get("per_seed", [])
+    for name, m in results["models"].items():
+        m["summary"] = summary(m.get("per_seed", []))
+    diffs = [100 * (i["unseen_accuracy"] - fp32[i["seed"]]["unseen_accuracy"]) for i in int4 if i["seed"] in fp32]
+    results["int4_vs_fp32_unseen_accuracy_points"] = {"per_seed": diffs, "mean": statistics.fmean(diffs)} if diffs else None
+    results["partial"] = (f"recorded from {work / 'results-partial.json'}: the run was stopped after "
+                          + ", ".join(f"{len(m.get('per_seed', []))} seed(s) of {n}" for n, m in results["models"].items()))
+    det = work / "eval-student-s0" / "det.png"
+    if det.is_file():
+        shutil.copyfile(det, HERE / "det-fp32.png")
+    (HERE / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (HERE / "results.md").write_text(markdown(results))
+    print(f"wrote {HERE / 'results.json'} and {HERE / 'results.md'} ({results['partial']})")
+    return 0
+
+
 def _reuse(ck: Path, corpus: Path, epochs: int, seed: int) -> dict | None:
     """A checkpoint this benchmark trained before with the same corpus, epochs and seed is used again (a run
     that was stopped resumes); anything else is trained anew."""
@@ -237,6 +262,7 @@ def markdown(r: dict) -> str:
     c = r["corpus"]
     lines = ["# Quality benchmark — wake word \"hey kimi\"", "",
              f"Command: `{r['command']}`  ", f"Machine: {r['machine']}", "",
+             *([f"**Partial**: {r['partial']}.", ""] if r.get("partial") else []),
              "## Corpus", "",
              f"- clips: {c['clips']}; engines {c['engines']}; voices per split {c['voices']}",
              f"- espeak-ng accents per split (a test voice shares neither accent nor variant with training): {c['accents']}",
@@ -277,7 +303,7 @@ def markdown(r: dict) -> str:
                "FRR unseen ≤ 5 %": fs.get("frr_unseen", {}).get("mean", 1) <= 0.05,
                "real-speech FA/h upper bound ≤ 1": fs.get("real_fa_per_hour_upper95", {}).get("mean", 99) <= 1}
         lines.append("fp32 student, on the seeds' mean: " + "; ".join(f"{k}: {'met' if v else 'not met'}" for k, v in met.items()) + ".")
-    lines.append(f"Timings (s): { {k: round(v) for k, v in r['timings_s'].items()} }")
+    lines.append(f"Timings (s): { {k: round(v) for k, v in r.get('timings_s', {}).items()} }")
     return "\n".join(lines) + "\n"
 
 
