@@ -12,6 +12,10 @@ complete() { [ -f "$1/tools/idf.py" ] && [ -f "$1/components/heap/tlsf/tlsf.c" ]
              [ -f "$1/components/bootloader/subproject/components/micro-ecc/micro-ecc/uECC.c" ]; }
 if complete "$DEST"; then echo "ESP-IDF already in $DEST"; exit 0; fi
 command -v git >/dev/null || { echo "get_esp_idf.sh: git is needed" >&2; exit 2; }
+if ! timeout 30 git ls-remote --exit-code "$REPO" "refs/tags/$TAG" >/dev/null 2>&1; then
+  echo "get_esp_idf.sh: $REPO is not reachable (or has no tag $TAG): no network to github.com? Set IDF_PATH to an ESP-IDF $TAG tree instead." >&2
+  exit 3
+fi
 tmp="$DEST.partial"
 rm -rf "$tmp"
 mkdir -p "$(dirname "$DEST")"
