@@ -38,6 +38,9 @@ def test_project_files(c6_project):
     assert "model, 0x40, 0x00, 0x110000, 0x100000," in csv          # custom type, the board file's size
     assert f"PQLR_PARTITION_BYTES {0x100000}u" in (d / "main/model.h").read_text()   # the size model.h uses too
     assert (d / "model.bin").read_bytes() == art.data                # flashed with the app by idf.py and pio
+    script = (d / "pio_flash_model.py").read_text()                 # PlatformIO's post-upload step, valid Python
+    compile(script, "pio_flash_model.py", "exec")
+    assert 'MODEL_OFFSET = "0x110000"' in script and "--chip esp32c6" in script
     port = (d / "main/platform_espidf.c").read_text()
     for api in ("app_main", "xTaskCreate", "esp_partition_read", "esp_cpu_get_cycle_count",
                 "uxTaskGetStackHighWaterMark", "heap_caps_get_minimum_free_size"):
