@@ -155,6 +155,15 @@ def load_board(name: str, boards_dir: Path | None = None) -> Board:
     return board
 
 
+def kind_of(board: Board, section: str, registry: dict):
+    """The behaviour registered for the kind a board file names in [section] (toolchain, flasher): one lookup,
+    one error that lists the known kinds."""
+    kind = getattr(board, section).get("kind")
+    if kind not in registry:
+        raise BoardError(f"board {board.name}: {section}.kind {kind!r} is not one of {', '.join(registry)}")
+    return registry[kind]
+
+
 def as_board(board: "str | Board") -> Board:
     """The API's one conversion from a board name (scripts, notebooks) to its Board; the CLI resolves names
     itself, once, and passes the Board on."""

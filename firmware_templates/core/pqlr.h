@@ -86,16 +86,7 @@ static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp,
 /* CRC-32 (IEEE, the same as zlib.crc32). */
 uint32_t pqlr_crc32_update(uint32_t crc, const void *buf, uint32_t len);
 
-/* SHA-256 (sha256.c): the boot-time check of model.bin's hash. */
-typedef struct {
-    uint32_t h[8];
-    uint64_t bytes;
-    uint8_t block[64];
-    uint32_t used;
-} pqlr_sha256_t;
-void pqlr_sha256_init(pqlr_sha256_t *s);
-void pqlr_sha256_update(pqlr_sha256_t *s, const void *data, uint32_t n);
-void pqlr_sha256_final(pqlr_sha256_t *s, uint8_t out[32]);
+#include "pqlr_sha256.h"       /* SHA-256 (sha256.c): the boot-time check of model.bin's hash */
 
 /* Tile runtime (runtime.c). */
 /* The tile's bytes: read into tile_buf (tiled plans) or mapped in flash (xip plans); NULL on a flash error.

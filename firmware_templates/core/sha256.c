@@ -1,6 +1,6 @@
 /* sha256.c — SHA-256 (FIPS 180-4), for the boot-time check of model.bin's hash when the app reads its
  * weights and quantisation from the model partition (PQLR_MODEL_SWAP). Portable C99, no libc. */
-#include "pqlr.h"
+#include "pqlr_sha256.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

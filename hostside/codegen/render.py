@@ -6,12 +6,12 @@ import jinja2
 
 from .. import __version__
 from ..artifact import FORMAT_VERSION, HEADER_SIZE, Artifact
-from ..boards import Board
+from ..boards import Board, kind_of
 from ..errors import PqlrError
 from ..graph import SCALAR_REQUANT_OPS
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
-CORE_FILES = ("platform.h", "pqlr.h", "runtime.c", "sha256.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
+CORE_FILES = ("platform.h", "pqlr.h", "pqlr_sha256.h", "runtime.c", "sha256.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
 KERNEL_FILES = {"ref": ("kernels_ref.c", "kernels_tf.c"), "rv32": ("kernels_rv32.h", "kernels_rv32.c", "kernels_tf.c")}
 COMMENT = {".c": ("/* ", " */"), ".h": ("/* ", " */"), ".S": ("/* ", " */"), ".ld": ("/* ", " */"),
            ".ini": ("; ", ""), ".csv": ("# ", ""), ".txt": ("# ", ""), ".defaults": ("# ", "")}
@@ -67,10 +67,7 @@ PORTS = {c.kind: c() for c in (BareMetalRiscvPort, HostPort, EspIdfPort)}
 
 
 def port_for(board: Board) -> Port:
-    kind = board.toolchain.get("kind")
-    if kind not in PORTS:
-        raise PqlrError(f"board {board.name}: toolchain.kind {kind!r} is not one of {', '.join(PORTS)}")
-    return PORTS[kind]
+    return kind_of(board, "toolchain", PORTS)
 
 
 def read_render_manifest(out: Path) -> dict | None:

@@ -9,8 +9,8 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..boards import Board
-from ..errors import BoardError, BuildError, PqlrError
+from ..boards import Board, kind_of
+from ..errors import BuildError, PqlrError
 
 
 # --- toolchains: rendered project → firmware binary -------------------------------------------------------
@@ -163,14 +163,8 @@ FLASHERS = {c.kind: c() for c in (QemuFlasher, ProcessFlasher, EsptoolFlasher)}
 
 
 def toolchain_for(board: Board) -> Toolchain:
-    kind = board.toolchain.get("kind")
-    if kind not in TOOLCHAINS:
-        raise BoardError(f"board {board.name}: toolchain.kind {kind!r} is not one of {', '.join(TOOLCHAINS)}")
-    return TOOLCHAINS[kind]
+    return kind_of(board, "toolchain", TOOLCHAINS)
 
 
 def flasher_for(board: Board) -> Flasher:
-    kind = board.flasher.get("kind")
-    if kind not in FLASHERS:
-        raise BoardError(f"board {board.name}: flasher.kind {kind!r} is not one of {', '.join(FLASHERS)}")
-    return FLASHERS[kind]
+    return kind_of(board, "flasher", FLASHERS)

@@ -21,10 +21,7 @@ typedef uint32_t psa_algorithm_t;
 
 typedef struct {
     psa_algorithm_t alg;      /* 0: not set up */
-    uint32_t h[8];
-    uint64_t bytes;
-    uint8_t block[64];
-    uint32_t used;
+    uint64_t state[14];       /* a pqlr_sha256_t (firmware_templates/core/pqlr_sha256.h); size checked in psa_sha256.c */
 } psa_hash_operation_t;
 
 #define PSA_HASH_OPERATION_INIT {0}
