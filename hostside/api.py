@@ -190,8 +190,6 @@ def plan(model: Artifact | Path, board: str | Board):
     return check_artifact(_artifact(model), as_board(board))
 
 
-check_fits = plan               # the name earlier scripts used
-
 
 def render(model: Artifact | Path, board: str | Board, out: Path, with_frontend: bool = False,
            frontend: dict | None = None, mlperf: bool = False) -> dict:
@@ -613,8 +611,9 @@ def report(run_json: Path, out: Path | None = None) -> dict:
         raise PqlrError(f"cannot read {run_json}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise PqlrError(f"{run_json} is not a run's report.json ({exc})") from None
-    missing = [k for k in ("board", "model_sha256", "runs", "accuracy", "bit_exact") if k not in rep]
-    if not isinstance(rep, dict) or missing:
+    missing = [k for k in ("board", "model_sha256", "runs", "accuracy", "bit_exact")
+               if not isinstance(rep, dict) or k not in rep]
+    if missing:
         raise PqlrError(f"{run_json} is not a run's report.json (missing {missing}); `pqlr bench` and `pqlr demo` "
                         f"write one")
     out = Path(out) if out else run_json.parent

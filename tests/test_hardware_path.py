@@ -36,7 +36,8 @@ def test_rerender_removes_only_what_it_wrote(small_model, trained_pipeline, tmp_
     m = json.loads((out / ".pqlr-render.json").read_text())
     m["files"].append("main/extra.c")
     (out / ".pqlr-render.json").write_text(json.dumps(m))
-    other = api._artifact(trained_pipeline["model_bin"])
+    from hostside.artifact import read_model_bin
+    other = read_model_bin(trained_pipeline["model_bin"])
     second = render_firmware(other, load_board("esp32c6"), out)
     assert (out / "notes.txt").read_text() == "mine" and (out / "build" / "keep.o").is_file()
     assert not stale.exists()
