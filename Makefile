@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,platformio,speech,farm]'
+	$(BIN)/python -m pip install -q -e '.[test,platformio,speech,farm,import]'
 	@touch $@
 
 demo: deps

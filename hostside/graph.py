@@ -32,6 +32,16 @@ H·W pixels (tokens) of C channels. The transformer ops, integer only in the sty
   2^−PROB_BITS); ctx_id = Σ_j prob_j·(v_jd − zp); output = requant(ctx) with the layer's M, s. T ≤ MAX_TOKENS.
 - gelu: y = table[x + 128]; the 256 entries are the I-BERT integer GELU (hostside/reference/ibert.py) of
   every int8 input followed by the requant rule, computed at export time (weights [1][256]).
+- lut: the same table lookup for any int8 → int8 function (an imported model's LOGISTIC: hostside/importer).
+
+Streaming (imported streaming models, e.g. microWakeWord): a `stream` layer holds S = out_h − in_h rows of
+state (S·W pixels of C channels) that persist between inferences. Its output is state ‖ input along H
+(S + in_h rows); after it, the state becomes the output's last S rows. Its initial state is a constant stored
+as the layer's tile rows (one row of C values per pixel). Input and state share one quantisation.
+
+Double rounding (IntGraph.rounding = "double", for models imported from TFLite, whose default build rounds
+twice): y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc·2^max(0, 31−s), M), max(0, s−31)), gemmlowp's
+rule (`double_round` below); the other steps (zero point, clamp) are the same.
 """
 from __future__ import annotations
 
@@ -41,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 OPS = {"conv2d": 1, "dwconv2d": 2, "pwconv2d": 3, "avgpool": 4, "fc": 5,
-       "add": 6, "layernorm": 7, "attention": 8, "gelu": 9, "reshape": 10}
+       "add": 6, "layernorm": 7, "attention": 8, "gelu": 9, "reshape": 10, "stream": 11, "lut": 12}
 OP_NAMES = {v: k for k, v in OPS.items()}
 WEIGHTED_OPS = ("conv2d", "dwconv2d", "pwconv2d", "fc")       # accumulate Σ (x − in_zp)·w per output channel
 PER_CHANNEL_OPS = WEIGHTED_OPS + ("layernorm",)               # per-channel bias, M, s in their tiles
@@ -76,11 +86,38 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return M, s
 
 
-def requantize(acc: np.ndarray, M: np.ndarray, s: np.ndarray, zp: int, lo: int, hi: int) -> np.ndarray:
+ROUNDINGS = ("single", "double")
+
+
+def double_round(acc: np.ndarray, M: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """TFLite's default MultiplyByQuantizedMultiplier (gemmlowp): SaturatingRoundingDoublingHighMul(acc·2^left, M)
+    then RoundingDivideByPOT(·, right), with left = max(0, 31 − s) and right = max(0, s − 31). acc is int32."""
     acc = np.asarray(acc, dtype=np.int64)
     M = np.asarray(M, dtype=np.int64)
     s = np.asarray(s, dtype=np.int64)
-    y = (acc * M + (np.int64(1) << (s - 1))) >> s
+    x = acc << np.maximum(0, 31 - s)
+    x = ((x + 2**31) % 2**32) - 2**31                       # C's int32 wrap (TFLite's x * (1 << left))
+    ab = x * M
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    num = ab + nudge
+    hi = np.where(num >= 0, num >> 31, -((-num) >> 31))      # C's `/ (1 << 31)`: toward zero
+    hi = np.where((x == -2**31) & (M == -2**31), 2**31 - 1, hi)
+    right = np.maximum(0, s - 31)
+    mask = (np.int64(1) << right) - 1
+    rem = hi & mask
+    threshold = (mask >> 1) + (hi < 0)
+    return (hi >> right) + (rem > threshold)
+
+
+def requantize(acc: np.ndarray, M: np.ndarray, s: np.ndarray, zp: int, lo: int, hi: int,
+               rounding: str = "single") -> np.ndarray:
+    acc = np.asarray(acc, dtype=np.int64)
+    M = np.asarray(M, dtype=np.int64)
+    s = np.asarray(s, dtype=np.int64)
+    if rounding == "double":
+        y = double_round(acc, M, s)
+    else:
+        y = (acc * M + (np.int64(1) << (s - 1))) >> s
     return np.clip(y + zp, lo, hi).astype(np.int8)
 
 
@@ -112,6 +149,7 @@ class Layer:
     heads: int = 0                           # attention
     m2: int = 0                              # attention: logits → exp domain multiplier and shift
     s2: int = 0
+    rounding: str = "single"                 # the model's requantisation rule (ROUNDINGS); IntGraph.rounding
 
     @property
     def out_channels(self) -> int:
@@ -133,9 +171,9 @@ class Layer:
     @property
     def macs(self) -> int:
         oh, ow, oc = self.out_shape
-        if self.op in ("avgpool", "add", "gelu", "layernorm"):
+        if self.op in ("avgpool", "add", "gelu", "layernorm", "lut"):
             return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
-        if self.op == "reshape":
+        if self.op in ("reshape", "stream"):
             return 0
         if self.op == "attention":
             t = self.in_shape[0] * self.in_shape[1]
@@ -151,6 +189,20 @@ class IntGraph:
     layers: list[Layer]
     classes: tuple[str, ...] = ()
     frontend: dict = field(default_factory=dict)
+    rounding: str = "single"                 # "double": TFLite's default (gemmlowp) rule; "mixed": per layer
+    output: dict = field(default_factory=dict)   # imported models: how the source model's output relates to t_L
+
+    def __post_init__(self):
+        if self.rounding not in ROUNDINGS + ("mixed",):
+            raise ValueError(f"rounding must be one of {ROUNDINGS} or 'mixed', not {self.rounding!r}")
+        if self.rounding != "mixed":
+            for L in self.layers:
+                L.rounding = self.rounding
+
+    @property
+    def streaming(self) -> bool:
+        """True when the graph keeps state between inferences (stream layers)."""
+        return any(L.op == "stream" for L in self.layers)
 
     @property
     def output_layer(self) -> Layer:

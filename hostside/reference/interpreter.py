@@ -26,7 +26,7 @@ def conv2d(x: np.ndarray, L: Layer) -> np.ndarray:
         for j in range(kw):
             cols[:, :, i, j, :] = xp[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
     acc = cols.reshape(oh * ow, -1) @ L.weights.reshape(oc, -1).astype(np.int64).T + L.bias
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max).reshape(oh, ow, oc)
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(oh, ow, oc)
 
 
 def dwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
@@ -39,25 +39,25 @@ def dwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     for i in range(kh):
         for j in range(kw):
             acc += xp[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :] * w[:, i, j]
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max)
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding)
 
 
 def pwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     oh, ow, oc = L.out_shape
     xi = x.astype(np.int64).reshape(oh * ow, -1) - L.in_zp
     acc = xi @ L.weights.astype(np.int64).T + L.bias
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max).reshape(oh, ow, oc)
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(oh, ow, oc)
 
 
 def avgpool(x: np.ndarray, L: Layer) -> np.ndarray:
     acc = (x.astype(np.int64) - L.in_zp).sum(axis=(0, 1))
-    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max).reshape(L.out_shape)
+    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max, L.rounding).reshape(L.out_shape)
 
 
 def fc(x: np.ndarray, L: Layer) -> np.ndarray:
     xi = x.astype(np.int64).reshape(-1) - L.in_zp
     acc = L.weights.astype(np.int64) @ xi + L.bias
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max).reshape(L.out_shape)
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(L.out_shape)
 
 
 def reshape(x: np.ndarray, L: Layer) -> np.ndarray:
@@ -67,7 +67,7 @@ def reshape(x: np.ndarray, L: Layer) -> np.ndarray:
 def add(x: np.ndarray, L: Layer, other: np.ndarray | None = None) -> np.ndarray:
     b = L.weights.reshape(L.out_shape) if other is None else other
     acc = (x.astype(np.int64) - L.in_zp) * L.ra + (b.astype(np.int64) - L.in2_zp) * L.rb
-    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max)
+    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max, L.rounding)
 
 
 def trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def layernorm(x: np.ndarray, L: Layer) -> np.ndarray:
     sd = np.array([[math.isqrt(int(v))] for v in (c * s2 - s1 * s1).ravel()], dtype=np.int64)
     n = np.where(sd > 0, trunc_div((xi * c - s1) * (1 << LN_BITS), np.maximum(sd, 1)), 0)
     acc = n * L.weights[:, 0].astype(np.int64) + L.bias
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max).reshape(L.out_shape)
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(L.out_shape)
 
 
 def int_exp(r: np.ndarray) -> np.ndarray:
@@ -108,26 +108,49 @@ def attention(x: np.ndarray, L: Layer) -> np.ndarray:
         inv = (1 << INV_BITS) // e.sum(axis=1, keepdims=True)
         prob = (e * inv) >> (INV_BITS - PROB_BITS)
         ctx[:, sl] = prob @ v
-    return requantize(ctx, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max).reshape(L.out_shape)
+    return requantize(ctx, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max, L.rounding).reshape(L.out_shape)
 
 
 def gelu(x: np.ndarray, L: Layer) -> np.ndarray:
     return L.weights[0][x.astype(np.int64) + 128].astype(np.int8)
 
 
+lut = gelu          # the same lookup; the table says which function
+
+
+def stream(x: np.ndarray, L: Layer, state: np.ndarray | None = None) -> np.ndarray:
+    """state ‖ x along H; `state` None: the layer's initial state (its constant rows)."""
+    s_rows = L.out_shape[0] - L.in_shape[0]
+    if state is None:
+        state = initial_state(L)
+    return np.concatenate([state.reshape(s_rows, *L.in_shape[1:]), x], axis=0)
+
+
+def initial_state(L: Layer) -> np.ndarray:
+    s_rows = L.out_shape[0] - L.in_shape[0]
+    return L.weights.reshape(s_rows, L.in_shape[1], L.in_shape[2]).astype(np.int8)
+
+
 KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpool": avgpool, "fc": fc,
-           "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape}
+           "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape, "lut": lut}
 
 
-def run(graph: IntGraph, x: np.ndarray, dump: bool = False):
-    """x: int8 input of graph.input_shape. Returns the int8 output vector, or (output, [t0 … tL]) with dump."""
+def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None = None):
+    """x: int8 input of graph.input_shape. Returns the int8 output vector, or (output, [t0 … tL]) with dump.
+    A streaming graph reads its stream layers' state from `state` (layer index → int8 rows; missing: the
+    initial state) and writes the new state back into it; without `state` every call starts fresh."""
     x = np.asarray(x)
     if x.dtype != np.int8 or x.shape != tuple(graph.input_shape):
         raise ValueError(f"input must be int8 {graph.input_shape}, got {x.dtype} {x.shape}")
     tensors = [x]
-    for L in graph.layers:
+    for i, L in enumerate(graph.layers):
         if L.op == "add":
             tensors.append(add(tensors[-1], L, tensors[L.skip] if L.skip >= 0 else None))
+        elif L.op == "stream":
+            y = stream(tensors[-1], L, None if state is None else state.get(i))
+            if state is not None:
+                state[i] = y[y.shape[0] - (L.out_shape[0] - L.in_shape[0]):].copy()
+            tensors.append(y)
         else:
             tensors.append(KERNELS[L.op](tensors[-1], L))
     out = tensors[-1].reshape(-1)
@@ -136,3 +159,17 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False):
 
 def run_batch(graph: IntGraph, xs: np.ndarray) -> np.ndarray:
     return np.stack([run(graph, x) for x in xs])
+
+
+class Streamer:
+    """A streaming graph stepped one input at a time, its state carried between steps (as the board does)."""
+
+    def __init__(self, graph: IntGraph):
+        self.graph = graph
+        self.state: dict[int, np.ndarray] = {}
+
+    def reset(self) -> None:
+        self.state.clear()
+
+    def step(self, x: np.ndarray, dump: bool = False):
+        return run(self.graph, x, dump=dump, state=self.state)
