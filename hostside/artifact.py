@@ -17,6 +17,8 @@
                  Version 2 added, after the 64 bytes of version 1: i16 skip (an add's second tensor, −1: a
                  constant in its tiles), i16 in2_zp, u16 heads, u16 reserved, i32 ra, rb, m2, s2, f32 in2_scale,
                  u32 skip_offset (where the second tensor lives in the arena).
+                 Layer flags bit 1: the layer requantises with TFLite's double rounding (hostside/graph.py), set
+                 by `pqlr import`. A stream layer's output tensor (its state) is live through every op.
                  Version 3 widened kh, kw, sh, sw and the four paddings from u8 to u16 (a pool over 256+ rows
                  or tokens); older versions are refused with that reason.
     tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
@@ -125,8 +127,10 @@ def _k(op: str, in_shape, kernel) -> int:
         return 1
     if op == "add":
         return in_shape[2]
-    if op == "gelu":
+    if op in ("gelu", "lut"):
         return 256
+    if op == "stream":
+        return in_shape[2]
     return 0
 
 
@@ -134,8 +138,10 @@ def _rows(op: str, in_shape, out_shape) -> int:
     """Rows of a layer's parameter table (what tiles cut): see Layer.rows."""
     if op == "add":
         return in_shape[0] * in_shape[1]
-    if op == "gelu":
+    if op in ("gelu", "lut"):
         return 1
+    if op == "stream":
+        return (out_shape[0] - in_shape[0]) * in_shape[1]
     return out_shape[2]
 
 
@@ -154,7 +160,7 @@ def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
         nt = sum(1 for t in tiles if t.layer == li)
         M = int(L.multiplier[0]) if L.op in SCALAR_REQUANT_OPS else 0
         S = int(L.shift[0]) if L.op in SCALAR_REQUANT_OPS else 0
-        flags = 1 if plan.inplace and plan.inplace[li] else 0
+        flags = (1 if plan.inplace and plan.inplace[li] else 0) | (2 if L.rounding == "double" else 0)
         scratch = plan.scratch_offsets[li] if plan.scratch_offsets else 0
         layer_tab += struct.pack(LAYER_FMT, OPS[L.op], L.wbits, flags, *L.in_shape, *L.out_shape, *L.kernel,
                                  *L.stride, *L.pad, L.in_zp, L.out_zp, L.act_min, L.act_max,
@@ -293,7 +299,9 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             _fail(f"layer {li}: average pool output must be 1×1×C")
         elif op == "fc" and out_shape[:2] != (1, 1):
             _fail(f"layer {li}: fully connected output must be 1×1×C")
-        elif op in ("add", "layernorm", "gelu") and out_shape != in_shape:
+        elif op == "stream" and (out_shape[1:] != in_shape[1:] or out_shape[0] <= in_shape[0]):
+            _fail(f"layer {li}: a stream's output must be its input with state rows before it")
+        elif op in ("add", "layernorm", "gelu", "lut") and out_shape != in_shape:
             _fail(f"layer {li}: {op} must keep its input's shape")
         elif op == "reshape" and int(np.prod(in_shape)) != int(np.prod(out_shape)):
             _fail(f"layer {li}: reshape changes the element count")
@@ -323,7 +331,10 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                   ra=ra, rb=rb, heads=heads, m2=m2, s2=s2)
         if op in SCALAR_REQUANT_OPS and (not 1 <= S <= 62 or M < 0):
             _fail(f"layer {li}: requantisation shift {S} or multiplier {M} out of range")
-        has_tiles = op in PER_CHANNEL_OPS or op == "gelu" or (op == "add" and skip == -1)
+        if lflags & ~3:
+            _fail(f"layer {li}: unknown layer flags {lflags:#x}")
+        L.rounding = "double" if lflags & 2 else "single"
+        has_tiles = op in PER_CHANNEL_OPS or op in ("gelu", "lut", "stream") or (op == "add" and skip == -1)
         if not has_tiles:
             if nt:
                 _fail(f"layer {li}: a {op} has {nt} weight tiles")
@@ -366,7 +377,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: a {op}'s tiles carry bias or requantisation values; they must be zero")
             wshape = {"conv2d": (C, kernel[0], kernel[1], in_shape[2]), "dwconv2d": (C, kernel[0], kernel[1]),
                       "pwconv2d": (C, in_shape[2]), "fc": (C, K), "layernorm": (C, 1), "add": (C, K),
-                      "gelu": (1, 256)}[op]
+                      "gelu": (1, 256), "lut": (1, 256), "stream": (C, K)}[op]
             L.weights = np.concatenate(w).reshape(wshape).copy()
             if wbits == 4 and L.weights.min(initial=0) < -7:
                 _fail(f"layer {li}: an int4 weight is −8; int4 weights are in [−7, 7]")
@@ -391,7 +402,9 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         _fail(f"tile buffer {tbuf} B is smaller than the largest tile")
     if mode == "xip" and tbuf != 0:
         _fail(f"an xip plan has no tile buffer, but the header says {tbuf} B")
-    graph = IntGraph(input_shape=(ih, iw, ic), input_scale=float(in_scale), input_zp=in_zp, layers=layers)
+    kinds = {L.rounding for L in layers}
+    graph = IntGraph(input_shape=(ih, iw, ic), input_scale=float(in_scale), input_zp=in_zp, layers=layers,
+                     rounding=kinds.pop() if len(kinds) == 1 else "mixed")
     scratch_bytes = _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena)
     return Artifact(graph=graph, tiles=tiles, arena_bytes=arena, tile_buffer_bytes=tbuf, tensor_offsets=offsets,
                     model_sha256=sha.hex(), weights_offset=w_off, size=n, mode=mode, inplace=inplace,
@@ -402,10 +415,11 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     """Re-derive what the firmware will do and refuse a plan that could corrupt memory: in place only where
     legal (and never over a tensor a residual connection still needs), scratch inside the arena, and no two
     buffers that are live at the same op overlapping."""
-    from .plan.planner import SCRATCH_OPS, inplace_rule, may_overwrite
+    from .plan.planner import SCRATCH_OPS, inplace_rule, may_overwrite, tensor_lifetimes
     n = len(graph.layers)
     sizes = [int(np.prod(s)) for s in graph.tensor_shapes()]
     last = graph.last_use()
+    life = tensor_lifetimes(graph)
     group = list(range(n + 1))
     scratch = [0] * n
     for i, L in enumerate(graph.layers):
@@ -428,7 +442,7 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     # one buffer per alias group: its offset, its largest member, the union of its members' lifetimes
     bufs: dict[int, list] = {}
     for k in range(n + 1):
-        start, end = max(0, k - 1), min(last[k], n - 1)
+        start, end = life[k]
         b = bufs.setdefault(group[k], [offsets[k], 0, start, end])
         if offsets[k] != b[0]:
             _fail(f"tensor t{k} shares a buffer with t{group[k]} but not its offset")

@@ -219,6 +219,10 @@ class IntGraph:
         """Shapes of t0 (input) … tL (output): op i reads t_i and writes t_{i+1}."""
         return [self.input_shape] + [l.out_shape for l in self.layers]
 
+    def persistent(self) -> set[int]:
+        """Tensors that live across inferences: the outputs of stream layers (their rows are the state)."""
+        return {i + 1 for i, L in enumerate(self.layers) if L.op == "stream"}
+
     def last_use(self) -> list[int]:
         """For each tensor t_k, the last op that reads it (t_L, the output, is read after the last op)."""
         n = len(self.layers)

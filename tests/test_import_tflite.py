@@ -190,3 +190,69 @@ def test_tflite_multiplier_rounds_half_away():
     real = (2**30 + 0.5) / 2**31 * 2.0**-8
     M, s = tflite_multiplier(real)
     assert (M, s) == (2**30 + 1, 39)
+
+
+def _truncated(g, upto: int):
+    """The graph's first `upto` layers as a graph of their own (its output: layer upto−1's tensor)."""
+    from hostside.graph import IntGraph
+    layers = g.layers[:upto]
+    return IntGraph(input_shape=g.input_shape, input_scale=g.input_scale, input_zp=g.input_zp, layers=layers,
+                    classes=tuple(f"out{i}" for i in range(layers[-1].out_shape[2])), rounding="mixed")
+
+
+def _firmware_run(tmp_path, g, xs, board_name="host", kernels="ref"):
+    from hostside.artifact import write_model_bin
+    from hostside.boards import load_board
+    from hostside.codegen import render_firmware
+    from hostside.device.build import build_firmware
+    from hostside.device.session import Session
+    from hostside.device.transport import ProcessTransport
+    from hostside.plan import make_plan
+    board = load_board(board_name)
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels=kernels))
+    if board_name == "host":
+        t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+        try:
+            return np.array(Session(t, art.model_sha256, timeout=30).run(xs).outputs), art
+        finally:
+            t.close()
+    from hostside.device.qemu import QemuBoard, make_flash_image
+    img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
+    with QemuBoard(board, fw, img) as transport:
+        res = Session(transport, art.model_sha256, timeout=60).run(xs)
+    return np.array(res.outputs), art, res
+
+
+@pytest.mark.parametrize("kernels", ["ref", "rv32"])
+@pytest.mark.parametrize("name", NAMES)
+def test_host_firmware_streams_bit_exact(tmp_path, name, kernels, feats):
+    """The C firmware (host build) keeps the state across 1,000 steps and equals the reference (itself equal to
+    TFLite above), for the whole model and for the model cut after its fully connected layer (whose int8 logit
+    moves with the speech, where the probability mostly sits at 0)."""
+    g = import_tflite(MODELS / f"{name}.tflite").graph
+    xs = np.stack(step_inputs(g, feats, 1000))
+    fc = max(i for i, L in enumerate(g.layers) if L.op == "fc") + 1
+    for sub, graph in (("whole", g), ("logit", _truncated(g, fc))):
+        (tmp_path / sub).mkdir()
+        got = _firmware_run(tmp_path / sub, graph, xs, kernels=kernels)[0]
+        s = Streamer(graph)
+        ref = np.stack([s.step(x) for x in xs])
+        assert np.array_equal(got, ref), f"{sub}: first differing step {int(np.argmax((got != ref).any(axis=1)))}"
+        if sub == "logit":
+            assert len(np.unique(ref)) > 10
+
+
+@pytest.mark.emulator
+def test_qemu_streams_okay_nabu_bit_exact(tmp_path, feats):
+    """okay_nabu (MixConv, 6 state buffers, double rounding) on the emulated RV32IMAC board over a pty, tuned
+    kernels, 300 steps, state carried by the firmware; and it measured every step."""
+    g = import_tflite(MODELS / "okay_nabu.tflite").graph
+    fc = max(i for i, L in enumerate(g.layers) if L.op == "fc") + 1
+    g = _truncated(g, fc)
+    xs = np.stack(step_inputs(g, feats, 300))
+    got, art, res = _firmware_run(tmp_path, g, xs, board_name="rv32-virt", kernels="rv32")
+    s = Streamer(g)
+    assert np.array_equal(got, np.stack([s.step(x) for x in xs]))
+    assert all(i and i > 0 for i in res.instret)
+    assert res.ram["arena"] == art.arena_bytes

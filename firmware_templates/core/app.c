@@ -259,6 +259,11 @@ void pqlr_app(void) {
     int model_ok = pqlr_check_model(tile_buf, sizeof tile_buf, why, sizeof why, found) == 0;
     paint(arena, PQLR_ARENA_BYTES);
     paint(tile_buf, PQLR_TILE_BUF_BYTES);
+    if (model_ok && pqlr_model_reset(arena, tile_buf, &counters) != 0) {       /* streaming state */
+        static const char reason[] = "flash_read_failed";
+        for (unsigned i = 0; i < sizeof reason; i++) why[i] = reason[i];
+        model_ok = 0;
+    }
 #if PQLR_MLPERF
     pqlr_mlperf_app(model_ok);
     return;

@@ -28,6 +28,9 @@ typedef struct {
 
 PQLR_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, pqlr_out_t o) {
     int32_t y;
+#if PQLR_DOUBLE_ROUNDING
+    if (pqlr_round_twice) y = pqlr_mul_twice(acc, m, s); else
+#endif
     if (__builtin_expect(s > 32, 1)) {
         int32_t h = (int32_t)(((int64_t)acc * m) >> 32);
         y = (h + (1 << (s - 33))) >> (s - 32);

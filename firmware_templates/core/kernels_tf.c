@@ -171,3 +171,16 @@ void pqlr_gelu(PQLR_KERNEL_ARGS) {
     const int N = L->in_h * L->in_w * L->in_c;
     for (int i = 0; i < N; i++) out[i] = wts[(int32_t)in[i] + 128];
 }
+
+void pqlr_lut(PQLR_KERNEL_ARGS) {
+    pqlr_gelu(L, tile, c0, n, in, out, scratch);        /* the same lookup: the table says which function */
+}
+
+void pqlr_stream(PQLR_KERNEL_ARGS) {
+    /* out holds S state rows then the input's rows; drop the oldest in_h rows, append the new ones */
+    (void)tile; (void)c0; (void)n; (void)scratch;
+    uint32_t row = (uint32_t)L->in_w * L->in_c;
+    uint32_t fresh = (uint32_t)L->in_h * row, state = (uint32_t)(L->out_h - L->in_h) * row;
+    for (uint32_t i = 0; i < state; i++) out[i] = out[i + fresh];          /* forward copy: overlap-safe */
+    for (uint32_t i = 0; i < fresh; i++) out[state + i] = in[i];
+}

@@ -10,7 +10,8 @@
 #define PQLR_MAX_LAYERS 128     /* per-layer counters (hostside/codegen/render.py refuses bigger models) */
 
 enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5,
-       PQLR_OP_ADD = 6, PQLR_OP_LAYERNORM = 7, PQLR_OP_ATTENTION = 8, PQLR_OP_GELU = 9, PQLR_OP_RESHAPE = 10 };
+       PQLR_OP_ADD = 6, PQLR_OP_LAYERNORM = 7, PQLR_OP_ATTENTION = 8, PQLR_OP_GELU = 9, PQLR_OP_RESHAPE = 10,
+       PQLR_OP_STREAM = 11, PQLR_OP_LUT = 12 };
 
 /* Constants of the transformer ops (hostside/graph.py states the arithmetic and derives them). */
 #define PQLR_LN_BITS 7          /* layer norm: (x − mean)/std in units of 2^-7 */
@@ -32,6 +33,7 @@ typedef struct {
     int16_t in2_zp;                     /* add: the second operand's zero point */
     int16_t skip;                       /* add: >= 0 when the second operand is a tensor (passed as `scratch`) */
     uint16_t heads;                     /* attention */
+    uint8_t round_twice;                /* 1: TFLite's double rounding (imported models; hostside/graph.py) */
 } pqlr_layer_t;
 
 typedef struct {
@@ -75,9 +77,41 @@ void pqlr_layernorm(PQLR_KERNEL_ARGS);
 void pqlr_attention(PQLR_KERNEL_ARGS);
 void pqlr_gelu(PQLR_KERNEL_ARGS);
 void pqlr_reshape(PQLR_KERNEL_ARGS);
+/* streaming (imported models): `out` is the stream's persistent rows, state ‖ input; pqlr_stream shifts the
+ * state by the input's rows and appends the input. pqlr_lut: y = table[x + 128] (the tile's one row). */
+void pqlr_stream(PQLR_KERNEL_ARGS);
+void pqlr_lut(PQLR_KERNEL_ARGS);
+/* Load every stream layer's initial state (its tiles) into its rows: at boot, after the arena is painted. */
+int pqlr_model_reset(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);
+
+#if PQLR_DOUBLE_ROUNDING
+/* The layer running now rounds twice (set by pqlr_model_run from pqlr_layer_t.round_twice). Only models
+ * imported with TFLite's rounding have this: others compile without the test. */
+extern uint8_t pqlr_round_twice;
+
+/* TFLite's default MultiplyByQuantizedMultiplier: gemmlowp's SaturatingRoundingDoublingHighMul of acc·2^left by M,
+ * then RoundingDivideByPOT by right (left = max(0, 31 − s), right = max(0, s − 31)); hostside/graph.py's
+ * double_round, bit for bit. The division by 2^31 rounds toward zero as C's `/` does, without a 64-bit divide. */
+static inline int32_t pqlr_mul_twice(int32_t acc, int32_t m, int32_t s) {
+    int32_t left = s < 31 ? 31 - s : 0, right = s > 31 ? s - 31 : 0;
+    int32_t x = (int32_t)((uint32_t)acc << left);
+    int64_t ab = (int64_t)x * m;
+    int64_t num = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
+    int32_t hi = (int32_t)(num >= 0 ? (num >> 31) : -((-num) >> 31));
+    int32_t mask = (int32_t)((1u << right) - 1u);
+    int32_t rem = hi & mask, thr = (mask >> 1) + (hi < 0);
+    return (hi >> right) + (rem > thr);
+}
+#endif
 
 /* y = clamp(((acc·M + 2^(s−1)) >> s) + zp): the one requantisation rule (hostside/graph.py). */
 static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi) {
+#if PQLR_DOUBLE_ROUNDING
+    if (pqlr_round_twice) {
+        int32_t y = pqlr_mul_twice(acc, m, s) + zp;
+        return (int8_t)(y < lo ? lo : (y > hi ? hi : y));
+    }
+#endif
     int64_t p = (int64_t)acc * (int64_t)m + ((int64_t)1 << (s - 1));
     int32_t y = (int32_t)(p >> s) + zp;   /* GCC: >> on signed is arithmetic */
     return (int8_t)(y < lo ? lo : (y > hi ? hi : y));

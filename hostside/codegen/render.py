@@ -187,7 +187,8 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
     for i, L in enumerate(g.layers):
         tiles = [(ti, t) for ti, t in enumerate(art.tiles) if t.layer == i]
         steps = ([{"tile": ti, "ch_start": t.ch_start, "ch_count": t.ch_count} for ti, t in tiles]
-                 or [{"tile": -1, "ch_start": 0, "ch_count": L.out_channels}])
+                 if L.op != "stream" else [])          # a stream's tiles are its initial state: read at reset
+        steps = steps or [{"tile": -1, "ch_start": 0, "ch_count": L.out_channels}]
         # an add of two tensors gets the second one where other layers get their scratch
         aux = (art.tensor_offsets[L.skip] if L.op == "add" and L.skip >= 0
                else art.scratch_offsets[i] if art.scratch_offsets else 0)
@@ -202,10 +203,18 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
             "multiplier": int(L.multiplier[0]) if L.op in SCALAR_REQUANT_OPS else 0,
             "shift": int(L.shift[0]) if L.op in SCALAR_REQUANT_OPS else 0, "wbits": L.wbits,
             "inplace": int(bool(art.inplace and art.inplace[i])), "ra": L.ra, "rb": L.rb, "m2": L.m2, "s2": L.s2,
-            "in2_zp": L.in2_zp, "skip": L.skip, "heads": L.heads,
+            "in2_zp": L.in2_zp, "skip": L.skip, "heads": L.heads, "round_twice": int(L.rounding == "double"),
             "scratch_off": aux,
             "in_off": art.tensor_offsets[i], "out_off": art.tensor_offsets[i + 1],
             "out_bytes": L.out_shape[0] * L.out_shape[1] * L.out_shape[2], "steps": steps})
+    resets = []
+    for i, L in enumerate(g.layers):
+        if L.op != "stream":
+            continue
+        row = L.in_shape[2]
+        first = art.tensor_offsets[i + 1] + L.in_shape[0] * L.in_shape[1] * row
+        resets += [{"tile": ti, "ch_count": t.ch_count, "dst": first + t.ch_start * row, "bytes": t.ch_count * row}
+                   for ti, t in enumerate(art.tiles) if t.layer == i]
     if len(layers) > 128:
         raise PqlrError(f"the firmware's per-layer counters hold 128 layers (PQLR_MAX_LAYERS in pqlr.h); "
                         f"this model has {len(layers)}")
@@ -223,7 +232,9 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
         # the port's cycle counter per microsecond: the board's clock (the host port counts nanoseconds)
         "cycles_per_us": 1000 if board.counter == "wall-clock-ns" else max(1, board.cpu_hz // 1_000_000),
         "sha256_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(art.model_sha256)),
-        "layers": layers,
+        "layers": layers, "resets": resets,
+        "double_rounding": int(any(L.rounding == "double" for L in g.layers)),
+        "streaming": int(g.streaming),
         "tiles": [{"offset": art.weights_offset + t.offset, "size": t.size, "crc32": f"{t.crc32:08x}",
                    "layer": t.layer, "ch_start": t.ch_start, "ch_count": t.ch_count} for t in art.tiles],
     }

@@ -125,7 +125,7 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
       their outputs gathered in a PW_PIXEL_BLOCK × Cout temporary, so a pixel is overwritten only after it
       is consumed;
     - average pooling: channel by channel (output channel c overwrites input pixel 0 channel c, read only by c);
-    - add, gelu: element by element; reshape: the same bytes (always aliased, nothing is written);
+    - add, gelu, lut: element by element; reshape: the same bytes (always aliased, nothing is written);
     - layer norm with all its channels at hand: pixel by pixel (the pixel's sums first, then its channels);
     - attention: not in place; a scratch of 4·(2T + hd) bytes holds one query's int32 exps (T tokens), the
       head's key sums (T) and its hd context sums;
@@ -143,7 +143,7 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
             return True, PW_PIXEL_BLOCK * layer.out_shape[2]
-    elif layer.op in ("avgpool", "add", "gelu", "reshape"):
+    elif layer.op in ("avgpool", "add", "gelu", "lut", "reshape"):
         return True, 0
     elif layer.op == "layernorm":
         return single_tile, 0
@@ -152,11 +152,23 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     return False, 0
 
 
+def tensor_lifetimes(graph: IntGraph) -> list[tuple[int, int]]:
+    """Inclusive [first op, last op] each tensor's buffer is live: from the op before it is written to its last
+    reader; a stream's output (its state) is live through every op, since it persists between inferences."""
+    n = len(graph.layers)
+    last = graph.last_use()
+    keep = graph.persistent()
+    return [(0, n - 1) if k in keep else (max(0, k - 1), min(last[k], n - 1)) for k in range(n + 1)]
+
+
 def may_overwrite(graph: IntGraph, i: int, group: list[int], last: list[int]) -> bool:
     """Layer i may write over its input's buffer only if nothing sharing that buffer is read after op i
     (a residual connection keeps its tensor alive). A reshape writes nothing, so it may always alias."""
     if graph.layers[i].op == "reshape":
         return True
+    keep = graph.persistent()
+    if any(k in keep for k in range(i + 1) if group[k] == group[i]):
+        return False                     # a stream's rows are its state: never written over
     return all(last[k] <= i for k in range(i + 1) if group[k] == group[i])
 
 
@@ -193,7 +205,7 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
             inplace[i] = True
             group[i + 1] = group[i]
     # buffers: one per alias group (the largest member, the union of lifetimes), one per scratch
-    life = [(max(0, k - 1), min(last[k], n - 1)) for k in range(n + 1)]
+    life = tensor_lifetimes(graph)
     roots = sorted(set(group))
     b_sizes, b_life = [], []
     for r in roots:
