@@ -183,6 +183,55 @@ def _artifact(model: Artifact | Path) -> Artifact:
     return model if isinstance(model, Artifact) else read_model_bin(Path(model))
 
 
+def import_model(source: Path, board: str | Board, out: Path, rounding: str = "tflite", check_steps: int = 200,
+                 seed: int = 0) -> dict:
+    """A quantised .tflite → pqlr's integer graph → plan under the board's budgets → model.bin (+ model.json with
+    what was mapped how). With ai-edge-litert installed, `check_steps` seeded inputs are run through both the
+    TFLite interpreter and pqlr's reference (state carried, every layer compared) and the result is returned;
+    a mismatch is an error naming the step and layer. Without it the check is skipped and says why."""
+    from .importer import import_tflite
+    from .plan import make_plan
+    from .reference.interpreter import Streamer
+    b = as_board(board)
+    res = import_tflite(Path(source), rounding=rounding)
+    g = res.graph
+    plan_ = make_plan(g, b)
+    art = write_model_bin(Path(out), g, plan_)
+    check: dict = {"steps": 0}
+    if check_steps:
+        try:
+            from .importer.oracle import TfliteOracle
+            oracle = TfliteOracle(source)
+        except PqlrError as exc:
+            check = {"steps": 0, "reason": str(exc)}
+        else:
+            rng = np.random.default_rng(seed)
+            ours = Streamer(art.graph)
+            for k in range(check_steps):
+                x = np.clip(rng.normal(g.input_zp + 60, 50, g.input_shape), -128, 127).astype(np.int8)
+                want = oracle.step(x)
+                _, tensors = ours.step(x, dump=True)
+                for li, t in enumerate(res.layer_tensors):
+                    if not np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)):
+                        raise PqlrError(f"import check: step {k}, layer {li} ({g.layers[li].op}) differs from the "
+                                        f"TFLite interpreter; please report it with the model")
+                got = tensors[-1].reshape(-1).astype(np.int64) + g.output.get("offset", 0)
+                if not np.array_equal(got, want.astype(np.int64)):
+                    raise PqlrError(f"import check: step {k}: output differs from the TFLite interpreter")
+            check = {"steps": check_steps, "layers_compared": len(res.layer_tensors), "equal": True,
+                     "oracle": "ai-edge-litert Interpreter, BUILTIN_REF kernels"}
+    info = {"source": str(source), "rounding": rounding, "streaming": g.streaming, "output": g.output,
+            "state_bytes": sum(int(np.prod(L.out_shape)) for L in g.layers if L.op == "stream"),
+            "mapping": res.mapping, "check": check, "model_bin": str(out), "bytes": art.size,
+            "sha256": art.model_sha256, "macs": g.total_macs, "arena_bytes": art.arena_bytes,
+            "tile_buffer_bytes": art.tile_buffer_bytes, "layers": len(g.layers)}
+    man = Path(out).with_suffix(".json")
+    m = json.loads(man.read_text())
+    m["import"] = info
+    man.write_text(json.dumps(m, indent=1))
+    return info
+
+
 def plan(model: Artifact | Path, board: str | Board):
     """The model's plan (tiles, tile buffer, arena, stack estimate) checked against the board's flash and RAM
     budgets: the Plan, or BudgetError with every number when it does not fit."""
@@ -384,6 +433,8 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     art, model_bin = _pin_artifact(source, out)  # read once; every stage uses this copy and this object
     ts = source.parent / "testset.npz"
     fe_tables = fe_cfg = None
+    if audio and art.graph.streaming:
+        raise PqlrError("--audio runs pqlr's one-second front end; a streaming model takes feature frames")
     if audio:
         fe_cfg = model_frontend(model_bin)
         if not fe_cfg:
@@ -429,7 +480,16 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     if audio:     # the reference runs on the fixed-point front end's features (its numpy specification)
         ref_in = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in ref_in])
     from .reference import run_batch
-    ref = run_batch(art.graph, ref_in) if len(ref_in) else np.zeros((0, 0), np.int8)
+    if art.graph.streaming:          # the board carried its state through every input, warm-up included
+        from .reference.interpreter import Streamer
+        s_ = Streamer(art.graph)
+        steps = [s_.step(x) for x in inputs[: warmup + n]]
+        ref = np.stack(steps[warmup:]) if n else np.zeros((0, 0), np.int8)
+        if res.resets:
+            extra = dict(extra or {}, streaming_note=f"the board restarted {res.resets} times: its state restarted "
+                                                      f"too, so outputs after a restart need not match")
+    else:
+        ref = run_batch(art.graph, ref_in) if len(ref_in) else np.zeros((0, 0), np.int8)
     from .device.build import code_size
     report = build_report(b, art, res, ref, labels[:n], fp32[:n], code_size(fw.binary), extra)
     report["model_file"] = {"source": str(source), "pinned_copy": str(model_bin), "sha256": art.model_sha256}

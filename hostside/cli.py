@@ -134,6 +134,26 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--recipe", type=Path, required=True, help="recipe TOML")
     cp.add_argument("--epochs", type=int, help="cap every stage's epochs (quick runs)")
 
+    im = sub.add_parser("import", help="a quantised .tflite → model.bin, bit-exact with TFLite",
+                        description="Read an int8 TFLite model (TFLite's flatbuffer schema, the `tflite` package) into "
+                        "pqlr's integer graph: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, RESHAPE, LOGISTIC, a final "
+                        "QUANTIZE to uint8, streaming state (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE / CALL_ONCE "
+                        "with CONCATENATION and STRIDED_SLICE) and MixConv blocks (SPLIT_V). Anything else is refused "
+                        "with its name and op index. Plans it under the board's budgets and writes model.bin and "
+                        "model.json. With ai-edge-litert installed (pip install -e '.[import]') it then runs "
+                        "--check-steps seeded steps through the TFLite interpreter and pqlr's reference and fails "
+                        "if any layer differs. Example: pqlr import okay_nabu.tflite --board rv32-virt "
+                        "--out build/import/okay_nabu/model.bin; then pqlr bench --board rv32-virt --model "
+                        "build/import/okay_nabu/model.bin")
+    im.add_argument("model", type=Path, help="the .tflite file")
+    _board_arg(im)
+    im.add_argument("--out", type=Path, default=None, help="model.bin to write (default build/import/<name>/model.bin)")
+    im.add_argument("--rounding", choices=("tflite", "tflm", "single"), default="tflite",
+                    help="tflite: what the TFLite interpreter computes (default, checked); tflm: TFLite Micro's "
+                    "default double rounding in every layer; single: TFLM built with TFLITE_SINGLE_ROUNDING=1")
+    im.add_argument("--check-steps", type=int, default=200,
+                    help="steps compared with the TFLite interpreter, every layer (0: skip; default 200)")
+
     p = sub.add_parser("plan", help="check a model.bin against a board's budgets",
                        description="Check that a model.bin's weights fit the board's model partition and that tile "
                        "buffer + activation arena + stack estimate fit its SRAM budget. Exits non-zero, with the "
@@ -273,6 +293,17 @@ def _cmd(args) -> int:
         recipe = load_recipe(args.recipe)
         r = api.compress(recipe, load_board(recipe.board), progress=progress, epochs_override=args.epochs)
         print(f"model.bin: {r['export']['model_bin']}; report: {r['files']['md']}")
+        return 0
+    if args.cmd == "import":
+        out = args.out or Path("build/import") / args.model.stem / "model.bin"
+        r = api.import_model(args.model, board, out, rounding=args.rounding, check_steps=args.check_steps)
+        for line in r["mapping"]:
+            print(f"  {line}")
+        print(f"{out}: {r['bytes']:,} B, sha256 {r['sha256']}, {r['layers']} layers, {r['macs']:,} MACs per step, "
+              f"arena {r['arena_bytes']:,} B (state {r['state_bytes']:,} B) + tile buffer {r['tile_buffer_bytes']:,} B")
+        c = r["check"]
+        print(f"check: {c['steps']} steps equal to the TFLite interpreter in all {c['layers_compared']} layers"
+              if c.get("steps") else f"check: skipped ({c.get('reason', '--check-steps 0')})")
         return 0
     if args.cmd == "plan":
         from .artifact import read_model_bin

@@ -132,7 +132,7 @@ def initial_state(L: Layer) -> np.ndarray:
 
 
 KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpool": avgpool, "fc": fc,
-           "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape, "lut": lut}
+           "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape, "lut": lut, "stream": stream}
 
 
 def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None = None):
