@@ -1,0 +1,155 @@
+"""Imported models on the emulated RV32IMAC board: what an always-on wake word costs, per step and per second.
+
+For each microWakeWord model shipped in the PyPI package pymicro-wakeword (int8 streaming .tflite files, the ones
+ESPHome runs through TFLite Micro on ESP32 chips): `pqlr import` (with the per-layer check against the TFLite
+interpreter), then `pqlr bench --board rv32-virt` (the tuned rv32 kernels, exact instruction counts from QEMU,
+RAM measured by painting, bit-exact against pqlr's reference, which the import check ties to TFLite). Beside
+each, the figures TFLite Micro's own numbers imply where they exist (the tensor arena each model's manifest
+asks ESPHome to allocate), and today's pqlr detector (a 1-second window every 100 ms,
+benchmarks/kernels/results.json).
+
+    python benchmarks/import/run.py [--runs 60] [--work build/bench-import]
+
+Writes benchmarks/import/results.json and results.md. Needs the `import` extra (pip install -e '.[import]')
+and what `make deps` installs (the RISC-V cross compiler and QEMU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from hostside import api  # noqa: E402
+from hostside.boards import load_board  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CPU_HZ = 160_000_000
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=60, help="steps run on the emulated board per model (default 60)")
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "bench-import")
+    ap.add_argument("--models", default="alexa,hey_jarvis,hey_mycroft,okay_nabu")
+    args = ap.parse_args()
+    import pymicro_wakeword
+    models_dir = Path(pymicro_wakeword.__file__).parent / "models"
+    board = load_board("rv32-virt")
+    kernels = json.loads((HERE.parent / "kernels" / "results.json").read_text())
+    today = kernels.get("dscnn_int8_instructions_per_inference")
+    rows = []
+    for name in args.models.split(","):
+        src = models_dir / f"{name}.tflite"
+        manifest = json.loads((models_dir / f"{name}.json").read_text())
+        micro = manifest.get("micro", {})
+        out = args.work / name
+        t0 = time.time()
+        imp = api.import_model(src, board, out / "model.bin", check_steps=200)
+        rep = api.bench(board, out / "model.bin", out / "bench", runs=args.runs)["report"]
+        by_op = defaultdict(lambda: {"instructions": 0.0, "macs": 0})
+        for L in rep["layers"]:
+            by_op[L["op"]]["instructions"] += L["instructions"] or 0
+            by_op[L["op"]]["macs"] += L["macs"]
+        instr = rep["instructions_per_inference"]["value"]
+        g_rows = json.loads((out / "model.json").read_text())["input"]["shape"][0]
+        step_ms = g_rows * micro.get("feature_step_size", 10)
+        steps_per_s = 1000.0 / step_ms
+        lat = rep["latency_ms"]
+        rows.append({
+            "model": name, "wake_word": manifest.get("wake_word"),
+            "source": f"pymicro-wakeword {pymicro_wakeword.__dict__.get('__version__', '')} models/{name}.tflite".strip(),
+            "import_check": imp["check"], "layers": imp["layers"], "macs_per_step": imp["macs"],
+            "state_bytes": imp["state_bytes"], "model_bin_bytes": imp["bytes"],
+            "bit_exact_on_board": rep["bit_exact"], "steps_run": rep["runs"],
+            "instructions_per_step": instr, "instructions_per_mac": rep["instructions_per_inference"]["per_mac"],
+            "per_op": {op: {"instructions": round(v["instructions"]), "macs": v["macs"],
+                            "per_mac": round(v["instructions"] / v["macs"], 2) if v["macs"] else None}
+                       for op, v in sorted(by_op.items())},
+            "flash_bytes_per_step": rep["flash_bytes_per_inference"],
+            "peak_ram_bytes": rep["peak_ram_bytes"]["value"], "ram_parts": rep["peak_ram_bytes"]["parts"],
+            "code_bytes": rep["code_bytes"],
+            "step_ms_of_audio": step_ms, "steps_per_second": steps_per_s,
+            "instructions_per_second_of_audio": instr * steps_per_s,
+            "cpu_duty_at_160mhz": {"value": instr * steps_per_s / CPU_HZ, "provenance": "estimated",
+                                   "formula": "instructions per step × steps per second / 160 MHz (CPI 1, no flash "
+                                              "wait states)"},
+            "cpu_and_flash_duty_at_160mhz": {"value": lat["value"] * steps_per_s / 1000.0, "provenance": "estimated",
+                                             "formula": "the board file's latency model (instructions + flash "
+                                                        "bytes / 10 MB/s) × steps per second"},
+            "energy_per_hour_mj": {"value": None, "reason": "current is measured only on a physical board with a "
+                                   "sensor or a PPK2; this run is emulated"},
+            "tflm": {"tensor_arena_bytes": micro.get("tensor_arena_size"),
+                     "provenance": f"the model's manifest in pymicro-wakeword (models/{name}.json, "
+                                   f"micro.tensor_arena_size): what ESPHome allocates for TFLite Micro; not measured "
+                                   f"here (TFLite Micro is not built in this benchmark)"},
+            "seconds": round(time.time() - t0, 1),
+        })
+        print(f"{name}: {instr:,.0f} instructions/step, {rows[-1]['cpu_duty_at_160mhz']['value'] * 100:.1f} % CPU at "
+              f"160 MHz, peak RAM {rows[-1]['peak_ram_bytes']:,} B, bit-exact {rep['bit_exact']}", flush=True)
+    baseline = None
+    if today:
+        ips = today * 10
+        baseline = {"what": "pqlr's own DS-CNN (MLPerf Tiny KWS geometry), a 1-second window every 100 ms",
+                    "instructions_per_inference": today, "inferences_per_second": 10,
+                    "instructions_per_second_of_audio": ips, "cpu_duty_at_160mhz": ips / CPU_HZ,
+                    "source": "benchmarks/kernels/results.json (int8_rv32)"}
+    result = {"command": "python benchmarks/import/run.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "board": "rv32-virt (QEMU, exact "
+              "instruction counts; time and duty cycle estimated at the ESP32-C6's 160 MHz)",
+              "models": rows, "today_detector": baseline,
+              "peers_quoted": {"mlperf_kws_tflm_esp_nn_instructions": 25.8e6, "mlperf_kws_tflm_reference_instructions":
+                               44.3e6, "provenance": "quoted in issue #14 (TFLM + ESP-NN generic C and TFLM reference "
+                               "kernels on the same QEMU, MLPerf KWS model); not measured by this script"}}
+    (HERE / "results.json").write_text(json.dumps(result, indent=1))
+    (HERE / "results.md").write_text(markdown(result))
+    print(f"wrote {HERE / 'results.md'}")
+    return 0
+
+
+def markdown(r: dict) -> str:
+    L = ["# Imported models on the emulated board (rv32-virt)", "",
+         f"Command: `{r['command']}` ({r['date']}). Board: {r['board']}.", "",
+         "Each model: `pqlr import` (checked against the TFLite interpreter, every layer, 200 steps), then "
+         "`pqlr bench --board rv32-virt` with the tuned rv32 kernels, its state carried from step to step.", "",
+         "| model | MACs/step | instructions/step | per MAC | steps/s | CPU at 160 MHz | +flash | peak RAM (painted) "
+         "| of which state | TFLM arena (manifest) | model.bin | code .text | bit-exact |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in r["models"]:
+        L.append(f"| {m['model']} | {m['macs_per_step']:,} | {m['instructions_per_step']:,.0f} | "
+                 f"{m['instructions_per_mac']:.2f} | {m['steps_per_second']:.1f} | "
+                 f"{m['cpu_duty_at_160mhz']['value'] * 100:.1f} % | {m['cpu_and_flash_duty_at_160mhz']['value'] * 100:.1f} % | "
+                 f"{m['peak_ram_bytes']:,} B | {m['state_bytes']:,} B | {m['tflm']['tensor_arena_bytes'] or 0:,} B | "
+                 f"{m['model_bin_bytes']:,} B | {m['code_bytes']['text']:,} B | {m['bit_exact_on_board']} |")
+    L += ["", "Instructions per op type (per step):", "",
+          "| model | " + " | ".join(["conv2d", "dwconv2d", "pwconv2d", "fc", "stream", "lut", "reshape"]) + " |",
+          "|---|" + "---|" * 7]
+    for m in r["models"]:
+        cells = []
+        for op in ["conv2d", "dwconv2d", "pwconv2d", "fc", "stream", "lut", "reshape"]:
+            v = m["per_op"].get(op)
+            cells.append("–" if not v else f"{v['instructions']:,}" + (f" ({v['per_mac']}/MAC)" if v["per_mac"] else ""))
+        L.append(f"| {m['model']} | " + " | ".join(cells) + " |")
+    b = r.get("today_detector")
+    if b:
+        L += ["", f"Today's detector for comparison: {b['what']}: {b['instructions_per_inference']:,} instructions × "
+              f"{b['inferences_per_second']}/s = {b['instructions_per_second_of_audio'] / 1e6:.1f} M instructions per "
+              f"second of audio, {b['cpu_duty_at_160mhz'] * 100:.0f} % of a 160 MHz core ({b['source']})."]
+    L += ["", "Provenance: instructions, flash bytes and RAM are measured on QEMU (exact counts; RAM by painting); CPU "
+          "duty is an estimate (CPI 1, 160 MHz; '+flash' adds the board file's 10 MB/s flash model for the tiles "
+          "streamed every step). The TFLM arena is the figure each model's manifest gives ESPHome, not measured here. "
+          "Energy per hour needs a measured current: null here. Peer counts quoted in issue #14 for the MLPerf KWS "
+          f"model: TFLM + ESP-NN {r['peers_quoted']['mlperf_kws_tflm_esp_nn_instructions'] / 1e6:.1f} M, TFLM "
+          f"reference {r['peers_quoted']['mlperf_kws_tflm_reference_instructions'] / 1e6:.1f} M instructions per "
+          "inference (not measured here; the MLPerf model's AVERAGE_POOL_2D and SOFTMAX are not imported yet)."]
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
