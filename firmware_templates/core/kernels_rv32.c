@@ -23,7 +23,20 @@ int pqlr_dw3_applies(const pqlr_layer_t *L) {
            L->out_h == L->in_h && L->out_w == L->in_w;
 }
 
+int pqlr_dwcol_applies(const pqlr_layer_t *L) {
+    return L->in_w == 1 && L->kw == 1 && L->sh == 1 && L->sw == 1 && !L->pad_t && !L->pad_l && !L->pad_b &&
+           !L->pad_r && !L->inplace;
+}
+
 void pqlr_dwconv2d(PQLR_KERNEL_ARGS) {
+    if (pqlr_dwcol_applies(L)) {
+        (void)scratch;
+        if (L->wbits == 4)
+            dwcol_body(L, tile, c0, n, in, out, L->out_h, L->in_c, L->kh, 4);
+        else
+            dwcol_body(L, tile, c0, n, in, out, L->out_h, L->in_c, L->kh, 8);
+        return;
+    }
     if (!pqlr_dw3_applies(L)) {
         dw_generic(L, tile, c0, n, in, out, scratch);
         return;

@@ -154,6 +154,22 @@ PQLR_INLINE void mm_small(const int8_t *x, const int8_t *w, const int32_t *b, co
     }
 }
 
+/* One pixel × 4 channels over K int8 weights (fully connected layers, one-pixel convolutions, pixel tails): each
+ * weight is used once, so the floor without SIMD is a load, a multiply and an add per MAC; the activation is
+ * loaded once for the 4 channels and the loop is unrolled so the offsets are immediates. */
+PQLR_INLINE void mm1x4(const int8_t *x, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
+                       int8_t *dst, pqlr_out_t o, const int K, const int RB) {
+    int32_t a0 = b[0], a1 = b[1], a2 = b[2], a3 = b[3];
+    const int8_t *xe = x + K;
+#pragma GCC unroll 4
+    for (; x < xe; x++, w++) {
+        int32_t xx = x[0];
+        a0 += xx * w[0]; a1 += xx * w[RB]; a2 += xx * w[2 * RB]; a3 += xx * w[3 * RB];
+    }
+    dst[0] = rq(a0, m[0], s[0], o); dst[1] = rq(a1, m[1], s[1], o);
+    dst[2] = rq(a2, m[2], s[2], o); dst[3] = rq(a3, m[3], s[3], o);
+}
+
 /* A block of pixels × all n channels of the tile, as 4×4 blocks plus tails. */
 PQLR_INLINE void mm_rows(const int8_t *x, int np, const int8_t *wts, const int32_t *bias, const int32_t *mult,
                          const uint8_t *shft, int n, int8_t *dst, pqlr_out_t o, const int K, const int XS,
@@ -163,6 +179,9 @@ PQLR_INLINE void mm_rows(const int8_t *x, int np, const int8_t *wts, const int32
         int p = 0;
         for (; p + 4 <= np; p += 4)
             mm4x4(x + p * XS, wts + j * RB, bias + j, mult + j, shft + j, dst + p * DS + j, o, K, XS, RB, DS, WB);
+        if (WB == 8)
+            for (; p < np; p++)
+                mm1x4(x + p * XS, wts + j * RB, bias + j, mult + j, shft + j, dst + p * DS + j, o, K, RB);
         if (p < np)
             mm_small(x + p * XS, wts + j * RB, bias + j, mult + j, shft + j, dst + p * DS + j, o, np - p, 4, K, XS,
                      RB, DS, WB);
@@ -253,6 +272,8 @@ PQLR_INLINE void conv_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
                 dst[COUT + j] = rq(a10, mult[j], shft[j], o); dst[COUT + j + 1] = rq(a11, mult[j + 1], shft[j + 1], o);
                 dst[COUT + j + 2] = rq(a12, mult[j + 2], shft[j + 2], o);
                 dst[COUT + j + 3] = rq(a13, mult[j + 3], shft[j + 3], o);
+            } else if (WB == 8) {
+                mm1x4(scratch, w, bias + j, mult + j, shft + j, dst + j, o, K, RB);
             } else {
                 mm_small(scratch, w, bias + j, mult + j, shft + j, dst + j, o, 1, 4, K, K, RB, COUT, WB);
             }
@@ -330,6 +351,31 @@ PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, in
                 dw3_row(r0, r1, r2, dst, W, C, 0, 1, zp, w00, w01, w02, w10, w11, w12, w20, w21, w22, b, m, s, o);
             else
                 dw3_row(r0, r1, r2, dst, W, C, 0, 0, zp, w00, w01, w02, w10, w11, w12, w20, w21, w22, b, m, s, o);
+        }
+    }
+}
+
+/* Depthwise along one axis with no padding and stride 1 (W = 1, kernel KH × 1): the streaming models' temporal
+ * convolutions over their state rows (microWakeWord, MixConv fused into one kernel). Per channel, per output row:
+ * acc = b + Σ_k x[(y + k)·C + c]·w[k], the weights read in order and the activations C apart. Not in place. */
+PQLR_INLINE void dwcol_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out,
+                            const int OH, const int C, const int KH, const int WB) {
+    TILE_PARAMS(tile, n);
+    const int RB = WB == 4 ? (KH + 1) / 2 : KH;
+    pqlr_out_t o = out_of(L);
+    for (int j = 0; j < n; j++) {
+        const int c = c0 + j;
+        const int8_t *wr = wts + j * RB;
+        for (int y = 0; y < OH; y++) {
+            const int8_t *x = in + y * C + c;
+            int32_t acc = bias[j];
+            if (WB == 8) {
+#pragma GCC unroll 8
+                for (int k = 0; k < KH; k++) acc += x[k * C] * wr[k];
+            } else {
+                for (int k = 0; k < KH; k++) acc += x[k * C] * wat(wr, k, 4);
+            }
+            out[y * C + c] = rq(acc, mult[j], shft[j], o);
         }
     }
 }

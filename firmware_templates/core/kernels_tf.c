@@ -181,6 +181,15 @@ void pqlr_stream(PQLR_KERNEL_ARGS) {
     (void)tile; (void)c0; (void)n; (void)scratch;
     uint32_t row = (uint32_t)L->in_w * L->in_c;
     uint32_t fresh = (uint32_t)L->in_h * row, state = (uint32_t)(L->out_h - L->in_h) * row;
-    for (uint32_t i = 0; i < state; i++) out[i] = out[i + fresh];          /* forward copy: overlap-safe */
+    if (((row | (uint32_t)(uintptr_t)out | (uint32_t)(uintptr_t)in) & 3u) == 0) {   /* words: the usual case */
+        typedef int32_t __attribute__((may_alias)) word_t;       /* the arena is int8: read it as words */
+        word_t *o = (word_t *)(void *)out;
+        const word_t *x = (const word_t *)(const void *)in;
+        uint32_t fw = fresh / 4, sw = state / 4;
+        for (uint32_t i = 0; i < sw; i++) o[i] = o[i + fw];                  /* forward copy: overlap-safe */
+        for (uint32_t i = 0; i < fw; i++) o[sw + i] = x[i];
+        return;
+    }
+    for (uint32_t i = 0; i < state; i++) out[i] = out[i + fresh];
     for (uint32_t i = 0; i < fresh; i++) out[state + i] = in[i];
 }

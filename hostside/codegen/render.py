@@ -130,6 +130,11 @@ def dw3_applies(L) -> bool:
     return (L.kernel == (3, 3) and L.stride == (1, 1) and L.pad[:2] == (1, 1) and L.out_shape == L.in_shape)
 
 
+def dwcol_applies(L, inplace: int) -> bool:
+    """kernels_rv32.c's pqlr_dwcol_applies: a one-column depthwise conv, unpadded, stride 1 (streaming models)."""
+    return L.in_shape[1] == 1 and L.kernel[1] == 1 and L.stride == (1, 1) and not any(L.pad) and not inplace
+
+
 def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], list[str]]:
     """(function to call per layer, rendered wrapper per distinct shape) for the rv32 kernels."""
     fns, rendered, seen = [], [], {}
@@ -139,6 +144,14 @@ def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], 
         oh, ow, oc = L.out_shape
         if L.op == "pwconv2d":
             params = dict(cin=c, cout=oc, pixels=oh * ow, wbits=L.wbits, inplace=inplace)
+        elif L.op == "dwconv2d" and dwcol_applies(L, inplace):
+            params = dict(oh=oh, c=c, kh=L.kernel[0], wbits=L.wbits)
+            key = ("dwcol", tuple(sorted(params.items())))
+            if key not in seen:
+                seen[key] = f"k_dwcol_{len(seen)}"
+                rendered.append(env.get_template("core/specialise/dwcol.c.j2").render(params | {"name": seen[key]}))
+            fns.append(seen[key])
+            continue
         elif L.op == "dwconv2d" and dw3_applies(L):
             params = dict(h=h, w=w, c=c, wbits=L.wbits, inplace=inplace)
         elif L.op == "conv2d":
