@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactError
-from .graph import (ADD_BITS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR_REQUANT_OPS, WEIGHTED_OPS, IntGraph,
-                    Layer)
+from .graph import (ADD_BITS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR_PARAM_OPS, SCALAR_REQUANT_OPS,
+                    WEIGHTED_OPS, IntGraph, Layer)
 from .plan.planner import Plan, Tile
 from .tiles import pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
@@ -158,8 +158,8 @@ def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
     layer_tab = b""
     for li, L in enumerate(graph.layers):
         nt = sum(1 for t in tiles if t.layer == li)
-        M = int(L.multiplier[0]) if L.op in SCALAR_REQUANT_OPS else 0
-        S = int(L.shift[0]) if L.op in SCALAR_REQUANT_OPS else 0
+        M = int(L.multiplier[0]) if L.op in SCALAR_PARAM_OPS else 0
+        S = int(L.shift[0]) if L.op in SCALAR_PARAM_OPS else 0
         flags = (1 if plan.inplace and plan.inplace[li] else 0) | (2 if L.rounding == "double" else 0)
         scratch = plan.scratch_offsets[li] if plan.scratch_offsets else 0
         layer_tab += struct.pack(LAYER_FMT, OPS[L.op], L.wbits, flags, *L.in_shape, *L.out_shape, *L.kernel,
@@ -295,8 +295,11 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: output shape {out_shape} inconsistent with input, kernel, stride, padding")
         elif op == "pwconv2d" and out_shape[:2] != in_shape[:2]:
             _fail(f"layer {li}: pointwise conv changes the spatial shape")
-        elif op == "avgpool" and out_shape != (1, 1, in_shape[2]):
+        elif op in ("avgpool", "meanpool") and out_shape != (1, 1, in_shape[2]):
             _fail(f"layer {li}: average pool output must be 1×1×C")
+        elif op == "softmax" and (out_shape != in_shape or not 1 <= S <= 31 or M <= 0 or m2 > 0):
+            _fail(f"layer {li}: softmax must keep its shape, with a multiplier > 0, a left shift in [1, 31] and "
+                  f"diff_min ≤ 0")
         elif op == "fc" and out_shape[:2] != (1, 1):
             _fail(f"layer {li}: fully connected output must be 1×1×C")
         elif op == "stream" and (out_shape[1:] != in_shape[1:] or out_shape[0] <= in_shape[0]):

@@ -33,6 +33,11 @@ H·W pixels (tokens) of C channels. The transformer ops, integer only in the sty
 - gelu: y = table[x + 128]; the 256 entries are the I-BERT integer GELU (hostside/reference/ibert.py) of
   every int8 input followed by the requant rule, computed at export time (weights [1][256]).
 - lut: the same table lookup for any int8 → int8 function (an imported model's LOGISTIC: hostside/importer).
+- meanpool: TFLite's AVERAGE_POOL_2D over the whole map, input and output sharing one quantisation: per channel
+  q = Σ x (raw int8) divided by the pixel count, rounded half away from zero, clamped (hostside/reference/tflite_ops).
+- softmax: TFLite's int8 SOFTMAX over the channels of each pixel (gemmlowp fixed point; tflite_ops.softmax):
+  M = multiplier[0] and s = shift[0] scale the difference to the row maximum into Q5.26 (s is a left shift
+  here), m2 holds diff_min; output scale 1/256, zero point −128.
 
 Streaming (imported streaming models, e.g. microWakeWord): a `stream` layer holds S = out_h − in_h rows of
 state (S·W pixels of C channels) that persist between inferences. Its output is state ‖ input along H
@@ -51,11 +56,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 OPS = {"conv2d": 1, "dwconv2d": 2, "pwconv2d": 3, "avgpool": 4, "fc": 5,
-       "add": 6, "layernorm": 7, "attention": 8, "gelu": 9, "reshape": 10, "stream": 11, "lut": 12}
+       "add": 6, "layernorm": 7, "attention": 8, "gelu": 9, "reshape": 10, "stream": 11, "lut": 12,
+       "meanpool": 13, "softmax": 14}
 OP_NAMES = {v: k for k, v in OPS.items()}
 WEIGHTED_OPS = ("conv2d", "dwconv2d", "pwconv2d", "fc")       # accumulate Σ (x − in_zp)·w per output channel
 PER_CHANNEL_OPS = WEIGHTED_OPS + ("layernorm",)               # per-channel bias, M, s in their tiles
 SCALAR_REQUANT_OPS = ("avgpool", "add", "attention")          # one M, s in the layer entry
+SCALAR_PARAM_OPS = SCALAR_REQUANT_OPS + ("softmax",)           # ops whose layer entry carries M, s
 
 # integer constants of the transformer ops (see the module docstring)
 ADD_BITS = 14
@@ -171,7 +178,7 @@ class Layer:
     @property
     def macs(self) -> int:
         oh, ow, oc = self.out_shape
-        if self.op in ("avgpool", "add", "gelu", "layernorm", "lut"):
+        if self.op in ("avgpool", "add", "gelu", "layernorm", "lut", "meanpool", "softmax"):
             return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
         if self.op in ("reshape", "stream"):
             return 0

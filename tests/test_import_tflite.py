@@ -256,3 +256,99 @@ def test_qemu_streams_okay_nabu_bit_exact(tmp_path, feats):
     assert np.array_equal(got, np.stack([s.step(x) for x in xs]))
     assert all(i and i > 0 for i in res.instret)
     assert res.ram["arena"] == art.arena_bytes
+
+
+# ---- models written with TFLite's schema (hostside/importer/tflite_writer.py), checked by the interpreter ----
+
+def _one_op_model(tmp_path, name, code, in_shape, in_q, out_shape, out_q, otype=0, options=None):
+    from hostside.importer.tflite_writer import TfliteBuilder
+    tb = TfliteBuilder()
+    x = tb.tensor(in_shape, scale=in_q[0], zp=in_q[1], name="x")
+    y = tb.tensor(out_shape, scale=out_q[0], zp=out_q[1], name="y")
+    tb.op(code, [x], [y], otype, options)
+    p = tmp_path / f"{name}.tflite"
+    p.write_bytes(tb.finish([x], [y]))
+    return p
+
+
+def test_logistic_table_equals_tflite_on_every_int8_input(tmp_path):
+    from tflite.BuiltinOperator import BuiltinOperator as B
+    rng = np.random.default_rng(5)
+    for trial in range(6):
+        s, z = float(rng.uniform(0.01, 0.5)), int(rng.integers(-128, 128))
+        p = _one_op_model(tmp_path, f"logistic{trial}", B.LOGISTIC, (1, 256), (s, z), (1, 256), (1 / 256, -128))
+        res = import_tflite(p)
+        x = np.arange(-128, 128, dtype=np.int8)
+        assert np.array_equal(Streamer(res.graph).step(x.reshape(res.graph.input_shape)),
+                              TfliteOracle(p).step(x)), f"scale {s}, zero point {z}"
+
+
+def test_softmax_equals_tflite(tmp_path):
+    from tflite.BuiltinOperator import BuiltinOperator as B
+    from tflite.BuiltinOptions import BuiltinOptions as BO
+    import importlib
+    SO = importlib.import_module("tflite.SoftmaxOptions")
+    rng = np.random.default_rng(6)
+    for trial in range(5):
+        s, z, c = float(rng.uniform(0.02, 0.6)), int(rng.integers(-40, 40)), int(rng.integers(2, 40))
+        p = _one_op_model(tmp_path, f"softmax{trial}", B.SOFTMAX, (1, c), (s, z), (1, c), (1 / 256, -128),
+                          BO.SoftmaxOptions, lambda b: (SO.Start(b), SO.AddBeta(b, 1.0), SO.End(b))[-1])
+        res = import_tflite(p)
+        oracle = TfliteOracle(p)
+        for _ in range(150):
+            spread = int(rng.integers(1, 128))
+            x = np.clip(rng.integers(-spread, spread + 1, c) + z, -128, 127).astype(np.int8)
+            assert np.array_equal(Streamer(res.graph).step(x.reshape(res.graph.input_shape)), oracle.step(x))
+
+
+def test_average_pool_equals_tflite(tmp_path):
+    from tflite.BuiltinOperator import BuiltinOperator as B
+    from tflite.BuiltinOptions import BuiltinOptions as BO
+    import importlib
+    P2 = importlib.import_module("tflite.Pool2DOptions")
+    rng = np.random.default_rng(7)
+    for trial, (h, w, act) in enumerate([(25, 5, 0), (7, 3, 1), (1, 9, 0)]):
+        c, s, z = 8, 0.05, int(rng.integers(-20, 20))
+        p = _one_op_model(tmp_path, f"pool{trial}", B.AVERAGE_POOL_2D, (1, h, w, c), (s, z), (1, 1, 1, c), (s, z),
+                          BO.Pool2DOptions,
+                          lambda b, h=h, w=w, a=act: (P2.Start(b), P2.AddPadding(b, 1), P2.AddStrideH(b, 1),
+                                                      P2.AddStrideW(b, 1), P2.AddFilterHeight(b, h),
+                                                      P2.AddFilterWidth(b, w), P2.AddFusedActivationFunction(b, a),
+                                                      P2.End(b))[-1])
+        res = import_tflite(p)
+        oracle = TfliteOracle(p)
+        for _ in range(100):
+            x = rng.integers(-128, 128, (h, w, c)).astype(np.int8)
+            assert np.array_equal(Streamer(res.graph).step(x.reshape(res.graph.input_shape)), oracle.step(x))
+
+
+@pytest.fixture(scope="module")
+def mlperf_tflite(tmp_path_factory):
+    """pqlr's DS-CNN in the MLPerf Tiny KWS geometry (49×10 MFCC, 64 channels, 4 blocks, 12 classes), calibrated
+    int8, exported with TFLite's schema, SOFTMAX appended: CONV_2D (10×4, stride 2, SAME), DEPTHWISE_CONV_2D,
+    1×1 CONV_2D, AVERAGE_POOL_2D, FULLY_CONNECTED, SOFTMAX — the MLPerf KWS model's ops."""
+    import torch
+    from hostside.compress.quant import build_quantnet
+    from hostside.importer.tflite_writer import export_tflite
+    from hostside.models import build_model
+    from hostside.models.ops import float_ops
+    torch.manual_seed(0)
+    m = build_model("dscnn-mlperf", (49, 10), 12).eval()
+    x = np.random.default_rng(0).normal(0, 3, size=(48, 49, 10)).astype(np.float32)
+    g = build_quantnet(float_ops(m), (49, 10), 8, 8, 8, calib=x).to_int_graph()
+    p = export_tflite(g, tmp_path_factory.mktemp("mlperf") / "dscnn_mlperf.tflite")
+    return p, np.stack([g.quantize_input(f) for f in x])
+
+
+def test_mlperf_geometry_bit_exact_with_tflite(mlperf_tflite):
+    p, xs = mlperf_tflite
+    res = import_tflite(p)
+    ops = [L.op for L in res.graph.layers]
+    assert ops[0] == "conv2d" and "meanpool" in ops and ops[-1] == "softmax"
+    oracle = TfliteOracle(p)
+    for k, x in enumerate(xs[:24]):
+        want = oracle.step(x)
+        out, tensors = Streamer(res.graph).step(x.reshape(res.graph.input_shape), dump=True)
+        for li, t in enumerate(res.layer_tensors):
+            assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), f"input {k}, layer {li}"
+        assert np.array_equal(out, want)

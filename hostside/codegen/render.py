@@ -8,7 +8,7 @@ from .. import __version__
 from ..artifact import FORMAT_VERSION, HEADER_SIZE, Artifact
 from ..boards import Board, kind_of
 from ..errors import PqlrError
-from ..graph import SCALAR_REQUANT_OPS
+from ..graph import SCALAR_PARAM_OPS
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
 CORE_FILES = ("platform.h", "pqlr.h", "pqlr_sha256.h", "runtime.c", "sha256.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
@@ -213,8 +213,8 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
             "kh": L.kernel[0], "kw": L.kernel[1], "sh": L.stride[0], "sw": L.stride[1],
             "pad_t": L.pad[0], "pad_l": L.pad[1], "pad_b": L.pad[2], "pad_r": L.pad[3],
             "in_zp": L.in_zp, "out_zp": L.out_zp, "act_min": L.act_min, "act_max": L.act_max,
-            "multiplier": int(L.multiplier[0]) if L.op in SCALAR_REQUANT_OPS else 0,
-            "shift": int(L.shift[0]) if L.op in SCALAR_REQUANT_OPS else 0, "wbits": L.wbits,
+            "multiplier": int(L.multiplier[0]) if L.op in SCALAR_PARAM_OPS else 0,
+            "shift": int(L.shift[0]) if L.op in SCALAR_PARAM_OPS else 0, "wbits": L.wbits,
             "inplace": int(bool(art.inplace and art.inplace[i])), "ra": L.ra, "rb": L.rb, "m2": L.m2, "s2": L.s2,
             "in2_zp": L.in2_zp, "skip": L.skip, "heads": L.heads, "round_twice": int(L.rounding == "double"),
             "scratch_off": aux,

@@ -37,7 +37,8 @@ import numpy as np
 from ..errors import PqlrError
 from ..graph import IntGraph, Layer
 
-SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "LOGISTIC", "QUANTIZE (int8 → uint8, "
+SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "LOGISTIC", "SOFTMAX",
+             "AVERAGE_POOL_2D (over the whole map)", "QUANTIZE (int8 → uint8, "
              "last op)", "CONCATENATION (streaming state)", "STRIDED_SLICE (streaming state, MixConv)",
              "SPLIT_V (MixConv)", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 INT8, UINT8, INT32, RESOURCE = 9, 3, 2, 13
@@ -521,6 +522,40 @@ class _Importer:
                             out_shape=in_shape, in_zp=x.z, out_zp=y.z, act_min=-128, act_max=127, in_scale=x.s,
                             out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32),
                             weights=table.reshape(1, 256)), y.index, "lut (logistic)")
+
+    def op_AVERAGE_POOL_2D(self, k, op):
+        where = self._where(k)
+        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
+        self._q8(x, where, "input")
+        self._q8(y, where, "output")
+        in_shape = self._chain_input(k, x.index)
+        o = self._options(op, self.r.tflite.Pool2DOptions)
+        out_shape = _hwc(y.shape, where)
+        if (o.FilterHeight(), o.FilterWidth()) != in_shape[:2] or out_shape != (1, 1, in_shape[2]):
+            raise TfliteImportError(f"{where}: only an average pool over the whole {in_shape[0]}×{in_shape[1]} map is "
+                                    f"supported (filter {o.FilterHeight()}×{o.FilterWidth()})")
+        if not self._same_q(x, y):
+            raise TfliteImportError(f"{where}: input and output quantisation differ (TFLite requires them equal)")
+        lo, hi = _act_range(o.FusedActivationFunction(), y, where)
+        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_meanpool", op="meanpool", in_shape=in_shape,
+                            out_shape=out_shape, in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s,
+                            out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32)), y.index)
+
+    def op_SOFTMAX(self, k, op):
+        from ..reference.tflite_ops import softmax_params
+        where = self._where(k)
+        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
+        self._q8(x, where, "input")
+        self._q8(y, where, "output")
+        in_shape = self._chain_input(k, x.index)
+        if y.z != -128 or abs(y.s - 1 / 256) > 1e-3 / 256:
+            raise TfliteImportError(f"{where}: an int8 softmax's output must have scale 1/256 and zero point −128")
+        beta = self._options(op, self.r.tflite.SoftmaxOptions).Beta()
+        M, s, diff_min = softmax_params(x.s, beta)
+        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_softmax", op="softmax", in_shape=in_shape,
+                            out_shape=in_shape, in_zp=x.z, out_zp=y.z, act_min=-128, act_max=127, in_scale=x.s,
+                            out_scale=y.s, multiplier=np.array([M], np.int32), shift=np.array([s], np.int32),
+                            m2=diff_min), y.index)
 
     def op_QUANTIZE(self, k, op):
         where = self._where(k)

@@ -124,7 +124,8 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     - pointwise with Cout ≤ Cin and all weights at hand (one tile, or xip): PW_PIXEL_BLOCK pixels at a time,
       their outputs gathered in a PW_PIXEL_BLOCK × Cout temporary, so a pixel is overwritten only after it
       is consumed;
-    - average pooling: channel by channel (output channel c overwrites input pixel 0 channel c, read only by c);
+    - average pooling (both rules): channel by channel (output channel c overwrites input pixel 0 channel c, read
+      only by c); softmax: each pixel's row is read whole (maximum, sum) before its outputs are written;
     - add, gelu, lut: element by element; reshape: the same bytes (always aliased, nothing is written);
     - layer norm with all its channels at hand: pixel by pixel (the pixel's sums first, then its channels);
     - attention: not in place; a scratch of 4·(2T + hd) bytes holds one query's int32 exps (T tokens), the
@@ -143,7 +144,7 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
             return True, PW_PIXEL_BLOCK * layer.out_shape[2]
-    elif layer.op in ("avgpool", "add", "gelu", "lut", "reshape"):
+    elif layer.op in ("avgpool", "meanpool", "add", "gelu", "lut", "reshape", "softmax"):
         return True, 0
     elif layer.op == "layernorm":
         return single_tile, 0

@@ -118,6 +118,16 @@ def gelu(x: np.ndarray, L: Layer) -> np.ndarray:
 lut = gelu          # the same lookup; the table says which function
 
 
+def meanpool(x: np.ndarray, L: Layer) -> np.ndarray:
+    from .tflite_ops import mean_pool
+    return mean_pool(x, L.act_min, L.act_max).reshape(L.out_shape)
+
+
+def softmax(x: np.ndarray, L: Layer) -> np.ndarray:
+    from .tflite_ops import softmax as tfl_softmax
+    return tfl_softmax(x, int(L.multiplier[0]), int(L.shift[0]), L.m2).reshape(L.out_shape)
+
+
 def stream(x: np.ndarray, L: Layer, state: np.ndarray | None = None) -> np.ndarray:
     """state ‖ x along H; `state` None: the layer's initial state (its constant rows)."""
     s_rows = L.out_shape[0] - L.in_shape[0]
@@ -132,7 +142,8 @@ def initial_state(L: Layer) -> np.ndarray:
 
 
 KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpool": avgpool, "fc": fc,
-           "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape, "lut": lut, "stream": stream}
+           "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape, "lut": lut, "stream": stream,
+           "meanpool": meanpool, "softmax": softmax}
 
 
 def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None = None):
