@@ -297,9 +297,10 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             _fail(f"layer {li}: pointwise conv changes the spatial shape")
         elif op in ("avgpool", "meanpool") and out_shape != (1, 1, in_shape[2]):
             _fail(f"layer {li}: average pool output must be 1×1×C")
-        elif op == "softmax" and (out_shape != in_shape or not 1 <= S <= 31 or M <= 0 or m2 > 0):
-            _fail(f"layer {li}: softmax must keep its shape, with a multiplier > 0, a left shift in [1, 31] and "
-                  f"diff_min ≤ 0")
+        elif op == "softmax" and (out_shape != in_shape or not 1 <= S <= 31 or M <= 0 or m2 > 0
+                                  or in_shape[2] > 256):
+            _fail(f"layer {li}: softmax must keep its shape, with a multiplier > 0, a left shift in [1, 31], "
+                  f"diff_min ≤ 0 and at most 256 channels (the output shift stays below 32)")
         elif op == "fc" and out_shape[:2] != (1, 1):
             _fail(f"layer {li}: fully connected output must be 1×1×C")
         elif op == "stream" and (out_shape[1:] != in_shape[1:] or out_shape[0] <= in_shape[0]):

@@ -352,3 +352,46 @@ def test_mlperf_geometry_bit_exact_with_tflite(mlperf_tflite):
         for li, t in enumerate(res.layer_tensors):
             assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), f"input {k}, layer {li}"
         assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("kernels", ["ref", "rv32"])
+def test_mlperf_geometry_on_host_firmware(tmp_path, mlperf_tflite, kernels):
+    """The imported MLPerf-geometry model (average pool and softmax by TFLite's rules, double rounding) in the C
+    firmware equals the reference, itself equal to TFLite above."""
+    p, xs = mlperf_tflite
+    g = import_tflite(p).graph
+    got = _firmware_run(tmp_path, g, xs, kernels=kernels)[0]
+    assert np.array_equal(got, np.stack([Streamer(g).step(x.reshape(g.input_shape)) for x in xs]))
+
+
+@pytest.mark.emulator
+def test_mlperf_geometry_on_qemu(tmp_path, mlperf_tflite):
+    p, xs = mlperf_tflite
+    g = import_tflite(p).graph
+    got, art, res = _firmware_run(tmp_path, g, xs[:8], board_name="rv32-virt", kernels="rv32")
+    assert np.array_equal(got, np.stack([Streamer(g).step(x.reshape(g.input_shape)) for x in xs[:8]]))
+    assert res.ram["arena"] == art.arena_bytes
+
+
+def test_softmax_and_logistic_on_host_firmware(tmp_path):
+    """The C softmax (gemmlowp transcribed) and the logistic table against the reference on wide-spread inputs."""
+    import importlib
+    from tflite.BuiltinOperator import BuiltinOperator as B
+    from tflite.BuiltinOptions import BuiltinOptions as BO
+    SO = importlib.import_module("tflite.SoftmaxOptions")
+    rng = np.random.default_rng(8)
+    for trial, (c, s) in enumerate([(12, 0.3), (37, 0.05), (256, 0.5)]):
+        p = _one_op_model(tmp_path, f"sm{trial}", B.SOFTMAX, (1, c), (s, 3), (1, c), (1 / 256, -128),
+                          BO.SoftmaxOptions, lambda b: (SO.Start(b), SO.AddBeta(b, 1.0), SO.End(b))[-1])
+        g = import_tflite(p).graph
+        xs = np.stack([np.clip(rng.integers(-k, k + 1, c), -128, 127).astype(np.int8).reshape(g.input_shape)
+                       for k in rng.integers(1, 128, 150)])
+        (tmp_path / f"fw{trial}").mkdir()
+        got = _firmware_run(tmp_path / f"fw{trial}", g, xs)[0]
+        want = np.stack([TfliteOracle(p).step(x) for x in xs])
+        assert np.array_equal(got, want)
+    p = _one_op_model(tmp_path, "lg", B.LOGISTIC, (1, 256), (0.07, -9), (1, 256), (1 / 256, -128))
+    g = import_tflite(p).graph
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, *g.input_shape)
+    (tmp_path / "fwl").mkdir()
+    assert np.array_equal(_firmware_run(tmp_path / "fwl", g, x)[0][0], TfliteOracle(p).step(x))

@@ -193,3 +193,98 @@ void pqlr_stream(PQLR_KERNEL_ARGS) {
     for (uint32_t i = 0; i < state; i++) out[i] = out[i + fresh];
     for (uint32_t i = 0; i < fresh; i++) out[state + i] = in[i];
 }
+
+void pqlr_meanpool(PQLR_KERNEL_ARGS) {
+    /* per channel: Σ x over the map, divided by the count, rounded half away from zero (C's truncating `/`
+     * on the nudged sum, as TFLite's reference), clamped; channel c overwrites pixel 0's channel c (in place) */
+    (void)tile; (void)scratch;
+    const int32_t P = L->in_h * L->in_w, C = L->in_c;
+    for (int c = c0; c < c0 + n; c++) {
+        const int8_t *x = in + c;
+        int32_t acc = 0;
+        for (int32_t p = 0; p < P; p++, x += C) acc += *x;
+        int32_t q = acc > 0 ? (acc + P / 2) / P : (acc - P / 2) / P;
+        out[c] = (int8_t)(q < L->act_min ? L->act_min : (q > L->act_max ? L->act_max : q));
+    }
+}
+
+/* gemmlowp's fixed point on int32, transcribed line by line from hostside/reference/tflite_ops.py */
+static int32_t g_srdhm(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * b;
+    int64_t num = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
+    return (int32_t)(num >= 0 ? (num >> 31) : -((-num) >> 31));
+}
+
+static int32_t g_rdbpot(int32_t x, int e) {
+    int32_t mask = (int32_t)((1u << e) - 1u);
+    int32_t rem = x & mask, thr = (mask >> 1) + (x < 0);
+    return (x >> e) + (rem > thr);
+}
+
+static int32_t g_shl_sat(int32_t x, int e) {
+    int32_t thr = (int32_t)((1u << (31 - e)) - 1u);
+    if (x > thr) return INT32_MAX;
+    if (x < -thr) return INT32_MIN;
+    return (int32_t)((uint32_t)x << e);
+}
+
+static int32_t g_exp_quarter(int32_t a) {            /* exp on [−1/4, 0), Q0.31 */
+    const int32_t c = 1895147668, third = 715827883;
+    int32_t x = a + (1 << 28);
+    int32_t x2 = g_srdhm(x, x), x3 = g_srdhm(x2, x), x4 = g_srdhm(x2, x2);
+    int32_t poly = g_rdbpot(g_srdhm(g_rdbpot(x4, 2) + x3, third) + x2, 1);
+    return c + g_srdhm(c, x + poly);
+}
+
+static int32_t g_exp_neg(int32_t a) {               /* exp_on_negative_values: Q5.26 ≤ 0 → Q0.31 */
+    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int32_t quarter = 1 << 24;
+    int32_t a_mod = (a & (quarter - 1)) - quarter;
+    int32_t r = g_exp_quarter(g_shl_sat(a_mod, 5));
+    int32_t rem = a_mod - a;
+    for (int i = 0; i < 7; i++)
+        if ((rem >> (24 + i)) & 1) r = g_srdhm(r, barrel[i]);
+    return a == 0 ? INT32_MAX : r;
+}
+
+static int32_t g_one_over_one_plus_x(int32_t a) {    /* Newton–Raphson in Q2.29; Q0.31 in and out */
+    int64_t s = (int64_t)a + INT32_MAX;
+    int32_t half = (int32_t)((s + (s >= 0 ? 1 : -1)) / 2);
+    int32_t x = 1515870810 + g_srdhm(half, -1010580540);
+    for (int i = 0; i < 3; i++) {
+        int32_t one_minus = (1 << 29) - g_srdhm(half, x);
+        x = x + g_shl_sat(g_srdhm(x, one_minus), 2);
+    }
+    return g_shl_sat(x, 1);
+}
+
+void pqlr_softmax(PQLR_KERNEL_ARGS) {
+    /* TFLite's reference int8 softmax over each pixel's channels; output scale 1/256, zero point −128. The row is
+     * read whole (maximum, sum of exps) before any output is written, so it may run in place. */
+    (void)tile; (void)c0; (void)n; (void)scratch;
+    const int C = L->in_c, P = L->in_h * L->in_w;
+    const int32_t M = L->multiplier, ls = L->shift, dmin = L->m2;
+    for (int p = 0; p < P; p++) {
+        const int8_t *x = in + p * C;
+        int8_t *y = out + p * C;
+        int32_t mx = -128, sum = 0;
+        for (int c = 0; c < C; c++) mx = x[c] > mx ? x[c] : mx;
+        for (int c = 0; c < C; c++) {
+            int32_t d = x[c] - mx;
+            if (d >= dmin) sum += g_rdbpot(g_exp_neg(g_srdhm(d * (1 << ls), M)), 12);
+        }
+        uint32_t us = (uint32_t)sum;
+        int h = __builtin_clz(us);                     /* sum ≥ 2^19: the maximum's exp alone */
+        int bits = 12 - h;
+        int32_t recip = g_one_over_one_plus_x((int32_t)((us << h) - (1u << 31)));
+        for (int c = 0; c < C; c++) {
+            int32_t d = x[c] - mx, v = -128;
+            if (d >= dmin) {
+                v = g_rdbpot(g_srdhm(recip, g_exp_neg(g_srdhm(d * (1 << ls), M))), bits + 31 - 8) - 128;
+                v = v < -128 ? -128 : (v > 127 ? 127 : v);
+            }
+            y[c] = (int8_t)v;
+        }
+    }
+}

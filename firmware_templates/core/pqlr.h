@@ -11,7 +11,7 @@
 
 enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5,
        PQLR_OP_ADD = 6, PQLR_OP_LAYERNORM = 7, PQLR_OP_ATTENTION = 8, PQLR_OP_GELU = 9, PQLR_OP_RESHAPE = 10,
-       PQLR_OP_STREAM = 11, PQLR_OP_LUT = 12 };
+       PQLR_OP_STREAM = 11, PQLR_OP_LUT = 12, PQLR_OP_MEANPOOL = 13, PQLR_OP_SOFTMAX = 14 };
 
 /* Constants of the transformer ops (hostside/graph.py states the arithmetic and derives them). */
 #define PQLR_LN_BITS 7          /* layer norm: (x − mean)/std in units of 2^-7 */
@@ -81,6 +81,10 @@ void pqlr_reshape(PQLR_KERNEL_ARGS);
  * state by the input's rows and appends the input. pqlr_lut: y = table[x + 128] (the tile's one row). */
 void pqlr_stream(PQLR_KERNEL_ARGS);
 void pqlr_lut(PQLR_KERNEL_ARGS);
+/* TFLite's AVERAGE_POOL_2D over the whole map (rounded division, input's quantisation) and int8 SOFTMAX (gemmlowp
+ * fixed point: multiplier = input multiplier, shift = its left shift, m2 = diff_min); imported models. */
+void pqlr_meanpool(PQLR_KERNEL_ARGS);
+void pqlr_softmax(PQLR_KERNEL_ARGS);
 /* Load every stream layer's initial state (its tiles) into its rows: at boot, after the arena is painted. */
 int pqlr_model_reset(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);
 
