@@ -395,3 +395,33 @@ def test_softmax_and_logistic_on_host_firmware(tmp_path):
     x = np.arange(-128, 128, dtype=np.int8).reshape(1, *g.input_shape)
     (tmp_path / "fwl").mkdir()
     assert np.array_equal(_firmware_run(tmp_path / "fwl", g, x)[0][0], TfliteOracle(p).step(x))
+
+
+def test_c_double_rounding_equals_gemmlowp_on_extremes(tmp_path):
+    """pqlr.h's pqlr_mul_twice (the firmware's double rounding) against hostside.graph.double_round on int32 extremes,
+    left and right shifts, compiled with the host's cc."""
+    import shutil
+    import subprocess
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no host C compiler")
+    core = Path(__file__).resolve().parents[1] / "firmware_templates" / "core"
+    (tmp_path / "model.h").write_text("#define PQLR_DOUBLE_ROUNDING 1\n#define PQLR_MODEL_CONST const\n")
+    rng = np.random.default_rng(9)
+    n = 20000
+    acc = np.concatenate([rng.integers(-2**31, 2**31, n // 2), rng.integers(-70000, 70000, n // 2)])
+    acc[:4] = [-2**31, 2**31 - 1, 0, -1]
+    M = rng.integers(2**30, 2**31, n)
+    s = rng.integers(20, 63, n)                 # about a quarter left shifts (s < 31), the rest right shifts
+    src = tmp_path / "t.c"
+    src.write_text('#include <stdio.h>\n#include "pqlr.h"\nuint8_t pqlr_round_twice = 1;\n'
+                   "int main(void) { long a, m, s; while (scanf(\"%ld %ld %ld\", &a, &m, &s) == 3) "
+                   "printf(\"%d\\n\", pqlr_mul_twice((int32_t)a, (int32_t)m, (int32_t)s)); return 0; }\n")
+    exe = tmp_path / "t"
+    subprocess.run([cc, "-O2", "-std=c99", "-I", str(tmp_path), "-I", str(core), str(src), "-o", str(exe)], check=True)
+    # left shifts wrap in int32 as TFLite's x * (1 << left) does; keep those cases in range like real layers
+    small = s < 31
+    acc[small] = acc[small] >> (31 - s[small])
+    out = subprocess.run([str(exe)], input="\n".join(f"{a} {m} {k}" for a, m, k in zip(acc, M, s)), text=True,
+                         capture_output=True, check=True).stdout.split()
+    assert [int(v) for v in out] == double_round(acc, M, s).tolist()

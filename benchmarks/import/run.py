@@ -33,11 +33,34 @@ HERE = Path(__file__).resolve().parent
 CPU_HZ = 160_000_000
 
 
+def version(dist: str) -> str:
+    from importlib.metadata import version as v
+    return v(dist)
+
+
+def export_mlperf_geometry(path: Path) -> None:
+    """pqlr's DS-CNN in the MLPerf Tiny KWS geometry, seeded and calibrated, written as .tflite (as the tests do)."""
+    import numpy as np
+    import torch
+    from hostside.compress.quant import build_quantnet
+    from hostside.importer.tflite_writer import export_tflite
+    from hostside.models import build_model
+    from hostside.models.ops import float_ops
+    torch.manual_seed(0)
+    m = build_model("dscnn-mlperf", (49, 10), 12).eval()
+    x = np.random.default_rng(0).normal(0, 3, size=(48, 49, 10)).astype(np.float32)
+    export_tflite(build_quantnet(float_ops(m), (49, 10), 8, 8, 8, calib=x).to_int_graph(), path)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=60, help="steps run on the emulated board per model (default 60)")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "bench-import")
-    ap.add_argument("--models", default="alexa,hey_jarvis,hey_mycroft,okay_nabu")
+    ap.add_argument("--models", default="alexa,hey_jarvis,hey_mycroft,okay_nabu",
+                    help="pymicro-wakeword models to run (comma-separated; empty: none)")
+    ap.add_argument("--mlperf", type=Path, default=None,
+                    help="MLPerf Tiny's kws_ref_model.tflite (from mlcommons/tiny; pqlr does not ship or download it)")
+    ap.add_argument("--check-steps", type=int, default=200, help="steps compared with the TFLite interpreter")
     args = ap.parse_args()
     import pymicro_wakeword
     models_dir = Path(pymicro_wakeword.__file__).parent / "models"
@@ -45,32 +68,47 @@ def main() -> int:
     kernels = json.loads((HERE.parent / "kernels" / "results.json").read_text())
     today = kernels.get("dscnn_int8_instructions_per_inference")
     rows = []
-    for name in args.models.split(","):
-        src = models_dir / f"{name}.tflite"
+    jobs = []                                     # (name, .tflite, source, manifest, seconds of audio per step)
+    for name in [m for m in args.models.split(",") if m]:
         manifest = json.loads((models_dir / f"{name}.json").read_text())
+        jobs.append((name, models_dir / f"{name}.tflite",
+                     f"pymicro-wakeword {version('pymicro-wakeword')}, models/{name}.tflite", manifest, None))
+    mlperf_geom = args.work / "pqlr_dscnn_mlperf.tflite"
+    export_mlperf_geometry(mlperf_geom)
+    jobs.append(("pqlr_dscnn_mlperf_geometry", mlperf_geom, "pqlr's DS-CNN in the MLPerf Tiny KWS geometry (untrained, "
+                 "seeded, calibrated int8), written by hostside/importer/tflite_writer.py", {}, 0.1))
+    if args.mlperf:
+        jobs.append(("mlperf_kws_ref_model", args.mlperf, f"{args.mlperf} (MLPerf Tiny's kws_ref_model.tflite, "
+                     f"mlcommons/tiny benchmark/training/keyword_spotting/trained_models; supplied with --mlperf, "
+                     f"not distributed with pqlr)", {}, 0.1))
+    for name, src, source, manifest, hop_s in jobs:
         micro = manifest.get("micro", {})
         out = args.work / name
         t0 = time.time()
-        imp = api.import_model(src, board, out / "model.bin", check_steps=200)
+        imp = api.import_model(src, board, out / "model.bin", check_steps=args.check_steps)
         rep = api.bench(board, out / "model.bin", out / "bench", runs=args.runs)["report"]
         by_op = defaultdict(lambda: {"instructions": 0.0, "macs": 0})
         for L in rep["layers"]:
             by_op[L["op"]]["instructions"] += L["instructions"] or 0
             by_op[L["op"]]["macs"] += L["macs"]
         instr = rep["instructions_per_inference"]["value"]
-        g_rows = json.loads((out / "model.json").read_text())["input"]["shape"][0]
-        step_ms = g_rows * micro.get("feature_step_size", 10)
+        if hop_s is None:                          # a streaming model: one step per input's frames
+            g_rows = json.loads((out / "model.json").read_text())["input"]["shape"][0]
+            step_ms = g_rows * micro.get("feature_step_size", 10)
+            cadence = f"one step per {step_ms} ms of audio ({g_rows} feature frames)"
+        else:
+            step_ms = hop_s * 1000
+            cadence = f"a 1 s window every {step_ms:.0f} ms"
         steps_per_s = 1000.0 / step_ms
         lat = rep["latency_ms"]
         rows.append({
-            "model": name, "wake_word": manifest.get("wake_word"),
-            "source": f"pymicro-wakeword {pymicro_wakeword.__dict__.get('__version__', '')} models/{name}.tflite".strip(),
+            "model": name, "wake_word": manifest.get("wake_word"), "source": source, "cadence": cadence,
             "import_check": imp["check"], "layers": imp["layers"], "macs_per_step": imp["macs"],
-            "state_bytes": imp["state_bytes"], "model_bin_bytes": imp["bytes"],
+            "state_bytes": imp["state_bytes"], "model_bin_bytes": imp["bytes"], "rounding": imp["rounding"],
             "bit_exact_on_board": rep["bit_exact"], "steps_run": rep["runs"],
             "instructions_per_step": instr, "instructions_per_mac": rep["instructions_per_inference"]["per_mac"],
             "per_op": {op: {"instructions": round(v["instructions"]), "macs": v["macs"],
-                            "per_mac": round(v["instructions"] / v["macs"], 2) if v["macs"] else None}
+                            "per_mac": round(v["instructions"] / v["macs"], 2) if v["macs"] and op != "lut" else None}
                        for op, v in sorted(by_op.items())},
             "flash_bytes_per_step": rep["flash_bytes_per_inference"],
             "peak_ram_bytes": rep["peak_ram_bytes"]["value"], "ram_parts": rep["peak_ram_bytes"]["parts"],
@@ -86,9 +124,9 @@ def main() -> int:
             "energy_per_hour_mj": {"value": None, "reason": "current is measured only on a physical board with a "
                                    "sensor or a PPK2; this run is emulated"},
             "tflm": {"tensor_arena_bytes": micro.get("tensor_arena_size"),
-                     "provenance": f"the model's manifest in pymicro-wakeword (models/{name}.json, "
-                                   f"micro.tensor_arena_size): what ESPHome allocates for TFLite Micro; not measured "
-                                   f"here (TFLite Micro is not built in this benchmark)"},
+                     "provenance": (f"the model's manifest in pymicro-wakeword (micro.tensor_arena_size): what "
+                                    f"ESPHome allocates for TFLite Micro; not measured here") if micro else
+                                   "no manifest; TFLite Micro is not built in this benchmark"},
             "seconds": round(time.time() - t0, 1),
         })
         print(f"{name}: {instr:,.0f} instructions/step, {rows[-1]['cpu_duty_at_160mhz']['value'] * 100:.1f} % CPU at "
@@ -113,29 +151,42 @@ def main() -> int:
     return 0
 
 
+OPS_SHOWN = ("conv2d", "dwconv2d", "pwconv2d", "fc", "meanpool", "softmax", "stream", "lut", "reshape")
+
+
 def markdown(r: dict) -> str:
     L = ["# Imported models on the emulated board (rv32-virt)", "",
          f"Command: `{r['command']}` ({r['date']}). Board: {r['board']}.", "",
-         "Each model: `pqlr import` (checked against the TFLite interpreter, every layer, 200 steps), then "
-         "`pqlr bench --board rv32-virt` with the tuned rv32 kernels, its state carried from step to step.", "",
-         "| model | MACs/step | instructions/step | per MAC | steps/s | CPU at 160 MHz | +flash | peak RAM (painted) "
+         "Each model: `pqlr import` (checked against the TFLite interpreter, every layer), then "
+         "`pqlr bench --board rv32-virt` with the tuned rv32 kernels, a streaming model's state carried from step "
+         "to step. Sources: " + "; ".join(f"{m['model']}: {m['source']}" for m in r["models"]) + ".", "",
+         "| model | cadence | MACs/step | instructions/step | per MAC | steps/s | CPU at 160 MHz | +flash | peak RAM (painted) "
          "| of which state | TFLM arena (manifest) | model.bin | code .text | bit-exact |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in r["models"]:
-        L.append(f"| {m['model']} | {m['macs_per_step']:,} | {m['instructions_per_step']:,.0f} | "
+        L.append(f"| {m['model']} | {m['cadence']} | {m['macs_per_step']:,} | {m['instructions_per_step']:,.0f} | "
                  f"{m['instructions_per_mac']:.2f} | {m['steps_per_second']:.1f} | "
                  f"{m['cpu_duty_at_160mhz']['value'] * 100:.1f} % | {m['cpu_and_flash_duty_at_160mhz']['value'] * 100:.1f} % | "
                  f"{m['peak_ram_bytes']:,} B | {m['state_bytes']:,} B | {m['tflm']['tensor_arena_bytes'] or 0:,} B | "
                  f"{m['model_bin_bytes']:,} B | {m['code_bytes']['text']:,} B | {m['bit_exact_on_board']} |")
     L += ["", "Instructions per op type (per step):", "",
-          "| model | " + " | ".join(["conv2d", "dwconv2d", "pwconv2d", "fc", "stream", "lut", "reshape"]) + " |",
-          "|---|" + "---|" * 7]
+          "| model | " + " | ".join(OPS_SHOWN) + " |",
+          "|---|" + "---|" * len(OPS_SHOWN)]
     for m in r["models"]:
         cells = []
-        for op in ["conv2d", "dwconv2d", "pwconv2d", "fc", "stream", "lut", "reshape"]:
+        for op in OPS_SHOWN:
             v = m["per_op"].get(op)
             cells.append("–" if not v else f"{v['instructions']:,}" + (f" ({v['per_mac']}/MAC)" if v["per_mac"] else ""))
         L.append(f"| {m['model']} | " + " | ".join(cells) + " |")
+    ref = next((m for m in r["models"] if m["model"] == "mlperf_kws_ref_model"), None)
+    if ref:
+        q = r["peers_quoted"]
+        L += ["", f"MLPerf Tiny's own KWS model, imported: {ref['instructions_per_step'] / 1e6:.2f} M instructions per "
+              f"inference on the tuned kernels, bit-exact with TFLite ({ref['rounding']} rounding), beside the counts "
+              f"quoted in issue #14 for TFLite Micro on the same QEMU: {q['mlperf_kws_tflm_esp_nn_instructions'] / 1e6:.1f} M "
+              f"with ESP-NN's generic C kernels ({q['mlperf_kws_tflm_esp_nn_instructions'] / ref['instructions_per_step']:.2f}× "
+              f"more) and {q['mlperf_kws_tflm_reference_instructions'] / 1e6:.1f} M with its reference kernels (quoted, not "
+              f"measured by this script)."]
     b = r.get("today_detector")
     if b:
         L += ["", f"Today's detector for comparison: {b['what']}: {b['instructions_per_inference']:,} instructions × "
@@ -147,7 +198,7 @@ def markdown(r: dict) -> str:
           "Energy per hour needs a measured current: null here. Peer counts quoted in issue #14 for the MLPerf KWS "
           f"model: TFLM + ESP-NN {r['peers_quoted']['mlperf_kws_tflm_esp_nn_instructions'] / 1e6:.1f} M, TFLM "
           f"reference {r['peers_quoted']['mlperf_kws_tflm_reference_instructions'] / 1e6:.1f} M instructions per "
-          "inference (not measured here; the MLPerf model's AVERAGE_POOL_2D and SOFTMAX are not imported yet)."]
+          "inference (not measured here)."]
     return "\n".join(L) + "\n"
 
 

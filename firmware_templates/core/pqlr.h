@@ -95,13 +95,12 @@ extern uint8_t pqlr_round_twice;
 
 /* TFLite's default MultiplyByQuantizedMultiplier: gemmlowp's SaturatingRoundingDoublingHighMul of acc·2^left by M,
  * then RoundingDivideByPOT by right (left = max(0, 31 − s), right = max(0, s − 31)); hostside/graph.py's
- * double_round, bit for bit. The division by 2^31 rounds toward zero as C's `/` does, without a 64-bit divide. */
+ * double_round, bit for bit. For M ≥ 0 (always, here) the high multiply's nudge-and-truncate equals
+ * floor((x·M + 2^30) / 2^31), one 64-bit add and shift; the division by 2^right is gemmlowp's, in int32. */
 static inline int32_t pqlr_mul_twice(int32_t acc, int32_t m, int32_t s) {
     int32_t left = s < 31 ? 31 - s : 0, right = s > 31 ? s - 31 : 0;
     int32_t x = (int32_t)((uint32_t)acc << left);
-    int64_t ab = (int64_t)x * m;
-    int64_t num = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
-    int32_t hi = (int32_t)(num >= 0 ? (num >> 31) : -((-num) >> 31));
+    int32_t hi = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
     int32_t mask = (int32_t)((1u << right) - 1u);
     int32_t rem = hi & mask, thr = (mask >> 1) + (hi < 0);
     return (hi >> right) + (rem > thr);
