@@ -16,6 +16,7 @@ and what `make deps` installs (the RISC-V cross compiler and QEMU).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -61,7 +62,11 @@ def main() -> int:
     ap.add_argument("--mlperf", type=Path, default=None,
                     help="MLPerf Tiny's kws_ref_model.tflite (from mlcommons/tiny; pqlr does not ship or download it)")
     ap.add_argument("--check-steps", type=int, default=200, help="steps compared with the TFLite interpreter")
+    ap.add_argument("--render-only", action="store_true", help="rewrite results.md from results.json")
     args = ap.parse_args()
+    if args.render_only:
+        (HERE / "results.md").write_text(markdown(json.loads((HERE / "results.json").read_text())))
+        return 0
     import pymicro_wakeword
     models_dir = Path(pymicro_wakeword.__file__).parent / "models"
     board = load_board("rv32-virt")
@@ -103,6 +108,7 @@ def main() -> int:
         lat = rep["latency_ms"]
         rows.append({
             "model": name, "wake_word": manifest.get("wake_word"), "source": source, "cadence": cadence,
+            "sha256": hashlib.sha256(Path(src).read_bytes()).hexdigest(),
             "import_check": imp["check"], "layers": imp["layers"], "macs_per_step": imp["macs"],
             "state_bytes": imp["state_bytes"], "model_bin_bytes": imp["bytes"], "rounding": imp["rounding"],
             "bit_exact_on_board": rep["bit_exact"], "steps_run": rep["runs"],
@@ -159,7 +165,8 @@ def markdown(r: dict) -> str:
          f"Command: `{r['command']}` ({r['date']}). Board: {r['board']}.", "",
          "Each model: `pqlr import` (checked against the TFLite interpreter, every layer), then "
          "`pqlr bench --board rv32-virt` with the tuned rv32 kernels, a streaming model's state carried from step "
-         "to step. Sources: " + "; ".join(f"{m['model']}: {m['source']}" for m in r["models"]) + ".", "",
+         "to step. Sources: " + "; ".join(f"{m['model']}: {m['source']} (sha256 {m.get('sha256', '?')[:12]}…)"
+                                         for m in r["models"]) + ".", "",
          "| model | cadence | MACs/step | instructions/step | per MAC | steps/s | CPU at 160 MHz | +flash | peak RAM (painted) "
          "| of which state | TFLM arena (manifest) | model.bin | code .text | bit-exact |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -167,7 +174,8 @@ def markdown(r: dict) -> str:
         L.append(f"| {m['model']} | {m['cadence']} | {m['macs_per_step']:,} | {m['instructions_per_step']:,.0f} | "
                  f"{m['instructions_per_mac']:.2f} | {m['steps_per_second']:.1f} | "
                  f"{m['cpu_duty_at_160mhz']['value'] * 100:.1f} % | {m['cpu_and_flash_duty_at_160mhz']['value'] * 100:.1f} % | "
-                 f"{m['peak_ram_bytes']:,} B | {m['state_bytes']:,} B | {m['tflm']['tensor_arena_bytes'] or 0:,} B | "
+                 f"{m['peak_ram_bytes']:,} B | {m['state_bytes']:,} B | "
+                 f"{(format(m['tflm']['tensor_arena_bytes'], ',') + ' B') if m['tflm']['tensor_arena_bytes'] else '–'} | "
                  f"{m['model_bin_bytes']:,} B | {m['code_bytes']['text']:,} B | {m['bit_exact_on_board']} |")
     L += ["", "Instructions per op type (per step):", "",
           "| model | " + " | ".join(OPS_SHOWN) + " |",
