@@ -125,7 +125,7 @@ def _k(op: str, in_shape, kernel) -> int:
         return in_shape[0] * in_shape[1] * in_shape[2]
     if op == "layernorm":
         return 1
-    if op == "add":
+    if op in ("add", "qadd"):
         return in_shape[2]
     if op in ("gelu", "lut"):
         return 256
@@ -136,7 +136,7 @@ def _k(op: str, in_shape, kernel) -> int:
 
 def _rows(op: str, in_shape, out_shape) -> int:
     """Rows of a layer's parameter table (what tiles cut): see Layer.rows."""
-    if op == "add":
+    if op in ("add", "qadd"):
         return in_shape[0] * in_shape[1]
     if op in ("gelu", "lut"):
         return 1
@@ -287,10 +287,10 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: {what} {v} outside int8")
         if amin > amax:
             _fail(f"layer {li}: act_min {amin} > act_max {amax}")
-        if op in ("conv2d", "dwconv2d"):
+        if op in ("conv2d", "dwconv2d", "maxpool"):
             eh = (in_shape[0] + pad[0] + pad[2] - kernel[0]) // stride[0] + 1
             ew = (in_shape[1] + pad[1] + pad[3] - kernel[1]) // stride[1] + 1
-            ec = in_shape[2] if op == "dwconv2d" else out_shape[2]
+            ec = in_shape[2] if op in ("dwconv2d", "maxpool") else out_shape[2]
             if (eh, ew, ec) != out_shape:
                 _fail(f"layer {li}: output shape {out_shape} inconsistent with input, kernel, stride, padding")
         elif op == "pwconv2d" and out_shape[:2] != in_shape[:2]:
@@ -305,7 +305,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             _fail(f"layer {li}: fully connected output must be 1×1×C")
         elif op == "stream" and (out_shape[1:] != in_shape[1:] or out_shape[0] <= in_shape[0]):
             _fail(f"layer {li}: a stream's output must be its input with state rows before it")
-        elif op in ("add", "layernorm", "gelu", "lut") and out_shape != in_shape:
+        elif op in ("add", "qadd", "layernorm", "gelu", "lut") and out_shape != in_shape:
             _fail(f"layer {li}: {op} must keep its input's shape")
         elif op == "reshape" and int(np.prod(in_shape)) != int(np.prod(out_shape)):
             _fail(f"layer {li}: reshape changes the element count")
@@ -316,9 +316,12 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: attention over {in_shape[0] * in_shape[1]} tokens (at most {MAX_TOKENS})")
             if not 1 <= s2 <= 62 or m2 < 0:
                 _fail(f"layer {li}: attention logit shift {s2} or multiplier {m2} out of range")
-        if op == "add":
-            if not (0 <= ra <= 1 << ADD_BITS and 0 <= rb <= 1 << ADD_BITS):
+        if op in ("add", "qadd"):
+            if op == "add" and not (0 <= ra <= 1 << ADD_BITS and 0 <= rb <= 1 << ADD_BITS):
                 _fail(f"layer {li}: add operand multipliers {ra}, {rb} outside [0, 2^{ADD_BITS}]")
+            if op == "qadd" and not (ra >= 0 and rb >= 0 and 31 <= m2 <= 62 and 31 <= s2 <= 62 and 31 <= S <= 62
+                                     and M >= 0):
+                _fail(f"layer {li}: a TFLite add's multipliers must be ≥ 0 with right shifts in [31, 62]")
             if not -1 <= skip <= li:
                 _fail(f"layer {li}: add reads tensor {skip}, which is not an earlier tensor")
             if skip >= 0:
@@ -338,7 +341,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         if lflags & ~3:
             _fail(f"layer {li}: unknown layer flags {lflags:#x}")
         L.rounding = "double" if lflags & 2 else "single"
-        has_tiles = op in PER_CHANNEL_OPS or op in ("gelu", "lut", "stream") or (op == "add" and skip == -1)
+        has_tiles = op in PER_CHANNEL_OPS or op in ("gelu", "lut", "stream") or (op in ("add", "qadd") and skip == -1)
         if not has_tiles:
             if nt:
                 _fail(f"layer {li}: a {op} has {nt} weight tiles")
@@ -380,7 +383,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             elif any(b.any() for b in bias + mult + shift):
                 _fail(f"layer {li}: a {op}'s tiles carry bias or requantisation values; they must be zero")
             wshape = {"conv2d": (C, kernel[0], kernel[1], in_shape[2]), "dwconv2d": (C, kernel[0], kernel[1]),
-                      "pwconv2d": (C, in_shape[2]), "fc": (C, K), "layernorm": (C, 1), "add": (C, K),
+                      "pwconv2d": (C, in_shape[2]), "fc": (C, K), "layernorm": (C, 1), "add": (C, K), "qadd": (C, K),
                       "gelu": (1, 256), "lut": (1, 256), "stream": (C, K)}[op]
             L.weights = np.concatenate(w).reshape(wshape).copy()
             if wbits == 4 and L.weights.min(initial=0) < -7:

@@ -136,8 +136,8 @@ def _parser() -> argparse.ArgumentParser:
 
     im = sub.add_parser("import", help="a quantised .tflite → model.bin, bit-exact with TFLite",
                         description="Read an int8 TFLite model (TFLite's flatbuffer schema, the `tflite` package) into "
-                        "pqlr's integer graph: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, RESHAPE, LOGISTIC, a final "
-                        "QUANTIZE to uint8, streaming state (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE / CALL_ONCE "
+                        "pqlr's integer graph: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, "
+                        "ADD, RESHAPE, SOFTMAX, LOGISTIC, a final QUANTIZE to uint8, streaming state (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE / CALL_ONCE "
                         "with CONCATENATION and STRIDED_SLICE) and MixConv blocks (SPLIT_V). Anything else is refused "
                         "with its name and op index. Plans it under the board's budgets and writes model.bin and "
                         "model.json. With ai-edge-litert installed (pip install -e '.[import]') it then runs "

@@ -38,6 +38,10 @@ H·W pixels (tokens) of C channels. The transformer ops, integer only in the sty
 - softmax: TFLite's int8 SOFTMAX over the channels of each pixel (gemmlowp fixed point; tflite_ops.softmax):
   M = multiplier[0] and s = shift[0] scale the difference to the row maximum into Q5.26 (s is a left shift
   here), m2 holds diff_min; output scale 1/256, zero point −128.
+- maxpool: TFLite's MAX_POOL_2D (kernel, stride, padding as a conv's; padded taps are skipped), then the clamp;
+  input and output share one quantisation.
+- qadd: TFLite's int8 ADD of t_i and t_skip (or constant rows, as add): each operand (x − zp)·2^20 is scaled by
+  double_round(·, ra, m2) and double_round(·, rb, s2), the sum by double_round(·, M, s), + out_zp, clamped.
 
 Streaming (imported streaming models, e.g. microWakeWord): a `stream` layer holds S = out_h − in_h rows of
 state (S·W pixels of C channels) that persist between inferences. Its output is state ‖ input along H
@@ -57,12 +61,13 @@ import numpy as np
 
 OPS = {"conv2d": 1, "dwconv2d": 2, "pwconv2d": 3, "avgpool": 4, "fc": 5,
        "add": 6, "layernorm": 7, "attention": 8, "gelu": 9, "reshape": 10, "stream": 11, "lut": 12,
-       "meanpool": 13, "softmax": 14}
+       "meanpool": 13, "softmax": 14, "maxpool": 15, "qadd": 16}
+ADD_OPS = ("add", "qadd")                                     # ops with a second operand (t_skip or constant rows)
 OP_NAMES = {v: k for k, v in OPS.items()}
 WEIGHTED_OPS = ("conv2d", "dwconv2d", "pwconv2d", "fc")       # accumulate Σ (x − in_zp)·w per output channel
 PER_CHANNEL_OPS = WEIGHTED_OPS + ("layernorm",)               # per-channel bias, M, s in their tiles
 SCALAR_REQUANT_OPS = ("avgpool", "add", "attention")          # one M, s in the layer entry
-SCALAR_PARAM_OPS = SCALAR_REQUANT_OPS + ("softmax",)           # ops whose layer entry carries M, s
+SCALAR_PARAM_OPS = SCALAR_REQUANT_OPS + ("softmax", "qadd")           # ops whose layer entry carries M, s
 
 # integer constants of the transformer ops (see the module docstring)
 ADD_BITS = 14
@@ -178,8 +183,10 @@ class Layer:
     @property
     def macs(self) -> int:
         oh, ow, oc = self.out_shape
-        if self.op in ("avgpool", "add", "gelu", "layernorm", "lut", "meanpool", "softmax"):
+        if self.op in ("avgpool", "add", "gelu", "layernorm", "lut", "meanpool", "softmax", "qadd"):
             return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
+        if self.op == "maxpool":
+            return oh * ow * oc * self.kernel[0] * self.kernel[1]
         if self.op in ("reshape", "stream"):
             return 0
         if self.op == "attention":
@@ -235,7 +242,7 @@ class IntGraph:
         n = len(self.layers)
         last = [k for k in range(n)] + [n]
         for i, L in enumerate(self.layers):
-            if L.op == "add" and L.skip >= 0:
+            if L.op in ADD_OPS and L.skip >= 0:
                 last[L.skip] = max(last[L.skip], i)
         return last
 

@@ -425,3 +425,83 @@ def test_c_double_rounding_equals_gemmlowp_on_extremes(tmp_path):
     out = subprocess.run([str(exe)], input="\n".join(f"{a} {m} {k}" for a, m, k in zip(acc, M, s)), text=True,
                          capture_output=True, check=True).stdout.split()
     assert [int(v) for v in out] == double_round(acc, M, s).tolist()
+
+
+def _residual_model(tmp_path, seed: int, pool_padding: int = 1):
+    """input → CONV_2D 3×3 SAME RELU → ADD(conv, input) → MAX_POOL_2D 2×2/2 → 1×1 CONV_2D → ADD(a constant) →
+    FULLY_CONNECTED → output, with random int8 weights and plausible scales (TFLite's schema, our writer)."""
+    import importlib
+    from tflite.BuiltinOperator import BuiltinOperator as B
+    from tflite.BuiltinOptions import BuiltinOptions as BO
+    from hostside.importer.tflite_writer import TfliteBuilder
+    C2, P2, AO, FO = (importlib.import_module(f"tflite.{n}") for n in ("Conv2DOptions", "Pool2DOptions", "AddOptions",
+                                                                       "FullyConnectedOptions"))
+    rng = np.random.default_rng(seed)
+    tb = TfliteBuilder()
+    H, W, C = 8, 6, 16
+
+    def conv(x, cin, cout, k, scale_out, act):
+        ws = rng.uniform(0.005, 0.02, cout).astype(np.float32)
+        s_in = tb.tensors[x]["scale"][0]
+        w = tb.tensor((cout, k, k, cin), scale=ws, zp=np.zeros(cout, np.int64),
+                      data=rng.integers(-127, 128, (cout, k, k, cin)).astype(np.int8))
+        b = tb.tensor((cout,), 2, scale=(np.float64(s_in) * ws).astype(np.float32), zp=np.zeros(cout, np.int64),
+                      data=rng.integers(-2000, 2000, cout).astype("<i4"))
+        y = tb.tensor((1, H if k == 3 else H // 2, W if k == 3 else W // 2, cout), scale=scale_out,
+                      zp=-128 if act else int(rng.integers(-10, 10)))
+        tb.op(B.CONV_2D, [x, w, b], [y], BO.Conv2DOptions,
+              lambda bb, a=act: (C2.Start(bb), C2.AddPadding(bb, 0), C2.AddStrideH(bb, 1), C2.AddStrideW(bb, 1),
+                                 C2.AddFusedActivationFunction(bb, a), C2.AddDilationHFactor(bb, 1),
+                                 C2.AddDilationWFactor(bb, 1), C2.End(bb))[-1])
+        return y
+
+    def add(a, b, scale_out, act=0):
+        y = tb.tensor(tb.tensors[a]["shape"], scale=scale_out, zp=int(rng.integers(-20, 20)))
+        tb.op(B.ADD, [a, b], [y], BO.AddOptions,
+              lambda bb, a_=act: (AO.Start(bb), AO.AddFusedActivationFunction(bb, a_), AO.End(bb))[-1])
+        return y
+
+    x = tb.tensor((1, H, W, C), scale=0.05, zp=int(rng.integers(-20, 20)), name="input")
+    c1 = conv(x, C, C, 3, float(rng.uniform(0.15, 0.4)), 1)
+    r1 = add(c1, x, float(rng.uniform(0.1, 0.4)), 1)
+    p1 = tb.tensor((1, H // 2, W // 2, C), scale=tb.tensors[r1]["scale"][0], zp=tb.tensors[r1]["zp"][0])
+    tb.op(B.MAX_POOL_2D, [r1], [p1], BO.Pool2DOptions,
+          lambda bb: (P2.Start(bb), P2.AddPadding(bb, pool_padding), P2.AddStrideH(bb, 2), P2.AddStrideW(bb, 2),
+                      P2.AddFilterHeight(bb, 2), P2.AddFilterWidth(bb, 2), P2.AddFusedActivationFunction(bb, 0),
+                      P2.End(bb))[-1])
+    c2 = conv(p1, C, C, 1, float(rng.uniform(0.1, 0.3)), 0)
+    k = tb.tensor((1, H // 2, W // 2, C), scale=0.07, zp=3, data=rng.integers(-128, 128, (H // 2) * (W // 2) * C)
+                  .astype(np.int8))
+    a2 = add(c2, k, float(rng.uniform(0.1, 0.3)))
+    ws = np.float32(0.01)
+    n_in = (H // 2) * (W // 2) * C
+    fw = tb.tensor((10, n_in), scale=[ws], zp=[0], data=rng.integers(-127, 128, (10, n_in)).astype(np.int8))
+    fb = tb.tensor((10,), 2, scale=[np.float32(tb.tensors[a2]["scale"][0] * ws)], zp=[0],
+                   data=rng.integers(-500, 500, 10).astype("<i4"))
+    out = tb.tensor((1, 10), scale=0.5, zp=0)
+    tb.op(B.FULLY_CONNECTED, [a2, fw, fb], [out], BO.FullyConnectedOptions,
+          lambda bb: (FO.Start(bb), FO.AddFusedActivationFunction(bb, 0), FO.End(bb))[-1])
+    p = tmp_path / f"residual{seed}.tflite"
+    p.write_bytes(tb.finish([x], [out]))
+    return p
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_residual_add_and_max_pool_bit_exact(tmp_path, seed):
+    p = _residual_model(tmp_path, seed)
+    res = import_tflite(p)
+    g = res.graph
+    assert [L.op for L in g.layers] == ["conv2d", "qadd", "maxpool", "pwconv2d", "qadd", "fc"]
+    assert g.layers[1].skip == 0 and g.layers[4].skip == -1
+    oracle = TfliteOracle(p)
+    rng = np.random.default_rng(seed)
+    xs = np.clip(rng.normal(0, 40, (40,) + g.input_shape), -128, 127).astype(np.int8)
+    for x in xs:
+        want = oracle.step(x)
+        out, tensors = Streamer(g).step(x, dump=True)
+        for li, t in enumerate(res.layer_tensors):
+            assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), f"layer {li}"
+        assert np.array_equal(out, want)
+    assert len(np.unique(np.stack([Streamer(g).step(x) for x in xs]))) > 10
+    got = _firmware_run(tmp_path, g, xs)[0]
+    assert np.array_equal(got, np.stack([oracle.step(x) for x in xs]))

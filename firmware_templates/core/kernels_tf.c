@@ -288,3 +288,54 @@ void pqlr_softmax(PQLR_KERNEL_ARGS) {
         }
     }
 }
+
+static int32_t g_mul_exp(int32_t x, int32_t m, int32_t s) {      /* MultiplyByQuantizedMultiplierSmallerThanOneExp */
+    return g_rdbpot(g_srdhm(x, m), s - 31);
+}
+
+void pqlr_qadd(PQLR_KERNEL_ARGS) {
+    const int C = L->in_c;
+    int p0 = 0, np = L->in_h * L->in_w;
+    const int8_t *b = scratch;
+    if (L->skip < 0) {                      /* a constant operand: this tile's rows are pixels [c0, c0 + n) */
+        TILE_PARAMS(tile, n);
+        (void)bias; (void)mult; (void)shft;
+        p0 = c0;
+        np = n;
+        b = wts - (int32_t)c0 * C;
+    }
+    const int32_t za = L->in_zp, zb = L->in2_zp, m1 = L->ra, s1 = L->m2, m2 = L->rb, s2 = L->s2;
+    const int32_t mo = L->multiplier, so = L->shift, zo = L->out_zp, lo = L->act_min, hi = L->act_max;
+    for (int p = p0; p < p0 + np; p++) {
+        const int8_t *x = in + p * C, *y = b + p * C;
+        int8_t *o = out + p * C;
+        for (int c = 0; c < C; c++) {
+            int32_t a1 = g_mul_exp(((int32_t)x[c] - za) * (1 << 20), m1, s1);
+            int32_t a2 = g_mul_exp(((int32_t)y[c] - zb) * (1 << 20), m2, s2);
+            int32_t v = g_mul_exp(a1 + a2, mo, so) + zo;
+            o[c] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    }
+}
+
+void pqlr_maxpool(PQLR_KERNEL_ARGS) {
+    (void)tile; (void)scratch;
+    const int IH = L->in_h, IW = L->in_w, C = L->in_c;
+    for (int oy = 0; oy < L->out_h; oy++)
+        for (int ox = 0; ox < L->out_w; ox++)
+            for (int c = c0; c < c0 + n; c++) {
+                int32_t m = -129;
+                for (int ky = 0; ky < L->kh; ky++) {
+                    int iy = oy * L->sh + ky - L->pad_t;
+                    if (iy < 0 || iy >= IH) continue;
+                    for (int kx = 0; kx < L->kw; kx++) {
+                        int ix = ox * L->sw + kx - L->pad_l;
+                        if (ix < 0 || ix >= IW) continue;
+                        int32_t v = in[(iy * IW + ix) * C + c];
+                        m = v > m ? v : m;
+                    }
+                }
+                m = m < L->act_min ? L->act_min : (m > L->act_max ? L->act_max : m);
+                out[(oy * L->out_w + ox) * L->out_c + c] = (int8_t)m;
+            }
+}

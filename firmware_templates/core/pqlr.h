@@ -11,7 +11,8 @@
 
 enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5,
        PQLR_OP_ADD = 6, PQLR_OP_LAYERNORM = 7, PQLR_OP_ATTENTION = 8, PQLR_OP_GELU = 9, PQLR_OP_RESHAPE = 10,
-       PQLR_OP_STREAM = 11, PQLR_OP_LUT = 12, PQLR_OP_MEANPOOL = 13, PQLR_OP_SOFTMAX = 14 };
+       PQLR_OP_STREAM = 11, PQLR_OP_LUT = 12, PQLR_OP_MEANPOOL = 13, PQLR_OP_SOFTMAX = 14,
+       PQLR_OP_MAXPOOL = 15, PQLR_OP_QADD = 16 };
 
 /* Constants of the transformer ops (hostside/graph.py states the arithmetic and derives them). */
 #define PQLR_LN_BITS 7          /* layer norm: (x − mean)/std in units of 2^-7 */
@@ -85,6 +86,10 @@ void pqlr_lut(PQLR_KERNEL_ARGS);
  * fixed point: multiplier = input multiplier, shift = its left shift, m2 = diff_min); imported models. */
 void pqlr_meanpool(PQLR_KERNEL_ARGS);
 void pqlr_softmax(PQLR_KERNEL_ARGS);
+/* TFLite's MAX_POOL_2D (padded taps skipped) and int8 ADD (operands ·2^20, three double-rounded multipliers:
+ * ra/m2 for the first, rb/s2 for the second, multiplier/shift for the sum); the second operand as in pqlr_add. */
+void pqlr_maxpool(PQLR_KERNEL_ARGS);
+void pqlr_qadd(PQLR_KERNEL_ARGS);
 /* Load every stream layer's initial state (its tiles) into its rows: at boot, after the arena is painted. */
 int pqlr_model_reset(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);
 

@@ -203,7 +203,7 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
                  if L.op != "stream" else [])          # a stream's tiles are its initial state: read at reset
         steps = steps or [{"tile": -1, "ch_start": 0, "ch_count": L.out_channels}]
         # an add of two tensors gets the second one where other layers get their scratch
-        aux = (art.tensor_offsets[L.skip] if L.op == "add" and L.skip >= 0
+        aux = (art.tensor_offsets[L.skip] if L.op in ("add", "qadd") and L.skip >= 0
                else art.scratch_offsets[i] if art.scratch_offsets else 0)
         layers.append({
             "index": i, "name": L.name, "op": L.op, "fn": fns[i], "in_shape": "x".join(map(str, L.in_shape)),

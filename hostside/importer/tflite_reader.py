@@ -38,7 +38,7 @@ from ..errors import PqlrError
 from ..graph import IntGraph, Layer
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "LOGISTIC", "SOFTMAX",
-             "AVERAGE_POOL_2D (over the whole map)", "QUANTIZE (int8 → uint8, "
+             "AVERAGE_POOL_2D (over the whole map)", "MAX_POOL_2D", "ADD (same shapes: a residual or a constant)", "QUANTIZE (int8 → uint8, "
              "last op)", "CONCATENATION (streaming state)", "STRIDED_SLICE (streaming state, MixConv)",
              "SPLIT_V (MixConv)", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 INT8, UINT8, INT32, RESOURCE = 9, 3, 2, 13
@@ -268,6 +268,7 @@ class _Importer:
         self._q8(x, f"{self.path.name}: the input", "input")
         self.cur = x.index
         self.shape = {x.index: _hwc(x.shape, f"{self.path.name}: the input")}
+        self.chain_index = {x.index: 0}          # source tensor → pqlr tensor t_k
         self.input = x
         for k, op in enumerate(self.ops):
             if k in self.done:
@@ -306,6 +307,7 @@ class _Importer:
         L.rounding = LAYER_ROUNDING[self.rounding](L.op)
         self.layers.append(L)
         self.layer_tensors.append(out)
+        self.chain_index[out] = len(self.layers)
         self.shape[out] = L.out_shape
         self.cur = out
         self.mapping.append(f"op {k} {self.r.opname(self.ops[k])} → layer {len(self.layers) - 1} {what or L.op}")
@@ -504,6 +506,7 @@ class _Importer:
             raise TfliteImportError(f"{where}: a reshape that changes type or quantisation")
         if out_shape == in_shape:
             self.shape[y.index] = out_shape
+            self.chain_index[y.index] = self.chain_index[x.index]
             self.cur = y.index
             self.mapping.append(f"op {k} RESHAPE → nothing (same HWC bytes {out_shape})")
             return
@@ -540,6 +543,63 @@ class _Importer:
         self._emit(k, Layer(name=f"{self.path.stem}_op{k}_meanpool", op="meanpool", in_shape=in_shape,
                             out_shape=out_shape, in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s,
                             out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32)), y.index)
+
+    def op_MAX_POOL_2D(self, k, op):
+        where = self._where(k)
+        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
+        self._q8(x, where, "input")
+        self._q8(y, where, "output")
+        in_shape = self._chain_input(k, x.index)
+        if not self._same_q(x, y):
+            raise TfliteImportError(f"{where}: input and output quantisation differ (TFLite requires them equal)")
+        o = self._options(op, self.r.tflite.Pool2DOptions)
+        kernel, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
+        (oh, ow), pad = _same_pad(in_shape[:2], kernel, stride, o.Padding())
+        out_shape = (oh, ow, in_shape[2])
+        if out_shape != _hwc(y.shape, where):
+            raise TfliteImportError(f"{where}: computed output {out_shape} ≠ the model's {y.shape}")
+        lo, hi = _act_range(o.FusedActivationFunction(), y, where)
+        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_maxpool", op="maxpool", in_shape=in_shape,
+                            out_shape=out_shape, in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s,
+                            out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32),
+                            kernel=kernel, stride=stride, pad=pad), y.index)
+
+    def op_ADD(self, k, op):
+        """TFLite's int8 ADD (left shift 20, three double-rounded multipliers) of the chain's tensor and either an
+        earlier tensor of the chain (a residual connection) or a constant of the same shape."""
+        where = self._where(k)
+        a, b = self._ins(op)[:2]
+        if b == self.cur and a != self.cur:
+            a, b = b, a
+        x, other, y = self.tensors[a], self.tensors[b], self.tensors[self._outs(op)[0]]
+        for t, what in ((x, "input"), (other, "second input"), (y, "output")):
+            self._q8(t, where, what)
+        in_shape = self._chain_input(k, x.index)
+        o = self._options(op, self.r.tflite.AddOptions)
+        if other.data is not None:
+            skip, const = -1, other.const(np.int8)
+            if const.size != int(np.prod(in_shape)):
+                raise TfliteImportError(f"{where}: a constant operand of shape {other.shape} (broadcasting is not "
+                                        f"supported)")
+            weights = const.reshape(in_shape[0] * in_shape[1], in_shape[2])
+        elif other.index in self.chain_index and self.shape.get(other.index) == in_shape:
+            skip, weights = self.chain_index[other.index], None
+        else:
+            raise TfliteImportError(f"{where}: the second operand is neither an earlier tensor of the same shape nor "
+                                    f"a constant")
+        twice_max = 2.0 * max(float(np.float64(x.s)), float(np.float64(other.s)))
+        m1, s1 = tflite_multiplier(float(np.float64(x.s)) / twice_max)
+        m2, s2 = tflite_multiplier(float(np.float64(other.s)) / twice_max)
+        mo, so = tflite_multiplier(twice_max / ((1 << 20) * float(np.float64(y.s))))
+        if min(s1, s2, so) < 31:
+            raise TfliteImportError(f"{where}: an output scale this small needs a left shift TFLite's int8 add "
+                                    f"does not take")
+        lo, hi = _act_range(o.FusedActivationFunction(), y, where)
+        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_add", op="qadd", in_shape=in_shape, out_shape=in_shape,
+                            in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s, out_scale=y.s,
+                            multiplier=np.array([mo], np.int32), shift=np.array([so], np.int32), weights=weights,
+                            skip=skip, in2_zp=other.z, in2_scale=other.s, ra=m1, rb=m2, m2=s1, s2=s2), y.index,
+                   f"qadd (+ {'t' + str(skip) if skip >= 0 else 'a constant'})")
 
     def op_SOFTMAX(self, k, op):
         from ..reference.tflite_ops import softmax_params

@@ -144,7 +144,7 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
             return True, PW_PIXEL_BLOCK * layer.out_shape[2]
-    elif layer.op in ("avgpool", "meanpool", "add", "gelu", "lut", "reshape", "softmax"):
+    elif layer.op in ("avgpool", "meanpool", "add", "qadd", "gelu", "lut", "reshape", "softmax"):
         return True, 0
     elif layer.op == "layernorm":
         return single_tile, 0

@@ -123,6 +123,28 @@ def meanpool(x: np.ndarray, L: Layer) -> np.ndarray:
     return mean_pool(x, L.act_min, L.act_max).reshape(L.out_shape)
 
 
+def maxpool(x: np.ndarray, L: Layer) -> np.ndarray:
+    t, l, b, r = L.pad
+    xp = np.pad(x.astype(np.int64), ((t, b), (l, r), (0, 0)), constant_values=-(1 << 40))   # padding never wins
+    kh, kw = L.kernel
+    sh, sw = L.stride
+    oh, ow, oc = L.out_shape
+    y = np.full((oh, ow, oc), -(1 << 40), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            y = np.maximum(y, xp[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :])
+    return np.clip(y, L.act_min, L.act_max).astype(np.int8)
+
+
+def qadd(x: np.ndarray, L: Layer, other: np.ndarray | None = None) -> np.ndarray:
+    from ..graph import double_round
+    b = L.weights.reshape(L.out_shape) if other is None else other
+    a1 = double_round((x.astype(np.int64) - L.in_zp) << 20, L.ra, L.m2)
+    a2 = double_round((b.astype(np.int64) - L.in2_zp) << 20, L.rb, L.s2)
+    y = double_round(a1 + a2, int(L.multiplier[0]), int(L.shift[0])) + L.out_zp
+    return np.clip(y, L.act_min, L.act_max).astype(np.int8)
+
+
 def softmax(x: np.ndarray, L: Layer) -> np.ndarray:
     from .tflite_ops import softmax as tfl_softmax
     return tfl_softmax(x, int(L.multiplier[0]), int(L.shift[0]), L.m2).reshape(L.out_shape)
@@ -143,7 +165,7 @@ def initial_state(L: Layer) -> np.ndarray:
 
 KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpool": avgpool, "fc": fc,
            "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape, "lut": lut, "stream": stream,
-           "meanpool": meanpool, "softmax": softmax}
+           "meanpool": meanpool, "softmax": softmax, "maxpool": maxpool, "qadd": qadd}
 
 
 def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None = None):
@@ -155,8 +177,8 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None =
         raise ValueError(f"input must be int8 {graph.input_shape}, got {x.dtype} {x.shape}")
     tensors = [x]
     for i, L in enumerate(graph.layers):
-        if L.op == "add":
-            tensors.append(add(tensors[-1], L, tensors[L.skip] if L.skip >= 0 else None))
+        if L.op in ("add", "qadd"):
+            tensors.append(KERNELS[L.op](tensors[-1], L, tensors[L.skip] if L.skip >= 0 else None))
         elif L.op == "stream":
             y = stream(tensors[-1], L, None if state is None else state.get(i))
             if state is not None:
