@@ -733,4 +733,10 @@ def import_tflite(path: str | Path, rounding: str = "tflite") -> ImportResult:
         raise TfliteImportError(f"{path}: no such file")
     if rounding not in LAYER_ROUNDING:
         raise TfliteImportError(f"rounding must be one of {sorted(LAYER_ROUNDING)}, not {rounding!r}")
-    return _Importer(path, rounding).run()
+    try:
+        return _Importer(path, rounding).run()
+    except PqlrError:
+        raise
+    except Exception as exc:           # a damaged flatbuffer fails somewhere inside the generated reader
+        raise TfliteImportError(f"{path}: malformed TFLite file ({type(exc).__name__}: {exc}); is it complete and "
+                                f"really a .tflite?") from None
