@@ -535,3 +535,26 @@ def test_residual_add_and_max_pool_bit_exact(tmp_path, seed):
     assert len(np.unique(np.stack([Streamer(g).step(x) for x in xs]))) > 10
     got = _firmware_run(tmp_path, g, xs)[0]
     assert np.array_equal(got, np.stack([oracle.step(x) for x in xs]))
+
+
+def test_mlperf_reference_model_if_supplied(tmp_path):
+    """MLPerf Tiny's own kws_ref_model.tflite, when PQLR_MLPERF_TFLITE points at it (pqlr does not ship or download
+    it): every layer == TFLite on 50 inputs, and the C firmware (tuned kernels) == the reference."""
+    import os
+    path = os.environ.get("PQLR_MLPERF_TFLITE")
+    if not path:
+        pytest.skip("set PQLR_MLPERF_TFLITE to MLPerf Tiny's kws_ref_model.tflite (github.com/mlcommons/tiny, "
+                    "benchmark/training/keyword_spotting/trained_models/) to run this check")
+    res = import_tflite(path)
+    g = res.graph
+    oracle = TfliteOracle(path)
+    rng = np.random.default_rng(10)
+    xs = rng.integers(-128, 128, (50,) + g.input_shape).astype(np.int8)
+    for x in xs:
+        want = oracle.step(x)
+        out, tensors = Streamer(g).step(x, dump=True)
+        for li, t in enumerate(res.layer_tensors):
+            assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), f"layer {li}"
+        assert np.array_equal(out, want)
+    got = _firmware_run(tmp_path, g, xs[:10], kernels="rv32")[0]
+    assert np.array_equal(got, np.stack([Streamer(g).step(x) for x in xs[:10]]))

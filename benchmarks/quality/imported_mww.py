@@ -161,8 +161,8 @@ def main() -> int:
                "frr_per_engine": {e: {"n": len(h), "frr": 1 - float(np.mean(h))} for e, h in per_engine.items()},
                **fa_figures(fas, hours)}
         rows.append(row)
-        print(f"{name}: FRR {row['frr']:.1%} on {len(detected)} clips "
-              f"({', '.join(f'{e} {v['frr']:.0%}' for e, v in row['frr_per_engine'].items())}); "
+        per = ", ".join(f"{e} {v['frr']:.0%}" for e, v in row["frr_per_engine"].items())
+        print(f"{name}: FRR {row['frr']:.1%} on {len(detected)} clips ({per}); "
               f"{fas} false accepts in {hours:.2f} h = {row['false_accepts_per_hour']:.2f}/h "
               f"(≤ {row['false_accepts_per_hour_upper95']:.2f}/h)", flush=True)
     out = {"command": "python benchmarks/quality/imported_mww.py " + " ".join(sys.argv[1:]),
