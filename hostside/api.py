@@ -85,7 +85,7 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
 def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
-           qat_epochs: int = 0, progress: bool = True, wbits: int = 8) -> Artifact:
+           qat_epochs: int = 0, progress: bool = True, wbits: int = 8, streaming: bool = False) -> Artifact:
     """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
     calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only); `wbits` 4 stores
     the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8)."""
@@ -108,6 +108,9 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
                             "`pqlr compress --recipe`")
         from .export import quantize_ptq
         graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"))
+    if streaming:                       # one feature frame per step, the window's past in stream layers
+        from .export.streaming import to_streaming
+        graph = to_streaming(graph)
     plan = make_plan(graph, b)          # raises BudgetError with every number, before anything is built
     art = write_model_bin(Path(out), graph, plan)
     art.graph.classes, art.graph.frontend = graph.classes, graph.frontend

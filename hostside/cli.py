@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="transformers: epochs of quantisation-aware fine-tuning after calibration (default 0)")
     e.add_argument("--wbits", type=int, choices=(8, 4), default=8,
                    help="transformers: 4 stores the encoder's linear weights as int4 (default 8)")
+    e.add_argument("--streaming", action="store_true",
+                   help="run one feature frame per step, the window's past kept on the board (a model trained as "
+                   "`--model dscnn-stream`); the same outputs as the window model once a window has passed")
 
     cp = sub.add_parser("compress", help="run a PQLR compression recipe (prune, low-rank, quantise, distil)",
                         description="Run the stages of a TOML recipe (see hostside/compress/recipe.py for every "
@@ -284,7 +287,7 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "export":
         art = api.export(args.checkpoint, args.corpus, board, args.out, calib_size=args.calib,
-                         qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits)
+                         qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits, streaming=args.streaming)
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
         return 0

@@ -12,6 +12,9 @@ REGISTRY = {
     "dscnn": (DSCNN, DSCNNConfig, dict(channels=32, blocks=2)),
     "dscnn-mlperf": (DSCNN, DSCNNConfig, dict(channels=64, blocks=4, dropout=0.2)),   # MLPerf Tiny KWS geometry
     "dscnn-wide": (DSCNN, DSCNNConfig, dict(channels=416, blocks=6, dropout=0.2)),    # teacher, > 1M params
+    # streamable: a 5-frame stem over all features, unpadded temporal depthwise convs (`pqlr export --streaming`)
+    "dscnn-stream": (DSCNN, DSCNNConfig, dict(channels=64, blocks=4, dropout=0.2, temporal=True, stem_kernel=(5, 1),
+                                             stem_stride=(1, 1))),
     "microbert-2l": (KWSTransformer, TransformerConfig, dict(dim=128, layers=2, heads=4, mlp_dim=256)),
     "tinybert-6l": (KWSTransformer, TransformerConfig, dict(dim=192, layers=6, heads=6, mlp_dim=768)),
 }

@@ -25,6 +25,9 @@ class DSCNNConfig:
     pw_ranks: tuple[int, ...] | None = None
     fc_rank: int = 0                          # rank of the classifier's factorisation (0: not factorised)
     activation: str = "relu"                  # relu, or relu6 (a clamp at 6 as well: MobileNet-style)
+    # streamable along time: the stem spans all features (stem_kernel[0] frames × F), stride 1, and every conv
+    # is unpadded in time (depthwise 3×1), so `pqlr export --streaming` can run it one frame per step
+    temporal: bool = False
 
     def group_widths(self) -> tuple[int, ...]:
         return tuple(self.widths) if self.widths is not None else (self.channels,) * (self.blocks + 1)
@@ -47,15 +50,25 @@ class DSCNN(nn.Module):
             raise ValueError(f"widths {w} must have blocks+1 = {cfg.blocks + 1} entries")
         ranks = tuple(cfg.pw_ranks) if cfg.pw_ranks is not None else (0,) * cfg.blocks
         kh, kw = cfg.stem_kernel
-        # TF-style "same" padding: total k−1, the floor on top/left
-        self.stem_pad = ((kw - 1) // 2, (kw - 1) - (kw - 1) // 2, (kh - 1) // 2, (kh - 1) - (kh - 1) // 2)
-        self.stem = nn.Conv2d(1, w[0], cfg.stem_kernel, stride=cfg.stem_stride, bias=False)
+        if cfg.temporal:
+            kw = cfg.input_shape[1]
+            if cfg.input_shape[0] - kh + 1 - 2 * cfg.blocks < 1:
+                raise ValueError(f"{cfg.input_shape[0]} frames are too few for a {kh}-frame stem and {cfg.blocks} "
+                                 f"unpadded 3-frame depthwise convs")
+            self.stem_pad = (0, 0, 0, 0)
+            self.stem = nn.Conv2d(1, w[0], (kh, kw), stride=1, bias=False)
+        else:
+            # TF-style "same" padding: total k−1, the floor on top/left
+            self.stem_pad = ((kw - 1) // 2, (kw - 1) - (kw - 1) // 2, (kh - 1) // 2, (kh - 1) - (kh - 1) // 2)
+            self.stem = nn.Conv2d(1, w[0], cfg.stem_kernel, stride=cfg.stem_stride, bias=False)
         self.stem_bn = nn.BatchNorm2d(w[0])
         layers = []
         for i in range(cfg.blocks):
             pw = (nn.Conv2d(w[i], w[i + 1], 1, bias=False) if not ranks[i] else
                   nn.Sequential(nn.Conv2d(w[i], ranks[i], 1, bias=False), nn.Conv2d(ranks[i], w[i + 1], 1, bias=False)))
-            layers += [nn.Conv2d(w[i], w[i], 3, padding=1, groups=w[i], bias=False), nn.BatchNorm2d(w[i]), act(),
+            dw = (nn.Conv2d(w[i], w[i], (3, 1), padding=0, groups=w[i], bias=False) if cfg.temporal else
+                  nn.Conv2d(w[i], w[i], 3, padding=1, groups=w[i], bias=False))
+            layers += [dw, nn.BatchNorm2d(w[i]), act(),
                        pw, nn.BatchNorm2d(w[i + 1]), act()]
         self.body = nn.Sequential(*layers)
         self.drop = nn.Dropout(cfg.dropout)
