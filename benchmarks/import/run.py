@@ -39,6 +39,28 @@ def version(dist: str) -> str:
     return v(dist)
 
 
+def export_stream_dscnn(path: Path, board) -> dict:
+    """pqlr's own streaming DS-CNN (dscnn-stream, 64 channels, 4 blocks, 49×10 MFCC window), seeded and calibrated,
+    exported with --streaming: one 10 ms feature frame per step. Returns what import_model would."""
+    import numpy as np
+    import torch
+    from hostside.artifact import write_model_bin
+    from hostside.compress.quant import build_quantnet
+    from hostside.export.streaming import to_streaming
+    from hostside.models import build_model
+    from hostside.models.ops import float_ops
+    from hostside.plan import make_plan
+    torch.manual_seed(0)
+    m = build_model("dscnn-stream", (49, 10), 12).eval()
+    x = np.random.default_rng(0).normal(0, 3, size=(48, 49, 10)).astype(np.float32)
+    g = to_streaming(build_quantnet(float_ops(m), (49, 10), 8, 8, 8, calib=x).to_int_graph())
+    art = write_model_bin(path, g, make_plan(g, board))
+    return {"check": {"steps": 0, "reason": "pqlr's own model: no TFLite source (tests/test_streaming_export.py checks "
+                      "it against the window model)"}, "layers": len(g.layers), "macs": g.total_macs,
+            "state_bytes": sum(int(np.prod(L.out_shape)) for L in g.layers if L.op == "stream"), "bytes": art.size,
+            "rounding": g.rounding}
+
+
 def export_mlperf_geometry(path: Path) -> None:
     """pqlr's DS-CNN in the MLPerf Tiny KWS geometry, seeded and calibrated, written as .tflite (as the tests do)."""
     import numpy as np
@@ -86,11 +108,17 @@ def main() -> int:
         jobs.append(("mlperf_kws_ref_model", args.mlperf, f"{args.mlperf} (MLPerf Tiny's kws_ref_model.tflite, "
                      f"mlcommons/tiny benchmark/training/keyword_spotting/trained_models; supplied with --mlperf, "
                      f"not distributed with pqlr)", {}, 0.1))
+    jobs.append(("pqlr_dscnn_stream", None, "pqlr's own dscnn-stream (64 channels, 4 blocks, 49×10 MFCC window; "
+                 "untrained, seeded, calibrated int8) exported with --streaming", {}, 0.01))
     for name, src, source, manifest, hop_s in jobs:
         micro = manifest.get("micro", {})
         out = args.work / name
         t0 = time.time()
-        imp = api.import_model(src, board, out / "model.bin", check_steps=args.check_steps)
+        if src is None:
+            out.mkdir(parents=True, exist_ok=True)
+            imp = export_stream_dscnn(out / "model.bin", board)
+        else:
+            imp = api.import_model(src, board, out / "model.bin", check_steps=args.check_steps)
         rep = api.bench(board, out / "model.bin", out / "bench", runs=args.runs)["report"]
         by_op = defaultdict(lambda: {"instructions": 0.0, "macs": 0})
         for L in rep["layers"]:
@@ -101,6 +129,9 @@ def main() -> int:
             g_rows = json.loads((out / "model.json").read_text())["input"]["shape"][0]
             step_ms = g_rows * micro.get("feature_step_size", 10)
             cadence = f"one step per {step_ms} ms of audio ({g_rows} feature frames)"
+        elif name == "pqlr_dscnn_stream":
+            step_ms = hop_s * 1000
+            cadence = f"one step per {step_ms:.0f} ms feature frame (its 0.49 s window's past on the board)"
         else:
             step_ms = hop_s * 1000
             cadence = f"a 1 s window every {step_ms:.0f} ms"
@@ -108,7 +139,7 @@ def main() -> int:
         lat = rep["latency_ms"]
         rows.append({
             "model": name, "wake_word": manifest.get("wake_word"), "source": source, "cadence": cadence,
-            "sha256": hashlib.sha256(Path(src).read_bytes()).hexdigest(),
+            "sha256": hashlib.sha256(Path(src or out / "model.bin").read_bytes()).hexdigest(),
             "import_check": imp["check"], "layers": imp["layers"], "macs_per_step": imp["macs"],
             "state_bytes": imp["state_bytes"], "model_bin_bytes": imp["bytes"], "rounding": imp["rounding"],
             "bit_exact_on_board": rep["bit_exact"], "steps_run": rep["runs"],
