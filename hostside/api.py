@@ -85,7 +85,8 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
 def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
-           qat_epochs: int = 0, progress: bool = True, wbits: int = 8, streaming: bool = False) -> Artifact:
+           qat_epochs: int = 0, progress: bool = True, wbits: int = 8, streaming: bool = False,
+           mode: str = "tiled") -> Artifact:
     """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
     calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only); `wbits` 4 stores
     the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8)."""
@@ -111,7 +112,7 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     if streaming:                       # one feature frame per step, the window's past in stream layers
         from .export.streaming import to_streaming
         graph = to_streaming(graph)
-    plan = make_plan(graph, b)          # raises BudgetError with every number, before anything is built
+    plan = make_plan(graph, b, mode=mode)          # raises BudgetError with every number, before anything is built
     art = write_model_bin(Path(out), graph, plan)
     art.graph.classes, art.graph.frontend = graph.classes, graph.frontend
     return art
@@ -187,7 +188,7 @@ def _artifact(model: Artifact | Path) -> Artifact:
 
 
 def import_model(source: Path, board: str | Board, out: Path, rounding: str = "tflite", check_steps: int = 200,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, mode: str = "tiled") -> dict:
     """A quantised .tflite → pqlr's integer graph → plan under the board's budgets → model.bin (+ model.json with
     what was mapped how). With ai-edge-litert installed, `check_steps` seeded inputs are run through both the
     TFLite interpreter and pqlr's reference (state carried, every layer compared) and the result is returned;
@@ -198,7 +199,7 @@ def import_model(source: Path, board: str | Board, out: Path, rounding: str = "t
     b = as_board(board)
     res = import_tflite(Path(source), rounding=rounding)
     g = res.graph
-    plan_ = make_plan(g, b)
+    plan_ = make_plan(g, b, mode=mode)
     art = write_model_bin(Path(out), g, plan_)
     check: dict = {"steps": 0}
     if check_steps:
@@ -227,7 +228,7 @@ def import_model(source: Path, board: str | Board, out: Path, rounding: str = "t
             "state_bytes": sum(int(np.prod(L.out_shape)) for L in g.layers if L.op == "stream"),
             "mapping": res.mapping, "check": check, "model_bin": str(out), "bytes": art.size,
             "sha256": art.model_sha256, "macs": g.total_macs, "arena_bytes": art.arena_bytes,
-            "tile_buffer_bytes": art.tile_buffer_bytes, "layers": len(g.layers)}
+            "tile_buffer_bytes": art.tile_buffer_bytes, "layers": len(g.layers), "plan": mode}
     man = Path(out).with_suffix(".json")
     m = json.loads(man.read_text())
     m["import"] = info

@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="transformers: epochs of quantisation-aware fine-tuning after calibration (default 0)")
     e.add_argument("--wbits", type=int, choices=(8, 4), default=8,
                    help="transformers: 4 stores the encoder's linear weights as int4 (default 8)")
+    e.add_argument("--plan", choices=("tiled", "xip"), default="tiled",
+                   help="tiled: weights stream from flash through one tile buffer (least RAM, default); xip: read in "
+                   "place from memory-mapped flash (no tile buffer, no copies: cheaper per step for small models)")
     e.add_argument("--streaming", action="store_true",
                    help="run one feature frame per step, the window's past kept on the board (a model trained as "
                    "`--model dscnn-stream`); the same outputs as the window model once a window has passed")
@@ -154,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     im.add_argument("--rounding", choices=("tflite", "tflm", "single"), default="tflite",
                     help="tflite: what the TFLite interpreter computes (default, checked); tflm: TFLite Micro's "
                     "default double rounding in every layer; single: TFLM built with TFLITE_SINGLE_ROUNDING=1")
+    im.add_argument("--plan", choices=("tiled", "xip"), default="tiled",
+                    help="tiled (default): weights through one tile buffer; xip: read in place from mapped flash")
     im.add_argument("--check-steps", type=int, default=200,
                     help="steps compared with the TFLite interpreter, every layer (0: skip; default 200)")
 
@@ -287,7 +292,8 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "export":
         art = api.export(args.checkpoint, args.corpus, board, args.out, calib_size=args.calib,
-                         qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits, streaming=args.streaming)
+                         qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits, streaming=args.streaming,
+                         mode=args.plan)
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
         return 0
@@ -299,7 +305,8 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "import":
         out = args.out or Path("build/import") / args.model.stem / "model.bin"
-        r = api.import_model(args.model, board, out, rounding=args.rounding, check_steps=args.check_steps)
+        r = api.import_model(args.model, board, out, rounding=args.rounding, check_steps=args.check_steps,
+                             mode=args.plan)
         for line in r["mapping"]:
             print(f"  {line}")
         print(f"{out}: {r['bytes']:,} B, sha256 {r['sha256']}, {r['layers']} layers, {r['macs']:,} MACs per step, "

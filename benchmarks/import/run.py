@@ -39,7 +39,7 @@ def version(dist: str) -> str:
     return v(dist)
 
 
-def export_stream_dscnn(path: Path, board) -> dict:
+def export_stream_dscnn(path: Path, board, mode: str = "tiled") -> dict:
     """pqlr's own streaming DS-CNN (dscnn-stream, 64 channels, 4 blocks, 49×10 MFCC window), seeded and calibrated,
     exported with --streaming: one 10 ms feature frame per step. Returns what import_model would."""
     import numpy as np
@@ -54,7 +54,7 @@ def export_stream_dscnn(path: Path, board) -> dict:
     m = build_model("dscnn-stream", (49, 10), 12).eval()
     x = np.random.default_rng(0).normal(0, 3, size=(48, 49, 10)).astype(np.float32)
     g = to_streaming(build_quantnet(float_ops(m), (49, 10), 8, 8, 8, calib=x).to_int_graph())
-    art = write_model_bin(path, g, make_plan(g, board))
+    art = write_model_bin(path, g, make_plan(g, board, mode=mode))
     return {"check": {"steps": 0, "reason": "pqlr's own model: no TFLite source (tests/test_streaming_export.py checks "
                       "it against the window model)"}, "layers": len(g.layers), "macs": g.total_macs,
             "state_bytes": sum(int(np.prod(L.out_shape)) for L in g.layers if L.op == "stream"), "bytes": art.size,
@@ -85,6 +85,8 @@ def main() -> int:
                     help="MLPerf Tiny's kws_ref_model.tflite (from mlcommons/tiny; pqlr does not ship or download it)")
     ap.add_argument("--check-steps", type=int, default=200, help="steps compared with the TFLite interpreter")
     ap.add_argument("--render-only", action="store_true", help="rewrite results.md from results.json")
+    ap.add_argument("--xip", default="okay_nabu,pqlr_dscnn_stream",
+                    help="models also run with an xip plan (weights read in place from mapped flash)")
     args = ap.parse_args()
     if args.render_only:
         (HERE / "results.md").write_text(markdown(json.loads((HERE / "results.json").read_text())))
@@ -110,15 +112,18 @@ def main() -> int:
                      f"not distributed with pqlr)", {}, 0.1))
     jobs.append(("pqlr_dscnn_stream", None, "pqlr's own dscnn-stream (64 channels, 4 blocks, 49×10 MFCC window; "
                  "untrained, seeded, calibrated int8) exported with --streaming", {}, 0.01))
+    xip = {m for m in args.xip.split(",") if m}
+    jobs += [(n + "+xip", s, src + "; xip plan", mf, h) for n, s, src, mf, h in list(jobs) if n in xip]
     for name, src, source, manifest, hop_s in jobs:
         micro = manifest.get("micro", {})
-        out = args.work / name
+        mode = "xip" if name.endswith("+xip") else "tiled"
+        out = args.work / name.replace("+", "_")
         t0 = time.time()
         if src is None:
             out.mkdir(parents=True, exist_ok=True)
-            imp = export_stream_dscnn(out / "model.bin", board)
+            imp = export_stream_dscnn(out / "model.bin", board, mode)
         else:
-            imp = api.import_model(src, board, out / "model.bin", check_steps=args.check_steps)
+            imp = api.import_model(src, board, out / "model.bin", check_steps=args.check_steps, mode=mode)
         rep = api.bench(board, out / "model.bin", out / "bench", runs=args.runs)["report"]
         by_op = defaultdict(lambda: {"instructions": 0.0, "macs": 0})
         for L in rep["layers"]:
@@ -129,7 +134,7 @@ def main() -> int:
             g_rows = json.loads((out / "model.json").read_text())["input"]["shape"][0]
             step_ms = g_rows * micro.get("feature_step_size", 10)
             cadence = f"one step per {step_ms} ms of audio ({g_rows} feature frames)"
-        elif name == "pqlr_dscnn_stream":
+        elif name.startswith("pqlr_dscnn_stream"):
             step_ms = hop_s * 1000
             cadence = f"one step per {step_ms:.0f} ms feature frame (its 0.49 s window's past on the board)"
         else:
