@@ -312,8 +312,8 @@ def run_on_board(board: str | Board, fw: Path | Firmware, model: Path | Artifact
     n_outputs = int(np.prod(art.graph.layers[-1].out_shape))
     with open_transport(b, Path(fw), model_bin, port=port, place=place, flash_image=flash_image,
                         qmp_socket=qmp_socket) as t:
-        return Session(t, art.model_sha256, timeout, n_outputs=n_outputs).run(inputs, art.graph, on_inference,
-                                                                              audio=audio)
+        return Session(t, art.model_sha256, timeout, n_outputs=n_outputs,
+                       stateful=art.graph.streaming).run(inputs, art.graph, on_inference, audio=audio)
 
 
 def reference_outputs(model: Path | Artifact, inputs: np.ndarray) -> np.ndarray:

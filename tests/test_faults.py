@@ -281,3 +281,64 @@ def test_bench_report_has_percentiles_plots_and_provenance(qemu_fw, tmp_path):
     assert rep["instructions_per_inference"]["provenance"] == "emulated"
     for name in ("layers.png", "latency.png", "ram.png", "report.md", "report.json"):
         assert (tmp_path / "bench" / name).is_file(), name
+
+
+@pytest.fixture(scope="module")
+def stream_fw(tmp_path_factory):
+    """A streaming model (pqlr's dscnn-stream exported one frame per step) on the host firmware."""
+    import torch
+    from hostside.compress.quant import build_quantnet
+    from hostside.export.streaming import to_streaming
+    from hostside.models import build_model
+    from hostside.models.ops import float_ops
+    torch.manual_seed(1)
+    m = build_model("dscnn-stream", (20, 8), 3, channels=8, blocks=2).eval()
+    x = np.random.default_rng(1).normal(0, 2, size=(16, 20, 8)).astype(np.float32)
+    g = to_streaming(build_quantnet(float_ops(m), (20, 8), 8, 8, 8, calib=x).to_int_graph())
+    d = tmp_path_factory.mktemp("stream-faults")
+    board = load_board("host")
+    art = write_model_bin(d / "model.bin", g, make_plan(g, board))
+    fw = build_firmware(board, render_firmware(art, board, d / "fw"))
+    return d, g, art, fw
+
+
+def _stream_ref(g, xs):
+    from hostside.reference.interpreter import Streamer
+    s = Streamer(g)
+    return np.stack([s.step(x) for x in xs]).astype(np.int64)
+
+
+@pytest.mark.parametrize("kind,k,how", [("INFER", 3, "checksum"), ("LAYERS", 5, "marker"), ("INFER", 4, "fewer")])
+def test_a_streaming_models_lost_answer_is_replayed_not_rerun(stream_fw, tmp_path, kind, k, how):
+    """A lost INFER/LAYERS answer of a streaming model is asked for with 'r' (the board's kept answer): running the
+    input again would step the model twice and every later output would differ."""
+    d, g, art, fw = stream_fw
+    (tmp_path / "damage.py").write_text(DAMAGER)
+    xs = np.random.default_rng(5).integers(-128, 128, (40,) + g.input_shape).astype(np.int8)
+    outs = {}
+    for stateful in (True, False):
+        t = ProcessTransport(["sh", "-c", f"{fw} {d / 'model.bin'} | {sys.executable} -u {tmp_path / 'damage.py'} "
+                                          f"{kind} {k} {how}"])
+        try:
+            res = Session(t, art.model_sha256, 8, n_outputs=int(np.prod(g.layers[-1].out_shape)),
+                          stateful=stateful).run(xs)
+        finally:
+            t.close()
+        assert res.complete and res.stats.bad_records >= 1
+        outs[stateful] = np.array(res.outputs)
+    assert np.array_equal(outs[True], _stream_ref(g, xs))
+    assert not np.array_equal(outs[False], _stream_ref(g, xs)), "re-running the input must be what breaks it"
+
+
+def test_a_streaming_models_damaged_command_is_sent_again(stream_fw, tmp_path):
+    """The board refused the damaged command (it did not run): the replay gets ERR not_run, the input goes again."""
+    d, g, art, fw = stream_fw
+    (tmp_path / "cmd.py").write_text(COMMAND_DAMAGER)
+    t = ProcessTransport(["sh", "-c", f"{sys.executable} -u {tmp_path / 'cmd.py'} 2 digit | {fw} {d / 'model.bin'}"])
+    xs = np.random.default_rng(6).integers(-128, 128, (12,) + g.input_shape).astype(np.int8)
+    try:
+        res = Session(t, art.model_sha256, 8, stateful=True).run(xs)
+    finally:
+        t.close()
+    assert res.complete and res.retries == 1
+    assert np.array_equal(np.array(res.outputs), _stream_ref(g, xs))

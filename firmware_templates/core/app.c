@@ -162,6 +162,8 @@ static void read_input(void) {
     }
 }
 
+static int last_valid;         /* an answer is kept for 'r' (below) */
+
 static void dump(void) {
     uint32_t seq = begin_command();
     uint8_t lb = next_byte();
@@ -170,6 +172,7 @@ static void dump(void) {
     read_input();
     if (end_command(seq) != 0) return;
     if (layer >= PQLR_N_LAYERS) { send_error("bad_input", "layer out of range"); return; }
+    last_valid = 0;                           /* the arena's output and the counters change */
     counters.flash_bytes = 0;
     if (pqlr_model_run(arena, tile_buf, &counters, layer) != 0) { send_error("flash_read", "tile read failed"); return; }
     tm_begin("DUMP");
@@ -220,37 +223,73 @@ static void infer_audio(void) {
 #endif
 }
 
+/* The last inference's answer, kept so that a lost INFER/LAYERS pair can be sent again without running the model
+ * again ('r', replay): a streaming model's state moves on every run, so a host must not re-run an input to recover
+ * a lost answer. Anything else that runs the model (a dump) forgets it. */
+static uint32_t last_seq, last_in_crc;
+static int last_valid, last_instret_known;
+static uint64_t last_instret, last_cycles, last_fe_instret, last_fe_cycles;
+
+static void send_infer(void) {
+    tm_begin("INFER");
+    tm_u64("n", last_seq);
+    tm_u64("in", last_in_crc);
+    tm_i8_list("out", arena + PQLR_OUTPUT_OFFSET, PQLR_OUTPUT_BYTES);
+    if (last_instret_known) tm_u64("instret", last_instret);
+    tm_u64("cycles", last_cycles);
+    tm_u64("flash", counters.flash_bytes);
+    uint32_t ua = platform_current_ua();
+    if (ua != PQLR_UNKNOWN32) tm_u64("current_ua", ua);
+    if (last_fe_cycles) {
+        if (last_instret_known) tm_u64("fe_instret", last_fe_instret);
+        tm_u64("fe_cycles", last_fe_cycles);
+    }
+    tm_end();
+    /* per-layer counters in their own record so lines stay short */
+    tm_begin("LAYERS");
+    tm_u64("n", last_seq);
+    if (last_instret_known) tm_u32_list("instret", counters.layer_instret, PQLR_N_LAYERS);
+    tm_u32_list("cycles", counters.layer_cycles, PQLR_N_LAYERS);
+    tm_u32_list("flash", counters.layer_flash, PQLR_N_LAYERS);
+    tm_end();
+}
+
 static void infer(uint32_t seq) {
     for (int i = 0; i < PQLR_N_LAYERS; i++)
         counters.layer_instret[i] = counters.layer_cycles[i] = counters.layer_flash[i] = 0;
     counters.flash_bytes = 0;
+    last_valid = 0;
     uint64_t c0 = platform_cycles();
     uint64_t i0 = platform_instret();
     int rc = pqlr_model_run(arena, tile_buf, &counters, -1);
     uint64_t i1 = platform_instret();
     uint64_t c1 = platform_cycles();
     if (rc != 0) { send_error("flash_read", "tile read failed during inference"); return; }
-    tm_begin("INFER");
-    tm_u64("n", seq);
-    tm_u64("in", input_crc);
-    tm_i8_list("out", arena + PQLR_OUTPUT_OFFSET, PQLR_OUTPUT_BYTES);
-    if (i0 != PQLR_UNKNOWN64) tm_u64("instret", i1 - i0);
-    tm_u64("cycles", c1 - c0);
-    tm_u64("flash", counters.flash_bytes);
-    uint32_t ua = platform_current_ua();
-    if (ua != PQLR_UNKNOWN32) tm_u64("current_ua", ua);
-    if (fe_cycles) {
-        if (i0 != PQLR_UNKNOWN64) tm_u64("fe_instret", fe_instret);
-        tm_u64("fe_cycles", fe_cycles);
+    last_seq = seq;
+    last_in_crc = input_crc;
+    last_instret_known = i0 != PQLR_UNKNOWN64;
+    last_instret = i1 - i0;
+    last_cycles = c1 - c0;
+    last_fe_instret = fe_instret;
+    last_fe_cycles = fe_cycles;
+    last_valid = 1;
+    send_infer();
+}
+
+/* 'r': the kept answer of request n again, or ERR not_run when the model did not run for n (the command was lost
+ * on the way, or another request ran since): then the host sends the input again. */
+static void replay(void) {
+    uint32_t seq = begin_command();
+    if (end_command(seq) != 0) return;
+    if (!last_valid || seq != last_seq) {
+        tm_begin("ERR");
+        tm_str("code", "not_run");
+        tm_u64("n", seq);
+        tm_str("detail", "no answer kept for this request; send its input again");
+        tm_end();
+        return;
     }
-    tm_end();
-    /* per-layer counters in their own record so lines stay short */
-    tm_begin("LAYERS");
-    tm_u64("n", seq);
-    if (i0 != PQLR_UNKNOWN64) tm_u32_list("instret", counters.layer_instret, PQLR_N_LAYERS);
-    tm_u32_list("cycles", counters.layer_cycles, PQLR_N_LAYERS);
-    tm_u32_list("flash", counters.layer_flash, PQLR_N_LAYERS);
-    tm_end();
+    send_infer();
 }
 
 void pqlr_app(void) {
@@ -288,6 +327,9 @@ void pqlr_app(void) {
         } else if (c == 'a') {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             infer_audio();
+        } else if (c == 'r') {
+            if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
+            replay();
         } else if (c == 'd') {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             dump();
@@ -303,7 +345,7 @@ void pqlr_app(void) {
             platform_exit(0);
             return;
         } else {
-            send_error("unknown_command", "expected h, i, d or q; skipping to the end of the line");
+            send_error("unknown_command", "expected h, i, a, d, r or q; skipping to the end of the line");
             for (int a = c; a >= 0 && a != '\n'; a = platform_serial_read()) {}
         }
     }

@@ -44,7 +44,11 @@ void tm_begin(const char *type) {
 
 static void key(const char *k) { put(' ', 1); puts_(k); put('=', 1); }
 
-void tm_str(const char *k, const char *v) { key(k); puts_(v); }
+/* A value never holds a space (fields are space-separated): a text's spaces go out as '_'. */
+void tm_str(const char *k, const char *v) {
+    key(k);
+    for (; *v; v++) put(*v == ' ' ? '_' : *v, 1);
+}
 void tm_u64(const char *k, uint64_t v) { key(k); put_u64(v); }
 
 void tm_i8_list(const char *k, const int8_t *v, int n) {

@@ -38,12 +38,19 @@ class _RecordLost(Exception):
     """A record was rejected (bad checksum); the answer it carried is lost."""
 
 
+class _NotRun(Exception):
+    """The board did not run the request a replay asked about (ERR not_run)."""
+
+
 class Session:
     """n_outputs: the model's output count, checked in every INFER record (None: not checked).
-    retries: how often a lost answer (a record rejected by its checksum, framing or fields) is asked again."""
+    retries: how often a lost answer (a record rejected by its checksum, framing or fields) is asked again.
+    stateful: the model keeps state between inferences (a streaming model): a lost answer is asked for again with
+    'r' (replay; the board sends its kept answer) instead of running the input again, which would step it twice."""
 
     def __init__(self, transport: Transport, expected_sha256: str, timeout: float = 60.0, max_resets: int = 2,
-                 n_outputs: int | None = None, retries: int = 2):
+                 n_outputs: int | None = None, retries: int = 2, stateful: bool = False):
+        self.stateful = stateful
         self.t = transport
         self.expected = expected_sha256
         self.timeout = timeout
@@ -142,8 +149,12 @@ class Session:
         while True:
             rec = self._next(want | {"ERR"}, lost_ok=True)
             if rec.type == "ERR":
-                if rec.fields.get("code") in ("bad_checksum", "bad_input") and rec.int("n", n) == n:
-                    self._lost(f"request {n} arrived damaged at the board ({rec.fields.get('code')})")
+                if rec.fields.get("code") in ("bad_checksum", "bad_input"):
+                    # one request is in flight at a time, so this is ours, whatever number the damage left in it
+                    self._lost(f"request {n} arrived damaged at the board ({rec.fields.get('code')}, "
+                               f"n={rec.fields.get('n')})")
+                if rec.fields.get("code") == "not_run" and rec.int("n", -1) == n:
+                    raise _NotRun()
                 if rec.fields.get("n") is not None:
                     continue                # about an earlier request
                 raise DeviceError(f"board error {rec.fields.get('code')}: {rec.fields}")
@@ -160,12 +171,24 @@ class Session:
         front end. A lost INFER or LAYERS record (rejected, or not about this input) is not waited for: the
         input is sent again under a new request number, up to `retries` times."""
         data = np.asarray(x, dtype="<i2").tobytes() if audio else np.asarray(x, dtype=np.int8).tobytes()
+        asked: list[int] = []            # request numbers that may have run on the board (stateful replays)
 
         def attempt():
-            n = self._sent
-            self._sent += 1
-            self.t.write(self._command(b"a" if audio else b"i", n, data))
-            rec = self._next_numbered({"INFER", "LAYERS"}, n)
+            rec = None
+            if self.stateful and asked:
+                n = asked[-1]            # did the board run it? then its kept answer, not a second step
+                self.t.write(self._command(b"r", n, b""))
+                try:
+                    rec = self._next_numbered({"INFER", "LAYERS"}, n)
+                except _NotRun:
+                    asked.clear()
+                    rec = None
+            if rec is None:
+                n = self._sent
+                self._sent += 1
+                asked.append(n)
+                self.t.write(self._command(b"a" if audio else b"i", n, data))
+                rec = self._next_numbered({"INFER", "LAYERS"}, n)
             if rec.type != "INFER":
                 raise _RecordLost("an INFER record was lost")
             lay = self._next_numbered({"LAYERS"}, n)     # both records, or neither, enter the results
@@ -273,7 +296,15 @@ class Session:
             res.stats = self.stats
             exc.partial = res
             raise
-        if reference_graph is not None and not audio:
+        if reference_graph is not None and not audio and reference_graph.streaming:
+            from ..reference.interpreter import Streamer
+            s = Streamer(reference_graph)       # state carried through every input, as on the board
+            for k, x in enumerate(inputs):
+                if not np.array_equal(np.array(res.outputs[k]), s.step(x).astype(np.int64)):
+                    res.first_mismatch = {"input": k, "note": "a streaming model: no layer-by-layer replay (a dump "
+                                                              "would step its state)"}
+                    break
+        elif reference_graph is not None and not audio:
             from ..reference import run
             for k, x in enumerate(inputs):
                 if not np.array_equal(np.array(res.outputs[k]), run(reference_graph, x).astype(np.int64)):
