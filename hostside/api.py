@@ -15,6 +15,7 @@ import numpy as np
 from .artifact import Artifact, read_model_bin, write_model_bin
 from .boards import Board, as_board
 from .errors import PqlrError
+from .graph import ADD_OPS
 
 DEFAULT_CORPUS = Path("build/corpus")
 
@@ -152,7 +153,7 @@ def inspect(model_bin: Path) -> dict:
                         "arena_in": art.tensor_offsets[i], "arena_out": art.tensor_offsets[i + 1],
                         "in_place": bool(art.inplace and art.inplace[i]),
                         "scratch_bytes": art.scratch_bytes[i] if art.scratch_bytes else 0,
-                        **({"skip": L.skip} if L.op in ("add", "qadd") and L.skip >= 0 else {}),
+                        **({"skip": L.skip} if L.op in ADD_OPS and L.skip >= 0 else {}),
                         **({"heads": L.heads} if L.op == "attention" else {})}
                        for i, L in enumerate(g.layers)],
             "tiles": [asdict(t) for t in art.tiles]}

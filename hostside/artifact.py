@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactError
-from .graph import (ADD_BITS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR_PARAM_OPS, SCALAR_REQUANT_OPS,
-                    WEIGHTED_OPS, IntGraph, Layer)
+from .graph import (ADD_BITS, ADD_OPS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR_PARAM_OPS,
+                    SCALAR_REQUANT_OPS, WEIGHTED_OPS, IntGraph, Layer)
 from .plan.planner import Plan, Tile
 from .tiles import pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
@@ -125,7 +125,7 @@ def _k(op: str, in_shape, kernel) -> int:
         return in_shape[0] * in_shape[1] * in_shape[2]
     if op == "layernorm":
         return 1
-    if op in ("add", "qadd"):
+    if op in ADD_OPS:
         return in_shape[2]
     if op in ("gelu", "lut"):
         return 256
@@ -136,7 +136,7 @@ def _k(op: str, in_shape, kernel) -> int:
 
 def _rows(op: str, in_shape, out_shape) -> int:
     """Rows of a layer's parameter table (what tiles cut): see Layer.rows."""
-    if op in ("add", "qadd"):
+    if op in ADD_OPS:
         return in_shape[0] * in_shape[1]
     if op in ("gelu", "lut"):
         return 1
@@ -305,7 +305,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             _fail(f"layer {li}: fully connected output must be 1×1×C")
         elif op == "stream" and (out_shape[1:] != in_shape[1:] or out_shape[0] <= in_shape[0]):
             _fail(f"layer {li}: a stream's output must be its input with state rows before it")
-        elif op in ("add", "qadd", "layernorm", "gelu", "lut") and out_shape != in_shape:
+        elif op in ADD_OPS + ("layernorm", "gelu", "lut") and out_shape != in_shape:
             _fail(f"layer {li}: {op} must keep its input's shape")
         elif op == "reshape" and int(np.prod(in_shape)) != int(np.prod(out_shape)):
             _fail(f"layer {li}: reshape changes the element count")
@@ -316,7 +316,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: attention over {in_shape[0] * in_shape[1]} tokens (at most {MAX_TOKENS})")
             if not 1 <= s2 <= 62 or m2 < 0:
                 _fail(f"layer {li}: attention logit shift {s2} or multiplier {m2} out of range")
-        if op in ("add", "qadd"):
+        if op in ADD_OPS:
             if op == "add" and not (0 <= ra <= 1 << ADD_BITS and 0 <= rb <= 1 << ADD_BITS):
                 _fail(f"layer {li}: add operand multipliers {ra}, {rb} outside [0, 2^{ADD_BITS}]")
             if op == "qadd" and not (ra >= 0 and rb >= 0 and 31 <= m2 <= 62 and 31 <= s2 <= 62 and 31 <= S <= 62
@@ -341,7 +341,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         if lflags & ~3:
             _fail(f"layer {li}: unknown layer flags {lflags:#x}")
         L.rounding = "double" if lflags & 2 else "single"
-        has_tiles = op in PER_CHANNEL_OPS or op in ("gelu", "lut", "stream") or (op in ("add", "qadd") and skip == -1)
+        has_tiles = op in PER_CHANNEL_OPS or op in ("gelu", "lut", "stream") or (op in ADD_OPS and skip == -1)
         if not has_tiles:
             if nt:
                 _fail(f"layer {li}: a {op} has {nt} weight tiles")

@@ -101,24 +101,32 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 ROUNDINGS = ("single", "double")
 
 
+def srdhm(a, b) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingDoublingHighMul of int32 values: (a·b + nudge) / 2^31, C's division toward
+    zero, the one overflowing case saturated."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    ab = a * b
+    num = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    hi = np.where(num >= 0, num >> 31, -((-num) >> 31))
+    return np.where((a == -2**31) & (b == -2**31), 2**31 - 1, hi)
+
+
+def rdbpot(x, e) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT: x / 2^e rounded half away from zero (0 ≤ e ≤ 31)."""
+    x = np.asarray(x, np.int64)
+    mask = (np.int64(1) << np.asarray(e, np.int64)) - 1
+    return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+
+
 def double_round(acc: np.ndarray, M: np.ndarray, s: np.ndarray) -> np.ndarray:
     """TFLite's default MultiplyByQuantizedMultiplier (gemmlowp): SaturatingRoundingDoublingHighMul(acc·2^left, M)
     then RoundingDivideByPOT(·, right), with left = max(0, 31 − s) and right = max(0, s − 31). acc is int32."""
     acc = np.asarray(acc, dtype=np.int64)
-    M = np.asarray(M, dtype=np.int64)
     s = np.asarray(s, dtype=np.int64)
     x = acc << np.maximum(0, 31 - s)
     x = ((x + 2**31) % 2**32) - 2**31                       # C's int32 wrap (TFLite's x * (1 << left))
-    ab = x * M
-    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    num = ab + nudge
-    hi = np.where(num >= 0, num >> 31, -((-num) >> 31))      # C's `/ (1 << 31)`: toward zero
-    hi = np.where((x == -2**31) & (M == -2**31), 2**31 - 1, hi)
-    right = np.maximum(0, s - 31)
-    mask = (np.int64(1) << right) - 1
-    rem = hi & mask
-    threshold = (mask >> 1) + (hi < 0)
-    return (hi >> right) + (rem > threshold)
+    return rdbpot(srdhm(x, M), np.maximum(0, s - 31))
 
 
 def requantize(acc: np.ndarray, M: np.ndarray, s: np.ndarray, zp: int, lo: int, hi: int,

@@ -69,6 +69,17 @@ def step_inputs(g, feats: np.ndarray, steps: int, seed: int = 1):
     return [x.reshape(g.input_shape) for x in out[:steps]]
 
 
+def step_both(res, oracle, ours, x, where: str = ""):
+    """One step through TFLite's interpreter and pqlr's reference, every layer compared with the tensor it stands
+    for; returns (pqlr's output, TFLite's output)."""
+    want = oracle.step(x)
+    out, tensors = ours.step(x.reshape(res.graph.input_shape), dump=True)
+    for li, t in enumerate(res.layer_tensors):
+        assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), \
+            f"{where}layer {li} ({res.graph.layers[li].op})"
+    return out, want
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_microwakeword_bit_exact_over_1000_streaming_steps(name, feats):
     res = import_tflite(MODELS / f"{name}.tflite")
@@ -76,11 +87,7 @@ def test_microwakeword_bit_exact_over_1000_streaming_steps(name, feats):
     assert g.streaming and g.rounding == "mixed"
     oracle, ours = TfliteOracle(MODELS / f"{name}.tflite"), Streamer(g)
     for k, x in enumerate(step_inputs(g, feats, 1000)):
-        want = oracle.step(x)
-        out, tensors = ours.step(x, dump=True)
-        for li, t in enumerate(res.layer_tensors):
-            ref = oracle.tensor(t).reshape(tensors[li + 1].shape)
-            assert np.array_equal(tensors[li + 1], ref), f"step {k}, layer {li} ({g.layers[li].op})"
+        out, want = step_both(res, oracle, ours, x, f"step {k}, ")
         got = out.astype(np.int16) + g.output["offset"]
         assert np.array_equal(got, want.astype(np.int16)), f"step {k}"
 
@@ -375,12 +382,9 @@ def test_mlperf_geometry_bit_exact_with_tflite(mlperf_tflite):
     res = import_tflite(p)
     ops = [L.op for L in res.graph.layers]
     assert ops[0] == "conv2d" and "meanpool" in ops and ops[-1] == "softmax"
-    oracle = TfliteOracle(p)
+    oracle, ours = TfliteOracle(p), Streamer(res.graph)
     for k, x in enumerate(xs[:24]):
-        want = oracle.step(x)
-        out, tensors = Streamer(res.graph).step(x.reshape(res.graph.input_shape), dump=True)
-        for li, t in enumerate(res.layer_tensors):
-            assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), f"input {k}, layer {li}"
+        out, want = step_both(res, oracle, ours, x, f"input {k}, ")
         assert np.array_equal(out, want)
 
 
@@ -527,10 +531,7 @@ def test_residual_add_and_max_pool_bit_exact(tmp_path, seed):
     rng = np.random.default_rng(seed)
     xs = np.clip(rng.normal(0, 40, (40,) + g.input_shape), -128, 127).astype(np.int8)
     for x in xs:
-        want = oracle.step(x)
-        out, tensors = Streamer(g).step(x, dump=True)
-        for li, t in enumerate(res.layer_tensors):
-            assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), f"layer {li}"
+        out, want = step_both(res, oracle, Streamer(g), x)
         assert np.array_equal(out, want)
     assert len(np.unique(np.stack([Streamer(g).step(x) for x in xs]))) > 10
     got = _firmware_run(tmp_path, g, xs)[0]
@@ -551,10 +552,7 @@ def test_mlperf_reference_model_if_supplied(tmp_path):
     rng = np.random.default_rng(10)
     xs = rng.integers(-128, 128, (50,) + g.input_shape).astype(np.int8)
     for x in xs:
-        want = oracle.step(x)
-        out, tensors = Streamer(g).step(x, dump=True)
-        for li, t in enumerate(res.layer_tensors):
-            assert np.array_equal(tensors[li + 1].reshape(-1), oracle.tensor(t).reshape(-1)), f"layer {li}"
+        out, want = step_both(res, oracle, Streamer(g), x)
         assert np.array_equal(out, want)
     got = _firmware_run(tmp_path, g, xs[:10], kernels="rv32")[0]
     assert np.array_equal(got, np.stack([Streamer(g).step(x) for x in xs[:10]]))

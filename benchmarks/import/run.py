@@ -113,7 +113,8 @@ def main() -> int:
     jobs.append(("pqlr_dscnn_stream", None, "pqlr's own dscnn-stream (64 channels, 4 blocks, 49×10 MFCC window; "
                  "untrained, seeded, calibrated int8) exported with --streaming", {}, 0.01))
     xip = {m for m in args.xip.split(",") if m}
-    jobs += [(n + "+xip", s, src + "; xip plan", mf, h) for n, s, src, mf, h in list(jobs) if n in xip]
+    jobs += [(name + "+xip", path, source + "; xip plan", manifest, hop)
+             for name, path, source, manifest, hop in list(jobs) if name in xip]
     for name, src, source, manifest, hop_s in jobs:
         micro = manifest.get("micro", {})
         mode = "xip" if name.endswith("+xip") else "tiled"

@@ -289,10 +289,6 @@ void pqlr_softmax(PQLR_KERNEL_ARGS) {
     }
 }
 
-static int32_t g_mul_exp(int32_t x, int32_t m, int32_t s) {      /* MultiplyByQuantizedMultiplierSmallerThanOneExp */
-    return g_rdbpot(g_srdhm(x, m), s - 31);
-}
-
 void pqlr_qadd(PQLR_KERNEL_ARGS) {
     const int C = L->in_c;
     int p0 = 0, np = L->in_h * L->in_w;
@@ -310,9 +306,10 @@ void pqlr_qadd(PQLR_KERNEL_ARGS) {
         const int8_t *x = in + p * C, *y = b + p * C;
         int8_t *o = out + p * C;
         for (int c = 0; c < C; c++) {
-            int32_t a1 = g_mul_exp(((int32_t)x[c] - za) * (1 << 20), m1, s1);
-            int32_t a2 = g_mul_exp(((int32_t)y[c] - zb) * (1 << 20), m2, s2);
-            int32_t v = g_mul_exp(a1 + a2, mo, so) + zo;
+            /* TFLite's MultiplyByQuantizedMultiplierSmallerThanOneExp: the double rounding with s ≥ 31 */
+            int32_t a1 = pqlr_mul_twice(((int32_t)x[c] - za) * (1 << 20), m1, s1);
+            int32_t a2 = pqlr_mul_twice(((int32_t)y[c] - zb) * (1 << 20), m2, s2);
+            int32_t v = pqlr_mul_twice(a1 + a2, mo, so) + zo;
             o[c] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
         }
     }

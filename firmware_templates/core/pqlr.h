@@ -97,6 +97,7 @@ int pqlr_model_reset(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);
 /* The layer running now rounds twice (set by pqlr_model_run from pqlr_layer_t.round_twice). Only models
  * imported with TFLite's rounding have this: others compile without the test. */
 extern uint8_t pqlr_round_twice;
+#endif
 
 /* TFLite's default MultiplyByQuantizedMultiplier: gemmlowp's SaturatingRoundingDoublingHighMul of acc·2^left by M,
  * then RoundingDivideByPOT by right (left = max(0, 31 − s), right = max(0, s − 31)); hostside/graph.py's
@@ -110,7 +111,6 @@ static inline int32_t pqlr_mul_twice(int32_t acc, int32_t m, int32_t s) {
     int32_t rem = hi & mask, thr = (mask >> 1) + (hi < 0);
     return (hi >> right) + (rem > thr);
 }
-#endif
 
 /* y = clamp(((acc·M + 2^(s−1)) >> s) + zp): the one requantisation rule (hostside/graph.py). */
 static inline int8_t pqlr_requant(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi) {

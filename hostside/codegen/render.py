@@ -8,7 +8,7 @@ from .. import __version__
 from ..artifact import FORMAT_VERSION, HEADER_SIZE, Artifact
 from ..boards import Board, kind_of
 from ..errors import PqlrError
-from ..graph import SCALAR_PARAM_OPS
+from ..graph import ADD_OPS, SCALAR_PARAM_OPS
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
 CORE_FILES = ("platform.h", "pqlr.h", "pqlr_sha256.h", "runtime.c", "sha256.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
@@ -142,16 +142,11 @@ def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], 
         inplace = int(bool(art.inplace and art.inplace[i]))
         h, w, c = L.in_shape
         oh, ow, oc = L.out_shape
+        kind = L.op                                   # the template in core/specialise/
         if L.op == "pwconv2d":
             params = dict(cin=c, cout=oc, pixels=oh * ow, wbits=L.wbits, inplace=inplace)
         elif L.op == "dwconv2d" and dwcol_applies(L, inplace):
-            params = dict(oh=oh, c=c, kh=L.kernel[0], wbits=L.wbits)
-            key = ("dwcol", tuple(sorted(params.items())))
-            if key not in seen:
-                seen[key] = f"k_dwcol_{len(seen)}"
-                rendered.append(env.get_template("core/specialise/dwcol.c.j2").render(params | {"name": seen[key]}))
-            fns.append(seen[key])
-            continue
+            kind, params = "dwcol", dict(oh=oh, c=c, kh=L.kernel[0], wbits=L.wbits)
         elif L.op == "dwconv2d" and dw3_applies(L):
             params = dict(h=h, w=w, c=c, wbits=L.wbits, inplace=inplace)
         elif L.op == "conv2d":
@@ -162,10 +157,10 @@ def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], 
         else:
             fns.append(f"pqlr_{L.op}")
             continue
-        key = (L.op, tuple(sorted(params.items())))
+        key = (kind, tuple(sorted(params.items())))
         if key not in seen:
-            seen[key] = f"k_{L.op}_{len(seen)}"
-            rendered.append(env.get_template(f"core/specialise/{L.op}.c.j2").render(params | {"name": seen[key]}))
+            seen[key] = f"k_{kind}_{len(seen)}"
+            rendered.append(env.get_template(f"core/specialise/{kind}.c.j2").render(params | {"name": seen[key]}))
         fns.append(seen[key])
     return fns, rendered
 
@@ -203,7 +198,7 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
                  if L.op != "stream" else [])          # a stream's tiles are its initial state: read at reset
         steps = steps or [{"tile": -1, "ch_start": 0, "ch_count": L.out_channels}]
         # an add of two tensors gets the second one where other layers get their scratch
-        aux = (art.tensor_offsets[L.skip] if L.op in ("add", "qadd") and L.skip >= 0
+        aux = (art.tensor_offsets[L.skip] if L.op in ADD_OPS and L.skip >= 0
                else art.scratch_offsets[i] if art.scratch_offsets else 0)
         layers.append({
             "index": i, "name": L.name, "op": L.op, "fn": fns[i], "in_shape": "x".join(map(str, L.in_shape)),

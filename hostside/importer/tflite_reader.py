@@ -28,7 +28,6 @@ Rounding (`rounding`, per layer in the graph):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import numpy as np
 
 from ..errors import PqlrError
 from ..graph import IntGraph, Layer
+from ..reference.tflite_ops import quantize_multiplier, round_half_away
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "LOGISTIC", "SOFTMAX",
              "AVERAGE_POOL_2D (over the whole map)", "MAX_POOL_2D", "ADD (same shapes: a residual or a constant)", "QUANTIZE (int8 → uint8, "
@@ -57,8 +57,6 @@ class ImportResult:
     source: str
     mapping: list[str] = field(default_factory=list)     # "op 14 CONV_2D → layer 1 conv2d", one per source op
     layer_tensors: list[int] = field(default_factory=list)   # the source tensor each layer's output equals
-    input_dtype: str = "int8"
-    output_dtype: str = "int8"
 
 
 def _need_tflite():
@@ -71,20 +69,11 @@ def _need_tflite():
     return tflite, {v: k for k, v in BuiltinOperator.__dict__.items() if not k.startswith("_")}
 
 
-def round_half_away(x):
-    """TfLiteRound / std::round: halves away from zero (Python's round() rounds them to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
 def tflite_multiplier(real: float) -> tuple[int, int]:
     """TFLite's QuantizeMultiplier in pqlr's (M, s) form: real ≈ M·2^−s. TFLite's shift is 31 − s."""
     if real == 0:
         return 0, 1
-    q, e = math.frexp(real)
-    M = int(round_half_away(q * (1 << 31)))
-    if M == 1 << 31:
-        M //= 2
-        e += 1
+    M, e = quantize_multiplier(real)
     if e < -31:                       # TFLite: every bit shifted out → multiplier 0
         return 0, 1
     s = 31 - e
@@ -257,6 +246,22 @@ class _Importer:
     def _same_q(self, a: _T, b: _T) -> bool:
         return a.scale is not None and b.scale is not None and a.s == b.s and a.z == b.z
 
+    def _unary(self, k: int, op) -> tuple[str, _T, _T, tuple[int, int, int]]:
+        """An op of one int8 tensor in and one out that reads the chain: (where, x, y, x's HWC shape)."""
+        where = self._where(k)
+        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
+        self._q8(x, where, "input")
+        self._q8(y, where, "output")
+        return where, x, y, self._chain_input(k, x.index)
+
+    def _layer(self, k: int, op: str, x: _T, y: _T, in_shape, out_shape, lo: int = -128, hi: int = 127,
+               **fields) -> Layer:
+        """A layer from x to y; ops without per-channel parameters get a zero multiplier."""
+        fields.setdefault("multiplier", np.zeros(1, np.int32))
+        fields.setdefault("shift", np.ones(1, np.int32))
+        return Layer(name=f"{self.path.stem}_op{k}_{op}", op=op, in_shape=tuple(in_shape), out_shape=tuple(out_shape),
+                     in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s, out_scale=y.s, **fields)
+
     # ---- the walk ---------------------------------------------------------------------------------
     def run(self) -> ImportResult:
         ins = [self.sg.Inputs(i) for i in range(self.sg.InputsLength())]
@@ -279,8 +284,7 @@ class _Importer:
                 raise TfliteImportError(f"{self._where(k)}: op {name} is not supported by pqlr's importer "
                                         f"(supported: {', '.join(SUPPORTED)})")
             handler(k, op)
-        final = self.output_note.get("from", self.cur)
-        if final != outs[0] and self.cur != outs[0]:
+        if self.cur != outs[0]:
             raise TfliteImportError(f"{self.path.name}: the ops do not form one chain from the input to the output "
                                     f"(ended at tensor #{self.cur}, the output is #{outs[0]})")
         missing = set(self.streams) - self.assigned
@@ -293,9 +297,7 @@ class _Importer:
                      classes=tuple(f"out{i}" for i in range(self.layers[-1].out_shape[2])),
                      rounding="mixed" if self.rounding == "tflite" else LAYER_ROUNDING[self.rounding]("conv2d"),
                      output=dict(self.output_note, source=self.path.name))
-        g.output.pop("from", None)
-        return ImportResult(graph=g, source=str(self.path), mapping=self.mapping, layer_tensors=self.layer_tensors,
-                            output_dtype=self.output_note.get("dtype", "int8"))
+        return ImportResult(graph=g, source=str(self.path), mapping=self.mapping, layer_tensors=self.layer_tensors)
 
     def _chain_input(self, k: int, t: int) -> tuple[int, int, int]:
         if t != self.cur:
@@ -510,28 +512,16 @@ class _Importer:
             self.cur = y.index
             self.mapping.append(f"op {k} RESHAPE → nothing (same HWC bytes {out_shape})")
             return
-        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_reshape", op="reshape", in_shape=in_shape,
-                            out_shape=out_shape, in_zp=x.z, out_zp=y.z, act_min=-128, act_max=127, in_scale=x.s,
-                            out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32)), y.index)
+        self._emit(k, self._layer(k, "reshape", x, y, in_shape, out_shape), y.index)
 
     def op_LOGISTIC(self, k, op):
-        where = self._where(k)
-        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
-        self._q8(x, where, "input")
-        self._q8(y, where, "output")
-        in_shape = self._chain_input(k, x.index)
+        _, x, y, in_shape = self._unary(k, op)
         table = sigmoid_lut(x.s, x.z, y.s, y.z)
-        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_logistic", op="lut", in_shape=in_shape,
-                            out_shape=in_shape, in_zp=x.z, out_zp=y.z, act_min=-128, act_max=127, in_scale=x.s,
-                            out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32),
-                            weights=table.reshape(1, 256)), y.index, "lut (logistic)")
+        self._emit(k, self._layer(k, "lut", x, y, in_shape, in_shape, weights=table.reshape(1, 256)), y.index,
+                   "lut (logistic)")
 
     def op_AVERAGE_POOL_2D(self, k, op):
-        where = self._where(k)
-        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
-        self._q8(x, where, "input")
-        self._q8(y, where, "output")
-        in_shape = self._chain_input(k, x.index)
+        where, x, y, in_shape = self._unary(k, op)
         o = self._options(op, self.r.tflite.Pool2DOptions)
         out_shape = _hwc(y.shape, where)
         if (o.FilterHeight(), o.FilterWidth()) != in_shape[:2] or out_shape != (1, 1, in_shape[2]):
@@ -540,16 +530,10 @@ class _Importer:
         if not self._same_q(x, y):
             raise TfliteImportError(f"{where}: input and output quantisation differ (TFLite requires them equal)")
         lo, hi = _act_range(o.FusedActivationFunction(), y, where)
-        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_meanpool", op="meanpool", in_shape=in_shape,
-                            out_shape=out_shape, in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s,
-                            out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32)), y.index)
+        self._emit(k, self._layer(k, "meanpool", x, y, in_shape, out_shape, lo, hi), y.index)
 
     def op_MAX_POOL_2D(self, k, op):
-        where = self._where(k)
-        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
-        self._q8(x, where, "input")
-        self._q8(y, where, "output")
-        in_shape = self._chain_input(k, x.index)
+        where, x, y, in_shape = self._unary(k, op)
         if not self._same_q(x, y):
             raise TfliteImportError(f"{where}: input and output quantisation differ (TFLite requires them equal)")
         o = self._options(op, self.r.tflite.Pool2DOptions)
@@ -559,10 +543,8 @@ class _Importer:
         if out_shape != _hwc(y.shape, where):
             raise TfliteImportError(f"{where}: computed output {out_shape} ≠ the model's {y.shape}")
         lo, hi = _act_range(o.FusedActivationFunction(), y, where)
-        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_maxpool", op="maxpool", in_shape=in_shape,
-                            out_shape=out_shape, in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s,
-                            out_scale=y.s, multiplier=np.zeros(1, np.int32), shift=np.ones(1, np.int32),
-                            kernel=kernel, stride=stride, pad=pad), y.index)
+        self._emit(k, self._layer(k, "maxpool", x, y, in_shape, out_shape, lo, hi, kernel=kernel, stride=stride,
+                                  pad=pad), y.index)
 
     def op_ADD(self, k, op):
         """TFLite's int8 ADD (left shift 20, three double-rounded multipliers) of the chain's tensor and either an
@@ -595,27 +577,20 @@ class _Importer:
             raise TfliteImportError(f"{where}: an output scale this small needs a left shift TFLite's int8 add "
                                     f"does not take")
         lo, hi = _act_range(o.FusedActivationFunction(), y, where)
-        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_add", op="qadd", in_shape=in_shape, out_shape=in_shape,
-                            in_zp=x.z, out_zp=y.z, act_min=lo, act_max=hi, in_scale=x.s, out_scale=y.s,
-                            multiplier=np.array([mo], np.int32), shift=np.array([so], np.int32), weights=weights,
-                            skip=skip, in2_zp=other.z, in2_scale=other.s, ra=m1, rb=m2, m2=s1, s2=s2), y.index,
+        self._emit(k, self._layer(k, "qadd", x, y, in_shape, in_shape, lo, hi, multiplier=np.array([mo], np.int32),
+                                  shift=np.array([so], np.int32), weights=weights, skip=skip, in2_zp=other.z,
+                                  in2_scale=other.s, ra=m1, rb=m2, m2=s1, s2=s2), y.index,
                    f"qadd (+ {'t' + str(skip) if skip >= 0 else 'a constant'})")
 
     def op_SOFTMAX(self, k, op):
         from ..reference.tflite_ops import softmax_params
-        where = self._where(k)
-        x, y = self.tensors[self._ins(op)[0]], self.tensors[self._outs(op)[0]]
-        self._q8(x, where, "input")
-        self._q8(y, where, "output")
-        in_shape = self._chain_input(k, x.index)
+        where, x, y, in_shape = self._unary(k, op)
         if y.z != -128 or abs(y.s - 1 / 256) > 1e-3 / 256:
             raise TfliteImportError(f"{where}: an int8 softmax's output must have scale 1/256 and zero point −128")
         beta = self._options(op, self.r.tflite.SoftmaxOptions).Beta()
         M, s, diff_min = softmax_params(x.s, beta)
-        self._emit(k, Layer(name=f"{self.path.stem}_op{k}_softmax", op="softmax", in_shape=in_shape,
-                            out_shape=in_shape, in_zp=x.z, out_zp=y.z, act_min=-128, act_max=127, in_scale=x.s,
-                            out_scale=y.s, multiplier=np.array([M], np.int32), shift=np.array([s], np.int32),
-                            m2=diff_min), y.index)
+        self._emit(k, self._layer(k, "softmax", x, y, in_shape, in_shape, multiplier=np.array([M], np.int32),
+                                  shift=np.array([s], np.int32), m2=diff_min), y.index)
 
     def op_QUANTIZE(self, k, op):
         where = self._where(k)
@@ -624,7 +599,7 @@ class _Importer:
         last = k == len(self.ops) - 1 or all(j in self.done for j in range(k + 1, len(self.ops)))
         if not (last and x.dtype == INT8 and y.dtype == UINT8 and x.s == y.s and y.z - x.z == 128):
             raise TfliteImportError(f"{where}: only a last QUANTIZE from int8 to uint8 of the same scale is supported")
-        self.output_note = {"from": self.cur, "dtype": "uint8", "offset": 128, "scale": y.s, "zero_point": y.z}
+        self.output_note = {"dtype": "uint8", "offset": 128, "scale": y.s, "zero_point": y.z}
         self.cur = y.index
         self.mapping.append(f"op {k} QUANTIZE → output as uint8 = int8 + 128 (on the host)")
 

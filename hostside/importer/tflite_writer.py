@@ -159,7 +159,8 @@ def _act(L: Layer) -> int:
         return 0
     if L.act_min == max(-128, L.out_zp) and L.act_max == 127:
         return 1
-    six = L.out_zp + int(np.sign(6.0 / L.out_scale) * np.floor(abs(np.float32(6.0) / np.float32(L.out_scale)) + 0.5))
+    from ..reference.tflite_ops import round_half_away
+    six = L.out_zp + int(round_half_away(np.float32(6.0) / np.float32(L.out_scale)))
     if L.act_min == max(-128, L.out_zp) and L.act_max == min(127, six):
         return 3
     raise PqlrError(f"layer {L.name}: clamp [{L.act_min}, {L.act_max}] is not NONE, RELU or RELU6")

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..graph import EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, IntGraph, Layer, requantize
+from ..graph import ADD_OPS, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, IntGraph, Layer, double_round, requantize
 from .ibert import i_exp
 
 
@@ -137,7 +137,6 @@ def maxpool(x: np.ndarray, L: Layer) -> np.ndarray:
 
 
 def qadd(x: np.ndarray, L: Layer, other: np.ndarray | None = None) -> np.ndarray:
-    from ..graph import double_round
     b = L.weights.reshape(L.out_shape) if other is None else other
     a1 = double_round((x.astype(np.int64) - L.in_zp) << 20, L.ra, L.m2)
     a2 = double_round((b.astype(np.int64) - L.in2_zp) << 20, L.rb, L.s2)
@@ -177,7 +176,7 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None =
         raise ValueError(f"input must be int8 {graph.input_shape}, got {x.dtype} {x.shape}")
     tensors = [x]
     for i, L in enumerate(graph.layers):
-        if L.op in ("add", "qadd"):
+        if L.op in ADD_OPS:
             tensors.append(KERNELS[L.op](tensors[-1], L, tensors[L.skip] if L.skip >= 0 else None))
         elif L.op == "stream":
             y = stream(tensors[-1], L, None if state is None else state.get(i))

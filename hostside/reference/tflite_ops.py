@@ -13,31 +13,13 @@ import math
 
 import numpy as np
 
+from ..graph import rdbpot, srdhm
+
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
 
 def _wrap(x):
     return ((np.asarray(x, np.int64) + 2**31) % 2**32) - 2**31
-
-
-def srdhm(a, b):
-    """gemmlowp SaturatingRoundingDoublingHighMul (int32)."""
-    a = np.asarray(a, np.int64)
-    b = np.asarray(b, np.int64)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    num = ab + nudge
-    hi = np.where(num >= 0, num >> 31, -((-num) >> 31))
-    return np.where((a == I32_MIN) & (b == I32_MIN), I32_MAX, hi)
-
-
-def rdbpot(x, e):
-    """gemmlowp RoundingDivideByPOT (int32, 0 ≤ e ≤ 31)."""
-    x = np.asarray(x, np.int64)
-    mask = (np.int64(1) << e) - 1
-    rem = x & mask
-    thr = (mask >> 1) + (x < 0)
-    return (x >> e) + (rem > thr)
 
 
 def sat_shift_left(x, e: int):
@@ -102,15 +84,26 @@ def get_reciprocal(x: int, integer_digits: int) -> tuple[int, int]:
     return int(one_over_one_plus_x(shifted_minus_one)), num_bits_over_unit
 
 
-def softmax_params(input_scale: float, beta: float = 1.0, integer_bits: int = 5) -> tuple[int, int, int]:
-    """TFLite's SoftmaxPrepare for int8: (input_multiplier, input_left_shift, diff_min)."""
-    from ..importer.tflite_reader import round_half_away
-    real = min(beta * float(input_scale) * (1 << (31 - integer_bits)), float((1 << 31) - 1))
+def round_half_away(x):
+    """TfLiteRound / std::round: halves away from zero (Python's round() rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: (M, shift) with real ≈ M·2^(shift − 31), M in [2^30, 2^31) (0 for real = 0)."""
+    if real == 0:
+        return 0, 0
     q, e = math.frexp(real)
     M = int(round_half_away(q * (1 << 31)))
     if M == 1 << 31:
         M //= 2
         e += 1
+    return M, e
+
+
+def softmax_params(input_scale: float, beta: float = 1.0, integer_bits: int = 5) -> tuple[int, int, int]:
+    """TFLite's SoftmaxPrepare for int8: (input_multiplier, input_left_shift, diff_min)."""
+    M, e = quantize_multiplier(min(beta * float(input_scale) * (1 << (31 - integer_bits)), float((1 << 31) - 1)))
     if e < 0:
         raise ValueError(f"softmax input scale {input_scale} too small")
     radius = math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << e))
