@@ -422,7 +422,7 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     """Re-derive what the firmware will do and refuse a plan that could corrupt memory: in place only where
     legal (and never over a tensor a residual connection still needs), scratch inside the arena, and no two
     buffers that are live at the same op overlapping."""
-    from .plan.planner import SCRATCH_OPS, inplace_rule, may_overwrite, tensor_lifetimes
+    from .plan.planner import inplace_rule, may_overwrite, tensor_lifetimes, uses_scratch
     n = len(graph.layers)
     sizes = [int(np.prod(s)) for s in graph.tensor_shapes()]
     last = graph.last_use()
@@ -442,7 +442,7 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
             group[i + 1] = group[i]
         elif L.op == "reshape":
             _fail(f"layer {i}: a reshape must share its input's buffer")
-        if inplace[i] or L.op in SCRATCH_OPS:
+        if uses_scratch(L, inplace[i]):
             scratch[i] = temp
             if scratch_offs[i] + temp > arena:
                 _fail(f"layer {i}: scratch [{scratch_offs[i]}, {scratch_offs[i] + temp}) outside the arena")

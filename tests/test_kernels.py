@@ -1,8 +1,10 @@
 """The tuned RV32 kernels against the reference, bit for bit, over random shapes, bit widths and plans
 (odd channel counts and pixel counts that are not multiples of the blocking), built for the host."""
+import contextlib
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from hostside.artifact import write_model_bin
@@ -39,3 +41,74 @@ def test_rv32_kernels_equal_reference(p, tmp_path_factory):
         t.close()
     assert res.first_mismatch is None
     assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+
+
+def _extreme_graph(seed: int):
+    """conv2d (K = 18) → pointwise (12 → 9, not a multiple of 4) → pointwise in place (9 → 8, odd K) → pointwise
+    (8 → 8) → fc, with int8
+    weights drawn mostly from the extremes (−127 and 127: model.bin holds [−127, 127]) and shifts that saturate: the 16-bit lanes of the
+    packed (SWAR) kernels see every product at its bounds, and some channels take the slow requantisation
+    (shift ≤ 32) and take the portable requantisation: on RV32, pw1 runs wholly in assembly (K a multiple of 4,
+    every shift in the fast range), pw3 runs the assembly loop with the C requantisation (one slow channel), conv
+    the assembly loop with a C remainder (K = 18)."""
+    from hostside.graph import IntGraph, Layer
+    rng = np.random.default_rng(seed)
+
+    def weights(shape):
+        w = rng.choice(np.array([-127, -126, 127, 0, 1, -1], dtype=np.int16), size=shape, p=[.35, .1, .3, .1, .1, .05])
+        return w.astype(np.int8)
+
+    def quant(n, lo_shift, hi_shift):
+        m = rng.integers(2 ** 30, 2 ** 31, size=n, dtype=np.int64).astype(np.int32)
+        s = rng.integers(lo_shift, hi_shift, size=n).astype(np.int32)
+        return m, s
+
+    H, W, C = 7, 6, 3
+    m0, s0 = quant(12, 40, 46)
+    s0[9] = 24                                            # a slow (shift ≤ 32) channel in the last block
+    m1, s1 = quant(9, 41, 47)
+    m4, s4 = quant(8, 40, 46)
+    s4[5] = 28
+    m2, s2 = quant(8, 40, 46)
+    m3, s3 = quant(4, 42, 48)
+    layers = [
+        Layer("conv", "conv2d", (H, W, C), (H, W, 12), -5, 7, -128, 127, 1.0, 1.0, m0, s0, kernel=(3, 2),
+              stride=(1, 1), pad=(1, 0, 1, 1), weights=weights((12, 3, 2, C)),
+              bias=rng.integers(-3000, 3000, 12).astype(np.int32)),
+        Layer("pw1", "pwconv2d", (H, W, 12), (H, W, 9), 7, -128, -128, 127, 1.0, 1.0, m1, s1,
+              weights=weights((9, 12)), bias=rng.integers(-3000, 3000, 9).astype(np.int32)),
+        Layer("pw2", "pwconv2d", (H, W, 9), (H, W, 8), -128, 3, 3, 127, 1.0, 1.0, m2, s2,
+              weights=weights((8, 9)), bias=rng.integers(-3000, 3000, 8).astype(np.int32)),
+        Layer("pw3", "pwconv2d", (H, W, 8), (H, W, 8), 3, -2, -128, 127, 1.0, 1.0, m4, s4,
+              weights=weights((8, 8)), bias=rng.integers(-3000, 3000, 8).astype(np.int32)),
+        Layer("fc", "fc", (H, W, 8), (1, 1, 4), -2, 0, -128, 127, 1.0, 1.0, m3, s3,
+              weights=weights((4, H * W * 8)), bias=rng.integers(-3000, 3000, 4).astype(np.int32)),
+    ]
+    g = IntGraph(input_shape=(H, W, C), input_scale=1.0, input_zp=-5, layers=layers)
+    xs = rng.choice(np.array([-128, 127, -127, 0, 5], dtype=np.int16), size=(3, H, W, C), p=[.35, .35, .1, .1, .1])
+    xs[0] = -128                                          # every product at its bound
+    return g, xs.astype(np.int8)
+
+
+@pytest.mark.parametrize("board_name", ["host", pytest.param("rv32-virt", marks=pytest.mark.emulator)])
+def test_swar_kernels_exact_at_the_extremes(board_name, tmp_path):
+    """The packed-lane (SWAR) int8 kernels, portable C on the host build and RV32 assembly on QEMU, equal the
+    reference in every layer's every value at the int8 extremes (−128 activations × ±127 weights)."""
+    from hostside.device.qemu import QemuBoard, make_flash_image
+    g, xs = _extreme_graph(3)
+    assert g.layers[2].in_shape[2] % 2 == 1 and g.layers[1].out_shape[2] % 4 == 1
+    board = load_board(board_name)
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    assert art.inplace[2], "the odd-K pointwise layer should run in place"
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels="rv32"))
+    with contextlib.ExitStack() as stack:
+        if board_name == "host":
+            t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+            stack.callback(t.close)
+        else:
+            img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
+            t = stack.enter_context(QemuBoard(board, fw, img))           # QEMU stops with the context
+        s = Session(t, art.model_sha256, 60)
+        s.hello()
+        for x in xs:
+            assert s.locate_mismatch(x, g) is None

@@ -8,12 +8,15 @@
  * What makes them fast, and exact:
  * - the tile's bias is already folded with the input zero point (b − zp·Σw), so the inner loops are
  *   pure x·w multiply-accumulates; padding taps use the value zp;
- * - register blocking: 4 pixels × 4 output channels per pointwise inner loop (8 loads for 16 MACs),
- *   2 pixels × 4 channels for the first conv over gathered patches, and for the depthwise 3×3 the nine
- *   weights of a channel stay in registers while a 3×3 window slides along the row (3 loads per output);
- * - requantisation hoisted out of the inner loops and, for shifts > 32 (the usual case), done with the
- *   high word of the product only: ((acc·M) >> 32 + 2^(s−33)) >> (s−32), which equals the 64-bit rule
- *   exactly (the low word cannot carry past the rounding bit);
+ * - int8 pointwise and conv2d layers of ≥ 4 pixels (77 % and 12 % of the MLPerf DS-CNN's MACs): two pixels per
+ *   32-bit word in 16-bit lanes (SWAR), so one multiply yields two products; 4 pixels × 4 channels per block,
+ *   the loop (and on RV32 the whole block) in assembly because its 28 live values fill the register file
+ *   (swar4x4, below, says why every step is exact);
+ * - the depthwise 3×3 goes column by column with the nine weights in registers: each column of three inputs
+ *   finishes one output, adds to the next and starts the one after (3 loads per output, 3 accumulators live);
+ * - other shapes: register blocking (4 pixels × 4 channels, 1 pixel × 4 channels for fully connected layers);
+ * - requantisation prepared once per channel (rq_prep): one high multiply, an add and a shift per output, the
+ *   zero point folded into the rounding constant; shifts ≤ 32, > 54 and TFLite's double rounding take rq;
  * - int4 weights are loaded a byte (two weights) at a time and unpacked in registers.
  */
 #ifndef PQLR_KERNELS_RV32_H
@@ -26,6 +29,12 @@ typedef struct {
     int32_t zp, lo, hi;
 } pqlr_out_t;
 
+/* Shifts ≤ 32 (multipliers that scale up, rare): the 64-bit rule, out of line so the common path below never
+ * computes the low word of the product. */
+__attribute__((noinline, unused)) static int32_t rq_small_shift(int32_t acc, int32_t m, int32_t s) {
+    return (int32_t)(((int64_t)acc * m + ((int64_t)1 << (s - 1))) >> s);
+}
+
 PQLR_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, pqlr_out_t o) {
     int32_t y;
 #if PQLR_DOUBLE_ROUNDING
@@ -35,12 +44,47 @@ PQLR_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, pqlr_out_t o) {
         int32_t h = (int32_t)(((int64_t)acc * m) >> 32);
         y = (h + (1 << (s - 33))) >> (s - 32);
     } else {
-        y = (int32_t)(((int64_t)acc * m + ((int64_t)1 << (s - 1))) >> s);
+        y = rq_small_shift(acc, m, s);
     }
     y += o.zp;
     y = y < o.lo ? o.lo : y;
     y = y > o.hi ? o.hi : y;
     return (int8_t)y;
+}
+
+/* A channel's requantisation prepared once for the outputs that share it. For single rounding and shifts
+ * 33..54 (the usual case) the output is ((acc·M) >> 32 + r) >> sh with r = 2^(sh−1) + zp·2^sh: the zero point
+ * folded into the rounding constant, exact because floor((h + 2^(sh−1))/2^sh) + zp = floor((h + r)/2^sh), and
+ * |h + r| < 2^30 + 2^(sh+8) ≤ 2^31 cannot overflow for sh ≤ 22. Otherwise sh < 0 and rqp calls rq. The clamp
+ * tests the range once: (y − lo) as unsigned ≤ hi − lo. */
+typedef struct {
+    int32_t m, r, sh, lo, span;
+} pqlr_rqp_t;
+
+PQLR_INLINE pqlr_rqp_t rq_prep(int32_t m, int32_t s, pqlr_out_t o) {
+    pqlr_rqp_t p = {m, s, -1, o.lo, o.hi - o.lo};
+#if PQLR_DOUBLE_ROUNDING
+    if (pqlr_round_twice) return p;
+#endif
+    if (__builtin_expect(s > 32 && s <= 54, 1)) {
+        p.sh = s - 32;
+        p.r = (1 << (p.sh - 1)) + (int32_t)((uint32_t)o.zp << p.sh);
+    }
+    return p;
+}
+
+__attribute__((noinline, unused)) static int32_t rq_slow(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo,
+                                                 int32_t hi) {
+    pqlr_out_t o = {zp, lo, hi};
+    return rq(acc, m, s, o);
+}
+
+/* Returns the clamped value as int32 (the caller's byte store truncates it: no sign extension). */
+PQLR_INLINE int32_t rqp(int32_t acc, pqlr_rqp_t p, pqlr_out_t o) {
+    if (__builtin_expect(p.sh < 0, 0)) return rq_slow(acc, p.m, p.r, o.zp, o.lo, o.hi);
+    int32_t y = ((int32_t)(((int64_t)acc * p.m) >> 32) + p.r) >> p.sh;
+    if (__builtin_expect((uint32_t)(y - p.lo) > (uint32_t)p.span, 0)) y = y < p.lo ? p.lo : p.lo + p.span;
+    return y;
 }
 
 PQLR_INLINE int32_t w4lo(int32_t b) { return (int32_t)((uint32_t)b << 28) >> 28; }
@@ -140,6 +184,232 @@ PQLR_INLINE void mm4x4(const int8_t *x, const int8_t *w, const int32_t *b, const
     dst[2] = rq(a32, m[2], s[2], o); dst[3] = rq(a33, m[3], s[3], o);
 }
 
+/* int8 weights, 4 pixels × 4 channels in 16-bit lanes (SWAR). Without SIMD a plain MAC is a multiply and an add;
+ * here one multiply yields two products. The 4 pixels' inputs are packed first, two pixels per word:
+ * S[2k + q] = x[2q][k] − x[2q+1][k]·2^16 (swar_pack4), so S·w = x_lo·w + 2^16·(−x_hi·w). Two such products
+ * are summed (k, k+1): with |x·w| ≤ 128·127 (model.bin holds weights in [−127, 127]; even −128 would keep
+ * both lanes in range, the high lane being negated) the low lane l = Σ x_lo·w and the high lane h = −Σ x_hi·w
+ * both lie in [−32768, 32767]. With OFF = 2^15 − 1, l + OFF ∈ [0, 2^16), so ((v + OFF) >> 16) is h exactly
+ * (arithmetic shift of the 32-bit word, which equals l + OFF + 2^16·h). Per pair of inputs and lane pair:
+ * 2 multiplies and 5 adds/shifts for 4 MACs; V keeps Σ v mod 2^32, H keeps Σ h, and at the end the low lane's
+ * sum is V − 2^16·H (mod 2^32, exact since it fits int32), the high lane's is −H. Every step is exact: the result
+ * equals the plain sum (tests/test_kernels.py drives it at the extremes on the host and on QEMU). */
+#define SWAR_OFF 32767u
+/* Layers with fewer output pixels (fully connected, streaming steps) keep the one-pixel path; the planner sizes
+ * the scratch with the same rule (hostside/plan/planner.py, swar_scratch). */
+#define PQLR_SWAR_MIN_PIXELS 4
+
+/* The portable loop of swar4x4 from S to Se (and the odd K at the end): acc as in swar4x4. */
+PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *w, uint32_t *acc, const int K,
+                           const int RB) {
+    uint32_t V00 = acc[0], V01 = acc[1], V02 = acc[2], V03 = acc[3], V10 = acc[4], V11 = acc[5], V12 = acc[6],
+             V13 = acc[7], H00 = acc[8], H01 = acc[9], H02 = acc[10], H03 = acc[11], H10 = acc[12], H11 = acc[13],
+             H12 = acc[14], H13 = acc[15];
+    const uint32_t off = SWAR_OFF;
+#define LANES(V, H, v) do { uint32_t v_ = (v); V += v_; H += (uint32_t)((int32_t)(v_ + off) >> 16); } while (0)
+#define PAIR(j, o1)                                                                              \
+    do {                                                                                         \
+        uint32_t wa = (uint32_t)(int32_t)w[(j) * RB + (o1)], wb = (uint32_t)(int32_t)w[(j) * RB + (o1) + 1]; \
+        LANES(V0##j, H0##j, X0a * wa + X0b * wb);                                                \
+        LANES(V1##j, H1##j, X1a * wa + X1b * wb);                                                \
+    } while (0)
+    for (; S < Se; S += 8, w += 4) {                 /* two input pairs (4 k) per iteration */
+        uint32_t X0a = S[0], X1a = S[1], X0b = S[2], X1b = S[3];
+        PAIR(0, 0); PAIR(1, 0); PAIR(2, 0); PAIR(3, 0);
+        X0a = S[4]; X1a = S[5]; X0b = S[6]; X1b = S[7];
+        PAIR(0, 2); PAIR(1, 2); PAIR(2, 2); PAIR(3, 2);
+    }
+    if (K & 2) {                                     /* one more pair */
+        uint32_t X0a = S[0], X1a = S[1], X0b = S[2], X1b = S[3];
+        PAIR(0, 0); PAIR(1, 0); PAIR(2, 0); PAIR(3, 0);
+        S += 4;
+        w += 2;
+    }
+#undef PAIR
+    if (K & 1) {                                     /* odd K: one product per lane, l ∈ [−16256, 16384] */
+        uint32_t X0a = S[0], X1a = S[1];
+#define ONE(j)                                                                                   \
+        do {                                                                                     \
+            uint32_t wa = (uint32_t)(int32_t)w[(j) * RB];                                        \
+            LANES(V0##j, H0##j, X0a * wa); LANES(V1##j, H1##j, X1a * wa);                        \
+        } while (0)
+        ONE(0); ONE(1); ONE(2); ONE(3);
+#undef ONE
+    }
+#undef LANES
+    acc[0] = V00; acc[1] = V01; acc[2] = V02; acc[3] = V03; acc[4] = V10; acc[5] = V11; acc[6] = V12; acc[7] = V13;
+    acc[8] = H00; acc[9] = H01; acc[10] = H02; acc[11] = H03; acc[12] = H10; acc[13] = H11; acc[14] = H12;
+    acc[15] = H13;
+}
+
+#if defined(__riscv) && __riscv_xlen == 32 && !defined(PQLR_NO_ASM)
+#define PQLR_SWAR_ASM 1
+/* The SWAR loop in RV32IM assembly. Its 16 accumulators (V: s0–s7, H: s8–s11, t3–t6), 4 packed inputs (a4–a7),
+ * 2 weights (t0, t1), 2 temporaries (t2, ra), the constant SWAR_OFF (in the register of the asm's pointer
+ * operand %[p], whose value waits on the stack meanwhile) and 3 pointers (%[S], %[w], %[se]) take all 28
+ * registers GCC may allocate, which its allocator does not manage without spilling in the loop; a0–a3 are left
+ * to the compiler for the four operands. One step is 2 k of 4 packed words; the loop runs 2 steps (4 k). */
+#define PQLR_SWAR_GROUP(J, KO, V0, H0, V1, H1)                                                   \
+    "lb t0, " #J "*%[rb]+" #KO "(%[w])\n\t"                                                      \
+    "lb t1, " #J "*%[rb]+" #KO "+1(%[w])\n\t"                                                    \
+    "mul t2, a4, t0\n\t" "mul ra, a6, t1\n\t" "add t2, t2, ra\n\t"                               \
+    "add " V0 ", " V0 ", t2\n\t" "add t2, t2, %[p]\n\t" "srai t2, t2, 16\n\t" "add " H0 ", " H0 ", t2\n\t" \
+    "mul t0, a5, t0\n\t" "mul t1, a7, t1\n\t" "add t0, t0, t1\n\t"                               \
+    "add " V1 ", " V1 ", t0\n\t" "add t0, t0, %[p]\n\t" "srai t0, t0, 16\n\t" "add " H1 ", " H1 ", t0\n\t"
+#define PQLR_SWAR_STEP(SO, KO)                                                                   \
+    "lw a4, " #SO "(%[S])\n\t" "lw a5, " #SO "+4(%[S])\n\t"                                       \
+    "lw a6, " #SO "+8(%[S])\n\t" "lw a7, " #SO "+12(%[S])\n\t"                                    \
+    PQLR_SWAR_GROUP(0, KO, "s0", "s8", "s4", "t3") PQLR_SWAR_GROUP(1, KO, "s1", "s9", "s5", "t4") \
+    PQLR_SWAR_GROUP(2, KO, "s2", "s10", "s6", "t5") PQLR_SWAR_GROUP(3, KO, "s3", "s11", "s7", "t6")
+#define PQLR_SWAR_LOOP                                                                           \
+    "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t"                                                  \
+    "lui %[p], 8\n\t" "addi %[p], %[p], -1\n\t"                   /* SWAR_OFF */                  \
+    "1:\n\t" PQLR_SWAR_STEP(0, 0) PQLR_SWAR_STEP(16, 2)                                          \
+    "addi %[S], %[S], 32\n\t" "addi %[w], %[w], 4\n\t" "bne %[S], %[se], 1b\n\t"                 \
+    "lw %[p], 0(sp)\n\t" "addi sp, sp, 16\n\t"
+#define PQLR_SWAR_CLOBBERS                                                                       \
+    "memory", "ra", "t0", "t1", "t2", "t3", "t4", "t5", "t6", "a4", "a5", "a6", "a7", "s0", "s1", "s2", "s3", "s4", \
+        "s5", "s6", "s7", "s8", "s9", "s10", "s11"
+/* Requantise a4 with t0 = M, t1 = r, t2 = sh (rq_prep's), clamp to [%[w], %[se]], store at OFF from %[S]. */
+#define PQLR_SWAR_RQ(OFF)                                                                        \
+    "mulh a4, a4, t0\n\t" "add a4, a4, t1\n\t" "sra a4, a4, t2\n\t"                              \
+    "bge a4, %[w], 7f\n\t" "mv a4, %[w]\n\t" "7:\n\t"                                            \
+    "ble a4, %[se], 8f\n\t" "mv a4, %[se]\n\t" "8:\n\t"                                          \
+    "sb a4, " OFF "(%[S])\n\t"
+/* Channel J's four outputs: pixel 0 = V0 − 2^16·H0, pixel 1 = b − H0, pixels 2, 3 likewise. Its requantisation
+ * is rq_prep's fast case (the caller checked every channel's shift): M = m[J] (a7), sh = s[J] − 32 (s: %[p]),
+ * r = 2^(sh−1) + zp·2^sh (zp: a5), b = b[J] (a6). */
+#define PQLR_SWAR_OUT(J, V0, H0, V1, H1)                                                         \
+    "lw t0, 4*" #J "(a7)\n\t" "lbu t2, " #J "(%[p])\n\t" "lw ra, 4*" #J "(a6)\n\t"               \
+    "addi t2, t2, -32\n\t" "addi t1, t2, -1\n\t" "li a4, 1\n\t" "sll t1, a4, t1\n\t"             \
+    "sll a4, a5, t2\n\t" "add t1, t1, a4\n\t"                                                    \
+    "slli a4, " H0 ", 16\n\t" "sub a4, " V0 ", a4\n\t" PQLR_SWAR_RQ(#J)                          \
+    "sub a4, ra, " H0 "\n\t" PQLR_SWAR_RQ("%[ds]+" #J)                                          \
+    "slli a4, " H1 ", 16\n\t" "sub a4, " V1 ", a4\n\t" PQLR_SWAR_RQ("2*%[ds]+" #J)               \
+    "sub a4, ra, " H1 "\n\t" PQLR_SWAR_RQ("3*%[ds]+" #J)
+#endif
+
+/* 4 packed pixels (S, from swar_pack4) × 4 channels (weight rows RB apart) over K inputs; outputs to dst (pixel
+ * stride DS, channel stride 1). acc: V of lane pair 0 (pixels 0, 1) for channels 0..3, V of
+ * lane pair 1 (pixels 2, 3), then H likewise; V starts at the bias, so V − 2^16·H is pixel 0's (2's) accumulator
+ * and b − H pixel 1's (3's). */
+PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
+                         int8_t *dst, pqlr_out_t o, const int K, const int RB, const int DS, int fast) {
+#ifdef PQLR_SWAR_ASM
+    const int asm_ok = __builtin_constant_p(RB) && 3 * RB + 3 <= 2047 && K >= 4;
+    /* All of the block in assembly: K a multiple of 4, constant strides that fit the 12-bit offsets, and every
+     * channel of the tile on rq_prep's fast case (fast, from swar_fast). */
+    if (asm_ok && __builtin_constant_p(DS) && 3 * DS + 3 <= 2047 && (K & 3) == 0 && fast) {
+        const int32_t prm[7] = {(int32_t)(intptr_t)dst, o.lo, o.hi, o.zp, (int32_t)(intptr_t)b,
+                                (int32_t)(intptr_t)m, (int32_t)(intptr_t)s};
+        const uint32_t *Se = S + 2 * K;
+        const int32_t *pp = prm;
+        __asm__ volatile(
+            /* V of both lane pairs starts at the channel's bias, H at 0 */
+            "lw a4, 16(%[p])\n\t"
+            "lw s0, 0(a4)\n\t" "mv s4, s0\n\t" "lw s1, 4(a4)\n\t" "mv s5, s1\n\t"
+            "lw s2, 8(a4)\n\t" "mv s6, s2\n\t" "lw s3, 12(a4)\n\t" "mv s7, s3\n\t"
+            "li s8, 0\n\t" "li s9, 0\n\t" "li s10, 0\n\t" "li s11, 0\n\t"
+            "li t3, 0\n\t" "li t4, 0\n\t" "li t5, 0\n\t" "li t6, 0\n\t"
+            PQLR_SWAR_LOOP
+            "lw %[S], 0(%[p])\n\t" "lw %[w], 4(%[p])\n\t" "lw %[se], 8(%[p])\n\t" "lw a5, 12(%[p])\n\t"
+            "lw a6, 16(%[p])\n\t" "lw a7, 20(%[p])\n\t" "lw %[p], 24(%[p])\n\t"
+            PQLR_SWAR_OUT(0, "s0", "s8", "s4", "t3") PQLR_SWAR_OUT(1, "s1", "s9", "s5", "t4")
+            PQLR_SWAR_OUT(2, "s2", "s10", "s6", "t5") PQLR_SWAR_OUT(3, "s3", "s11", "s7", "t6")
+            : [S] "+r"(S), [w] "+r"(w), [se] "+r"(Se), [p] "+r"(pp)
+            : [rb] "n"(RB), [ds] "n"(DS)
+            : PQLR_SWAR_CLOBBERS);
+        return;
+    }
+#else
+    (void)fast;
+#endif
+    uint32_t acc[16];
+    for (int j = 0; j < 4; j++) {
+        acc[j] = acc[4 + j] = (uint32_t)b[j];
+        acc[8 + j] = acc[12 + j] = 0;
+    }
+    const uint32_t *Se = S + 2 * (K & ~3);
+#ifdef PQLR_SWAR_ASM
+    if (asm_ok && S < Se) {                  /* the loop in assembly, the rest below: accumulators through acc[] */
+        uint32_t *ap = acc;
+        __asm__ volatile(
+            "lw s0, 0(%[p])\n\t" "lw s1, 4(%[p])\n\t" "lw s2, 8(%[p])\n\t" "lw s3, 12(%[p])\n\t"
+            "lw s4, 16(%[p])\n\t" "lw s5, 20(%[p])\n\t" "lw s6, 24(%[p])\n\t" "lw s7, 28(%[p])\n\t"
+            "lw s8, 32(%[p])\n\t" "lw s9, 36(%[p])\n\t" "lw s10, 40(%[p])\n\t" "lw s11, 44(%[p])\n\t"
+            "lw t3, 48(%[p])\n\t" "lw t4, 52(%[p])\n\t" "lw t5, 56(%[p])\n\t" "lw t6, 60(%[p])\n\t"
+            PQLR_SWAR_LOOP
+            "sw s0, 0(%[p])\n\t" "sw s1, 4(%[p])\n\t" "sw s2, 8(%[p])\n\t" "sw s3, 12(%[p])\n\t"
+            "sw s4, 16(%[p])\n\t" "sw s5, 20(%[p])\n\t" "sw s6, 24(%[p])\n\t" "sw s7, 28(%[p])\n\t"
+            "sw s8, 32(%[p])\n\t" "sw s9, 36(%[p])\n\t" "sw s10, 40(%[p])\n\t" "sw s11, 44(%[p])\n\t"
+            "sw t3, 48(%[p])\n\t" "sw t4, 52(%[p])\n\t" "sw t5, 56(%[p])\n\t" "sw t6, 60(%[p])\n\t"
+            : [S] "+r"(S), [w] "+r"(w), [p] "+r"(ap)
+            : [se] "r"(Se), [rb] "n"(RB)
+            : PQLR_SWAR_CLOBBERS);
+    }
+#endif
+    if (S < Se || (K & 3)) swar4x4_c(S, Se, w, acc, K, RB);
+    /* channel by channel, so only one channel's requantisation is live at a time */
+#define OUT_CH(j)                                                                                \
+    do {                                                                                         \
+        const pqlr_rqp_t q_ = rq_prep(m[j], s[j], o);                                            \
+        const int32_t b_ = b[j];                                                                 \
+        int8_t *d_ = dst + (j);                                                                  \
+        d_[0] = (int8_t)rqp((int32_t)(acc[j] - (acc[8 + (j)] << 16)), q_, o);                    \
+        d_[DS] = (int8_t)rqp(b_ - (int32_t)acc[8 + (j)], q_, o);                                 \
+        d_[2 * DS] = (int8_t)rqp((int32_t)(acc[4 + (j)] - (acc[12 + (j)] << 16)), q_, o);        \
+        d_[3 * DS] = (int8_t)rqp(b_ - (int32_t)acc[12 + (j)], q_, o);                            \
+    } while (0)
+    OUT_CH(0); OUT_CH(1); OUT_CH(2); OUT_CH(3);
+#undef OUT_CH
+}
+
+/* The same for one channel (the tails of a tile whose channel count is not a multiple of 4). */
+PQLR_INLINE void swar4x1(const uint32_t *S, const int8_t *w, int32_t b, int32_t m, int32_t s, int8_t *dst,
+                         pqlr_out_t o, const int K, const int DS) {
+    uint32_t V0 = 0, V1 = 0, H0 = 0, H1 = 0;
+    for (int k = 0; k < K; k += 2) {
+        uint32_t wa = (uint32_t)(int32_t)w[k], wb = k + 1 < K ? (uint32_t)(int32_t)w[k + 1] : 0;
+        uint32_t v0 = S[2 * k] * wa + (k + 1 < K ? S[2 * k + 2] * wb : 0);
+        uint32_t v1 = S[2 * k + 1] * wa + (k + 1 < K ? S[2 * k + 3] * wb : 0);
+        V0 += v0; H0 += (uint32_t)((int32_t)(v0 + SWAR_OFF) >> 16);
+        V1 += v1; H1 += (uint32_t)((int32_t)(v1 + SWAR_OFF) >> 16);
+    }
+    int32_t acc[4] = {b + (int32_t)(V0 - (H0 << 16)), b - (int32_t)H0, b + (int32_t)(V1 - (H1 << 16)), b - (int32_t)H1};
+    for (int p = 0; p < 4; p++) dst[p * DS] = rq(acc[p], m, s, o);
+}
+
+/* Pack 4 pixels (rows XS apart from x) into S. */
+PQLR_INLINE void swar_pack4(uint32_t *S, const int8_t *x, const int K, const int XS) {
+#pragma GCC unroll 4
+    for (int k = 0; k < K; k++) {
+        S[2 * k] = (uint32_t)(int32_t)x[k] - ((uint32_t)(int32_t)x[XS + k] << 16);
+        S[2 * k + 1] = (uint32_t)(int32_t)x[2 * XS + k] - ((uint32_t)(int32_t)x[3 * XS + k] << 16);
+    }
+}
+
+/* Whether every one of the tile's n channels takes rq_prep's fast case (the whole-block assembly needs it). */
+PQLR_INLINE int swar_fast(const uint8_t *shft, int n) {
+#if PQLR_DOUBLE_ROUNDING
+    if (pqlr_round_twice) return 0;
+#endif
+    int ok = 1;
+    for (int j = 0; j < n; j++) ok &= shft[j] > 32 && shft[j] <= 54;
+    return ok;
+}
+
+/* All n channels of a tile for 4 packed pixels. */
+PQLR_INLINE void swar_rows(const uint32_t *S, const int8_t *wts, const int32_t *bias, const int32_t *mult,
+                           const uint8_t *shft, int n, int8_t *dst, pqlr_out_t o, const int K, const int RB,
+                           const int DS, int fast) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4)
+        swar4x4(S, wts + j * RB, bias + j, mult + j, shft + j, dst + j, o, K, RB, DS, fast);
+    for (int t = 0; t < 3; t++)                    /* the last n mod 4 channels */
+        if (j + t < n)
+            swar4x1(S, wts + (j + t) * RB, bias[j + t], mult[j + t], shft[j + t], dst + j + t, o, K, DS);
+}
+
 /* NP pixels (1..4) × NC channels (1..4), for the tails: plain but correct. */
 PQLR_INLINE void mm_small(const int8_t *x, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
                           int8_t *dst, pqlr_out_t o, int np, int nc, const int K, const int XS, const int RB,
@@ -201,6 +471,23 @@ PQLR_INLINE void pw_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int
     TILE_PARAMS(tile, n);
     const int RB = WB == 4 ? (CIN + 1) / 2 : CIN;
     pqlr_out_t o = out_of(L);
+    if (WB == 8 && P >= PQLR_SWAR_MIN_PIXELS) {
+        /* 4 pixels packed into scratch (swar_scratch(layer) bytes), then every channel from the packed copy: in
+         * place, those pixels' inputs are consumed before their outputs are written (Cout ≤ Cin) */
+        uint32_t *S = (uint32_t *)(void *)scratch;
+        const int fast = swar_fast(shft, n);
+        int p = 0;
+        for (; p + 4 <= P; p += 4) {
+            swar_pack4(S, in + p * CIN, CIN, CIN);
+            swar_rows(S, wts, bias, mult, shft, n, out + p * COUT + c0, o, CIN, RB, COUT, fast);
+        }
+        if (p < P) {         /* the last 1–3 pixels one at a time, from a copy (in place, outputs overwrite them) */
+            int8_t *xc = scratch;
+            for (int i = 0; i < (P - p) * CIN; i++) xc[i] = in[p * CIN + i];
+            mm_rows(xc, P - p, wts, bias, mult, shft, n, out + p * COUT + c0, o, CIN, CIN, RB, COUT, WB);
+        }
+        return;
+    }
     if (!INPL) {
         mm_rows(in, P, wts, bias, mult, shft, n, out + c0, o, CIN, CIN, RB, COUT, WB);
         return;
@@ -221,19 +508,70 @@ PQLR_INLINE void fc_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int
     mm_rows(in, 1, wts, bias, mult, shft, n, out + c0, out_of(L), K, K, RB, 0, WB);
 }
 
+/* One output pixel's input patch (K = KH·KW·CIN values, padding as zp) into lane `lane` of a packed block
+ * (swar_pack's layout: lanes 0 and 2 assigned, 1 and 3 subtracted ·2^16, so 0/2 must come first). */
+PQLR_INLINE void conv_pack_lane(uint32_t *S, const int lane, const int8_t *in, int oy, int ox, int32_t zp,
+                                const int IH, const int IW, const int CIN, const int KH, const int KW, const int SH,
+                                const int SW, const int PT, const int PL) {
+    uint32_t *d = S + (lane >> 1);
+    for (int ky = 0; ky < KH; ky++) {
+        const int iy = oy * SH + ky - PT;
+        const int row_in = iy >= 0 && iy < IH;
+        for (int kx = 0; kx < KW; kx++, d += 2 * CIN) {
+            const int ix = ox * SW + kx - PL;
+            if (row_in && ix >= 0 && ix < IW) {
+                const int8_t *src = in + (iy * IW + ix) * CIN;
+                for (int ci = 0; ci < CIN; ci++) {
+                    if (lane & 1) d[2 * ci] -= (uint32_t)(int32_t)src[ci] << 16;
+                    else d[2 * ci] = (uint32_t)(int32_t)src[ci];
+                }
+            } else {
+                for (int ci = 0; ci < CIN; ci++) {
+                    if (lane & 1) d[2 * ci] -= (uint32_t)zp << 16;
+                    else d[2 * ci] = (uint32_t)zp;
+                }
+            }
+        }
+    }
+}
+
+/* int8 conv2d, the output pixels in whole blocks of 4: 4 patches packed straight into scratch (swar_scratch(layer)
+ * bytes), then the same 4-pixel SWAR block product as pointwise layers (conv_body does the last P mod 4). */
+PQLR_INLINE void conv_swar(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out,
+                           int8_t *scratch, const int IH, const int IW, const int CIN, const int OH, const int OW,
+                           const int COUT, const int KH, const int KW, const int SH, const int SW, const int PT,
+                           const int PL) {
+    TILE_PARAMS(tile, n);
+    const int K = KH * KW * CIN;
+    const int32_t zp = L->in_zp;
+    pqlr_out_t o = out_of(L);
+    uint32_t *S = (uint32_t *)(void *)scratch;
+    const int fast = swar_fast(shft, n);
+    for (int p = 0; p + 4 <= OH * OW; p += 4) {
+        for (int lane = 0; lane < 4; lane++)          /* lanes 0, 1 write the word of pair 0, lanes 2, 3 pair 1 */
+            conv_pack_lane(S, lane, in, (p + lane) / OW, (p + lane) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
+        swar_rows(S, wts, bias, mult, shft, n, out + p * COUT + c0, o, K, K, COUT, fast);
+    }
+}
+
 /* General conv2d: 2 output pixels' input patches gathered into scratch[2·K] (padding as zp), then a
  * 2-pixel × 4-channel matrix product over K. */
 PQLR_INLINE void conv_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out,
                            int8_t *scratch, const int IH, const int IW, const int CIN, const int OH, const int OW,
                            const int COUT, const int KH, const int KW, const int SH, const int SW, const int PT,
                            const int PL, const int WB) {
+    int p0 = 0;                                       /* the first pixel of the plain path below */
+    if (WB == 8 && OH * OW >= PQLR_SWAR_MIN_PIXELS) {
+        conv_swar(L, tile, c0, n, in, out, scratch, IH, IW, CIN, OH, OW, COUT, KH, KW, SH, SW, PT, PL);
+        p0 = OH * OW & ~3;
+    }
     TILE_PARAMS(tile, n);
     const int K = KH * KW * CIN;
     const int RB = WB == 4 ? (K + 1) / 2 : K;
     const int8_t zp = (int8_t)L->in_zp;
     pqlr_out_t o = out_of(L);
     const int P = OH * OW;
-    for (int p = 0; p < P; p += 2) {
+    for (int p = p0; p < P; p += 2) {
         int np = P - p < 2 ? P - p : 2;
         for (int q = 0; q < np; q++) {
             int oy = (p + q) / OW, ox = (p + q) % OW;
@@ -283,38 +621,37 @@ PQLR_INLINE void conv_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
     }
 }
 
-/* One output row of a 3×3 stride-1 'same' depthwise conv for one channel: r0/r1/r2 are the input rows
- * above, at and below the output row (HAS0/HAS2 = 0: that row is padding, the value zp), X their pixel
- * stride; the 3×3 window slides along x, so each output loads 3 new values. */
-PQLR_INLINE void dw3_row(const int8_t *r0, const int8_t *r1, const int8_t *r2, int8_t *dst, const int W,
-                         const int X, const int HAS0, const int HAS2, int32_t zp, int32_t w00, int32_t w01,
-                         int32_t w02, int32_t w10, int32_t w11, int32_t w12, int32_t w20, int32_t w21, int32_t w22,
-                         int32_t b, int32_t m, int32_t s, pqlr_out_t o) {
-    /* padded rows contribute zp times their weights, a constant */
-    int32_t base = b + (HAS0 ? 0 : zp * (w00 + w01 + w02)) + (HAS2 ? 0 : zp * (w20 + w21 + w22));
-    int32_t a0 = zp, a1 = zp, a2 = zp;                          /* column x−1 (padding at x = 0) */
-    int32_t b0 = HAS0 ? r0[0] : 0, b1 = r1[0], b2 = HAS2 ? r2[0] : 0;
+/* One output row of a 3×3 stride-1 'same' depthwise conv for one channel, column by column: column x's three
+ * input values (rows above, at and below the output row; HAS0/HAS2 = 0: that row is padding, the value zp)
+ * finish output x−1, add to output x and start output x+1, so only three accumulators and the nine weights are
+ * live. The padding columns left and right add the constants cl and cr. r1 is the input row at the output row,
+ * r0/r2 the rows above/below, X the pixel stride. RING: the input row is copied into `ring` as it is read (the
+ * in-place kernel's copy of the row the next output row still needs, taken from r0 then); dst may be r1. */
+PQLR_INLINE void dw3_row(const int8_t *r0, const int8_t *r1, int8_t *ring, const int8_t *r2, int8_t *dst, const int W,
+                         const int X, const int HAS0, const int HAS2, const int RING, int32_t zp, int32_t w00,
+                         int32_t w01, int32_t w02, int32_t w10, int32_t w11, int32_t w12, int32_t w20, int32_t w21,
+                         int32_t w22, int32_t base, int32_t cl, int32_t cr, pqlr_rqp_t q, pqlr_out_t o) {
+    int32_t A = 0, B = base + cl;
 #pragma GCC unroll 8
-    for (int x = 0; x < W - 1; x++) {
-        const int o1 = (x + 1) * X;
-        int32_t c0 = HAS0 ? r0[o1] : 0, c1 = r1[o1], c2 = HAS2 ? r2[o1] : 0;
-        int32_t acc = base + a1 * w10 + b1 * w11 + c1 * w12;
-        if (HAS0) acc += a0 * w00 + b0 * w01 + c0 * w02;
-        if (HAS2) acc += a2 * w20 + b2 * w21 + c2 * w22;
-        dst[x * X] = rq(acc, m, s, o);
-        a0 = b0; a1 = b1; a2 = b2;
-        b0 = c0; b1 = c1; b2 = c2;
+    for (int x = 0; x < W; x++) {
+        const int32_t v0 = HAS0 ? r0[x * X] : zp;
+        const int32_t v1 = r1[x * X];
+        const int32_t v2 = HAS2 ? r2[x * X] : zp;
+        if (RING) ring[x * X] = (int8_t)v1;
+        if (x > 0) {
+            A += v0 * w02 + v1 * w12 + v2 * w22;
+            dst[(x - 1) * X] = (int8_t)rqp(A, q, o);
+        }
+        B += v0 * w01 + v1 * w11 + v2 * w21;
+        A = B;
+        B = base + v0 * w00 + v1 * w10 + v2 * w20;
     }
-    /* last column: x+1 is padding */
-    int32_t acc = base + (a1 * w10 + b1 * w11 + zp * w12);
-    if (HAS0) acc += a0 * w00 + b0 * w01 + zp * w02;
-    if (HAS2) acc += a2 * w20 + b2 * w21 + zp * w22;
-    dst[(W - 1) * X] = rq(acc, m, s, o);
+    dst[(W - 1) * X] = (int8_t)rqp(A + cr, q, o);
 }
 
 /* Depthwise 3×3, stride 1, pad 1 (the DS-CNN case), one channel at a time with its nine weights in
- * registers. In place: input rows y−1 and y are kept in a ring of two rows (scratch, arena pixel stride C)
- * before row y is overwritten. */
+ * registers. In place: each input row is copied into a ring of two rows (scratch, arena pixel stride C) while it
+ * is read, since the next output row still needs it after this row's outputs overwrite it. */
 PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out,
                           int8_t *scratch, const int H, const int W, const int C, const int WB, const int INPL) {
     TILE_PARAMS(tile, n);
@@ -328,29 +665,27 @@ PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, in
         const int32_t w00 = wat(wr, 0, WB), w01 = wat(wr, 1, WB), w02 = wat(wr, 2, WB), w10 = wat(wr, 3, WB),
                       w11 = wat(wr, 4, WB), w12 = wat(wr, 5, WB), w20 = wat(wr, 6, WB), w21 = wat(wr, 7, WB),
                       w22 = wat(wr, 8, WB);
-        const int32_t b = bias[j], m = mult[j], s = shft[j];
+        const int32_t b = bias[j], cl = zp * (w00 + w10 + w20), cr = zp * (w02 + w12 + w22);
+        const pqlr_rqp_t q = rq_prep(mult[j], shft[j], o);
+        int8_t *prev = scratch + c, *cur = scratch + RS + c;           /* ring slots: row y−1, row y */
         for (int y = 0; y < H; y++) {
-            const int8_t *r0, *r1, *r2 = in + (y + 1) * RS + c;
-            if (INPL) {
-                int8_t *slot = scratch + (y & 1) * RS + c;
-                const int8_t *src = in + y * RS + c;
-#pragma GCC unroll 8
-                for (int x = 0; x < W; x++) slot[x * C] = src[x * C];
-                r0 = scratch + ((y - 1) & 1) * RS + c;
-                r1 = slot;
-            } else {
-                r0 = in + (y - 1) * RS + c;
-                r1 = in + y * RS + c;
-            }
+            const int8_t *r1 = in + y * RS + c;
+            const int8_t *r0 = INPL ? prev : r1 - RS;
             int8_t *dst = out + y * RS + c;
+#define DW3_ROW(HAS0, HAS2) dw3_row(r0, r1, cur, r1 + RS, dst, W, C, HAS0, HAS2, INPL, zp, w00, w01, w02, w10, w11, \
+                                    w12, w20, w21, w22, b, cl, cr, q, o)
             if (y > 0 && y + 1 < H)
-                dw3_row(r0, r1, r2, dst, W, C, 1, 1, zp, w00, w01, w02, w10, w11, w12, w20, w21, w22, b, m, s, o);
+                DW3_ROW(1, 1);
             else if (y > 0)
-                dw3_row(r0, r1, r2, dst, W, C, 1, 0, zp, w00, w01, w02, w10, w11, w12, w20, w21, w22, b, m, s, o);
+                DW3_ROW(1, 0);
             else if (y + 1 < H)
-                dw3_row(r0, r1, r2, dst, W, C, 0, 1, zp, w00, w01, w02, w10, w11, w12, w20, w21, w22, b, m, s, o);
+                DW3_ROW(0, 1);
             else
-                dw3_row(r0, r1, r2, dst, W, C, 0, 0, zp, w00, w01, w02, w10, w11, w12, w20, w21, w22, b, m, s, o);
+                DW3_ROW(0, 0);
+#undef DW3_ROW
+            int8_t *t = prev;
+            prev = cur;
+            cur = t;
         }
     }
 }

@@ -25,6 +25,24 @@ PW_PIXEL_BLOCK = 4            # pixels an in-place pointwise kernel computes bef
 MIN_TILE_ROWS = 4             # the tuned kernels block 4 output channels; smaller tiles forfeit that
 SCRATCH_OPS = ("conv2d", "attention")   # use their scratch without running in place (others: only in place)
 CONV_PIXEL_BLOCK = 2          # input patches a conv2d kernel gathers at a time
+SWAR_PIXELS = 4               # pixels the rv32 int8 kernels pack into 16-bit lanes (kernels_rv32.h, swar_pack4)
+
+
+def swar_scratch(layer: Layer) -> int:
+    """Scratch bytes the rv32 kernels pack SWAR_PIXELS input pixels (or patches) into, as int32 pairs of lanes:
+    pointwise and conv2d layers with int8 weights and at least SWAR_PIXELS output pixels (PQLR_SWAR_MIN_PIXELS
+    in kernels_rv32.h); 0 for the others (one-pixel layers keep the one-pixel path)."""
+    if layer.op not in ("pwconv2d", "conv2d") or layer.wbits != 8:
+        return 0
+    if layer.out_shape[0] * layer.out_shape[1] < SWAR_PIXELS:
+        return 0
+    k = layer.in_shape[2] * (layer.kernel[0] * layer.kernel[1] if layer.op == "conv2d" else 1)
+    return 2 * k * 4
+
+
+def uses_scratch(layer: Layer, inplace: bool) -> bool:
+    """Whether the layer's scratch is allocated: in place, or an op that needs one anyway."""
+    return inplace or layer.op in SCRATCH_OPS or swar_scratch(layer) > 0
 
 
 @dataclass(frozen=True)
@@ -131,11 +149,13 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     - attention: not in place; a scratch of 4·(2T + hd) bytes holds one query's int32 exps (T tokens), the
       head's key sums (T) and its hd context sums;
     - everything else (the first conv, fully connected layers) reads its input after writing: not in place;
-      a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin).
+      a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin);
+    - int8 pointwise and conv2d layers of ≥ SWAR_PIXELS pixels get swar_scratch's packed block instead, in place
+      or not (in place, the packed pixels are consumed before their outputs are written).
     """
     h, w, c = layer.in_shape
     if layer.op == "conv2d":
-        return False, CONV_PIXEL_BLOCK * layer.kernel[0] * layer.kernel[1] * c
+        return False, swar_scratch(layer) or CONV_PIXEL_BLOCK * layer.kernel[0] * layer.kernel[1] * c
     if layer.op == "dwconv2d":
         kh, kw = layer.kernel
         same = layer.pad == (kh // 2, kw // 2, kh // 2, kw // 2) and layer.out_shape == layer.in_shape
@@ -143,7 +163,8 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
             return True, ((kh + 1) // 2) * w * c
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
-            return True, PW_PIXEL_BLOCK * layer.out_shape[2]
+            return True, swar_scratch(layer) or PW_PIXEL_BLOCK * layer.out_shape[2]
+        return False, swar_scratch(layer)
     elif layer.op in ("avgpool", "meanpool", "add", "qadd", "gelu", "lut", "reshape", "softmax"):
         return True, 0
     elif layer.op == "layernorm":
@@ -200,7 +221,7 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
         single = mode == "xip" or len(ts) <= 1
         ok, temp = inplace_rule(L, single)
         ok = ok and may_overwrite(graph, i, group, last)
-        if ok or L.op in SCRATCH_OPS:
+        if uses_scratch(L, ok):
             scratch[i] = temp
         if ok:
             inplace[i] = True
