@@ -346,6 +346,7 @@ PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, c
             : [S] "+r"(S), [w] "+r"(w), [p] "+r"(ap)
             : [se] "r"(Se), [rb] "n"(RB)
             : PQLR_SWAR_CLOBBERS);
+        Se = S;                              /* (it is): the portable loop below is left out of this build */
     }
 #endif
     if (S < Se || (K & 3)) swar4x4_c(S, Se, w, acc, K, RB);
@@ -514,22 +515,18 @@ PQLR_INLINE void conv_pack_lane(uint32_t *S, const int lane, const int8_t *in, i
                                 const int IH, const int IW, const int CIN, const int KH, const int KW, const int SH,
                                 const int SW, const int PT, const int PL) {
     uint32_t *d = S + (lane >> 1);
-    for (int ky = 0; ky < KH; ky++) {
-        const int iy = oy * SH + ky - PT;
-        const int row_in = iy >= 0 && iy < IH;
+    const int iy0 = oy * SH - PT, ix0 = ox * SW - PL;
+    const int8_t *row = in + (iy0 * IW + ix0) * CIN;              /* tap (0, 0), maybe outside the map */
+    for (int ky = 0; ky < KH; ky++, row += IW * CIN) {
+        const int row_in = (unsigned)(iy0 + ky) < (unsigned)IH;
+#pragma GCC unroll 4
         for (int kx = 0; kx < KW; kx++, d += 2 * CIN) {
-            const int ix = ox * SW + kx - PL;
-            if (row_in && ix >= 0 && ix < IW) {
-                const int8_t *src = in + (iy * IW + ix) * CIN;
-                for (int ci = 0; ci < CIN; ci++) {
-                    if (lane & 1) d[2 * ci] -= (uint32_t)(int32_t)src[ci] << 16;
-                    else d[2 * ci] = (uint32_t)(int32_t)src[ci];
-                }
-            } else {
-                for (int ci = 0; ci < CIN; ci++) {
-                    if (lane & 1) d[2 * ci] -= (uint32_t)zp << 16;
-                    else d[2 * ci] = (uint32_t)zp;
-                }
+            const int inside = row_in && (unsigned)(ix0 + kx) < (unsigned)IW;
+            const int8_t *src = row + kx * CIN;
+            for (int ci = 0; ci < CIN; ci++) {
+                const uint32_t v = (uint32_t)(inside ? (int32_t)src[ci] : zp);
+                if (lane & 1) d[2 * ci] -= v << 16;
+                else d[2 * ci] = v;
             }
         }
     }
@@ -548,8 +545,11 @@ PQLR_INLINE void conv_swar(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
     uint32_t *S = (uint32_t *)(void *)scratch;
     const int fast = swar_fast(shft, n);
     for (int p = 0; p + 4 <= OH * OW; p += 4) {
-        for (int lane = 0; lane < 4; lane++)          /* lanes 0, 1 write the word of pair 0, lanes 2, 3 pair 1 */
-            conv_pack_lane(S, lane, in, (p + lane) / OW, (p + lane) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
+        /* lanes 0, 1 write the words of pair 0, lanes 2, 3 those of pair 1 (constant lanes: no test per value) */
+        conv_pack_lane(S, 0, in, p / OW, p % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
+        conv_pack_lane(S, 1, in, (p + 1) / OW, (p + 1) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
+        conv_pack_lane(S, 2, in, (p + 2) / OW, (p + 2) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
+        conv_pack_lane(S, 3, in, (p + 3) / OW, (p + 3) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
         swar_rows(S, wts, bias, mult, shft, n, out + p * COUT + c0, o, K, K, COUT, fast);
     }
 }
