@@ -43,9 +43,9 @@ def test_rv32_kernels_equal_reference(p, tmp_path_factory):
     assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
 
 
-def _extreme_graph(seed: int):
-    """conv2d (K = 18) → pointwise (12 → 9, not a multiple of 4) → pointwise in place (9 → 8, odd K) → pointwise
-    (8 → 8) → fc, with int8
+def _extreme_graph(seed: int, wbits: int = 8):
+    """conv2d (K = 18) → pointwise (40 → 9, not a multiple of 4) → pointwise in place (9 → 8, odd K) → pointwise
+    (8 → 8) → fc, with int8 (or, wbits = 4, int4 pointwise)
     weights drawn mostly from the extremes (−127 and 127: model.bin holds [−127, 127]) and shifts that saturate: the 16-bit lanes of the
     packed (SWAR) kernels see every product at its bounds, and some channels take the slow requantisation
     (shift ≤ 32) and take the portable requantisation: on RV32, pw1 runs wholly in assembly (K a multiple of 4,
@@ -54,7 +54,9 @@ def _extreme_graph(seed: int):
     from hostside.graph import IntGraph, Layer
     rng = np.random.default_rng(seed)
 
-    def weights(shape):
+    def weights(shape, bits=8):
+        if bits == 4:
+            return rng.choice(np.array([-7, 7, -6, 0, 1], dtype=np.int8), size=shape, p=[.4, .4, .1, .05, .05])
         w = rng.choice(np.array([-127, -126, 127, 0, 1, -1], dtype=np.int16), size=shape, p=[.35, .1, .3, .1, .1, .05])
         return w.astype(np.int8)
 
@@ -64,7 +66,7 @@ def _extreme_graph(seed: int):
         return m, s
 
     H, W, C = 7, 6, 3
-    m0, s0 = quant(12, 40, 46)
+    m0, s0 = quant(40, 40, 46)
     s0[9] = 24                                            # a slow (shift ≤ 32) channel in the last block
     m1, s1 = quant(9, 41, 47)
     m4, s4 = quant(8, 40, 46)
@@ -72,15 +74,15 @@ def _extreme_graph(seed: int):
     m2, s2 = quant(8, 40, 46)
     m3, s3 = quant(4, 42, 48)
     layers = [
-        Layer("conv", "conv2d", (H, W, C), (H, W, 12), -5, 7, -128, 127, 1.0, 1.0, m0, s0, kernel=(3, 2),
-              stride=(1, 1), pad=(1, 0, 1, 1), weights=weights((12, 3, 2, C)),
-              bias=rng.integers(-3000, 3000, 12).astype(np.int32)),
-        Layer("pw1", "pwconv2d", (H, W, 12), (H, W, 9), 7, -128, -128, 127, 1.0, 1.0, m1, s1,
-              weights=weights((9, 12)), bias=rng.integers(-3000, 3000, 9).astype(np.int32)),
+        Layer("conv", "conv2d", (H, W, C), (H, W, 40), -5, 7, -128, 127, 1.0, 1.0, m0, s0, kernel=(3, 2),
+              stride=(1, 1), pad=(1, 0, 1, 1), weights=weights((40, 3, 2, C)),
+              bias=rng.integers(-3000, 3000, 40).astype(np.int32)),
+        Layer("pw1", "pwconv2d", (H, W, 40), (H, W, 9), 7, -128, -128, 127, 1.0, 1.0, m1, s1,
+              weights=weights((9, 40), wbits), bias=rng.integers(-3000, 3000, 9).astype(np.int32), wbits=wbits),
         Layer("pw2", "pwconv2d", (H, W, 9), (H, W, 8), -128, 3, 3, 127, 1.0, 1.0, m2, s2,
-              weights=weights((8, 9)), bias=rng.integers(-3000, 3000, 8).astype(np.int32)),
+              weights=weights((8, 9), wbits), bias=rng.integers(-3000, 3000, 8).astype(np.int32), wbits=wbits),
         Layer("pw3", "pwconv2d", (H, W, 8), (H, W, 8), 3, -2, -128, 127, 1.0, 1.0, m4, s4,
-              weights=weights((8, 8)), bias=rng.integers(-3000, 3000, 8).astype(np.int32)),
+              weights=weights((8, 8), wbits), bias=rng.integers(-3000, 3000, 8).astype(np.int32), wbits=wbits),
         Layer("fc", "fc", (H, W, 8), (1, 1, 4), -2, 0, -128, 127, 1.0, 1.0, m3, s3,
               weights=weights((4, H * W * 8)), bias=rng.integers(-3000, 3000, 4).astype(np.int32)),
     ]
@@ -90,16 +92,40 @@ def _extreme_graph(seed: int):
     return g, xs.astype(np.int8)
 
 
+def _lane_bound_graph(wbits: int):
+    """A pointwise layer straight on the input (K = 40 = a lane's worst case for int4: 40·128·7 > 2^15 if the
+    words were not split every 32 inputs) whose first channel's weights are all −max and the second's all +max,
+    inputs all −128 or all 127: every product in a lane at its bound with one sign."""
+    from hostside.graph import IntGraph, Layer
+    H, W, K = 3, 4, 40
+    q = 7 if wbits == 4 else 127
+    wts = np.random.default_rng(1).integers(-q, q + 1, size=(5, K)).astype(np.int8)
+    wts[0], wts[1] = -q, q
+    m, s = np.full(5, 2 ** 30 + 12345, np.int32), np.full(5, 45, np.int32)
+    fm, fs = np.full(3, 2 ** 30 + 777, np.int32), np.full(3, 44, np.int32)
+    layers = [Layer("pw", "pwconv2d", (H, W, K), (H, W, 5), 0, 0, -128, 127, 1.0, 1.0, m, s, weights=wts,
+                    bias=np.zeros(5, np.int32), wbits=wbits),
+              Layer("fc", "fc", (H, W, 5), (1, 1, 3), 0, 0, -128, 127, 1.0, 1.0, fm, fs,
+                    weights=np.random.default_rng(2).integers(-127, 128, size=(3, H * W * 5)).astype(np.int8),
+                    bias=np.zeros(3, np.int32))]
+    g = IntGraph(input_shape=(H, W, K), input_scale=1.0, input_zp=0, layers=layers)
+    return g, np.stack([np.full((H, W, K), -128, np.int8), np.full((H, W, K), 127, np.int8)])
+
+
+@pytest.mark.parametrize("graph", ["layers", "lane_bound"])
+@pytest.mark.parametrize("wbits", [8, 4])
 @pytest.mark.parametrize("board_name", ["host", pytest.param("rv32-virt", marks=pytest.mark.emulator)])
-def test_swar_kernels_exact_at_the_extremes(board_name, tmp_path):
-    """The packed-lane (SWAR) int8 kernels, portable C on the host build and RV32 assembly on QEMU, equal the
-    reference in every layer's every value at the int8 extremes (−128 activations × ±127 weights)."""
+def test_swar_kernels_exact_at_the_extremes(board_name, wbits, graph, tmp_path):
+    """The packed-lane (SWAR) kernels, portable C on the host build and RV32 assembly on QEMU, equal the
+    reference in every layer's every value at the extremes (−128 activations × ±127 int8 or ±7 int4 weights; int4
+    layers with K = 40 split their lanes once on the way)."""
     from hostside.device.qemu import QemuBoard, make_flash_image
-    g, xs = _extreme_graph(3)
-    assert g.layers[2].in_shape[2] % 2 == 1 and g.layers[1].out_shape[2] % 4 == 1
+    g, xs = _extreme_graph(3, wbits) if graph == "layers" else _lane_bound_graph(wbits)
     board = load_board(board_name)
     art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
-    assert art.inplace[2], "the odd-K pointwise layer should run in place"
+    if graph == "layers":
+        assert g.layers[2].in_shape[2] % 2 == 1 and g.layers[1].out_shape[2] % 4 == 1
+        assert art.inplace[2], "the odd-K pointwise layer should run in place"
     fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels="rv32"))
     with contextlib.ExitStack() as stack:
         if board_name == "host":

@@ -350,16 +350,15 @@ PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, c
     }
 #endif
     if (S < Se || (K & 3)) swar4x4_c(S, Se, w, acc, K, RB);
-    /* channel by channel, so only one channel's requantisation is live at a time */
+    /* channel by channel, so only one channel's requantisation is live at a time; any rule (rq) */
 #define OUT_CH(j)                                                                                \
     do {                                                                                         \
-        const pqlr_rqp_t q_ = rq_prep(m[j], s[j], o);                                            \
-        const int32_t b_ = b[j];                                                                 \
+        const int32_t m_ = m[j], s_ = s[j], b_ = b[j];                                           \
         int8_t *d_ = dst + (j);                                                                  \
-        d_[0] = (int8_t)rqp((int32_t)(acc[j] - (acc[8 + (j)] << 16)), q_, o);                    \
-        d_[DS] = (int8_t)rqp(b_ - (int32_t)acc[8 + (j)], q_, o);                                 \
-        d_[2 * DS] = (int8_t)rqp((int32_t)(acc[4 + (j)] - (acc[12 + (j)] << 16)), q_, o);        \
-        d_[3 * DS] = (int8_t)rqp(b_ - (int32_t)acc[12 + (j)], q_, o);                            \
+        d_[0] = rq((int32_t)(acc[j] - (acc[8 + (j)] << 16)), m_, s_, o);                         \
+        d_[DS] = rq(b_ - (int32_t)acc[8 + (j)], m_, s_, o);                                      \
+        d_[2 * DS] = rq((int32_t)(acc[4 + (j)] - (acc[12 + (j)] << 16)), m_, s_, o);             \
+        d_[3 * DS] = rq(b_ - (int32_t)acc[12 + (j)], m_, s_, o);                                 \
     } while (0)
     OUT_CH(0); OUT_CH(1); OUT_CH(2); OUT_CH(3);
 #undef OUT_CH
@@ -367,10 +366,10 @@ PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, c
 
 /* The same for one channel (the tails of a tile whose channel count is not a multiple of 4). */
 PQLR_INLINE void swar4x1(const uint32_t *S, const int8_t *w, int32_t b, int32_t m, int32_t s, int8_t *dst,
-                         pqlr_out_t o, const int K, const int DS) {
+                         pqlr_out_t o, const int K, const int DS, const int WB) {
     uint32_t V0 = 0, V1 = 0, H0 = 0, H1 = 0;
     for (int k = 0; k < K; k += 2) {
-        uint32_t wa = (uint32_t)(int32_t)w[k], wb = k + 1 < K ? (uint32_t)(int32_t)w[k + 1] : 0;
+        uint32_t wa = (uint32_t)wat(w, k, WB), wb = k + 1 < K ? (uint32_t)wat(w, k + 1, WB) : 0;
         uint32_t v0 = S[2 * k] * wa + (k + 1 < K ? S[2 * k + 2] * wb : 0);
         uint32_t v1 = S[2 * k + 1] * wa + (k + 1 < K ? S[2 * k + 3] * wb : 0);
         V0 += v0; H0 += (uint32_t)((int32_t)(v0 + SWAR_OFF) >> 16);
@@ -378,6 +377,53 @@ PQLR_INLINE void swar4x1(const uint32_t *S, const int8_t *w, int32_t b, int32_t 
     }
     int32_t acc[4] = {b + (int32_t)(V0 - (H0 << 16)), b - (int32_t)H0, b + (int32_t)(V1 - (H1 << 16)), b - (int32_t)H1};
     for (int p = 0; p < 4; p++) dst[p * DS] = rq(acc[p], m, s, o);
+}
+
+/* int4 weights on the same packed pixels: |x·w| ≤ 128·7, so a lane holds 36 products and the words accumulate
+ * SWAR4_K = 32 inputs (one multiply and one add per lane pair and input) before they are split: the low lane by
+ * sign extension, the high one as (v − low) >> 16, both exact while they stay within int16. A weight byte holds
+ * inputs k (low nibble) and k + 1 (high nibble), unpacked once for both pixel pairs. */
+PQLR_INLINE void swar4x4_w4(const uint32_t *S, const int8_t *w, const int32_t *b, const int32_t *m,
+                            const uint8_t *s, int8_t *dst, pqlr_out_t o, const int K, const int RB, const int DS) {
+    enum { SWAR4_K = 32 };
+    int32_t acc[16];                                 /* pixel p, channel j at 4p + j */
+    for (int j = 0; j < 4; j++) acc[j] = acc[4 + j] = acc[8 + j] = acc[12 + j] = b[j];
+    for (int k0 = 0; k0 < K; k0 += SWAR4_K) {
+        const int kend = k0 + SWAR4_K < K ? k0 + SWAR4_K : K;
+        uint32_t v00 = 0, v01 = 0, v02 = 0, v03 = 0, v10 = 0, v11 = 0, v12 = 0, v13 = 0;
+        const uint32_t *Sk = S + 2 * k0;
+        const int8_t *wk = w + (k0 >> 1);
+#define W4(j, X0, X1, W)                                                                         \
+        do { uint32_t w_ = (uint32_t)(W); v0##j += (X0) * w_; v1##j += (X1) * w_; } while (0)
+#define BYTE(j)                                                                                  \
+        do {                                                                                     \
+            const int32_t by = wk[(j) * RB];                                                     \
+            W4(j, X0a, X1a, w4lo(by)); W4(j, X0b, X1b, w4hi(by));                                \
+        } while (0)
+        int k = k0;
+#pragma GCC unroll 2
+        for (; k + 2 <= kend; k += 2, Sk += 4, wk++) {
+            const uint32_t X0a = Sk[0], X1a = Sk[1], X0b = Sk[2], X1b = Sk[3];
+            BYTE(0); BYTE(1); BYTE(2); BYTE(3);
+        }
+#undef BYTE
+        if (k < kend) {                              /* odd K: the last low nibbles */
+            const uint32_t X0a = Sk[0], X1a = Sk[1];
+            W4(0, X0a, X1a, w4lo(wk[0])); W4(1, X0a, X1a, w4lo(wk[RB]));
+            W4(2, X0a, X1a, w4lo(wk[2 * RB])); W4(3, X0a, X1a, w4lo(wk[3 * RB]));
+        }
+#undef W4
+#define SPLIT(v, j, p)                                                                           \
+        do { const int32_t l_ = (int16_t)(v); acc[4 * (p) + (j)] += l_;                          \
+             acc[4 * ((p) + 1) + (j)] -= (int32_t)((v) - (uint32_t)l_) >> 16; } while (0)
+        SPLIT(v00, 0, 0); SPLIT(v01, 1, 0); SPLIT(v02, 2, 0); SPLIT(v03, 3, 0);
+        SPLIT(v10, 0, 2); SPLIT(v11, 1, 2); SPLIT(v12, 2, 2); SPLIT(v13, 3, 2);
+#undef SPLIT
+    }
+    for (int j = 0; j < 4; j++) {
+        const int32_t m_ = m[j], s_ = s[j];
+        for (int p = 0; p < 4; p++) dst[p * DS + j] = rq(acc[4 * p + j], m_, s_, o);
+    }
 }
 
 /* Pack 4 pixels (rows XS apart from x) into S. */
@@ -399,16 +445,20 @@ PQLR_INLINE int swar_fast(const uint8_t *shft, int n) {
     return ok;
 }
 
-/* All n channels of a tile for 4 packed pixels. */
+/* All n channels of a tile for 4 packed pixels (int8 or int4 weights). */
 PQLR_INLINE void swar_rows(const uint32_t *S, const int8_t *wts, const int32_t *bias, const int32_t *mult,
                            const uint8_t *shft, int n, int8_t *dst, pqlr_out_t o, const int K, const int RB,
-                           const int DS, int fast) {
+                           const int DS, int fast, const int WB) {
     int j = 0;
-    for (; j + 4 <= n; j += 4)
-        swar4x4(S, wts + j * RB, bias + j, mult + j, shft + j, dst + j, o, K, RB, DS, fast);
+    for (; j + 4 <= n; j += 4) {
+        if (WB == 8)
+            swar4x4(S, wts + j * RB, bias + j, mult + j, shft + j, dst + j, o, K, RB, DS, fast);
+        else
+            swar4x4_w4(S, wts + j * RB, bias + j, mult + j, shft + j, dst + j, o, K, RB, DS);
+    }
     for (int t = 0; t < 3; t++)                    /* the last n mod 4 channels */
         if (j + t < n)
-            swar4x1(S, wts + (j + t) * RB, bias[j + t], mult[j + t], shft[j + t], dst + j + t, o, K, DS);
+            swar4x1(S, wts + (j + t) * RB, bias[j + t], mult[j + t], shft[j + t], dst + j + t, o, K, DS, WB);
 }
 
 /* NP pixels (1..4) × NC channels (1..4), for the tails: plain but correct. */
@@ -472,7 +522,7 @@ PQLR_INLINE void pw_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int
     TILE_PARAMS(tile, n);
     const int RB = WB == 4 ? (CIN + 1) / 2 : CIN;
     pqlr_out_t o = out_of(L);
-    if (WB == 8 && P >= PQLR_SWAR_MIN_PIXELS) {
+    if (P >= PQLR_SWAR_MIN_PIXELS) {
         /* 4 pixels packed into scratch (swar_scratch(layer) bytes), then every channel from the packed copy: in
          * place, those pixels' inputs are consumed before their outputs are written (Cout ≤ Cin) */
         uint32_t *S = (uint32_t *)(void *)scratch;
@@ -480,7 +530,7 @@ PQLR_INLINE void pw_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int
         int p = 0;
         for (; p + 4 <= P; p += 4) {
             swar_pack4(S, in + p * CIN, CIN, CIN);
-            swar_rows(S, wts, bias, mult, shft, n, out + p * COUT + c0, o, CIN, RB, COUT, fast);
+            swar_rows(S, wts, bias, mult, shft, n, out + p * COUT + c0, o, CIN, RB, COUT, fast, WB);
         }
         if (p < P) {         /* the last 1–3 pixels one at a time, from a copy (in place, outputs overwrite them) */
             int8_t *xc = scratch;
@@ -550,7 +600,7 @@ PQLR_INLINE void conv_swar(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
         conv_pack_lane(S, 1, in, (p + 1) / OW, (p + 1) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
         conv_pack_lane(S, 2, in, (p + 2) / OW, (p + 2) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
         conv_pack_lane(S, 3, in, (p + 3) / OW, (p + 3) % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
-        swar_rows(S, wts, bias, mult, shft, n, out + p * COUT + c0, o, K, K, COUT, fast);
+        swar_rows(S, wts, bias, mult, shft, n, out + p * COUT + c0, o, K, K, COUT, fast, 8);
     }
 }
 
@@ -630,7 +680,8 @@ PQLR_INLINE void conv_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
 PQLR_INLINE void dw3_row(const int8_t *r0, const int8_t *r1, int8_t *ring, const int8_t *r2, int8_t *dst, const int W,
                          const int X, const int HAS0, const int HAS2, const int RING, int32_t zp, int32_t w00,
                          int32_t w01, int32_t w02, int32_t w10, int32_t w11, int32_t w12, int32_t w20, int32_t w21,
-                         int32_t w22, int32_t base, int32_t cl, int32_t cr, pqlr_rqp_t q, pqlr_out_t o) {
+                         int32_t w22, int32_t base, int32_t cl, int32_t cr, pqlr_rqp_t q, int32_t m, int32_t s,
+                         pqlr_out_t o, const int FAST) {
     int32_t A = 0, B = base + cl;
 #pragma GCC unroll 8
     for (int x = 0; x < W; x++) {
@@ -640,13 +691,13 @@ PQLR_INLINE void dw3_row(const int8_t *r0, const int8_t *r1, int8_t *ring, const
         if (RING) ring[x * X] = (int8_t)v1;
         if (x > 0) {
             A += v0 * w02 + v1 * w12 + v2 * w22;
-            dst[(x - 1) * X] = (int8_t)rqp(A, q, o);
+            dst[(x - 1) * X] = FAST ? (int8_t)rqp(A, q, o) : rq(A, m, s, o);
         }
         B += v0 * w01 + v1 * w11 + v2 * w21;
         A = B;
         B = base + v0 * w00 + v1 * w10 + v2 * w20;
     }
-    dst[(W - 1) * X] = (int8_t)rqp(A + cr, q, o);
+    dst[(W - 1) * X] = FAST ? (int8_t)rqp(A + cr, q, o) : rq(A + cr, m, s, o);
 }
 
 /* Depthwise 3×3, stride 1, pad 1 (the DS-CNN case), one channel at a time with its nine weights in
@@ -667,21 +718,25 @@ PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, in
                       w22 = wat(wr, 8, WB);
         const int32_t b = bias[j], cl = zp * (w00 + w10 + w20), cr = zp * (w02 + w12 + w22);
         const pqlr_rqp_t q = rq_prep(mult[j], shft[j], o);
+        const int32_t m = mult[j], s = shft[j];
         int8_t *prev = scratch + c, *cur = scratch + RS + c;           /* ring slots: row y−1, row y */
         for (int y = 0; y < H; y++) {
             const int8_t *r1 = in + y * RS + c;
             const int8_t *r0 = INPL ? prev : r1 - RS;
             int8_t *dst = out + y * RS + c;
-#define DW3_ROW(HAS0, HAS2) dw3_row(r0, r1, cur, r1 + RS, dst, W, C, HAS0, HAS2, INPL, zp, w00, w01, w02, w10, w11, \
-                                    w12, w20, w21, w22, b, cl, cr, q, o)
-            if (y > 0 && y + 1 < H)
-                DW3_ROW(1, 1);
+            /* FAST: rq_prep's prepared rule; otherwise rq's (double rounding, unusual shifts) inline */
+#define DW3_ROW(HAS0, HAS2, FAST) dw3_row(r0, r1, cur, r1 + RS, dst, W, C, HAS0, HAS2, INPL, zp, w00, w01, w02, w10, \
+                                          w11, w12, w20, w21, w22, b, cl, cr, q, m, s, o, FAST)
+            if (q.sh < 0)
+                DW3_ROW(y > 0, y + 1 < H, 0);
+            else if (y > 0 && y + 1 < H)
+                DW3_ROW(1, 1, 1);
             else if (y > 0)
-                DW3_ROW(1, 0);
+                DW3_ROW(1, 0, 1);
             else if (y + 1 < H)
-                DW3_ROW(0, 1);
+                DW3_ROW(0, 1, 1);
             else
-                DW3_ROW(0, 0);
+                DW3_ROW(0, 0, 1);
 #undef DW3_ROW
             int8_t *t = prev;
             prev = cur;

@@ -30,9 +30,9 @@ SWAR_PIXELS = 4               # pixels the rv32 int8 kernels pack into 16-bit la
 
 def swar_scratch(layer: Layer) -> int:
     """Scratch bytes the rv32 kernels pack SWAR_PIXELS input pixels (or patches) into, as int32 pairs of lanes:
-    pointwise and conv2d layers with int8 weights and at least SWAR_PIXELS output pixels (PQLR_SWAR_MIN_PIXELS
-    in kernels_rv32.h); 0 for the others (one-pixel layers keep the one-pixel path)."""
-    if layer.op not in ("pwconv2d", "conv2d") or layer.wbits != 8:
+    pointwise layers (int8 or int4 weights) and conv2d layers with int8 weights, of at least SWAR_PIXELS output
+    pixels (PQLR_SWAR_MIN_PIXELS in kernels_rv32.h); 0 for the others (one-pixel layers keep the one-pixel path)."""
+    if not (layer.op == "pwconv2d" or (layer.op == "conv2d" and layer.wbits == 8)):
         return 0
     if layer.out_shape[0] * layer.out_shape[1] < SWAR_PIXELS:
         return 0
