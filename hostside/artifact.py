@@ -422,7 +422,7 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     """Re-derive what the firmware will do and refuse a plan that could corrupt memory: in place only where
     legal (and never over a tensor a residual connection still needs), scratch inside the arena, and no two
     buffers that are live at the same op overlapping."""
-    from .plan.planner import inplace_rule, may_overwrite, tensor_lifetimes, uses_scratch
+    from .plan.planner import inplace_rule, may_overwrite, packed_fits, swar_scratch, tensor_lifetimes, uses_scratch
     n = len(graph.layers)
     sizes = [int(np.prod(s)) for s in graph.tensor_shapes()]
     last = graph.last_use()
@@ -457,6 +457,13 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     for off, size, _, _ in bufs.values():
         if off + size > arena:
             _fail(f"a tensor [{off}, {off + size}) lies outside the {arena}-byte arena")
+    # the packed (SWAR) kernels run where the plan gives them their scratch: as many bytes free at that offset
+    for i, L in enumerate(graph.layers):
+        want = swar_scratch(L)
+        if want > scratch[i]:
+            live = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
+            if packed_fits(scratch_offs[i], want, arena, live):
+                scratch[i] = want
     for i in range(n):
         spans = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
         if scratch[i]:

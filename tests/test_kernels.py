@@ -122,7 +122,9 @@ def test_swar_kernels_exact_at_the_extremes(board_name, wbits, graph, tmp_path):
     from hostside.device.qemu import QemuBoard, make_flash_image
     g, xs = _extreme_graph(3, wbits) if graph == "layers" else _lane_bound_graph(wbits)
     board = load_board(board_name)
-    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board, packed="always"))
+    from hostside.plan.planner import swar_scratch
+    assert all(art.scratch_bytes[i] >= swar_scratch(L) for i, L in enumerate(g.layers)), "packed kernels everywhere"
     if graph == "layers":
         assert g.layers[2].in_shape[2] % 2 == 1 and g.layers[1].out_shape[2] % 4 == 1
         assert art.inplace[2], "the odd-K pointwise layer should run in place"

@@ -8,14 +8,14 @@ static void dw_generic(PQLR_KERNEL_ARGS);
 
 void pqlr_conv2d(PQLR_KERNEL_ARGS) {
     conv_body(L, tile, c0, n, in, out, scratch, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c, L->kh,
-              L->kw, L->sh, L->sw, L->pad_t, L->pad_l, L->wbits);
+              L->kw, L->sh, L->sw, L->pad_t, L->pad_l, L->wbits, 0);
 }
 
 void pqlr_pwconv2d(PQLR_KERNEL_ARGS) {
     if (L->wbits == 4)
-        pw_body(L, tile, c0, n, in, out, scratch, L->in_c, L->out_c, L->out_h * L->out_w, 4, L->inplace);
+        pw_body(L, tile, c0, n, in, out, scratch, L->in_c, L->out_c, L->out_h * L->out_w, 4, L->inplace, 0);
     else
-        pw_body(L, tile, c0, n, in, out, scratch, L->in_c, L->out_c, L->out_h * L->out_w, 8, L->inplace);
+        pw_body(L, tile, c0, n, in, out, scratch, L->in_c, L->out_c, L->out_h * L->out_w, 8, L->inplace, 0);
 }
 
 int pqlr_dw3_applies(const pqlr_layer_t *L) {

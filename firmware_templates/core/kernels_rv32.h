@@ -518,12 +518,13 @@ PQLR_INLINE pqlr_out_t out_of(const pqlr_layer_t *L) {
 
 /* Pointwise conv. In place (one tile, Cout ≤ Cin): 4 pixels at a time gathered in scratch[4·Cout]. */
 PQLR_INLINE void pw_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out,
-                         int8_t *scratch, const int CIN, const int COUT, const int P, const int WB, const int INPL) {
+                         int8_t *scratch, const int CIN, const int COUT, const int P, const int WB, const int INPL,
+                         const int SWAR) {
     TILE_PARAMS(tile, n);
     const int RB = WB == 4 ? (CIN + 1) / 2 : CIN;
     pqlr_out_t o = out_of(L);
-    if (P >= PQLR_SWAR_MIN_PIXELS) {
-        /* 4 pixels packed into scratch (swar_scratch(layer) bytes), then every channel from the packed copy: in
+    if (SWAR && P >= PQLR_SWAR_MIN_PIXELS) {
+        /* 4 pixels packed into scratch (swar_scratch(layer) bytes, where the plan gives them: SWAR), then every channel from the packed copy: in
          * place, those pixels' inputs are consumed before their outputs are written (Cout ≤ Cin) */
         uint32_t *S = (uint32_t *)(void *)scratch;
         const int fast = swar_fast(shft, n);
@@ -609,9 +610,9 @@ PQLR_INLINE void conv_swar(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
 PQLR_INLINE void conv_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int n, const int8_t *in, int8_t *out,
                            int8_t *scratch, const int IH, const int IW, const int CIN, const int OH, const int OW,
                            const int COUT, const int KH, const int KW, const int SH, const int SW, const int PT,
-                           const int PL, const int WB) {
+                           const int PL, const int WB, const int SWAR) {
     int p0 = 0;                                       /* the first pixel of the plain path below */
-    if (WB == 8 && OH * OW >= PQLR_SWAR_MIN_PIXELS) {
+    if (SWAR && WB == 8 && OH * OW >= PQLR_SWAR_MIN_PIXELS) {   /* SWAR: the plan gave the packed scratch */
         conv_swar(L, tile, c0, n, in, out, scratch, IH, IW, CIN, OH, OW, COUT, KH, KW, SH, SW, PT, PL);
         p0 = OH * OW & ~3;
     }

@@ -9,6 +9,7 @@ from ..artifact import FORMAT_VERSION, HEADER_SIZE, Artifact
 from ..boards import Board, kind_of
 from ..errors import PqlrError
 from ..graph import ADD_OPS, SCALAR_PARAM_OPS
+from ..plan.planner import swar_scratch
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
 CORE_FILES = ("platform.h", "pqlr.h", "pqlr_sha256.h", "runtime.c", "sha256.c", "telemetry.c", "app.c", "mlperf.c", "frontend.c")
@@ -143,15 +144,16 @@ def specialisations(art: Artifact, env: jinja2.Environment) -> tuple[list[str], 
         h, w, c = L.in_shape
         oh, ow, oc = L.out_shape
         kind = L.op                                   # the template in core/specialise/
+        packed = int(bool(art.scratch_bytes) and 0 < swar_scratch(L) <= art.scratch_bytes[i])
         if L.op == "pwconv2d":
-            params = dict(cin=c, cout=oc, pixels=oh * ow, wbits=L.wbits, inplace=inplace)
+            params = dict(cin=c, cout=oc, pixels=oh * ow, wbits=L.wbits, inplace=inplace, swar=packed)
         elif L.op == "dwconv2d" and dwcol_applies(L, inplace):
             kind, params = "dwcol", dict(oh=oh, c=c, kh=L.kernel[0], wbits=L.wbits)
         elif L.op == "dwconv2d" and dw3_applies(L):
             params = dict(h=h, w=w, c=c, wbits=L.wbits, inplace=inplace)
         elif L.op == "conv2d":
             params = dict(ih=h, iw=w, cin=c, oh=oh, ow=ow, cout=oc, kh=L.kernel[0], kw=L.kernel[1], sh=L.stride[0],
-                          sw=L.stride[1], pt=L.pad[0], pl=L.pad[1], wbits=L.wbits)
+                          sw=L.stride[1], pt=L.pad[0], pl=L.pad[1], wbits=L.wbits, swar=packed)
         elif L.op == "fc":
             params = dict(k=h * w * c, wbits=L.wbits)
         else:

@@ -41,8 +41,31 @@ def swar_scratch(layer: Layer) -> int:
 
 
 def uses_scratch(layer: Layer, inplace: bool) -> bool:
-    """Whether the layer's scratch is allocated: in place, or an op that needs one anyway."""
-    return inplace or layer.op in SCRATCH_OPS or swar_scratch(layer) > 0
+    """Whether the layer's (plain) scratch is allocated: in place, or an op that needs one anyway."""
+    return inplace or layer.op in SCRATCH_OPS
+
+
+def packed_fits(off: int, size: int, arena: int, live: list[tuple[int, int]]) -> bool:
+    """Whether [off, off + size) lies in the arena and overlaps none of the (offset, size) spans live at the op."""
+    return 0 <= off and off + size <= arena and all(off + size <= a or a + sa <= off for a, sa in live)
+
+
+def upgrade_packed(graph: IntGraph, scratch: list[int], scratch_offs: list[int], spans_at, arena: int) -> None:
+    """Give the packed (SWAR) kernels their scratch where it fits in the arena as planned, never a byte more:
+    the planner places the plain scratch first, then moves a layer's scratch to the lowest offset where
+    swar_scratch(layer) bytes overlap nothing live at that op. The firmware runs the packed kernel exactly where
+    the plan gives it that much (spans_at(i): the (offset, size) spans live at op i, the layer's own scratch
+    excluded)."""
+    for i, L in enumerate(graph.layers):
+        want = swar_scratch(L)
+        if want <= scratch[i]:
+            continue
+        live = spans_at(i)
+        ends = sorted({0} | {a + sa for a, sa in live})
+        for off in ((e + 3) & ~3 for e in ends):
+            if packed_fits(off, want, arena, live):
+                scratch[i], scratch_offs[i] = want, off
+                break
 
 
 @dataclass(frozen=True)
@@ -150,12 +173,12 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
       head's key sums (T) and its hd context sums;
     - everything else (the first conv, fully connected layers) reads its input after writing: not in place;
       a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin);
-    - int8 pointwise and conv2d layers of ≥ SWAR_PIXELS pixels get swar_scratch's packed block instead, in place
-      or not (in place, the packed pixels are consumed before their outputs are written).
+    - pointwise and int8 conv2d layers of ≥ SWAR_PIXELS pixels get swar_scratch's packed block instead where it
+      fits in the arena (upgrade_packed; in place, the packed pixels are consumed before their outputs are written).
     """
     h, w, c = layer.in_shape
     if layer.op == "conv2d":
-        return False, swar_scratch(layer) or CONV_PIXEL_BLOCK * layer.kernel[0] * layer.kernel[1] * c
+        return False, CONV_PIXEL_BLOCK * layer.kernel[0] * layer.kernel[1] * c
     if layer.op == "dwconv2d":
         kh, kw = layer.kernel
         same = layer.pad == (kh // 2, kw // 2, kh // 2, kw // 2) and layer.out_shape == layer.in_shape
@@ -163,8 +186,7 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
             return True, ((kh + 1) // 2) * w * c
     elif layer.op == "pwconv2d":
         if single_tile and layer.out_shape[2] <= c:
-            return True, swar_scratch(layer) or PW_PIXEL_BLOCK * layer.out_shape[2]
-        return False, swar_scratch(layer)
+            return True, PW_PIXEL_BLOCK * layer.out_shape[2]
     elif layer.op in ("avgpool", "meanpool", "add", "qadd", "gelu", "lut", "reshape", "softmax"):
         return True, 0
     elif layer.op == "layernorm":
@@ -207,8 +229,15 @@ def _tiles_for(graph: IntGraph, budget: int | None) -> list[Tile]:
     return tiles
 
 
-def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
-    """In-place decisions, alias groups and the arena: tensors t0 … tL and per-layer scratch buffers."""
+PACKED = ("fit", "always", "never")
+
+
+def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str, packed: str = "fit") -> dict:
+    """In-place decisions, alias groups and the arena: tensors t0 … tL and per-layer scratch buffers. packed: the
+    scratch of the packed (SWAR) kernels only where it fits in the arena the other buffers need ("fit", never a byte
+    more), for every layer that can use it ("always": faster, the arena may grow), or nowhere ("never")."""
+    if packed not in PACKED:
+        raise BudgetError(f"packed must be one of {PACKED}, not {packed!r}")
     n = len(graph.layers)
     shapes = graph.tensor_shapes()
     sizes = [int(np.prod(s)) for s in shapes]
@@ -223,6 +252,8 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
         ok = ok and may_overwrite(graph, i, group, last)
         if uses_scratch(L, ok):
             scratch[i] = temp
+        if packed == "always":
+            scratch[i] = max(scratch[i], swar_scratch(L))
         if ok:
             inplace[i] = True
             group[i + 1] = group[i]
@@ -241,17 +272,23 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str) -> dict:
             b_sizes.append(scratch[i])
             b_life.append((i, i))
     offs, arena = plan_arena(b_sizes, b_life)
+    scratch_offs = [offs[scratch_idx[i]] if i in scratch_idx else 0 for i in range(n)]
+
+    def spans_at(i):
+        return [(offs[b], b_sizes[b]) for b in range(len(b_sizes))
+                if b_life[b][0] <= i <= b_life[b][1] and b != scratch_idx.get(i)]
+    if packed == "fit":
+        upgrade_packed(graph, scratch, scratch_offs, spans_at, arena)
     return {"tensor_offsets": [offs[roots.index(group[k])] for k in range(n + 1)], "tensor_sizes": sizes,
-            "inplace": inplace, "scratch_bytes": scratch,
-            "scratch_offsets": [offs[scratch_idx[i]] if i in scratch_idx else 0 for i in range(n)],
-            "arena_bytes": arena}
+            "inplace": inplace, "scratch_bytes": scratch, "scratch_offsets": scratch_offs, "arena_bytes": arena}
 
 
 def make_plan(graph: IntGraph, board: Board, check_budget: bool = True, mode: str = "tiled",
-              tile_budget: int | None = None, fixed_tile_buffer: int | None = None) -> Plan:
+              tile_budget: int | None = None, fixed_tile_buffer: int | None = None, packed: str = "fit") -> Plan:
     """The plan with the least peak RAM. tiled: weights stream through one tile buffer, whose size the
     planner chooses among the layers' whole sizes and the board's budget (a bigger tile can let a layer
-    run in place and save more arena than it costs); xip: weights are read in place from memory-mapped
+    run in place and save more arena than it costs); packed: where the packed (SWAR) kernels get their scratch
+    (plan_memory: "fit" by default, never growing the arena); xip: weights are read in place from memory-mapped
     flash, no tile buffer."""
     if mode not in ("tiled", "xip"):
         raise BudgetError(f"unknown plan mode {mode!r} (tiled or xip)")
@@ -273,7 +310,7 @@ def make_plan(graph: IntGraph, board: Board, check_budget: bool = True, mode: st
     best = None
     for budget in candidates:
         tiles = _tiles_for(graph, budget)
-        mem = plan_memory(graph, tiles, mode)
+        mem = plan_memory(graph, tiles, mode, packed)
         tile_buf = 0 if mode == "xip" else max((t.size for t in tiles), default=0)
         peak = tile_buf + mem["arena_bytes"]
         if best is None or peak < best[0]:
