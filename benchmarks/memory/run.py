@@ -87,7 +87,7 @@ def main() -> int:
     g8, x8 = graph(8)
     g4, x4 = graph(4)
     p8, p4 = make_plan(g8, board), make_plan(g4, board)
-    seed = make_plan(g8, board, tile_budget=SEED_TILE, fixed_tile_buffer=SEED_TILE)
+    seed = make_plan(g8, board, check_budget=False, tile_budget=SEED_TILE, fixed_tile_buffer=SEED_TILE)  # over budget by design
     results["dscnn_int8_peak_ram_bytes"] = parts(p8) | {"measured": measure(g8, x8, p8, board)}
     results["dscnn_int4_peak_ram_bytes"] = parts(p4) | {"measured": measure(g4, x4, p4, board)}
     results["seed_scheme_peak_ram_bytes"] = parts(seed) | {"note": "the seed's scheme: a fixed 23 KB tile buffer"}
