@@ -2,6 +2,8 @@
 """Kernel benchmark on the emulated RV32IMAC board (QEMU, -icount shift=0: instruction counts are exact).
 
     .venv/bin/python benchmarks/kernels/run.py        (or: make bench-kernels)
+    .venv/bin/python benchmarks/kernels/run.py --packed always   (results-packed-always.*: the packed kernels'
+                                                                  scratch for every layer, the arena may grow)
 
 For the MLPerf Tiny KWS DS-CNN geometry at int8 and int4 (weights; int8 activations), runs the firmware
 with the reference kernels (kernels_ref.c) and with the tuned ones (kernels_rv32.c), checks every output
@@ -66,11 +68,12 @@ def text_sizes(board, elf: Path) -> dict:
     return {"text_total": total, "board_port": port, "runtime_plus_kernels": total - port}
 
 
-def run(g, xs, kernels: str) -> dict:
+def run(g, xs, kernels: str, packed: str = "fit") -> dict:
     board = load_board("rv32-virt")
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        art = write_model_bin(d / "model.bin", g, make_plan(g, board))
+        plan = make_plan(g, board, packed=packed)
+        art = write_model_bin(d / "model.bin", g, plan)
         rendered = render_firmware(art, board, d / "fw", kernels=kernels)
         elf = build_firmware(board, rendered)
         img = make_flash_image(board, d / "model.bin", d / "flash.img")
@@ -95,11 +98,18 @@ def run(g, xs, kernels: str) -> dict:
                                            "instructions": int(np.median([r[i] for r in res.layer_instret]))}
                                           for i, L in enumerate(g.layers)],
             "code_text_bytes": sizes, "runtime_plus_kernels_text_bytes": runtime_kernels, "elf_text_bytes": elf_text,
-            "stack_high_water_mark": res.ram.get("stack_hwm")}
+            "stack_high_water_mark": res.ram.get("stack_hwm"), "planned_peak_ram_bytes": plan.peak_ram_bytes}
 
 
 def main() -> int:
-    results = {"command": "python benchmarks/kernels/run.py", "board": "rv32-virt (QEMU virt, -icount shift=0)",
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--packed", choices=("fit", "always", "never"), default="fit",
+                    help="where the planner gives the packed (SWAR) kernels their scratch (make_plan's packed)")
+    args = ap.parse_args()
+    suffix = "" if args.packed == "fit" else f"-packed-{args.packed}"
+    cmd = "python benchmarks/kernels/run.py" + ("" if args.packed == "fit" else f" --packed {args.packed}")
+    results = {"command": cmd, "packed": args.packed, "board": "rv32-virt (QEMU virt, -icount shift=0)",
                "machine": {"python": platform.python_version(), "platform": platform.platform()},
                "model": "DS-CNN, MLPerf Tiny KWS geometry (49x10 input, 64 ch, 4 DS blocks, 12 classes)",
                "provenance": "emulated: exact instruction counts from QEMU; not cycles, not time",
@@ -112,7 +122,7 @@ def main() -> int:
     for wbits in (8, 4):
         g, xs = model(wbits)
         for kernels in ("ref", "rv32"):
-            r = run(g, xs, kernels)
+            r = run(g, xs, kernels, args.packed)
             results["runs"][f"int{wbits}_{kernels}"] = r
             print(f"int{wbits} {kernels}: {r['instructions_per_inference']:,} instructions, "
                   f"{r['instructions_per_mac']:.2f}/MAC, bit-exact {r['bit_exact']}", flush=True)
@@ -126,14 +136,16 @@ def main() -> int:
     results["kernels"] = [{"op": op, "bits": f"int{wb}", "kernels": k, **v}
                           for wb in (8, 4) for k in ("ref", "rv32")
                           for op, v in R[f"int{wb}_{k}"]["by_op"].items()]
-    (HERE / "results.json").write_text(json.dumps(results, indent=1))
+    (HERE / f"results{suffix}.json").write_text(json.dumps(results, indent=1))
     lines = ["# Kernel benchmark — rv32-virt (QEMU, exact instruction counts)", "",
              f"Command: `{results['command']}`. Model: {results['model']}.", "",
-             "| build | instructions / inference | per MAC | bit-exact | runtime+kernels .text | ELF .text | stack HWM |",
-             "|---|---|---|---|---|---|---|"]
+             f"Plan: packed kernels' scratch `{args.packed}` (make_plan's packed).", "",
+             "| build | instructions / inference | per MAC | bit-exact | runtime+kernels .text | ELF .text | stack HWM | planned peak RAM |",
+             "|---|---|---|---|---|---|---|---|"]
     for k, r in R.items():
         lines.append(f"| {k} | {r['instructions_per_inference']:,} | {r['instructions_per_mac']:.2f} | {r['bit_exact']} | "
-                     f"{r['runtime_plus_kernels_text_bytes']:,} B | {r['elf_text_bytes']:,} B | {r['stack_high_water_mark']} B |")
+                     f"{r['runtime_plus_kernels_text_bytes']:,} B | {r['elf_text_bytes']:,} B | {r['stack_high_water_mark']} B | "
+                     f"{r['planned_peak_ram_bytes']:,} B |")
     lines += ["", "| op | bits | kernels | MACs | instructions | per MAC |", "|---|---|---|---|---|---|"]
     for e in results["kernels"]:
         lines.append(f"| {e['op']} | {e['bits']} | {e['kernels']} | {e['macs']:,} | {e['instructions']:,} | "
@@ -142,7 +154,7 @@ def main() -> int:
                   f"int8 instructions per MAC: {results['dscnn_int8_instructions_per_mac']:.2f} (goal ≤ 2.5); "
                   f"vs ESP-NN generic C as quoted in issue #6 (25.8 M): {results['dscnn_int8_vs_esp_nn_generic']:.2f}× fewer "
                   f"(goal ≥ 3.9; the quoted figure is not measured here).", ""]
-    (HERE / "results.md").write_text("\n".join(lines))
+    (HERE / f"results{suffix}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 
