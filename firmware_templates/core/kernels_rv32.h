@@ -29,12 +29,6 @@ typedef struct {
     int32_t zp, lo, hi;
 } pqlr_out_t;
 
-/* Shifts ≤ 32 (multipliers that scale up, rare): the 64-bit rule, out of line so the common path below never
- * computes the low word of the product. */
-__attribute__((noinline, unused)) static int32_t rq_small_shift(int32_t acc, int32_t m, int32_t s) {
-    return (int32_t)(((int64_t)acc * m + ((int64_t)1 << (s - 1))) >> s);
-}
-
 PQLR_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, pqlr_out_t o) {
     int32_t y;
 #if PQLR_DOUBLE_ROUNDING
@@ -44,7 +38,7 @@ PQLR_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, pqlr_out_t o) {
         int32_t h = (int32_t)(((int64_t)acc * m) >> 32);
         y = (h + (1 << (s - 33))) >> (s - 32);
     } else {
-        y = rq_small_shift(acc, m, s);
+        y = (int32_t)(((int64_t)acc * m + ((int64_t)1 << (s - 1))) >> s);
     }
     y += o.zp;
     y = y < o.lo ? o.lo : y;
