@@ -49,33 +49,32 @@ PQLR_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, pqlr_out_t o) {
 /* A channel's requantisation prepared once for the outputs that share it. For single rounding and shifts
  * 33..54 (the usual case) the output is ((acc·M) >> 32 + r) >> sh with r = 2^(sh−1) + zp·2^sh: the zero point
  * folded into the rounding constant, exact because floor((h + 2^(sh−1))/2^sh) + zp = floor((h + r)/2^sh), and
- * |h + r| < 2^30 + 2^(sh+8) ≤ 2^31 cannot overflow for sh ≤ 22. Otherwise sh < 0 and rqp calls rq. The clamp
+ * |h + r| < 2^30 + 2^(sh+8) ≤ 2^31 cannot overflow for sh ≤ 22. Otherwise sh < 0: the caller uses rq. The clamp
  * tests the range once: (y − lo) as unsigned ≤ hi − lo. */
 typedef struct {
     int32_t m, r, sh, lo, span;
 } pqlr_rqp_t;
 
+/* Whether a channel with shift s takes the prepared rule (rq_prep's fast case; the whole-block assembly too). */
+PQLR_INLINE int rq_fast(int32_t s) {
+#if PQLR_DOUBLE_ROUNDING
+    if (pqlr_round_twice) return 0;
+#endif
+    return s > 32 && s <= 54;
+}
+
 PQLR_INLINE pqlr_rqp_t rq_prep(int32_t m, int32_t s, pqlr_out_t o) {
     pqlr_rqp_t p = {m, s, -1, o.lo, o.hi - o.lo};
-#if PQLR_DOUBLE_ROUNDING
-    if (pqlr_round_twice) return p;
-#endif
-    if (__builtin_expect(s > 32 && s <= 54, 1)) {
+    if (__builtin_expect(rq_fast(s), 1)) {
         p.sh = s - 32;
         p.r = (1 << (p.sh - 1)) + (int32_t)((uint32_t)o.zp << p.sh);
     }
     return p;
 }
 
-__attribute__((noinline, unused)) static int32_t rq_slow(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo,
-                                                 int32_t hi) {
-    pqlr_out_t o = {zp, lo, hi};
-    return rq(acc, m, s, o);
-}
-
-/* Returns the clamped value as int32 (the caller's byte store truncates it: no sign extension). */
-PQLR_INLINE int32_t rqp(int32_t acc, pqlr_rqp_t p, pqlr_out_t o) {
-    if (__builtin_expect(p.sh < 0, 0)) return rq_slow(acc, p.m, p.r, o.zp, o.lo, o.hi);
+/* The prepared rule (p.sh ≥ 0: the caller checked); returns the clamped value as int32 (the caller's byte store
+ * truncates it: no sign extension). */
+PQLR_INLINE int32_t rqp(int32_t acc, pqlr_rqp_t p) {
     int32_t y = ((int32_t)(((int64_t)acc * p.m) >> 32) + p.r) >> p.sh;
     if (__builtin_expect((uint32_t)(y - p.lo) > (uint32_t)p.span, 0)) y = y < p.lo ? p.lo : p.lo + p.span;
     return y;
@@ -431,11 +430,8 @@ PQLR_INLINE void swar_pack4(uint32_t *S, const int8_t *x, const int K, const int
 
 /* Whether every one of the tile's n channels takes rq_prep's fast case (the whole-block assembly needs it). */
 PQLR_INLINE int swar_fast(const uint8_t *shft, int n) {
-#if PQLR_DOUBLE_ROUNDING
-    if (pqlr_round_twice) return 0;
-#endif
     int ok = 1;
-    for (int j = 0; j < n; j++) ok &= shft[j] > 32 && shft[j] <= 54;
+    for (int j = 0; j < n; j++) ok &= rq_fast(shft[j]);
     return ok;
 }
 
@@ -686,13 +682,13 @@ PQLR_INLINE void dw3_row(const int8_t *r0, const int8_t *r1, int8_t *ring, const
         if (RING) ring[x * X] = (int8_t)v1;
         if (x > 0) {
             A += v0 * w02 + v1 * w12 + v2 * w22;
-            dst[(x - 1) * X] = FAST ? (int8_t)rqp(A, q, o) : rq(A, m, s, o);
+            dst[(x - 1) * X] = FAST ? (int8_t)rqp(A, q) : rq(A, m, s, o);
         }
         B += v0 * w01 + v1 * w11 + v2 * w21;
         A = B;
         B = base + v0 * w00 + v1 * w10 + v2 * w20;
     }
-    dst[(W - 1) * X] = FAST ? (int8_t)rqp(A + cr, q, o) : rq(A + cr, m, s, o);
+    dst[(W - 1) * X] = FAST ? (int8_t)rqp(A + cr, q) : rq(A + cr, m, s, o);
 }
 
 /* Depthwise 3×3, stride 1, pad 1 (the DS-CNN case), one channel at a time with its nine weights in
