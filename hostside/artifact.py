@@ -422,7 +422,8 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     """Re-derive what the firmware will do and refuse a plan that could corrupt memory: in place only where
     legal (and never over a tensor a residual connection still needs), scratch inside the arena, and no two
     buffers that are live at the same op overlapping."""
-    from .plan.planner import inplace_rule, may_overwrite, packed_fits, swar_scratch, tensor_lifetimes, uses_scratch
+    from .plan.planner import (conv_lead, conv_overlap, inplace_rule, may_overwrite, packed_fits, swar_scratch,
+                               tensor_lifetimes, uses_scratch)
     n = len(graph.layers)
     sizes = [int(np.prod(s)) for s in graph.tensor_shapes()]
     last = graph.last_use()
@@ -464,14 +465,25 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
             live = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
             if packed_fits(scratch_offs[i], want, arena, live):
                 scratch[i] = want
+    # a conv2d may write over its consumed input (conv_overlap) when the input lies at least conv_lead bytes
+    # into its output: at that op, that one pair may overlap
+    may_meet = set()
+    for i, L in enumerate(graph.layers):
+        single = mode == "xip" or len([t for t in tiles if t.layer == i]) <= 1
+        if (not inplace[i] and group[i] != group[i + 1] and conv_overlap(graph, i, single, group, last)
+                and offsets[i] - offsets[i + 1] >= conv_lead(L)):
+            may_meet.add((i, offsets[i + 1], offsets[i]))
     for i in range(n):
         spans = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
         if scratch[i]:
             spans.append((scratch_offs[i], scratch[i]))
         spans.sort()
-        for (a, sa), (b, _) in zip(spans, spans[1:]):
-            if a + sa > b:
-                _fail(f"layer {i}: buffers [{a}, {a + sa}) and [{b}, …) overlap while both are live")
+        for x, (a, sa) in enumerate(spans):
+            for b, _ in spans[x + 1:]:
+                if b >= a + sa:
+                    break
+                if (i, a, b) not in may_meet:
+                    _fail(f"layer {i}: buffers [{a}, {a + sa}) and [{b}, …) overlap while both are live")
     return scratch
 
 

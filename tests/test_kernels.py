@@ -140,3 +140,65 @@ def test_swar_kernels_exact_at_the_extremes(board_name, wbits, graph, tmp_path):
         s.hello()
         for x in xs:
             assert s.locate_mismatch(x, g) is None
+
+
+def _conv_first_graph(seed: int, stride=(2, 2), pad=(2, 1, 1, 1), kernel=(4, 3)):
+    """A first conv2d (strided, padded, 3 input channels, 24 outputs) and an fc: the planner writes the conv's
+    output over its consumed input (conv_overlap)."""
+    from hostside.graph import IntGraph, Layer
+    rng = np.random.default_rng(seed)
+    H, W, C, CO = 13, 7, 3, 24
+    oh = (H + pad[0] + pad[2] - kernel[0]) // stride[0] + 1
+    ow = (W + pad[1] + pad[3] - kernel[1]) // stride[1] + 1
+    m = rng.integers(2 ** 30, 2 ** 31, size=CO, dtype=np.int64).astype(np.int32)
+    s = rng.integers(40, 44, size=CO).astype(np.int32)
+    fm, fs = np.full(5, 2 ** 30 + 99, np.int32), np.full(5, 44, np.int32)
+    layers = [Layer("conv", "conv2d", (H, W, C), (oh, ow, CO), 3, -7, -128, 127, 1.0, 1.0, m, s, kernel=kernel,
+                    stride=stride, pad=pad, weights=rng.integers(-127, 128, (CO, *kernel, C)).astype(np.int8),
+                    bias=rng.integers(-3000, 3000, CO).astype(np.int32)),
+              Layer("fc", "fc", (oh, ow, CO), (1, 1, 5), -7, 0, -128, 127, 1.0, 1.0, fm, fs,
+                    weights=rng.integers(-127, 128, (5, oh * ow * CO)).astype(np.int8),
+                    bias=rng.integers(-3000, 3000, 5).astype(np.int32))]
+    g = IntGraph(input_shape=(H, W, C), input_scale=1.0, input_zp=3, layers=layers)
+    return g, rng.integers(-128, 128, size=(2, H, W, C)).astype(np.int8)
+
+
+@pytest.mark.parametrize("kernels,board_name", [("ref", "host"), ("rv32", "host"),
+                                                pytest.param("rv32", "rv32-virt", marks=pytest.mark.emulator)])
+def test_conv_writes_over_its_consumed_input_exactly(kernels, board_name, tmp_path):
+    """A first conv2d whose output overlaps its input by as much as conv_lead allows (every conv kernel, plain,
+    packed and reference, computes pixels in order and reads a pixel before writing it): every layer equals the
+    reference; a plan whose input sits 4 bytes closer is refused by model.bin's checker; a conv cut into several
+    tiles (each re-reads the whole input) never overlaps."""
+    from hostside.device.qemu import QemuBoard, make_flash_image
+    from hostside.errors import ArtifactError
+    from hostside.plan.planner import conv_lead
+    board = load_board(board_name)
+    for case, (stride, pad, kernel) in enumerate([((2, 2), (2, 1, 1, 1), (4, 3)), ((1, 1), (1, 1, 1, 1), (3, 3))]):
+        g, xs = _conv_first_graph(case, stride, pad, kernel)
+        plan = make_plan(g, board)
+        lead = conv_lead(g.layers[0])
+        out_bytes = int(np.prod(g.layers[0].out_shape))
+        assert plan.tensor_offsets[0] - plan.tensor_offsets[1] == lead < out_bytes, "the conv should overlap"
+        d = tmp_path / str(case)
+        art = write_model_bin(d / "model.bin", g, plan)
+        closer = dataclasses.replace(plan, tensor_offsets=[plan.tensor_offsets[0] - 4] + plan.tensor_offsets[1:])
+        with pytest.raises(ArtifactError, match="overlap"):
+            write_model_bin(d / "bad.bin", g, closer)
+        fw = build_firmware(board, render_firmware(art, board, d / "fw", kernels=kernels))
+        with contextlib.ExitStack() as stack:
+            if board_name == "host":
+                t = ProcessTransport([str(fw), str(d / "model.bin")])
+                stack.callback(t.close)
+            else:
+                img = make_flash_image(board, d / "model.bin", d / "flash.img")
+                t = stack.enter_context(QemuBoard(board, fw, img))
+            s = Session(t, art.model_sha256, 60)
+            s.hello()
+            for x in xs:
+                assert s.locate_mismatch(x, g) is None
+    conv_only = dataclasses.replace(g, layers=g.layers[:1])
+    tiled = make_plan(conv_only, dataclasses.replace(board, tile_buffer_budget_bytes=400), tile_budget=400)
+    assert len([t for t in tiled.tiles if t.layer == 0]) > 1
+    in_off, out_off = tiled.tensor_offsets[0], tiled.tensor_offsets[1]
+    assert in_off + int(np.prod(g.input_shape)) <= out_off or out_off + out_bytes <= in_off

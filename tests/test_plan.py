@@ -81,25 +81,33 @@ def test_cli_plan_refuses_a_model_over_budget_with_the_numbers(small_model, tmp_
 
 
 def test_packed_kernels_scratch_fits_never_grows_the_arena(tmp_path):
-    """The packed (SWAR) kernels' scratch: by default only where it fits in the arena the plain plan needs (the
-    MLPerf geometry keeps its RAM: the pointwise layers get theirs, the first conv does not); "always" gives every
-    eligible layer its scratch; model.bin's checker derives the same sizes from the offsets."""
+    """The packed (SWAR) kernels' scratch: by default only where it fits in the arena the plain plan needs. In the
+    MLPerf geometry at int8 every eligible layer gets it at unchanged RAM (the first conv's through writing its
+    output over its consumed input, conv_overlap); at int4 the conv is cut into two tiles (a smaller tile buffer),
+    cannot overlap, and does not get it, while "always" grows the arena for it; model.bin's checker derives the
+    same sizes from the offsets."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks" / "kernels"))
     from run import model
     from hostside.artifact import write_model_bin
-    from hostside.plan.planner import swar_scratch
-    g, _ = model(8)
+    from hostside.plan.planner import conv_lead, swar_scratch
     board = load_board("rv32-virt")
-    fit, never, always = (make_plan(g, board, packed=p) for p in ("fit", "never", "always"))
-    assert fit.arena_bytes == never.arena_bytes < always.arena_bytes
-    got = [fit.scratch_bytes[i] >= swar_scratch(L) > 0 for i, L in enumerate(g.layers)]
-    ops = [L.op for L in g.layers]
-    assert got[ops.index("conv2d")] is False and all(got[i] for i, op in enumerate(ops) if op == "pwconv2d")
-    assert all(always.scratch_bytes[i] >= swar_scratch(L) for i, L in enumerate(g.layers))
-    for plan in (fit, always):
-        art = write_model_bin(tmp_path / "m.bin", g, plan)
-        assert art.scratch_bytes == plan.scratch_bytes
+    for wbits in (8, 4):
+        g, _ = model(wbits)
+        fit, never, always = (make_plan(g, board, packed=p) for p in ("fit", "never", "always"))
+        got = [fit.scratch_bytes[i] >= swar_scratch(L) > 0 for i, L in enumerate(g.layers)]
+        ops = [L.op for L in g.layers]
+        conv = ops.index("conv2d")
+        assert all(got[i] for i, op in enumerate(ops) if op == "pwconv2d")
+        assert all(always.scratch_bytes[i] >= swar_scratch(L) for i, L in enumerate(g.layers))
+        if wbits == 8:
+            assert fit.arena_bytes == never.arena_bytes == always.arena_bytes and got[conv]
+            assert fit.tensor_offsets[conv] - fit.tensor_offsets[conv + 1] == conv_lead(g.layers[conv])
+        else:
+            assert fit.arena_bytes == never.arena_bytes < always.arena_bytes and not got[conv]
+        for plan in (fit, always):
+            art = write_model_bin(tmp_path / "m.bin", g, plan)
+            assert art.scratch_bytes == plan.scratch_bytes
     with pytest.raises(BudgetError, match="packed"):
         make_plan(g, board, packed="sometimes")

@@ -282,6 +282,69 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
     "sub a4, ra, " H1 "\n\t" PQLR_SWAR_RQ("3*%[ds]+" #J)
 #endif
 
+#ifdef PQLR_SWAR_ASM
+/* All channel groups of a tile in one assembly block (swar_tile): the loop unrolled to 8 k (4 steps; K ≡ 4 mod 8
+ * enters at its third step), the group's pointers advanced in the parameter block prm between groups instead of
+ * a C loop around a call per group, and the rounding constant built from a5 = 2·zp + 1 as
+ * r = (2·zp + 1)·2^(sh−1) = 2^(sh−1) + zp·2^sh (rq_prep's r, in 3 instructions). */
+#define PQLR_SWAR_LOOP8                                                                          \
+    "1:\n\t" PQLR_SWAR_STEP(0, 0) PQLR_SWAR_STEP(16, 2)                                          \
+    "3:\n\t" PQLR_SWAR_STEP(32, 4) PQLR_SWAR_STEP(48, 6)                                         \
+    "addi %[S], %[S], 64\n\t" "addi %[w], %[w], 8\n\t" "bne %[S], %[se], 1b\n\t"
+#define PQLR_SWAR_OUT8(J, V0, H0, V1, H1)                                                        \
+    "lw t0, 4*" #J "(a7)\n\t" "lbu t2, " #J "(%[p])\n\t" "lw ra, 4*" #J "(a6)\n\t"               \
+    "addi t2, t2, -33\n\t" "sll t1, a5, t2\n\t" "addi t2, t2, 1\n\t"                             \
+    "slli a4, " H0 ", 16\n\t" "sub a4, " V0 ", a4\n\t" PQLR_SWAR_RQ(#J)                          \
+    "sub a4, ra, " H0 "\n\t" PQLR_SWAR_RQ("%[ds]+" #J)                                          \
+    "slli a4, " H1 ", 16\n\t" "sub a4, " V1 ", a4\n\t" PQLR_SWAR_RQ("2*%[ds]+" #J)               \
+    "sub a4, ra, " H1 "\n\t" PQLR_SWAR_RQ("3*%[ds]+" #J)
+
+/* Whether swar_tile's assembly takes these constant shapes: K a multiple of 4, the weight and output offsets
+ * within the 12-bit immediates. */
+#define PQLR_SWAR_TILE_OK(K, RB, DS)                                                             \
+    (__builtin_constant_p(K) && __builtin_constant_p(RB) && __builtin_constant_p(DS) && (K) >= 4 &&      \
+     ((K) & 3) == 0 && 3 * (RB) + 7 <= 2047 && 4 * (RB) <= 2047 && 3 * (DS) + 3 <= 2047)
+
+/* groups × 4 channels for the 4 packed pixels S: as swar4x4 per group, every channel on rq_prep's fast case. */
+PQLR_INLINE void swar_tile(const uint32_t *S, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
+                           int8_t *dst, pqlr_out_t o, const int K, const int RB, const int DS, int groups) {
+    /* 0 dst, 4 b, 8 m, 12 s, 16 w, 20 groups left, 24 2·zp + 1, 28 lo, 32 hi, 36 S, 40 S's end */
+    int32_t prm[11] = {(int32_t)(intptr_t)dst, (int32_t)(intptr_t)b, (int32_t)(intptr_t)m, (int32_t)(intptr_t)s,
+                       (int32_t)(intptr_t)w, groups, 2 * o.zp + 1, o.lo, o.hi, (int32_t)(intptr_t)S,
+                       (int32_t)(intptr_t)(S + 2 * K)};
+    const uint32_t *Sx = S, *Se = S + 2 * K;
+    const int8_t *wx = w;
+    int32_t *pp = prm;
+    __asm__ volatile(
+        "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t"
+        "2:\n\t"
+        "lw a4, 4(%[p])\n\t"                                /* V of both lane pairs starts at the bias, H at 0 */
+        "lw s0, 0(a4)\n\t" "mv s4, s0\n\t" "lw s1, 4(a4)\n\t" "mv s5, s1\n\t"
+        "lw s2, 8(a4)\n\t" "mv s6, s2\n\t" "lw s3, 12(a4)\n\t" "mv s7, s3\n\t"
+        "li s8, 0\n\t" "li s9, 0\n\t" "li s10, 0\n\t" "li s11, 0\n\t"
+        "li t3, 0\n\t" "li t4, 0\n\t" "li t5, 0\n\t" "li t6, 0\n\t"
+        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" "lw %[se], 40(%[p])\n\t"
+        "lui %[p], 8\n\t" "addi %[p], %[p], -1\n\t"         /* SWAR_OFF */
+        ".if %[k4]\n\t" "addi %[S], %[S], -32\n\t" "addi %[w], %[w], -4\n\t" "j 3f\n\t" ".endif\n\t"
+        PQLR_SWAR_LOOP8
+        "lw %[p], 0(sp)\n\t"
+        "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t"
+        "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t"
+        PQLR_SWAR_OUT8(0, "s0", "s8", "s4", "t3") PQLR_SWAR_OUT8(1, "s1", "s9", "s5", "t4")
+        PQLR_SWAR_OUT8(2, "s2", "s10", "s6", "t5") PQLR_SWAR_OUT8(3, "s3", "s11", "s7", "t6")
+        "lw a4, 0(sp)\n\t"                                  /* the next group */
+        "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t"
+        "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t"
+        "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t"
+        "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t"
+        "mv %[p], a4\n\t" "bnez t0, 2b\n\t"
+        "addi sp, sp, 16\n\t"
+        : [S] "+r"(Sx), [w] "+r"(wx), [se] "+r"(Se), [p] "+r"(pp)
+        : [rb] "n"(RB), [ds] "n"(DS), [k4] "n"((K & 4) ? 1 : 0)
+        : PQLR_SWAR_CLOBBERS);
+}
+#endif
+
 /* 4 packed pixels (S, from swar_pack4) × 4 channels (weight rows RB apart) over K inputs; outputs to dst (pixel
  * stride DS, channel stride 1). acc: V of lane pair 0 (pixels 0, 1) for channels 0..3, V of
  * lane pair 1 (pixels 2, 3), then H likewise; V starts at the bias, so V − 2^16·H is pixel 0's (2's) accumulator
@@ -440,6 +503,12 @@ PQLR_INLINE void swar_rows(const uint32_t *S, const int8_t *wts, const int32_t *
                            const uint8_t *shft, int n, int8_t *dst, pqlr_out_t o, const int K, const int RB,
                            const int DS, int fast, const int WB) {
     int j = 0;
+#ifdef PQLR_SWAR_ASM
+    if (WB == 8 && fast && n >= 4 && PQLR_SWAR_TILE_OK(K, RB, DS)) {
+        swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2);
+        j = n & ~3;
+    }
+#endif
     for (; j + 4 <= n; j += 4) {
         if (WB == 8)
             swar4x4(S, wts + j * RB, bias + j, mult + j, shft + j, dst + j, o, K, RB, DS, fast);

@@ -6,7 +6,9 @@ tile budget; the bytes of a tile (hostside/tiles.py) are the artifact's format, 
 Arena: tensor t_k (t_0 the input, t_k the output of layer k−1) is live from op k−1 to op k. A layer that
 may run in place (inplace_rule) puts its output in its input's buffer. Buffers (alias groups and per-layer
 scratch) get offsets greedily by size, largest first, at the lowest 4-byte-aligned offset that does not
-overlap a placed buffer whose lifetime intersects (TFLite Micro's greedy planner).
+overlap a placed buffer whose lifetime intersects (TFLite Micro's greedy planner). A conv2d whose input dies
+with it may write its output over the input rows it has consumed: its input's buffer is then placed conv_lead
+bytes into its output's (conv_overlap), where the arena comes out no larger.
 
 Budgets: weights ≤ model partition; tile buffer + arena + stack estimate ≤ the board's SRAM budget.
 """
@@ -138,23 +140,61 @@ def tile_layer(layer: Layer, budget: int) -> list[tuple[int, int]]:
     return out
 
 
-def plan_arena(sizes: list[int], lifetimes: list[tuple[int, int]]) -> tuple[list[int], int]:
-    """Greedy by size: returns (offsets, arena bytes). lifetimes are inclusive [first_op, last_op]."""
-    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+def plan_arena(sizes: list[int], lifetimes: list[tuple[int, int]],
+               attach: dict[int, tuple[int, int]] | None = None) -> tuple[list[int], int]:
+    """Greedy by size: returns (offsets, arena bytes). lifetimes are inclusive [first_op, last_op]. attach: buffer
+    j → (k, rel): j is placed at k's offset + rel, overlapping k if it will (the caller has checked that this is
+    safe, conv_overlap); j and k are placed together, at the lowest offset where neither meets another live
+    buffer."""
+    attach = attach or {}
+    parts = {k: [(0, k)] for k in range(len(sizes)) if k not in attach}
+    for j, (k, rel) in attach.items():
+        parts[k].append((rel, j))
+    order = sorted(parts, key=lambda i: (-sizes[i], i))
     placed: list[int] = []
     offsets = [0] * len(sizes)
+
+    def meets(a: int, b: int) -> bool:
+        return not (lifetimes[a][1] < lifetimes[b][0] or lifetimes[b][1] < lifetimes[a][0])
+
     for i in order:
-        live = [j for j in placed if not (lifetimes[j][1] < lifetimes[i][0] or lifetimes[i][1] < lifetimes[j][0])]
-        spans = sorted((offsets[j], offsets[j] + _align4(sizes[j])) for j in live)
         off = 0
-        for lo, hi in spans:
-            if off + sizes[i] <= lo:
-                break
-            off = max(off, hi)
-        offsets[i] = _align4(off)
-        placed.append(i)
+        moved = True
+        while moved:                       # lowest offset at which every part clears every live placed buffer
+            moved = False
+            for rel, j in parts[i]:
+                for q in placed:
+                    lo, hi = offsets[q], offsets[q] + _align4(sizes[q])
+                    if meets(j, q) and off + rel < hi and lo < off + rel + sizes[j]:
+                        off = _align4(hi - rel)
+                        moved = True
+        for rel, j in parts[i]:
+            offsets[j] = off + rel
+            placed.append(j)
     arena = max((offsets[i] + _align4(sizes[i]) for i in range(len(sizes))), default=0)
     return offsets, arena
+
+
+def conv_lead(layer: Layer) -> int:
+    """The least distance, in bytes, from a conv2d's output buffer to its input for the output to overwrite
+    input that no later pixel reads: every conv2d kernel (kernels_ref.c, kernels_rv32.h) computes the output
+    pixels in order, all of a pixel's channels from one tile, reading a pixel's inputs before it writes that
+    pixel, so pixel p's outputs [p·Cout, (p+1)·Cout) may overwrite every input row above the first one pixel p
+    reads, max(0, oy·sh − pad_t). Rounded up to 4 bytes."""
+    (ih, iw, cin), (oh, ow, cout) = layer.in_shape, layer.out_shape
+    lead = 0
+    for oy in range(oh):
+        first = max(0, oy * layer.stride[0] - layer.pad[0]) * iw * cin
+        lead = max(lead, (oy + 1) * ow * cout - first)     # the row's last pixel; the others need no more
+    return _align4(lead)
+
+
+def conv_overlap(graph: IntGraph, i: int, single_tile: bool, group: list[int], last: list[int]) -> bool:
+    """Whether conv2d layer i may write its output over its input (at conv_lead bytes into the output): not in
+    place, all its channels in one tile, and nothing sharing the input's buffer read after it."""
+    L = graph.layers[i]
+    return (L.op == "conv2d" and single_tile and may_overwrite(graph, i, group, last)
+            and conv_lead(L) < int(np.prod(L.out_shape)))
 
 
 def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
@@ -271,14 +311,27 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str, packed: str = "fi
             scratch_idx[i] = len(b_sizes)
             b_sizes.append(scratch[i])
             b_life.append((i, i))
-    offs, arena = plan_arena(b_sizes, b_life)
-    scratch_offs = [offs[scratch_idx[i]] if i in scratch_idx else 0 for i in range(n)]
+    # a conv2d may write over the input rows it has consumed (conv_overlap): its input's buffer then sits
+    # conv_lead bytes into its output's; planned both ways, the smaller arena is kept (on a tie, the one that
+    # gives the packed kernels more scratch)
+    attach = {}
+    for i, L in enumerate(graph.layers):
+        if not inplace[i] and conv_overlap(graph, i, mode == "xip" or len(per_layer[i]) <= 1, group, last):
+            attach[roots.index(group[i])] = (roots.index(group[i + 1]), conv_lead(L))
+    best = None
+    for att in ([{}, attach] if attach else [{}]):
+        offs, arena = plan_arena(b_sizes, b_life, att)
+        sc, sc_offs = list(scratch), [offs[scratch_idx[i]] if i in scratch_idx else 0 for i in range(n)]
 
-    def spans_at(i):
-        return [(offs[b], b_sizes[b]) for b in range(len(b_sizes))
-                if b_life[b][0] <= i <= b_life[b][1] and b != scratch_idx.get(i)]
-    if packed == "fit":
-        upgrade_packed(graph, scratch, scratch_offs, spans_at, arena)
+        def spans_at(i, offs=offs):
+            return [(offs[b], b_sizes[b]) for b in range(len(b_sizes))
+                    if b_life[b][0] <= i <= b_life[b][1] and b != scratch_idx.get(i)]
+        if packed == "fit":
+            upgrade_packed(graph, sc, sc_offs, spans_at, arena)
+        key = (arena, -sum(sc))
+        if best is None or key < best[0]:
+            best = (key, offs, arena, sc, sc_offs)
+    _, offs, arena, scratch, scratch_offs = best
     return {"tensor_offsets": [offs[roots.index(group[k])] for k in range(n + 1)], "tensor_sizes": sizes,
             "inplace": inplace, "scratch_bytes": scratch, "scratch_offsets": scratch_offs, "arena_bytes": arena}
 
