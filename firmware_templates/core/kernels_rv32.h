@@ -283,27 +283,38 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
 #endif
 
 #ifdef PQLR_SWAR_ASM
-/* All channel groups of a tile in one assembly block (swar_tile): the loop unrolled to 8 k (4 steps; K ≡ 4 mod 8
- * enters at its third step), the group's pointers advanced in the parameter block prm between groups instead of
- * a C loop around a call per group, and the rounding constant built from a5 = 2·zp + 1 as
- * r = (2·zp + 1)·2^(sh−1) = 2^(sh−1) + zp·2^sh (rq_prep's r, in 3 instructions). */
-#define PQLR_SWAR_LOOP8                                                                          \
-    "1:\n\t" PQLR_SWAR_STEP(0, 0) PQLR_SWAR_STEP(16, 2)                                          \
-    "3:\n\t" PQLR_SWAR_STEP(32, 4) PQLR_SWAR_STEP(48, 6)                                         \
-    "addi %[S], %[S], 64\n\t" "addi %[w], %[w], 8\n\t" "bne %[S], %[se], 1b\n\t"
+/* All channel groups of a tile in one assembly block (swar_tile). Per group: the first step (k = 0, 1) starts the
+ * accumulators (V = the two products' sum, H its high lane: no zeroing, the bias added at the end), the rest runs
+ * in a loop unrolled to 16 k (8 steps), entered at the step that leaves a whole number of turns (label 3); the
+ * group's pointers advance in the parameter block prm between groups (no C loop around a call per group), and
+ * the rounding constant is built from a5 = 2·zp + 1 as r = (2·zp + 1)·2^(sh−1) = 2^(sh−1) + zp·2^sh. */
+#define PQLR_SWAR_GROUP1(J, V0, H0, V1, H1)                                                      \
+    "lb t0, " #J "*%[rb](%[w])\n\t" "lb t1, " #J "*%[rb]+1(%[w])\n\t"                            \
+    "mul t2, a4, t0\n\t" "mul ra, a6, t1\n\t" "add " V0 ", t2, ra\n\t"                           \
+    "add t2, " V0 ", %[p]\n\t" "srai " H0 ", t2, 16\n\t"                                         \
+    "mul t0, a5, t0\n\t" "mul t1, a7, t1\n\t" "add " V1 ", t0, t1\n\t"                           \
+    "add t0, " V1 ", %[p]\n\t" "srai " H1 ", t0, 16\n\t"
+#define PQLR_SWAR_E(E, N) ".if %[e] == " #N "\n\t3:\n\t.endif\n\t"
+#define PQLR_SWAR_LOOP16                                                                         \
+    "1:\n\t" PQLR_SWAR_STEP(0, 0) PQLR_SWAR_E(e, 1) PQLR_SWAR_STEP(16, 2) PQLR_SWAR_E(e, 2)      \
+    PQLR_SWAR_STEP(32, 4) PQLR_SWAR_E(e, 3) PQLR_SWAR_STEP(48, 6) PQLR_SWAR_E(e, 4)              \
+    PQLR_SWAR_STEP(64, 8) PQLR_SWAR_E(e, 5) PQLR_SWAR_STEP(80, 10) PQLR_SWAR_E(e, 6)             \
+    PQLR_SWAR_STEP(96, 12) PQLR_SWAR_E(e, 7) PQLR_SWAR_STEP(112, 14)                             \
+    "addi %[S], %[S], 128\n\t" "addi %[w], %[w], 16\n\t" "bne %[S], %[se], 1b\n\t"
+/* Channel J's four outputs: V0 − 2^16·H0 + b (pixel 0), b − H0 (pixel 1), likewise pixels 2, 3 (V1, H1). */
 #define PQLR_SWAR_OUT8(J, V0, H0, V1, H1)                                                        \
     "lw t0, 4*" #J "(a7)\n\t" "lbu t2, " #J "(%[p])\n\t" "lw ra, 4*" #J "(a6)\n\t"               \
     "addi t2, t2, -33\n\t" "sll t1, a5, t2\n\t" "addi t2, t2, 1\n\t"                             \
-    "slli a4, " H0 ", 16\n\t" "sub a4, " V0 ", a4\n\t" PQLR_SWAR_RQ(#J)                          \
+    "slli a4, " H0 ", 16\n\t" "sub a4, " V0 ", a4\n\t" "add a4, a4, ra\n\t" PQLR_SWAR_RQ(#J)     \
     "sub a4, ra, " H0 "\n\t" PQLR_SWAR_RQ("%[ds]+" #J)                                          \
-    "slli a4, " H1 ", 16\n\t" "sub a4, " V1 ", a4\n\t" PQLR_SWAR_RQ("2*%[ds]+" #J)               \
+    "slli a4, " H1 ", 16\n\t" "sub a4, " V1 ", a4\n\t" "add a4, a4, ra\n\t" PQLR_SWAR_RQ("2*%[ds]+" #J) \
     "sub a4, ra, " H1 "\n\t" PQLR_SWAR_RQ("3*%[ds]+" #J)
 
 /* Whether swar_tile's assembly takes these constant shapes: K a multiple of 4, the weight and output offsets
  * within the 12-bit immediates. */
 #define PQLR_SWAR_TILE_OK(K, RB, DS)                                                             \
     (__builtin_constant_p(K) && __builtin_constant_p(RB) && __builtin_constant_p(DS) && (K) >= 4 &&      \
-     ((K) & 3) == 0 && 3 * (RB) + 7 <= 2047 && 4 * (RB) <= 2047 && 3 * (DS) + 3 <= 2047)
+     ((K) & 3) == 0 && 3 * (RB) + 15 <= 2047 && 4 * (RB) <= 2047 && 3 * (DS) + 3 <= 2047)
 
 /* groups × 4 channels for the 4 packed pixels S: as swar4x4 per group, every channel on rq_prep's fast case. */
 PQLR_INLINE void swar_tile(const uint32_t *S, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
@@ -315,18 +326,19 @@ PQLR_INLINE void swar_tile(const uint32_t *S, const int8_t *w, const int32_t *b,
     const uint32_t *Sx = S, *Se = S + 2 * K;
     const int8_t *wx = w;
     int32_t *pp = prm;
+    /* after the first step, (K − 2)/2 steps are left: enter the 8-step loop at step E so they make whole turns */
+    const int E = (8 - ((K - 2) / 2) % 8) % 8;
     __asm__ volatile(
         "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t"
         "2:\n\t"
-        "lw a4, 4(%[p])\n\t"                                /* V of both lane pairs starts at the bias, H at 0 */
-        "lw s0, 0(a4)\n\t" "mv s4, s0\n\t" "lw s1, 4(a4)\n\t" "mv s5, s1\n\t"
-        "lw s2, 8(a4)\n\t" "mv s6, s2\n\t" "lw s3, 12(a4)\n\t" "mv s7, s3\n\t"
-        "li s8, 0\n\t" "li s9, 0\n\t" "li s10, 0\n\t" "li s11, 0\n\t"
-        "li t3, 0\n\t" "li t4, 0\n\t" "li t5, 0\n\t" "li t6, 0\n\t"
         "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" "lw %[se], 40(%[p])\n\t"
         "lui %[p], 8\n\t" "addi %[p], %[p], -1\n\t"         /* SWAR_OFF */
-        ".if %[k4]\n\t" "addi %[S], %[S], -32\n\t" "addi %[w], %[w], -4\n\t" "j 3f\n\t" ".endif\n\t"
-        PQLR_SWAR_LOOP8
+        "lw a4, 0(%[S])\n\t" "lw a5, 4(%[S])\n\t" "lw a6, 8(%[S])\n\t" "lw a7, 12(%[S])\n\t"
+        PQLR_SWAR_GROUP1(0, "s0", "s8", "s4", "t3") PQLR_SWAR_GROUP1(1, "s1", "s9", "s5", "t4")
+        PQLR_SWAR_GROUP1(2, "s2", "s10", "s6", "t5") PQLR_SWAR_GROUP1(3, "s3", "s11", "s7", "t6")
+        "addi %[S], %[S], 16-16*%[e]\n\t" "addi %[w], %[w], 2-2*%[e]\n\t"
+        ".if %[e]\n\t" "j 3f\n\t" ".endif\n\t"
+        PQLR_SWAR_LOOP16
         "lw %[p], 0(sp)\n\t"
         "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t"
         "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t"
@@ -340,7 +352,7 @@ PQLR_INLINE void swar_tile(const uint32_t *S, const int8_t *w, const int32_t *b,
         "mv %[p], a4\n\t" "bnez t0, 2b\n\t"
         "addi sp, sp, 16\n\t"
         : [S] "+r"(Sx), [w] "+r"(wx), [se] "+r"(Se), [p] "+r"(pp)
-        : [rb] "n"(RB), [ds] "n"(DS), [k4] "n"((K & 4) ? 1 : 0)
+        : [rb] "n"(RB), [ds] "n"(DS), [e] "n"((int)E)
         : PQLR_SWAR_CLOBBERS);
 }
 #endif
