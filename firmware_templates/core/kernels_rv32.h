@@ -792,28 +792,30 @@ PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, in
         const pqlr_rqp_t q = rq_prep(mult[j], shft[j], o);
         const int32_t m = mult[j], s = shft[j];
         int8_t *prev = scratch + c, *cur = scratch + RS + c;           /* ring slots: row y−1, row y */
-        for (int y = 0; y < H; y++) {
-            const int8_t *r1 = in + y * RS + c;
-            const int8_t *r0 = INPL ? prev : r1 - RS;
-            int8_t *dst = out + y * RS + c;
-            /* FAST: rq_prep's prepared rule; otherwise rq's (double rounding, unusual shifts) inline */
-#define DW3_ROW(HAS0, HAS2, FAST) dw3_row(r0, r1, cur, r1 + RS, dst, W, C, HAS0, HAS2, INPL, zp, w00, w01, w02, w10, \
-                                          w11, w12, w20, w21, w22, b, cl, cr, q, m, s, o, FAST)
-            if (q.sh < 0)
-                DW3_ROW(y > 0, y + 1 < H, 0);
-            else if (y > 0 && y + 1 < H)
-                DW3_ROW(1, 1, 1);
-            else if (y > 0)
-                DW3_ROW(1, 0, 1);
-            else if (y + 1 < H)
-                DW3_ROW(0, 1, 1);
-            else
-                DW3_ROW(0, 0, 1);
-#undef DW3_ROW
-            int8_t *t = prev;
-            prev = cur;
-            cur = t;
+        int8_t *r1 = (int8_t *)in + c;                                   /* in place: the output row too */
+        int8_t *dst = out + c;
+        /* FAST: rq_prep's prepared rule; otherwise rq's (double rounding, unusual shifts) inline. In place the
+         * output row is the input row (one pointer fewer, so the interior rows' registers do not spill). */
+#define DW3_ROW(HAS0, HAS2, FAST)                                                                \
+        do {                                                                                     \
+            dw3_row(INPL ? prev : r1 - RS, r1, cur, r1 + RS, INPL ? r1 : dst, W, C, HAS0, HAS2, INPL, zp, w00, \
+                    w01, w02, w10, w11, w12, w20, w21, w22, b, cl, cr, q, m, s, o, FAST);          \
+            int8_t *t_ = prev;                                                                   \
+            prev = cur;                                                                          \
+            cur = t_;                                                                            \
+            r1 += RS;                                                                            \
+            dst += RS;                                                                           \
+        } while (0)
+        if (q.sh < 0) {
+            for (int y = 0; y < H; y++) DW3_ROW(y > 0, y + 1 < H, 0);
+        } else if (H == 1) {
+            DW3_ROW(0, 0, 1);
+        } else {
+            DW3_ROW(0, 1, 1);
+            for (int y = 1; y + 1 < H; y++) DW3_ROW(1, 1, 1);
+            DW3_ROW(1, 0, 1);
         }
+#undef DW3_ROW
     }
 }
 
