@@ -76,7 +76,18 @@ def _live_buffers(art, i):
     if art.inplace[i]:
         spans = [(art.tensor_offsets[i], max(sizes[i], sizes[i + 1]), f"t{i}=t{i + 1}")]
     else:
-        spans.append((art.tensor_offsets[i + 1], sizes[i + 1], f"t{i + 1}"))
+        out = (art.tensor_offsets[i + 1], sizes[i + 1], f"t{i + 1}")
+        a, sa, _ = spans[0]
+        if out[0] < a + sa and a < out[0] + out[1]:
+            # the one legal overlap of an input and an output: a one-tile conv2d over its consumed input rows,
+            # the input at least conv_lead bytes into the output (planner.conv_overlap); one span for the pair
+            from hostside.plan.planner import conv_lead
+            L = art.graph.layers[i]
+            assert L.op == "conv2d" and len([t for t in art.tiles if t.layer == i]) <= 1
+            assert a - out[0] >= conv_lead(L), f"layer {i}: input {a - out[0]} B into its output, < conv_lead"
+            spans = [(out[0], max(out[0] + out[1], a + sa) - out[0], f"t{i}<t{i + 1}")]
+        else:
+            spans.append(out)
     if art.scratch_bytes[i]:
         spans.append((art.scratch_offsets[i], art.scratch_bytes[i], f"scratch{i}"))
     return spans
