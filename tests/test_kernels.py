@@ -202,3 +202,86 @@ def test_conv_writes_over_its_consumed_input_exactly(kernels, board_name, tmp_pa
     assert len([t for t in tiled.tiles if t.layer == 0]) > 1
     in_off, out_off = tiled.tensor_offsets[0], tiled.tensor_offsets[1]
     assert in_off + int(np.prod(g.input_shape)) <= out_off or out_off + out_bytes <= in_off
+
+
+def _double_rounding_graph(seed: int):
+    """TFLite's double rounding (an imported model's rule) at the extremes: conv (3×3 'same', K = 36, 12 channels)
+    → depthwise 3×3 in place → pointwise (12 → 8) → pointwise (8 → 8) → fc; ±127 weights, −128/127 inputs. The
+    conv and the first pointwise have every channel in the prepared range (shifts 32..53, the ends included): on
+    RV32 they run wholly in the packed block's assembly. The depthwise and the second pointwise mix channels
+    outside it (shifts 24, 30, 31: a left shift; 54; a bias so large that |b| + K·128·127 < 2^30 fails), which take
+    the general rule beside the others."""
+    from hostside.graph import IntGraph, Layer
+    rng = np.random.default_rng(seed)
+
+    def w(shape):
+        return rng.choice(np.array([-127, 127, -126, 0, 3], dtype=np.int16), size=shape,
+                          p=[.35, .35, .1, .1, .1]).astype(np.int8)
+
+    def quant(n, special):
+        m = rng.integers(2 ** 30, 2 ** 31, size=n, dtype=np.int64).astype(np.int32)
+        s = rng.integers(41, 50, size=n).astype(np.int32)   # right shifts 10..18: most outputs inside int8, so
+        for j, v in special.items():                        # the rounding shows after the clamp
+            s[j] = v
+        return m, s
+
+    H, W, C = 7, 6, 4
+    m0, s0 = quant(12, {4: 32, 5: 53})
+    m1, s1 = quant(12, {0: 31, 1: 24, 6: 54, 7: 32, 8: 53})
+    m2, s2 = quant(8, {2: 32, 5: 53})
+    m4, s4 = quant(8, {2: 30, 6: 54})
+    m3, s3 = quant(4, {})
+    b0 = rng.integers(-3000, 3000, 12).astype(np.int32)
+    b1 = rng.integers(-3000, 3000, 12).astype(np.int32)
+    b1[9] = 2 ** 30 - 1000                    # past the prepared rule's accumulator bound
+    b2 = rng.integers(-3000, 3000, 8).astype(np.int32)
+    b4 = rng.integers(-3000, 3000, 8).astype(np.int32)
+    b4[3] = -(2 ** 30 - 5000)
+    # a right shift of 1 with small weights and multipliers 2^27 / 2^28: outputs inside int8 and half of them
+    # exact ties, where TFLite rounds away from zero (the [hi < 0] term)
+    w0, w1, w2 = w((12, 3, 3, C)), w((12, 3, 3)), w((8, 12))
+    w0[4] = rng.integers(-1, 2, size=w0[4].shape)
+    w1[7] = rng.integers(-1, 2, size=w1[7].shape)
+    w2[2] = rng.integers(-1, 2, size=w2[2].shape)
+    m0[4], m1[7], m2[2] = 2 ** 27, 2 ** 28, 2 ** 28
+    b0[4], b1[7], b2[2] = 3, -5, 1
+    layers = [
+        Layer("conv", "conv2d", (H, W, C), (H, W, 12), -5, 7, -128, 127, 1.0, 1.0, m0, s0, kernel=(3, 3),
+              stride=(1, 1), pad=(1, 1, 1, 1), weights=w0, bias=b0),
+        Layer("dw", "dwconv2d", (H, W, 12), (H, W, 12), 7, -3, -128, 127, 1.0, 1.0, m1, s1, kernel=(3, 3),
+              stride=(1, 1), pad=(1, 1, 1, 1), weights=w1, bias=b1),
+        Layer("pw", "pwconv2d", (H, W, 12), (H, W, 8), -3, 2, -128, 127, 1.0, 1.0, m2, s2, weights=w2,
+              bias=b2),
+        Layer("pw2", "pwconv2d", (H, W, 8), (H, W, 8), 2, -1, -128, 127, 1.0, 1.0, m4, s4, weights=w((8, 8)),
+              bias=b4),
+        Layer("fc", "fc", (H, W, 8), (1, 1, 4), -1, 0, -128, 127, 1.0, 1.0, m3, s3, weights=w((4, H * W * 8)),
+              bias=rng.integers(-3000, 3000, 4).astype(np.int32)),
+    ]
+    g = IntGraph(input_shape=(H, W, C), input_scale=1.0, input_zp=-5, layers=layers, rounding="double")
+    xs = rng.choice(np.array([-128, 127, -127, 0, 5], dtype=np.int16), size=(3, H, W, C), p=[.35, .35, .1, .1, .1])
+    xs[0] = 127
+    return g, xs.astype(np.int8)
+
+
+@pytest.mark.parametrize("board_name", ["host", pytest.param("rv32-virt", marks=pytest.mark.emulator)])
+def test_double_rounding_fast_paths_exact_at_the_extremes(board_name, tmp_path):
+    """TFLite's double rounding prepared per channel (rq2_prep: C on the host, the packed block's assembly
+    epilogue on QEMU; the depthwise rows on both) equals the reference in every layer, channels in and out of its
+    range side by side."""
+    from hostside.device.qemu import QemuBoard, make_flash_image
+    g, xs = _double_rounding_graph(5)
+    board = load_board(board_name)
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board, packed="always"))
+    assert art.inplace[1], "the depthwise layer should run in place"
+    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels="rv32"))
+    with contextlib.ExitStack() as stack:
+        if board_name == "host":
+            t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
+            stack.callback(t.close)
+        else:
+            img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
+            t = stack.enter_context(QemuBoard(board, fw, img))
+        s = Session(t, art.model_sha256, 60)
+        s.hello()
+        for x in xs:
+            assert s.locate_mismatch(x, g) is None

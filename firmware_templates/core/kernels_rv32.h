@@ -80,6 +80,34 @@ PQLR_INLINE int32_t rqp(int32_t acc, pqlr_rqp_t p) {
     return y;
 }
 
+/* TFLite's double rounding prepared per channel (models imported with rounding "double"). For shifts s of 32..53
+ * (a right shift e = s − 31 of 1..22), a multiplier m ≥ 0 and accumulators that the channel's bias and K products
+ * keep within ±2^30 (|b| + K·128·127 < 2^30): the rounded doubling high product (x·m + 2^30) >> 31 is
+ * floor((x·2m + 2^31) / 2^32) = mulhsu(x, 2m) + the low word's top bit, and TFLite's rounding divide by 2^e (half
+ * away from zero) is (hi + 2^(e−1) − [hi < 0]) >> e, the zero point folded into the rounding constant as in
+ * rq_prep. |hi| ≤ 2^30, so nothing overflows. p.m holds 2m; otherwise p.sh < 0 and the caller uses rq. */
+PQLR_INLINE int rq2_fast(int32_t m, int32_t s, int32_t b, const int K) {
+    const int64_t room = ((int64_t)1 << 30) - (int64_t)K * 16256;
+    return s >= 32 && s <= 53 && m >= 0 && (int64_t)b < room && -(int64_t)b < room;
+}
+
+PQLR_INLINE pqlr_rqp_t rq2_prep(int32_t m, int32_t s, int32_t b, const int K, pqlr_out_t o) {
+    pqlr_rqp_t p = {(int32_t)((uint32_t)m << 1), 0, -1, o.lo, o.hi - o.lo};
+    if (__builtin_expect(rq2_fast(m, s, b, K), 1)) {
+        p.sh = s - 31;
+        p.r = (1 << (p.sh - 1)) + (int32_t)((uint32_t)o.zp << p.sh);
+    }
+    return p;
+}
+
+PQLR_INLINE int32_t rqp2(int32_t acc, pqlr_rqp_t p) {
+    const uint32_t m2 = (uint32_t)p.m;
+    const int32_t hi = (int32_t)(((int64_t)acc * (int64_t)m2) >> 32) + (int32_t)(((uint32_t)acc * m2) >> 31);
+    int32_t y = (hi + p.r + (hi >> 31)) >> p.sh;
+    if (__builtin_expect((uint32_t)(y - p.lo) > (uint32_t)p.span, 0)) y = y < p.lo ? p.lo : p.lo + p.span;
+    return y;
+}
+
 PQLR_INLINE int32_t w4lo(int32_t b) { return (int32_t)((uint32_t)b << 28) >> 28; }
 PQLR_INLINE int32_t w4hi(int32_t b) { return b >> 4; }          /* b: the byte loaded sign-extended */
 
@@ -310,6 +338,22 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
     "slli a4, " H1 ", 16\n\t" "sub a4, " V1 ", a4\n\t" "add a4, a4, ra\n\t" PQLR_SWAR_RQ("2*%[ds]+" #J) \
     "sub a4, ra, " H1 "\n\t" PQLR_SWAR_RQ("3*%[ds]+" #J)
 
+/* The same with TFLite's double rounding (rq2_prep's fast case): t0 = 2m, e = s − 31, the value's own
+ * accumulator register (free once read) as the temporary T. */
+#define PQLR_SWAR_RQ2(OFF, T)                                                                    \
+    "mul " T ", a4, t0\n\t" "mulhsu a4, a4, t0\n\t" "srli " T ", " T ", 31\n\t" "add a4, a4, " T "\n\t" \
+    "srai " T ", a4, 31\n\t" "add a4, a4, " T "\n\t" "add a4, a4, t1\n\t" "sra a4, a4, t2\n\t"  \
+    "bge a4, %[w], 7f\n\t" "mv a4, %[w]\n\t" "7:\n\t"                                            \
+    "ble a4, %[se], 8f\n\t" "mv a4, %[se]\n\t" "8:\n\t"                                          \
+    "sb a4, " OFF "(%[S])\n\t"
+#define PQLR_SWAR_OUT8D(J, V0, H0, V1, H1)                                                       \
+    "lw t0, 4*" #J "(a7)\n\t" "lbu t2, " #J "(%[p])\n\t" "lw ra, 4*" #J "(a6)\n\t"               \
+    "slli t0, t0, 1\n\t" "addi t2, t2, -32\n\t" "sll t1, a5, t2\n\t" "addi t2, t2, 1\n\t"       \
+    "slli a4, " H0 ", 16\n\t" "sub a4, " V0 ", a4\n\t" "add a4, a4, ra\n\t" PQLR_SWAR_RQ2(#J, V0) \
+    "sub a4, ra, " H0 "\n\t" PQLR_SWAR_RQ2("%[ds]+" #J, H0)                                     \
+    "slli a4, " H1 ", 16\n\t" "sub a4, " V1 ", a4\n\t" "add a4, a4, ra\n\t" PQLR_SWAR_RQ2("2*%[ds]+" #J, V1) \
+    "sub a4, ra, " H1 "\n\t" PQLR_SWAR_RQ2("3*%[ds]+" #J, H1)
+
 /* Whether swar_tile's assembly takes these constant shapes: K a multiple of 4, the weight and output offsets
  * within the 12-bit immediates. */
 #define PQLR_SWAR_TILE_OK(K, RB, DS)                                                             \
@@ -317,8 +361,38 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
      ((K) & 3) == 0 && 3 * (RB) + 15 <= 2047 && 4 * (RB) <= 2047 && 3 * (DS) + 3 <= 2047)
 
 /* groups × 4 channels for the 4 packed pixels S: as swar4x4 per group, every channel on rq_prep's fast case. */
+#define PQLR_SWAR_TILE_ASM(OUT) \
+    __asm__ volatile( \
+        "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t" \
+        "2:\n\t" \
+        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" "lw %[se], 40(%[p])\n\t" \
+        "lui %[p], 8\n\t" "addi %[p], %[p], -1\n\t"         /* SWAR_OFF */ \
+        "lw a4, 0(%[S])\n\t" "lw a5, 4(%[S])\n\t" "lw a6, 8(%[S])\n\t" "lw a7, 12(%[S])\n\t" \
+        PQLR_SWAR_GROUP1(0, "s0", "s8", "s4", "t3") PQLR_SWAR_GROUP1(1, "s1", "s9", "s5", "t4") \
+        PQLR_SWAR_GROUP1(2, "s2", "s10", "s6", "t5") PQLR_SWAR_GROUP1(3, "s3", "s11", "s7", "t6") \
+        "addi %[S], %[S], 16-16*%[e]\n\t" "addi %[w], %[w], 2-2*%[e]\n\t" \
+        ".if %[e]\n\t" "j 3f\n\t" ".endif\n\t" \
+        PQLR_SWAR_LOOP16 \
+        "lw %[p], 0(sp)\n\t" \
+        "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t" \
+        "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t" \
+        PQLR_SWAR_OUTS(OUT) \
+        "lw a4, 0(sp)\n\t"                                  /* the next group */ \
+        "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t" \
+        "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t" \
+        "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t" \
+        "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t" \
+        "mv %[p], a4\n\t" "bnez t0, 2b\n\t" \
+        "addi sp, sp, 16\n\t" \
+        : [S] "+r"(Sx), [w] "+r"(wx), [se] "+r"(Se), [p] "+r"(pp) \
+        : [rb] "n"(RB), [ds] "n"(DS), [e] "n"((int)E) \
+        : PQLR_SWAR_CLOBBERS);
+#define PQLR_SWAR_OUTS(OUT)                                                                      \
+    OUT(0, "s0", "s8", "s4", "t3") OUT(1, "s1", "s9", "s5", "t4") OUT(2, "s2", "s10", "s6", "t5")       \
+    OUT(3, "s3", "s11", "s7", "t6")
 PQLR_INLINE void swar_tile(const uint32_t *S, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
-                           int8_t *dst, pqlr_out_t o, const int K, const int RB, const int DS, int groups) {
+                           int8_t *dst, pqlr_out_t o, const int K, const int RB, const int DS, int groups,
+                           const int DR) {
     /* 0 dst, 4 b, 8 m, 12 s, 16 w, 20 groups left, 24 2·zp + 1, 28 lo, 32 hi, 36 S, 40 S's end */
     int32_t prm[11] = {(int32_t)(intptr_t)dst, (int32_t)(intptr_t)b, (int32_t)(intptr_t)m, (int32_t)(intptr_t)s,
                        (int32_t)(intptr_t)w, groups, 2 * o.zp + 1, o.lo, o.hi, (int32_t)(intptr_t)S,
@@ -328,32 +402,10 @@ PQLR_INLINE void swar_tile(const uint32_t *S, const int8_t *w, const int32_t *b,
     int32_t *pp = prm;
     /* after the first step, (K − 2)/2 steps are left: enter the 8-step loop at step E so they make whole turns */
     const int E = (8 - ((K - 2) / 2) % 8) % 8;
-    __asm__ volatile(
-        "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t"
-        "2:\n\t"
-        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" "lw %[se], 40(%[p])\n\t"
-        "lui %[p], 8\n\t" "addi %[p], %[p], -1\n\t"         /* SWAR_OFF */
-        "lw a4, 0(%[S])\n\t" "lw a5, 4(%[S])\n\t" "lw a6, 8(%[S])\n\t" "lw a7, 12(%[S])\n\t"
-        PQLR_SWAR_GROUP1(0, "s0", "s8", "s4", "t3") PQLR_SWAR_GROUP1(1, "s1", "s9", "s5", "t4")
-        PQLR_SWAR_GROUP1(2, "s2", "s10", "s6", "t5") PQLR_SWAR_GROUP1(3, "s3", "s11", "s7", "t6")
-        "addi %[S], %[S], 16-16*%[e]\n\t" "addi %[w], %[w], 2-2*%[e]\n\t"
-        ".if %[e]\n\t" "j 3f\n\t" ".endif\n\t"
-        PQLR_SWAR_LOOP16
-        "lw %[p], 0(sp)\n\t"
-        "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t"
-        "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t"
-        PQLR_SWAR_OUT8(0, "s0", "s8", "s4", "t3") PQLR_SWAR_OUT8(1, "s1", "s9", "s5", "t4")
-        PQLR_SWAR_OUT8(2, "s2", "s10", "s6", "t5") PQLR_SWAR_OUT8(3, "s3", "s11", "s7", "t6")
-        "lw a4, 0(sp)\n\t"                                  /* the next group */
-        "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t"
-        "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t"
-        "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t"
-        "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t"
-        "mv %[p], a4\n\t" "bnez t0, 2b\n\t"
-        "addi sp, sp, 16\n\t"
-        : [S] "+r"(Sx), [w] "+r"(wx), [se] "+r"(Se), [p] "+r"(pp)
-        : [rb] "n"(RB), [ds] "n"(DS), [e] "n"((int)E)
-        : PQLR_SWAR_CLOBBERS);
+    if (DR)
+        PQLR_SWAR_TILE_ASM(PQLR_SWAR_OUT8D)
+    else
+        PQLR_SWAR_TILE_ASM(PQLR_SWAR_OUT8)
 }
 #endif
 
@@ -367,7 +419,7 @@ PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, c
     const int asm_ok = __builtin_constant_p(RB) && 3 * RB + 3 <= 2047 && K >= 4;
     /* All of the block in assembly: K a multiple of 4, constant strides that fit the 12-bit offsets, and every
      * channel of the tile on rq_prep's fast case (fast, from swar_fast). */
-    if (asm_ok && __builtin_constant_p(DS) && 3 * DS + 3 <= 2047 && (K & 3) == 0 && fast) {
+    if (asm_ok && __builtin_constant_p(DS) && 3 * DS + 3 <= 2047 && (K & 3) == 0 && fast == 1) {
         const int32_t prm[7] = {(int32_t)(intptr_t)dst, o.lo, o.hi, o.zp, (int32_t)(intptr_t)b,
                                 (int32_t)(intptr_t)m, (int32_t)(intptr_t)s};
         const uint32_t *Se = S + 2 * K;
@@ -503,9 +555,17 @@ PQLR_INLINE void swar_pack4(uint32_t *S, const int8_t *x, const int K, const int
     }
 }
 
-/* Whether every one of the tile's n channels takes rq_prep's fast case (the whole-block assembly needs it). */
-PQLR_INLINE int swar_fast(const uint8_t *shft, int n) {
+/* Whether every one of the tile's n channels takes rq_prep's fast case (1) or, for a model on TFLite's double
+ * rounding, rq2_prep's (2): the whole-block assembly needs one or the other; 0 otherwise. */
+PQLR_INLINE int swar_fast(const uint8_t *shft, const int32_t *mult, const int32_t *bias, int n, const int K) {
     int ok = 1;
+#if PQLR_DOUBLE_ROUNDING
+    if (pqlr_round_twice) {
+        for (int j = 0; j < n; j++) ok &= rq2_fast(mult[j], shft[j], bias[j], K);
+        return 2 * ok;
+    }
+#endif
+    (void)mult; (void)bias; (void)K;
     for (int j = 0; j < n; j++) ok &= rq_fast(shft[j]);
     return ok;
 }
@@ -516,10 +576,16 @@ PQLR_INLINE void swar_rows(const uint32_t *S, const int8_t *wts, const int32_t *
                            const int DS, int fast, const int WB) {
     int j = 0;
 #ifdef PQLR_SWAR_ASM
-    if (WB == 8 && fast && n >= 4 && PQLR_SWAR_TILE_OK(K, RB, DS)) {
-        swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2);
+    if (WB == 8 && fast == 1 && n >= 4 && PQLR_SWAR_TILE_OK(K, RB, DS)) {
+        swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 0);
         j = n & ~3;
     }
+#if PQLR_DOUBLE_ROUNDING
+    if (WB == 8 && fast == 2 && n >= 4 && PQLR_SWAR_TILE_OK(K, RB, DS)) {
+        swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 1);
+        j = n & ~3;
+    }
+#endif
 #endif
     for (; j + 4 <= n; j += 4) {
         if (WB == 8)
@@ -598,7 +664,7 @@ PQLR_INLINE void pw_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int
         /* 4 pixels packed into scratch (swar_scratch(layer) bytes, where the plan gives them: SWAR), then every channel from the packed copy: in
          * place, those pixels' inputs are consumed before their outputs are written (Cout ≤ Cin) */
         uint32_t *S = (uint32_t *)(void *)scratch;
-        const int fast = swar_fast(shft, n);
+        const int fast = swar_fast(shft, mult, bias, n, CIN);
         int p = 0;
         for (; p + 4 <= P; p += 4) {
             swar_pack4(S, in + p * CIN, CIN, CIN);
@@ -665,7 +731,7 @@ PQLR_INLINE void conv_swar(const pqlr_layer_t *L, const uint8_t *tile, int c0, i
     const int32_t zp = L->in_zp;
     pqlr_out_t o = out_of(L);
     uint32_t *S = (uint32_t *)(void *)scratch;
-    const int fast = swar_fast(shft, n);
+    const int fast = swar_fast(shft, mult, bias, n, K);
     for (int p = 0; p + 4 <= OH * OW; p += 4) {
         /* lanes 0, 1 write the words of pair 0, lanes 2, 3 those of pair 1 (constant lanes: no test per value) */
         conv_pack_lane(S, 0, in, p / OW, p % OW, zp, IH, IW, CIN, KH, KW, SH, SW, PT, PL);
@@ -763,13 +829,13 @@ PQLR_INLINE void dw3_row(const int8_t *r0, const int8_t *r1, int8_t *ring, const
         if (RING) ring[x * X] = (int8_t)v1;
         if (x > 0) {
             A += v0 * w02 + v1 * w12 + v2 * w22;
-            dst[(x - 1) * X] = FAST ? (int8_t)rqp(A, q) : rq(A, m, s, o);
+            dst[(x - 1) * X] = FAST == 2 ? (int8_t)rqp2(A, q) : FAST ? (int8_t)rqp(A, q) : rq(A, m, s, o);
         }
         B += v0 * w01 + v1 * w11 + v2 * w21;
         A = B;
         B = base + v0 * w00 + v1 * w10 + v2 * w20;
     }
-    dst[(W - 1) * X] = FAST ? (int8_t)rqp(A + cr, q) : rq(A + cr, m, s, o);
+    dst[(W - 1) * X] = FAST == 2 ? (int8_t)rqp2(A + cr, q) : FAST ? (int8_t)rqp(A + cr, q) : rq(A + cr, m, s, o);
 }
 
 /* Depthwise 3×3, stride 1, pad 1 (the DS-CNN case), one channel at a time with its nine weights in
@@ -789,7 +855,14 @@ PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, in
                       w11 = wat(wr, 4, WB), w12 = wat(wr, 5, WB), w20 = wat(wr, 6, WB), w21 = wat(wr, 7, WB),
                       w22 = wat(wr, 8, WB);
         const int32_t b = bias[j], cl = zp * (w00 + w10 + w20), cr = zp * (w02 + w12 + w22);
-        const pqlr_rqp_t q = rq_prep(mult[j], shft[j], o);
+        pqlr_rqp_t q = rq_prep(mult[j], shft[j], o);
+        int mode = q.sh >= 0;                                            /* 1: rq_prep's rule */
+#if PQLR_DOUBLE_ROUNDING
+        if (pqlr_round_twice) {                                          /* 2: rq2_prep's (TFLite's rounding) */
+            q = rq2_prep(mult[j], shft[j], b, 9, o);
+            mode = q.sh >= 0 ? 2 : 0;
+        }
+#endif
         const int32_t m = mult[j], s = shft[j];
         int8_t *prev = scratch + c, *cur = scratch + RS + c;           /* ring slots: row y−1, row y */
         int8_t *r1 = (int8_t *)in + c;                                   /* in place: the output row too */
@@ -806,15 +879,26 @@ PQLR_INLINE void dw3_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, in
             r1 += RS;                                                                            \
             dst += RS;                                                                           \
         } while (0)
-        if (q.sh < 0) {
+#define DW3_ROWS(FAST)                                                                           \
+        do {                                                                                     \
+            if (H == 1) {                                                                        \
+                DW3_ROW(0, 0, FAST);                                                             \
+            } else {                                                                             \
+                DW3_ROW(0, 1, FAST);                                                             \
+                for (int y = 1; y + 1 < H; y++) DW3_ROW(1, 1, FAST);                             \
+                DW3_ROW(1, 0, FAST);                                                             \
+            }                                                                                    \
+        } while (0)
+        if (mode == 0) {
             for (int y = 0; y < H; y++) DW3_ROW(y > 0, y + 1 < H, 0);
-        } else if (H == 1) {
-            DW3_ROW(0, 0, 1);
+#if PQLR_DOUBLE_ROUNDING
+        } else if (mode == 2) {
+            DW3_ROWS(2);
+#endif
         } else {
-            DW3_ROW(0, 1, 1);
-            for (int y = 1; y + 1 < H; y++) DW3_ROW(1, 1, 1);
-            DW3_ROW(1, 0, 1);
+            DW3_ROWS(1);
         }
+#undef DW3_ROWS
 #undef DW3_ROW
     }
 }
