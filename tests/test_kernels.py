@@ -112,6 +112,23 @@ def _lane_bound_graph(wbits: int):
     return g, np.stack([np.full((H, W, K), -128, np.int8), np.full((H, W, K), 127, np.int8)])
 
 
+def _every_layer_exact(board, fw, d, art, g, xs):
+    """Run the firmware (host process or QEMU, stopped with the context) on model.bin in d and compare every
+    layer of every input with the reference."""
+    from hostside.device.qemu import QemuBoard, make_flash_image
+    with contextlib.ExitStack() as stack:
+        if board.name == "host":
+            t = ProcessTransport([str(fw), str(d / "model.bin")])
+            stack.callback(t.close)
+        else:
+            img = make_flash_image(board, d / "model.bin", d / "flash.img")
+            t = stack.enter_context(QemuBoard(board, fw, img))
+        s = Session(t, art.model_sha256, 60)
+        s.hello()
+        for x in xs:
+            assert s.locate_mismatch(x, g) is None
+
+
 @pytest.mark.parametrize("graph", ["layers", "lane_bound"])
 @pytest.mark.parametrize("wbits", [8, 4])
 @pytest.mark.parametrize("board_name", ["host", pytest.param("rv32-virt", marks=pytest.mark.emulator)])
@@ -119,7 +136,6 @@ def test_swar_kernels_exact_at_the_extremes(board_name, wbits, graph, tmp_path):
     """The packed-lane (SWAR) kernels, portable C on the host build and RV32 assembly on QEMU, equal the
     reference in every layer's every value at the extremes (−128 activations × ±127 int8 or ±7 int4 weights; int4
     layers with K = 40 split their lanes once on the way)."""
-    from hostside.device.qemu import QemuBoard, make_flash_image
     g, xs = _extreme_graph(3, wbits) if graph == "layers" else _lane_bound_graph(wbits)
     board = load_board(board_name)
     art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board, packed="always"))
@@ -129,17 +145,7 @@ def test_swar_kernels_exact_at_the_extremes(board_name, wbits, graph, tmp_path):
         assert g.layers[2].in_shape[2] % 2 == 1 and g.layers[1].out_shape[2] % 4 == 1
         assert art.inplace[2], "the odd-K pointwise layer should run in place"
     fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels="rv32"))
-    with contextlib.ExitStack() as stack:
-        if board_name == "host":
-            t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
-            stack.callback(t.close)
-        else:
-            img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
-            t = stack.enter_context(QemuBoard(board, fw, img))           # QEMU stops with the context
-        s = Session(t, art.model_sha256, 60)
-        s.hello()
-        for x in xs:
-            assert s.locate_mismatch(x, g) is None
+    _every_layer_exact(board, fw, tmp_path, art, g, xs)
 
 
 def _conv_first_graph(seed: int, stride=(2, 2), pad=(2, 1, 1, 1), kernel=(4, 3)):
@@ -170,7 +176,6 @@ def test_conv_writes_over_its_consumed_input_exactly(kernels, board_name, tmp_pa
     packed and reference, computes pixels in order and reads a pixel before writing it): every layer equals the
     reference; a plan whose input sits 4 bytes closer is refused by model.bin's checker; a conv cut into several
     tiles (each re-reads the whole input) never overlaps."""
-    from hostside.device.qemu import QemuBoard, make_flash_image
     from hostside.errors import ArtifactError
     from hostside.plan.planner import conv_lead
     board = load_board(board_name)
@@ -186,17 +191,7 @@ def test_conv_writes_over_its_consumed_input_exactly(kernels, board_name, tmp_pa
         with pytest.raises(ArtifactError, match="overlap"):
             write_model_bin(d / "bad.bin", g, closer)
         fw = build_firmware(board, render_firmware(art, board, d / "fw", kernels=kernels))
-        with contextlib.ExitStack() as stack:
-            if board_name == "host":
-                t = ProcessTransport([str(fw), str(d / "model.bin")])
-                stack.callback(t.close)
-            else:
-                img = make_flash_image(board, d / "model.bin", d / "flash.img")
-                t = stack.enter_context(QemuBoard(board, fw, img))
-            s = Session(t, art.model_sha256, 60)
-            s.hello()
-            for x in xs:
-                assert s.locate_mismatch(x, g) is None
+        _every_layer_exact(board, fw, d, art, g, xs)
     conv_only = dataclasses.replace(g, layers=g.layers[:1])
     tiled = make_plan(conv_only, dataclasses.replace(board, tile_buffer_budget_bytes=400), tile_budget=400)
     assert len([t for t in tiled.tiles if t.layer == 0]) > 1
@@ -268,20 +263,9 @@ def test_double_rounding_fast_paths_exact_at_the_extremes(board_name, tmp_path):
     """TFLite's double rounding prepared per channel (rq2_prep: C on the host, the packed block's assembly
     epilogue on QEMU; the depthwise rows on both) equals the reference in every layer, channels in and out of its
     range side by side."""
-    from hostside.device.qemu import QemuBoard, make_flash_image
     g, xs = _double_rounding_graph(5)
     board = load_board(board_name)
     art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board, packed="always"))
     assert art.inplace[1], "the depthwise layer should run in place"
     fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels="rv32"))
-    with contextlib.ExitStack() as stack:
-        if board_name == "host":
-            t = ProcessTransport([str(fw), str(tmp_path / "model.bin")])
-            stack.callback(t.close)
-        else:
-            img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
-            t = stack.enter_context(QemuBoard(board, fw, img))
-        s = Session(t, art.model_sha256, 60)
-        s.hello()
-        for x in xs:
-            assert s.locate_mismatch(x, g) is None
+    _every_layer_exact(board, fw, tmp_path, art, g, xs)
