@@ -199,7 +199,7 @@ def test_conv_writes_over_its_consumed_input_exactly(kernels, board_name, tmp_pa
     assert in_off + int(np.prod(g.input_shape)) <= out_off or out_off + out_bytes <= in_off
 
 
-def _double_rounding_graph(seed: int):
+def _double_rounding_graph(seed: int, wbits: int = 8):
     """TFLite's double rounding (an imported model's rule) at the extremes: conv (3×3 'same', K = 36, 12 channels)
     → depthwise 3×3 in place → pointwise (12 → 8) → pointwise (8 → 8) → fc; ±127 weights, −128/127 inputs. The
     conv and the first pointwise have every channel in the prepared range (shifts 32..53, the ends included): on
@@ -245,10 +245,10 @@ def _double_rounding_graph(seed: int):
               stride=(1, 1), pad=(1, 1, 1, 1), weights=w0, bias=b0),
         Layer("dw", "dwconv2d", (H, W, 12), (H, W, 12), 7, -3, -128, 127, 1.0, 1.0, m1, s1, kernel=(3, 3),
               stride=(1, 1), pad=(1, 1, 1, 1), weights=w1, bias=b1),
-        Layer("pw", "pwconv2d", (H, W, 12), (H, W, 8), -3, 2, -128, 127, 1.0, 1.0, m2, s2, weights=w2,
-              bias=b2),
-        Layer("pw2", "pwconv2d", (H, W, 8), (H, W, 8), 2, -1, -128, 127, 1.0, 1.0, m4, s4, weights=w((8, 8)),
-              bias=b4),
+        Layer("pw", "pwconv2d", (H, W, 12), (H, W, 8), -3, 2, -128, 127, 1.0, 1.0, m2, s2, wbits=wbits,
+              weights=w2 if wbits == 8 else np.clip(w2, -7, 7).astype(np.int8), bias=b2),
+        Layer("pw2", "pwconv2d", (H, W, 8), (H, W, 8), 2, -1, -128, 127, 1.0, 1.0, m4, s4, wbits=wbits,
+              weights=w((8, 8)) if wbits == 8 else np.clip(w((8, 8)), -7, 7).astype(np.int8), bias=b4),
         Layer("fc", "fc", (H, W, 8), (1, 1, 4), -1, 0, -128, 127, 1.0, 1.0, m3, s3, weights=w((4, H * W * 8)),
               bias=rng.integers(-3000, 3000, 4).astype(np.int32)),
     ]
@@ -258,12 +258,13 @@ def _double_rounding_graph(seed: int):
     return g, xs.astype(np.int8)
 
 
+@pytest.mark.parametrize("wbits", [8, 4])
 @pytest.mark.parametrize("board_name", ["host", pytest.param("rv32-virt", marks=pytest.mark.emulator)])
-def test_double_rounding_fast_paths_exact_at_the_extremes(board_name, tmp_path):
+def test_double_rounding_fast_paths_exact_at_the_extremes(board_name, wbits, tmp_path):
     """TFLite's double rounding prepared per channel (rq2_prep: C on the host, the packed block's assembly
-    epilogue on QEMU; the depthwise rows on both) equals the reference in every layer, channels in and out of its
-    range side by side."""
-    g, xs = _double_rounding_graph(5)
+    epilogue on QEMU, int8 and int4 pointwise weights; the depthwise rows on both) equals the reference in every
+    layer, channels in and out of its range side by side."""
+    g, xs = _double_rounding_graph(5, wbits)
     board = load_board(board_name)
     art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board, packed="always"))
     assert art.inplace[1], "the depthwise layer should run in place"

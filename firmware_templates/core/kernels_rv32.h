@@ -484,6 +484,85 @@ PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, c
 #undef OUT_CH
 }
 
+#ifdef PQLR_SWAR_ASM
+/* int4 weights, the tile in one assembly block (swar_tile_w4): the same packed pixels and lanes, but a lane holds
+ * 32 products of |x·w| ≤ 128·7 (28,672 < 2^15), so within a chunk of 32 inputs a lane pair's word only
+ * accumulates: a multiply and an add per 2 MACs, a weight byte (inputs k, k + 1) unpacked once for both pixel
+ * pairs. The chunk's word then becomes the int8 block's V (Σ words, mod 2^32) and H (Σ (word + 2^15 − 1) >> 16),
+ * so the epilogue is the int8 block's. K ≤ 64: a first chunk of 32 inputs is folded into the parameter block
+ * (V at 44, H at 76), the second into registers. */
+#define PQLR_W4_GROUP(J, KO, V0, V1)                                                             \
+    "lb t0, " #J "*%[rb]+" #KO "(%[w])\n\t" "slli t1, t0, 28\n\t" "srai t1, t1, 28\n\t"          \
+    "mul t2, a4, t1\n\t" "add " V0 ", " V0 ", t2\n\t" "mul t2, a5, t1\n\t" "add " V1 ", " V1 ", t2\n\t" \
+    "srai t0, t0, 4\n\t"                                                                         \
+    "mul t2, a6, t0\n\t" "add " V0 ", " V0 ", t2\n\t" "mul t2, a7, t0\n\t" "add " V1 ", " V1 ", t2\n\t"
+#define PQLR_W4_STEP(SO, KO)                                                                     \
+    "lw a4, " #SO "(%[S])\n\t" "lw a5, " #SO "+4(%[S])\n\t"                                       \
+    "lw a6, " #SO "+8(%[S])\n\t" "lw a7, " #SO "+12(%[S])\n\t"                                    \
+    PQLR_W4_GROUP(0, KO, "s0", "s4") PQLR_W4_GROUP(1, KO, "s1", "s5")                             \
+    PQLR_W4_GROUP(2, KO, "s2", "s6") PQLR_W4_GROUP(3, KO, "s3", "s7")
+#define PQLR_W4_LOOP                                                                             \
+    "1:\n\t" PQLR_W4_STEP(0, 0) PQLR_W4_STEP(16, 1)                                              \
+    "addi %[S], %[S], 32\n\t" "addi %[w], %[w], 2\n\t" "bne %[S], %[se], 1b\n\t"
+#define PQLR_W4_ZERO "li s0, 0\n\t" "li s1, 0\n\t" "li s2, 0\n\t" "li s3, 0\n\t" "li s4, 0\n\t" "li s5, 0\n\t" \
+    "li s6, 0\n\t" "li s7, 0\n\t"
+/* word V (chunk sum) → memory: V at 44 + 4I, its high lane at 76 + 4I (ra = 2^15 − 1) */
+#define PQLR_W4_PUT(I, V)                                                                        \
+    "sw " V ", 44+4*" #I "(%[p])\n\t" "add t2, " V ", ra\n\t" "srai t2, t2, 16\n\t" "sw t2, 76+4*" #I "(%[p])\n\t"
+/* word V → the int8 block's V and H (register H), plus the first chunk's from memory when BIG */
+#define PQLR_W4_TAKE(I, V, H)                                                                    \
+    "add t2, " V ", ra\n\t" "srai " H ", t2, 16\n\t"                                             \
+    ".if %[big]\n\t" "lw t2, 76+4*" #I "(%[p])\n\t" "add " H ", " H ", t2\n\t"                   \
+    "lw t2, 44+4*" #I "(%[p])\n\t" "add " V ", " V ", t2\n\t" ".endif\n\t"
+#define PQLR_W4_TILE_ASM(OUT)                                                                    \
+    __asm__ volatile(                                                                            \
+        "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t"                                              \
+        "2:\n\t"                                                                                 \
+        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" PQLR_W4_ZERO                             \
+        "lui ra, 8\n\t" "addi ra, ra, -1\n\t"                                                    \
+        ".if %[big]\n\t" "addi %[se], %[S], 256\n\t" PQLR_W4_LOOP                                \
+        PQLR_W4_PUT(0, "s0") PQLR_W4_PUT(1, "s1") PQLR_W4_PUT(2, "s2") PQLR_W4_PUT(3, "s3")     \
+        PQLR_W4_PUT(4, "s4") PQLR_W4_PUT(5, "s5") PQLR_W4_PUT(6, "s6") PQLR_W4_PUT(7, "s7")     \
+        PQLR_W4_ZERO ".endif\n\t"                                                                \
+        "lw %[se], 40(%[p])\n\t" PQLR_W4_LOOP                                                    \
+        PQLR_W4_TAKE(0, "s0", "s8") PQLR_W4_TAKE(1, "s1", "s9") PQLR_W4_TAKE(2, "s2", "s10")     \
+        PQLR_W4_TAKE(3, "s3", "s11") PQLR_W4_TAKE(4, "s4", "t3") PQLR_W4_TAKE(5, "s5", "t4")     \
+        PQLR_W4_TAKE(6, "s6", "t5") PQLR_W4_TAKE(7, "s7", "t6")                                  \
+        "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t" \
+        "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t"                      \
+        PQLR_SWAR_OUTS(OUT)                                                                      \
+        "lw a4, 0(sp)\n\t"                                  /* the next group */                 \
+        "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t"   \
+        "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t"  \
+        "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t"                      \
+        "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t"                           \
+        "mv %[p], a4\n\t" "bnez t0, 2b\n\t"                                                      \
+        "addi sp, sp, 16\n\t"                                                                    \
+        : [S] "+r"(Sx), [w] "+r"(wx), [se] "+r"(Se), [p] "+r"(pp)                                \
+        : [rb] "n"(RB), [ds] "n"(DS), [big] "n"(K > 32 ? 1 : 0)                                   \
+        : PQLR_SWAR_CLOBBERS);
+
+#define PQLR_W4_TILE_OK(K, RB, DS) (PQLR_SWAR_TILE_OK(K, RB, DS) && (K) <= 64)
+
+/* groups × 4 channels, int4 weights (RB = (K + 1)/2 bytes a row), for the 4 packed pixels S; every channel on
+ * rq_prep's fast case (DR = 0) or rq2_prep's (DR = 1). */
+PQLR_INLINE void swar_tile_w4(const uint32_t *S, const int8_t *w, const int32_t *b, const int32_t *m,
+                              const uint8_t *s, int8_t *dst, pqlr_out_t o, const int K, const int RB, const int DS,
+                              int groups, const int DR) {
+    /* as swar_tile's, then 44: the first chunk's V of the 8 lane-pair words, 76: their H */
+    int32_t prm[27] = {(int32_t)(intptr_t)dst, (int32_t)(intptr_t)b, (int32_t)(intptr_t)m, (int32_t)(intptr_t)s,
+                       (int32_t)(intptr_t)w, groups, 2 * o.zp + 1, o.lo, o.hi, (int32_t)(intptr_t)S,
+                       (int32_t)(intptr_t)(S + 2 * K)};
+    const uint32_t *Sx = S, *Se = S + 2 * K;
+    const int8_t *wx = w;
+    int32_t *pp = prm;
+    if (DR)
+        PQLR_W4_TILE_ASM(PQLR_SWAR_OUT8D)
+    else
+        PQLR_W4_TILE_ASM(PQLR_SWAR_OUT8)
+}
+#endif
+
 /* The same for one channel (the tails of a tile whose channel count is not a multiple of 4). */
 PQLR_INLINE void swar4x1(const uint32_t *S, const int8_t *w, int32_t b, int32_t m, int32_t s, int8_t *dst,
                          pqlr_out_t o, const int K, const int DS, const int WB) {
@@ -583,6 +662,16 @@ PQLR_INLINE void swar_rows(const uint32_t *S, const int8_t *wts, const int32_t *
 #if PQLR_DOUBLE_ROUNDING
     if (WB == 8 && fast == 2 && n >= 4 && PQLR_SWAR_TILE_OK(K, RB, DS)) {
         swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 1);
+        j = n & ~3;
+    }
+#endif
+    if (WB == 4 && fast == 1 && n >= 4 && PQLR_W4_TILE_OK(K, RB, DS)) {
+        swar_tile_w4(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 0);
+        j = n & ~3;
+    }
+#if PQLR_DOUBLE_ROUNDING
+    if (WB == 4 && fast == 2 && n >= 4 && PQLR_W4_TILE_OK(K, RB, DS)) {
+        swar_tile_w4(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 1);
         j = n & ~3;
     }
 #endif
