@@ -361,6 +361,19 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
      ((K) & 3) == 0 && 3 * (RB) + 15 <= 2047 && 4 * (RB) <= 2047 && 3 * (DS) + 3 <= 2047)
 
 /* groups × 4 channels for the 4 packed pixels S: as swar4x4 per group, every channel on rq_prep's fast case. */
+/* The end of a group (V and H of the 4 channels × 2 lane pairs in s0–s11, t3–t6; the parameter block's address
+ * at 0(sp)): the 16 outputs by OUT, then the next group's pointers in the parameter block, and round again. */
+#define PQLR_SWAR_TAIL(OUT)                                                                      \
+    "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t"     \
+    "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t"                          \
+    PQLR_SWAR_OUTS(OUT)                                                                          \
+    "lw a4, 0(sp)\n\t"                                                                           \
+    "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t"       \
+    "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t"      \
+    "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t"                          \
+    "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t"                               \
+    "mv %[p], a4\n\t" "bnez t0, 2b\n\t"                                                          \
+    "addi sp, sp, 16\n\t"
 #define PQLR_SWAR_TILE_ASM(OUT) \
     __asm__ volatile( \
         "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t" \
@@ -374,16 +387,7 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
         ".if %[e]\n\t" "j 3f\n\t" ".endif\n\t" \
         PQLR_SWAR_LOOP16 \
         "lw %[p], 0(sp)\n\t" \
-        "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t" \
-        "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t" \
-        PQLR_SWAR_OUTS(OUT) \
-        "lw a4, 0(sp)\n\t"                                  /* the next group */ \
-        "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t" \
-        "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t" \
-        "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t" \
-        "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t" \
-        "mv %[p], a4\n\t" "bnez t0, 2b\n\t" \
-        "addi sp, sp, 16\n\t" \
+        PQLR_SWAR_TAIL(OUT) \
         : [S] "+r"(Sx), [w] "+r"(wx), [se] "+r"(Se), [p] "+r"(pp) \
         : [rb] "n"(RB), [ds] "n"(DS), [e] "n"((int)E) \
         : PQLR_SWAR_CLOBBERS);
@@ -528,16 +532,7 @@ PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, c
         PQLR_W4_TAKE(0, "s0", "s8") PQLR_W4_TAKE(1, "s1", "s9") PQLR_W4_TAKE(2, "s2", "s10")     \
         PQLR_W4_TAKE(3, "s3", "s11") PQLR_W4_TAKE(4, "s4", "t3") PQLR_W4_TAKE(5, "s5", "t4")     \
         PQLR_W4_TAKE(6, "s6", "t5") PQLR_W4_TAKE(7, "s7", "t6")                                  \
-        "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t" \
-        "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t"                      \
-        PQLR_SWAR_OUTS(OUT)                                                                      \
-        "lw a4, 0(sp)\n\t"                                  /* the next group */                 \
-        "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t"   \
-        "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t"  \
-        "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t"                      \
-        "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t"                           \
-        "mv %[p], a4\n\t" "bnez t0, 2b\n\t"                                                      \
-        "addi sp, sp, 16\n\t"                                                                    \
+        PQLR_SWAR_TAIL(OUT)                                                                      \
         : [S] "+r"(Sx), [w] "+r"(wx), [se] "+r"(Se), [p] "+r"(pp)                                \
         : [rb] "n"(RB), [ds] "n"(DS), [big] "n"(K > 32 ? 1 : 0)                                   \
         : PQLR_SWAR_CLOBBERS);
