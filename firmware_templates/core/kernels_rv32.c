@@ -65,10 +65,17 @@ void pqlr_avgpool(PQLR_KERNEL_ARGS) {
             for (int p0 = 0; p0 < P; p0 += 257) {
                 const int pe = P - p0 < 257 ? P : p0 + 257;
                 uint32_t ev = 0, od = 0;
-                for (int p = p0; p < pe; p++, x += C >> 2) {
+                int p = p0;
+                for (; p + 2 <= pe; p += 2, x += C >> 1) {        /* two pixels a turn */
+                    const uint32_t v = x[0] ^ 0x80808080u, u = x[C >> 2] ^ 0x80808080u;
+                    ev += (v & lanes) + (u & lanes);
+                    od += ((v >> 8) & lanes) + ((u >> 8) & lanes);
+                }
+                if (p < pe) {
                     const uint32_t v = *x ^ 0x80808080u;
                     ev += v & lanes;
                     od += (v >> 8) & lanes;
+                    x += C >> 2;
                 }
                 a0 += (int32_t)(ev & 0xFFFF); a2 += (int32_t)(ev >> 16);
                 a1 += (int32_t)(od & 0xFFFF); a3 += (int32_t)(od >> 16);

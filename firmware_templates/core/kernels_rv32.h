@@ -364,21 +364,20 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
 /* The end of a group (V and H of the 4 channels × 2 lane pairs in s0–s11, t3–t6; the parameter block's address
  * at 0(sp)): the 16 outputs by OUT, then the next group's pointers in the parameter block, and round again. */
 #define PQLR_SWAR_TAIL(OUT)                                                                      \
+    "sw %[w], 16(%[p])\n\t"                        /* where the rows end: the next group's start − 3·RB */ \
     "lw %[S], 0(%[p])\n\t" "lw %[w], 28(%[p])\n\t" "lw %[se], 32(%[p])\n\t" "lw a5, 24(%[p])\n\t"     \
     "lw a6, 4(%[p])\n\t" "lw a7, 8(%[p])\n\t" "lw %[p], 12(%[p])\n\t"                          \
     PQLR_SWAR_OUTS(OUT)                                                                          \
     "lw a4, 0(sp)\n\t"                                                                           \
     "addi %[S], %[S], 4\n\t" "sw %[S], 0(a4)\n\t" "addi a6, a6, 16\n\t" "sw a6, 4(a4)\n\t"       \
     "addi a7, a7, 16\n\t" "sw a7, 8(a4)\n\t" "addi %[p], %[p], 4\n\t" "sw %[p], 12(a4)\n\t"      \
-    "lw t0, 16(a4)\n\t" "addi t0, t0, 4*%[rb]\n\t" "sw t0, 16(a4)\n\t"                          \
-    "lw t0, 20(a4)\n\t" "addi t0, t0, -1\n\t" "sw t0, 20(a4)\n\t"                               \
-    "mv %[p], a4\n\t" "bnez t0, 2b\n\t"                                                          \
+    "lw t0, 20(a4)\n\t" "mv %[p], a4\n\t" "bne %[S], t0, 2b\n\t"                                \
     "addi sp, sp, 16\n\t"
 #define PQLR_SWAR_TILE_ASM(OUT) \
     __asm__ volatile( \
         "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t" \
         "2:\n\t" \
-        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" "lw %[se], 40(%[p])\n\t" \
+        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" "lw %[se], 40(%[p])\n\t" "addi %[w], %[w], 3*%[rb]\n\t" \
         "lui %[p], 8\n\t" "addi %[p], %[p], -1\n\t"         /* SWAR_OFF */ \
         "lw a4, 0(%[S])\n\t" "lw a5, 4(%[S])\n\t" "lw a6, 8(%[S])\n\t" "lw a7, 12(%[S])\n\t" \
         PQLR_SWAR_GROUP1(0, "s0", "s8", "s4", "t3") PQLR_SWAR_GROUP1(1, "s1", "s9", "s5", "t4") \
@@ -397,10 +396,11 @@ PQLR_INLINE void swar4x4_c(const uint32_t *S, const uint32_t *Se, const int8_t *
 PQLR_INLINE void swar_tile(const uint32_t *S, const int8_t *w, const int32_t *b, const int32_t *m, const uint8_t *s,
                            int8_t *dst, pqlr_out_t o, const int K, const int RB, const int DS, int groups,
                            const int DR) {
-    /* 0 dst, 4 b, 8 m, 12 s, 16 w, 20 groups left, 24 2·zp + 1, 28 lo, 32 hi, 36 S, 40 S's end */
+    /* 0 dst, 4 b, 8 m, 12 s, 16 the rows' end (a group starts at it + 3·RB: here w − 3·RB), 20 dst's end (the last
+     * group's + 4), 24 2·zp + 1, 28 lo, 32 hi, 36 S, 40 S's end */
     int32_t prm[11] = {(int32_t)(intptr_t)dst, (int32_t)(intptr_t)b, (int32_t)(intptr_t)m, (int32_t)(intptr_t)s,
-                       (int32_t)(intptr_t)w, groups, 2 * o.zp + 1, o.lo, o.hi, (int32_t)(intptr_t)S,
-                       (int32_t)(intptr_t)(S + 2 * K)};
+                       (int32_t)(intptr_t)w - 3 * RB, (int32_t)(intptr_t)(dst + 4 * groups), 2 * o.zp + 1, o.lo, o.hi,
+                       (int32_t)(intptr_t)S, (int32_t)(intptr_t)(S + 2 * K)};
     const uint32_t *Sx = S, *Se = S + 2 * K;
     const int8_t *wx = w;
     int32_t *pp = prm;
@@ -522,7 +522,7 @@ PQLR_INLINE void swar4x4(const uint32_t *S, const int8_t *w, const int32_t *b, c
     __asm__ volatile(                                                                            \
         "addi sp, sp, -16\n\t" "sw %[p], 0(sp)\n\t"                                              \
         "2:\n\t"                                                                                 \
-        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" PQLR_W4_ZERO                             \
+        "lw %[S], 36(%[p])\n\t" "lw %[w], 16(%[p])\n\t" "addi %[w], %[w], 3*%[rb]\n\t" PQLR_W4_ZERO \
         "lui ra, 8\n\t" "addi ra, ra, -1\n\t"                                                    \
         ".if %[big]\n\t" "addi %[se], %[S], 256\n\t" PQLR_W4_LOOP                                \
         PQLR_W4_PUT(0, "s0") PQLR_W4_PUT(1, "s1") PQLR_W4_PUT(2, "s2") PQLR_W4_PUT(3, "s3")     \
@@ -546,8 +546,8 @@ PQLR_INLINE void swar_tile_w4(const uint32_t *S, const int8_t *w, const int32_t 
                               int groups, const int DR) {
     /* as swar_tile's, then 44: the first chunk's V of the 8 lane-pair words, 76: their H */
     int32_t prm[27] = {(int32_t)(intptr_t)dst, (int32_t)(intptr_t)b, (int32_t)(intptr_t)m, (int32_t)(intptr_t)s,
-                       (int32_t)(intptr_t)w, groups, 2 * o.zp + 1, o.lo, o.hi, (int32_t)(intptr_t)S,
-                       (int32_t)(intptr_t)(S + 2 * K)};
+                       (int32_t)(intptr_t)w - 3 * RB, (int32_t)(intptr_t)(dst + 4 * groups), 2 * o.zp + 1, o.lo, o.hi,
+                       (int32_t)(intptr_t)S, (int32_t)(intptr_t)(S + 2 * K)};
     const uint32_t *Sx = S, *Se = S + 2 * K;
     const int8_t *wx = w;
     int32_t *pp = prm;
@@ -756,7 +756,12 @@ PQLR_INLINE void pw_body(const pqlr_layer_t *L, const uint8_t *tile, int c0, int
         }
         if (p < P) {         /* the last 1–3 pixels one at a time, from a copy (in place, outputs overwrite them) */
             int8_t *xc = scratch;
-            for (int i = 0; i < (P - p) * CIN; i++) xc[i] = in[p * CIN + i];
+            const int nb = (P - p) * CIN;
+            int i = 0;
+            if ((((int)(uintptr_t)in | (int)(uintptr_t)xc | p * CIN) & 3) == 0)
+                for (; i + 4 <= nb; i += 4)
+                    *(uint32_t *)(void *)(xc + i) = *(const uint32_t *)(const void *)(in + p * CIN + i);
+            for (; i < nb; i++) xc[i] = in[p * CIN + i];
             mm_rows(xc, P - p, wts, bias, mult, shft, n, out + p * COUT + c0, o, CIN, CIN, RB, COUT, WB);
         }
         return;
@@ -789,6 +794,17 @@ PQLR_INLINE void conv_pack_lane(uint32_t *S, const int lane, const int8_t *in, i
     uint32_t *d = S + (lane >> 1);
     const int iy0 = oy * SH - PT, ix0 = ox * SW - PL;
     const int8_t *row = in + (iy0 * IW + ix0) * CIN;              /* tap (0, 0), maybe outside the map */
+    if (iy0 >= 0 && iy0 + KH <= IH && ix0 >= 0 && ix0 + KW <= IW) {          /* inside the map: no padding tests */
+        for (int ky = 0; ky < KH; ky++, row += IW * CIN) {
+#pragma GCC unroll 4
+            for (int t = 0; t < KW * CIN; t++, d += 2) {
+                const uint32_t v = (uint32_t)(int32_t)row[t];
+                if (lane & 1) *d -= v << 16;
+                else *d = v;
+            }
+        }
+        return;
+    }
     for (int ky = 0; ky < KH; ky++, row += IW * CIN) {
         const int row_in = (unsigned)(iy0 + ky) < (unsigned)IH;
 #pragma GCC unroll 4
