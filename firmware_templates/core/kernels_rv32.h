@@ -8,16 +8,19 @@
  * What makes them fast, and exact:
  * - the tile's bias is already folded with the input zero point (b − zp·Σw), so the inner loops are
  *   pure x·w multiply-accumulates; padding taps use the value zp;
- * - int8 pointwise and conv2d layers of ≥ 4 pixels (77 % and 12 % of the MLPerf DS-CNN's MACs): two pixels per
- *   32-bit word in 16-bit lanes (SWAR), so one multiply yields two products; 4 pixels × 4 channels per block,
- *   the loop (and on RV32 the whole block) in assembly because its 28 live values fill the register file
- *   (swar4x4, below, says why every step is exact);
+ * - pointwise (int8 and int4 weights) and int8 conv2d layers of ≥ 4 pixels (77 % and 12 % of the MLPerf DS-CNN's
+ *   MACs): two pixels per 32-bit word in 16-bit lanes (SWAR), so one multiply yields two products; 4 pixels × 4
+ *   channels per block, and on RV32 every block of a tile in one assembly block (swar_tile, swar_tile_w4)
+ *   because its 28 live values fill the register file (swar4x4 says why every step is exact);
  * - the depthwise 3×3 goes column by column with the nine weights in registers: each column of three inputs
  *   finishes one output, adds to the next and starts the one after (3 loads per output, 3 accumulators live);
+ *   in place its output row is its input row, so the interior rows do not spill;
  * - other shapes: register blocking (4 pixels × 4 channels, 1 pixel × 4 channels for fully connected layers);
- * - requantisation prepared once per channel (rq_prep): one high multiply, an add and a shift per output, the
- *   zero point folded into the rounding constant; shifts ≤ 32, > 54 and TFLite's double rounding take rq;
- * - int4 weights are loaded a byte (two weights) at a time and unpacked in registers.
+ * - requantisation prepared once per channel: rq_prep (one high multiply, an add and a shift per output, the
+ *   zero point folded into the rounding constant) and, for TFLite's double rounding, rq2_prep (8 instructions);
+ *   channels outside their ranges take rq;
+ * - int4 weights are loaded a byte (two weights) at a time and unpacked in registers; in the packed block a lane
+ *   holds 32 of their products, so its words only accumulate within a chunk of 32 inputs.
  */
 #ifndef PQLR_KERNELS_RV32_H
 #define PQLR_KERNELS_RV32_H
