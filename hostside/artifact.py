@@ -430,9 +430,11 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     life = tensor_lifetimes(graph)
     group = list(range(n + 1))
     scratch = [0] * n
+    may_meet = set()          # (op, output offset, input offset): a conv2d over its consumed input
     for i, L in enumerate(graph.layers):
         ts = [t for t in tiles if t.layer == i]
-        legal, temp = inplace_rule(L, mode == "xip" or len(ts) <= 1)
+        single = mode == "xip" or len(ts) <= 1
+        legal, temp = inplace_rule(L, single)
         if inplace[i]:
             if not legal:
                 _fail(f"layer {i}: marked in place, which is not legal for this {L.op}")
@@ -443,6 +445,10 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
             group[i + 1] = group[i]
         elif L.op == "reshape":
             _fail(f"layer {i}: a reshape must share its input's buffer")
+        elif conv_overlap(graph, i, single, group, last) and offsets[i] - offsets[i + 1] >= conv_lead(L):
+            # a conv2d may write over its consumed input when the input lies at least conv_lead bytes into its
+            # output: at that op, that one pair may overlap
+            may_meet.add((i, offsets[i + 1], offsets[i]))
         if uses_scratch(L, inplace[i]):
             scratch[i] = temp
             if scratch_offs[i] + temp > arena:
@@ -465,14 +471,6 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
             live = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
             if packed_fits(scratch_offs[i], want, arena, live):
                 scratch[i] = want
-    # a conv2d may write over its consumed input (conv_overlap) when the input lies at least conv_lead bytes
-    # into its output: at that op, that one pair may overlap
-    may_meet = set()
-    for i, L in enumerate(graph.layers):
-        single = mode == "xip" or len([t for t in tiles if t.layer == i]) <= 1
-        if (not inplace[i] and group[i] != group[i + 1] and conv_overlap(graph, i, single, group, last)
-                and offsets[i] - offsets[i + 1] >= conv_lead(L)):
-            may_meet.add((i, offsets[i + 1], offsets[i]))
     for i in range(n):
         spans = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
         if scratch[i]:

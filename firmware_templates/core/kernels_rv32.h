@@ -653,26 +653,19 @@ PQLR_INLINE void swar_rows(const uint32_t *S, const int8_t *wts, const int32_t *
                            const int DS, int fast, const int WB) {
     int j = 0;
 #ifdef PQLR_SWAR_ASM
-    if (WB == 8 && fast == 1 && n >= 4 && PQLR_SWAR_TILE_OK(K, RB, DS)) {
-        swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 0);
-        j = n & ~3;
-    }
+    /* fast: 1 rq_prep's rule, 2 rq2_prep's; the double-rounding epilogue is compiled only for models that use it */
 #if PQLR_DOUBLE_ROUNDING
-    if (WB == 8 && fast == 2 && n >= 4 && PQLR_SWAR_TILE_OK(K, RB, DS)) {
-        swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 1);
-        j = n & ~3;
-    }
+    const int dr = fast == 2;
+#else
+    const int dr = 0;
 #endif
-    if (WB == 4 && fast == 1 && n >= 4 && PQLR_W4_TILE_OK(K, RB, DS)) {
-        swar_tile_w4(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 0);
+    if (fast && n >= 4 && (WB == 8 ? PQLR_SWAR_TILE_OK(K, RB, DS) : PQLR_W4_TILE_OK(K, RB, DS))) {
+        if (WB == 8)
+            swar_tile(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, dr);
+        else
+            swar_tile_w4(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, dr);
         j = n & ~3;
     }
-#if PQLR_DOUBLE_ROUNDING
-    if (WB == 4 && fast == 2 && n >= 4 && PQLR_W4_TILE_OK(K, RB, DS)) {
-        swar_tile_w4(S, wts, bias, mult, shft, dst, o, K, RB, DS, n >> 2, 1);
-        j = n & ~3;
-    }
-#endif
 #endif
     for (; j + 4 <= n; j += 4) {
         if (WB == 8)
