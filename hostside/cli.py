@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, one-cycle (default 3e-3)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--vtlp", type=_float_pair, default=None, metavar="LO,HI",
+                   help="vocal-tract length perturbation: scale each training example's frequency axis by a "
+                   "factor drawn from LO..HI (e.g. 0.9,1.1), so that voices longer or shorter than the "
+                   "training voices are heard (default: off)")
     t.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a model option, repeatable: e.g. --set channels=48 --set activation=relu6 (DS-CNN), "
                    "--set dim=96 --set heads=3 (transformers); an unknown key lists the known ones")
@@ -275,7 +279,7 @@ def _cmd(args) -> int:
     if args.cmd == "train":
         r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
                       seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress,
-                      **_model_options(args.options))
+                      vtlp=args.vtlp, **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "eval":
@@ -484,6 +488,16 @@ def _model_options(items: list[str]) -> dict:
     return out
 
 
+def _float_pair(text: str) -> tuple[float, float]:
+    """LO,HI → (lo, hi), for argparse."""
+    import argparse
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers LO,HI, e.g. 0.9,1.1") from None
+    return lo, hi
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -502,3 +516,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

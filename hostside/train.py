@@ -1,6 +1,7 @@
 """Training: CPU by default, CUDA when present; deterministic for a seed; augmentation on the waveform
-(time shift, background-noise mixing from the training noise pool, gain) and on the features
-(SpecAugment-style time and frequency masks). Model selection uses the validation split only."""
+(time shift, background-noise mixing from the training noise pool, gain), on the spectrum (vocal-tract
+length perturbation, when `vtlp` is a range) and on the features (SpecAugment-style time and frequency
+masks). Model selection uses the validation split only."""
 from __future__ import annotations
 
 import copy
@@ -32,6 +33,7 @@ class TrainConfig:
     freq_masks: int = 2
     freq_mask_fraction: float = 0.1
     label_smoothing: float = 0.05
+    vtlp: tuple[float, float] = (1.0, 1.0)     # vocal-tract length factors α drawn uniformly; (1, 1): off
 
 
 def set_seed(seed: int) -> None:
@@ -89,7 +91,8 @@ class Augmenter:
             use = (torch.rand(n, generator=self.gen) < cfg.noise_prob).float()
             audio = audio + use[:, None] * nz * (rms / 10 ** (snr / 20))[:, None]
         audio = audio * (10 ** (self._u(n, *cfg.gain_db) / 20))[:, None]
-        feats = self.front(audio)
+        lo, hi = cfg.vtlp
+        feats = self.front(audio, warp=self._u(n, lo, hi) if hi > lo else None)
         # SpecAugment-style masks, filled with each example's mean
         t, f = feats.shape[1:]
         fill = feats.mean(dim=(1, 2), keepdim=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hostside.data.corpus import load_corpus, write_wav
-from hostside.data.features import PRESETS, FrontEnd, TorchFrontEnd, features, mel_filterbank
+from hostside.data.features import PRESETS, FrontEnd, TorchFrontEnd, features, mel_filterbank, vtlp_warp
 from hostside.data.loaders import MLPERF12
 from hostside.data.synth import SynthConfig, synth_corpus, voice_split
 from hostside.errors import PqlrError
@@ -36,6 +36,30 @@ def test_tone_lands_in_expected_band():
         m = features(0.5 * np.sin(2 * np.pi * f0 * t), fe).mean(axis=0)
         bin_ = int(np.argmin(np.abs(freqs - f0)))
         assert int(np.argmax(m)) == int(np.argmax(fb[:, bin_])), f0
+
+
+def test_vtlp_scales_formants_and_keeps_the_band_edges():
+    """Vocal-tract length perturbation moves a tone below the knee to α·f, leaves α = 1 and the Nyquist bin
+    alone, and keeps the warp monotone (no bin taken from above a higher bin's source)."""
+    import torch
+    fe = FrontEnd()
+    t = torch.arange(16000) / 16000
+    frames = (0.5 * torch.sin(2 * np.pi * 1000.0 * t))[None].unfold(1, fe.frame_length, fe.hop_length)[:, : fe.n_frames]
+    power = torch.fft.rfft(frames * torch.tensor(np.hanning(fe.frame_length + 1)[:-1], dtype=torch.float32),
+                           n=fe.n_fft, dim=-1).abs() ** 2
+    hz = fe.sample_rate / fe.n_fft
+    for alpha in (0.85, 0.9, 1.1, 1.15):
+        w = vtlp_warp(power, torch.tensor([alpha]), fe)
+        assert abs(int(w[0, 10].argmax()) * hz - 1000.0 * alpha) <= hz, alpha      # the peak moved to α·f
+    assert torch.equal(vtlp_warp(power, torch.ones(1), fe), power)
+    ramp = torch.arange(fe.n_fft // 2 + 1, dtype=torch.float32).expand(1, 1, -1)   # power = its own bin index
+    for alpha in (0.8, 1.2):
+        src = vtlp_warp(ramp, torch.tensor([alpha]), fe)[0, 0]
+        assert src[0] == 0 and src[-1] == fe.n_fft // 2 and bool((src[1:] >= src[:-1]).all()), alpha
+    x = torch.tensor(np.random.default_rng(2).normal(0, 0.1, (2, 16000)), dtype=torch.float32)
+    fr = TorchFrontEnd(PRESETS["mfcc10"])
+    assert torch.equal(fr(x, warp=torch.ones(2)), fr(x))
+    assert not torch.allclose(fr(x, warp=torch.tensor([0.9, 1.1])), fr(x))
 
 
 def test_mfcc_is_dct_of_logmel():

@@ -53,6 +53,18 @@ def test_training_is_deterministic(trained_pipeline, tmp_path):
     assert a["metrics"] == b["metrics"]
 
 
+def test_vtlp_is_recorded_changes_training_and_is_checked(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    opts = dict(epochs=1, seed=7, channels=8, blocks=1, progress=False)
+    api.train(corpus, tmp_path / "a.pt", **opts)
+    api.train(corpus, tmp_path / "v.pt", vtlp=(0.9, 1.1), **opts)
+    a, v = (torch.load(tmp_path / f, weights_only=False) for f in ("a.pt", "v.pt"))
+    assert tuple(a["train_config"]["vtlp"]) == (1.0, 1.0) and tuple(v["train_config"]["vtlp"]) == (0.9, 1.1)
+    assert not all(torch.equal(a["state_dict"][k], v["state_dict"][k]) for k in a["state_dict"])
+    with pytest.raises(PqlrError, match="vtlp"):
+        api.train(corpus, tmp_path / "x.pt", vtlp=(1.1, 0.9), **opts)
+
+
 def test_transformer_trains_and_evaluates(trained_pipeline, tmp_path):
     corpus = trained_pipeline["corpus"]
     api.train(corpus, tmp_path / "t.pt", model="microbert-2l", features="mfcc10", epochs=1, progress=False,

@@ -7,7 +7,8 @@
    share neither accent nor variant with training; the unseen voices (piper joe, festival/flite slt) are never
    trained or selected on; negatives split by text; disjoint noise and room pools; real human speech (asterisk
    prompts in every installed language + pocketsphinx test data) for false accepts.
-2. Per seed: the fp32 DS-CNN student (dscnn-mlperf, MFCC 10), evaluated by one streaming detector whose
+2. Per seed: the fp32 DS-CNN student (--model, default dscnn-mlperf; --features, default MFCC 10; --vtlp and
+   --set as `pqlr train`), evaluated by one streaming detector whose
    threshold and smoothing are chosen on validation only (hostside/evaluate.py).
 3. Per seed: the PQLR INT4 student from that fp32 student (30 % channel pruning, W4A8 LSQ+ QAT, exported to
    model.bin, integer model checked against the fake-quant model), evaluated the same way.
@@ -30,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from hostside import api  # noqa: E402
+from hostside.cli import _float_pair, _model_options  # noqa: E402
 
 GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hour_upper95": "<= 1",
         "int4_vs_fp32_unseen_accuracy_points": ">= -0.5"}
@@ -94,6 +96,12 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     ap.add_argument("--int4-seeds", default=None, help="seeds for the INT4 student (default: --seeds; '' for none)")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
+    ap.add_argument("--model", default="dscnn-mlperf", help="the student's architecture (default dscnn-mlperf)")
+    ap.add_argument("--features", default="mfcc10", choices=["mfcc10", "logmel40"], help="front end (default mfcc10)")
+    ap.add_argument("--vtlp", type=_float_pair, default=None, metavar="LO,HI",
+                    help="vocal-tract length perturbation range in training (default: off)")
+    ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                    help="a model option, repeatable (as `pqlr train --set`)")
     ap.add_argument("--record-partial", action="store_true",
                     help="record what a stopped run measured (work/results-partial.json) as results.json/.md, "
                          "saying it is partial; nothing is run")
@@ -101,6 +109,7 @@ def main() -> int:
     if args.record_partial:
         return record_partial(args.work)
     quick = args.quick
+    recipe = {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options)}
     seeds = [int(s) for s in args.seeds.split(",") if s]
     int4_seeds = seeds if args.int4_seeds is None else [int(s) for s in args.int4_seeds.split(",") if s]
     corpus = args.work / ("corpus-quick" if quick else "corpus")
@@ -114,8 +123,7 @@ def main() -> int:
     timings = {"synth_s": time.monotonic() - t0}
     meta = c.meta
     results = {"task": "wakeword", "phrase": "hey kimi",
-               "command": "python benchmarks/quality/run.py" + (" --quick" if quick else "") +
-                          f" --seeds {args.seeds} --epochs {args.epochs}" + (f" --int4-seeds {args.int4_seeds}" if args.int4_seeds is not None else ""),
+               "command": "python benchmarks/quality/run.py " + " ".join(sys.argv[1:]),
                "machine": machine(), "goal": GOAL,
                "corpus": {"config": cfg, "clips": {s: len(c.split(s)) for s in ("train", "val", "test", "unseen")},
                           "engines": meta.get("engines_used"),
@@ -142,9 +150,9 @@ def main() -> int:
     for seed in seeds:
         t = time.monotonic()
         ck = args.work / f"student-s{seed}.pt"
-        reused = _reuse(ck, corpus, epochs, seed)
-        tr = reused or api.train(corpus, ck, model="dscnn-mlperf", features="mfcc10", epochs=epochs, seed=seed,
-                                 progress=sys.stderr.isatty())
+        reused = _reuse(ck, corpus, epochs, seed, recipe)
+        tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
+                                 vtlp=args.vtlp, progress=sys.stderr.isatty(), **recipe["options"])
         timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         if reused:
             results.setdefault("reused_checkpoints", {"note": "trained by an earlier invocation of this script "
@@ -160,7 +168,8 @@ def main() -> int:
         fp32_rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
         _partial(args.work, results, "fp32_student", fp32_rows)
-    results["models"]["fp32_student"] = {"architecture": "dscnn-mlperf", "features": "mfcc10", "epochs": epochs,
+    results["models"]["fp32_student"] = {"architecture": args.model, "features": args.features, "epochs": epochs,
+                                         "vtlp": args.vtlp, "model_options": recipe["options"],
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
     from hostside.compress.recipe import from_dict
@@ -226,15 +235,21 @@ def record_partial(work: Path) -> int:
     return 0
 
 
-def _reuse(ck: Path, corpus: Path, epochs: int, seed: int) -> dict | None:
-    """A checkpoint this benchmark trained before with the same corpus, epochs and seed is used again (a run
-    that was stopped resumes); anything else is trained anew."""
+def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict | None:
+    """A checkpoint this benchmark trained before with the same corpus, epochs, seed and recipe (model,
+    features, VTLP, model options) is used again (a run that was stopped resumes); anything else is trained
+    anew."""
     if not ck.is_file():
         return None
     import torch
     c = torch.load(ck, map_location="cpu", weights_only=False)
     same_corpus = Path(c.get("corpus", "")).resolve() == Path(corpus).resolve()     # however the path was spelled
     if c.get("epochs") != epochs or c.get("seed") != seed or not same_corpus:
+        return None
+    vtlp = tuple((c.get("train_config") or {}).get("vtlp", (1.0, 1.0)))
+    want = tuple(recipe["vtlp"]) if recipe["vtlp"] is not None else (1.0, 1.0)
+    if c.get("model") != recipe["model"] or c.get("features") != recipe["features"] or vtlp != want or \
+            any(json.dumps(c["config"].get(k)) != json.dumps(v) for k, v in recipe["options"].items()):
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
@@ -248,6 +263,15 @@ def _partial(work: Path, results: dict, name: str, rows: list) -> None:
     results["models"][name] = {"summary": summary(rows), "per_seed": rows} | \
         {k: v for k, v in results["models"].get(name, {}).items() if k not in ("summary", "per_seed")}
     (work / "results-partial.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def _recipe_line(r: dict) -> list[str]:
+    m = r["models"].get("fp32_student") or {}
+    if "architecture" not in m:
+        return []
+    return [f"fp32 student: {m['architecture']}, {m.get('params')} parameters, {m['features']} features, "
+            f"{m['epochs']} epochs, VTLP {m.get('vtlp') or 'off'}"
+            + (f", options {m['model_options']}" if m.get("model_options") else "") + ".", ""]
 
 
 def _ms(s: dict, k: str, pct: bool = False, nd: int = 2) -> str:
@@ -274,6 +298,7 @@ def markdown(r: dict) -> str:
              f"- TTS negative streams (hours): {c['tts_streams']}", "",
              "## Protocol", "", r["protocol"], "",
              "## Results (mean ± standard deviation (min–max) over seeds)", "",
+             *_recipe_line(r),
              "| model | seeds | val acc | held-out voices acc | unseen voices acc | threshold (val) | smoothing | "
              "FRR test | FRR unseen | real speech FA/h | FA/h 95 % upper | TTS stream FA/h |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

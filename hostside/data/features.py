@@ -137,15 +137,43 @@ class TorchFrontEnd:
         self.fb = torch.tensor(mel_filterbank(fe).T, dtype=torch.float32)
         self.dct = torch.tensor(dct_matrix(fe.n_mels, fe.n_mfcc).T, dtype=torch.float32) if fe.kind == "mfcc" else None
 
-    def __call__(self, audio):
+    def __call__(self, audio, warp=None):
+        """warp: None, or a [N] tensor of vocal-tract length factors α (see `vtlp_warp`)."""
         import torch
         fe = self.fe
         frames = audio.unfold(1, fe.frame_length, fe.hop_length)[:, : fe.n_frames] * self.window.to(audio.device)
         power = torch.fft.rfft(frames, n=fe.n_fft, dim=-1).abs() ** 2
+        if warp is not None:
+            power = vtlp_warp(power, warp, fe)
         out = torch.log(power @ self.fb.to(audio.device) + fe.log_floor)
         if self.dct is not None:
             out = out @ self.dct.to(audio.device)
         return out
+
+
+def vtlp_warp(power, alpha, fe: FrontEnd, boundary_hz: float = 4800.0):
+    """Vocal-tract length perturbation (Jaitly & Hinton, 2013) of power spectra [N, T, bins]: each example's
+    frequency axis scaled by its factor α (> 1 moves the formants up, as a shorter vocal tract does).
+    Piecewise linear, so 0 Hz and the Nyquist frequency stay put: an input frequency f goes to α·f up to the
+    knee k = boundary_hz·min(α, 1)/α, and the segment above it goes straight to the Nyquist frequency.
+    Each output bin takes the input spectrum at its source frequency, interpolated linearly; α = 1 is the
+    identity."""
+    import torch
+    n_bins = power.shape[-1]
+    nyq = fe.sample_rate / 2
+    f = torch.arange(n_bins, dtype=power.dtype, device=power.device) * nyq / (n_bins - 1)         # [bins]
+    a = alpha.to(device=power.device, dtype=power.dtype)[:, None]                                 # [N, 1]
+    k_in = boundary_hz * torch.clamp(a, max=1.0) / a
+    k_out = a * k_in
+    src = torch.where(f[None, :] <= k_out, f[None, :] / a,
+                      nyq - (nyq - f[None, :]) * (nyq - k_in) / (nyq - k_out))
+    src = src.clamp(0, nyq) * (n_bins - 1) / nyq                                                # [N, bins], in bins
+    lo = src.floor().long().clamp(0, n_bins - 1)
+    hi = (lo + 1).clamp(max=n_bins - 1)
+    w = (src - lo.to(src.dtype))[:, None, :]
+    t = power.shape[1]
+    return torch.gather(power, 2, lo[:, None, :].expand(-1, t, -1)) * (1 - w) + \
+        torch.gather(power, 2, hi[:, None, :].expand(-1, t, -1)) * w
 
 
 def corpus_features(corpus, fe: FrontEnd = FrontEnd(), split: str | None = None):

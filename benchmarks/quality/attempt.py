@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""One attempt recorded in attempts.md: the fp32 student trained one way, evaluated by the benchmark's own
+protocol (hostside/evaluate.py: one streaming detector, threshold and smoothing chosen on validation only,
+FRR on wake-word files, false accepts on real human speech).
+
+    .venv/bin/python benchmarks/quality/attempt.py --name vtlp --vtlp 0.9,1.1 [--features mfcc10]
+        [--model dscnn-mlperf] [--set channels=96] [--epochs 25] [--seed 0] [--work build/bench-quality]
+
+Uses the corpus run.py synthesises (<work>/corpus, benchmarks/quality/corpus.json). Writes
+<work>/attempts/<name>/{student.pt, eval/eval.json, row.json} and prints the figures run.py records; a
+checkpoint trained before with the same settings is evaluated again, not retrained.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE))
+
+from hostside import api  # noqa: E402
+from hostside.cli import _float_pair, _model_options  # noqa: E402
+from run import METRICS, figures  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True, help="the attempt's folder name under <work>/attempts")
+    ap.add_argument("--work", type=Path, default=Path("build/bench-quality"))
+    ap.add_argument("--model", default="dscnn-mlperf")
+    ap.add_argument("--features", default="mfcc10")
+    ap.add_argument("--vtlp", type=_float_pair, default=None, metavar="LO,HI")
+    ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--epochs", type=int, default=25)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    corpus = args.work / "corpus"
+    if not (corpus / "manifest.json").is_file():
+        sys.exit(f"{corpus}: no corpus; run `python benchmarks/quality/run.py` (it synthesises it) first")
+    out = args.work / "attempts" / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
+                "epochs": args.epochs, "seed": args.seed}
+    ck, saved = out / "student.pt", out / "settings.json"
+    t = time.monotonic()
+    if ck.is_file() and saved.is_file() and json.loads(saved.read_text()) == json.loads(json.dumps(settings)):
+        import torch
+        params = torch.load(ck, map_location="cpu", weights_only=False)["params"]
+        print(f"reusing {ck} (same settings)", flush=True)
+    else:
+        tr = api.train(corpus, ck, model=args.model, features=args.features, epochs=args.epochs, seed=args.seed,
+                       vtlp=args.vtlp, progress=sys.stderr.isatty(), **settings["options"])
+        params = tr["params"]
+        saved.write_text(json.dumps(settings))
+    train_s = time.monotonic() - t
+    ev = api.evaluate(ck, corpus, out / "eval")
+    row = {"name": args.name, **settings, "params": params, "train_s": round(train_s),
+           "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}
+    (out / "row.json").write_text(json.dumps(row, indent=1, default=str))
+    print(json.dumps({k: row[k] for k in ("name", "params", "train_s") + METRICS if k in row}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
