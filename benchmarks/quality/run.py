@@ -102,12 +102,16 @@ def main() -> int:
                     help="vocal-tract length perturbation range in training (default: off)")
     ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                     help="a model option, repeatable (as `pqlr train --set`)")
+    ap.add_argument("--name", default="",
+                    help="a name for this recipe's run: its checkpoints are <work>/student-<name>-s<seed>.pt and it "
+                         "writes results-<name>.json/.md (default: none, results.json/.md)")
     ap.add_argument("--record-partial", action="store_true",
                     help="record what a stopped run measured (work/results-partial.json) as results.json/.md, "
                          "saying it is partial; nothing is run")
     args = ap.parse_args()
+    tag = f"-{args.name}" if args.name else ""
     if args.record_partial:
-        return record_partial(args.work)
+        return record_partial(args.work, tag)
     quick = args.quick
     recipe = {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options)}
     seeds = [int(s) for s in args.seeds.split(",") if s]
@@ -149,25 +153,26 @@ def main() -> int:
     fp32_rows, int4_rows = [], []
     for seed in seeds:
         t = time.monotonic()
-        ck = args.work / f"student-s{seed}.pt"
+        ck = args.work / f"student{tag}-s{seed}.pt"
         reused = _reuse(ck, corpus, epochs, seed, recipe)
         tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
                                  vtlp=args.vtlp, progress=sys.stderr.isatty(), **recipe["options"])
         timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         if reused:
-            results.setdefault("reused_checkpoints", {"note": "trained by an earlier invocation of this script "
-                                                      "with the same corpus, epochs and seed (a resumed run); "
+            results.setdefault("reused_checkpoints", {"note": "trained before with the same corpus, recipe, epochs "
+                                                      "and seed (by an earlier invocation of this script, or by "
+                                                      "attempt.py with the same settings); "
                                                       "their training time is not in timings_s", "seeds": []})
             results["reused_checkpoints"]["seeds"].append(seed)
-        saved = args.work / f"eval-student-s{seed}" / "eval.json"
+        saved = args.work / f"eval-student{tag}-s{seed}" / "eval.json"
         if reused and saved.is_file() and saved.stat().st_mtime > ck.stat().st_mtime:
             ev = json.loads(saved.read_text())          # this checkpoint's evaluation, written by api.evaluate
         else:
-            ev = api.evaluate(ck, corpus, args.work / f"eval-student-s{seed}")
+            ev = api.evaluate(ck, corpus, args.work / f"eval-student{tag}-s{seed}")
         row = {"seed": seed, "params": tr["params"], "epochs": epochs, **figures(ev)}
         fp32_rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
-        _partial(args.work, results, "fp32_student", fp32_rows)
+        _partial(args.work, results, "fp32_student", fp32_rows, tag)
     results["models"]["fp32_student"] = {"architecture": args.model, "features": args.features, "epochs": epochs,
                                          "vtlp": args.vtlp, "model_options": recipe["options"],
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
@@ -175,7 +180,8 @@ def main() -> int:
     from hostside.compress.recipe import from_dict
     for seed in int4_seeds:
         t = time.monotonic()
-        rec = from_dict(int4_recipe(args.work / f"student-s{seed}.pt", corpus, args.work / f"int4-s{seed}.bin", seed, quick))
+        rec = from_dict(int4_recipe(args.work / f"student{tag}-s{seed}.pt", corpus, args.work / f"int4{tag}-s{seed}.bin",
+                                    seed, quick))
         rep = api.compress(rec, progress=sys.stderr.isatty(), log=lambda *a: None)
         timings[f"int4_s{seed}_s"] = time.monotonic() - t
         final = rep["stages"][-1]
@@ -192,7 +198,7 @@ def main() -> int:
                "tts_fa_per_hour": final.get("tts_stream_false_accepts_per_hour")}
         int4_rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
-        _partial(args.work, results, "int4_student", int4_rows)
+        _partial(args.work, results, "int4_student", int4_rows, tag)
     if int4_rows:
         results["models"]["int4_student"] = {"pipeline": "PQLR: 30 % channel pruning (BatchNorm γ), W4A8 LSQ+ QAT "
                                                          "(first/last layer 8 bit), exported to model.bin",
@@ -206,32 +212,32 @@ def main() -> int:
         print(markdown(results))
         print("quick run: not recorded")
         return 0
-    det = args.work / f"eval-student-s{seeds[0]}" / "det.png" if seeds else None
+    det = args.work / f"eval-student{tag}-s{seeds[0]}" / "det.png" if seeds else None
     if det is not None and det.is_file():                       # the DET curve a person can look at
-        shutil.copyfile(det, HERE / "det-fp32.png")
-    (HERE / "results.json").write_text(json.dumps(results, indent=1))
-    (HERE / "results.md").write_text(markdown(results))
-    print(f"wrote {HERE / 'results.json'} and {HERE / 'results.md'}")
+        shutil.copyfile(det, HERE / f"det-fp32{tag}.png")
+    (HERE / f"results{tag}.json").write_text(json.dumps(results, indent=1))
+    (HERE / f"results{tag}.md").write_text(markdown(results))
+    print(f"wrote {HERE / f'results{tag}.json'} and {HERE / f'results{tag}.md'}")
     return 0
 
 
-def record_partial(work: Path) -> int:
+def record_partial(work: Path, tag: str = "") -> int:
     """results.json/.md from the per-seed rows a run saved before it was stopped, marked as partial."""
-    results = json.loads((work / "results-partial.json").read_text())
+    results = json.loads((work / f"results{tag}-partial.json").read_text())
     fp32 = {r["seed"]: r for r in results["models"].get("fp32_student", {}).get("per_seed", [])}
     int4 = results["models"].get("int4_student", {}).get("per_seed", [])
     for name, m in results["models"].items():
         m["summary"] = summary(m.get("per_seed", []))
     diffs = [100 * (i["unseen_accuracy"] - fp32[i["seed"]]["unseen_accuracy"]) for i in int4 if i["seed"] in fp32]
     results["int4_vs_fp32_unseen_accuracy_points"] = {"per_seed": diffs, "mean": statistics.fmean(diffs)} if diffs else None
-    results["partial"] = (f"recorded from {work / 'results-partial.json'}: the run was stopped after "
+    results["partial"] = (f"recorded from {work / f'results{tag}-partial.json'}: the run was stopped after "
                           + ", ".join(f"{len(m.get('per_seed', []))} seed(s) of {n}" for n, m in results["models"].items()))
-    det = work / "eval-student-s0" / "det.png"
+    det = work / f"eval-student{tag}-s0" / "det.png"
     if det.is_file():
-        shutil.copyfile(det, HERE / "det-fp32.png")
-    (HERE / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    (HERE / "results.md").write_text(markdown(results))
-    print(f"wrote {HERE / 'results.json'} and {HERE / 'results.md'} ({results['partial']})")
+        shutil.copyfile(det, HERE / f"det-fp32{tag}.png")
+    (HERE / f"results{tag}.json").write_text(json.dumps(results, indent=1, default=str))
+    (HERE / f"results{tag}.md").write_text(markdown(results))
+    print(f"wrote {HERE / f'results{tag}.json'} and {HERE / f'results{tag}.md'} ({results['partial']})")
     return 0
 
 
@@ -258,11 +264,11 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     return {"params": c["params"]}
 
 
-def _partial(work: Path, results: dict, name: str, rows: list) -> None:
+def _partial(work: Path, results: dict, name: str, rows: list, tag: str = "") -> None:
     """What has been measured so far, so a stopped run loses nothing (work/results-partial.json)."""
     results["models"][name] = {"summary": summary(rows), "per_seed": rows} | \
         {k: v for k, v in results["models"].get(name, {}).items() if k not in ("summary", "per_seed")}
-    (work / "results-partial.json").write_text(json.dumps(results, indent=1, default=str))
+    (work / f"results{tag}-partial.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 def _recipe_line(r: dict) -> list[str]:

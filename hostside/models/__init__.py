@@ -12,6 +12,9 @@ REGISTRY = {
     "dscnn": (DSCNN, DSCNNConfig, dict(channels=32, blocks=2)),
     "dscnn-mlperf": (DSCNN, DSCNNConfig, dict(channels=64, blocks=4, dropout=0.2)),   # MLPerf Tiny KWS geometry
     "dscnn-wide": (DSCNN, DSCNNConfig, dict(channels=416, blocks=6, dropout=0.2)),    # teacher, > 1M params
+    # the same network on 40 log-mel bands up to 8 kHz (features logmel40): a 2×4 stem stride keeps its maps at
+    # 25×10 (twice the MFCC model's MACs); benchmarks/quality/attempts.md says what the bands above 4 kHz buy
+    "dscnn-logmel": (DSCNN, DSCNNConfig, dict(channels=64, blocks=4, dropout=0.2, stem_stride=(2, 4))),
     # streamable: a 5-frame stem over all features, unpadded temporal depthwise convs (`pqlr export --streaming`)
     "dscnn-stream": (DSCNN, DSCNNConfig, dict(channels=64, blocks=4, dropout=0.2, temporal=True, stem_kernel=(5, 1),
                                              stem_stride=(1, 1))),
