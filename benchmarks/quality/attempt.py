@@ -8,7 +8,7 @@ FRR on wake-word files, false accepts on real human speech).
 
 Uses the corpus run.py synthesises (<work>/corpus, benchmarks/quality/corpus.json). Writes
 <work>/attempts/<name>/{student.pt, eval/eval.json, row.json} and prints the figures run.py records; a
-checkpoint trained before with the same settings is evaluated again, not retrained.
+checkpoint trained before with the same corpus, recipe, epochs and seed is evaluated again, not retrained.
 """
 from __future__ import annotations
 
@@ -23,18 +23,14 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 from hostside import api  # noqa: E402
-from hostside.cli import _float_pair, _model_options  # noqa: E402
-from run import METRICS, figures  # noqa: E402
+from run import METRICS, _reuse, add_recipe_args, figures, recipe_of  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True, help="the attempt's folder name under <work>/attempts")
     ap.add_argument("--work", type=Path, default=Path("build/bench-quality"))
-    ap.add_argument("--model", default="dscnn-mlperf")
-    ap.add_argument("--features", default="mfcc10")
-    ap.add_argument("--vtlp", type=_float_pair, default=None, metavar="LO,HI")
-    ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE")
+    add_recipe_args(ap)
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -43,19 +39,14 @@ def main() -> int:
         sys.exit(f"{corpus}: no corpus; run `python benchmarks/quality/run.py` (it synthesises it) first")
     out = args.work / "attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
-                "epochs": args.epochs, "seed": args.seed}
-    ck, saved = out / "student.pt", out / "settings.json"
+    recipe = recipe_of(args)
+    settings = {**recipe, "epochs": args.epochs, "seed": args.seed}
+    ck = out / "student.pt"
     t = time.monotonic()
-    if ck.is_file() and saved.is_file() and json.loads(saved.read_text()) == json.loads(json.dumps(settings)):
-        import torch
-        params = torch.load(ck, map_location="cpu", weights_only=False)["params"]
-        print(f"reusing {ck} (same settings)", flush=True)
-    else:
-        tr = api.train(corpus, ck, model=args.model, features=args.features, epochs=args.epochs, seed=args.seed,
-                       vtlp=args.vtlp, progress=sys.stderr.isatty(), **settings["options"])
-        params = tr["params"]
-        saved.write_text(json.dumps(settings))
+    tr = _reuse(ck, corpus, args.epochs, args.seed, recipe) or \
+        api.train(corpus, ck, model=args.model, features=args.features, epochs=args.epochs, seed=args.seed,
+                  vtlp=args.vtlp, progress=sys.stderr.isatty(), **recipe["options"])
+    params = tr["params"]
     train_s = time.monotonic() - t
     ev = api.evaluate(ck, corpus, out / "eval")
     row = {"name": args.name, **settings, "params": params, "train_s": round(train_s),

@@ -96,24 +96,19 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     ap.add_argument("--int4-seeds", default=None, help="seeds for the INT4 student (default: --seeds; '' for none)")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
-    ap.add_argument("--model", default="dscnn-mlperf", help="the student's architecture (default dscnn-mlperf)")
-    ap.add_argument("--features", default="mfcc10", choices=["mfcc10", "logmel40"], help="front end (default mfcc10)")
-    ap.add_argument("--vtlp", type=_float_pair, default=None, metavar="LO,HI",
-                    help="vocal-tract length perturbation range in training (default: off)")
-    ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                    help="a model option, repeatable (as `pqlr train --set`)")
+    add_recipe_args(ap)
     ap.add_argument("--name", default="",
                     help="a name for this recipe's run: its checkpoints are <work>/student-<name>-s<seed>.pt and it "
                          "writes results-<name>.json/.md (default: none, results.json/.md)")
     ap.add_argument("--record-partial", action="store_true",
-                    help="record what a stopped run measured (work/results-partial.json) as results.json/.md, "
+                    help="record what a stopped run measured (work/results[-<name>]-partial.json) as results[-<name>].json/.md, "
                          "saying it is partial; nothing is run")
     args = ap.parse_args()
     tag = f"-{args.name}" if args.name else ""
     if args.record_partial:
         return record_partial(args.work, tag)
     quick = args.quick
-    recipe = {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options)}
+    recipe = recipe_of(args)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     int4_seeds = seeds if args.int4_seeds is None else [int(s) for s in args.int4_seeds.split(",") if s]
     corpus = args.work / ("corpus-quick" if quick else "corpus")
@@ -221,6 +216,20 @@ def main() -> int:
     return 0
 
 
+def add_recipe_args(ap: argparse.ArgumentParser) -> None:
+    """The student's recipe, as `pqlr train` takes it (run.py and attempt.py)."""
+    ap.add_argument("--model", default="dscnn-mlperf", help="the student's architecture (default dscnn-mlperf)")
+    ap.add_argument("--features", default="mfcc10", choices=["mfcc10", "logmel40"], help="front end (default mfcc10)")
+    ap.add_argument("--vtlp", type=_float_pair, default=None, metavar="LO,HI",
+                    help="vocal-tract length perturbation range in training (default: off)")
+    ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                    help="a model option, repeatable (as `pqlr train --set`)")
+
+
+def recipe_of(args) -> dict:
+    return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options)}
+
+
 def record_partial(work: Path, tag: str = "") -> int:
     """results.json/.md from the per-seed rows a run saved before it was stopped, marked as partial."""
     results = json.loads((work / f"results{tag}-partial.json").read_text())
@@ -260,7 +269,7 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
         return None
-    print(f"reusing {ck} (trained before: same corpus, epochs and seed)", flush=True)
+    print(f"reusing {ck} (trained before: same corpus, recipe, epochs and seed)", flush=True)
     return {"params": c["params"]}
 
 
