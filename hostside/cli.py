@@ -237,6 +237,11 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     dm.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     dm.add_argument("--runs", type=int, help="inferences on the board (default: the whole test split)")
+    from .api import DEMO_FEATURES, DEMO_MODEL
+    dm.add_argument("--model", default=DEMO_MODEL,
+                    help=f"architecture to train (default {DEMO_MODEL}; see `pqlr train --help`)")
+    dm.add_argument("--features", default=DEMO_FEATURES, choices=["logmel40", "mfcc10"],
+                    help=f"front end (default {DEMO_FEATURES}; the firmware runs the same features)")
 
     rp = sub.add_parser("report", help="re-render a saved run's report.md and plots from its report.json",
                         description="Re-render report.md and its plots (latency, RAM, current, per layer) from a "
@@ -384,7 +389,8 @@ def _cmd(args) -> int:
               f"{r['top1_agrees_with_reference']})")
         return 0
     if args.cmd == "demo":
-        r = api.demo(args.out, board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress)
+        r = api.demo(args.out, board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress,
+                     model=args.model, features=args.features)
         a = r["accuracy"]
         ipi, ram = r["instructions_per_inference"]["value"], r["peak_ram_bytes"]["value"]
         print(f"board {r['board']}: accuracy fp32 {a['torch_fp32']:.3f}, reference {a['numpy_reference']:.3f}, "

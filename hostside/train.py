@@ -5,6 +5,7 @@ masks). Model selection uses the validation split only."""
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,13 +46,32 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@contextmanager
+def nhwc(model: nn.Module):
+    """Run the model's convolutions in channels-last (NHWC) layout while inside. On the CPU, oneDNN's depthwise
+    and 1×1 convolutions are much faster so (DS-CNN on log-mel 40, 2 cores: a training step 1.4×, inference
+    3× faster); the values are the same, only the layout moves, and it moves back on leaving (checkpoints,
+    export and the integer lowering see ordinary contiguous tensors). Nested uses keep the outer layout."""
+    if getattr(model, "_pqlr_nhwc", False) or not any(p.dim() == 4 for p in model.parameters()):
+        yield model
+        return
+    model.to(memory_format=torch.channels_last)
+    model._pqlr_nhwc = True
+    try:
+        yield model
+    finally:
+        model._pqlr_nhwc = False
+        model.to(memory_format=torch.contiguous_format)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Softmax posteriors for features x [N, T, F]."""
     model.eval()
     dev = next(model.parameters()).device
-    outs = [torch.softmax(model(torch.from_numpy(x[i: i + batch]).to(dev)), dim=1).cpu()
-            for i in range(0, len(x), batch)]
+    with nhwc(model):
+        outs = [torch.softmax(model(torch.from_numpy(x[i: i + batch]).to(dev)), dim=1).cpu()
+                for i in range(0, len(x), batch)]
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
 
 
@@ -129,7 +149,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     history, best, best_state = [], -1.0, None
     if teacher is not None:
         teacher = teacher.to(dev).eval()
-    with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance:
+    with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance, nhwc(model), \
+            (nhwc(teacher) if teacher is not None else nullcontext()):
         for epoch in range(cfg.epochs):
             model.train()
             perm = torch.randperm(len(audio), generator=gen)

@@ -96,3 +96,26 @@ def test_cli_train_model_option_error(trained_pipeline, tmp_path):
     p = subprocess.run([sys.executable, "-m", "hostside.cli", "train", "--corpus", str(trained_pipeline["corpus"]),
                         "--model", "nope", "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
     assert p.returncode == 2 and "unknown model 'nope'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_nhwc_runs_channels_last_keeps_the_values_and_gives_the_layout_back():
+    from hostside.train import nhwc
+    torch.manual_seed(0)
+    net = build_model("dscnn-logmel", PRESETS["logmel40"].shape, 3).eval()
+    x = torch.randn(4, *PRESETS["logmel40"].shape)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    strides = {k: v.stride() for k, v in net.state_dict().items()}
+    seen = []
+    net.body.register_forward_hook(lambda m, i, o: seen.append(o.is_contiguous(memory_format=torch.channels_last)
+                                                               and not o.is_contiguous()))
+    with torch.no_grad():
+        ref = net(x)
+        with nhwc(net):
+            with nhwc(net):            # nested: the inner one leaves the outer layout alone
+                pass
+            out = net(x)
+    assert seen == [False, True]
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert {k: v.stride() for k, v in net.state_dict().items()} == strides
+    assert all(p.is_contiguous() for p in net.parameters())
