@@ -234,10 +234,10 @@ def _parser() -> argparse.ArgumentParser:
                         "(ESP32-C6 budgets) → telemetry over a pty with pyserial → report.json/report.md.")
     _board_arg(dm)
     dm.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default build/demo)")
-    dm.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    from .api import DEMO_EPOCHS, DEMO_FEATURES, DEMO_MODEL
+    dm.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
     dm.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     dm.add_argument("--runs", type=int, help="inferences on the board (default: the whole test split)")
-    from .api import DEMO_FEATURES, DEMO_MODEL
     dm.add_argument("--model", default=DEMO_MODEL,
                     help=f"architecture to train (default {DEMO_MODEL}; see `pqlr train --help`)")
     dm.add_argument("--features", default=DEMO_FEATURES, choices=["logmel40", "mfcc10"],
