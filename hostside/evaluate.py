@@ -206,22 +206,86 @@ def _val_negative_streams(corpus: Corpus, fe: FrontEnd) -> tuple[list[np.ndarray
         "val negative clips one after another (the corpus has no val negative stream)"
 
 
+OPERATING_RULES = ("count", "tail")
+TAIL_PEAKS = 20
+
+
+def event_peaks(smoothed: np.ndarray, gap: int) -> np.ndarray:
+    """The peak value of every separate excursion of a smoothed posterior stream: local maxima, largest first,
+    each suppressing the others within `gap` windows (the detector's refractory period), so that one peak is
+    one would-be trigger."""
+    s = np.asarray(smoothed, dtype=np.float64)
+    if len(s) == 0:
+        return np.zeros(0)
+    padded = np.concatenate([s[:1], s, s[-1:]])                 # a flat start or end is not a peak
+    c, left, right = padded[1:-1], padded[:-2], padded[2:]
+    cand = np.nonzero((c >= left) & (c >= right) & ((c > left) | (c > right)))[0]
+    taken = np.zeros(len(s), dtype=bool)
+    peaks = []
+    for i in cand[np.argsort(-s[cand], kind="stable")]:
+        if not taken[max(0, i - gap + 1): i + gap].any():
+            peaks.append(s[i])
+        taken[i] = True
+    return np.array(peaks)
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def tail_fa_rate(peaks: np.ndarray, hours: float, threshold: float, k: int = TAIL_PEAKS) -> float:
+    """False accepts per hour expected at `threshold`, estimated from the highest `k` event peaks of a negative
+    stream by a peaks-over-threshold fit (extreme-value statistics): above the (k+1)-th highest peak u, on the
+    logit scale, the excess of a peak over u is taken as exponential with the mean of the observed excesses, so
+    rate(t) = k/hours · exp(−(logit t − logit u)/β). Below u it is the observed count. It extends what 0.5 h of
+    negatives can say from "no false accept seen" to how fast the tail is falling, and so does not put the
+    threshold just above the highest negative seen."""
+    if hours <= 0:
+        return float("inf")
+    z = np.sort(_logit(peaks))[::-1]
+    zt = float(_logit(threshold))
+    if len(z) <= k or zt <= z[k]:
+        return float((z >= zt).sum()) / hours
+    u = z[k]
+    beta = max(float(np.mean(z[:k] - u)), 1e-3)
+    return k / hours * float(np.exp(-(zt - u) / beta))
+
+
 def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: float, stride_ms: float,
-                           refractory_s: float, target_fa_per_hour: float, smooth: int | None = None) -> dict:
+                           refractory_s: float, target_fa_per_hour: float, smooth: int | None = None,
+                           rule: str = "count", tail_peaks: int = TAIL_PEAKS) -> dict:
     """The (smoothing, threshold) with the lowest validation FRR whose validation false accepts stay within
-    target × hours; ties go to the higher threshold. If none does, the fewest false accepts."""
+    target × hours (rule "count", the default) and — rule "tail" — whose false-accept rate estimated from the
+    tail of the validation stream's peaks (tail_fa_rate) is also at most the target; ties go to the higher
+    threshold. If none does, the fewest false accepts, then the lowest estimate. The estimate at the chosen
+    point is reported under either rule (val_estimated_fa_per_hour).
+
+    With 0.5 h of negatives and a 1/h target, "count" allows no false accept and takes the lowest threshold
+    above the highest negative peak seen. "tail" was meant to stop that, but measured on six log-mel students
+    (benchmarks/quality/oprule.py, attempts.md §7) it moved real-speech FA/h only from 8.9 to 7.1 (range 0–26
+    both) at +4.6 points of unseen FRR: the validation negatives (TTS, people reading letters) estimate
+    0.3–0.9 FA/h where telephone speech gives 0–26, so the spread is a shift between the two kinds of speech,
+    not too few validation hours, and "count" stays the protocol."""
+    if rule not in OPERATING_RULES:
+        raise ValueError(f"rule {rule!r}: one of {OPERATING_RULES}")
     allowed = math.floor(target_fa_per_hour * val_hours + 1e-9)
+    gap = max(1, int(round(refractory_s * 1000 / stride_ms)))
     best = None
     for s in ((smooth,) if smooth else SMOOTHING):
         det = Detector(1.0, s, stride_ms, refractory_s)
         peaks = np.array([det.smoothed(p).max() if len(p) else -1.0 for p in val_pos])
+        neg_peaks = event_peaks(det.smoothed(val_stream), gap) if val_stream is not None else None
         for t in THRESHOLDS:
             frr = float((peaks < t).mean()) if len(peaks) else 1.0
             fa = len(det.triggers(val_stream, float(t))) if val_stream is not None else 0
-            key = (fa > allowed, fa if fa > allowed else 0, frr, -t, s)
+            est = tail_fa_rate(neg_peaks, val_hours, float(t), tail_peaks) if neg_peaks is not None else None
+            over = fa > allowed or (rule == "tail" and est is not None and est > target_fa_per_hour)
+            key = (over, fa if over else 0, est if over and rule == "tail" and est is not None else 0.0, frr, -t, s)
             if best is None or key < best[0]:
-                best = (key, {"threshold": float(t), "smooth": s, "val_frr": frr, "val_false_accepts": fa,
-                              "val_allowed_false_accepts": allowed, "val_met": fa <= allowed})
+                best = (key, {"threshold": float(t), "smooth": s, "rule": rule, "val_frr": frr,
+                              "val_false_accepts": fa, "val_allowed_false_accepts": allowed,
+                              "val_estimated_fa_per_hour": est, "val_met": not over})
     return best[1]
 
 

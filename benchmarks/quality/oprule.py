@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""How well does a rule that picks the operating point on validation hold on real speech? For each checkpoint
+this computes (once, cached beside it) the streaming posteriors the benchmark's protocol uses (val and test
+wake-word files, the validation negative streams, the real-speech streams), then applies each operating-point
+rule of hostside/evaluate.py to the validation data alone and reports what the chosen point gives on the test
+data: real-speech false accepts per hour (with the 95 % upper bound) and FRR on held-out and unseen voices.
+
+    .venv/bin/python benchmarks/quality/oprule.py CKPT [CKPT ...] [--corpus build/bench-quality/corpus]
+        [--target 1.0] [--json out.json]
+
+A rule is good when the real-speech FA/h it produces sits near the target for every model and seed (not
+1 FA/h for one seed and 90 for the next) at the lowest FRR that allows.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from hostside import evaluate as E  # noqa: E402
+
+STRIDE_MS, REFRACTORY_S = 100.0, 1.0
+
+
+def _pack(posts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.concatenate(posts) if posts else np.zeros(0)), np.array([len(p) for p in posts], dtype=np.int64)
+
+
+def _unpack(flat: np.ndarray, lens: np.ndarray) -> list[np.ndarray]:
+    return np.split(flat, np.cumsum(lens)[:-1]) if len(lens) else []
+
+
+def posteriors(ckpt: Path, corpus_dir: Path) -> dict:
+    """Every posterior the protocol needs, cached in <ckpt>.posteriors-<key>.npz."""
+    key = hashlib.sha256(f"{ckpt.resolve()}:{ckpt.stat().st_mtime_ns}:{corpus_dir.resolve()}:"
+                         f"{(corpus_dir / 'manifest.json').stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    cache = ckpt.with_name(f"{ckpt.stem}.posteriors-{key}.npz")
+    if cache.is_file():
+        z = np.load(cache)
+        out = {k: _unpack(z[f"{k}_flat"], z[f"{k}_lens"]) for k in ("val", "test", "unseen", "real")}
+        out.update(val_neg=z["val_neg"], val_hours=float(z["val_hours"]), real_hours=z["real_hours"])
+        return out
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import FrontEnd
+    from hostside.train import load_checkpoint, nhwc, predict
+    net, ck = load_checkpoint(ckpt)
+    corpus = load_corpus(corpus_dir)
+    fe = FrontEnd.from_dict(ck["frontend"])
+    out: dict = {}
+    with nhwc(net):
+        for s in ("val", "test", "unseen"):
+            out[s] = E._positive_posteriors(net, corpus, fe, predict, s, STRIDE_MS, 0)[1]
+        audios, _ = E._val_negative_streams(corpus, fe)
+        gap = np.zeros(int(np.ceil(REFRACTORY_S * 1000 / STRIDE_MS)) + 8)
+        out["val_neg"] = np.concatenate([np.concatenate([E.stream_posteriors(net, predict, a, fe, STRIDE_MS, 0), gap])
+                                         for a in audios])
+        out["val_hours"] = sum(len(a) for a in audios) / fe.sample_rate / 3600
+        real, hours = [], []
+        for st in (corpus.meta.get("fa_stream") or {}).get("streams", []):
+            a = E._stream_audio(corpus, st["file"], fe.sample_rate)
+            real.append(E.stream_posteriors(net, predict, a, fe, STRIDE_MS, 0))
+            hours.append(len(a) / fe.sample_rate / 3600)
+        out["real"], out["real_hours"] = real, np.array(hours)
+    np.savez_compressed(cache, val_neg=out["val_neg"], val_hours=out["val_hours"], real_hours=out["real_hours"],
+                        **{f"{k}_{w}": v for k in ("val", "test", "unseen", "real")
+                           for w, v in zip(("flat", "lens"), _pack(out[k]))})
+    return out
+
+
+def outcome(p: dict, op: dict) -> dict:
+    det = E.Detector(op["threshold"], op["smooth"], STRIDE_MS, REFRACTORY_S)
+    n_fa = sum(len(det.triggers(r)) for r in p["real"])
+    hours = float(np.sum(p["real_hours"]))
+    return {"threshold": op["threshold"], "smooth": op["smooth"], "val_false_accepts": op["val_false_accepts"],
+            "val_estimated_fa_per_hour": op.get("val_estimated_fa_per_hour"),
+            "frr_test": float(E._missed(det, p["test"], det.threshold).mean()),
+            "frr_unseen": float(E._missed(det, p["unseen"], det.threshold).mean()),
+            **E.fa_figures(n_fa, hours)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", type=Path)
+    ap.add_argument("--corpus", type=Path, default=Path("build/bench-quality/corpus"))
+    ap.add_argument("--target", type=float, default=1.0, help="false accepts per hour the rules aim for")
+    ap.add_argument("--tail-peaks", type=int, nargs="+", default=[E.TAIL_PEAKS],
+                    help="peaks the tail rule fits (several: compare them)")
+    ap.add_argument("--json", type=Path, help="write every outcome here")
+    args = ap.parse_args()
+    rows: dict = {}
+    for ck in args.checkpoints:
+        print(f"[posteriors] {ck}", file=sys.stderr, flush=True)
+        p = posteriors(ck, args.corpus)
+        for rule in E.OPERATING_RULES:
+            for k in (args.tail_peaks if rule == "tail" else [None]):
+                op = E.choose_operating_point(p["val"], p["val_neg"], p["val_hours"], STRIDE_MS, REFRACTORY_S,
+                                              args.target, rule=rule, **({"tail_peaks": k} if k else {}))
+                name = f"{rule} (k = {k})" if k else rule
+                rows.setdefault(name, []).append({"checkpoint": str(ck), **outcome(p, op)})
+    print(f"| rule | models | threshold (smoothing) | real FA/h | 95 % upper | FRR held-out | FRR unseen |")
+    print("|---|---|---|---|---|---|---|")
+    for rule, rs in rows.items():
+        def col(k, scale=1.0, fmt="{:.1f}"):
+            v = [scale * r[k] for r in rs]
+            return (fmt.format(statistics.fmean(v)) + (f" ({fmt.format(min(v))}–{fmt.format(max(v))})" if len(v) > 1 else ""))
+        ops = ", ".join(f"{r['threshold']:g} ({r['smooth']})" for r in rs)
+        print(f"| {rule} | {len(rs)} | {ops} | {col('false_accepts_per_hour')} | {col('false_accepts_per_hour_upper95')} "
+              f"| {col('frr_test', 100)} % | {col('frr_unseen', 100)} % |")
+    if args.json:
+        args.json.write_text(json.dumps({"target_fa_per_hour": args.target, "rules": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

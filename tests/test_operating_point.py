@@ -1,0 +1,74 @@
+"""The operating-point rules of hostside/evaluate.py: event peaks of a negative stream, the peaks-over-threshold
+estimate of the false-accept rate, and the rule that uses it against the plain validation count."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hostside.evaluate import (OPERATING_RULES, Detector, _logit, choose_operating_point, event_peaks,
+                               tail_fa_rate)
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def test_event_peaks_one_per_excursion_and_refractory():
+    s = np.zeros(200)
+    s[10:15] = [0.2, 0.5, 0.9, 0.5, 0.2]          # one excursion, peak 0.9
+    s[40:44] = 0.7                                  # a plateau shorter than the gap counts once
+    s[100], s[104] = 0.6, 0.8                       # two bumps 4 windows apart: one event at a gap of 10
+    s[150], s[180] = 0.3, 0.4                       # separate
+    assert sorted(event_peaks(s, gap=10)) == pytest.approx(sorted([0.9, 0.7, 0.8, 0.3, 0.4]))
+    # at a gap of 2 the bumps are two events, and so is the 4-window plateau (the detector fires on it twice)
+    assert sorted(event_peaks(s, gap=2)) == pytest.approx(sorted([0.9, 0.7, 0.7, 0.6, 0.8, 0.3, 0.4]))
+    assert len(Detector(0.65, 1, 100.0, 0.2).triggers(s[30:60])) == 2
+    assert len(event_peaks(np.zeros(0), 10)) == 0
+    # the number of peaks at or above t is the detector's trigger count (smoothing 1, same refractory)
+    rng = np.random.default_rng(0)
+    post = np.convolve(rng.random(5000) ** 8, np.ones(3) / 3, mode="same")
+    peaks = event_peaks(post, gap=10)
+    for t in (0.3, 0.5, 0.7):
+        n = len(Detector(t, 1, 100.0, 1.0).triggers(post))
+        assert abs(int((peaks >= t).sum()) - n) <= max(2, 0.1 * n)
+
+
+def test_tail_rate_extrapolates_an_exponential_tail_and_counts_below_it():
+    rng = np.random.default_rng(1)
+    hours, u0, beta = 10.0, 0.0, 0.8
+    z = u0 + rng.exponential(beta, 4000)                # 400 peaks an hour above logit 0
+    peaks = _sigmoid(z)
+    for zt in (4.0, 6.0, 9.0):                          # 9.0: beyond every peak seen (max ≈ 0.8·ln 4000 ≈ 6.6)
+        true = 4000 / hours * np.exp(-(zt - u0) / beta)
+        est = tail_fa_rate(peaks, hours, float(_sigmoid(zt)), k=400)
+        assert est == pytest.approx(true, rel=0.35), zt
+    # at or below the fitted tail's start it is the observed count
+    t = float(np.sort(peaks)[-1000])
+    assert tail_fa_rate(peaks, hours, t, k=400) == pytest.approx(1000 / hours)
+    # few peaks: the count
+    assert tail_fa_rate(np.array([0.97]), 1.0, 0.98, k=20) == 0.0
+    assert tail_fa_rate(np.array([0.97]), 1.0, 0.96, k=20) == 1.0
+    assert tail_fa_rate(peaks, 0.0, 0.5) == float("inf")
+
+
+def test_tail_rule_does_not_sit_just_above_the_highest_negative_seen():
+    """Validation negatives whose peaks fall off exponentially on the logit scale, with none above 0.87 in the
+    half hour seen: the count rule takes the lowest threshold above them (0.9-ish) although the tail says that
+    threshold fires many times an hour; the tail rule goes up to where the estimate is within the target."""
+    rng = np.random.default_rng(2)
+    stride, n = 100.0, 18000                             # 0.5 h of windows
+    stream = np.zeros(n)
+    z = rng.exponential(0.6, 300) - 1.0                  # 300 negative events, logit tail falling e-fold per 0.6
+    z = np.append(z[z < _logit(0.87)], _logit(0.87))     # the highest seen: 0.87
+    stream[np.arange(len(z)) * 50 + 25] = _sigmoid(z)
+    val_pos = [np.full(5, p) for p in np.linspace(0.5, 0.9999, 200)]
+    count = choose_operating_point(val_pos, stream, 0.5, stride, 1.0, 1.0, smooth=1, rule="count")
+    tail = choose_operating_point(val_pos, stream, 0.5, stride, 1.0, 1.0, smooth=1, rule="tail")
+    assert count["val_false_accepts"] == 0 and count["threshold"] == 0.9
+    assert tail["val_false_accepts"] == 0 and tail["val_met"] and tail["rule"] == "tail"
+    assert tail["threshold"] >= 0.95 and tail["val_estimated_fa_per_hour"] <= 1.0
+    assert tail_fa_rate(event_peaks(stream, 10), 0.5, count["threshold"]) > 1.0   # what the count rule ignored
+    assert tail["val_frr"] > count["val_frr"]
+    with pytest.raises(ValueError):
+        choose_operating_point(val_pos, stream, 0.5, stride, 1.0, 1.0, rule="nope")
+    assert set(OPERATING_RULES) == {"count", "tail"}
