@@ -342,12 +342,14 @@ DEMO_CORPUS = dict(engines=("espeak-ng", "flite", "piper"), voices=150, positive
 """The demo's corpus: espeak-ng and flite voices (festival is left out for time: it takes ~0.35 s a clip),
 piper's joe and flite's slt as unseen voices, every installed hour of real speech for false accepts."""
 DEMO_MODEL, DEMO_FEATURES, DEMO_EPOCHS = "dscnn-logmel", "logmel40", 25   # what `make demo` trains (docs/decisions.md)
+DEMO_VTLP = (0.8, 1.25)           # vocal-tract length perturbation in the demo's training (attempts.md §7: 3 seeds)
 DEMO_TESTSET = 300                # test clips run on the board (testset.npz), spread over the test split
 
 
 def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epochs: int = DEMO_EPOCHS, seed: int = 0,
          runs: int | None = None, corpus_dir: Path | None = None, progress: bool = True,
-         synth_cfg: dict | None = None, log=print, model: str = DEMO_MODEL, features: str = DEMO_FEATURES) -> dict:
+         synth_cfg: dict | None = None, log=print, model: str = DEMO_MODEL, features: str = DEMO_FEATURES,
+         vtlp: tuple[float, float] | None = DEMO_VTLP) -> dict:
     """corpus → train → evaluate (threshold on validation) → int8 → model.bin → then `bench`: render → build →
     flash → run on the board → report (with bench's partial results if the board fails mid-run).
     corpus_dir: a corpus folder to synthesise the demo's corpus into (default out/corpus); if it already holds a
@@ -370,10 +372,11 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
             f"real speech → {corpus_dir}")
         synth(corpus_dir, progress=progress, **({"seed": seed} | DEMO_CORPUS | (synth_cfg or {})))
     times["synth_s"] = time.monotonic() - t0
-    log(f"[2/4] training {model} ({features}) for {epochs} epochs on the CPU, then the streaming evaluation")
+    log(f"[2/4] training {model} ({features}{f', VTLP {vtlp[0]:g}–{vtlp[1]:g}' if vtlp else ''}) for {epochs} epochs "
+        f"on the CPU, then the streaming evaluation")
     t = time.monotonic()
     tr = train(corpus_dir, out / "dscnn.pt", model=model, features=features, epochs=epochs, seed=seed,
-               progress=progress)
+               vtlp=vtlp, progress=progress)
     ev = evaluate(out / "dscnn.pt", corpus_dir, out / "eval")
     times["train_s"] = time.monotonic() - t
     log(f"[3/4] int8 post-training quantisation, tile/arena plan for {b.name}, model.bin, the test clips")
@@ -417,6 +420,7 @@ def _wakeword_summary(ev: dict) -> dict | None:
     return {"threshold": ww["threshold"], "smoothing_windows": ww["smoothing_windows"],
             "stride_ms": ww["stride_ms"], "refractory_s": ww["refractory_s"],
             "chosen_on": ww["operating_point"]["chosen_on"],
+            "val_estimated_fa_per_hour": ww["operating_point"].get("val_estimated_fa_per_hour"),
             "accuracy_unseen_voices": ev["splits"].get("unseen", {}).get("accuracy"),
             "accuracy_held_out_voices": ev["splits"].get("test", {}).get("accuracy"),
             "frr_held_out_voices": ww.get("false_rejection_rate_test"),

@@ -234,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(ESP32-C6 budgets) → telemetry over a pty with pyserial → report.json/report.md.")
     _board_arg(dm)
     dm.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default build/demo)")
-    from .api import DEMO_EPOCHS, DEMO_FEATURES, DEMO_MODEL
+    from .api import DEMO_EPOCHS, DEMO_FEATURES, DEMO_MODEL, DEMO_VTLP
     dm.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
     dm.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     dm.add_argument("--runs", type=int, help="inferences on the board (default: the whole test split)")
@@ -242,6 +242,9 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"architecture to train (default {DEMO_MODEL}; see `pqlr train --help`)")
     dm.add_argument("--features", default=DEMO_FEATURES, choices=["logmel40", "mfcc10"],
                     help=f"front end (default {DEMO_FEATURES}; the firmware runs the same features)")
+    dm.add_argument("--vtlp", type=_float_pair_or_off, default=DEMO_VTLP, metavar="LO,HI|off",
+                    help=f"vocal-tract length perturbation in training, as `pqlr train --vtlp` (default "
+                    f"{DEMO_VTLP[0]:g},{DEMO_VTLP[1]:g}; 'off' for none)")
 
     rp = sub.add_parser("report", help="re-render a saved run's report.md and plots from its report.json",
                         description="Re-render report.md and its plots (latency, RAM, current, per layer) from a "
@@ -390,7 +393,7 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "demo":
         r = api.demo(args.out, board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress,
-                     model=args.model, features=args.features)
+                     model=args.model, features=args.features, vtlp=args.vtlp)
         a = r["accuracy"]
         ipi, ram = r["instructions_per_inference"]["value"], r["peak_ram_bytes"]["value"]
         print(f"board {r['board']}: accuracy fp32 {a['torch_fp32']:.3f}, reference {a['numpy_reference']:.3f}, "
@@ -502,6 +505,10 @@ def _float_pair(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers LO,HI, e.g. 0.9,1.1") from None
     return lo, hi
+
+
+def _float_pair_or_off(text: str) -> tuple[float, float] | None:
+    return None if text.strip().lower() == "off" else _float_pair(text)
 
 
 def main(argv: list[str] | None = None) -> int:

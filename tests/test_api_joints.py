@@ -168,6 +168,13 @@ def test_demo_runs_through_bench(trained_pipeline, tmp_path):
     assert rep["wakeword"] is not None and "train" in rep and rep["timings_s"]["total_s"] > 0
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert saved["timings_s"] == rep["timings_s"]
+    import torch
+    ck = torch.load(tmp_path / "demo" / "dscnn.pt", map_location="cpu", weights_only=False)
+    assert tuple(ck["train_config"]["vtlp"]) == api.DEMO_VTLP          # the demo's recipe trains with VTLP
+    w = rep["wakeword"]
+    assert isinstance(w["val_estimated_fa_per_hour"], float)
+    if w["real_speech_hours"]:
+        assert "what validation expected at this point" in (tmp_path / "demo" / "report.md").read_text()
 
 
 def test_no_board_name_decides_behaviour():

@@ -57,6 +57,7 @@ def figures(ev: dict) -> dict:
             "threshold": ww["threshold"], "smoothing_windows": ww["smoothing_windows"],
             "val_frr": ww["operating_point"].get("val_frr"),
             "val_false_accepts": ww["operating_point"].get("val_false_accepts"),
+            "val_estimated_fa_per_hour": ww["operating_point"].get("val_estimated_fa_per_hour"),
             "frr_test": ww.get("false_rejection_rate_test"), "frr_unseen": ww.get("false_rejection_rate_unseen"),
             "frr_unseen_by_voice": {k: v["frr"] for k, v in ww.get("frr_unseen_by_voice", {}).items()},
             "frr_by_text": {k: v["frr"] for k, v in ww.get("frr_unseen_by_text", {}).items()},

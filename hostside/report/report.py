@@ -182,6 +182,10 @@ def _wakeword_md(w: dict | None) -> list[str]:
             f"- missed wake words (FRR): {_pct(w['frr_held_out_voices'])} on held-out synthetic voices (accent, "
             f"variant and speaker never in training), {_pct(w['frr_unseen_voices'])} on unseen voices ({per_voice})",
             f"- {fa}",
+            *([f"- what validation expected at this point: {w['val_estimated_fa_per_hour']:.2f} false accepts per hour "
+               f"(tail of its negatives' peaks, hostside/evaluate.py tail_fa_rate); a real-speech figure far above it "
+               f"means validation's synthetic speech does not stand for real speech"]
+              if isinstance(w.get("val_estimated_fa_per_hour"), (int, float)) and w.get("real_speech_hours") else []),
             f"- clip accuracy (3 classes, 1 s clips, argmax): {_pct(w['accuracy_held_out_voices'])} held-out voices, "
             f"{_pct(w['accuracy_unseen_voices'])} unseen voices", "",
             "What these mean: the voices are text-to-speech engines, not people; FRR is the share of wake-word clips "
