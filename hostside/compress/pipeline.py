@@ -96,7 +96,7 @@ class Pipeline:
                "false_rejection_rate": ww.get("false_rejection_rate_unseen", ww.get("false_rejection_rate_test")),
                "false_rejection_rate_held_out_voices": ww.get("false_rejection_rate_test"),
                "threshold": ww.get("threshold"), "smoothing_windows": ww.get("smoothing_windows"),
-               "false_accepts_per_hour": ww.get("false_accepts_per_hour"),
+               "false_accepts": ww.get("false_accepts"), "false_accepts_per_hour": ww.get("false_accepts_per_hour"),
                "false_accepts_per_hour_upper95": ww.get("false_accepts_per_hour_upper95"),
                "real_speech_hours": ww.get("stream_hours"),
                "tts_stream_false_accepts_per_hour": (ww.get("tts_test_stream") or {}).get("false_accepts_per_hour")} \
