@@ -72,7 +72,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
 
 
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
-             stride_ms: float = 100.0, smooth: int | None = None, target_fa_per_hour: float = 1.0) -> dict:
+             stride_ms: float = 100.0, smooth: int | None = None, target_fa_per_hour: float = 1.0,
+             rule: str = "count") -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold and smoothing chosen on validation unless
     given, and the DET curve (hostside/evaluate.py states the protocol)."""
@@ -86,7 +87,7 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")
     return run_eval(net, corpus, FrontEnd.from_dict(ck["frontend"]), predict, threshold=threshold,
                     stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"),
-                    target_fa_per_hour=target_fa_per_hour)
+                    target_fa_per_hour=target_fa_per_hour, rule=rule)
 
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------

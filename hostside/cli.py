@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="the validation false-accept budget the threshold is chosen for (default 1)")
     ev.add_argument("--stride-ms", type=float, default=100.0, help="streaming window stride (default 100)")
     ev.add_argument("--smooth", type=int, default=None, help="moving-average windows (default: chosen on validation)")
+    ev.add_argument("--rule", choices=["count", "tail"], default="count",
+                    help="how validation chooses the threshold: 'count' (default), the lowest FRR whose validation "
+                    "false accepts stay within the target; 'tail', the same and the false-accept rate estimated "
+                    "from the tail of the validation negatives' peaks within the target too (stricter when "
+                    "validation is too short to see a false accept; benchmarks/quality/attempts.md §7)")
 
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
@@ -292,7 +297,7 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "eval":
         r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
-                         smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour)
+                         smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour, rule=args.rule)
         for s_, v in r["splits"].items():
             print(f"{s_:7s} n={v['n']:5d} accuracy {v['accuracy']:.4f}")
         for e_, v in r["engines"].items():

@@ -123,8 +123,9 @@ def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
 
 def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float | None = None, stride_ms: float = 100.0,
              smooth: int | None = None, refractory_s: float = 1.0, out: Path | None = None, name: str = "model",
-             target_fa_per_hour: float = 1.0) -> dict:
-    """predict_fn(model, features [N, T, F]) → posteriors [N, C]. threshold/smooth None: chosen on validation."""
+             target_fa_per_hour: float = 1.0, rule: str = "count") -> dict:
+    """predict_fn(model, features [N, T, F]) → posteriors [N, C]. threshold/smooth None: chosen on validation
+    by `rule` (choose_operating_point)."""
     from .data.features import corpus_features
     x, y = corpus_features(corpus, fe)
     splits = np.array([c.split for c in corpus.clips])
@@ -153,7 +154,7 @@ def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float |
                 neg.setdefault(c.text, []).append(p_ == 0)
         res["negatives_accepted_by_text"] = {t: {"n": len(v), "accepted": float(np.mean(v))} for t, v in sorted(neg.items())}
         res["wakeword"] = wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms, refractory_s,
-                                           target_fa_per_hour, out, name)
+                                           target_fa_per_hour, out, name, rule)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -290,7 +291,7 @@ def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: flo
 
 
 def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms, refractory_s, target_fa_per_hour,
-                     out, name) -> dict:
+                     out, name, rule: str = "count") -> dict:
     pos = 0                                       # the wake word is class 0
     pos_posts = {s: _positive_posteriors(model, corpus, fe, predict_fn, s, stride_ms, pos)
                  for s in ("val", "test", "unseen")}
@@ -301,9 +302,10 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
     val_hours = sum(len(a) for a in val_audios) / fe.sample_rate / 3600
     if threshold is None:
         op = choose_operating_point(pos_posts["val"][1], val_post, val_hours, stride_ms, refractory_s,
-                                    target_fa_per_hour, smooth)
+                                    target_fa_per_hour, smooth, rule=rule)
         op["chosen_on"] = f"validation: val wake-word clips and the {val_what}, {val_hours:.3f} h; target " \
-                          f"≤ {target_fa_per_hour:g} false accepts per hour"
+                          f"≤ {target_fa_per_hour:g} false accepts per hour" + \
+                          (" by the count and by the tail estimate of the validation negatives" if rule == "tail" else "")
     else:
         s = smooth or 3
         det0 = Detector(threshold, s, stride_ms, refractory_s)

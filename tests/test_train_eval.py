@@ -119,3 +119,22 @@ def test_nhwc_runs_channels_last_keeps_the_values_and_gives_the_layout_back():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert {k: v.stride() for k, v in net.state_dict().items()} == strides
     assert all(p.is_contiguous() for p in net.parameters())
+
+
+def test_eval_rule_tail_from_the_cli_is_stricter_than_the_count(trained_pipeline, tmp_path):
+    """`pqlr eval --rule tail` chooses by the count and the tail estimate; the default is the count, and both
+    record the estimate at the chosen point."""
+    import json
+
+    from hostside import cli
+    args = ["eval", "--checkpoint", str(trained_pipeline["root"] / "m.pt"), "--corpus", str(trained_pipeline["corpus"])]
+    assert cli.main(args + ["--out", str(tmp_path / "count")]) == 0
+    assert cli.main(args + ["--out", str(tmp_path / "tail"), "--rule", "tail"]) == 0
+    count, tail = (json.loads((tmp_path / d / "eval.json").read_text())["wakeword"]["operating_point"]
+                   for d in ("count", "tail"))
+    assert count["rule"] == "count" and tail["rule"] == "tail" and "tail estimate" in tail["chosen_on"]
+    assert all(isinstance(op["val_estimated_fa_per_hour"], float) for op in (count, tail))
+    if tail["val_met"]:
+        assert tail["val_estimated_fa_per_hour"] <= 1.0 and tail["val_false_accepts"] <= tail["val_allowed_false_accepts"]
+    if count["val_met"]:              # the tail rule's choices are a subset of the count rule's
+        assert tail["val_frr"] >= count["val_frr"]
