@@ -43,13 +43,17 @@ class Detector:
             return post
         return np.convolve(post, np.ones(self.smooth) / self.smooth, mode="full")[: len(post)]
 
+    @property
+    def gap(self) -> int:
+        """The refractory period in windows."""
+        return max(1, int(round(self.refractory_s * 1000 / self.stride_ms)))
+
     def triggers(self, post: np.ndarray, threshold: float | None = None) -> list[int]:
         """Window indices where the detector fires."""
         t = self.threshold if threshold is None else threshold
-        gap = max(1, int(round(self.refractory_s * 1000 / self.stride_ms)))
         out, last = [], -10**9
         for i in np.nonzero(self.smoothed(post) >= t)[0]:
-            if i - last >= gap:
+            if i - last >= self.gap:
                 out.append(int(i))
                 last = i
         return out
@@ -253,6 +257,17 @@ def tail_fa_rate(peaks: np.ndarray, hours: float, threshold: float, k: int = TAI
     return k / hours * float(np.exp(-(zt - u) / beta))
 
 
+def val_negative_posteriors(model, corpus: Corpus, fe: FrontEnd, predict_fn, stride_ms: float, refractory_s: float,
+                            pos: int = 0) -> tuple[np.ndarray | None, float, str]:
+    """(posteriors of the validation negative streams one after another, their hours, what they are); the
+    streams are separated by silence longer than the refractory period, so they never share a trigger."""
+    audios, what = _val_negative_streams(corpus, fe)
+    gap = np.zeros(int(np.ceil(refractory_s * 1000 / stride_ms)) + 8)
+    post = np.concatenate([np.concatenate([stream_posteriors(model, predict_fn, a, fe, stride_ms, pos), gap])
+                           for a in audios]) if audios else None
+    return post, sum(len(a) for a in audios) / fe.sample_rate / 3600, what
+
+
 def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: float, stride_ms: float,
                            refractory_s: float, target_fa_per_hour: float, smooth: int | None = None,
                            rule: str = "count", tail_peaks: int = TAIL_PEAKS) -> dict:
@@ -271,18 +286,18 @@ def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: flo
     if rule not in OPERATING_RULES:
         raise ValueError(f"rule {rule!r}: one of {OPERATING_RULES}")
     allowed = math.floor(target_fa_per_hour * val_hours + 1e-9)
-    gap = max(1, int(round(refractory_s * 1000 / stride_ms)))
     best = None
     for s in ((smooth,) if smooth else SMOOTHING):
         det = Detector(1.0, s, stride_ms, refractory_s)
         peaks = np.array([det.smoothed(p).max() if len(p) else -1.0 for p in val_pos])
-        neg_peaks = event_peaks(det.smoothed(val_stream), gap) if val_stream is not None else None
+        neg_peaks = event_peaks(det.smoothed(val_stream), det.gap) if val_stream is not None else None
         for t in THRESHOLDS:
             frr = float((peaks < t).mean()) if len(peaks) else 1.0
             fa = len(det.triggers(val_stream, float(t))) if val_stream is not None else 0
             est = tail_fa_rate(neg_peaks, val_hours, float(t), tail_peaks) if neg_peaks is not None else None
-            over = fa > allowed or (rule == "tail" and est is not None and est > target_fa_per_hour)
-            key = (over, fa if over else 0, est if over and rule == "tail" and est is not None else 0.0, frr, -t, s)
+            by_tail = rule == "tail" and est is not None
+            over = fa > allowed or (by_tail and est > target_fa_per_hour)
+            key = (over, fa if over else 0, est if over and by_tail else 0.0, frr, -t, s)
             if best is None or key < best[0]:
                 best = (key, {"threshold": float(t), "smooth": s, "rule": rule, "val_frr": frr,
                               "val_false_accepts": fa, "val_allowed_false_accepts": allowed,
@@ -295,11 +310,7 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
     pos = 0                                       # the wake word is class 0
     pos_posts = {s: _positive_posteriors(model, corpus, fe, predict_fn, s, stride_ms, pos)
                  for s in ("val", "test", "unseen")}
-    val_audios, val_what = _val_negative_streams(corpus, fe)
-    gap = np.zeros(int(np.ceil(refractory_s * 1000 / stride_ms)) + 8)      # streams never share a trigger
-    val_post = np.concatenate([np.concatenate([stream_posteriors(model, predict_fn, a, fe, stride_ms, pos), gap])
-                               for a in val_audios]) if val_audios else None
-    val_hours = sum(len(a) for a in val_audios) / fe.sample_rate / 3600
+    val_post, val_hours, val_what = val_negative_posteriors(model, corpus, fe, predict_fn, stride_ms, refractory_s, pos)
     if threshold is None:
         op = choose_operating_point(pos_posts["val"][1], val_post, val_hours, stride_ms, refractory_s,
                                     target_fa_per_hour, smooth, rule=rule)

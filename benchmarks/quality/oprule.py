@@ -56,11 +56,7 @@ def posteriors(ckpt: Path, corpus_dir: Path) -> dict:
     with nhwc(net):
         for s in ("val", "test", "unseen"):
             out[s] = E._positive_posteriors(net, corpus, fe, predict, s, STRIDE_MS, 0)[1]
-        audios, _ = E._val_negative_streams(corpus, fe)
-        gap = np.zeros(int(np.ceil(REFRACTORY_S * 1000 / STRIDE_MS)) + 8)
-        out["val_neg"] = np.concatenate([np.concatenate([E.stream_posteriors(net, predict, a, fe, STRIDE_MS, 0), gap])
-                                         for a in audios])
-        out["val_hours"] = sum(len(a) for a in audios) / fe.sample_rate / 3600
+        out["val_neg"], out["val_hours"], _ = E.val_negative_posteriors(net, corpus, fe, predict, STRIDE_MS, REFRACTORY_S)
         real, hours = [], []
         for st in (corpus.meta.get("fa_stream") or {}).get("streams", []):
             a = E._stream_audio(corpus, st["file"], fe.sample_rate)
