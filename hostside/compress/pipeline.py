@@ -99,7 +99,8 @@ class Pipeline:
                "false_accepts": ww.get("false_accepts"), "false_accepts_per_hour": ww.get("false_accepts_per_hour"),
                "false_accepts_per_hour_upper95": ww.get("false_accepts_per_hour_upper95"),
                "real_speech_hours": ww.get("stream_hours"),
-               "tts_stream_false_accepts_per_hour": (ww.get("tts_test_stream") or {}).get("false_accepts_per_hour")} \
+               "tts_stream_false_accepts_per_hour": (ww.get("tts_test_stream") or {}).get("false_accepts_per_hour"),
+               "val_estimated_fa_per_hour": (ww.get("operating_point") or {}).get("val_estimated_fa_per_hour")} \
             | (extra or {})
         self.rows.append(row)
         self.log(f"  {name}: params {row['params']:,}, weights {row['weight_bytes']:,} B, held-out "
