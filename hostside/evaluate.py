@@ -202,6 +202,9 @@ def _val_negative_streams(corpus: Corpus, fe: FrontEnd) -> tuple[list[np.ndarray
         if st:
             out.append(_stream_audio(corpus, st["file"], fe.sample_rate))
             what.append(f"{desc} ({st['file']})")
+    for st in (meta.get("dialogue_val_streams") or {}).get("streams", []):
+        out.append(_stream_audio(corpus, st["file"], fe.sample_rate))
+        what.append(f"val levels' dialogue ({st['voice']}, {st['seconds'] / 3600:.2f} h)")
     if out:
         return out, " and the ".join(what)
     clips = [c for c in corpus.clips if c.split == "val" and c.label != corpus.classes[0]]

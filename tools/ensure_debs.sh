@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the Debian tools and data pqlr drives are present: the RV32IMAC cross compiler, QEMU, the speech
-# engines and voices, real human speech (false accepts; KLettres for training negatives), noise recordings,
+# engines and voices, real human speech (false accepts; KLettres and Fish Fillets NG's dialogue for training and
+# validation negatives), noise recordings,
 # sox (GSM/FLAC/Ogg decoding), and what ESP-IDF's own build needs offline (picolibc, cmake, ninja: make build-c6).
 # As root they are installed with apt-get; otherwise the exact command is printed and we stop.
 set -euo pipefail
@@ -9,7 +10,8 @@ PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc
       asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
       asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
       asterisk-prompt-es-co asterisk-prompt-fr-armelle pocketsphinx-testdata
-      klettres-data asterisk-moh-opsound-wav sonic-pi-samples ser2net
+      klettres-data fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl
+      asterisk-moh-opsound-wav sonic-pi-samples ser2net
       picolibc-riscv64-unknown-elf cmake ninja-build git)
 missing=()
 for p in "${PKGS[@]}"; do

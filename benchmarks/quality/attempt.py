@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 from hostside import api  # noqa: E402
-from run import METRICS, _reuse, add_recipe_args, figures, recipe_of  # noqa: E402
+from run import METRICS, _reuse, add_corpus_args, add_recipe_args, corpus_of, figures, recipe_of  # noqa: E402
 
 
 def main() -> int:
@@ -31,12 +31,15 @@ def main() -> int:
     ap.add_argument("--name", required=True, help="the attempt's folder name under <work>/attempts")
     ap.add_argument("--work", type=Path, default=Path("build/bench-quality"))
     add_recipe_args(ap)
+    add_corpus_args(ap)
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    corpus = args.work / "corpus"
-    if not (corpus / "manifest.json").is_file():
-        sys.exit(f"{corpus}: no corpus; run `python benchmarks/quality/run.py` (it synthesises it) first")
+    corpus, cfg = corpus_of(args.work, args.corpus_set)
+    if not (args.work / "corpus" / "manifest.json").is_file():
+        sys.exit(f"{args.work / 'corpus'}: no corpus; run `python benchmarks/quality/run.py` (it synthesises it) first")
+    if args.corpus_set:
+        api.synth(corpus, progress=sys.stderr.isatty(), **cfg)          # reused, extended or made
     out = args.work / "attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
     recipe = recipe_of(args)
@@ -49,7 +52,7 @@ def main() -> int:
     params = tr["params"]
     train_s = time.monotonic() - t
     ev = api.evaluate(ck, corpus, out / "eval")
-    row = {"name": args.name, **settings, "params": params, "train_s": round(train_s),
+    row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}
     (out / "row.json").write_text(json.dumps(row, indent=1, default=str))
     print(json.dumps({k: row[k] for k in ("name", "params", "train_s") + METRICS if k in row}, indent=1))

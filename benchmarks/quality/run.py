@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -98,6 +99,7 @@ def main() -> int:
     ap.add_argument("--int4-seeds", default=None, help="seeds for the INT4 student (default: --seeds; '' for none)")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
     add_recipe_args(ap)
+    add_corpus_args(ap)
     ap.add_argument("--name", default="",
                     help="a name for this recipe's run: its checkpoints are <work>/student-<name>-s<seed>.pt and it "
                          "writes results-<name>.json/.md (default: none, results.json/.md)")
@@ -112,8 +114,7 @@ def main() -> int:
     recipe = recipe_of(args)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     int4_seeds = seeds if args.int4_seeds is None else [int(s) for s in args.int4_seeds.split(",") if s]
-    corpus = args.work / ("corpus-quick" if quick else "corpus")
-    cfg = json.loads((HERE / "corpus.json").read_text())
+    corpus, cfg = corpus_of(args.work, args.corpus_set, "corpus-quick" if quick else "corpus")
     if quick:
         cfg.update(voices=24, positives_per_voice=2, unknown_per_voice=2, few_voice_repeats=1, silence_clips=20,
                    unseen_positives=5, unseen_unknown=5, fa_stream_seconds=120, tts_stream_seconds=60)
@@ -216,6 +217,41 @@ def main() -> int:
     (HERE / f"results{tag}.md").write_text(markdown(results))
     print(f"wrote {HERE / f'results{tag}.json'} and {HERE / f'results{tag}.md'}")
     return 0
+
+
+def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tuple[Path, dict]:
+    """(the corpus folder, its config): corpus.json, with --corpus-set KEY=VALUE overrides in a folder of their
+    own (<work>/<base_name>-<overrides>). When the only override is dialogue_negatives, that folder starts as a
+    hard-linked copy of <work>/<base_name>, which synthesis then extends instead of rendering every clip again
+    (it never rewrites a file it did not make: new clips, new streams, manifest.json replaced whole)."""
+    from dataclasses import fields
+
+    from hostside.data.synth import SynthConfig
+    cfg = json.loads((HERE / "corpus.json").read_text())
+    names = {f.name for f in fields(SynthConfig)}
+    over = {}
+    for o in overrides:
+        k, eq, v = o.partition("=")
+        if not eq or k not in names:
+            raise SystemExit(f"--corpus-set {o!r}: KEY=VALUE with KEY one of {', '.join(sorted(names))}")
+        try:
+            over[k] = json.loads(v)
+        except json.JSONDecodeError:
+            over[k] = v
+    if not over:
+        return work / base_name, cfg
+    path = work / (base_name + "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", ",".join(f"{k}={over[k]}" for k in sorted(over))))
+    base = work / base_name
+    if not path.exists() and set(over) <= {"dialogue_negatives"} and (base / "manifest.json").is_file():
+        print(f"{path}: a hard-linked copy of {base}, extended", flush=True)
+        shutil.copytree(base, path, copy_function=os.link)
+    return path, {**cfg, **over}
+
+
+def add_corpus_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--corpus-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a corpus.json setting, repeatable (e.g. dialogue_negatives=2); such a corpus "
+                         "lives in <work>/corpus-<overrides>")
 
 
 def add_recipe_args(ap: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import wave
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -119,7 +120,11 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 def save_corpus(corpus: Corpus) -> None:
-    (corpus.root / "manifest.json").write_text(json.dumps(corpus.to_manifest(), indent=1))
+    """Write manifest.json whole (a new file moved into place: a reader never sees half of one, and a corpus
+    copied with hard links does not change its original's)."""
+    tmp = corpus.root / "manifest.json.tmp"
+    tmp.write_text(json.dumps(corpus.to_manifest(), indent=1))
+    os.replace(tmp, corpus.root / "manifest.json")
 
 
 def load_corpus(root: Path) -> Corpus:

@@ -8,6 +8,10 @@ Sources, selected by directory and language code, never by a substring of the pa
   `phonetic/<lang>` and `dictate/<lang>` folders belong to the same voice. The same prompt installed in two
   encodings is used once (WAV first).
 - pocketsphinx-testdata: read English speech (LibriVox) and prompts, 16 kHz (.wav and headerless .raw).
+- Fish Fillets NG's spoken dialogue (fillets-ng-data: English, fillets-ng-data-cs: Czech, fillets-ng-data-nl:
+  Dutch): actors in conversation, one folder per level and language (`sound/<level>/<lang>/*.ogg`). Not in the
+  test streams: it is the real conversational speech that validation can choose an operating point on
+  (`dialogue_sources`), disjoint from the test streams by package and language.
 Every voice becomes its own continuous stream (fa_stream/<voice>.wav, 16 kHz). None of it holds the wake
 phrase, so every trigger on it is a false accept; the streams' durations turn counts into false accepts per
 hour.
@@ -29,6 +33,9 @@ ASTERISK_SHARED = ("digits", "letters", "phonetic", "dictate")          # hold <
 AUDIO_SUFFIXES = (".wav", ".gsm", ".raw")                              # in order of preference
 _LANG_DIR = re.compile(r"^[a-z]{2,3}(?:_[A-Z]{2})?$")
 _VOICE_DIR = re.compile(r"^(?P<lang>[a-z]{2})(?:_(?P<region>[A-Z]{2})_[a-z]_[A-Za-z0-9]+)?$")
+FILLETS_SOUNDS = Path("/usr/share/games/fillets-ng/sound")
+_DIALOGUE_LANG = re.compile(r"^[a-z]{2}$")
+DIALOGUE_INSTALL = "sudo apt-get install fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl sox"
 INSTALL = "sudo apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav " \
           "asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav " \
           "asterisk-prompt-it-menardi-wav asterisk-prompt-es-co asterisk-prompt-fr-armelle pocketsphinx-testdata sox"
@@ -89,6 +96,21 @@ def klettres_sources(root: Path | None = None) -> list[SpeechSource]:
     return out
 
 
+def dialogue_sources(languages: tuple[str, ...] = (), root: Path | None = None) -> list[SpeechSource]:
+    """Fish Fillets NG's dialogue, one source per language folder (several actors each). A file is speech when
+    its folder's name is a two-letter language code (`<level>/<lang>/`, `share/<topic>/<lang>/`); the game's
+    sound effects (`share/sp-*.ogg`) and music sit elsewhere and are never taken."""
+    root = Path(root or FILLETS_SOUNDS)
+    by_lang: dict[str, list[Path]] = {}
+    if root.is_dir():
+        for f in sorted(root.rglob("*.ogg")):
+            d = f.parent
+            if d.parent != root and d != root and _DIALOGUE_LANG.match(d.name) and not d.is_symlink():
+                by_lang.setdefault(d.name, []).append(f)
+    return [SpeechSource(f"fillets-ng:{lang}", lang, "fillets-ng-data" if lang == "en" else f"fillets-ng-data-{lang}",
+                         tuple(fs)) for lang, fs in sorted(by_lang.items()) if not languages or lang in languages]
+
+
 def speech_sources(languages: tuple[str, ...] = (), asterisk_root: Path | None = None,
                    pocketsphinx_root: Path | None = None) -> list[SpeechSource]:
     """Every installed source, or those whose language is in `languages`."""
@@ -98,11 +120,12 @@ def speech_sources(languages: tuple[str, ...] = (), asterisk_root: Path | None =
 
 
 def build_streams(out_dir: Path, max_seconds: float | None = None, languages: tuple[str, ...] = (),
-                  progress=None) -> dict:
-    """Write one 16 kHz stream per voice into out_dir; returns what they hold. max_seconds caps the total."""
+                  progress=None, sources: list[SpeechSource] | None = None) -> dict:
+    """Write one 16 kHz stream per voice into out_dir; returns what they hold. max_seconds caps the total.
+    The sources are the test streams' (`speech_sources(languages)`) unless given."""
     out_dir = Path(out_dir)
     streams, total = [], 0.0
-    for src in speech_sources(languages):
+    for src in (speech_sources(languages) if sources is None else sources):
         if max_seconds is not None and total >= max_seconds:
             break
         parts, used, skipped = [], 0, 0
@@ -129,6 +152,7 @@ def build_streams(out_dir: Path, max_seconds: float | None = None, languages: tu
         if progress:
             progress()
     if not streams:
-        return {"streams": [], "seconds": 0.0, "reason": f"no real speech installed: `{INSTALL}`"}
+        return {"streams": [], "seconds": 0.0,
+                "reason": f"no real speech installed: `{INSTALL if sources is None else DIALOGUE_INSTALL}`"}
     return {"streams": streams, "seconds": total, "languages": sorted({s["language"] for s in streams}),
             "note": "human speech without the wake phrase; every trigger is a false accept"}

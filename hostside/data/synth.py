@@ -31,7 +31,7 @@ import hashlib
 import json
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -46,6 +46,8 @@ from .splits import assign, text_splits, voice_split, voice_splits
 from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
+_KEYED_WHEN_SET = ("dialogue_negatives",)   # added later: left out of the key while off, so corpora made before keep theirs
+DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_COMMANDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
                     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "forward",
@@ -78,6 +80,9 @@ class SynthConfig:
     tts_stream_seconds: float = 0.0       # val and test TTS negative streams, each
     human_negatives: int = 0              # KLettres recordings (people reading letters and syllables, split by
                                           # language folder): unknown clips per recording; 0 none
+    dialogue_negatives: int = 0           # Fish Fillets NG dialogue (actors in conversation, Czech, Dutch, English;
+                                          # split by game level into train and val): unknown clips per line; the
+                                          # val levels are also a validation negative stream; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -94,14 +99,22 @@ class SynthConfig:
 
     def key(self) -> str:
         """The cache key: the config and everything installed that changes the clips."""
+        return hashlib.sha256(json.dumps(self.key_material(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def key_material(self) -> dict:
+        """What the key hashes."""
         from .realspeech import klettres_sources, speech_sources
-        env = {"format": CORPUS_FORMAT, "config": {k: v for k, v in asdict(self).items() if k != "workers"},
+        env = {"format": CORPUS_FORMAT, "config": {k: v for k, v in asdict(self).items() if k != "workers"
+                                                   and not (k in _KEYED_WHEN_SET and not v)},
                "voices": [asdict(v) for v in installed_voices(self.engines)],
                "noise": [s.id for s in noise_sources()], "rooms": rooms.available(),
                "real_speech": [(s.voice, len(s.files)) for s in speech_sources(self.fa_languages)]
                if self.fa_stream_seconds != 0 else [],
                "human": [(s.voice, len(s.files)) for s in klettres_sources()] if self.human_negatives else []}
-        return hashlib.sha256(json.dumps(env, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if self.dialogue_negatives:
+            from .realspeech import dialogue_sources
+            env["dialogue"] = [(s.voice, len(s.files)) for s in dialogue_sources()]
+        return env
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -111,6 +124,8 @@ class SynthConfig:
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
+        if self.dialogue_negatives < 0 or self.human_negatives < 0:
+            raise PqlrError("human_negatives and dialogue_negatives: clips per recording, 0 or more")
         if len(self.style_weights) != len(STYLES) or min(self.style_weights) < 0 or sum(self.style_weights) <= 0:
             raise PqlrError(f"style_weights: {len(STYLES)} non-negative weights for {', '.join(STYLES)}")
 
@@ -163,6 +178,17 @@ def human_splits(cfg: SynthConfig) -> dict:
     return {s: sp[s.voice] for s in srcs}
 
 
+def _dialogue_level(f: Path) -> str:
+    return f.parent.parent.name                     # <level>/<lang>/<line>.ogg (share/<topic>/<lang>/ likewise)
+
+
+def dialogue_splits(cfg: SynthConfig, srcs: list) -> dict[str, str]:
+    """{game level: train | val}: every language's lines of one level go to the same split, so no line's text
+    is in two splits (the actors are the same across levels: the split is by text, not by speaker)."""
+    sp = assign(sorted({_dialogue_level(f) for s in srcs for f in s.files}), cfg.seed, DIALOGUE_FRACTIONS, "dialogue")
+    return {k: ("val" if v == "test" else v) for k, v in sp.items()}
+
+
 def _pick(rng, seq):
     return seq[int(rng.integers(0, len(seq)))]
 
@@ -213,6 +239,8 @@ def _plan_jobs(cfg: SynthConfig) -> list[dict]:
 def place(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES, crop: str = "centre") -> np.ndarray:
     """Trim leading/trailing silence and place the utterance at a random offset in n samples; a longer
     utterance is cut to n (`centre`, or `random` for negatives cut from long audio)."""
+    if not len(speech):                             # a recording that decodes to nothing (two of Fish Fillets'
+        return np.zeros(n)                          # lines): a clip of its noise alone
     env = np.abs(speech)
     idx = np.nonzero(env > 0.02 * (env.max() + 1e-9))[0]
     if len(idx):
@@ -348,6 +376,8 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool
         meta = json.loads(manifest.read_text()).get("meta", {})
         if meta.get("config_key") == key:
             return load_corpus(out_dir)
+        if cfg.dialogue_negatives and meta.get("config_key") == replace(cfg, dialogue_negatives=0).key():
+            return _add_dialogue(load_corpus(out_dir), cfg, key, progress)   # the rest was made before: kept
     jobs = _plan_jobs(cfg)
     srcs = noise_sources()
     pools = {p: [s for s in srcs if s.pool == p] for p in ("train", "test")}
@@ -395,6 +425,53 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool
         meta["fa_stream"] = build_streams(out_dir / "fa_stream", None if cfg.fa_stream_seconds < 0 else cfg.fa_stream_seconds,
                                           cfg.fa_languages)
     corpus = Corpus(root=out_dir, clips=clips, classes=classes, task=cfg.task, meta=meta)
+    if cfg.dialogue_negatives:
+        return _add_dialogue(corpus, cfg, key, progress)
+    save_corpus(corpus)
+    return corpus
+
+
+def _add_dialogue(corpus: Corpus, cfg: SynthConfig, key: str, progress: bool) -> Corpus:
+    """Append the dialogue negatives (train and val clips, drawn from their own seed so that a corpus extended
+    later equals one made whole) and the val levels' dialogue as validation negative streams."""
+    from ..progress import progress_bar
+    from .realspeech import DIALOGUE_INSTALL, SpeechSource, build_streams, dialogue_sources
+    srcs = dialogue_sources()
+    if not srcs:
+        raise ToolchainMissing(f"dialogue_negatives needs Fish Fillets NG's dialogue: `{DIALOGUE_INSTALL}` (or `make deps`)")
+    levels = dialogue_splits(cfg, srcs)
+    rng = np.random.default_rng([cfg.seed, 13])
+    start = len(corpus.clips)
+    jobs = []
+    for src in srcs:
+        for f in src.files:
+            lv = _dialogue_level(f)
+            for _ in range(cfg.dialogue_negatives):
+                jobs.append(dict(label="unknown", text=f"{lv}/{f.stem}", voice=f"{src.voice}/{lv}", engine="human",
+                                 split=levels[lv], style="", kind="sentence", path=str(f),
+                                 index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
+    srcs_pools = noise_sources()
+    pools = {p: [s for s in srcs_pools if s.pool == p] for p in ("train", "test")}
+    banks = {p: rooms.impulse_responses(cfg.rooms_per_pool, seed=cfg.seed * 2 + i) if rooms.available() and cfg.reverb_prob > 0
+             else [] for i, p in enumerate(("train", "test"))}
+    clips: list[Clip] = []
+    with progress_bar("dialogue negatives", len(jobs), enabled=progress) as advance, \
+            ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+        for clip in pool.map(partial(_render, cfg=cfg, out_dir=corpus.root, pools=pools, banks=banks), jobs, chunksize=16):
+            clips.append(clip)
+            advance()
+    val_srcs = [SpeechSource(s.voice, s.language, s.package, tuple(f for f in s.files if levels[_dialogue_level(f)] == "val"))
+                for s in srcs]
+    streams = build_streams(corpus.root / "dialogue_val", sources=[s for s in val_srcs if s.files])
+    corpus.clips = corpus.clips + clips
+    corpus.meta.update(config=asdict(cfg), config_key=key)
+    corpus.meta["dialogue"] = {
+        "sources": [(s.voice, s.package, len(s.files)) for s in srcs],
+        "levels": {sp: sorted(lv for lv, x in levels.items() if x == sp) for sp in ("train", "val")},
+        "clips": {sp: sum(c.split == sp for c in clips) for sp in ("train", "val")},
+        "note": "Fish Fillets NG's dialogue (actors in conversation): unknown clips cut at random from each line, "
+                "split by game level (the same actors in both splits); never in the test streams"}
+    corpus.meta["dialogue_val_streams"] = streams
     save_corpus(corpus)
     return corpus
 
