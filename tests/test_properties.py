@@ -110,7 +110,14 @@ def test_plan_tiles_arena_and_round_trip(p, tmp_path_factory):
     else:
         assert plan.tile_buffer_bytes == 0
     path = tmp_path_factory.mktemp("rt") / "model.bin"
-    art = write_model_bin(path, g, plan)
+    try:
+        art = write_model_bin(path, g, plan)
+    except BudgetError as e:
+        # a random network whose bias saturated int32 when it was lowered (seed 139 of this strategy: a rank-1 fc
+        # with a tiny weight scale) cannot be stored with its input zero point folded in: refused by name
+        assert "zero-point-folded bias overflows int32" in str(e)
+        assert any(L.bias is not None and np.abs(L.bias.astype(np.int64)).max() >= 2**31 - 2**24 for L in g.layers)
+        return
     again = read_model_bin(path)
     assert again.model_sha256 == art.model_sha256 and again.inplace == plan.inplace
     for a, b in zip(g.layers, again.graph.layers):
