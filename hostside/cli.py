@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
                    "Czech, Dutch, English; fillets-ng-data, -cs, -nl), split by game level into train and val; the "
                    "val levels are also validation negative streams for the operating point. A corpus made "
                    "without them is extended in place, not made again (default 0: none)")
+    s.add_argument("--foreign-voices", type=int, default=0,
+                   help="wake-word clips per festival voice of another language (Czech, Finnish, Italian, Catalan: "
+                   "festvox-czech-*, -suopuhe-*, -ita*16k, -ca-ona-hts) reading the phrase and the training "
+                   "negatives respelt in its spelling, training split only; natural-sounding female and male voices "
+                   "that the English engines lack. A corpus made without them is extended (default 0: none)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--workers", type=int, default=4, help="parallel synthesis processes (default 4)")
 
@@ -284,7 +289,7 @@ def _cmd(args) -> int:
                       unseen_speakers=tuple(e for e in args.unseen_speakers.split(",") if e),
                       fa_languages=tuple(e for e in args.fa_languages.split(",") if e),
                       tts_stream_seconds=args.tts_stream_seconds, human_negatives=args.human_negatives,
-                      dialogue_negatives=args.dialogue_negatives,
+                      dialogue_negatives=args.dialogue_negatives, foreign_voices=args.foreign_voices,
                       voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

@@ -265,10 +265,16 @@ def val_negative_posteriors(model, corpus: Corpus, fe: FrontEnd, predict_fn, str
     """(posteriors of the validation negative streams one after another, their hours, what they are); the
     streams are separated by silence longer than the refractory period, so they never share a trigger."""
     audios, what = _val_negative_streams(corpus, fe)
-    gap = np.zeros(int(np.ceil(refractory_s * 1000 / stride_ms)) + 8)
-    post = np.concatenate([np.concatenate([stream_posteriors(model, predict_fn, a, fe, stride_ms, pos), gap])
-                           for a in audios]) if audios else None
+    post = join_streams([stream_posteriors(model, predict_fn, a, fe, stride_ms, pos) for a in audios],
+                        stride_ms, refractory_s) if audios else None
     return post, sum(len(a) for a in audios) / fe.sample_rate / 3600, what
+
+
+def join_streams(posts: list[np.ndarray], stride_ms: float, refractory_s: float) -> np.ndarray:
+    """Streams' posteriors one after another, each followed by silence longer than the refractory period (and
+    the smoothing), so that no trigger spans two streams."""
+    gap = np.zeros(int(np.ceil(refractory_s * 1000 / stride_ms)) + 8)
+    return np.concatenate([np.concatenate([p, gap]) for p in posts])
 
 
 def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: float, stride_ms: float,

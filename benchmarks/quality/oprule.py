@@ -98,7 +98,7 @@ def dialogue_posteriors(ckpt: Path, work: Path, streams: dict) -> tuple[list[np.
     if cache.is_file():
         z = np.load(cache)
         return _unpack(z["flat"], z["lens"]), hours
-    from hostside.data.corpus import SAMPLE_RATE, read_wav, resample
+    from hostside.data.corpus import read_wav, resample
     from hostside.data.features import FrontEnd
     from hostside.train import load_checkpoint, nhwc, predict
     net, ck = load_checkpoint(ckpt)
@@ -115,8 +115,7 @@ def dialogue_posteriors(ckpt: Path, work: Path, streams: dict) -> tuple[list[np.
 
 def with_dialogue(p: dict, posts: list[np.ndarray], hours: list[float]) -> dict:
     """p with the dialogue appended to its validation negatives, separated by more than the refractory."""
-    gap = np.zeros(int(np.ceil(REFRACTORY_S * 1000 / STRIDE_MS)) + 8)
-    return {**p, "val_neg": np.concatenate([p["val_neg"], gap] + [np.concatenate([q, gap]) for q in posts]),
+    return {**p, "val_neg": E.join_streams([p["val_neg"], *posts], STRIDE_MS, REFRACTORY_S),
             "val_hours": p["val_hours"] + sum(hours)}
 
 

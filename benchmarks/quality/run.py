@@ -184,6 +184,7 @@ def main() -> int:
         rep = _reuse_int4(base, rec)
         if rep is None:
             rep = api.compress(rec, progress=sys.stderr.isatty(), log=lambda *a: None)
+            timings[f"int4_s{seed}_s"] = time.monotonic() - t
         else:
             results.setdefault("reused_int4", {"note": "compressed before from the same student checkpoint with the "
                                                "same recipe (its report.json is newer than the checkpoint); its "
@@ -191,8 +192,6 @@ def main() -> int:
                                                "seeds": [], "compress_s": {}})
             results["reused_int4"]["seeds"].append(seed)
             results["reused_int4"]["compress_s"][seed] = round((rep.get("timings_s") or {}).get("total_s") or 0) or None
-        if seed not in results.get("reused_int4", {}).get("seeds", []):
-            timings[f"int4_s{seed}_s"] = time.monotonic() - t
         row = _int4_row(seed, rec, rep)
         int4_rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
@@ -221,12 +220,12 @@ def main() -> int:
 
 def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tuple[Path, dict]:
     """(the corpus folder, its config): corpus.json, with --corpus-set KEY=VALUE overrides in a folder of their
-    own (<work>/<base_name>-<overrides>). When the only override is dialogue_negatives, that folder starts as a
-    hard-linked copy of <work>/<base_name>, which synthesis then extends instead of rendering every clip again
+    own (<work>/<base_name>-<overrides>). When the only overrides are extensions (dialogue_negatives,
+    foreign_voices), that folder starts as a hard-linked copy of <work>/<base_name>, which synthesis then extends instead of rendering every clip again
     (it never rewrites a file it did not make: new clips, new streams, manifest.json replaced whole)."""
     from dataclasses import fields
 
-    from hostside.data.synth import SynthConfig
+    from hostside.data.synth import _KEYED_WHEN_SET, SynthConfig
     cfg = json.loads((HERE / "corpus.json").read_text())
     names = {f.name for f in fields(SynthConfig)}
     over = {}
@@ -242,7 +241,7 @@ def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tu
         return work / base_name, cfg
     path = work / (base_name + "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", ",".join(f"{k}={over[k]}" for k in sorted(over))))
     base = work / base_name
-    if not path.exists() and set(over) <= {"dialogue_negatives"} and (base / "manifest.json").is_file():
+    if not path.exists() and set(over) <= set(_KEYED_WHEN_SET) and (base / "manifest.json").is_file():
         print(f"{path}: a hard-linked copy of {base}, extended", flush=True)
         shutil.copytree(base, path, copy_function=os.link)
     return path, {**cfg, **over}

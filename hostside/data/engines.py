@@ -158,6 +158,49 @@ class Festival(Engine):
             return read_wav(out)
 
 
+class FestivalRespelt(Engine):
+    """Festival's voices of other languages (Debian festvox-czech-*, festvox-suopuhe-*, festvox-ita*16k,
+    festvox-ca-ona-hts), given English text respelt in their language's spelling (hostside/data/respell.py),
+    so that natural-sounding female and male voices unlike any English voice installed offline say the wake
+    word and the negatives with a foreign accent. A voice's language is its folder under
+    /usr/share/festival/voices; a folder without festvox/ (suopuhe.common) is not a voice."""
+    name = "festival-intl"
+    LANGUAGE_DIRS = {"czech": "cs", "finnish": "fi", "italian": "it", "catalan": "ca"}
+    ROOT = Path("/usr/share/festival/voices")
+
+    def available(self) -> bool:
+        return shutil.which("text2wave") is not None and shutil.which("espeak-ng") is not None and bool(self.voices())
+
+    @lru_cache(maxsize=1)
+    def languages(self) -> dict[str, str]:
+        """{voice: language} of the installed voices."""
+        return {p.name: lang for d, lang in self.LANGUAGE_DIRS.items() for p in sorted((self.ROOT / d).glob("*"))
+                if (p / "festvox").is_dir()} if self.ROOT.is_dir() else {}
+
+    def voices(self) -> list[str]:
+        return sorted(self.languages())
+
+    def speak(self, text, voice, rng, style="normal"):
+        from .respell import ENCODING, respell
+        lang = self.languages().get(voice)
+        if lang is None:
+            raise PqlrError(f"festival voice {voice!r} of another language is not installed: {FESTIVAL_INTL_INSTALL}")
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / "x.wav"
+            p = subprocess.run(["text2wave", "-o", str(out), "-eval", f"(voice_{voice})", "-eval",
+                                f"(Parameter.set 'Duration_Stretch {_tempo(style, rng):.3f})"],
+                               input=respell(text, lang).encode(ENCODING[lang], errors="replace"),
+                               capture_output=True, timeout=60)
+            if p.returncode != 0 or not out.is_file():
+                raise PqlrError(f"festival failed for voice {voice!r}: {p.stderr.decode(errors='replace').strip()}")
+            return read_wav(out)
+
+
+FESTIVAL_INTL_INSTALL = ("sudo apt-get install festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
+                         "festvox-suopuhe-lj festvox-suopuhe-mv festvox-italp16k festvox-itapc16k festvox-ca-ona-hts "
+                         "(or `make deps`)")
+
+
 class Piper(Engine):
     """A neural (VITS) voice that no training or model selection hears by default. Its model samples noise
     inside the ONNX graph, so the same text and settings give slightly different audio each run."""
@@ -192,7 +235,7 @@ class Piper(Engine):
         return np.frombuffer(pcm, "<i2").astype(np.float64) / 32768.0, chunks[0].sample_rate
 
 
-ENGINES = {e.name: e for e in (Espeak(), Flite(), Festival(), Piper())}
+ENGINES = {e.name: e for e in (Espeak(), Flite(), Festival(), FestivalRespelt(), Piper())}
 
 
 def installed_voices(engines) -> list[Voice]:

@@ -28,6 +28,7 @@ sources and the reverberation library.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -46,7 +47,8 @@ from .splits import assign, text_splits, voice_split, voice_splits
 from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
-_KEYED_WHEN_SET = ("dialogue_negatives",)   # added later: left out of the key while off, so corpora made before keep theirs
+_KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices")   # added later: left out of the key while off, so
+                                                              # corpora made before keep theirs
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_COMMANDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
@@ -83,6 +85,10 @@ class SynthConfig:
     dialogue_negatives: int = 0           # Fish Fillets NG dialogue (actors in conversation, Czech, Dutch, English;
                                           # split by game level into train and val): unknown clips per line; the
                                           # val levels are also a validation negative stream; 0 none
+    foreign_voices: int = 0               # festival's Czech, Finnish, Italian and Catalan voices reading respelt
+                                          # English (engine festival-intl): wake-word clips per voice (unknown clips
+                                          # in the ratio unknown_per_voice : positives_per_voice), training split
+                                          # only; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -114,6 +120,8 @@ class SynthConfig:
         if self.dialogue_negatives:
             from .realspeech import dialogue_sources
             env["dialogue"] = [(s.voice, len(s.files)) for s in dialogue_sources()]
+        if self.foreign_voices:
+            env["foreign_voices"] = ENGINES["festival-intl"].languages()
         return env
 
     def validate(self) -> None:
@@ -124,8 +132,8 @@ class SynthConfig:
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
-        if self.dialogue_negatives < 0 or self.human_negatives < 0:
-            raise PqlrError("human_negatives and dialogue_negatives: clips per recording, 0 or more")
+        if self.dialogue_negatives < 0 or self.human_negatives < 0 or self.foreign_voices < 0:
+            raise PqlrError("human_negatives, dialogue_negatives and foreign_voices: clips per recording or voice, 0 or more")
         if len(self.style_weights) != len(STYLES) or min(self.style_weights) < 0 or sum(self.style_weights) <= 0:
             raise PqlrError(f"style_weights: {len(STYLES)} non-negative weights for {', '.join(STYLES)}")
 
@@ -366,6 +374,15 @@ def _human_stream(cfg: SynthConfig, srcs: list, out_dir: Path, pools: dict) -> d
             "note": "people reading letters and syllables (KLettres), val languages: every trigger is a false accept"}
 
 
+def _noise_and_rooms(cfg: SynthConfig) -> tuple[dict, dict]:
+    """The noise sources and room impulse responses of each pool (train, test): the same for every clip of a config."""
+    srcs = noise_sources()
+    pools = {p: [s for s in srcs if s.pool == p] for p in ("train", "test")}
+    banks = {p: rooms.impulse_responses(cfg.rooms_per_pool, seed=cfg.seed * 2 + i) if rooms.available() and cfg.reverb_prob > 0
+             else [] for i, p in enumerate(("train", "test"))}
+    return pools, banks
+
+
 def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> Corpus:
     """Generate (or reuse, when the same config was generated there before) the corpus in out_dir."""
     cfg.validate()
@@ -376,13 +393,11 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool
         meta = json.loads(manifest.read_text()).get("meta", {})
         if meta.get("config_key") == key:
             return load_corpus(out_dir)
-        if cfg.dialogue_negatives and meta.get("config_key") == replace(cfg, dialogue_negatives=0).key():
-            return _add_dialogue(load_corpus(out_dir), cfg, key, progress)   # the rest was made before: kept
+        missing = _missing_extensions(cfg, meta.get("config_key"))
+        if missing:
+            return _extend(load_corpus(out_dir), cfg, missing, key, progress)   # the rest was made before: kept
     jobs = _plan_jobs(cfg)
-    srcs = noise_sources()
-    pools = {p: [s for s in srcs if s.pool == p] for p in ("train", "test")}
-    banks = {p: rooms.impulse_responses(cfg.rooms_per_pool, seed=cfg.seed * 2 + i) if rooms.available() and cfg.reverb_prob > 0
-             else [] for i, p in enumerate(("train", "test"))}
+    pools, banks = _noise_and_rooms(cfg)
     splits = split_voices(cfg)
     voices_by_split = {s: [v for v, sp in splits.items() if sp == s] for s in ("train", "val", "test", "unseen")}
     tts_splits = [s for s in ("val", "test") if cfg.tts_stream_seconds > 0 and voices_by_split[s]]
@@ -425,16 +440,83 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig = SynthConfig(), progress: bool
         meta["fa_stream"] = build_streams(out_dir / "fa_stream", None if cfg.fa_stream_seconds < 0 else cfg.fa_stream_seconds,
                                           cfg.fa_languages)
     corpus = Corpus(root=out_dir, clips=clips, classes=classes, task=cfg.task, meta=meta)
-    if cfg.dialogue_negatives:
-        return _add_dialogue(corpus, cfg, key, progress)
+    return _extend(corpus, cfg, [f for f in _KEYED_WHEN_SET if getattr(cfg, f)], key, progress)
+
+
+def _missing_extensions(cfg: SynthConfig, made_key: str | None) -> list[str]:
+    """The extensions (fields of _KEYED_WHEN_SET) that cfg sets and the corpus made with key made_key lacks,
+    when it equals cfg apart from them; [] when it does not."""
+    on = [f for f in _KEYED_WHEN_SET if getattr(cfg, f)]
+    for n in range(1, len(on) + 1):
+        for missing in itertools.combinations(on, n):
+            if made_key == replace(cfg, **{f: 0 for f in missing}).key():
+                return list(missing)
+    return []
+
+
+def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progress: bool) -> Corpus:
+    """Add each extension (in _KEYED_WHEN_SET order, each drawn from its own seed so that a corpus extended
+    later holds the clips of one made whole), then save the corpus under the full config's key."""
+    add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign}
+    for f in _KEYED_WHEN_SET:
+        if f in fields:
+            add[f](corpus, cfg, progress)
+    corpus.meta.update(config=asdict(cfg), config_key=key)
     save_corpus(corpus)
     return corpus
 
 
-def _add_dialogue(corpus: Corpus, cfg: SynthConfig, key: str, progress: bool) -> Corpus:
+def _render_all(corpus: Corpus, cfg: SynthConfig, jobs: list[dict], what: str, progress: bool) -> list[Clip]:
+    from ..progress import progress_bar
+    pools, banks = _noise_and_rooms(cfg)
+    clips: list[Clip] = []
+    with progress_bar(what, len(jobs), enabled=progress) as advance, \
+            ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+        for clip in pool.map(partial(_render, cfg=cfg, out_dir=corpus.root, pools=pools, banks=banks), jobs, chunksize=16):
+            clips.append(clip)
+            advance()
+    return clips
+
+
+def _add_foreign(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """Festival's voices of other languages reading the wake phrase and the training negatives respelt in their
+    spelling (engine festival-intl), in the training split only: natural-sounding voices, female ones among them,
+    that the English engines installed offline lack. Never in val or test, so every held-out figure stays on
+    English voices."""
+    from .engines import FESTIVAL_INTL_INSTALL
+    eng = ENGINES["festival-intl"]
+    if not eng.available():
+        raise ToolchainMissing(f"foreign_voices needs festival's voices of other languages: {FESTIVAL_INTL_INSTALL}")
+    rng = np.random.default_rng([cfg.seed, 17])
+    _, keywords, _ = task_classes(cfg)
+    neg = negative_texts(cfg)["train"]
+    n_unk = int(round(cfg.foreign_voices * cfg.unknown_per_voice / max(1, cfg.positives_per_voice)))
+    w = np.asarray(cfg.style_weights, dtype=np.float64)
+    ok = np.array([s in eng.styles for s in STYLES], dtype=np.float64) * w
+    start, jobs = len(corpus.clips), []
+    for name in eng.voices():
+        def add(**job):
+            jobs.append(dict(job, voice=name, engine=eng.name, split="train", index=start + len(jobs),
+                             style=STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))],
+                             seed=int(rng.integers(0, 2**31))))
+        for lab, texts in keywords.items():
+            for _ in range(cfg.foreign_voices):
+                add(label=lab, text=_pick(rng, texts), kind="positive")
+        for _ in range(n_unk):
+            sentence = bool(neg["sentences"]) and (not neg["words"] or rng.random() < 0.35)
+            add(label="unknown", text=_pick(rng, neg["sentences"] if sentence else neg["words"]),
+                kind="sentence" if sentence else "word")
+    clips = _render_all(corpus, cfg, jobs, "foreign voices", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["foreign_voices"] = {
+        "voices": eng.languages(), "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
+        "note": "festival voices of other languages reading English respelt in their spelling (hostside/data/"
+                "respell.py); training split only"}
+
+
+def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     """Append the dialogue negatives (train and val clips, drawn from their own seed so that a corpus extended
     later equals one made whole) and the val levels' dialogue as validation negative streams."""
-    from ..progress import progress_bar
     from .realspeech import DIALOGUE_INSTALL, SpeechSource, build_streams, dialogue_sources
     srcs = dialogue_sources()
     if not srcs:
@@ -450,21 +532,11 @@ def _add_dialogue(corpus: Corpus, cfg: SynthConfig, key: str, progress: bool) ->
                 jobs.append(dict(label="unknown", text=f"{lv}/{f.stem}", voice=f"{src.voice}/{lv}", engine="human",
                                  split=levels[lv], style="", kind="sentence", path=str(f),
                                  index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
-    srcs_pools = noise_sources()
-    pools = {p: [s for s in srcs_pools if s.pool == p] for p in ("train", "test")}
-    banks = {p: rooms.impulse_responses(cfg.rooms_per_pool, seed=cfg.seed * 2 + i) if rooms.available() and cfg.reverb_prob > 0
-             else [] for i, p in enumerate(("train", "test"))}
-    clips: list[Clip] = []
-    with progress_bar("dialogue negatives", len(jobs), enabled=progress) as advance, \
-            ProcessPoolExecutor(max_workers=cfg.workers) as pool:
-        for clip in pool.map(partial(_render, cfg=cfg, out_dir=corpus.root, pools=pools, banks=banks), jobs, chunksize=16):
-            clips.append(clip)
-            advance()
+    clips = _render_all(corpus, cfg, jobs, "dialogue negatives", progress)
     val_srcs = [SpeechSource(s.voice, s.language, s.package, tuple(f for f in s.files if levels[_dialogue_level(f)] == "val"))
                 for s in srcs]
     streams = build_streams(corpus.root / "dialogue_val", sources=[s for s in val_srcs if s.files])
     corpus.clips = corpus.clips + clips
-    corpus.meta.update(config=asdict(cfg), config_key=key)
     corpus.meta["dialogue"] = {
         "sources": [(s.voice, s.package, len(s.files)) for s in srcs],
         "levels": {sp: sorted(lv for lv, x in levels.items() if x == sp) for sp in ("train", "val")},
@@ -472,8 +544,6 @@ def _add_dialogue(corpus: Corpus, cfg: SynthConfig, key: str, progress: bool) ->
         "note": "Fish Fillets NG's dialogue (actors in conversation): unknown clips cut at random from each line, "
                 "split by game level (the same actors in both splits); never in the test streams"}
     corpus.meta["dialogue_val_streams"] = streams
-    save_corpus(corpus)
-    return corpus
 
 
 __all__ = ["SynthConfig", "synth_corpus", "load_corpus", "voice_split", "TASKS"]

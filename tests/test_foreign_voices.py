@@ -1,0 +1,89 @@
+"""Festival's voices of other languages reading respelt English: the respelling, the engine, and the training-only
+extension of a corpus (SynthConfig.foreign_voices)."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from hostside.data import respell as R
+from hostside.data.engines import ENGINES
+from hostside.data.synth import SynthConfig, synth_corpus
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (`make deps`)")
+
+
+def test_phonemes_tokenise_longest_first_and_drop_marks():
+    assert R.phonemes("hˈeɪ") == ["h", "eɪ"]
+    assert R.phonemes("kˈiːmiː") == ["k", "iː", "m", "iː"]
+    assert R.phonemes("tʃˈeɪndʒɪŋ") == ["tʃ", "eɪ", "n", "dʒ", "ɪ", "ŋ"]
+    assert R.phonemes("bˈʌtn̩") == ["b", "ʌ", "t", "n"]                     # syllabic mark dropped
+
+
+def test_spelling_follows_each_language_and_its_context_rules():
+    kimi = ["h", "eɪ", "k", "ɪ", "m", "i"]
+    assert [R.spell(kimi, lang) for lang in R.LANGUAGES] == ["hejkimi", "heikimi", "eichimi", "eiquimi"]
+    assert R.spell(["k", "ɑː", "r"], "it") == "car" and R.spell(["k", "ɑː", "r"], "ca") == "car"
+    assert R.spell(["tʃ", "ɪ", "p"], "it") == "cip" and R.spell(["tʃ", "ɑ", "p"], "it") == "ciap"
+    assert R.spell(["ɡ", "ɛ", "t"], "ca") == "guet"
+    assert R.spell(["ʃ", "iː"], "cs") == "ší"
+    with pytest.raises(Exception, match="no respelling"):
+        R.respell("hey", "xx")
+
+
+@needs_espeak
+def test_respell_keeps_words_and_punctuation():
+    assert R.respell("hey kimi", "cs") == "hej kimi"
+    assert R.respell("hey, kimmy?", "fi") == "hei, kimi?"
+    assert R.respell("hey keemee!", "it") == "ei chimi!"
+    for lang in R.LANGUAGES:                                    # every respelling is encodable for festival
+        R.respell("she thought about changing the weather", lang).encode(R.ENCODING[lang])
+
+
+def test_the_engine_takes_voices_by_language_folder(tmp_path, monkeypatch):
+    eng = ENGINES["festival-intl"]
+    for d in ("czech/czech_dita/festvox", "finnish/suo_fi_lj_diphone/festvox", "finnish/suopuhe.common",
+              "english/kal_diphone/festvox", "catalan/upc_ca_ona_hts/festvox", "klingon/kx_diphone/festvox"):
+        (tmp_path / d).mkdir(parents=True)
+    monkeypatch.setattr(type(eng), "ROOT", tmp_path)
+    type(eng).languages.cache_clear()
+    try:
+        assert eng.languages() == {"czech_dita": "cs", "suo_fi_lj_diphone": "fi", "upc_ca_ona_hts": "ca"}
+    finally:
+        type(eng).languages.cache_clear()
+
+
+def test_the_key_covers_foreign_voices_only_when_they_are_used():
+    off = SynthConfig(fa_stream_seconds=0).key_material()
+    assert "foreign_voices" not in off["config"] and "foreign_voices" not in off      # corpora made before keep theirs
+    on = SynthConfig(fa_stream_seconds=0, foreign_voices=3).key_material()
+    assert on["config"]["foreign_voices"] == 3 and on["foreign_voices"] == ENGINES["festival-intl"].languages()
+
+
+TINY = dict(voices=6, positives_per_voice=1, unknown_per_voice=2, few_voice_repeats=1, silence_clips=4,
+            unseen_positives=1, unseen_unknown=1, fa_stream_seconds=0, tts_stream_seconds=0, seed=5, workers=2,
+            engines=("espeak-ng",))
+
+
+@pytest.mark.skipif(not ENGINES["festival-intl"].available(),
+                    reason="needs festival's voices of other languages (`make deps`)")
+def test_foreign_voices_extend_a_corpus_in_the_training_split_only(tmp_path):
+    eng = ENGINES["festival-intl"]
+    base_cfg = SynthConfig(**TINY)
+    cfg = replace(base_cfg, foreign_voices=1)
+    base = synth_corpus(tmp_path / "c", base_cfg, progress=False)
+    ext = synth_corpus(tmp_path / "c", cfg, progress=False)                 # extended, nothing rendered again
+    assert ext.meta["config_key"] == cfg.key() and ext.clips[: len(base.clips)] == base.clips
+    new = ext.clips[len(base.clips):]
+    assert len(new) == len(eng.voices()) * (1 + 2)                          # unknown : wake word = 2 : 1, as configured
+    assert {c.voice for c in new} == set(eng.voices()) and all(c.engine == "festival-intl" for c in new)
+    assert all(c.split == "train" for c in new)                             # never val, test or unseen
+    assert sum(c.label == "hey_kimi" for c in new) == len(eng.voices())
+    train_texts = set(ext.meta["negative_texts"]["train"]["words"]) | set(ext.meta["negative_texts"]["train"]["sentences"])
+    assert all(c.text in train_texts for c in new if c.label == "unknown")
+    whole = synth_corpus(tmp_path / "w", cfg, progress=False)               # made in one go: the same clips
+    assert whole.clips == ext.clips
+    assert (tmp_path / "c" / new[0].file).read_bytes() == (tmp_path / "w" / new[0].file).read_bytes()
+    again = synth_corpus(tmp_path / "c", cfg, progress=False)               # cached
+    assert again.clips == ext.clips
