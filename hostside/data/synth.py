@@ -201,28 +201,33 @@ def _pick(rng, seq):
     return seq[int(rng.integers(0, len(seq)))]
 
 
+def _speech_specs(rng, cfg: SynthConfig, engine: str, keywords: dict, neg: dict, n_pos: int, n_unk: int):
+    """One voice's utterances, lazily (label, text, style, kind; a caller may draw from rng between them): n_pos
+    of each keyword class, then n_unk negatives, a sentence about a third of the time when there are both."""
+    ok = np.array([s in ENGINES[engine].styles for s in STYLES], dtype=np.float64) * np.asarray(cfg.style_weights)
+
+    def style() -> str:
+        return STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))]
+
+    for lab, texts in keywords.items():
+        for _ in range(n_pos):
+            text = _pick(rng, texts)
+            yield dict(label=lab, text=text, style=style(), kind="positive")
+    for _ in range(n_unk):
+        sentence = bool(neg["sentences"]) and (not neg["words"] or rng.random() < 0.35)
+        text = _pick(rng, neg["sentences"] if sentence else neg["words"])
+        yield dict(label="unknown", text=text, style=style(), kind="sentence" if sentence else "word")
+
+
 def _plan_jobs(cfg: SynthConfig) -> list[dict]:
     rng = np.random.default_rng(cfg.seed)
     classes, keywords, _ = task_classes(cfg)
     negatives = negative_texts(cfg)
-    w = np.asarray(cfg.style_weights, dtype=np.float64)
     jobs: list[dict] = []
 
-    def style(engine: str) -> str:
-        ok = np.array([s in ENGINES[engine].styles for s in STYLES], dtype=np.float64) * w
-        return STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))]
-
     def speech_jobs(v, split: str, n_pos: int, n_unk: int) -> None:
-        base = dict(voice=v.name, engine=v.engine, split=split)
-        for lab, texts in keywords.items():
-            for _ in range(n_pos):
-                jobs.append(dict(base, label=lab, text=_pick(rng, texts), style=style(v.engine), kind="positive"))
-        neg = negatives[split]
-        for _ in range(n_unk):
-            sentence = bool(neg["sentences"]) and (not neg["words"] or rng.random() < 0.35)
-            text = _pick(rng, neg["sentences"] if sentence else neg["words"])
-            jobs.append(dict(base, label="unknown", text=text, style=style(v.engine),
-                             kind="sentence" if sentence else "word"))
+        jobs.extend(dict(spec, voice=v.name, engine=v.engine, split=split)
+                    for spec in _speech_specs(rng, cfg, v.engine, keywords, negatives[split], n_pos, n_unk))
 
     for v, split in sorted(split_voices(cfg).items(), key=lambda kv: (kv[0].engine, kv[0].name)):
         if split == "unseen":
@@ -491,21 +496,11 @@ def _add_foreign(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     _, keywords, _ = task_classes(cfg)
     neg = negative_texts(cfg)["train"]
     n_unk = int(round(cfg.foreign_voices * cfg.unknown_per_voice / max(1, cfg.positives_per_voice)))
-    w = np.asarray(cfg.style_weights, dtype=np.float64)
-    ok = np.array([s in eng.styles for s in STYLES], dtype=np.float64) * w
     start, jobs = len(corpus.clips), []
     for name in eng.voices():
-        def add(**job):
-            jobs.append(dict(job, voice=name, engine=eng.name, split="train", index=start + len(jobs),
-                             style=STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))],
+        for spec in _speech_specs(rng, cfg, eng.name, keywords, neg, cfg.foreign_voices, n_unk):
+            jobs.append(dict(spec, voice=name, engine=eng.name, split="train", index=start + len(jobs),
                              seed=int(rng.integers(0, 2**31))))
-        for lab, texts in keywords.items():
-            for _ in range(cfg.foreign_voices):
-                add(label=lab, text=_pick(rng, texts), kind="positive")
-        for _ in range(n_unk):
-            sentence = bool(neg["sentences"]) and (not neg["words"] or rng.random() < 0.35)
-            add(label="unknown", text=_pick(rng, neg["sentences"] if sentence else neg["words"]),
-                kind="sentence" if sentence else "word")
     clips = _render_all(corpus, cfg, jobs, "foreign voices", progress)
     corpus.clips = corpus.clips + clips
     corpus.meta["foreign_voices"] = {
