@@ -67,9 +67,7 @@ def main() -> int:
     args = ap.parse_args()
     out = args.work / "int4-attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
-    spec = int4_recipe(args.student, args.corpus, out / "model.bin", args.seed, quick=False)
-    if args.teacher != "none":
-        spec["teacher"] = str(args.student if args.teacher == "self" else Path(args.teacher))
+    spec = int4_recipe(args.student, args.corpus, out / "model.bin", args.seed, quick=False, teacher=args.teacher)
     distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature)) if v is not None}
     if distill:
         spec["distill"] = distill

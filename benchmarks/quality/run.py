@@ -11,7 +11,8 @@
    --set as `pqlr train`), evaluated by one streaming detector whose
    threshold and smoothing are chosen on validation only (hostside/evaluate.py).
 3. Per seed: the PQLR INT4 student from that fp32 student (30 % channel pruning, W4A8 LSQ+ QAT, exported to
-   model.bin, integer model checked against the fake-quant model), evaluated the same way.
+   model.bin, integer model checked against the fake-quant model), evaluated the same way; --int4-teacher self
+   distils the fp32 student into it during fine-tuning (default none).
 Writes results.json and results.md beside this file: per model and seed, and mean ± standard deviation
 (min–max) over seeds. Nothing is copied or estimated: every number is what this run measured.
 """
@@ -84,11 +85,16 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
-def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool) -> dict:
+def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, teacher: str = "none") -> dict:
+    """The INT4 student's recipe. teacher: none (cross-entropy only), self (the fp32 student distils into its
+    own pruned and quantised copy in every fine-tuning epoch) or a checkpoint's path."""
     e = (lambda n: 1) if quick else (lambda n: n)
-    return {"student": str(student), "corpus": str(corpus), "board": "rv32-virt", "output": str(out), "seed": seed,
+    spec = {"student": str(student), "corpus": str(corpus), "board": "rv32-virt", "output": str(out), "seed": seed,
             "stages": [{"name": "prune", "sparsity": 0.3, "l1": 1e-4, "sparsity_epochs": e(3), "finetune_epochs": e(4)},
                        {"name": "quantize", "wbits": 4, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": e(5)}]}
+    if teacher != "none":
+        spec["teacher"] = str(student if teacher == "self" else Path(teacher))
+    return spec
 
 
 def main() -> int:
@@ -97,6 +103,9 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("build/bench-quality"), help="scratch folder")
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     ap.add_argument("--int4-seeds", default=None, help="seeds for the INT4 student (default: --seeds; '' for none)")
+    ap.add_argument("--int4-teacher", default="none",
+                    help="distillation in the INT4 student's fine-tuning: none (default), self (its fp32 student "
+                         "as the teacher) or a checkpoint's path")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
     add_recipe_args(ap)
     add_corpus_args(ap)
@@ -179,7 +188,8 @@ def main() -> int:
     for seed in int4_seeds:
         t = time.monotonic()
         base = args.work / f"int4{tag}-s{seed}"
-        spec = int4_recipe(args.work / f"student{tag}-s{seed}.pt", corpus, base.with_suffix(".bin"), seed, quick)
+        spec = int4_recipe(args.work / f"student{tag}-s{seed}.pt", corpus, base.with_suffix(".bin"), seed, quick,
+                           args.int4_teacher)
         rec = from_dict(spec)
         rep = _reuse_int4(base, rec)
         if rep is None:
@@ -199,6 +209,7 @@ def main() -> int:
     if int4_rows:
         results["models"]["int4_student"] = {"pipeline": "PQLR: 30 % channel pruning (BatchNorm γ), W4A8 LSQ+ QAT "
                                                          "(first/last layer 8 bit), exported to model.bin",
+                                             "distillation": args.int4_teacher,
                                              "summary": summary(int4_rows), "per_seed": int4_rows}
         diffs = [100 * (i["unseen_accuracy"] - f["unseen_accuracy"]) for i in int4_rows for f in fp32_rows
                  if f["seed"] == i["seed"]]
@@ -323,7 +334,8 @@ def _reuse_int4(base: Path, rec) -> dict | None:
     want = [{"name": s.name, **s.params} for s in rec.stages]
     same = (Path(r.get("student", "")).resolve() == student.resolve()
             and Path(r.get("corpus", "")).resolve() == Path(rec.corpus).resolve()
-            and r.get("seed") == rec.seed and r.get("distill") is None
+            and r.get("seed") == rec.seed and r.get("distill") == (rec.distill if rec.teacher else None)
+            and (r.get("teacher") and Path(r["teacher"]).resolve()) == (rec.teacher and Path(rec.teacher).resolve())
             and json.dumps(r.get("stages"), sort_keys=True) == json.dumps(want, sort_keys=True))
     if not same:
         return None
