@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 from hostside.boards import as_board  # noqa: E402
-from hostside.compress.pipeline import Pipeline  # noqa: E402
+from hostside.compress.pipeline import Pipeline, _params  # noqa: E402
 from hostside.compress.recipe import from_dict  # noqa: E402
 from run import int4_recipe  # noqa: E402
 
@@ -44,7 +44,7 @@ class ClipPipeline(Pipeline):
             self._clips = (x, y, np.array([c.split for c in self.corpus.clips]))
         x, y, splits = self._clips
         pred = predict(model, x).argmax(1)
-        row = {"name": name, "bits": bits, "params": sum(p.numel() for p in model.parameters()),
+        row = {"name": name, "bits": bits, "params": _params(model),
                "weight_bytes": int(weight_bytes), "activation_bytes": int(activation_bytes)} | \
             {f"{s}_accuracy": float((pred[splits == s] == y[splits == s]).mean()) for s in ("val", "test", "unseen")} | \
             (extra or {})
