@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
                    "festvox-czech-*, -suopuhe-*, -ita*16k, -ca-ona-hts) reading the phrase and the training "
                    "negatives respelt in its spelling, training split only; natural-sounding female and male voices "
                    "that the English engines lack. A corpus made without them is extended (default 0: none)")
+    s.add_argument("--vocoded-voices", type=int, default=0,
+                   help="wake-word clips per natural-engine training voice (and as many over espeak-ng's) "
+                   "resynthesised through the WORLD vocoder with a pitch and vocal-tract length drawn per clip, "
+                   "mostly towards women's voices; needs pyworld-prebuilt (the `speech` extra); training split "
+                   "only. A corpus made without them is extended (default 0: none)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--workers", type=int, default=4, help="parallel synthesis processes (default 4)")
 
@@ -290,6 +295,7 @@ def _cmd(args) -> int:
                       fa_languages=tuple(e for e in args.fa_languages.split(",") if e),
                       tts_stream_seconds=args.tts_stream_seconds, human_negatives=args.human_negatives,
                       dialogue_negatives=args.dialogue_negatives, foreign_voices=args.foreign_voices,
+                      vocoded_voices=args.vocoded_voices,
                       voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

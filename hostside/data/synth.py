@@ -47,8 +47,8 @@ from .splits import assign, text_splits, voice_split, voice_splits
 from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
-_KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices")   # added later: left out of the key while off, so
-                                                              # corpora made before keep theirs
+_KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices")   # added later: left out of the key
+                                                                                # while off, so corpora made before keep theirs
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_COMMANDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
@@ -89,6 +89,11 @@ class SynthConfig:
                                           # English (engine festival-intl): wake-word clips per voice (unknown clips
                                           # in the ratio unknown_per_voice : positives_per_voice), training split
                                           # only; 0 none
+    vocoded_voices: int = 0               # the training voices resynthesised through the WORLD vocoder with another
+                                          # pitch and vocal-tract length drawn per clip (hostside/data/vocoder.py):
+                                          # wake-word clips per keyword class per natural-engine training voice (and
+                                          # as many again spread over espeak-ng's), unknown clips in the ratio
+                                          # unknown_per_voice : positives_per_voice; training split only; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -122,6 +127,9 @@ class SynthConfig:
             env["dialogue"] = [(s.voice, len(s.files)) for s in dialogue_sources()]
         if self.foreign_voices:
             env["foreign_voices"] = ENGINES["festival-intl"].languages()
+        if self.vocoded_voices:
+            from . import vocoder
+            env["vocoder"] = {"package": vocoder.version(), "up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB}
         return env
 
     def validate(self) -> None:
@@ -132,8 +140,9 @@ class SynthConfig:
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
-        if self.dialogue_negatives < 0 or self.human_negatives < 0 or self.foreign_voices < 0:
-            raise PqlrError("human_negatives, dialogue_negatives and foreign_voices: clips per recording or voice, 0 or more")
+        if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices) < 0:
+            raise PqlrError("human_negatives, dialogue_negatives, foreign_voices and vocoded_voices: clips per recording "
+                            "or voice, 0 or more")
         if len(self.style_weights) != len(STYLES) or min(self.style_weights) < 0 or sum(self.style_weights) <= 0:
             raise PqlrError(f"style_weights: {len(STYLES)} non-negative weights for {', '.join(STYLES)}")
 
@@ -272,8 +281,12 @@ def _speech(job: dict, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray
     if job["engine"] == "human":
         audio, sr = read_audio(Path(job["path"]))
     else:
-        audio, sr = ENGINES[job["engine"]].speak(job["text"], job["voice"], rng, job.get("style") or "normal")
+        audio, sr = ENGINES[job["engine"]].speak(job["text"], job["voice"], rng,
+                                                 job.get("speak_style") or job.get("style") or "normal")
     x = resample(audio, sr, SAMPLE_RATE)
+    if job.get("vocode"):
+        from . import vocoder
+        x = vocoder.convert(x, SAMPLE_RATE, **job["vocode"])
     if rng.random() < cfg.speed_perturb_prob:
         factor = rng.uniform(*cfg.speed_perturb)             # > 1: faster and higher
         x = resample(x, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
@@ -462,7 +475,7 @@ def _missing_extensions(cfg: SynthConfig, made_key: str | None) -> list[str]:
 def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progress: bool) -> Corpus:
     """Add each extension (in _KEYED_WHEN_SET order, each drawn from its own seed so that a corpus extended
     later holds the clips of one made whole), then save the corpus under the full config's key."""
-    add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign}
+    add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded}
     for f in _KEYED_WHEN_SET:
         if f in fields:
             add[f](corpus, cfg, progress)
@@ -507,6 +520,43 @@ def _add_foreign(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "voices": eng.languages(), "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
         "note": "festival voices of other languages reading English respelt in their spelling (hostside/data/"
                 "respell.py); training split only"}
+
+
+def _add_vocoded(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """The training split's voices saying the wake phrase and the training negatives again, each clip resynthesised
+    through the WORLD vocoder with its own pitch and vocal-tract length (hostside/data/vocoder.py): every training
+    voice of the natural-sounding engines (flite, festival, ...) says vocoded_voices wake-word clips per keyword
+    class, and espeak-ng's training voices as many between them. Voice names are kept (a converted clip belongs to
+    its source voice's split); the style records the conversion (`normal+world:220Hz:x1.15`). Training split only."""
+    from . import vocoder
+    if not vocoder.available():
+        raise ToolchainMissing(f"vocoded_voices needs the WORLD vocoder: {vocoder.INSTALL}")
+    rng = np.random.default_rng([cfg.seed, 19])
+    _, keywords, _ = task_classes(cfg)
+    neg = negative_texts(cfg)["train"]
+    train = sorted((v for v, sp in split_voices(cfg).items() if sp == "train"), key=lambda v: (v.engine, v.name))
+    sources = [[v] for v in train if v.engine != "espeak-ng"]
+    espeak = [v for v in train if v.engine == "espeak-ng"]
+    if espeak:
+        sources.append(espeak)
+    n_unk = int(round(cfg.vocoded_voices * cfg.unknown_per_voice / max(1, cfg.positives_per_voice)))
+    start, jobs = len(corpus.clips), []
+    for group in sources:
+        engine = group[0].engine
+        for spec in _speech_specs(rng, cfg, engine, keywords, neg, cfg.vocoded_voices, n_unk):
+            v = group[int(rng.integers(0, len(group)))]
+            conv = vocoder.draw(rng)
+            jobs.append(dict(spec, voice=v.name, engine=v.engine, split="train", index=start + len(jobs), vocode=conv,
+                             style=f"{spec['style']}+world:{conv['f0']:.0f}Hz:x{conv['warp']:.2f}",
+                             speak_style=spec["style"], seed=int(rng.integers(0, 2**31))))
+    clips = _render_all(corpus, cfg, jobs, "vocoded voices", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["vocoded_voices"] = {
+        "sources": [f"{v.engine}:{v.name}" for v in train if v.engine != "espeak-ng"] + (["espeak-ng (training voices)"] if espeak else []),
+        "vocoder": vocoder.version(), "conversions": {"up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB},
+        "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
+        "note": "training voices resynthesised through the WORLD vocoder with another pitch and vocal-tract length "
+                "(hostside/data/vocoder.py); training split only"}
 
 
 def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
