@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
                    "resynthesised through the WORLD vocoder with a pitch and vocal-tract length drawn per clip, "
                    "mostly towards women's voices; needs pyworld-prebuilt (the `speech` extra); training split "
                    "only. A corpus made without them is extended (default 0: none)")
+    s.add_argument("--rhyme-negatives", type=int, default=0,
+                   help="unknown clips per text of the rhymes of the phrase's other spellings ('hey teemee', 'hey "
+                   "timmy' beside 'hey timi'), for the onsets whose rhyme of the phrase is a training text; training "
+                   "split only. A corpus made without them is extended (default 0: none)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--workers", type=int, default=4, help="parallel synthesis processes (default 4)")
 
@@ -295,7 +299,7 @@ def _cmd(args) -> int:
                       fa_languages=tuple(e for e in args.fa_languages.split(",") if e),
                       tts_stream_seconds=args.tts_stream_seconds, human_negatives=args.human_negatives,
                       dialogue_negatives=args.dialogue_negatives, foreign_voices=args.foreign_voices,
-                      vocoded_voices=args.vocoded_voices,
+                      vocoded_voices=args.vocoded_voices, rhyme_negatives=args.rhyme_negatives,
                       voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

@@ -44,11 +44,11 @@ from .corpus import CLIP_SAMPLES, SAMPLE_RATE, Clip, Corpus, load_corpus, read_a
 from .engines import ENGINES, STYLES, installed_voices
 from .noise import mix, noise_clip, noise_sources
 from .splits import assign, text_splits, voice_split, voice_splits
-from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences
+from .texts import COMMON_WORDS, ONSETS, _onset_split, hard_negatives, positive_texts, random_sentences, spelling_rhymes, words
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
-_KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices")   # added later: left out of the key
-                                                                                # while off, so corpora made before keep theirs
+_KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives")   # added later:
+                                                      # left out of the key while off, so corpora made before keep theirs
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_COMMANDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
@@ -94,6 +94,10 @@ class SynthConfig:
                                           # wake-word clips per keyword class per natural-engine training voice (and
                                           # as many again spread over espeak-ng's), unknown clips in the ratio
                                           # unknown_per_voice : positives_per_voice; training split only; 0 none
+    rhyme_negatives: int = 0              # the rhymes of the phrase's other spellings ("hey teemee", "hey timmy" beside
+                                          # the base corpus's "hey timi") for every onset whose rhyme of the phrase is
+                                          # a training text: unknown clips per text by training voices; training split
+                                          # only (onsets of held-out rhymes stay held out); 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -140,9 +144,10 @@ class SynthConfig:
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
-        if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices) < 0:
+        if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices,
+               self.rhyme_negatives) < 0:
             raise PqlrError("human_negatives, dialogue_negatives, foreign_voices and vocoded_voices: clips per recording "
-                            "or voice, 0 or more")
+                            "or voice, 0 or more (rhyme_negatives: clips per text)")
         if len(self.style_weights) != len(STYLES) or min(self.style_weights) < 0 or sum(self.style_weights) <= 0:
             raise PqlrError(f"style_weights: {len(STYLES)} non-negative weights for {', '.join(STYLES)}")
 
@@ -475,7 +480,8 @@ def _missing_extensions(cfg: SynthConfig, made_key: str | None) -> list[str]:
 def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progress: bool) -> Corpus:
     """Add each extension (in _KEYED_WHEN_SET order, each drawn from its own seed so that a corpus extended
     later holds the clips of one made whole), then save the corpus under the full config's key."""
-    add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded}
+    add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded,
+           "rhyme_negatives": _add_rhymes}
     for f in _KEYED_WHEN_SET:
         if f in fields:
             add[f](corpus, cfg, progress)
@@ -557,6 +563,50 @@ def _add_vocoded(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
         "note": "training voices resynthesised through the WORLD vocoder with another pitch and vocal-tract length "
                 "(hostside/data/vocoder.py); training split only"}
+
+
+def rhyme_texts(cfg: SynthConfig) -> dict[str, list[str]]:
+    """{split: the spellings' rhymes (texts.spelling_rhymes) whose onset's rhyme of the phrase itself is a negative
+    text of that split}: an onset held out from training stays held out in every spelling."""
+    if cfg.task != "wakeword":
+        return {s: [] for s in ("train", "val", "test")}
+    neg = negative_texts(cfg)
+    w = words(cfg.phrase)
+    rest = _onset_split(w[-1])[1]
+    out: dict[str, list[str]] = {s: [] for s in ("train", "val", "test")}
+    for o, texts in spelling_rhymes(cfg.phrase, cfg.resolved_spellings()).items():
+        base = " ".join(w[:-1] + [o + rest])
+        for s in out:
+            if base in neg[s]["words"]:
+                out[s] += list(texts)
+    return out
+
+
+def _add_rhymes(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """rhyme_negatives unknown clips of each training rhyme of the phrase's other spellings (rhyme_texts), said by
+    training voices drawn at random (the few voices of the other engines weighted by few_voice_repeats, as in the
+    base corpus), in the training split only."""
+    texts = rhyme_texts(cfg)["train"]
+    if not texts:
+        raise PqlrError(f"rhyme_negatives: the phrase {cfg.phrase!r} has no other spelling whose rhymes differ "
+                        "from its own (spellings=...), or no rhyme of it is a training text")
+    rng = np.random.default_rng([cfg.seed, 23])
+    train = sorted((v for v, sp in split_voices(cfg).items() if sp == "train"), key=lambda v: (v.engine, v.name))
+    weight = np.array([1.0 if v.engine == "espeak-ng" else float(cfg.few_voice_repeats) for v in train])
+    start, jobs = len(corpus.clips), []
+    for t in texts:
+        for _ in range(cfg.rhyme_negatives):
+            v = train[int(rng.choice(len(train), p=weight / weight.sum()))]
+            ok = np.array([s in ENGINES[v.engine].styles for s in STYLES], dtype=np.float64) * np.asarray(cfg.style_weights)
+            style = STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))]
+            jobs.append(dict(label="unknown", text=t, style=style, kind="word", voice=v.name, engine=v.engine,
+                             split="train", index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
+    clips = _render_all(corpus, cfg, jobs, "rhyme negatives", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["rhyme_negatives"] = {
+        "texts": rhyme_texts(cfg), "clips": len(clips),
+        "note": "rhymes of the phrase's other spellings for the onsets whose rhyme of the phrase is a training "
+                "text; training split only (the val and test onsets are listed, not rendered)"}
 
 
 def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:

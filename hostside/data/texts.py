@@ -67,6 +67,29 @@ def hard_negatives(phrase: str, spellings=()) -> tuple[str, ...]:
     return tuple(t for t in dict.fromkeys(out) if t not in keep)
 
 
+def spelling_rhymes(phrase: str, spellings=()) -> dict[str, tuple[str, ...]]:
+    """{onset: the rhymes of each other spelling of the phrase with that onset}: for "hey kimi" spelt "hey kimmy"
+    and "hey keemee", onset "t" gives ("hey timmy", "hey teemee"). hard_negatives() rhymes the phrase as written
+    only ("hey timi"), which a TTS engine may say with another vowel than the spellings' own. Keyed by onset so
+    that a caller can keep each onset in the split of the phrase's own rhyme."""
+    w = words(phrase)
+    keep = {" ".join(words(p)) for p in (phrase, *spellings)}
+    own = _onset_split(w[-1])[1]
+    out: dict[str, list[str]] = {}
+    for sp in spellings:
+        sw = words(sp)
+        onset, rest = _onset_split(sw[-1])
+        if not rest or rest == own:
+            continue
+        for o in ONSETS:
+            t = " ".join(sw[:-1] + [o + rest])
+            if o != onset and t not in keep:
+                out.setdefault(o, [])
+                if t not in out[o]:
+                    out[o].append(t)
+    return {o: tuple(v) for o, v in out.items()}
+
+
 def random_sentences(n: int, seed: int, avoid: str = "") -> list[str]:
     """n sentences from a small grammar; none contains the phrase `avoid`."""
     rng = np.random.default_rng(seed)
