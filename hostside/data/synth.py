@@ -44,7 +44,7 @@ from .corpus import CLIP_SAMPLES, SAMPLE_RATE, Clip, Corpus, load_corpus, read_a
 from .engines import ENGINES, STYLES, installed_voices
 from .noise import mix, noise_clip, noise_sources
 from .splits import assign, text_splits, voice_split, voice_splits
-from .texts import COMMON_WORDS, ONSETS, _onset_split, hard_negatives, positive_texts, random_sentences, spelling_rhymes, words
+from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences, rhyme_of, spelling_rhymes
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives")   # added later:
@@ -215,13 +215,16 @@ def _pick(rng, seq):
     return seq[int(rng.integers(0, len(seq)))]
 
 
+def _style_draw(rng, cfg: SynthConfig, engine: str):
+    """A function drawing one of the engine's styles from rng by cfg.style_weights."""
+    ok = np.array([s in ENGINES[engine].styles for s in STYLES], dtype=np.float64) * np.asarray(cfg.style_weights)
+    return lambda: STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))]
+
+
 def _speech_specs(rng, cfg: SynthConfig, engine: str, keywords: dict, neg: dict, n_pos: int, n_unk: int):
     """One voice's utterances, lazily (label, text, style, kind; a caller may draw from rng between them): n_pos
     of each keyword class, then n_unk negatives, a sentence about a third of the time when there are both."""
-    ok = np.array([s in ENGINES[engine].styles for s in STYLES], dtype=np.float64) * np.asarray(cfg.style_weights)
-
-    def style() -> str:
-        return STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))]
+    style = _style_draw(rng, cfg, engine)
 
     for lab, texts in keywords.items():
         for _ in range(n_pos):
@@ -571,11 +574,9 @@ def rhyme_texts(cfg: SynthConfig) -> dict[str, list[str]]:
     if cfg.task != "wakeword":
         return {s: [] for s in ("train", "val", "test")}
     neg = negative_texts(cfg)
-    w = words(cfg.phrase)
-    rest = _onset_split(w[-1])[1]
     out: dict[str, list[str]] = {s: [] for s in ("train", "val", "test")}
     for o, texts in spelling_rhymes(cfg.phrase, cfg.resolved_spellings()).items():
-        base = " ".join(w[:-1] + [o + rest])
+        base = rhyme_of(cfg.phrase, o)
         for s in out:
             if base in neg[s]["words"]:
                 out[s] += list(texts)
@@ -586,7 +587,8 @@ def _add_rhymes(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     """rhyme_negatives unknown clips of each training rhyme of the phrase's other spellings (rhyme_texts), said by
     training voices drawn at random (the few voices of the other engines weighted by few_voice_repeats, as in the
     base corpus), in the training split only."""
-    texts = rhyme_texts(cfg)["train"]
+    by_split = rhyme_texts(cfg)
+    texts = by_split["train"]
     if not texts:
         raise PqlrError(f"rhyme_negatives: the phrase {cfg.phrase!r} has no other spelling whose rhymes differ "
                         "from its own (spellings=...), or no rhyme of it is a training text")
@@ -597,14 +599,12 @@ def _add_rhymes(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     for t in texts:
         for _ in range(cfg.rhyme_negatives):
             v = train[int(rng.choice(len(train), p=weight / weight.sum()))]
-            ok = np.array([s in ENGINES[v.engine].styles for s in STYLES], dtype=np.float64) * np.asarray(cfg.style_weights)
-            style = STYLES[int(rng.choice(len(STYLES), p=ok / ok.sum()))]
-            jobs.append(dict(label="unknown", text=t, style=style, kind="word", voice=v.name, engine=v.engine,
+            jobs.append(dict(label="unknown", text=t, style=_style_draw(rng, cfg, v.engine)(), kind="word", voice=v.name, engine=v.engine,
                              split="train", index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
     clips = _render_all(corpus, cfg, jobs, "rhyme negatives", progress)
     corpus.clips = corpus.clips + clips
     corpus.meta["rhyme_negatives"] = {
-        "texts": rhyme_texts(cfg), "clips": len(clips),
+        "texts": by_split, "clips": len(clips),
         "note": "rhymes of the phrase's other spellings for the onsets whose rhyme of the phrase is a training "
                 "text; training split only (the val and test onsets are listed, not rendered)"}
 

@@ -47,6 +47,12 @@ def _onset_split(word: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
+def rhyme_of(phrase: str, onset: str) -> str:
+    """The phrase with its last word's onset replaced: rhyme_of("hey kimi", "t") == "hey timi"."""
+    w = words(phrase)
+    return " ".join(w[:-1] + [onset + _onset_split(w[-1])[1]])
+
+
 def hard_negatives(phrase: str, spellings=()) -> tuple[str, ...]:
     """Phrases that overlap or rhyme with the wake phrase but are not it."""
     w = words(phrase)
@@ -58,7 +64,7 @@ def hard_negatives(phrase: str, spellings=()) -> tuple[str, ...]:
         out.append(" ".join(w[:-1] + [last[: max(2, len(last) - 2)]]))      # cut short
     for o in ONSETS:                                              # rhymes: another onset on the last word
         if o != onset and rest:
-            out.append(" ".join(w[:-1] + [o + rest]))
+            out.append(rhyme_of(phrase, o))
     if len(w) > 1:
         for g in GREETINGS:                                       # another greeting before the name
             out.append(" ".join([g] + w[1:]))
@@ -77,12 +83,11 @@ def spelling_rhymes(phrase: str, spellings=()) -> dict[str, tuple[str, ...]]:
     own = _onset_split(w[-1])[1]
     out: dict[str, list[str]] = {}
     for sp in spellings:
-        sw = words(sp)
-        onset, rest = _onset_split(sw[-1])
+        onset, rest = _onset_split(words(sp)[-1])
         if not rest or rest == own:
             continue
         for o in ONSETS:
-            t = " ".join(sw[:-1] + [o + rest])
+            t = rhyme_of(sp, o)
             if o != onset and t not in keep:
                 out.setdefault(o, [])
                 if t not in out[o]:

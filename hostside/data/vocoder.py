@@ -34,15 +34,14 @@ def available() -> bool:
 
 
 def version() -> str | None:
-    try:
-        from importlib.metadata import version as v
-        return v("pyworld-prebuilt")
-    except Exception:
+    """The installed WORLD wrapper's version (it keys corpora made with it), or None."""
+    from importlib.metadata import PackageNotFoundError, version as v
+    for dist in ("pyworld-prebuilt", "pyworld"):
         try:
-            from importlib.metadata import version as v
-            return v("pyworld")
-        except Exception:
-            return None
+            return v(dist)
+        except PackageNotFoundError:
+            pass
+    return None
 
 
 def draw(rng: np.random.Generator) -> dict:
