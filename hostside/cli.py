@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a model option, repeatable: e.g. --set channels=48 --set activation=relu6 (DS-CNN), "
                    "--set dim=96 --set heads=3 (transformers); an unknown key lists the known ones")
+    t.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a training augmentation setting, repeatable: noise_prob (0.8: share of examples "
+                   "given extra training-pool noise), snr_db ((5, 30)), gain_db, time_shift_ms (100), time_masks (2), "
+                   "time_mask_frames (5), freq_masks (2), freq_mask_fraction (0.1), label_smoothing (0.05); e.g. "
+                   "--augment noise_prob=0.3 --augment \"snr_db=(10, 30)\"")
 
     ev = sub.add_parser("eval", help="accuracy per split/engine, false rejections, false accepts per hour",
                         description="Evaluate a checkpoint: accuracy per split, engine and unseen voice, confusion "
@@ -313,7 +318,7 @@ def _cmd(args) -> int:
     if args.cmd == "train":
         r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
                       seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress,
-                      vtlp=args.vtlp, **_model_options(args.options))
+                      vtlp=args.vtlp, augment=_model_options(args.augment), **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "eval":

@@ -37,6 +37,38 @@ class TrainConfig:
     vtlp: tuple[float, float] = (1.0, 1.0)     # vocal-tract length factors α drawn uniformly; (1, 1): off
 
 
+AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "time_masks", "time_mask_frames", "freq_masks",
+                "freq_mask_fraction", "label_smoothing")
+
+
+def augment_config(options: dict) -> dict:
+    """Checked TrainConfig overrides for the augmentation (`pqlr train --augment KEY=VALUE`): a known key, a
+    number (or a lo,hi range for snr_db and gain_db) in range; raises PqlrError naming the known keys."""
+    from .errors import PqlrError
+    out = {}
+    for key, value in options.items():
+        if key not in AUGMENT_KEYS:
+            raise PqlrError(f"--augment {key}: not an augmentation setting; known: {', '.join(AUGMENT_KEYS)}")
+        default = getattr(TrainConfig, key)
+        if isinstance(default, tuple):
+            try:
+                lo, hi = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise PqlrError(f"--augment {key}={value!r}: a range lo,hi, e.g. {key}=({default[0]}, {default[1]})") from None
+            if lo > hi:
+                raise PqlrError(f"--augment {key}=({lo}, {hi}): lo must not exceed hi")
+            out[key] = (lo, hi)
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise PqlrError(f"--augment {key}={value!r}: a number >= 0 (default {default})")
+        if key in ("noise_prob", "label_smoothing", "freq_mask_fraction") and value > 1:
+            raise PqlrError(f"--augment {key}={value}: a fraction in 0..1 (default {default})")
+        out[key] = type(default)(value)
+        if isinstance(default, int) and out[key] != value:
+            raise PqlrError(f"--augment {key}={value}: a whole number (default {default})")
+    return out
+
+
 def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)

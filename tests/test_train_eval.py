@@ -65,6 +65,36 @@ def test_vtlp_is_recorded_changes_training_and_is_checked(trained_pipeline, tmp_
         api.train(corpus, tmp_path / "x.pt", vtlp=(1.1, 0.9), **opts)
 
 
+def test_augmentation_settings_are_recorded_change_training_and_are_checked(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    opts = dict(epochs=1, seed=7, channels=8, blocks=1, progress=False)
+    api.train(corpus, tmp_path / "a.pt", **opts)
+    api.train(corpus, tmp_path / "q.pt", augment={"noise_prob": 0, "snr_db": (10, 30)}, **opts)
+    a, q = (torch.load(tmp_path / f, weights_only=False) for f in ("a.pt", "q.pt"))
+    assert a["train_config"]["noise_prob"] == 0.8 and q["train_config"]["noise_prob"] == 0.0
+    assert tuple(q["train_config"]["snr_db"]) == (10.0, 30.0)
+    assert not all(torch.equal(a["state_dict"][k], q["state_dict"][k]) for k in a["state_dict"])
+    for bad, match in (({"noise": 0.1}, "known: time_shift_ms"), ({"noise_prob": 1.5}, "0..1"),
+                       ({"snr_db": 10}, "lo,hi"), ({"snr_db": (30, 10)}, "lo must not"),
+                       ({"time_masks": 1.5}, "whole number"), ({"time_masks": -1}, ">= 0")):
+        with pytest.raises(PqlrError, match=match):
+            api.train(corpus, tmp_path / "x.pt", augment=bad, **opts)
+
+
+def test_augmenter_without_noise_shift_gain_or_masks_is_the_front_end():
+    from hostside.data.features import TorchFrontEnd, preset
+    from hostside.train import Augmenter, TrainConfig, augment_config
+    fe = preset("logmel40")
+    audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (3, fe.sample_rate)).astype(np.float32))
+    bank = np.random.default_rng(2).normal(0, 0.3, (4, fe.sample_rate))
+    off = augment_config({"noise_prob": 0, "time_shift_ms": 0, "gain_db": (0, 0), "time_masks": 0, "freq_masks": 0})
+    plain = TorchFrontEnd(fe)(audio, warp=None)
+    got = Augmenter(fe, TrainConfig(**off), bank, torch.Generator().manual_seed(0))(audio)
+    assert torch.allclose(got, plain, atol=1e-5)
+    noisy = Augmenter(fe, TrainConfig(**{**off, "noise_prob": 1.0}), bank, torch.Generator().manual_seed(0))(audio)
+    assert not torch.allclose(noisy, plain, atol=1e-2)
+
+
 def test_transformer_trains_and_evaluates(trained_pipeline, tmp_path):
     corpus = trained_pipeline["corpus"]
     api.train(corpus, tmp_path / "t.pt", model="microbert-2l", features="mfcc10", epochs=1, progress=False,

@@ -162,7 +162,8 @@ def main() -> int:
         ck = args.work / f"student{tag}-s{seed}.pt"
         reused = _reuse(ck, corpus, epochs, seed, recipe)
         tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
-                                 vtlp=args.vtlp, progress=sys.stderr.isatty(), **recipe["options"])
+                                 vtlp=args.vtlp, augment=recipe["augment"], progress=sys.stderr.isatty(),
+                                 **recipe["options"])
         if not reused:                                  # a reused checkpoint's training is not timed here
             timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         if reused:
@@ -182,6 +183,7 @@ def main() -> int:
         _partial(args.work, results, "fp32_student", fp32_rows, tag)
     results["models"]["fp32_student"] = {"architecture": args.model, "features": args.features, "epochs": epochs,
                                          "vtlp": args.vtlp, "model_options": recipe["options"],
+                                         "augment": recipe["augment"],
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
     from hostside.compress.recipe import from_dict
@@ -273,10 +275,14 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="vocal-tract length perturbation range in training (default: off)")
     ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                     help="a model option, repeatable (as `pqlr train --set`)")
+    ap.add_argument("--augment", dest="augment", action="append", default=[], metavar="KEY=VALUE",
+                    help="a training augmentation setting, repeatable (as `pqlr train --augment`)")
 
 
 def recipe_of(args) -> dict:
-    return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options)}
+    from hostside.train import augment_config
+    return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
+            "augment": augment_config(_model_options(args.augment))}
 
 
 def record_partial(work: Path, tag: str = "") -> int:
@@ -301,7 +307,7 @@ def record_partial(work: Path, tag: str = "") -> int:
 
 def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict | None:
     """A checkpoint this benchmark trained before with the same corpus, epochs, seed and recipe (model,
-    features, VTLP, model options) is used again (a run that was stopped resumes); anything else is trained
+    features, VTLP, model options, augmentation) is used again (a run that was stopped resumes); anything else is trained
     anew."""
     if not ck.is_file():
         return None
@@ -314,6 +320,11 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     want = tuple(recipe["vtlp"]) if recipe["vtlp"] is not None else (1.0, 1.0)
     if c.get("model") != recipe["model"] or c.get("features") != recipe["features"] or vtlp != want or \
             any(json.dumps(c["config"].get(k)) != json.dumps(v) for k, v in recipe["options"].items()):
+        return None
+    from hostside.train import AUGMENT_KEYS, TrainConfig
+    trained = c.get("train_config") or {}
+    if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(recipe["augment"].get(k, getattr(TrainConfig, k)))
+           for k in AUGMENT_KEYS):
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
