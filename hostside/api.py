@@ -41,11 +41,14 @@ def load_features(corpus_dir: Path, split: str | None = None, frontend=None):
 # --- training ------------------------------------------------------------------------------------
 def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "logmel40", epochs: int = 30,
           seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3,
-          vtlp: tuple[float, float] | None = None, augment: dict | None = None, **model_options) -> dict:
+          vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
+          **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms,
-    time_masks, time_mask_frames, freq_masks, freq_mask_fraction, label_smoothing); None: the defaults."""
+    time_masks, time_mask_frames, freq_masks, freq_mask_fraction, label_smoothing); None: the defaults.
+    ema: decay of an exponential moving average of the weights, which validation then judges and the checkpoint
+    keeps (e.g. 0.999); 0: off."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -64,7 +67,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     net = build_model(model, fe.shape, len(corpus.classes), **model_options)
     cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
                       **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
-                      **augment_config(augment or {}))
+                      ema=float(ema), **augment_config(augment or {}))
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress)
     metrics = {"val_acc": accuracy(net, xv, yv)}
     save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),

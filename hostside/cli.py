@@ -120,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
                    "given extra training-pool noise), snr_db ((5, 30)), gain_db, time_shift_ms (100), time_masks (2), "
                    "time_mask_frames (5), freq_masks (2), freq_mask_fraction (0.1), label_smoothing (0.05); e.g. "
                    "--augment noise_prob=0.3 --augment \"snr_db=(10, 30)\"")
+    t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights, updated every step with this decay "
+                   "(e.g. 0.999: about the last 1,000 steps), and select and save it instead of the raw weights "
+                   "(default 0: off)")
 
     ev = sub.add_parser("eval", help="accuracy per split/engine, false rejections, false accepts per hour",
                         description="Evaluate a checkpoint: accuracy per split, engine and unseen voice, confusion "
@@ -318,7 +322,8 @@ def _cmd(args) -> int:
     if args.cmd == "train":
         r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
                       seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress,
-                      vtlp=args.vtlp, augment=_model_options(args.augment), **_model_options(args.options))
+                      vtlp=args.vtlp, augment=_model_options(args.augment), ema=args.ema,
+                      **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "eval":

@@ -1,7 +1,8 @@
 """Training: CPU by default, CUDA when present; deterministic for a seed; augmentation on the waveform
 (time shift, background-noise mixing from the training noise pool, gain), on the spectrum (vocal-tract
 length perturbation, when `vtlp` is a range) and on the features (SpecAugment-style time and frequency
-masks). Model selection uses the validation split only."""
+masks). Model selection uses the validation split only; with `ema` > 0 it judges and keeps an exponential moving
+average of the weights (and BatchNorm statistics) instead of the weights of the last step."""
 from __future__ import annotations
 
 import copy
@@ -35,6 +36,7 @@ class TrainConfig:
     freq_mask_fraction: float = 0.1
     label_smoothing: float = 0.05
     vtlp: tuple[float, float] = (1.0, 1.0)     # vocal-tract length factors α drawn uniformly; (1, 1): off
+    ema: float = 0.0                           # decay of an exponential moving average of the weights; 0: off
 
 
 AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "time_masks", "time_mask_frames", "freq_masks",
@@ -181,8 +183,15 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     history, best, best_state = [], -1.0, None
     if teacher is not None:
         teacher = teacher.to(dev).eval()
+    if not 0.0 <= cfg.ema < 1.0:
+        from .errors import PqlrError
+        raise PqlrError(f"ema {cfg.ema}: a decay in [0, 1), e.g. 0.999 (0: off)")
+    averaged = None
     with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance, nhwc(model), \
             (nhwc(teacher) if teacher is not None else nullcontext()):
+        if cfg.ema:                             # weights and BatchNorm statistics averaged step by step
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         for epoch in range(cfg.epochs):
             model.train()
             perm = torch.randperm(len(audio), generator=gen)
@@ -203,15 +212,18 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                 loss.backward()
                 opt.step()
                 sched.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 loss_sum += loss.item() * len(yb)
                 correct += int((logits.argmax(1) == yb).sum())
                 total += len(yb)
                 advance(info=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / total:.3f} acc {correct / total:.3f}")
-            val_acc = accuracy(model, x_val, y_val)
+            kept = averaged.module if averaged is not None else model     # what selection judges and keeps
+            val_acc = accuracy(kept, x_val, y_val)
             history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                             "val_acc": val_acc})
             if not np.isnan(val_acc) and val_acc > best:
-                best, best_state = val_acc, copy.deepcopy(model.state_dict())
+                best, best_state = val_acc, copy.deepcopy(kept.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.cpu().eval(), {"history": history, "device": dev, "best_val_acc": best,

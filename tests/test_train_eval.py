@@ -81,6 +81,22 @@ def test_augmentation_settings_are_recorded_change_training_and_are_checked(trai
             api.train(corpus, tmp_path / "x.pt", augment=bad, **opts)
 
 
+def test_ema_weights_are_what_validation_judges_and_the_checkpoint_keeps(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    opts = dict(epochs=2, seed=7, channels=8, blocks=1, progress=False)
+    api.train(corpus, tmp_path / "a.pt", **opts)
+    api.train(corpus, tmp_path / "e.pt", ema=0.9, **opts)
+    a, e = (torch.load(tmp_path / f, weights_only=False) for f in ("a.pt", "e.pt"))
+    assert a["train_config"]["ema"] == 0.0 and e["train_config"]["ema"] == 0.9
+    assert not all(torch.equal(a["state_dict"][k], e["state_dict"][k]) for k in a["state_dict"])
+    for c in (a, e):        # the saved weights score what selection saw at the best epoch
+        assert c["metrics"]["val_acc"] == pytest.approx(c["best_val_acc"], abs=1e-9)
+        assert c["best_val_acc"] == max(h["val_acc"] for h in c["history"])
+    for bad in (1.0, -0.1):
+        with pytest.raises(PqlrError, match="ema"):
+            api.train(corpus, tmp_path / "x.pt", ema=bad, **opts)
+
+
 def test_augmenter_without_noise_shift_gain_or_masks_is_the_front_end():
     from hostside.data.features import TorchFrontEnd, preset
     from hostside.train import Augmenter, TrainConfig, augment_config

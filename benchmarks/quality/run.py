@@ -162,7 +162,8 @@ def main() -> int:
         ck = args.work / f"student{tag}-s{seed}.pt"
         reused = _reuse(ck, corpus, epochs, seed, recipe)
         tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
-                                 vtlp=args.vtlp, augment=recipe["augment"], progress=sys.stderr.isatty(),
+                                 vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"],
+                                 progress=sys.stderr.isatty(),
                                  **recipe["options"])
         if not reused:                                  # a reused checkpoint's training is not timed here
             timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
@@ -183,7 +184,7 @@ def main() -> int:
         _partial(args.work, results, "fp32_student", fp32_rows, tag)
     results["models"]["fp32_student"] = {"architecture": args.model, "features": args.features, "epochs": epochs,
                                          "vtlp": args.vtlp, "model_options": recipe["options"],
-                                         "augment": recipe["augment"],
+                                         "augment": recipe["augment"], "ema": recipe["ema"],
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
     from hostside.compress.recipe import from_dict
@@ -277,12 +278,14 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="a model option, repeatable (as `pqlr train --set`)")
     ap.add_argument("--augment", dest="augment", action="append", default=[], metavar="KEY=VALUE",
                     help="a training augmentation setting, repeatable (as `pqlr train --augment`)")
+    ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                    help="select and keep an exponential moving average of the weights (as `pqlr train --ema`)")
 
 
 def recipe_of(args) -> dict:
     from hostside.train import augment_config
     return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
-            "augment": augment_config(_model_options(args.augment))}
+            "augment": augment_config(_model_options(args.augment)), "ema": args.ema}
 
 
 def record_partial(work: Path, tag: str = "") -> int:
@@ -307,7 +310,7 @@ def record_partial(work: Path, tag: str = "") -> int:
 
 def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict | None:
     """A checkpoint this benchmark trained before with the same corpus, epochs, seed and recipe (model,
-    features, VTLP, model options, augmentation) is used again (a run that was stopped resumes); anything else is trained
+    features, VTLP, model options, augmentation, EMA) is used again (a run that was stopped resumes); anything else is trained
     anew."""
     if not ck.is_file():
         return None
@@ -324,7 +327,7 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     from hostside.train import AUGMENT_KEYS, TrainConfig
     trained = c.get("train_config") or {}
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(recipe["augment"].get(k, getattr(TrainConfig, k)))
-           for k in AUGMENT_KEYS):
+           for k in AUGMENT_KEYS) or float(trained.get("ema", 0.0)) != float(recipe.get("ema", 0.0)):
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
