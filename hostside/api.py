@@ -58,6 +58,9 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     from .train import train as fit
     if vtlp is not None and not (0.5 <= vtlp[0] <= vtlp[1] <= 2.0):
         raise PqlrError(f"vtlp {vtlp}: a range lo,hi with 0.5 <= lo <= hi <= 2 (e.g. 0.9,1.1)")
+    cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,          # checked before the corpus loads
+                      **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
+                      ema=float(ema), **augment_config(augment or {}))
     fe = preset(features)
     corpus, xv, yv = load_features(corpus_dir, "val", fe)
     audio, y = split_audio(corpus)
@@ -65,9 +68,6 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
         raise PqlrError(f"corpus {corpus_dir} has no training clips")
     torch.manual_seed(seed)                 # the initial weights are part of the run
     net = build_model(model, fe.shape, len(corpus.classes), **model_options)
-    cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                      **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
-                      ema=float(ema), **augment_config(augment or {}))
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress)
     metrics = {"val_acc": accuracy(net, xv, yv)}
     save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),

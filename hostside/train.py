@@ -38,6 +38,11 @@ class TrainConfig:
     vtlp: tuple[float, float] = (1.0, 1.0)     # vocal-tract length factors α drawn uniformly; (1, 1): off
     ema: float = 0.0                           # decay of an exponential moving average of the weights; 0: off
 
+    def __post_init__(self):
+        if not 0.0 <= self.ema < 1.0:
+            from .errors import PqlrError
+            raise PqlrError(f"ema {self.ema}: a decay in [0, 1), e.g. 0.999 (0: off)")
+
 
 AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "time_masks", "time_mask_frames", "freq_masks",
                 "freq_mask_fraction", "label_smoothing")
@@ -56,7 +61,8 @@ def augment_config(options: dict) -> dict:
             try:
                 lo, hi = (float(v) for v in value)
             except (TypeError, ValueError):
-                raise PqlrError(f"--augment {key}={value!r}: a range lo,hi, e.g. {key}=({default[0]}, {default[1]})") from None
+                raise PqlrError(f"--augment {key}={value!r}: a range lo,hi, "
+                                f"e.g. {key}=({default[0]}, {default[1]})") from None
             if lo > hi:
                 raise PqlrError(f"--augment {key}=({lo}, {hi}): lo must not exceed hi")
             out[key] = (lo, hi)
@@ -183,9 +189,6 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     history, best, best_state = [], -1.0, None
     if teacher is not None:
         teacher = teacher.to(dev).eval()
-    if not 0.0 <= cfg.ema < 1.0:
-        from .errors import PqlrError
-        raise PqlrError(f"ema {cfg.ema}: a decay in [0, 1), e.g. 0.999 (0: off)")
     averaged = None
     with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance, nhwc(model), \
             (nhwc(teacher) if teacher is not None else nullcontext()):

@@ -163,8 +163,7 @@ def main() -> int:
         reused = _reuse(ck, corpus, epochs, seed, recipe)
         tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
                                  vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"],
-                                 progress=sys.stderr.isatty(),
-                                 **recipe["options"])
+                                 progress=sys.stderr.isatty(), **recipe["options"])
         if not reused:                                  # a reused checkpoint's training is not timed here
             timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         if reused:
@@ -310,8 +309,8 @@ def record_partial(work: Path, tag: str = "") -> int:
 
 def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict | None:
     """A checkpoint this benchmark trained before with the same corpus, epochs, seed and recipe (model,
-    features, VTLP, model options, augmentation, EMA) is used again (a run that was stopped resumes); anything else is trained
-    anew."""
+    features, VTLP, model options, augmentation, EMA) is used again (a run that was stopped resumes); anything
+    else is trained anew."""
     if not ck.is_file():
         return None
     import torch
@@ -325,9 +324,9 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
             any(json.dumps(c["config"].get(k)) != json.dumps(v) for k, v in recipe["options"].items()):
         return None
     from hostside.train import AUGMENT_KEYS, TrainConfig
-    trained = c.get("train_config") or {}
-    if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(recipe["augment"].get(k, getattr(TrainConfig, k)))
-           for k in AUGMENT_KEYS) or float(trained.get("ema", 0.0)) != float(recipe.get("ema", 0.0)):
+    trained, wanted = c.get("train_config") or {}, TrainConfig(ema=recipe["ema"], **recipe["augment"])
+    if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
+           for k in AUGMENT_KEYS + ("ema",)):
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):

@@ -599,7 +599,8 @@ def _add_rhymes(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     for t in texts:
         for _ in range(cfg.rhyme_negatives):
             v = train[int(rng.choice(len(train), p=weight / weight.sum()))]
-            jobs.append(dict(label="unknown", text=t, style=_style_draw(rng, cfg, v.engine)(), kind="word", voice=v.name, engine=v.engine,
+            jobs.append(dict(label="unknown", text=t, style=_style_draw(rng, cfg, v.engine)(), kind="word",
+                             voice=v.name, engine=v.engine,
                              split="train", index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
     clips = _render_all(corpus, cfg, jobs, "rhyme negatives", progress)
     corpus.clips = corpus.clips + clips
