@@ -78,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                    "val levels are also validation negative streams for the operating point. A corpus made "
                    "without them is extended in place, not made again (default 0: none)")
     s.add_argument("--foreign-voices", type=int, default=0,
-                   help="wake-word clips per festival voice of another language (Czech, Finnish, Italian, Catalan: "
-                   "festvox-czech-*, -suopuhe-*, -ita*16k, -ca-ona-hts) reading the phrase and the training "
+                   help="wake-word clips per festival voice of another language (Czech, Finnish, Italian, Catalan, "
+                   "Russian, Hindi: festvox-czech-*, -suopuhe-*, -ita*16k, -ca-ona-hts, -ru, -hi-nsk; one voice per "
+                   "speaker) reading the phrase and the training "
                    "negatives respelt in its spelling, training split only; natural-sounding female and male voices "
                    "that the English engines lack. A corpus made without them is extended (default 0: none)")
     s.add_argument("--vocoded-voices", type=int, default=0,

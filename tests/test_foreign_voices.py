@@ -23,11 +23,17 @@ def test_phonemes_tokenise_longest_first_and_drop_marks():
 
 def test_spelling_follows_each_language_and_its_context_rules():
     kimi = ["h", "eɪ", "k", "ɪ", "m", "i"]
-    assert [R.spell(kimi, lang) for lang in R.LANGUAGES] == ["hejkimi", "heikimi", "eichimi", "eiquimi"]
+    assert [R.spell(kimi, lang) for lang in R.LANGUAGES] == ["hejkimi", "heikimi", "eichimi", "eiquimi", "хэйкими",
+                                                             "हेकिमि", "हेकिमि", "హేకిమి"]
     assert R.spell(["k", "ɑː", "r"], "it") == "car" and R.spell(["k", "ɑː", "r"], "ca") == "car"
     assert R.spell(["tʃ", "ɪ", "p"], "it") == "cip" and R.spell(["tʃ", "ɑ", "p"], "it") == "ciap"
     assert R.spell(["ɡ", "ɛ", "t"], "ca") == "guet"
     assert R.spell(["ʃ", "iː"], "cs") == "ší"
+    assert R.spell(["j", "uː"], "ru") == "ю" and R.spell(["p", "l", "eɪ", "ɚ"], "ru") == "плэер"    # iotated letters
+    # abugidas: a vowel sign after a consonant, an independent vowel elsewhere, a virama where no vowel follows
+    assert R.spell(["ə", "b", "aʊ", "t"], "hi") == "अबाउट्"
+    assert R.spell(["s", "t", "ɑː", "p"], "te") == "స్టాప్"
+    assert R.spell(["ŋ"], "hi") == "न्ग्"
     with pytest.raises(Exception, match="no respelling"):
         R.respell("hey", "xx")
 
@@ -37,6 +43,8 @@ def test_respell_keeps_words_and_punctuation():
     assert R.respell("hey kimi", "cs") == "hej kimi"
     assert R.respell("hey, kimmy?", "fi") == "hei, kimi?"
     assert R.respell("hey keemee!", "it") == "ei chimi!"
+    assert R.respell("hey, kimmy?", "ru") == "хэй, кими?"
+    assert R.respell("hey keemee!", "hi") == "हे कीमी!"
     for lang in R.LANGUAGES:                                    # every respelling is encodable for festival
         R.respell("she thought about changing the weather", lang).encode(R.ENCODING[lang])
 
@@ -50,6 +58,23 @@ def test_the_engine_takes_voices_by_language_folder(tmp_path, monkeypatch):
     type(eng).languages.cache_clear()
     try:
         assert eng.languages() == {"czech_dita": "cs", "suo_fi_lj_diphone": "fi", "upc_ca_ona_hts": "ca"}
+    finally:
+        type(eng).languages.cache_clear()
+
+
+def test_one_speaker_behind_several_front_ends_is_taken_once(tmp_path, monkeypatch):
+    eng = ENGINES["festival-intl"]
+    for voice, units in (("hindi/hindi_NSK_diphone", b"nsk"), ("marathi/marathi_NSK_diphone", b"nsk"),
+                         ("telugu/telugu_NSK_diphone", b"nsk"), ("telugu/other_diphone", b"other"),
+                         ("russian/msu_ru_nsh_clunits", None)):
+        (tmp_path / voice / "festvox").mkdir(parents=True)
+        if units is not None:
+            (tmp_path / voice / "group").mkdir()
+            (tmp_path / voice / "group" / "lpc.group").write_bytes(units)
+    monkeypatch.setattr(type(eng), "ROOT", tmp_path)
+    type(eng).languages.cache_clear()
+    try:
+        assert eng.languages() == {"hindi_NSK_diphone": "hi", "msu_ru_nsh_clunits": "ru", "other_diphone": "te"}
     finally:
         type(eng).languages.cache_clear()
 

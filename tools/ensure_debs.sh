@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the Debian tools and data pqlr drives are present: the RV32IMAC cross compiler, QEMU, the speech
-# engines and voices (festival's Czech, Finnish, Italian and Catalan voices read respelt English), real human
+# engines and voices (festival's Czech, Finnish, Italian, Catalan, Russian and Hindi voices read respelt English), real human
 # speech (false accepts; KLettres and Fish Fillets NG's dialogue for training and validation negatives), noise
 # recordings,
 # sox (GSM/FLAC/Ogg decoding), and what ESP-IDF's own build needs offline (picolibc, cmake, ninja: make build-c6).
@@ -12,7 +12,7 @@ PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc
       asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
       asterisk-prompt-es-co asterisk-prompt-fr-armelle pocketsphinx-testdata
       festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj
-      festvox-suopuhe-mv festvox-italp16k festvox-itapc16k festvox-ca-ona-hts
+      festvox-suopuhe-mv festvox-italp16k festvox-itapc16k festvox-ca-ona-hts festvox-ru festival-hi festvox-hi-nsk
       klettres-data fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl
       asterisk-moh-opsound-wav sonic-pi-samples ser2net
       picolibc-riscv64-unknown-elf cmake ninja-build git)

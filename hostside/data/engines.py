@@ -11,6 +11,7 @@ Styles: `normal`, `fast`, `slow`, and `whisper` where the engine can (espeak-ng'
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -162,12 +163,15 @@ class Festival(Engine):
 
 class FestivalRespelt(Engine):
     """Festival's voices of other languages (Debian festvox-czech-*, festvox-suopuhe-*, festvox-ita*16k,
-    festvox-ca-ona-hts), given English text respelt in their language's spelling (hostside/data/respell.py),
-    so that natural-sounding female and male voices unlike any English voice installed offline say the wake
-    word and the negatives with a foreign accent. A voice's language is its folder under
-    /usr/share/festival/voices; a folder without festvox/ (suopuhe.common) is not a voice."""
+    festvox-ca-ona-hts, festvox-ru, festvox-{hi,mr,te}-nsk), given English text respelt in their language's spelling
+    (hostside/data/respell.py), so that natural-sounding female and male voices unlike any English voice installed
+    offline say the wake word and the negatives with a foreign accent. A voice's language is its folder under
+    /usr/share/festival/voices; a folder without festvox/ (suopuhe.common) is not a voice, and a voice whose unit
+    database (group/) is byte for byte one already taken is the same speaker behind another language's front end
+    (Debian's Hindi, Marathi and Telugu NSK voices share one): only the first, in folder order, is taken."""
     name = "festival-intl"
-    LANGUAGE_DIRS = {"czech": "cs", "finnish": "fi", "italian": "it", "catalan": "ca"}
+    LANGUAGE_DIRS = {"catalan": "ca", "czech": "cs", "finnish": "fi", "hindi": "hi", "italian": "it",
+                     "marathi": "mr", "russian": "ru", "telugu": "te"}
     ROOT = Path("/usr/share/festival/voices")
 
     def available(self) -> bool:
@@ -175,9 +179,20 @@ class FestivalRespelt(Engine):
 
     @lru_cache(maxsize=1)
     def languages(self) -> dict[str, str]:
-        """{voice: language} of the installed voices."""
-        return {p.name: lang for d, lang in self.LANGUAGE_DIRS.items() for p in sorted((self.ROOT / d).glob("*"))
-                if (p / "festvox").is_dir()} if self.ROOT.is_dir() else {}
+        """{voice: language} of the installed voices, one per speaker."""
+        if not self.ROOT.is_dir():
+            return {}
+        out, seen = {}, set()
+        for d, lang in sorted(self.LANGUAGE_DIRS.items()):
+            for p in sorted((self.ROOT / d).glob("*")):
+                if not (p / "festvox").is_dir():
+                    continue
+                units = _unit_database(p)
+                if units is not None and units in seen:
+                    continue
+                seen.add(units)
+                out[p.name] = lang
+        return out
 
     def voices(self) -> list[str]:
         return sorted(self.languages())
@@ -198,9 +213,23 @@ class FestivalRespelt(Engine):
             return read_wav(out)
 
 
+def _unit_database(voice_dir: Path) -> str | None:
+    """A digest of a festival voice's unit database (the files under group/), None for a voice without one."""
+    files = sorted(f for f in (voice_dir / "group").glob("*") if f.is_file()) if (voice_dir / "group").is_dir() else []
+    if not files:
+        return None
+    h = hashlib.sha1()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 FESTIVAL_INTL_INSTALL = ("sudo apt-get install festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
                          "festvox-suopuhe-lj festvox-suopuhe-mv festvox-italp16k festvox-itapc16k festvox-ca-ona-hts "
-                         "(or `make deps`)")
+                         "festvox-ru festival-hi festvox-hi-nsk (or `make deps`)")
 
 
 class Piper(Engine):

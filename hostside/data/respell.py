@@ -1,13 +1,15 @@
 """English text respelt in another language's spelling, so that a voice of that language says it.
 
-Festival's Czech, Finnish, Italian and Catalan voices (Debian festvox packages) are natural-sounding diphone and
-HTS voices, female and male, that English-speaking engines installed offline do not have. Given English text
+Festival's Czech, Finnish, Italian, Catalan, Russian, Hindi, Marathi and Telugu voices (Debian festvox packages)
+are natural-sounding diphone, unit-selection and HTS voices, female and male, that English-speaking engines
+installed offline do not have. Given English text
 they would read it by their own spelling rules; given the text *respelt* they say something close to the
 English pronunciation, as a speaker of that language would ("hey kimi" → Czech "hej kimi", Italian "ei chimi").
 
 How: espeak-ng's English (en-us) phonemes for the text (`espeak-ng -q --ipa`), then each phoneme written the
 way the target language writes the nearest sound, with the few context rules its spelling needs (Italian and
-Catalan c/ch/qu before front vowels). Works for any phrase, so the wake phrase, its hard negatives and the
+Catalan c/ch/qu before front vowels, Russian's iotated vowel letters, and for the Indian scripts, which are
+abugidas, a vowel sign after a consonant, an independent vowel letter elsewhere and a virama between consonants). Works for any phrase, so the wake phrase, its hard negatives and the
 negative sentences all go through the same path. Punctuation is kept (it shapes the voice's intonation).
 """
 from __future__ import annotations
@@ -19,9 +21,12 @@ from functools import lru_cache
 
 from ..errors import PqlrError, ToolchainMissing
 
-LANGUAGES = ("cs", "fi", "it", "ca")
-# the byte encoding each language's festival front end reads (UTF-8 input is spelt out byte by byte)
-ENCODING = {"cs": "iso-8859-2", "fi": "iso-8859-1", "it": "iso-8859-1", "ca": "iso-8859-1"}
+_LATIN = ("cs", "fi", "it", "ca")
+LANGUAGES = _LATIN + ("ru", "hi", "mr", "te")
+# the byte encoding each language's festival front end reads (the Latin ones spell UTF-8 input out byte by byte;
+# festival's Russian, Hindi, Marathi and Telugu front ends read UTF-8)
+ENCODING = {"cs": "iso-8859-2", "fi": "iso-8859-1", "it": "iso-8859-1", "ca": "iso-8859-1",
+            "ru": "utf-8", "hi": "utf-8", "mr": "utf-8", "te": "utf-8"}
 
 # espeak-ng's English phonemes, longest first when tokenising
 _VOWELS = {
@@ -50,6 +55,63 @@ _CONSONANTS = {
     "j": ("j", "j", "i", "i"), "w": ("v", "v", "u", "u"), "x": ("ch", "h", "c", "c"), "ʔ": ("",) * 4,
 }
 _FRONT = ("i", "e", "í", "é")
+
+# Russian: one Cyrillic spelling per phoneme; й before a vowel letter becomes the iotated letter (йа → я)
+_RU = {
+    "aɪɚ": "айэр", "aɪə": "айэр", "eɪ": "эй", "aɪ": "ай", "ɔɪ": "ой", "aʊ": "ау", "oʊ": "оу", "əʊ": "оу",
+    "iə": "иэ", "eə": "э", "ʊə": "уа", "ɑːɹ": "ар", "ɔːɹ": "ор", "ɛɹ": "эр", "ɪɹ": "ир", "ʊɹ": "ур",
+    "iː": "и", "uː": "у", "ɑː": "а", "ɔː": "о", "ɜː": "эр", "ɝ": "эр", "ɚ": "эр", "i": "и", "ɪ": "и", "ᵻ": "и",
+    "ɛ": "э", "e": "э", "æ": "э", "a": "а", "ɑ": "а", "ɒ": "о", "ɔ": "о", "o": "о", "ʊ": "у", "u": "у", "ʌ": "а",
+    "ə": "а", "ɐ": "а",
+    "tʃ": "ч", "dʒ": "дж", "p": "п", "b": "б", "t": "т", "d": "д", "k": "к", "ɡ": "г", "g": "г", "f": "ф",
+    "v": "в", "θ": "т", "ð": "д", "s": "с", "z": "з", "ʃ": "ш", "ʒ": "ж", "h": "х", "m": "м", "n": "н", "ŋ": "нг",
+    "l": "л", "ɹ": "р", "r": "р", "ɾ": "д", "j": "й", "w": "у", "x": "х", "ʔ": "",
+}
+_RU_IOTATED = {"йа": "я", "йу": "ю", "йэ": "е", "йо": "ё"}
+
+# The Indian scripts are abugidas: English phonemes → units of one shared inventory, then each script's letters.
+# English /t d/ are alveolar, heard as retroflex by Hindi and Telugu speakers (T, D); /æ/ as a long open e (ae).
+_UNITS = {
+    "aɪɚ": ("aa", "i", "a", "r"), "aɪə": ("aa", "i", "a", "r"), "eɪ": ("e",), "aɪ": ("aa", "i"), "ɔɪ": ("o", "i"),
+    "aʊ": ("aa", "u"), "oʊ": ("o",), "əʊ": ("o",), "iə": ("i", "a"), "eə": ("e", "a"), "ʊə": ("u", "a"),
+    "ɑːɹ": ("aa", "r"), "ɔːɹ": ("o", "r"), "ɛɹ": ("e", "r"), "ɪɹ": ("i", "r"), "ʊɹ": ("u", "r"),
+    "iː": ("ii",), "uː": ("uu",), "ɑː": ("aa",), "ɔː": ("o",), "ɜː": ("a", "r"), "ɝ": ("a", "r"), "ɚ": ("a", "r"),
+    "i": ("i",), "ɪ": ("i",), "ᵻ": ("i",), "ɛ": ("e",), "e": ("e",), "æ": ("ae",), "a": ("aa",), "ɑ": ("aa",),
+    "ɒ": ("o",), "ɔ": ("o",), "o": ("o",), "ʊ": ("u",), "u": ("u",), "ʌ": ("a",), "ə": ("a",), "ɐ": ("a",),
+    "tʃ": ("c",), "dʒ": ("j",), "p": ("p",), "b": ("b",), "t": ("T",), "d": ("D",), "k": ("k",), "ɡ": ("g",),
+    "g": ("g",), "f": ("f",), "v": ("v",), "θ": ("th",), "ð": ("dh",), "s": ("s",), "z": ("z",), "ʃ": ("sh",),
+    "ʒ": ("z",), "h": ("h",), "m": ("m",), "n": ("n",), "ŋ": ("n", "g"), "l": ("l",), "ɹ": ("r",), "r": ("r",),
+    "ɾ": ("D",), "j": ("y",), "w": ("v",), "x": ("kh",), "ʔ": (),
+}
+_DEVANAGARI = dict(
+    consonants={"k": "क", "kh": "ख", "g": "ग", "c": "च", "j": "ज", "T": "ट", "D": "ड", "th": "थ", "dh": "द",
+                "n": "न", "p": "प", "f": "फ", "b": "ब", "m": "म", "y": "य", "r": "र", "l": "ल", "v": "व",
+                "sh": "श", "s": "स", "z": "ज", "h": "ह"},
+    vowels={"a": ("अ", ""), "aa": ("आ", "ा"), "i": ("इ", "ि"), "ii": ("ई", "ी"), "u": ("उ", "ु"), "uu": ("ऊ", "ू"),
+            "e": ("ए", "े"), "ae": ("ऐ", "ै"), "o": ("ओ", "ो")},
+    virama="्")
+_TELUGU = dict(
+    consonants={"k": "క", "kh": "ఖ", "g": "గ", "c": "చ", "j": "జ", "T": "ట", "D": "డ", "th": "థ", "dh": "ద",
+                "n": "న", "p": "ప", "f": "ఫ", "b": "బ", "m": "మ", "y": "య", "r": "ర", "l": "ల", "v": "వ",
+                "sh": "శ", "s": "స", "z": "జ", "h": "హ"},
+    vowels={"a": ("అ", ""), "aa": ("ఆ", "ా"), "i": ("ఇ", "ి"), "ii": ("ఈ", "ీ"), "u": ("ఉ", "ు"), "uu": ("ఊ", "ూ"),
+            "e": ("ఏ", "ే"), "ae": ("ఏ", "ే"), "o": ("ఓ", "ో")},
+    virama="్")
+_SCRIPT = {"hi": _DEVANAGARI, "mr": _DEVANAGARI, "te": _TELUGU}
+
+
+def _abugida(tokens: list[str], script: dict) -> str:
+    """A vowel sign after a consonant, an independent letter elsewhere, a virama on a consonant no vowel follows."""
+    units = [u for t in tokens for u in _UNITS[t]]
+    cons, vowels, out = script["consonants"], script["vowels"], []
+    for i, u in enumerate(units):
+        if u in cons:
+            out.append(cons[u])
+            if i + 1 == len(units) or units[i + 1] not in vowels:
+                out.append(script["virama"])
+        else:
+            out.append(vowels[u][1] if i and units[i - 1] in cons else vowels[u][0])
+    return "".join(out)
 _TOKENS = sorted({**_VOWELS, **_CONSONANTS}, key=len, reverse=True)
 
 
@@ -80,7 +142,13 @@ def phonemes(ipa: str) -> list[str]:
 
 def spell(tokens: list[str], lang: str) -> str:
     """Phoneme tokens → the target language's spelling."""
-    k = LANGUAGES.index(lang)
+    if lang == "ru":
+        return re.sub("|".join(_RU_IOTATED), lambda m: _RU_IOTATED[m.group()], "".join(_RU[t] for t in tokens))
+    if lang in _SCRIPT:
+        return _abugida(tokens, _SCRIPT[lang])
+    if lang not in _LATIN:
+        raise PqlrError(f"no respelling for language {lang!r}; known: {', '.join(LANGUAGES)}")
+    k = _LATIN.index(lang)
     plain = [(_VOWELS.get(t) or _CONSONANTS[t])[k] for t in tokens]
     out = []
     for i, (t, p) in enumerate(zip(tokens, plain)):
@@ -104,7 +172,7 @@ def english_ipa(text: str) -> tuple[str, ...]:
 
 
 def respell(text: str, lang: str) -> str:
-    """English text as a speaker of `lang` (cs, fi, it, ca) would write it; punctuation kept."""
+    """English text as a speaker of `lang` (one of LANGUAGES) would write it; punctuation kept."""
     if lang not in LANGUAGES:
         raise PqlrError(f"no respelling for language {lang!r}; known: {', '.join(LANGUAGES)}")
     parts = re.findall(r"[A-Za-z0-9']+(?:[\s-]+[A-Za-z0-9']+)*|[^\w\s]", text)

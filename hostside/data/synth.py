@@ -85,7 +85,7 @@ class SynthConfig:
     dialogue_negatives: int = 0           # Fish Fillets NG dialogue (actors in conversation, Czech, Dutch, English;
                                           # split by game level into train and val): unknown clips per line; the
                                           # val levels are also a validation negative stream; 0 none
-    foreign_voices: int = 0               # festival's Czech, Finnish, Italian and Catalan voices reading respelt
+    foreign_voices: int = 0               # festival's voices of other languages reading respelt 
                                           # English (engine festival-intl): wake-word clips per voice (unknown clips
                                           # in the ratio unknown_per_voice : positives_per_voice), training split
                                           # only; 0 none
