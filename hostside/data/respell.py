@@ -83,20 +83,22 @@ _UNITS = {
     "ʒ": ("z",), "h": ("h",), "m": ("m",), "n": ("n",), "ŋ": ("n", "g"), "l": ("l",), "ɹ": ("r",), "r": ("r",),
     "ɾ": ("D",), "j": ("y",), "w": ("v",), "x": ("kh",), "ʔ": (),
 }
-_DEVANAGARI = dict(
-    consonants={"k": "क", "kh": "ख", "g": "ग", "c": "च", "j": "ज", "T": "ट", "D": "ड", "th": "थ", "dh": "द",
-                "n": "न", "p": "प", "f": "फ", "b": "ब", "m": "म", "y": "य", "r": "र", "l": "ल", "v": "व",
-                "sh": "श", "s": "स", "z": "ज", "h": "ह"},
-    vowels={"a": ("अ", ""), "aa": ("आ", "ा"), "i": ("इ", "ि"), "ii": ("ई", "ी"), "u": ("उ", "ु"), "uu": ("ऊ", "ू"),
-            "e": ("ए", "े"), "ae": ("ऐ", "ै"), "o": ("ओ", "ो")},
-    virama="्")
-_TELUGU = dict(
-    consonants={"k": "క", "kh": "ఖ", "g": "గ", "c": "చ", "j": "జ", "T": "ట", "D": "డ", "th": "థ", "dh": "ద",
-                "n": "న", "p": "ప", "f": "ఫ", "b": "బ", "m": "మ", "y": "య", "r": "ర", "l": "ల", "v": "వ",
-                "sh": "శ", "s": "స", "z": "జ", "h": "హ"},
-    vowels={"a": ("అ", ""), "aa": ("ఆ", "ా"), "i": ("ఇ", "ి"), "ii": ("ఈ", "ీ"), "u": ("ఉ", "ు"), "uu": ("ఊ", "ూ"),
-            "e": ("ఏ", "ే"), "ae": ("ఏ", "ే"), "o": ("ఓ", "ో")},
-    virama="్")
+_CONSONANT_UNITS = ("k", "kh", "g", "c", "j", "T", "D", "th", "dh", "n", "p", "f", "b", "m", "y", "r", "l", "v", "sh",
+                    "s", "z", "h")
+_VOWEL_UNITS = ("a", "aa", "i", "ii", "u", "uu", "e", "ae", "o")
+
+
+def _script(consonants: str, independent: str, signs: str, virama: str) -> dict:
+    """A script's letters for the units, in _CONSONANT_UNITS / _VOWEL_UNITS order (space-separated; the inherent
+    vowel's sign is empty, written "-")."""
+    return dict(consonants=dict(zip(_CONSONANT_UNITS, consonants.split(), strict=True)),
+                vowels={u: (i, "" if m == "-" else m)
+                        for u, i, m in zip(_VOWEL_UNITS, independent.split(), signs.split(), strict=True)},
+                virama=virama)
+
+
+_DEVANAGARI = _script("क ख ग च ज ट ड थ द न प फ ब म य र ल व श स ज ह", "अ आ इ ई उ ऊ ए ऐ ओ", "- ा ि ी ु ू े ै ो", "्")
+_TELUGU = _script("క ఖ గ చ జ ట డ థ ద న ప ఫ బ మ య ర ల వ శ స జ హ", "అ ఆ ఇ ఈ ఉ ఊ ఏ ఏ ఓ", "- ా ి ీ ు ూ ే ే ో", "్")
 _SCRIPT = {"hi": _DEVANAGARI, "mr": _DEVANAGARI, "te": _TELUGU}
 
 
