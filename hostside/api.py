@@ -77,6 +77,15 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             "device": info["device"]}
 
 
+def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, floor: float = 0.5, epochs: int = 5,
+         lr: float = 3e-4, seed: int | None = None, max_hours: float | None = None, progress: bool = True) -> dict:
+    """Hard-negative mining: fine-tune a wake-word checkpoint on the windows of the training levels' dialogue it
+    fires on most (hostside/mine.py)."""
+    from .mine import finetune
+    return finetune(Path(checkpoint), Path(corpus_dir), Path(out), negatives=negatives, floor=floor, epochs=epochs,
+                    lr=lr, seed=seed, max_hours=max_hours, progress=progress)
+
+
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | None = None, target_fa_per_hour: float = 1.0,
              rule: str = "count") -> dict:

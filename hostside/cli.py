@@ -21,6 +21,12 @@ EPILOG = """The data path, one subcommand per stage (each reads the previous sta
 Boards are files in boards/ (`pqlr boards` lists them)."""
 
 
+
+def _checkpoint_args(p: argparse.ArgumentParser, checkpoint_help: str, corpus_help: str, out: Path, out_help: str):
+    p.add_argument("--checkpoint", type=Path, required=True, help=checkpoint_help)
+    p.add_argument("--corpus", type=Path, default=Path("build/corpus"), help=corpus_help)
+    p.add_argument("--out", type=Path, default=out, help=out_help)
+
 def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") -> None:
     p.add_argument("--board", default=default, required=default is None,
                    help="board name: a file boards/<name>.toml (rv32-virt, host, esp32c6)"
@@ -126,6 +132,25 @@ def _parser() -> argparse.ArgumentParser:
                    "(e.g. 0.999: about the last 1,000 steps), and select and save it instead of the raw weights "
                    "(default 0: off)")
 
+    mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
+                        description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "
+                        "dialogue (actors in conversation, Czech, Dutch, English; the corpus's training game levels "
+                        "only, never the validation levels or the test streams), take the windows under its highest "
+                        "separate peaks (at most --negatives, posterior at least --floor), label them unknown, add "
+                        "them to the training split and fine-tune from the trained weights for --epochs (its own "
+                        "augmentation, peak learning rate --lr), keeping the best epoch on validation. The checkpoint "
+                        "records what was mined. Evaluate the result with `pqlr eval`.")
+    _checkpoint_args(mn, "wake-word checkpoint from `pqlr train`", "the corpus it was trained on",
+                     Path("build/model-mined.pt"), "checkpoint to write")
+    mn.add_argument("--negatives", type=int, default=1000, help="most windows to mine (default 1000)")
+    mn.add_argument("--floor", type=float, default=0.5,
+                    help="lowest wake-word posterior a mined window has (default 0.5)")
+    mn.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default 5)")
+    mn.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the fine-tuning (default 3e-4)")
+    mn.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: the checkpoint's)")
+    mn.add_argument("--hours", type=float, default=None,
+                    help="most hours of dialogue to search, shared between its languages (default: all, ~2.5 h)")
+
     ev = sub.add_parser("eval", help="accuracy per split/engine, false rejections, false accepts per hour",
                         description="Evaluate a checkpoint: accuracy per split, engine and unseen voice, confusion "
                         "matrices; for the wake-word task one streaming detector (1 s windows every --stride-ms, "
@@ -133,9 +158,8 @@ def _parser() -> argparse.ArgumentParser:
                         "rejection rate on wake-word clips and false accepts per hour on real speech (with the 95 %% "
                         "Poisson upper bound and the hours) and on TTS negative streams; threshold and smoothing are "
                         "chosen on validation only unless given; a DET curve (det.png).")
-    ev.add_argument("--checkpoint", type=Path, required=True, help="checkpoint from `pqlr train`")
-    ev.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus folder")
-    ev.add_argument("--out", type=Path, default=Path("build/eval"), help="folder for eval.json and det.png")
+    _checkpoint_args(ev, "checkpoint from `pqlr train`", "corpus folder", Path("build/eval"),
+                     "folder for eval.json and det.png")
     ev.add_argument("--threshold", type=float, default=None,
                     help="wake-word posterior threshold (default: chosen on validation)")
     ev.add_argument("--target-fa-per-hour", type=float, default=1.0,
@@ -326,6 +350,14 @@ def _cmd(args) -> int:
                       vtlp=args.vtlp, augment=_model_options(args.augment), ema=args.ema,
                       **_model_options(args.options))
         print(json.dumps(r, indent=1))
+        return 0
+    if args.cmd == "mine":
+        r = api.mine(args.checkpoint, args.corpus, args.out, negatives=args.negatives, floor=args.floor,
+                     epochs=args.epochs, lr=args.lr, seed=args.seed, max_hours=args.hours, progress=progress)
+        m = r["mined"]
+        print(f"mined {m['negatives']} windows (of {m['peaks_above_floor']} peaks ≥ {m['floor']}) in "
+              f"{m['hours_searched']:.2f} h of training dialogue {m['by_source']}; val accuracy "
+              f"{m['val_acc_before']:.4f} → {r['metrics']['val_acc']:.4f}; wrote {r['checkpoint']}")
         return 0
     if args.cmd == "eval":
         r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
