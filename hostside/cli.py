@@ -84,11 +84,14 @@ def _parser() -> argparse.ArgumentParser:
                    "val levels are also validation negative streams for the operating point. A corpus made "
                    "without them is extended in place, not made again (default 0: none)")
     s.add_argument("--foreign-voices", type=int, default=0,
-                   help="wake-word clips per festival voice of another language (Czech, Finnish, Italian, Catalan, "
-                   "Russian, Hindi: festvox-czech-*, -suopuhe-*, -ita*16k, -ca-ona-hts, -ru, -hi-nsk; one voice per "
-                   "speaker) reading the phrase and the training "
-                   "negatives respelt in its spelling, training split only; natural-sounding female and male voices "
-                   "that the English engines lack. A corpus made without them is extended (default 0: none)")
+                   help="wake-word clips per festival voice of another language (--foreign-languages; one voice "
+                   "per speaker) reading the phrase and the training negatives respelt in its spelling, training "
+                   "split only; natural-sounding female and male voices that the English engines lack. A corpus "
+                   "made without them is extended (default 0: none)")
+    s.add_argument("--foreign-languages", default=None, metavar="LANG,...",
+                   help="the languages of those voices: ca, cs, fi, it (festvox-ca-ona-hts, -czech-*, -suopuhe-*, "
+                   "-ita*16k: the default, as measured in benchmarks/quality/attempts.md §9), ru, hi, mr, te "
+                   "(festvox-ru, -hi-nsk: with them the detector fired far more often on real speech, §13)")
     s.add_argument("--vocoded-voices", type=int, default=0,
                    help="wake-word clips per natural-engine training voice (and as many over espeak-ng's) "
                    "resynthesised through the WORLD vocoder with a pitch and vocal-tract length drawn per clip, "
@@ -333,6 +336,8 @@ def _cmd(args) -> int:
                       fa_languages=tuple(e for e in args.fa_languages.split(",") if e),
                       tts_stream_seconds=args.tts_stream_seconds, human_negatives=args.human_negatives,
                       dialogue_negatives=args.dialogue_negatives, foreign_voices=args.foreign_voices,
+                      foreign_languages=None if args.foreign_languages is None
+                      else tuple(x for x in args.foreign_languages.split(",") if x),
                       vocoded_voices=args.vocoded_voices, rhyme_negatives=args.rhyme_negatives,
                       voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,

@@ -9,7 +9,7 @@ import pytest
 
 from hostside.data import respell as R
 from hostside.data.engines import ENGINES
-from hostside.data.synth import SynthConfig, synth_corpus
+from hostside.data.synth import FOREIGN_LANGUAGES, SynthConfig, synth_corpus
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (`make deps`)")
 
@@ -55,11 +55,11 @@ def test_the_engine_takes_voices_by_language_folder(tmp_path, monkeypatch):
               "english/kal_diphone/festvox", "catalan/upc_ca_ona_hts/festvox", "klingon/kx_diphone/festvox"):
         (tmp_path / d).mkdir(parents=True)
     monkeypatch.setattr(type(eng), "ROOT", tmp_path)
-    type(eng).languages.cache_clear()
+    type(eng)._installed.cache_clear()
     try:
         assert eng.languages() == {"czech_dita": "cs", "suo_fi_lj_diphone": "fi", "upc_ca_ona_hts": "ca"}
     finally:
-        type(eng).languages.cache_clear()
+        type(eng)._installed.cache_clear()
 
 
 def test_one_speaker_behind_several_front_ends_is_taken_once(tmp_path, monkeypatch):
@@ -72,18 +72,30 @@ def test_one_speaker_behind_several_front_ends_is_taken_once(tmp_path, monkeypat
             (tmp_path / voice / "group").mkdir()
             (tmp_path / voice / "group" / "lpc.group").write_bytes(units)
     monkeypatch.setattr(type(eng), "ROOT", tmp_path)
-    type(eng).languages.cache_clear()
+    type(eng)._installed.cache_clear()
     try:
         assert eng.languages() == {"hindi_NSK_diphone": "hi", "msu_ru_nsh_clunits": "ru", "other_diphone": "te"}
     finally:
-        type(eng).languages.cache_clear()
+        type(eng)._installed.cache_clear()
 
 
 def test_the_key_covers_foreign_voices_only_when_they_are_used():
     off = SynthConfig(fa_stream_seconds=0).key_material()
     assert "foreign_voices" not in off["config"] and "foreign_voices" not in off      # corpora made before keep theirs
     on = SynthConfig(fa_stream_seconds=0, foreign_voices=3).key_material()
-    assert on["config"]["foreign_voices"] == 3 and on["foreign_voices"] == ENGINES["festival-intl"].languages()
+    assert on["config"]["foreign_voices"] == 3 and on["foreign_voices"] == ENGINES["festival-intl"].languages(FOREIGN_LANGUAGES)
+    assert "foreign_languages" not in on["config"]                      # the default set: corpora made before keep theirs
+    ru = SynthConfig(fa_stream_seconds=0, foreign_voices=3, foreign_languages=("ru",))
+    assert ru.key_material()["config"]["foreign_languages"] == ("ru",) and ru.key() != SynthConfig(
+        fa_stream_seconds=0, foreign_voices=3).key()
+    assert set(ru.key_material()["foreign_voices"].values()) <= {"ru"}
+
+
+def test_foreign_languages_are_checked():
+    for bad in (("xx",), ()):
+        with pytest.raises(Exception, match="foreign_languages"):
+            SynthConfig(foreign_voices=1, foreign_languages=bad).validate()
+    SynthConfig(foreign_voices=1, foreign_languages=("ru", "hi")).validate()
 
 
 TINY = dict(voices=6, positives_per_voice=1, unknown_per_voice=2, few_voice_repeats=1, silence_clips=4,
@@ -101,10 +113,11 @@ def test_foreign_voices_extend_a_corpus_in_the_training_split_only(tmp_path):
     ext = synth_corpus(tmp_path / "c", cfg, progress=False)                 # extended, nothing rendered again
     assert ext.meta["config_key"] == cfg.key() and ext.clips[: len(base.clips)] == base.clips
     new = ext.clips[len(base.clips):]
-    assert len(new) == len(eng.voices()) * (1 + 2)                          # unknown : wake word = 2 : 1, as configured
-    assert {c.voice for c in new} == set(eng.voices()) and all(c.engine == "festival-intl" for c in new)
+    voices = eng.languages(FOREIGN_LANGUAGES)                               # the default languages' voices only
+    assert len(new) == len(voices) * (1 + 2)                                # unknown : wake word = 2 : 1, as configured
+    assert {c.voice for c in new} == set(voices) and all(c.engine == "festival-intl" for c in new)
     assert all(c.split == "train" for c in new)                             # never val, test or unseen
-    assert sum(c.label == "hey_kimi" for c in new) == len(eng.voices())
+    assert sum(c.label == "hey_kimi" for c in new) == len(voices)
     train_texts = set(ext.meta["negative_texts"]["train"]["words"]) | set(ext.meta["negative_texts"]["train"]["sentences"])
     assert all(c.text in train_texts for c in new if c.label == "unknown")
     whole = synth_corpus(tmp_path / "w", cfg, progress=False)               # made in one go: the same clips

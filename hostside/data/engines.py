@@ -177,9 +177,12 @@ class FestivalRespelt(Engine):
     def available(self) -> bool:
         return shutil.which("text2wave") is not None and shutil.which("espeak-ng") is not None and bool(self.voices())
 
+    def languages(self, only: tuple[str, ...] | None = None) -> dict[str, str]:
+        """{voice: language} of the installed voices, one per speaker; only: those of these languages."""
+        return {v: x for v, x in self._installed().items() if only is None or x in only}
+
     @lru_cache(maxsize=1)
-    def languages(self) -> dict[str, str]:
-        """{voice: language} of the installed voices, one per speaker."""
+    def _installed(self) -> dict[str, str]:
         if not self.ROOT.is_dir():
             return {}
         out, seen = {}, set()
