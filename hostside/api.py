@@ -78,12 +78,13 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
 
 
 def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, floor: float = 0.5, epochs: int = 5,
-         lr: float = 3e-4, seed: int | None = None, max_hours: float | None = None, progress: bool = True) -> dict:
+         lr: float = 3e-4, seed: int | None = None, max_hours: float | None = None, repeat: int = 1,
+         progress: bool = True) -> dict:
     """Hard-negative mining: fine-tune a wake-word checkpoint on the windows of the training levels' dialogue it
     fires on most (hostside/mine.py)."""
     from .mine import finetune
     return finetune(Path(checkpoint), Path(corpus_dir), Path(out), negatives=negatives, floor=floor, epochs=epochs,
-                    lr=lr, seed=seed, max_hours=max_hours, progress=progress)
+                    lr=lr, seed=seed, max_hours=max_hours, repeat=repeat, progress=progress)
 
 
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,

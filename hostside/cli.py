@@ -145,7 +145,9 @@ def _parser() -> argparse.ArgumentParser:
                         "records what was mined. Evaluate the result with `pqlr eval`.")
     _checkpoint_args(mn, "wake-word checkpoint from `pqlr train`", "the corpus it was trained on",
                      Path("build/model-mined.pt"), "checkpoint to write")
-    mn.add_argument("--negatives", type=int, default=1000, help="most windows to mine (default 1000)")
+    mn.add_argument("--negatives", type=int, default=1000,
+                    help="most windows to mine (default 1000; 0: fine-tune without them, the control)")
+    mn.add_argument("--repeat", type=int, default=1, help="times each mined window is seen per epoch (default 1)")
     mn.add_argument("--floor", type=float, default=0.5,
                     help="lowest wake-word posterior a mined window has (default 0.5)")
     mn.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default 5)")
@@ -358,7 +360,7 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "mine":
         r = api.mine(args.checkpoint, args.corpus, args.out, negatives=args.negatives, floor=args.floor,
-                     epochs=args.epochs, lr=args.lr, seed=args.seed, max_hours=args.hours, progress=progress)
+                     epochs=args.epochs, lr=args.lr, seed=args.seed, max_hours=args.hours, repeat=args.repeat, progress=progress)
         m = r["mined"]
         print(f"mined {m['negatives']} windows (of {m['peaks_above_floor']} peaks ≥ {m['floor']}) in "
               f"{m['hours_searched']:.2f} h of training dialogue {m['by_source']}; val accuracy "

@@ -102,16 +102,19 @@ def mine(model, fe: FrontEnd, recordings: list[tuple[str, np.ndarray]], negative
 
 def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, floor: float = 0.5,
              epochs: int = 5, lr: float = 3e-4, seed: int | None = None, max_hours: float | None = None,
-             progress: bool = True) -> dict:
-    """Mine a checkpoint's false accepts on the training levels' dialogue, fine-tune on them, write `out`."""
+             repeat: int = 1, progress: bool = True) -> dict:
+    """Mine a checkpoint's false accepts on the training levels' dialogue, fine-tune on them (each mined window
+    `repeat` times an epoch), write `out`. negatives=0 mines nothing: the same fine-tuning without them, the
+    control that says how much of a change is the mining's."""
     from .api import load_features
     from .data.corpus import load_corpus, split_audio
     from .data.noise import noise_bank
     from .train import TrainConfig, accuracy, load_checkpoint, save_checkpoint
     from .train import train as fit
-    if negatives < 1 or epochs < 1 or not 0.0 <= floor < 1.0 or lr <= 0 or (max_hours is not None and max_hours <= 0):
-        raise PqlrError(f"mining: negatives ({negatives}) and epochs ({epochs}) ≥ 1, a floor in [0, 1) ({floor}), "
-                        f"lr > 0 ({lr}), hours > 0 ({max_hours})")
+    if negatives < 0 or epochs < 1 or repeat < 1 or not 0.0 <= floor < 1.0 or lr <= 0 or \
+            (max_hours is not None and max_hours <= 0):
+        raise PqlrError(f"mining: negatives ≥ 0 ({negatives}; 0: the control), epochs ({epochs}) and repeat ({repeat}) "
+                        f"≥ 1, a floor in [0, 1) ({floor}), lr > 0 ({lr}), hours > 0 ({max_hours})")
     net, ck = load_checkpoint(Path(checkpoint))
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]) or corpus.task != "wakeword":
@@ -119,17 +122,18 @@ def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 100
                         f"{list(corpus.classes)} (task {corpus.task})")
     fe = FrontEnd.from_dict(ck["frontend"])
     corpus_seed = int(corpus.meta.get("config", {}).get("seed", 0))
-    found = mine(net, fe, training_recordings(corpus_seed, max_hours), negatives, floor, progress=progress)
-    if len(found.audio) == 0:
+    found = mine(net, fe, training_recordings(corpus_seed, max_hours), negatives, floor, progress=progress) \
+        if negatives else Mined(np.zeros((0, fe.clip_samples), np.int16), np.zeros(0), [], 0.0, 0, 0)
+    if negatives and len(found.audio) == 0:
         raise PqlrError(f"the student fires on nothing at or above {floor} in {found.hours:.2f} h of training "
                         f"dialogue: nothing to mine (lower --floor)")
     _, xv, yv = load_features(corpus_dir, "val", fe)
     before = accuracy(net, xv, yv)
     audio, y = split_audio(corpus)
     unknown = list(corpus.classes).index("unknown")
-    audio = np.concatenate([audio, found.audio.astype(audio.dtype) if audio.dtype == np.int16
-                            else found.audio.astype(np.float32) / 32768.0])
-    y = np.concatenate([y, np.full(len(found.audio), unknown, dtype=y.dtype)])
+    extra_audio = np.repeat(found.audio, repeat, axis=0)
+    audio = np.concatenate([audio, extra_audio if audio.dtype == np.int16 else extra_audio.astype(np.float32) / 32768.0])
+    y = np.concatenate([y, np.full(len(extra_audio), unknown, dtype=y.dtype)])
     base = {k: tuple(v) if isinstance(v, list) else v for k, v in ck.get("train_config", {}).items()}
     cfg = replace(TrainConfig(**base), epochs=epochs, lr=lr, seed=ck.get("seed", 0) if seed is None else seed)
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=cfg.seed), progress=progress)
@@ -139,7 +143,8 @@ def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 100
         per_source[lang] = per_source.get(lang, 0) + 1
     mined = {"from": str(checkpoint), "negatives": len(found.audio), "cap": negatives, "floor": floor,
              "peaks_above_floor": found.above_floor, "hours_searched": round(found.hours, 3),
-             "windows_scored": found.windows, "lowest_score": float(found.scores.min()),
+             "windows_scored": found.windows, "lowest_score": float(found.scores.min()) if len(found.scores) else None,
+             "repeat": repeat,
              "by_source": per_source, "epochs": epochs, "lr": lr, "val_acc_before": before,
              "note": "Fish Fillets NG's dialogue, training game levels only (the corpus's level split)"}
     metrics = {"val_acc": accuracy(net, xv, yv)}

@@ -68,6 +68,9 @@ def test_finetune_writes_a_checkpoint_that_records_the_mining(trained_pipeline, 
     assert r["metrics"]["val_acc"] == pytest.approx(ck["metrics"]["val_acc"])
     ev = api.evaluate(tmp_path / "mined.pt", trained_pipeline["corpus"])                    # a usable checkpoint
     assert "wakeword" in ev
-    for bad in (dict(negatives=0), dict(floor=1.0), dict(epochs=0), dict(max_hours=0.0)):
+    ctl = api.mine(root / "m.pt", trained_pipeline["corpus"], tmp_path / "control.pt", negatives=0, epochs=1,
+                   progress=False)                                  # the control: the same fine-tuning, nothing mined
+    assert ctl["mined"]["negatives"] == 0 and ctl["mined"]["hours_searched"] == 0 and ctl["mined"]["by_source"] == {}
+    for bad in (dict(negatives=-1), dict(floor=1.0), dict(epochs=0), dict(max_hours=0.0), dict(repeat=0)):
         with pytest.raises(PqlrError):
             api.mine(root / "m.pt", trained_pipeline["corpus"], tmp_path / "x.pt", **bad)

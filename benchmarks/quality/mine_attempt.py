@@ -4,7 +4,9 @@ evaluated by the benchmark's own protocol, as attempt.py evaluates a student.
 
     .venv/bin/python benchmarks/quality/mine_attempt.py --student build/bench-quality/attempts/<name>/student.pt
         --name <name>-mined [--corpus build/bench-quality/corpus] [--negatives 1000] [--floor 0.5] [--epochs 5]
-        [--lr 3e-4] [--work build/bench-quality]
+        [--lr 3e-4] [--repeat 1] [--work build/bench-quality]
+
+--negatives 0 fine-tunes the same way without mined windows: the control.
 
 Writes <work>/attempts/<name>/{student.pt, eval/eval.json, row.json}; det_smoothing.py reads the curves of the
 student before and after from their cached posteriors.
@@ -35,13 +37,14 @@ def main() -> int:
     ap.add_argument("--floor", type=float, default=0.5)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     out = args.work / "attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
     ck = out / "student.pt"
     t = time.monotonic()
     r = api.mine(args.student, args.corpus, ck, negatives=args.negatives, floor=args.floor, epochs=args.epochs,
-                 lr=args.lr, progress=sys.stderr.isatty())
+                 lr=args.lr, repeat=args.repeat, progress=sys.stderr.isatty())
     mine_s = time.monotonic() - t
     ev = api.evaluate(ck, args.corpus, out / "eval")
     row = {"name": args.name, "student": str(args.student), "mined": r["mined"], "mine_s": round(mine_s),
