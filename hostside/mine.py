@@ -34,9 +34,11 @@ class Mined:
     above_floor: int            # how many separate peaks reached the floor (before the cap)
 
 
-def training_recordings(corpus_seed: int, max_hours: float | None = None) -> list[tuple[str, np.ndarray]]:
-    """(name, 16 kHz float audio) of every training game level's dialogue, one recording per language and level;
-    max_hours caps the speech read, shared evenly between the languages (None: all of it)."""
+def training_recordings(corpus_seed: int, max_hours: float | None = None,
+                        split: str = "train") -> list[tuple[str, np.ndarray]]:
+    """(name, 16 kHz float audio) of every training game level's dialogue (split="val": the validation levels',
+    which mining never reads), one recording per language and level; max_hours caps the speech read, shared
+    evenly between the languages (None: all of it)."""
     from .data.corpus import SAMPLE_RATE, read_audio, resample
     from .data.realspeech import DIALOGUE_INSTALL, dialogue_sources
     from .data.synth import SynthConfig, _dialogue_level, dialogue_splits
@@ -51,7 +53,7 @@ def training_recordings(corpus_seed: int, max_hours: float | None = None) -> lis
         taken = 0
         for f in src.files:
             lv = _dialogue_level(f)
-            if levels[lv] != "train" or (cap is not None and taken >= cap):
+            if levels[lv] != split or (cap is not None and taken >= cap):
                 continue
             try:
                 x, sr = read_audio(f)
