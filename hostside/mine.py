@@ -108,8 +108,8 @@ def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 100
     """Mine a checkpoint's false accepts on the training levels' dialogue, fine-tune on them (each mined window
     `repeat` times an epoch), write `out`. negatives=0 mines nothing: the same fine-tuning without them, the
     control that says how much of a change is the mining's."""
-    from .api import load_features
     from .data.corpus import load_corpus, split_audio
+    from .data.features import load_features
     from .data.noise import noise_bank
     from .train import TrainConfig, accuracy, load_checkpoint, save_checkpoint
     from .train import train as fit
@@ -129,7 +129,7 @@ def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 100
     if negatives and len(found.audio) == 0:
         raise PqlrError(f"the student fires on nothing at or above {floor} in {found.hours:.2f} h of training "
                         f"dialogue: nothing to mine (lower --floor)")
-    _, xv, yv = load_features(corpus_dir, "val", fe)
+    _, xv, yv = load_features(Path(corpus_dir), "val", fe)
     before = accuracy(net, xv, yv)
     audio, y = split_audio(corpus)
     unknown = list(corpus.classes).index("unknown")
