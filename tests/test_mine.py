@@ -74,3 +74,13 @@ def test_finetune_writes_a_checkpoint_that_records_the_mining(trained_pipeline, 
     for bad in (dict(negatives=-1), dict(floor=1.0), dict(epochs=0), dict(max_hours=0.0), dict(repeat=0)):
         with pytest.raises(PqlrError):
             api.mine(root / "m.pt", trained_pipeline["corpus"], tmp_path / "x.pt", **bad)
+
+
+@pytest.mark.parametrize("script", ["mine_attempt.py", "dialogue_peaks.py"])
+def test_the_benchmark_scripts_start(script):
+    import subprocess
+    import sys
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "quality" / script
+    p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "usage" in p.stdout, p.stderr
