@@ -21,11 +21,11 @@ EPILOG = """The data path, one subcommand per stage (each reads the previous sta
 Boards are files in boards/ (`pqlr boards` lists them)."""
 
 
-
 def _checkpoint_args(p: argparse.ArgumentParser, checkpoint_help: str, corpus_help: str, out: Path, out_help: str):
     p.add_argument("--checkpoint", type=Path, required=True, help=checkpoint_help)
     p.add_argument("--corpus", type=Path, default=Path("build/corpus"), help=corpus_help)
     p.add_argument("--out", type=Path, default=out, help=out_help)
+
 
 def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") -> None:
     p.add_argument("--board", default=default, required=default is None,
@@ -360,7 +360,8 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "mine":
         r = api.mine(args.checkpoint, args.corpus, args.out, negatives=args.negatives, floor=args.floor,
-                     epochs=args.epochs, lr=args.lr, seed=args.seed, max_hours=args.hours, repeat=args.repeat, progress=progress)
+                     epochs=args.epochs, lr=args.lr, seed=args.seed, max_hours=args.hours, repeat=args.repeat,
+                     progress=progress)
         m = r["mined"]
         print(f"mined {m['negatives']} windows (of {m['peaks_above_floor']} peaks ≥ {m['floor']}) in "
               f"{m['hours_searched']:.2f} h of training dialogue {m['by_source']}; val accuracy "

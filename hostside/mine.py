@@ -15,6 +15,7 @@ levels stay unseen, and the test streams (asterisk's prompts, pocketsphinx) are 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,10 +35,10 @@ class Mined:
     above_floor: int            # how many separate peaks reached the floor (before the cap)
 
 
-def training_recordings(corpus_seed: int, max_hours: float | None = None,
+def dialogue_recordings(corpus_seed: int, max_hours: float | None = None,
                         split: str = "train") -> list[tuple[str, np.ndarray]]:
-    """(name, 16 kHz float audio) of every training game level's dialogue (split="val": the validation levels',
-    which mining never reads), one recording per language and level; max_hours caps the speech read, shared
+    """(name, 16 kHz float audio) of the dialogue of every game level in `split` ("train": what mining reads; "val":
+    the validation levels, which it never reads), one recording per language and level; max_hours caps the speech read, shared
     evenly between the languages (None: all of it)."""
     from .data.corpus import SAMPLE_RATE, read_audio, resample
     from .data.realspeech import DIALOGUE_INSTALL, dialogue_sources
@@ -66,8 +67,9 @@ def training_recordings(corpus_seed: int, max_hours: float | None = None,
 
 
 def peaks(post: np.ndarray, gap: int) -> np.ndarray:
-    """Indices of the separate peaks of a posterior stream, highest first; each suppresses the windows within
-    `gap` of it (evaluate.event_peaks' rule, with the positions)."""
+    """Indices of the separate peaks of a posterior stream, highest first: greedily the highest window not yet
+    suppressed, which suppresses the windows within `gap` of it (any window can be one, not only a local maximum
+    as in evaluate.event_peaks, so that a mined window is where the posterior is highest)."""
     taken = np.zeros(len(post), dtype=bool)
     out = []
     for i in np.argsort(-post, kind="stable"):
@@ -124,7 +126,7 @@ def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 100
                         f"{list(corpus.classes)} (task {corpus.task})")
     fe = FrontEnd.from_dict(ck["frontend"])
     corpus_seed = int(corpus.meta.get("config", {}).get("seed", 0))
-    found = mine(net, fe, training_recordings(corpus_seed, max_hours), negatives, floor, progress=progress) \
+    found = mine(net, fe, dialogue_recordings(corpus_seed, max_hours), negatives, floor, progress=progress) \
         if negatives else Mined(np.zeros((0, fe.clip_samples), np.int16), np.zeros(0), [], 0.0, 0, 0)
     if negatives and len(found.audio) == 0:
         raise PqlrError(f"the student fires on nothing at or above {floor} in {found.hours:.2f} h of training "
@@ -139,10 +141,7 @@ def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 100
     base = {k: tuple(v) if isinstance(v, list) else v for k, v in ck.get("train_config", {}).items()}
     cfg = replace(TrainConfig(**base), epochs=epochs, lr=lr, seed=ck.get("seed", 0) if seed is None else seed)
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=cfg.seed), progress=progress)
-    per_source: dict[str, int] = {}
-    for s in found.sources:
-        lang = s.split("/")[0]
-        per_source[lang] = per_source.get(lang, 0) + 1
+    per_source = dict(Counter(s.split("/")[0] for s in found.sources))
     mined = {"from": str(checkpoint), "negatives": len(found.audio), "cap": negatives, "floor": floor,
              "peaks_above_floor": found.above_floor, "hours_searched": round(found.hours, 3),
              "windows_scored": found.windows, "lowest_score": float(found.scores.min()) if len(found.scores) else None,

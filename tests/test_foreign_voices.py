@@ -49,34 +49,34 @@ def test_respell_keeps_words_and_punctuation():
         R.respell("she thought about changing the weather", lang).encode(R.ENCODING[lang])
 
 
-def test_the_engine_takes_voices_by_language_folder(tmp_path, monkeypatch):
+@pytest.fixture
+def voices_root(tmp_path, monkeypatch):
+    """festival-intl reading its voices from an empty folder (tmp_path), its cache cleared before and after."""
     eng = ENGINES["festival-intl"]
-    for d in ("czech/czech_dita/festvox", "finnish/suo_fi_lj_diphone/festvox", "finnish/suopuhe.common",
-              "english/kal_diphone/festvox", "catalan/upc_ca_ona_hts/festvox", "klingon/kx_diphone/festvox"):
-        (tmp_path / d).mkdir(parents=True)
     monkeypatch.setattr(type(eng), "ROOT", tmp_path)
     type(eng)._installed.cache_clear()
-    try:
-        assert eng.languages() == {"czech_dita": "cs", "suo_fi_lj_diphone": "fi", "upc_ca_ona_hts": "ca"}
-    finally:
-        type(eng)._installed.cache_clear()
+    yield eng, tmp_path
+    type(eng)._installed.cache_clear()
 
 
-def test_one_speaker_behind_several_front_ends_is_taken_once(tmp_path, monkeypatch):
-    eng = ENGINES["festival-intl"]
+def test_the_engine_takes_voices_by_language_folder(voices_root):
+    eng, root = voices_root
+    for d in ("czech/czech_dita/festvox", "finnish/suo_fi_lj_diphone/festvox", "finnish/suopuhe.common",
+              "english/kal_diphone/festvox", "catalan/upc_ca_ona_hts/festvox", "klingon/kx_diphone/festvox"):
+        (root / d).mkdir(parents=True)
+    assert eng.languages() == {"czech_dita": "cs", "suo_fi_lj_diphone": "fi", "upc_ca_ona_hts": "ca"}
+
+
+def test_one_speaker_behind_several_front_ends_is_taken_once(voices_root):
+    eng, root = voices_root
     for voice, units in (("hindi/hindi_NSK_diphone", b"nsk"), ("marathi/marathi_NSK_diphone", b"nsk"),
                          ("telugu/telugu_NSK_diphone", b"nsk"), ("telugu/other_diphone", b"other"),
                          ("russian/msu_ru_nsh_clunits", None)):
-        (tmp_path / voice / "festvox").mkdir(parents=True)
+        (root / voice / "festvox").mkdir(parents=True)
         if units is not None:
-            (tmp_path / voice / "group").mkdir()
-            (tmp_path / voice / "group" / "lpc.group").write_bytes(units)
-    monkeypatch.setattr(type(eng), "ROOT", tmp_path)
-    type(eng)._installed.cache_clear()
-    try:
-        assert eng.languages() == {"hindi_NSK_diphone": "hi", "msu_ru_nsh_clunits": "ru", "other_diphone": "te"}
-    finally:
-        type(eng)._installed.cache_clear()
+            (root / voice / "group").mkdir()
+            (root / voice / "group" / "lpc.group").write_bytes(units)
+    assert eng.languages() == {"hindi_NSK_diphone": "hi", "msu_ru_nsh_clunits": "ru", "other_diphone": "te"}
 
 
 def test_the_key_covers_foreign_voices_only_when_they_are_used():

@@ -25,7 +25,7 @@ def test_peaks_are_separate_and_highest_first():
 @needs_dialogue
 def test_only_the_training_levels_are_read():
     from hostside.data.synth import SynthConfig, dialogue_splits
-    recs = M.training_recordings(0, max_hours=0.02)
+    recs = M.dialogue_recordings(0, max_hours=0.02)
     levels = dialogue_splits(SynthConfig(seed=0), dialogue_sources())
     assert recs and all(levels[name.split("/")[1]] == "train" for name, _ in recs)
     assert {name.split("/")[0] for name, _ in recs} == {s.voice for s in dialogue_sources()}   # every language
@@ -40,7 +40,7 @@ def test_mined_windows_are_what_the_model_fires_on(trained_pipeline):
     from hostside.train import load_checkpoint, predict
     net, ck = load_checkpoint(trained_pipeline["root"] / "m.pt")
     fe = FrontEnd.from_dict(ck["frontend"])
-    recs = M.training_recordings(0, max_hours=0.01)
+    recs = M.dialogue_recordings(0, max_hours=0.01)
     found = M.mine(net, fe, recs, negatives=7, floor=0.0, progress=False)
     assert found.audio.shape == (7, fe.clip_samples) and found.audio.dtype == np.int16
     assert list(found.scores) == sorted(found.scores, reverse=True) and found.above_floor >= 7

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from hostside.data.features import FrontEnd  # noqa: E402
-from hostside.mine import mine, training_recordings  # noqa: E402
+from hostside.mine import mine, dialogue_recordings  # noqa: E402
 from hostside.train import load_checkpoint  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--corpus-seed", type=int, default=0, help="the corpus's seed (its level split; default 0)")
     args = ap.parse_args()
     floors = [float(f) for f in args.floors.split(",")]
-    recs = training_recordings(args.corpus_seed, split=args.split)
+    recs = dialogue_recordings(args.corpus_seed, split=args.split)
     print(f"| checkpoint | {' | '.join(f'peaks ≥ {f} per hour' for f in floors)} |")
     print("|---|" + "---|" * len(floors))
     for ck in args.checkpoints:
