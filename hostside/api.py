@@ -42,13 +42,16 @@ def load_features(corpus_dir: Path, split: str | None = None, frontend=None):
 def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "logmel40", epochs: int = 30,
           seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3,
           vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
-          **model_options) -> dict:
+          pair_loss: float = 0.0, pair_margin: float = 4.0, **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms,
     time_masks, time_mask_frames, freq_masks, freq_mask_fraction, label_smoothing); None: the defaults.
     ema: decay of an exponential moving average of the weights, which validation then judges and the checkpoint
-    keeps (e.g. 0.999); 0: off."""
+    keeps (e.g. 0.999); 0: off.
+    pair_loss: weight of a margin loss between each wake-word training clip and a near miss said by the same voice
+    ("hey kimi" / "hey timi", augmented alike; hostside/data/pairs.py): the wake log-odds must differ by pair_margin;
+    0: off. Needs a wake-word corpus made by `pqlr data synth`."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -60,7 +63,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
         raise PqlrError(f"vtlp {vtlp}: a range lo,hi with 0.5 <= lo <= hi <= 2 (e.g. 0.9,1.1)")
     cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,          # checked before the corpus loads
                       **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
-                      ema=float(ema), **augment_config(augment or {}))
+                      ema=float(ema), pair_weight=float(pair_loss), pair_margin=float(pair_margin),
+                      **augment_config(augment or {}))
     fe = preset(features)
     corpus, xv, yv = load_features(corpus_dir, "val", fe)
     audio, y = split_audio(corpus)
@@ -68,7 +72,11 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
         raise PqlrError(f"corpus {corpus_dir} has no training clips")
     torch.manual_seed(seed)                 # the initial weights are part of the run
     net = build_model(model, fe.shape, len(corpus.classes), **model_options)
-    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress)
+    pairing = {}
+    if cfg.pair_weight > 0:
+        from .data.pairs import corpus_partners
+        pairing["partners"], pairing["wake"] = corpus_partners(corpus)
+    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing)
     metrics = {"val_acc": accuracy(net, xv, yv)}
     save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),
                                              "features": features, "corpus": str(corpus_dir), "task": corpus.task,

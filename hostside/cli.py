@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="keep an exponential moving average of the weights, updated every step with this decay "
                    "(e.g. 0.999: about the last 1,000 steps), and select and save it instead of the raw weights "
                    "(default 0: off)")
+    t.add_argument("--pair-loss", type=float, default=0.0, metavar="WEIGHT",
+                   help="wake-word corpora: join each wake-word clip in a batch with a near miss said by the same "
+                   "voice ('hey kimi' with 'hey timi', 'hey keemee' with 'hey teemee'), augment both alike, and add "
+                   "WEIGHT × a margin loss on their wake log-odds, so that the one onset that differs is what "
+                   "decides (e.g. 1; default 0: off)")
+    t.add_argument("--pair-margin", type=float, default=4.0, metavar="LOGODDS",
+                   help="the wake log-odds by which a wake-word clip must beat its near miss (default 4)")
 
     mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
                         description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "
@@ -355,7 +362,7 @@ def _cmd(args) -> int:
         r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
                       seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress,
                       vtlp=args.vtlp, augment=_model_options(args.augment), ema=args.ema,
-                      **_model_options(args.options))
+                      pair_loss=args.pair_loss, pair_margin=args.pair_margin, **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "mine":

@@ -37,11 +37,17 @@ class TrainConfig:
     label_smoothing: float = 0.05
     vtlp: tuple[float, float] = (1.0, 1.0)     # vocal-tract length factors α drawn uniformly; (1, 1): off
     ema: float = 0.0                           # decay of an exponential moving average of the weights; 0: off
+    pair_weight: float = 0.0                   # weight of the near-miss margin loss (pair_loss); 0: off
+    pair_margin: float = 4.0                   # the wake log-odds a wake-word clip must beat its near miss by
 
     def __post_init__(self):
+        from .errors import PqlrError
         if not 0.0 <= self.ema < 1.0:
-            from .errors import PqlrError
             raise PqlrError(f"ema {self.ema}: a decay in [0, 1), e.g. 0.999 (0: off)")
+        if not self.pair_weight >= 0.0:
+            raise PqlrError(f"pair loss weight {self.pair_weight}: a number >= 0, e.g. 1 (0: off)")
+        if not 0.0 < self.pair_margin <= 20.0:
+            raise PqlrError(f"pair margin {self.pair_margin}: wake log-odds in (0, 20], e.g. 4")
 
 
 AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "time_masks", "time_mask_frames", "freq_masks",
@@ -115,6 +121,21 @@ def predict(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
 
 
+def wake_log_odds(logits: torch.Tensor, wake: int = 0) -> torch.Tensor:
+    """log p(wake) / (1 - p(wake)) from the logits: the wake logit against the log-sum-exp of the others."""
+    others = torch.cat([logits[:, :wake], logits[:, wake + 1:]], dim=1)
+    return logits[:, wake] - torch.logsumexp(others, dim=1)
+
+
+def pair_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, wake: int = 0, margin: float = 4.0) -> torch.Tensor:
+    """The near-miss margin loss: mean over pairs of max(0, margin − (s(wake-word clip) − s(its near miss))), s the
+    wake log-odds. Zero for pairs already separated by the margin, whatever their absolute scores; 0 for no pairs."""
+    if len(pos_logits) == 0:
+        return pos_logits.sum() * 0.0
+    gap = wake_log_odds(pos_logits, wake) - wake_log_odds(neg_logits, wake)
+    return torch.relu(margin - gap).mean()
+
+
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     if len(y) == 0:
         return float("nan")
@@ -132,27 +153,30 @@ class Augmenter:
     def _u(self, n: int, lo: float, hi: float) -> torch.Tensor:
         return torch.rand(n, generator=self.gen) * (hi - lo) + lo
 
-    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+    def __call__(self, audio: torch.Tensor, tie: torch.Tensor | None = None) -> torch.Tensor:
+        """tie: for each example, the example whose random draws (shift, noise clip and SNR, gain, warp, masks) it
+        takes, so that a pair is augmented alike; None: each its own. The draws made are the same either way."""
         n, length = audio.shape
         cfg = self.cfg
+        same = (lambda v: v[tie]) if tie is not None else (lambda v: v)
         # time shift with zero fill
         max_shift = int(cfg.time_shift_ms * self.fe.sample_rate / 1000)
         if max_shift:
-            shift = torch.randint(-max_shift, max_shift + 1, (n,), generator=self.gen)
+            shift = same(torch.randint(-max_shift, max_shift + 1, (n,), generator=self.gen))
             idx = torch.arange(length)[None, :] - shift[:, None]
             valid = (idx >= 0) & (idx < length)
             audio = torch.gather(audio, 1, idx.clamp(0, length - 1)) * valid
         # background noise at a random SNR
         if self.noise is not None and cfg.noise_prob > 0:
-            pick = torch.randint(0, len(self.noise), (n,), generator=self.gen)
+            pick = same(torch.randint(0, len(self.noise), (n,), generator=self.gen))
             nz = self.noise[pick]
-            snr = self._u(n, *cfg.snr_db)
+            snr = same(self._u(n, *cfg.snr_db))
             rms = audio.pow(2).mean(1).sqrt().clamp_min(1e-4)
-            use = (torch.rand(n, generator=self.gen) < cfg.noise_prob).float()
+            use = same((torch.rand(n, generator=self.gen) < cfg.noise_prob).float())
             audio = audio + use[:, None] * nz * (rms / 10 ** (snr / 20))[:, None]
-        audio = audio * (10 ** (self._u(n, *cfg.gain_db) / 20))[:, None]
+        audio = audio * (10 ** (same(self._u(n, *cfg.gain_db)) / 20))[:, None]
         lo, hi = cfg.vtlp
-        feats = self.front(audio, warp=self._u(n, lo, hi) if hi > lo else None)
+        feats = self.front(audio, warp=same(self._u(n, lo, hi)) if hi > lo else None)
         # SpecAugment-style masks, filled with each example's mean
         t, f = feats.shape[1:]
         fill = feats.mean(dim=(1, 2), keepdim=True)
@@ -161,19 +185,36 @@ class Augmenter:
         for _ in range(cfg.time_masks):
             w = torch.randint(0, cfg.time_mask_frames + 1, (n, 1, 1), generator=self.gen)
             s = (torch.rand(n, 1, 1, generator=self.gen) * (t - w + 1)).long()
+            w, s = same(w), same(s)
             mask |= (ar_t >= s) & (ar_t < s + w)
         fw = max(1, int(round(cfg.freq_mask_fraction * f)))
         for _ in range(cfg.freq_masks):
             w = torch.randint(0, fw + 1, (n, 1, 1), generator=self.gen)
             s = (torch.rand(n, 1, 1, generator=self.gen) * (f - w + 1)).long()
+            w, s = same(w), same(s)
             mask |= (ar_f >= s) & (ar_f < s + w)
         return torch.where(mask, fill.expand_as(feats), feats)
 
 
 def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
           y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), noise_bank: np.ndarray | None = None,
-          progress: bool = True, teacher: nn.Module | None = None, loss_fn=None) -> tuple[nn.Module, dict]:
-    """audio_train: int16 or float [N, clip_samples]; x_val: numpy features. Returns the best-on-val model."""
+          progress: bool = True, teacher: nn.Module | None = None, loss_fn=None,
+          partners: list[np.ndarray] | None = None, wake: int = 0) -> tuple[nn.Module, dict]:
+    """audio_train: int16 or float [N, clip_samples]; x_val: numpy features. Returns the best-on-val model.
+    partners (with cfg.pair_weight > 0): for each training example the indices of its near misses
+    (hostside/data/pairs.py); each example of a batch that has any is joined by one drawn at random, augmented
+    alike, and pair_loss on the wake class `wake` is added, weighted, to the batch's loss."""
+    from .errors import PqlrError
+    if cfg.pair_weight > 0 and partners is None:
+        raise PqlrError("pair_weight > 0 needs each training example's near misses (partners)")
+    if partners is not None and len(partners) != len(audio_train):
+        raise PqlrError(f"partners: {len(partners)} lists for {len(audio_train)} training examples")
+    pairing = cfg.pair_weight > 0
+    if pairing:
+        counts = torch.tensor([len(p) for p in partners], dtype=torch.long)
+        starts = torch.cumsum(counts, 0) - counts
+        flat = torch.from_numpy(np.concatenate([np.asarray(p, dtype=np.int64) for p in partners])
+                                if counts.sum() else np.zeros(0, np.int64))
     set_seed(cfg.seed)
     dev = device()
     model = model.to(dev)
@@ -187,6 +228,7 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     yt = torch.from_numpy(y_train)
     ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history, best, best_state = [], -1.0, None
+    pairs_seen = 0
     if teacher is not None:
         teacher = teacher.to(dev).eval()
     averaged = None
@@ -202,15 +244,28 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
             loss_sum = 0.0
             for i in range(0, len(perm), cfg.batch_size):
                 idx = perm[i: i + cfg.batch_size]
-                xb = aug(audio[idx].float() * scale).to(dev)
+                b = len(idx)
+                if pairing:                 # each example with near misses brings one, augmented as it is
+                    has = torch.nonzero(counts[idx] > 0).flatten()
+                    pick = (torch.rand(len(has), generator=gen) * counts[idx[has]]).long()
+                    mates = flat[starts[idx[has]] + pick]
+                    tie = torch.cat([torch.arange(b), has])
+                    xa = aug(audio[torch.cat([idx, mates])].float() * scale, tie=tie).to(dev)
+                    out = model(xa)
+                    logits = out[:b]
+                    pairs_seen += len(has)
+                else:
+                    xb = aug(audio[idx].float() * scale).to(dev)
+                    logits = model(xb)
                 yb = yt[idx].to(dev)
-                logits = model(xb)
                 if loss_fn is not None:
                     with torch.no_grad():
-                        t_logits = teacher(xb) if teacher is not None else None
+                        t_logits = teacher(xa[:b] if pairing else xb) if teacher is not None else None
                     loss = loss_fn(logits, yb, t_logits)
                 else:
                     loss = ce(logits, yb)
+                if pairing:
+                    loss = loss + cfg.pair_weight * pair_loss(out[has.to(dev)], out[b:], wake, cfg.pair_margin)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -229,8 +284,11 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                 best, best_state = val_acc, copy.deepcopy(kept.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)
-    return model.cpu().eval(), {"history": history, "device": dev, "best_val_acc": best,
-                                "train_config": asdict(cfg)}
+    info = {"history": history, "device": dev, "best_val_acc": best, "train_config": asdict(cfg)}
+    if pairing:
+        info["pairs"] = {"examples_with_near_misses": int((counts > 0).sum()), "near_misses": int(counts.sum()),
+                         "pairs_per_epoch": pairs_seen / max(1, cfg.epochs)}
+    return model.cpu().eval(), info
 
 
 def save_checkpoint(path: Path, model: nn.Module, name: str, extra: dict) -> None:

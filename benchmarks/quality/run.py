@@ -163,6 +163,7 @@ def main() -> int:
         reused = _reuse(ck, corpus, epochs, seed, recipe)
         tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
                                  vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"],
+                                 pair_loss=recipe["pair_loss"], pair_margin=recipe["pair_margin"],
                                  progress=sys.stderr.isatty(), **recipe["options"])
         if not reused:                                  # a reused checkpoint's training is not timed here
             timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
@@ -184,6 +185,7 @@ def main() -> int:
     results["models"]["fp32_student"] = {"architecture": args.model, "features": args.features, "epochs": epochs,
                                          "vtlp": args.vtlp, "model_options": recipe["options"],
                                          "augment": recipe["augment"], "ema": recipe["ema"],
+                                         "pair_loss": recipe["pair_loss"], "pair_margin": recipe["pair_margin"],
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
     from hostside.compress.recipe import from_dict
@@ -279,12 +281,17 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="a training augmentation setting, repeatable (as `pqlr train --augment`)")
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="select and keep an exponential moving average of the weights (as `pqlr train --ema`)")
+    ap.add_argument("--pair-loss", type=float, default=0.0, metavar="WEIGHT",
+                    help="near-miss margin loss weight (as `pqlr train --pair-loss`; default 0: off)")
+    ap.add_argument("--pair-margin", type=float, default=4.0, metavar="LOGODDS",
+                    help="its margin in wake log-odds (as `pqlr train --pair-margin`; default 4)")
 
 
 def recipe_of(args) -> dict:
     from hostside.train import augment_config
     return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
-            "augment": augment_config(_model_options(args.augment)), "ema": args.ema}
+            "augment": augment_config(_model_options(args.augment)), "ema": args.ema,
+            "pair_loss": args.pair_loss, "pair_margin": args.pair_margin}
 
 
 def record_partial(work: Path, tag: str = "") -> int:
@@ -324,9 +331,11 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
             any(json.dumps(c["config"].get(k)) != json.dumps(v) for k, v in recipe["options"].items()):
         return None
     from hostside.train import AUGMENT_KEYS, TrainConfig
-    trained, wanted = c.get("train_config") or {}, TrainConfig(ema=recipe["ema"], **recipe["augment"])
+    trained = c.get("train_config") or {}
+    wanted = TrainConfig(ema=recipe["ema"], pair_weight=recipe.get("pair_loss", 0.0),
+                         pair_margin=recipe.get("pair_margin", 4.0), **recipe["augment"])
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
-           for k in AUGMENT_KEYS + ("ema",)):
+           for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin")):
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):

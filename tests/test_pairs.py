@@ -1,0 +1,111 @@
+"""The near-miss margin loss (`pqlr train --pair-loss`): who is paired with whom, the loss, alike augmentation."""
+import numpy as np
+import pytest
+import torch
+
+from hostside import api
+from hostside.data.corpus import Clip, Corpus
+from hostside.data.pairs import corpus_partners, near_miss_texts, partners
+from hostside.errors import PqlrError
+from hostside.train import Augmenter, TrainConfig, pair_loss, wake_log_odds
+
+
+def _clip(voice, label, text):
+    return Clip(file=f"{voice}-{text}.wav", label=label, split="train", voice=voice, text=text)
+
+
+def test_partners_are_the_same_voices_near_misses_rhyming_with_its_own_spelling_first():
+    clips = [_clip("a", "hey_kimi", "hey kimi"),          # 0
+             _clip("a", "hey_kimi", "hey keemee!"),       # 1
+             _clip("a", "unknown", "hey timi"),           # 2
+             _clip("a", "unknown", "hey teemee"),         # 3
+             _clip("a", "unknown", "hello"),              # 4: not a near miss
+             _clip("a", "unknown", "ahoy kimi"),          # 5: another greeting, same rime
+             _clip("b", "unknown", "hey dimi"),           # 6: another voice
+             _clip("c", "hey_kimi", "hey, kimi?"),        # 7: a voice without near misses
+             _clip("d", "hey_kimi", "hey kimmy"),         # 8: no rhyme of its spelling: every near miss of d
+             _clip("d", "unknown", "hey timi"),           # 9
+             _clip("d", "unknown", "hey"),                # 10: the phrase's word alone
+             _clip("d", "silence", "")]                   # 11
+    got = partners(clips, "hey_kimi", "unknown", "hey kimi", ("hey kimmy", "hey keemee"))
+    assert len(got) == len(clips)
+    assert sorted(got[0]) == [2, 5]
+    assert sorted(got[1]) == [3]
+    assert len(got[7]) == 0
+    assert sorted(got[8]) == [9, 10]
+    for i in (2, 3, 4, 5, 6, 9, 10, 11):                 # only wake-word clips have partners
+        assert len(got[i]) == 0
+
+
+def test_near_misses_derive_from_any_phrase_and_never_include_it():
+    near = near_miss_texts("ok nova")
+    assert {"ok bova", "ok tova", "ok", "nova", "hi nova"} <= near
+    assert "ok nova" not in near
+    kimi = near_miss_texts("hey kimi", ("hey kimmy", "hey keemee"))
+    assert {"hey timi", "hey teemee", "hey timmy"} <= kimi and not {"hey kimmy", "hey keemee"} & kimi
+
+
+def test_pair_loss_is_zero_past_the_margin_and_pulls_the_pair_apart_below_it():
+    wake = 0
+    pos = torch.tensor([[5.0, 0.0, 0.0]], requires_grad=True)
+    neg = torch.tensor([[0.0, 5.0, 0.0]], requires_grad=True)
+    gap = (wake_log_odds(pos, wake) - wake_log_odds(neg, wake)).detach()
+    assert float(gap) > 8
+    assert float(pair_loss(pos, neg, wake, margin=4.0).detach()) == 0.0
+    pos2 = torch.tensor([[1.0, 0.5, 0.0]], requires_grad=True)
+    neg2 = torch.tensor([[0.8, 0.6, 0.0]], requires_grad=True)
+    loss = pair_loss(pos2, neg2, wake, margin=4.0)
+    gap2 = float((wake_log_odds(pos2, wake) - wake_log_odds(neg2, wake)).detach())
+    assert float(loss.detach()) == pytest.approx(4.0 - gap2)
+    loss.backward()
+    assert pos2.grad[0, wake] < 0 < neg2.grad[0, wake]      # descent raises the wake-word's score, lowers the miss's
+    # the log-odds are log p / (1 - p) of the softmax
+    p = torch.softmax(pos2.detach(), 1)[0, wake]
+    assert float(wake_log_odds(pos2.detach(), wake)) == pytest.approx(float(torch.log(p / (1 - p))), abs=1e-5)
+    empty = torch.zeros(0, 3, requires_grad=True)
+    assert float(pair_loss(empty, empty, wake).detach()) == 0.0
+
+
+def test_a_tied_pair_is_augmented_alike_and_tying_draws_nothing_more():
+    from hostside.data.features import preset
+    fe = preset("logmel40")
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(0, 0.1, (3, fe.sample_rate)).astype(np.float32))
+    bank = rng.normal(0, 0.3, (5, fe.sample_rate))
+    cfg = TrainConfig(vtlp=(0.8, 1.25), noise_prob=1.0)
+    batch = torch.cat([x, x[:1]])                                   # example 3 is example 0's partner
+    tied = Augmenter(fe, cfg, bank, torch.Generator().manual_seed(0))(batch, tie=torch.tensor([0, 1, 2, 0]))
+    assert torch.equal(tied[3], tied[0])
+    free = Augmenter(fe, cfg, bank, torch.Generator().manual_seed(0))(batch)
+    assert not torch.allclose(free[3], free[0])
+    same = Augmenter(fe, cfg, bank, torch.Generator().manual_seed(0))(batch, tie=torch.arange(4))
+    assert torch.equal(same, free)                                 # identity tie: the same draws, the same result
+
+
+def test_pair_loss_training_is_recorded_changes_the_weights_and_is_checked(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    opts = dict(epochs=1, seed=7, channels=8, blocks=1, progress=False)
+    api.train(corpus, tmp_path / "a.pt", **opts)
+    api.train(corpus, tmp_path / "p.pt", pair_loss=1.0, pair_margin=3.0, **opts)
+    a, p = (torch.load(tmp_path / f, weights_only=False) for f in ("a.pt", "p.pt"))
+    assert a["train_config"]["pair_weight"] == 0.0 and "pairs" not in a
+    assert p["train_config"]["pair_weight"] == 1.0 and p["train_config"]["pair_margin"] == 3.0
+    assert p["pairs"]["examples_with_near_misses"] > 0 and p["pairs"]["pairs_per_epoch"] > 0
+    assert not all(torch.equal(a["state_dict"][k], p["state_dict"][k]) for k in a["state_dict"])
+    for bad, match in (({"pair_loss": -1.0}, "pair loss weight"), ({"pair_loss": 1.0, "pair_margin": 0.0},
+                                                                   "pair margin")):
+        with pytest.raises(PqlrError, match=match):
+            api.train(corpus, tmp_path / "x.pt", **bad, **opts)
+
+
+def test_pairs_need_a_wake_word_corpus(trained_pipeline, tmp_path):
+    folder = Corpus(root=tmp_path, clips=[_clip("a", "yes", "yes")], classes=("yes", "no"), task="folder")
+    with pytest.raises(PqlrError, match="wake-word corpus"):
+        corpus_partners(folder)
+    from hostside.data.corpus import load_corpus
+    c = load_corpus(trained_pipeline["corpus"])
+    got, wake = corpus_partners(c)
+    assert c.classes[wake] == "hey_kimi" and len(got) == len(c.split("train"))
+    train = c.split("train")
+    for clip, mates in zip(train, got):
+        assert all(train[j].voice == clip.voice and train[j].label == "unknown" for j in mates)
