@@ -42,7 +42,7 @@ def load_features(corpus_dir: Path, split: str | None = None, frontend=None):
 def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "logmel40", epochs: int = 30,
           seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3,
           vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
-          pair_loss: float = 0.0, pair_margin: float = 4.0, **model_options) -> dict:
+          pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms,
@@ -51,7 +51,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     keeps (e.g. 0.999); 0: off.
     pair_loss: weight of a margin loss between each wake-word training clip and a near miss said by the same voice
     ("hey kimi" / "hey timi", augmented alike; hostside/data/pairs.py): the wake log-odds must differ by pair_margin;
-    0: off. Needs a wake-word corpus made by `pqlr data synth`."""
+    0: off. pair_sides "miss" moves only the near miss (the wake-word clip's score is its target). Needs a wake-word
+    corpus made by `pqlr data synth`."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -64,6 +65,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,          # checked before the corpus loads
                       **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
                       ema=float(ema), pair_weight=float(pair_loss), pair_margin=float(pair_margin),
+                      pair_sides=pair_sides,
                       **augment_config(augment or {}))
     fe = preset(features)
     corpus, xv, yv = load_features(corpus_dir, "val", fe)

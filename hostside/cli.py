@@ -141,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
                    "decides (e.g. 1; default 0: off)")
     t.add_argument("--pair-margin", type=float, default=4.0, metavar="LOGODDS",
                    help="the wake log-odds by which a wake-word clip must beat its near miss (default 4)")
+    t.add_argument("--pair-sides", choices=["both", "miss"], default="both",
+                   help="what the margin loss moves: both clips of a pair (default), or only the near miss, the "
+                   "wake-word clip's score serving as its target (so that the wake word's own scores are left to "
+                   "the cross-entropy)")
 
     mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
                         description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "
@@ -362,7 +366,8 @@ def _cmd(args) -> int:
         r = api.train(args.corpus, args.out, model=args.model, features=args.features, epochs=args.epochs,
                       seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress,
                       vtlp=args.vtlp, augment=_model_options(args.augment), ema=args.ema,
-                      pair_loss=args.pair_loss, pair_margin=args.pair_margin, **_model_options(args.options))
+                      pair_loss=args.pair_loss, pair_margin=args.pair_margin,
+                      pair_sides=args.pair_sides, **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "mine":

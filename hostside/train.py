@@ -39,6 +39,7 @@ class TrainConfig:
     ema: float = 0.0                           # decay of an exponential moving average of the weights; 0: off
     pair_weight: float = 0.0                   # weight of the near-miss margin loss (pair_loss); 0: off
     pair_margin: float = 4.0                   # the wake log-odds a wake-word clip must beat its near miss by
+    pair_sides: str = "both"                   # both: the loss moves both clips; miss: only the near miss
 
     def __post_init__(self):
         from .errors import PqlrError
@@ -48,6 +49,11 @@ class TrainConfig:
             raise PqlrError(f"pair loss weight {self.pair_weight}: a number >= 0, e.g. 1 (0: off)")
         if not 0.0 < self.pair_margin <= 20.0:
             raise PqlrError(f"pair margin {self.pair_margin}: wake log-odds in (0, 20], e.g. 4")
+        if self.pair_sides not in PAIR_SIDES:
+            raise PqlrError(f"pair sides {self.pair_sides!r}: one of {', '.join(PAIR_SIDES)}")
+
+
+PAIR_SIDES = ("both", "miss")
 
 
 AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "time_masks", "time_mask_frames", "freq_masks",
@@ -127,12 +133,15 @@ def wake_log_odds(logits: torch.Tensor, wake: int = 0) -> torch.Tensor:
     return logits[:, wake] - torch.logsumexp(others, dim=1)
 
 
-def pair_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, wake: int = 0, margin: float = 4.0) -> torch.Tensor:
+def pair_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, wake: int = 0, margin: float = 4.0,
+              sides: str = "both") -> torch.Tensor:
     """The near-miss margin loss: mean over pairs of max(0, margin − (s(wake-word clip) − s(its near miss))), s the
-    wake log-odds. Zero for pairs already separated by the margin, whatever their absolute scores; 0 for no pairs."""
+    wake log-odds. Zero for pairs already separated by the margin, whatever their absolute scores; 0 for no pairs.
+    sides "miss": the wake-word clip's score is a fixed target (no gradient), only the near miss is pushed down."""
     if len(pos_logits) == 0:
         return pos_logits.sum() * 0.0
-    gap = wake_log_odds(pos_logits, wake) - wake_log_odds(neg_logits, wake)
+    s_pos = wake_log_odds(pos_logits, wake)
+    gap = (s_pos.detach() if sides == "miss" else s_pos) - wake_log_odds(neg_logits, wake)
     return torch.relu(margin - gap).mean()
 
 
@@ -265,7 +274,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                 else:
                     loss = ce(logits, yb)
                 if pairing:
-                    loss = loss + cfg.pair_weight * pair_loss(out[has.to(dev)], out[b:], wake, cfg.pair_margin)
+                    loss = loss + cfg.pair_weight * pair_loss(out[has.to(dev)], out[b:], wake, cfg.pair_margin,
+                                                              cfg.pair_sides)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -62,6 +62,11 @@ def test_pair_loss_is_zero_past_the_margin_and_pulls_the_pair_apart_below_it():
     # the log-odds are log p / (1 - p) of the softmax
     p = torch.softmax(pos2.detach(), 1)[0, wake]
     assert float(wake_log_odds(pos2.detach(), wake)) == pytest.approx(float(torch.log(p / (1 - p))), abs=1e-5)
+    pos3, neg3 = pos2.detach().clone().requires_grad_(), neg2.detach().clone().requires_grad_()
+    only_miss = pair_loss(pos3, neg3, wake, margin=4.0, sides="miss")
+    assert float(only_miss.detach()) == pytest.approx(float(loss.detach()))    # the same value, one side moved
+    only_miss.backward()
+    assert (pos3.grad is None or torch.count_nonzero(pos3.grad) == 0) and neg3.grad[0, wake] > 0
     empty = torch.zeros(0, 3, requires_grad=True)
     assert float(pair_loss(empty, empty, wake).detach()) == 0.0
 
@@ -93,7 +98,8 @@ def test_pair_loss_training_is_recorded_changes_the_weights_and_is_checked(train
     assert p["pairs"]["examples_with_near_misses"] > 0 and p["pairs"]["pairs_per_epoch"] > 0
     assert not all(torch.equal(a["state_dict"][k], p["state_dict"][k]) for k in a["state_dict"])
     for bad, match in (({"pair_loss": -1.0}, "pair loss weight"), ({"pair_loss": 1.0, "pair_margin": 0.0},
-                                                                   "pair margin")):
+                                                                   "pair margin"),
+                       ({"pair_loss": 1.0, "pair_sides": "wake"}, "pair sides")):
         with pytest.raises(PqlrError, match=match):
             api.train(corpus, tmp_path / "x.pt", **bad, **opts)
 

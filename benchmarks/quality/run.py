@@ -164,7 +164,7 @@ def main() -> int:
         tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
                                  vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"],
                                  pair_loss=recipe["pair_loss"], pair_margin=recipe["pair_margin"],
-                                 progress=sys.stderr.isatty(), **recipe["options"])
+                                 pair_sides=recipe["pair_sides"], progress=sys.stderr.isatty(), **recipe["options"])
         if not reused:                                  # a reused checkpoint's training is not timed here
             timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         if reused:
@@ -186,6 +186,7 @@ def main() -> int:
                                          "vtlp": args.vtlp, "model_options": recipe["options"],
                                          "augment": recipe["augment"], "ema": recipe["ema"],
                                          "pair_loss": recipe["pair_loss"], "pair_margin": recipe["pair_margin"],
+                                         "pair_sides": recipe["pair_sides"],
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
     from hostside.compress.recipe import from_dict
@@ -285,13 +286,15 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="near-miss margin loss weight (as `pqlr train --pair-loss`; default 0: off)")
     ap.add_argument("--pair-margin", type=float, default=4.0, metavar="LOGODDS",
                     help="its margin in wake log-odds (as `pqlr train --pair-margin`; default 4)")
+    ap.add_argument("--pair-sides", choices=["both", "miss"], default="both",
+                    help="what it moves (as `pqlr train --pair-sides`; default both)")
 
 
 def recipe_of(args) -> dict:
     from hostside.train import augment_config
     return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
             "augment": augment_config(_model_options(args.augment)), "ema": args.ema,
-            "pair_loss": args.pair_loss, "pair_margin": args.pair_margin}
+            "pair_loss": args.pair_loss, "pair_margin": args.pair_margin, "pair_sides": args.pair_sides}
 
 
 def record_partial(work: Path, tag: str = "") -> int:
@@ -333,9 +336,10 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     from hostside.train import AUGMENT_KEYS, TrainConfig
     trained = c.get("train_config") or {}
     wanted = TrainConfig(ema=recipe["ema"], pair_weight=recipe.get("pair_loss", 0.0),
-                         pair_margin=recipe.get("pair_margin", 4.0), **recipe["augment"])
+                         pair_margin=recipe.get("pair_margin", 4.0), pair_sides=recipe.get("pair_sides", "both"),
+                         **recipe["augment"])
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
-           for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin")):
+           for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides")):
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
