@@ -115,3 +115,27 @@ def test_pairs_need_a_wake_word_corpus(trained_pipeline, tmp_path):
     train = c.split("train")
     for clip, mates in zip(train, got):
         assert all(train[j].voice == clip.voice and train[j].label == "unknown" for j in mates)
+
+
+def test_the_separation_probe_counts_ordered_pairs_and_runs_on_a_checkpoint(trained_pipeline):
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "quality" / "probe.py"
+    spec = importlib.util.spec_from_file_location("probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    rng = np.random.default_rng(0)
+    pos, neg = rng.integers(0, 5, 30).astype(float), rng.integers(0, 5, 20).astype(float)   # many ties
+    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg])
+    assert probe._ordered(pos, neg) == pytest.approx(brute)
+    assert probe._ordered(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    p = subprocess.run([sys.executable, str(path), "separation", str(trained_pipeline["root"] / "m.pt"), "--corpus",
+                        str(trained_pipeline["corpus"]), "--split", "train"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    name = trained_pipeline["root"].name                      # a checkpoint is named by its folder
+    rows = [line for line in p.stdout.splitlines() if line.startswith(f"| {name} |")]
+    assert rows and rows[-1].split("|")[2].strip() == "all"
+    assert 0.0 <= float(rows[-1].split("|")[-2]) <= 1.0

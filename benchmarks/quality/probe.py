@@ -13,6 +13,14 @@ corpus places an utterance; prints the clip classifier's p(wake word) per checkp
     .venv/bin/python benchmarks/quality/probe.py clips CKPT [CKPT ...] \\
         --corpus "build/bench-quality/corpus-rhyme_negatives=150" --split train --kinds wake,rhyme
 
+`separation`: how well a student ranks each voice's wake-word clips above the same voice's near misses (a rhyme, the
+phrase cut short, another greeting: hostside/data/pairs.py), whatever its threshold: per voice, the share of
+(wake word, near miss) pairs whose p(wake word) is in that order (ties half), averaged over the voices of a group;
+a student that only moves its decision leaves it where it was, one that hears the onset raises it:
+
+    .venv/bin/python benchmarks/quality/probe.py separation CKPT [CKPT ...] \
+        --corpus "build/bench-quality/corpus-rhyme_negatives=150" --split test
+
 Clean single clips are not the evaluation's figures (evaluate.py: noise, rooms, streaming): they show where a
 student's decision lies, not how often it is right.
 """
@@ -89,6 +97,61 @@ def clips(args) -> int:
     return 0
 
 
+def _ordered(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(a wake-word clip scores above a near miss), ties counted half (the Mann-Whitney statistic)."""
+    both = np.concatenate([pos, neg])
+    order = both.argsort(kind="stable")
+    ranks = np.empty(len(both))
+    ranks[order] = np.arange(1, len(both) + 1)
+    for v in np.unique(both):                      # average ranks over ties
+        tie = both == v
+        if tie.sum() > 1:
+            ranks[tie] = ranks[tie].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def separation(args) -> int:
+    from hostside.data.pairs import near_miss_texts
+    from hostside.data.synth import KNOWN_SPELLINGS
+    from hostside.data.texts import words
+    corpus = load_corpus(Path(args.corpus))
+    config = corpus.meta.get("config") or {}
+    phrase = config.get("phrase")
+    if not phrase:
+        sys.exit(f"{args.corpus}: not a wake-word corpus made by `pqlr data synth`")
+    spellings = config.get("spellings") or KNOWN_SPELLINGS.get(phrase, ())
+    near = near_miss_texts(phrase, spellings)
+    wake = corpus.classes[0]
+    sub = [c for c in corpus.clips if c.split == args.split and
+           (c.label == wake or (c.label == "unknown" and " ".join(words(c.text)) in near))]
+    voices = {c.voice for c in sub if c.label == wake} & {c.voice for c in sub if c.label != wake}
+    sub = [c for c in sub if c.voice in voices]
+    if not sub:
+        sys.exit(f"no {args.split} voice of {args.corpus} says both the wake word and a near miss")
+    part = type(corpus)(root=corpus.root, clips=sub, classes=corpus.classes, task=corpus.task, meta=corpus.meta)
+    print(f"| checkpoint | group | voices | wake-word clips | near misses | ranked in order (mean over voices) |")
+    print("|---|---|---|---|---|---|")
+    for name, net, fe in _load(args.checkpoints):
+        x, _ = corpus_features(part, fe)
+        p = predict(net, x)[:, 0]
+        per_voice = collections.defaultdict(lambda: ([], []))
+        for c, pv in zip(sub, p):
+            per_voice[c.voice][0 if c.label == wake else 1].append(pv)
+        groups = collections.defaultdict(list)
+        counts = collections.Counter()
+        engine = {c.voice: c.engine for c in sub}
+        for v, (pos, neg) in per_voice.items():
+            g = "espeak-ng" if engine[v] == "espeak-ng" else f"{engine[v]}:{v}"
+            for key in (g, "all"):
+                groups[key].append(_ordered(np.array(pos), np.array(neg)))
+                counts[key, "pos"] += len(pos)
+                counts[key, "neg"] += len(neg)
+        for g in sorted(groups, key=lambda k: (k == "all", k)):
+            print(f"| {name} | {g} | {len(groups[g])} | {counts[g, 'pos']} | {counts[g, 'neg']} | "
+                  f"{np.mean(groups[g]):.3f} |")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -102,8 +165,12 @@ def main(argv=None) -> int:
     c.add_argument("--corpus", required=True)
     c.add_argument("--split", default="train", choices=("train", "val", "test", "unseen"))
     c.add_argument("--kinds", default="wake,rhyme,unknown", help="of wake, rhyme, unknown, silence (default wake,rhyme,unknown)")
+    sp = sub.add_parser("separation", help="within-voice ranking of wake-word clips above near misses")
+    sp.add_argument("checkpoints", nargs="+")
+    sp.add_argument("--corpus", required=True)
+    sp.add_argument("--split", default="test", choices=("train", "val", "test", "unseen"))
     args = ap.parse_args(argv)
-    return say(args) if args.cmd == "say" else clips(args)
+    return {"say": say, "clips": clips, "separation": separation}[args.cmd](args)
 
 
 if __name__ == "__main__":
