@@ -140,7 +140,13 @@ def finetune(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 100
     y = np.concatenate([y, np.full(len(extra_audio), unknown, dtype=y.dtype)])
     base = {k: tuple(v) if isinstance(v, list) else v for k, v in ck.get("train_config", {}).items()}
     cfg = replace(TrainConfig(**base), epochs=epochs, lr=lr, seed=ck.get("seed", 0) if seed is None else seed)
-    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=cfg.seed), progress=progress)
+    pairing = {}
+    if cfg.pair_weight > 0:                 # a student trained with --pair-loss keeps it; mined windows have no voice
+        from .data.pairs import corpus_partners
+        partners, pairing["wake"] = corpus_partners(corpus)
+        pairing["partners"] = partners + [np.zeros(0, np.int64)] * len(extra_audio)
+    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=cfg.seed), progress=progress,
+                    **pairing)
     per_source = dict(Counter(s.split("/")[0] for s in found.sources))
     mined = {"from": str(checkpoint), "negatives": len(found.audio), "cap": negatives, "floor": floor,
              "peaks_above_floor": found.above_floor, "hours_searched": round(found.hours, 3),

@@ -84,3 +84,11 @@ def test_the_benchmark_scripts_start(script):
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "quality" / script
     p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "usage" in p.stdout, p.stderr
+
+
+def test_a_student_trained_with_the_pair_loss_is_fine_tuned_with_it(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    api.train(corpus, tmp_path / "p.pt", epochs=1, seed=0, channels=8, blocks=1, pair_loss=1.0, progress=False)
+    api.mine(tmp_path / "p.pt", corpus, tmp_path / "ft.pt", negatives=0, epochs=1, progress=False)   # the control
+    ck = torch.load(tmp_path / "ft.pt", map_location="cpu", weights_only=False)
+    assert ck["train_config"]["pair_weight"] == 1.0 and ck["train_config"]["epochs"] == 1
