@@ -51,8 +51,9 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     keeps (e.g. 0.999); 0: off.
     pair_loss: weight of a margin loss between each wake-word training clip and a near miss said by the same voice
     ("hey kimi" / "hey timi", augmented alike; hostside/data/pairs.py): the wake log-odds must differ by pair_margin;
-    0: off. pair_sides "miss" moves only the near miss (the wake-word clip's score is its target). Needs a wake-word
-    corpus made by `pqlr data synth`."""
+    0: off. pair_sides "miss" moves only the near miss (the wake-word clip's score is its target); "capped" moves the
+    wake-word clip only up to the log-odds the label-smoothed cross-entropy aims at. Needs a wake-word corpus made by
+    `pqlr data synth`."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count

@@ -141,10 +141,11 @@ def _parser() -> argparse.ArgumentParser:
                    "decides (e.g. 1; default 0: off)")
     t.add_argument("--pair-margin", type=float, default=4.0, metavar="LOGODDS",
                    help="the wake log-odds by which a wake-word clip must beat its near miss (default 4)")
-    t.add_argument("--pair-sides", choices=["both", "miss"], default="both",
-                   help="what the margin loss moves: both clips of a pair (default), or only the near miss, the "
-                   "wake-word clip's score serving as its target (so that the wake word's own scores are left to "
-                   "the cross-entropy)")
+    t.add_argument("--pair-sides", choices=["both", "miss", "capped"], default="both",
+                   help="what the margin loss moves: both clips of a pair (default); only the near miss, the "
+                   "wake-word clip's score serving as its target (miss); or both, the wake-word clip only up to the "
+                   "log-odds the label-smoothed cross-entropy aims at (capped), so that the pairs cannot inflate "
+                   "the wake score")
 
     mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
                         description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "

@@ -39,7 +39,8 @@ class TrainConfig:
     ema: float = 0.0                           # decay of an exponential moving average of the weights; 0: off
     pair_weight: float = 0.0                   # weight of the near-miss margin loss (pair_loss); 0: off
     pair_margin: float = 4.0                   # the wake log-odds a wake-word clip must beat its near miss by
-    pair_sides: str = "both"                   # both: the loss moves both clips; miss: only the near miss
+    pair_sides: str = "both"                   # both: the loss moves both clips; miss: only the near miss;
+                                               # capped: the wake word only up to the cross-entropy's own target
 
     def __post_init__(self):
         from .errors import PqlrError
@@ -53,7 +54,7 @@ class TrainConfig:
             raise PqlrError(f"pair sides {self.pair_sides!r}: one of {', '.join(PAIR_SIDES)}")
 
 
-PAIR_SIDES = ("both", "miss")
+PAIR_SIDES = ("both", "miss", "capped")
 
 
 AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "time_masks", "time_mask_frames", "freq_masks",
@@ -133,15 +134,30 @@ def wake_log_odds(logits: torch.Tensor, wake: int = 0) -> torch.Tensor:
     return logits[:, wake] - torch.logsumexp(others, dim=1)
 
 
+def smoothed_target_log_odds(label_smoothing: float, classes: int) -> float:
+    """The wake log-odds at which the label-smoothed cross-entropy is minimal for a wake-word example: its target
+    puts 1 − ε + ε/K on the wake class and ε/K on each other; inf without smoothing."""
+    if label_smoothing <= 0:
+        return float("inf")
+    other = label_smoothing / classes
+    return float(np.log((1 - label_smoothing + other) / (other * (classes - 1))))
+
+
 def pair_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, wake: int = 0, margin: float = 4.0,
-              sides: str = "both") -> torch.Tensor:
+              sides: str = "both", cap: float = float("inf")) -> torch.Tensor:
     """The near-miss margin loss: mean over pairs of max(0, margin − (s(wake-word clip) − s(its near miss))), s the
     wake log-odds. Zero for pairs already separated by the margin, whatever their absolute scores; 0 for no pairs.
-    sides "miss": the wake-word clip's score is a fixed target (no gradient), only the near miss is pushed down."""
+    sides "miss": the wake-word clip's score is a fixed target (no gradient), only the near miss is pushed down;
+    "capped": the wake-word clip's score counts only up to `cap` (no gradient above it), so that the pair cannot raise
+    it past where the cross-entropy puts it and the rest of the margin must come from the near miss."""
     if len(pos_logits) == 0:
         return pos_logits.sum() * 0.0
     s_pos = wake_log_odds(pos_logits, wake)
-    gap = (s_pos.detach() if sides == "miss" else s_pos) - wake_log_odds(neg_logits, wake)
+    if sides == "miss":
+        s_pos = s_pos.detach()
+    elif sides == "capped":
+        s_pos = torch.clamp(s_pos, max=cap)
+    gap = s_pos - wake_log_odds(neg_logits, wake)
     return torch.relu(margin - gap).mean()
 
 
@@ -274,8 +290,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                 else:
                     loss = ce(logits, yb)
                 if pairing:
+                    cap = smoothed_target_log_odds(cfg.label_smoothing, out.shape[1])
                     loss = loss + cfg.pair_weight * pair_loss(out[has.to(dev)], out[b:], wake, cfg.pair_margin,
-                                                              cfg.pair_sides)
+                                                              cfg.pair_sides, cap)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

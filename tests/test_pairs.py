@@ -7,7 +7,7 @@ from hostside import api
 from hostside.data.corpus import Clip, Corpus
 from hostside.data.pairs import corpus_partners, near_miss_texts, partners
 from hostside.errors import PqlrError
-from hostside.train import Augmenter, TrainConfig, pair_loss, wake_log_odds
+from hostside.train import Augmenter, TrainConfig, pair_loss, smoothed_target_log_odds, wake_log_odds
 
 
 def _clip(voice, label, text):
@@ -67,6 +67,20 @@ def test_pair_loss_is_zero_past_the_margin_and_pulls_the_pair_apart_below_it():
     assert float(only_miss.detach()) == pytest.approx(float(loss.detach()))    # the same value, one side moved
     only_miss.backward()
     assert (pos3.grad is None or torch.count_nonzero(pos3.grad) == 0) and neg3.grad[0, wake] > 0
+    # capped: the wake-word side moves only below the cross-entropy's own target
+    cap = smoothed_target_log_odds(0.05, 3)
+    z = torch.tensor(cap + np.log(2.0), requires_grad=True)       # logits [z, 0, 0]: wake log-odds z − log 2 = cap
+    nn_loss = torch.nn.functional.cross_entropy(torch.stack([z, torch.tensor(0.0), torch.tensor(0.0)])[None],
+                                                torch.tensor([0]), label_smoothing=0.05)
+    nn_loss.backward()
+    assert abs(float(z.grad)) < 1e-6                                # the smoothed cross-entropy's minimum
+    assert smoothed_target_log_odds(0.0, 3) == float("inf")
+    high = torch.tensor([[cap + 3.0, 0.0, 0.0]], requires_grad=True)
+    low = torch.tensor([[1.0, 0.0, 0.0]], requires_grad=True)
+    for pos, moved in ((high, False), (low, True)):
+        neg = torch.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
+        pair_loss(pos, neg, wake, margin=4.0, sides="capped", cap=cap).backward()
+        assert (float(pos.grad[0, wake]) < 0) == moved and neg.grad[0, wake] > 0
     empty = torch.zeros(0, 3, requires_grad=True)
     assert float(pair_loss(empty, empty, wake).detach()) == 0.0
 

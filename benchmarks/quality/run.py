@@ -286,7 +286,7 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="near-miss margin loss weight (as `pqlr train --pair-loss`; default 0: off)")
     ap.add_argument("--pair-margin", type=float, default=4.0, metavar="LOGODDS",
                     help="its margin in wake log-odds (as `pqlr train --pair-margin`; default 4)")
-    ap.add_argument("--pair-sides", choices=["both", "miss"], default="both",
+    ap.add_argument("--pair-sides", choices=["both", "miss", "capped"], default="both",
                     help="what it moves (as `pqlr train --pair-sides`; default both)")
 
 
