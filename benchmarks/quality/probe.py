@@ -18,7 +18,7 @@ phrase cut short, another greeting: hostside/data/pairs.py), whatever its thresh
 (wake word, near miss) pairs whose p(wake word) is in that order (ties half), averaged over the voices of a group;
 a student that only moves its decision leaves it where it was, one that hears the onset raises it:
 
-    .venv/bin/python benchmarks/quality/probe.py separation CKPT [CKPT ...] \
+    .venv/bin/python benchmarks/quality/probe.py separation CKPT [CKPT ...] \\
         --corpus "build/bench-quality/corpus-rhyme_negatives=150" --split test
 
 Clean single clips are not the evaluation's figures (evaluate.py: noise, rooms, streaming): they show where a
@@ -99,29 +99,16 @@ def clips(args) -> int:
 
 def _ordered(pos: np.ndarray, neg: np.ndarray) -> float:
     """P(a wake-word clip scores above a near miss), ties counted half (the Mann-Whitney statistic)."""
-    both = np.concatenate([pos, neg])
-    order = both.argsort(kind="stable")
-    ranks = np.empty(len(both))
-    ranks[order] = np.arange(1, len(both) + 1)
-    for v in np.unique(both):                      # average ranks over ties
-        tie = both == v
-        if tie.sum() > 1:
-            ranks[tie] = ranks[tie].mean()
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    above, tied = pos[:, None] > neg[None, :], pos[:, None] == neg[None, :]
+    return float(above.mean() + 0.5 * tied.mean())
 
 
 def separation(args) -> int:
-    from hostside.data.pairs import near_miss_texts
-    from hostside.data.synth import KNOWN_SPELLINGS
+    from hostside.data.pairs import corpus_phrase, near_miss_texts
     from hostside.data.texts import words
     corpus = load_corpus(Path(args.corpus))
-    config = corpus.meta.get("config") or {}
-    phrase = config.get("phrase")
-    if not phrase:
-        sys.exit(f"{args.corpus}: not a wake-word corpus made by `pqlr data synth`")
-    spellings = config.get("spellings") or KNOWN_SPELLINGS.get(phrase, ())
+    wake, phrase, spellings = corpus_phrase(corpus)
     near = near_miss_texts(phrase, spellings)
-    wake = corpus.classes[0]
     sub = [c for c in corpus.clips if c.split == args.split and
            (c.label == wake or (c.label == "unknown" and " ".join(words(c.text)) in near))]
     voices = {c.voice for c in sub if c.label == wake} & {c.voice for c in sub if c.label != wake}
@@ -133,7 +120,7 @@ def separation(args) -> int:
     print("|---|---|---|---|---|---|")
     for name, net, fe in _load(args.checkpoints):
         x, _ = corpus_features(part, fe)
-        p = predict(net, x)[:, 0]
+        p = predict(net, x)[:, corpus.classes.index(wake)]
         per_voice = collections.defaultdict(lambda: ([], []))
         for c, pv in zip(sub, p):
             per_voice[c.voice][0 if c.label == wake else 1].append(pv)

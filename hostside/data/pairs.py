@@ -46,17 +46,23 @@ def partners(clips, wake_label: str, unknown_label: str, phrase: str, spellings=
     return out
 
 
-def corpus_partners(corpus, split: str = "train") -> tuple[list[np.ndarray], int]:
-    """partners() over a wake-word corpus's split, with the phrase and spellings it was synthesised with; and the
-    wake class's index. Raises PqlrError for a corpus that is not a wake-word corpus made by `pqlr data synth`."""
+def corpus_phrase(corpus) -> tuple[str, str, tuple[str, ...]]:
+    """(wake class, phrase, spellings) a wake-word corpus was synthesised with. Raises PqlrError for a corpus that is
+    not a wake-word corpus made by `pqlr data synth`."""
     config = (corpus.meta or {}).get("config") or {}
     phrase = config.get("phrase")
     if corpus.task != "wakeword" or not phrase or "unknown" not in corpus.classes:
-        raise PqlrError(f"{corpus.root}: --pair-loss pairs wake-word clips with near misses said by the same voice, "
-                        "which needs a wake-word corpus made by `pqlr data synth` (its manifest names the phrase)")
+        raise PqlrError(f"{corpus.root}: pairing wake-word clips with near misses said by the same voice needs a "
+                        "wake-word corpus made by `pqlr data synth` (its manifest names the phrase)")
     from .synth import KNOWN_SPELLINGS, label_of
     spellings = tuple(config["spellings"]) if config.get("spellings") is not None else KNOWN_SPELLINGS.get(phrase, ())
     wake = label_of(phrase)
     if wake not in corpus.classes:
         raise PqlrError(f"{corpus.root}: no class {wake!r} for the phrase {phrase!r} (classes {list(corpus.classes)})")
+    return wake, phrase, spellings
+
+
+def corpus_partners(corpus, split: str = "train") -> tuple[list[np.ndarray], int]:
+    """partners() over a wake-word corpus's split (corpus_phrase), and the wake class's index."""
+    wake, phrase, spellings = corpus_phrase(corpus)
     return partners(corpus.split(split), wake, "unknown", phrase, spellings), list(corpus.classes).index(wake)
