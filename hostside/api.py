@@ -42,7 +42,8 @@ def load_features(corpus_dir: Path, split: str | None = None, frontend=None):
 def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "logmel40", epochs: int = 30,
           seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3,
           vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
-          pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", **model_options) -> dict:
+          pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", teacher: Path | None = None,
+          kd_alpha: float = 0.7, kd_temperature: float = 6.0, **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms,
@@ -53,7 +54,11 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     ("hey kimi" / "hey timi", augmented alike; hostside/data/pairs.py): the wake log-odds must differ by pair_margin;
     0: off. pair_sides "miss" moves only the near miss (the wake-word clip's score is its target); "capped" moves the
     wake-word clip only up to the log-odds the label-smoothed cross-entropy aims at. Needs a wake-word corpus made by
-    `pqlr data synth`."""
+    `pqlr data synth`.
+    teacher: a checkpoint of the same front end and classes (typically a wider model trained on this corpus) to
+    distil from: the loss becomes kd_alpha·T²·KL(teacher ‖ student at temperature T) + (1 − kd_alpha)·CE, the
+    teacher seeing each augmented batch as the student does. A teacher trained on a corpus whose training voices
+    include this corpus's val, test or unseen voices is refused (its soft labels would carry them in)."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -79,13 +84,52 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     if cfg.pair_weight > 0:
         from .data.pairs import corpus_partners
         pairing["partners"], pairing["wake"] = corpus_partners(corpus)
-    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing)
+    distill = {}
+    if teacher is not None:
+        from .compress.distill import kd_loss
+        t_net, distilled = _teacher(Path(teacher), fe, corpus, kd_alpha, kd_temperature)
+        distill = {"teacher": t_net, "loss_fn": lambda z_s, yb, z_t: kd_loss(
+            z_s, z_t, yb, kd_temperature, kd_alpha, label_smoothing=cfg.label_smoothing)}
+    net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing,
+                    **distill)
+    if teacher is not None:
+        info["distillation"] = distilled
     metrics = {"val_acc": accuracy(net, xv, yv)}
     save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),
                                              "features": features, "corpus": str(corpus_dir), "task": corpus.task,
                                              "metrics": metrics, "seed": seed, "epochs": epochs, **info})
     return {"checkpoint": str(out), "model": model, "params": param_count(net), "metrics": metrics,
             "device": info["device"]}
+
+
+def _teacher(path: Path, fe, corpus, alpha: float, temperature: float):
+    """The teacher network for api.train's distillation, checked against the student's front end, classes and
+    splits; and what the student's checkpoint records of it."""
+    from .models import param_count
+    from .train import load_checkpoint
+    if not 0.0 <= alpha <= 1.0:
+        raise PqlrError(f"kd alpha {alpha}: the soft-label share of the loss, in [0, 1] (e.g. 0.7)")
+    if not temperature > 0:
+        raise PqlrError(f"kd temperature {temperature}: a number > 0 (e.g. 6)")
+    net, ck = load_checkpoint(path)
+    if ck.get("frontend") != fe.to_dict():
+        raise PqlrError(f"teacher {path} was trained on other features ({ck.get('features')}); train the teacher "
+                        f"with the student's --features and front end")
+    if list(ck.get("classes") or []) != list(corpus.classes):
+        raise PqlrError(f"teacher {path} has classes {ck.get('classes')}, the corpus {list(corpus.classes)}: "
+                        f"train the teacher on this corpus")
+    seen = set()
+    t_manifest = Path(ck.get("corpus", "")) / "manifest.json"
+    if t_manifest.is_file():
+        seen = set(json.loads(t_manifest.read_text()).get("meta", {}).get("voices", {}).get("train", []))
+    held = {v for s in ("val", "test", "unseen") for v in corpus.meta.get("voices", {}).get(s, [])}
+    if seen & held:
+        raise PqlrError(f"teacher {path} was trained on voices this corpus holds out ({', '.join(sorted(seen & held)[:5])}"
+                        f"{' …' if len(seen & held) > 5 else ''}): its soft labels would carry them into training; "
+                        f"train the teacher on a corpus with this corpus's splits")
+    return net, {"teacher": str(path), "teacher_model": ck.get("model"), "teacher_params": param_count(net),
+                 "teacher_val_acc": (ck.get("metrics") or {}).get("val_acc"), "alpha": float(alpha),
+                 "temperature": float(temperature)}
 
 
 def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, floor: float = 0.5, epochs: int = 5,

@@ -146,6 +146,16 @@ def _parser() -> argparse.ArgumentParser:
                    "wake-word clip's score serving as its target (miss); or both, the wake-word clip only up to the "
                    "log-odds the label-smoothed cross-entropy aims at (capped), so that the pairs cannot inflate "
                    "the wake score")
+    t.add_argument("--teacher", type=Path, default=None, metavar="CKPT",
+                   help="distil from this checkpoint while training: a model of the same front end and classes, "
+                   "trained on this corpus's splits (e.g. a wider DS-CNN: --model dscnn-mlperf --set channels=256); "
+                   "the teacher sees each augmented batch and the student learns its soft labels beside the hard "
+                   "ones (default: none)")
+    t.add_argument("--kd-alpha", type=float, default=0.7, metavar="A",
+                   help="with --teacher: the share of the loss given to the teacher's soft labels (default 0.7)")
+    t.add_argument("--kd-temperature", type=float, default=6.0, metavar="T",
+                   help="with --teacher: the softmax temperature both sides are compared at (default 6, as "
+                   "pqlr compress)")
 
     mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
                         description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "
@@ -368,7 +378,8 @@ def _cmd(args) -> int:
                       seed=args.seed, batch_size=args.batch_size, lr=args.lr, progress=progress,
                       vtlp=args.vtlp, augment=_model_options(args.augment), ema=args.ema,
                       pair_loss=args.pair_loss, pair_margin=args.pair_margin,
-                      pair_sides=args.pair_sides, **_model_options(args.options))
+                      pair_sides=args.pair_sides, teacher=args.teacher, kd_alpha=args.kd_alpha,
+                      kd_temperature=args.kd_temperature, **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "mine":

@@ -49,7 +49,8 @@ def main() -> int:
     tr = _reuse(ck, corpus, args.epochs, args.seed, recipe) or \
         api.train(corpus, ck, model=args.model, features=args.features, epochs=args.epochs, seed=args.seed,
                   vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"], pair_loss=recipe["pair_loss"],
-                  pair_margin=recipe["pair_margin"], pair_sides=recipe["pair_sides"], progress=sys.stderr.isatty(),
+                  pair_margin=recipe["pair_margin"], pair_sides=recipe["pair_sides"], teacher=recipe["teacher"],
+                  kd_alpha=recipe["kd_alpha"], kd_temperature=recipe["kd_temperature"], progress=sys.stderr.isatty(),
                   **recipe["options"])
     params = tr["params"]
     train_s = time.monotonic() - t

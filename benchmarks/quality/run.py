@@ -164,7 +164,9 @@ def main() -> int:
         tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
                                  vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"],
                                  pair_loss=recipe["pair_loss"], pair_margin=recipe["pair_margin"],
-                                 pair_sides=recipe["pair_sides"], progress=sys.stderr.isatty(), **recipe["options"])
+                                 pair_sides=recipe["pair_sides"], teacher=recipe["teacher"],
+                                 kd_alpha=recipe["kd_alpha"], kd_temperature=recipe["kd_temperature"],
+                                 progress=sys.stderr.isatty(), **recipe["options"])
         if not reused:                                  # a reused checkpoint's training is not timed here
             timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         if reused:
@@ -187,6 +189,8 @@ def main() -> int:
                                          "augment": recipe["augment"], "ema": recipe["ema"],
                                          "pair_loss": recipe["pair_loss"], "pair_margin": recipe["pair_margin"],
                                          "pair_sides": recipe["pair_sides"],
+                                         "distillation": {k: recipe[k] for k in ("teacher", "kd_alpha", "kd_temperature")}
+                                         if recipe["teacher"] else None,
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
                                          "summary": summary(fp32_rows), "per_seed": fp32_rows}
     from hostside.compress.recipe import from_dict
@@ -288,13 +292,20 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="its margin in wake log-odds (as `pqlr train --pair-margin`; default 4)")
     ap.add_argument("--pair-sides", choices=["both", "miss", "capped"], default="both",
                     help="what it moves (as `pqlr train --pair-sides`; default both)")
+    ap.add_argument("--teacher", type=Path, default=None, metavar="CKPT",
+                    help="distil the fp32 student from this checkpoint (as `pqlr train --teacher`; default none)")
+    ap.add_argument("--kd-alpha", type=float, default=0.7, help="with --teacher (as `pqlr train --kd-alpha`)")
+    ap.add_argument("--kd-temperature", type=float, default=6.0,
+                    help="with --teacher (as `pqlr train --kd-temperature`)")
 
 
 def recipe_of(args) -> dict:
     from hostside.train import augment_config
     return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
             "augment": augment_config(_model_options(args.augment)), "ema": args.ema,
-            "pair_loss": args.pair_loss, "pair_margin": args.pair_margin, "pair_sides": args.pair_sides}
+            "pair_loss": args.pair_loss, "pair_margin": args.pair_margin, "pair_sides": args.pair_sides,
+            "teacher": str(args.teacher) if args.teacher else None, "kd_alpha": args.kd_alpha,
+            "kd_temperature": args.kd_temperature}
 
 
 def record_partial(work: Path, tag: str = "") -> int:
@@ -340,6 +351,10 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
                          **recipe["augment"])
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
            for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides")):
+        return None
+    d = c.get("distillation") or {}
+    if (d.get("teacher") and Path(d["teacher"]).resolve()) != (recipe.get("teacher") and Path(recipe["teacher"]).resolve()) \
+            or (d and (d.get("alpha"), d.get("temperature")) != (recipe.get("kd_alpha"), recipe.get("kd_temperature"))):
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):

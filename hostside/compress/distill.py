@@ -6,9 +6,10 @@ from torch import nn
 
 
 def kd_loss(z_s: torch.Tensor, z_t: torch.Tensor, y: torch.Tensor, temperature: float = 6.0,
-            alpha: float = 0.7) -> torch.Tensor:
+            alpha: float = 0.7, label_smoothing: float = 0.0) -> torch.Tensor:
+    """label_smoothing applies to the hard-label term only (training from scratch uses it; fine-tunes do not)."""
     T = temperature
     log_p_s = nn.functional.log_softmax(z_s / T, dim=1)
     p_t = nn.functional.softmax(z_t.to(z_s.dtype) / T, dim=1)
     kl = nn.functional.kl_div(log_p_s, p_t, reduction="batchmean")      # KL(p_t ‖ p_s)
-    return alpha * T * T * kl + (1 - alpha) * nn.functional.cross_entropy(z_s, y)
+    return alpha * T * T * kl + (1 - alpha) * nn.functional.cross_entropy(z_s, y, label_smoothing=label_smoothing)
