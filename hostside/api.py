@@ -104,7 +104,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
 
 def _teacher(path: Path, fe, corpus, alpha: float, temperature: float):
     """The teacher network for api.train's distillation, checked against the student's front end, classes and
-    splits; and what the student's checkpoint records of it."""
+    splits (when the teacher's corpus manifest can be read: `splits_checked` says whether it was); and what the
+    student's checkpoint records of it."""
     from .models import param_count
     from .train import load_checkpoint
     if not 0.0 <= alpha <= 1.0:
@@ -129,7 +130,7 @@ def _teacher(path: Path, fe, corpus, alpha: float, temperature: float):
                         f"train the teacher on a corpus with this corpus's splits")
     return net, {"teacher": str(path), "teacher_model": ck.get("model"), "teacher_params": param_count(net),
                  "teacher_val_acc": (ck.get("metrics") or {}).get("val_acc"), "alpha": float(alpha),
-                 "temperature": float(temperature)}
+                 "temperature": float(temperature), "splits_checked": t_manifest.is_file()}
 
 
 def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, floor: float = 0.5, epochs: int = 5,

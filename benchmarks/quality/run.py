@@ -352,9 +352,10 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
            for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides")):
         return None
-    d = c.get("distillation") or {}
-    if (d.get("teacher") and Path(d["teacher"]).resolve()) != (recipe.get("teacher") and Path(recipe["teacher"]).resolve()) \
-            or (d and (d.get("alpha"), d.get("temperature")) != (recipe.get("kd_alpha"), recipe.get("kd_temperature"))):
+    d, teacher = c.get("distillation") or {}, recipe.get("teacher")
+    if (d or teacher) and not (d and teacher and Path(d["teacher"]).resolve() == Path(teacher).resolve()
+                               and (d["alpha"], d["temperature"]) == (recipe["kd_alpha"], recipe["kd_temperature"])
+                               and Path(teacher).stat().st_mtime <= ck.stat().st_mtime):     # not retrained since
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
