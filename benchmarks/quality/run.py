@@ -355,6 +355,7 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     d, teacher = c.get("distillation") or {}, recipe.get("teacher")
     if (d or teacher) and not (d and teacher and Path(d["teacher"]).resolve() == Path(teacher).resolve()
                                and (d["alpha"], d["temperature"]) == (recipe["kd_alpha"], recipe["kd_temperature"])
+                               and Path(teacher).is_file()   # a missing teacher: api.train says what to do
                                and Path(teacher).stat().st_mtime <= ck.stat().st_mtime):     # not retrained since
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
