@@ -5,7 +5,8 @@ knowledge distillation, judged on what the INT4 goal is about: clip accuracy per
 three classes on 1 s clips), of the fp32 student and of the INT4 student, on the same clips.
 
     .venv/bin/python benchmarks/quality/int4_attempt.py --student build/bench-quality/attempts/X/student.pt \
-        --corpus build/bench-quality/corpus --teacher self --name X-kd [--seed 0] [--alpha 0.7 --temperature 6]
+        --corpus build/bench-quality/corpus --teacher self --name X-kd [--seed 0] [--alpha 0.7 --temperature 6] \
+        [--sparsity 0.3]
 
 --teacher none: the recorded recipe (cross-entropy only). self: the fp32 checkpoint distils into its own
 pruned and quantised copy (α·T²·KL + (1 − α)·CE in every fine-tuning epoch). A path: another checkpoint with the
@@ -64,10 +65,18 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--alpha", type=float, default=None, help="distillation weight α (default: the recipe's, 0.7)")
     ap.add_argument("--temperature", type=float, default=None, help="distillation temperature (default: the recipe's, 6)")
+    ap.add_argument("--sparsity", type=float, default=None,
+                    help="the prune stage's share of channels removed (default: the recipe's, 0.3); 0 drops the "
+                         "prune stage: W4A8 QAT of the whole student")
     args = ap.parse_args()
     out = args.work / "int4-attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
     spec = int4_recipe(args.student, args.corpus, out / "model.bin", args.seed, quick=False, teacher=args.teacher)
+    if args.sparsity is not None:
+        if not 0 <= args.sparsity < 1:
+            ap.error(f"--sparsity {args.sparsity}: must be in [0, 1)")
+        spec["stages"] = [st | {"sparsity": args.sparsity} if st["name"] == "prune" else st for st in spec["stages"]
+                          if args.sparsity > 0 or st["name"] != "prune"]
     distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature)) if v is not None}
     if distill:
         spec["distill"] = distill

@@ -415,9 +415,18 @@ def _recipe_line(r: dict) -> list[str]:
     m = r["models"].get("fp32_student") or {}
     if "architecture" not in m:
         return []
-    return [f"fp32 student: {m['architecture']}, {m.get('params')} parameters, {m['features']} features, "
-            f"{m['epochs']} epochs, VTLP {m.get('vtlp') or 'off'}"
-            + (f", options {m['model_options']}" if m.get("model_options") else "") + ".", ""]
+    extra = [f"options {m['model_options']}" if m.get("model_options") else "",
+             f"EMA {m['ema']}" if m.get("ema") else "",
+             f"near-miss margin loss {m['pair_loss']} ({m.get('pair_sides')})" if m.get("pair_loss") else "",
+             f"distilled from {m['distillation']['teacher']}" if m.get("distillation") else ""]
+    lines = [f"fp32 student: {m['architecture']}, {m.get('params')} parameters, {m['features']} features, "
+             f"{m['epochs']} epochs, VTLP {m.get('vtlp') or 'off'}" + "".join(f", {e}" for e in extra if e) + "."]
+    q = r["models"].get("int4_student") or {}
+    if q.get("pipeline"):
+        t = q.get("distillation") or "none"
+        lines.append(f"INT4 student: {q['pipeline']}; distillation in its fine-tuning: "
+                     + {"none": "none (cross-entropy only)", "self": "its own fp32 student as the teacher"}.get(t, t) + ".")
+    return lines + [""]
 
 
 def _ms(s: dict, k: str, pct: bool = False, nd: int = 2) -> str:
@@ -467,6 +476,9 @@ def markdown(r: dict) -> str:
     d = r.get("int4_vs_fp32_unseen_accuracy_points")
     if d:
         lines += ["", f"INT4 − fp32 unseen-voice accuracy, points: {d['mean']:+.2f} (per seed {[round(x, 2) for x in d['per_seed']]})"]
+        ok = sum(x >= -0.5 for x in d["per_seed"])
+        lines.append(f"INT4 within 0.5 points of fp32: {'met' if d['mean'] >= -0.5 else 'not met'} on the seeds' mean, "
+                     f"on {ok} of {len(d['per_seed'])} seeds.")
     fs = (r["models"].get("fp32_student") or {}).get("summary", {})
     lines += ["", f"Goals: {r['goal']}."]
     if fs:
