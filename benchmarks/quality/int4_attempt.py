@@ -71,12 +71,10 @@ def main() -> int:
     args = ap.parse_args()
     out = args.work / "int4-attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
-    spec = int4_recipe(args.student, args.corpus, out / "model.bin", args.seed, quick=False, teacher=args.teacher)
-    if args.sparsity is not None:
-        if not 0 <= args.sparsity < 1:
-            ap.error(f"--sparsity {args.sparsity}: must be in [0, 1)")
-        spec["stages"] = [st | {"sparsity": args.sparsity} if st["name"] == "prune" else st for st in spec["stages"]
-                          if args.sparsity > 0 or st["name"] != "prune"]
+    if args.sparsity is not None and not 0 <= args.sparsity < 1:
+        ap.error(f"--sparsity {args.sparsity}: must be in [0, 1)")
+    spec = int4_recipe(args.student, args.corpus, out / "model.bin", args.seed, quick=False, teacher=args.teacher,
+                       sparsity=0.3 if args.sparsity is None else args.sparsity)
     distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature)) if v is not None}
     if distill:
         spec["distill"] = distill

@@ -10,7 +10,7 @@
 2. Per seed: the fp32 DS-CNN student (--model, default dscnn-mlperf; --features, default MFCC 10; --vtlp and
    --set as `pqlr train`), evaluated by one streaming detector whose
    threshold and smoothing are chosen on validation only (hostside/evaluate.py).
-3. Per seed: the PQLR INT4 student from that fp32 student (30 % channel pruning, W4A8 LSQ+ QAT, exported to
+3. Per seed: the PQLR INT4 student from that fp32 student (30 % channel pruning (--int4-sparsity), W4A8 LSQ+ QAT, exported to
    model.bin, integer model checked against the fake-quant model), evaluated the same way; --int4-teacher self
    distils the fp32 student into it during fine-tuning (default none).
 Writes results.json and results.md beside this file: per model and seed, and mean ± standard deviation
@@ -85,13 +85,18 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
-def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, teacher: str = "none") -> dict:
+def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, teacher: str = "none",
+                sparsity: float = 0.3) -> dict:
     """The INT4 student's recipe. teacher: none (cross-entropy only), self (the fp32 student distils into its
-    own pruned and quantised copy in every fine-tuning epoch) or a checkpoint's path."""
+    own pruned and quantised copy in every fine-tuning epoch) or a checkpoint's path. sparsity: the share of
+    channels the prune stage removes; 0 drops the stage (W4A8 QAT of the whole student)."""
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"INT4 sparsity {sparsity}: must be in [0, 1)")
     e = (lambda n: 1) if quick else (lambda n: n)
+    prune = [{"name": "prune", "sparsity": sparsity, "l1": 1e-4, "sparsity_epochs": e(3), "finetune_epochs": e(4)}]
     spec = {"student": str(student), "corpus": str(corpus), "board": "rv32-virt", "output": str(out), "seed": seed,
-            "stages": [{"name": "prune", "sparsity": 0.3, "l1": 1e-4, "sparsity_epochs": e(3), "finetune_epochs": e(4)},
-                       {"name": "quantize", "wbits": 4, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": e(5)}]}
+            "stages": (prune if sparsity > 0 else [])
+            + [{"name": "quantize", "wbits": 4, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": e(5)}]}
     if teacher != "none":
         spec["teacher"] = str(student if teacher == "self" else Path(teacher))
     return spec
@@ -106,6 +111,9 @@ def main() -> int:
     ap.add_argument("--int4-teacher", default="none",
                     help="distillation in the INT4 student's fine-tuning: none (default), self (its fp32 student "
                          "as the teacher) or a checkpoint's path")
+    ap.add_argument("--int4-sparsity", type=float, default=0.3,
+                    help="share of channels the INT4 student's prune stage removes (default 0.3); 0: no pruning, "
+                         "W4A8 QAT of the whole fp32 student")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
     add_recipe_args(ap)
     add_corpus_args(ap)
@@ -116,6 +124,8 @@ def main() -> int:
                     help="record what a stopped run measured (work/results[-<name>]-partial.json) as results[-<name>].json/.md, "
                          "saying it is partial; nothing is run")
     args = ap.parse_args()
+    if not 0 <= args.int4_sparsity < 1:
+        ap.error(f"--int4-sparsity {args.int4_sparsity}: must be in [0, 1)")
     tag = f"-{args.name}" if args.name else ""
     if args.record_partial:
         return record_partial(args.work, tag)
@@ -198,7 +208,7 @@ def main() -> int:
         t = time.monotonic()
         base = args.work / f"int4{tag}-s{seed}"
         spec = int4_recipe(args.work / f"student{tag}-s{seed}.pt", corpus, base.with_suffix(".bin"), seed, quick,
-                           args.int4_teacher)
+                           args.int4_teacher, args.int4_sparsity)
         rec = from_dict(spec)
         rep = _reuse_int4(base, rec)
         if rep is None:
@@ -216,8 +226,10 @@ def main() -> int:
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
         _partial(args.work, results, "int4_student", int4_rows, tag)
     if int4_rows:
-        results["models"]["int4_student"] = {"pipeline": "PQLR: 30 % channel pruning (BatchNorm γ), W4A8 LSQ+ QAT "
-                                                         "(first/last layer 8 bit), exported to model.bin",
+        results["models"]["int4_student"] = {"pipeline": "PQLR: " + (f"{100 * args.int4_sparsity:g} % channel pruning "
+                                                                   "(BatchNorm γ), " if args.int4_sparsity else "no pruning, ")
+                                                         + "W4A8 LSQ+ QAT (first/last layer 8 bit), exported to model.bin",
+                                             "sparsity": args.int4_sparsity,
                                              "distillation": args.int4_teacher,
                                              "summary": summary(int4_rows), "per_seed": int4_rows}
         diffs = [100 * (i["unseen_accuracy"] - f["unseen_accuracy"]) for i in int4_rows for f in fp32_rows

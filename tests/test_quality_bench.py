@@ -1,0 +1,42 @@
+"""The quality benchmark's INT4 recipe (benchmarks/quality/run.py): what --int4-sparsity builds, checked by the
+same recipe parser `pqlr compress` uses, and refused before anything runs when it is out of range."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hostside.compress.recipe import from_dict
+
+RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "quality" / "run.py"
+
+
+def _run_module():
+    spec = importlib.util.spec_from_file_location("quality_run", RUN)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_int4_recipe_prunes_by_default_and_sparsity_zero_drops_the_stage(tmp_path):
+    run = _run_module()
+    ck, corpus, out = tmp_path / "s.pt", tmp_path / "c", tmp_path / "m.bin"
+    default = from_dict(run.int4_recipe(ck, corpus, out, 0, False))
+    assert [s.name for s in default.stages] == ["prune", "quantize"]
+    assert default.stages[0].params["sparsity"] == 0.3 and default.teacher is None
+    lighter = from_dict(run.int4_recipe(ck, corpus, out, 0, False, "self", sparsity=0.15))
+    assert lighter.stages[0].params["sparsity"] == 0.15 and lighter.teacher == str(ck)
+    whole = from_dict(run.int4_recipe(ck, corpus, out, 1, False, "self", sparsity=0))
+    assert [s.name for s in whole.stages] == ["quantize"]
+    assert whole.stages[0].params["wbits"] == 4 and whole.stages[0].params["abits"] == 8 and whole.seed == 1
+    with pytest.raises(ValueError, match="sparsity"):
+        run.int4_recipe(ck, corpus, out, 0, False, sparsity=1.0)
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1"])
+def test_run_refuses_an_int4_sparsity_out_of_range_before_running(value, tmp_path):
+    p = subprocess.run([sys.executable, str(RUN), "--work", str(tmp_path), "--int4-sparsity", value],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "--int4-sparsity" in p.stderr and "[0, 1)" in p.stderr, p.stderr
+    assert not any(tmp_path.iterdir())          # nothing was synthesised or trained
