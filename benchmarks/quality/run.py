@@ -488,8 +488,8 @@ def markdown(r: dict) -> str:
     d = r.get("int4_vs_fp32_unseen_accuracy_points")
     if d:
         lines += ["", f"INT4 − fp32 unseen-voice accuracy, points: {d['mean']:+.2f} (per seed {[round(x, 2) for x in d['per_seed']]})"]
-        ok = sum(x >= -0.5 for x in d["per_seed"])
-        lines.append(f"INT4 within 0.5 points of fp32: {'met' if d['mean'] >= -0.5 else 'not met'} on the seeds' mean, "
+        ok = sum(round(x, 6) >= -0.5 for x in d["per_seed"])      # −0.5 is 6 clips of 1,200: not a float's last bit
+        lines.append(f"INT4 within 0.5 points of fp32: {'met' if round(d['mean'], 6) >= -0.5 else 'not met'} on the seeds' mean, "
                      f"on {ok} of {len(d['per_seed'])} seeds.")
     fs = (r["models"].get("fp32_student") or {}).get("summary", {})
     lines += ["", f"Goals: {r['goal']}."]
