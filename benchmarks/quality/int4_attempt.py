@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 from hostside.boards import as_board  # noqa: E402
 from hostside.compress.pipeline import Pipeline, _params  # noqa: E402
 from hostside.compress.recipe import from_dict  # noqa: E402
-from run import int4_recipe  # noqa: E402
+from run import int4_recipe, sparsity_arg  # noqa: E402
 
 
 class ClipPipeline(Pipeline):
@@ -65,16 +65,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--alpha", type=float, default=None, help="distillation weight α (default: the recipe's, 0.7)")
     ap.add_argument("--temperature", type=float, default=None, help="distillation temperature (default: the recipe's, 6)")
-    ap.add_argument("--sparsity", type=float, default=None,
+    ap.add_argument("--sparsity", type=sparsity_arg, default=None,
                     help="the prune stage's share of channels removed (default: the recipe's, 0.3); 0 drops the "
                          "prune stage: W4A8 QAT of the whole student")
     args = ap.parse_args()
     out = args.work / "int4-attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
-    if args.sparsity is not None and not 0 <= args.sparsity < 1:
-        ap.error(f"--sparsity {args.sparsity}: must be in [0, 1)")
     spec = int4_recipe(args.student, args.corpus, out / "model.bin", args.seed, quick=False, teacher=args.teacher,
-                       sparsity=0.3 if args.sparsity is None else args.sparsity)
+                       **({} if args.sparsity is None else {"sparsity": args.sparsity}))
     distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature)) if v is not None}
     if distill:
         spec["distill"] = distill

@@ -85,6 +85,14 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+def sparsity_arg(text: str) -> float:
+    """argparse type for the INT4 student's prune share: a number in [0, 1), refused before anything runs."""
+    v = float(text)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"{v}: must be in [0, 1)")
+    return v
+
+
 def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, teacher: str = "none",
                 sparsity: float = 0.3) -> dict:
     """The INT4 student's recipe. teacher: none (cross-entropy only), self (the fp32 student distils into its
@@ -111,7 +119,7 @@ def main() -> int:
     ap.add_argument("--int4-teacher", default="none",
                     help="distillation in the INT4 student's fine-tuning: none (default), self (its fp32 student "
                          "as the teacher) or a checkpoint's path")
-    ap.add_argument("--int4-sparsity", type=float, default=0.3,
+    ap.add_argument("--int4-sparsity", type=sparsity_arg, default=0.3,
                     help="share of channels the INT4 student's prune stage removes (default 0.3); 0: no pruning, "
                          "W4A8 QAT of the whole fp32 student")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
@@ -124,8 +132,6 @@ def main() -> int:
                     help="record what a stopped run measured (work/results[-<name>]-partial.json) as results[-<name>].json/.md, "
                          "saying it is partial; nothing is run")
     args = ap.parse_args()
-    if not 0 <= args.int4_sparsity < 1:
-        ap.error(f"--int4-sparsity {args.int4_sparsity}: must be in [0, 1)")
     tag = f"-{args.name}" if args.name else ""
     if args.record_partial:
         return record_partial(args.work, tag)
