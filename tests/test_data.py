@@ -1,4 +1,6 @@
 """Corpus generation, loaders and the front end."""
+import shutil
+import subprocess
 import wave
 
 import numpy as np
@@ -220,3 +222,18 @@ def test_not_a_corpus(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(PqlrError):
         load_corpus(tmp_path / "empty")
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox (`make deps`)")
+def test_read_audio_is_deterministic_for_24_bit_files(tmp_path):
+    """A 24-bit FLAC (sonic-pi ships two) decodes to the same samples every time: sox's default dither drew new
+    noise per call, so the training noise bank and every training run differed between processes."""
+    from hostside.data.corpus import read_audio
+    f = tmp_path / "tone24.flac"
+    subprocess.run(["sox", "-n", "-r", "16000", "-b", "24", "-c", "1", str(f), "synth", "0.5", "sine", "440",
+                    "gain", "-6"], check=True, capture_output=True)
+    reads = [read_audio(f)[0] for _ in range(3)]
+    assert all(np.array_equal(reads[0], r) for r in reads[1:])
+    exact = np.frombuffer(subprocess.run(["sox", str(f), "-t", "raw", "-e", "signed", "-b", "32", "-"], check=True,
+                                         capture_output=True).stdout, dtype="<i4") / 2.0 ** 31
+    assert len(exact) == len(reads[0]) and np.abs(reads[0] - exact).max() <= 1 / 32768    # rounded, not noised

@@ -79,7 +79,10 @@ def read_wav(src: bytes | Path) -> tuple[np.ndarray, int]:
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
     """Read any audio file pqlr meets in Debian's packages: WAV with the standard library; GSM (asterisk
-    prompts), FLAC (sonic-pi samples) and headerless 16 kHz 16-bit .raw (pocketsphinx) decoded by sox."""
+    prompts), FLAC (sonic-pi samples) and headerless 16 kHz 16-bit .raw (pocketsphinx) decoded by sox.
+    Deterministic: sox's automatic dither (on by default wherever it writes fewer bits than the file holds: the
+    24-bit sonic-pi samples) draws fresh noise on every call, which made the training noise bank, and with it
+    every training run, differ from one process to the next; -D turns it off (the 24-bit samples are rounded)."""
     path = Path(path)
     if path.suffix.lower() == ".wav":
         return read_wav(path)
@@ -88,7 +91,7 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     if shutil.which("sox") is None:
         raise PqlrError(f"{path}: decoding {path.suffix} needs sox: `sudo apt-get install sox` (or `make deps`)")
     raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"] if path.suffix.lower() == ".raw" else []
-    p = subprocess.run(["sox", *raw, str(path), "-t", "wav", "-e", "signed", "-b", "16", "-"],
+    p = subprocess.run(["sox", "-D", *raw, str(path), "-t", "wav", "-e", "signed", "-b", "16", "-"],
                        capture_output=True, timeout=120)
     if p.returncode != 0:
         raise PqlrError(f"{path}: sox could not decode it ({p.stderr.decode(errors='replace').strip()})")
