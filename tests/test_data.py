@@ -237,3 +237,14 @@ def test_read_audio_is_deterministic_for_24_bit_files(tmp_path):
     exact = np.frombuffer(subprocess.run(["sox", str(f), "-t", "raw", "-e", "signed", "-b", "32", "-"], check=True,
                                          capture_output=True).stdout, dtype="<i4") / 2.0 ** 31
     assert len(exact) == len(reads[0]) and np.abs(reads[0] - exact).max() <= 1 / 32768    # rounded, not noised
+
+
+def test_training_noise_bank_is_the_same_in_every_process():
+    """Training mixes clips with noise_bank(seed): two fresh interpreters must build the same bank, or a seeded
+    run is not reproducible (it was not while sox dithered the 24-bit samples)."""
+    import sys
+    code = ("import hashlib; from hostside.data.noise import noise_bank; "
+            "print(hashlib.sha256(noise_bank(seed=1).tobytes()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+               for _ in range(2)}
+    assert len(digests) == 1, "noise_bank(seed=1) differs between processes"
