@@ -1,12 +1,13 @@
 """Corpus generation, loaders and the front end."""
 import shutil
 import subprocess
+import sys
 import wave
 
 import numpy as np
 import pytest
 
-from hostside.data.corpus import load_corpus, write_wav
+from hostside.data.corpus import load_corpus, read_audio, write_wav
 from hostside.data.features import PRESETS, FrontEnd, TorchFrontEnd, features, mel_filterbank, vtlp_warp
 from hostside.data.loaders import MLPERF12
 from hostside.data.synth import SynthConfig, synth_corpus, voice_split
@@ -228,7 +229,6 @@ def test_not_a_corpus(tmp_path):
 def test_read_audio_is_deterministic_for_24_bit_files(tmp_path):
     """A 24-bit FLAC (sonic-pi ships two) decodes to the same samples every time: sox's default dither drew new
     noise per call, so the training noise bank and every training run differed between processes."""
-    from hostside.data.corpus import read_audio
     f = tmp_path / "tone24.flac"
     subprocess.run(["sox", "-n", "-r", "16000", "-b", "24", "-c", "1", str(f), "synth", "0.5", "sine", "440",
                     "gain", "-6"], check=True, capture_output=True)
@@ -242,7 +242,6 @@ def test_read_audio_is_deterministic_for_24_bit_files(tmp_path):
 def test_training_noise_bank_is_the_same_in_every_process():
     """Training mixes clips with noise_bank(seed): two fresh interpreters must build the same bank, or a seeded
     run is not reproducible (it was not while sox dithered the 24-bit samples)."""
-    import sys
     code = ("import hashlib; from hostside.data.noise import noise_bank; "
             "print(hashlib.sha256(noise_bank(seed=1).tobytes()).hexdigest())")
     digests = {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout

@@ -1,4 +1,6 @@
 """Training determinism, model registry, and the evaluation protocol."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +60,10 @@ def test_training_is_deterministic(trained_pipeline, tmp_path):
 def test_training_is_deterministic_across_processes(trained_pipeline, tmp_path):
     """The same seed in a fresh interpreter gives the same weights: within one process cached decodes hid that sox
     dithered two of the training noise samples differently in every process."""
-    import subprocess
-    import sys
     corpus = trained_pipeline["corpus"]
-    kw = "epochs=1, seed=7, channels=8, blocks=1, progress=False"
-    api.train(corpus, tmp_path / "here.pt", epochs=1, seed=7, channels=8, blocks=1, progress=False)
-    code = f"from hostside import api; api.train({str(corpus)!r}, {str(tmp_path / 'there.pt')!r}, {kw})"
+    opts = dict(epochs=1, seed=7, channels=8, blocks=1, progress=False)
+    api.train(corpus, tmp_path / "here.pt", **opts)
+    code = f"from hostside import api; api.train({str(corpus)!r}, {str(tmp_path / 'there.pt')!r}, **{opts!r})"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=Path(api.__file__).parents[1])
     sa = torch.load(tmp_path / "here.pt", weights_only=False)["state_dict"]
     sb = torch.load(tmp_path / "there.pt", weights_only=False)["state_dict"]
@@ -154,8 +154,6 @@ def test_eval_reports_streaming_metrics(trained_pipeline, tmp_path):
 
 
 def test_cli_train_model_option_error(trained_pipeline, tmp_path):
-    import subprocess
-    import sys
     p = subprocess.run([sys.executable, "-m", "hostside.cli", "train", "--corpus", str(trained_pipeline["corpus"]),
                         "--model", "nope", "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
     assert p.returncode == 2 and "unknown model 'nope'" in p.stderr and "Traceback" not in p.stderr
