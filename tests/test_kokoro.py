@@ -1,5 +1,5 @@
 """Kokoro-82M's voices saying English (hostside/data/kokoro.py): the phoneme notation, the voices and their mixes,
-the engine, and the training-only extension of a corpus (SynthConfig.kokoro_voices)."""
+the engine, and the training-only extensions of a corpus (SynthConfig.kokoro_voices, SynthConfig.kokoro_negatives)."""
 from __future__ import annotations
 
 import shutil
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from hostside.data import kokoro
+from hostside.data.corpus import read_audio
 from hostside.data.engines import ENGINES
-from hostside.data.synth import SynthConfig, synth_corpus
+from hostside.data.synth import PASSAGE_SENTENCES, PASSAGE_WINDOWS, SynthConfig, synth_corpus
 from hostside.errors import PqlrError
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (`make deps`)")
@@ -98,5 +99,47 @@ def test_kokoro_voices_extend_a_corpus_in_the_training_split_only(tmp_path):
         kokoro.style_table(c.voice)
     train_texts = set(ext.meta["negative_texts"]["train"]["words"]) | set(ext.meta["negative_texts"]["train"]["sentences"])
     assert all(c.text in train_texts for c in new if c.label == "unknown")
+    again = synth_corpus(tmp_path / "c", cfg, progress=False)               # cached
+    assert again.clips == ext.clips
+
+
+def test_the_key_covers_kokoro_negatives_only_when_they_are_used():
+    off = SynthConfig(fa_stream_seconds=0).key_material()
+    assert "kokoro_negatives" not in off["config"] and "kokoro_passages" not in off
+    with pytest.raises(PqlrError, match="kokoro_negatives"):
+        SynthConfig(kokoro_negatives=-1).validate()
+    if kokoro.available():
+        on = SynthConfig(fa_stream_seconds=0, kokoro_negatives=3).key_material()
+        assert on["config"]["kokoro_negatives"] == 3 and on["kokoro"]["voices"] == kokoro.voices()
+        assert on["kokoro_passages"] == {"sentences": PASSAGE_SENTENCES, "windows": PASSAGE_WINDOWS}
+
+
+@needs_kokoro
+def test_kokoro_negatives_are_windows_cut_from_passages_of_training_sentences(tmp_path):
+    n = PASSAGE_WINDOWS + 1                                                 # two passages a voice: a full one, one window
+    base_cfg = SynthConfig(**TINY)
+    cfg = replace(base_cfg, kokoro_negatives=n)
+    base = synth_corpus(tmp_path / "c", base_cfg, progress=False)
+    ext = synth_corpus(tmp_path / "c", cfg, progress=False)                 # extended, nothing rendered again
+    assert ext.meta["config_key"] == cfg.key() and ext.clips[: len(base.clips)] == base.clips
+    new = ext.clips[len(base.clips):]
+    bundled = kokoro.voices()
+    assert len(new) == n * len(bundled) and ext.meta["kokoro_negatives"]["passages"] == 2 * len(bundled)
+    assert all(c.engine == "kokoro" and c.split == "train" and c.label == "unknown" for c in new)
+    for v in bundled:                                                       # n windows led by each bundled voice
+        assert sum(c.voice.partition("+")[0] == v for c in new) == n
+    train = set(ext.meta["negative_texts"]["train"]["sentences"])
+    held_out = {t for s in ("val", "test") for t in ext.meta["negative_texts"][s]["sentences"]}
+    passages = {}
+    for c in new:
+        passages.setdefault(c.text, []).append(c)
+        said = c.text.split(". ")
+        assert len(said) == PASSAGE_SENTENCES                               # sentences of the training split only
+        assert all(s.rstrip(".") in train and s.rstrip(".") not in held_out for s in said)
+    assert sorted(len(p) for p in passages.values()) == [1] * len(bundled) + [PASSAGE_WINDOWS] * len(bundled)
+    full = max(passages.values(), key=len)
+    audio = [read_audio(ext.root / c.file)[0] for c in full]
+    assert all(len(a) == 16000 for a in audio)                              # 1-s windows
+    assert len({a.tobytes() for a in audio}) == len(audio)                  # each its own cut, noise and room
     again = synth_corpus(tmp_path / "c", cfg, progress=False)               # cached
     assert again.clips == ext.clips

@@ -40,3 +40,22 @@ def test_run_refuses_an_int4_sparsity_out_of_range_before_running(value, tmp_pat
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "--int4-sparsity" in p.stderr and "[0, 1)" in p.stderr, p.stderr
     assert not any(tmp_path.iterdir())          # nothing was synthesised or trained
+
+
+def test_a_corpus_with_more_extensions_starts_from_the_made_corpus_with_the_most_of_its_overrides(tmp_path):
+    """--corpus-set kokoro_voices=150 --corpus-set kokoro_negatives=400 starts as a hard-linked copy of the made
+    corpus-kokoro_voices=150 (its clips are not synthesised again), not of the base corpus; a non-extension override
+    never starts from another corpus."""
+    run = _run_module()
+    for name, clip in (("corpus", "a.wav"), ("corpus-kokoro_voices=150", "b.wav")):
+        (tmp_path / name / "clips").mkdir(parents=True)
+        (tmp_path / name / "manifest.json").write_text("{}")
+        (tmp_path / name / "clips" / clip).write_bytes(b"x")
+    path, cfg = run.corpus_of(tmp_path, ["kokoro_voices=150", "kokoro_negatives=400"])
+    assert path.name == "corpus-kokoro_negatives=400_kokoro_voices=150"
+    assert cfg["kokoro_voices"] == 150 and cfg["kokoro_negatives"] == 400
+    assert (path / "clips" / "b.wav").stat().st_ino == (tmp_path / "corpus-kokoro_voices=150" / "clips" / "b.wav").stat().st_ino
+    only, _ = run.corpus_of(tmp_path, ["kokoro_negatives=400"])                 # from the base corpus
+    assert (only / "clips" / "a.wav").is_file() and not (only / "clips" / "b.wav").exists()
+    other, _ = run.corpus_of(tmp_path, ["kokoro_voices=150", "sentences=10"])   # sentences changes every clip
+    assert not other.exists()
