@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""What the detector's smoothing does to checkpoints already trained, read off their cached posteriors (oprule.py):
+
+1. the DET curve at longer smoothings than the protocol offers (unseen-voice FRR at the lowest threshold whose
+   real-speech false accepts stay within 2, 5, 10 and 50 per hour, as det_smoothing.py reads it), per checkpoint and
+   on the mean: a way to compare smoothings, read on the test data, not an operating point;
+2. the operating point validation chooses (hostside/evaluate.py choose_operating_point, the protocol's "count"
+   rule at 1 false accept per hour) when it chooses the smoothing too (the protocol) and when the smoothing is fixed
+   (`pqlr eval --smooth N`), with the unseen FRR and the real-speech false accepts each gives on the test data.
+
+    .venv/bin/python benchmarks/quality/fixed_smoothing.py CKPT [CKPT ...] [--corpus DIR] [--curve 5,7,9] [--fixed 5,7]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE))
+
+from hostside import evaluate as E  # noqa: E402
+from det_smoothing import curve  # noqa: E402
+from det_table import LIMITS, frr_at  # noqa: E402
+from oprule import REFRACTORY_S, STRIDE_MS, posteriors  # noqa: E402
+
+
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", type=Path)
+    ap.add_argument("--corpus", type=Path, default=Path("build/bench-quality/corpus"),
+                    help="the corpus the checkpoints are evaluated on (its val, unseen voices and real speech)")
+    ap.add_argument("--curve", type=ints, default=[5, 7, 9, 11, 15],
+                    help="smoothings (windows) to read the DET curve at (default 5,7,9,11,15)")
+    ap.add_argument("--fixed", type=ints, default=[5, 7],
+                    help="fixed smoothings to choose the threshold at, beside the protocol's choice (default 5,7)")
+    ap.add_argument("--target", type=float, default=1.0, help="validation's false accepts per hour (default 1)")
+    args = ap.parse_args()
+    post = {ck: posteriors(ck, args.corpus) for ck in args.checkpoints}
+
+    print("## DET curve: unseen FRR at ≤ " + " / ".join(map(str, LIMITS)) + " real FA/h\n")
+    print("| smoothing (windows) | " + " | ".join(str(ck.parent.name) for ck in args.checkpoints) + " | mean |")
+    print("|---|" + "---|" * (len(args.checkpoints) + 1))
+    for s in args.curve:
+        rows = [[100 * frr_at(curve(post[ck], s), x) for x in LIMITS] for ck in args.checkpoints]
+        cells = [" / ".join(f"{v:.1f}" for v in r) for r in rows]
+        mean = " / ".join(f"{statistics.mean(v):.1f}" for v in zip(*rows))
+        print(f"| {s} | " + " | ".join(cells) + f" | {mean} |", flush=True)
+
+    print("\n## Operating point chosen on validation: threshold (smoothing), unseen FRR, real false accepts\n")
+    print("| smoothing | " + " | ".join(str(ck.parent.name) for ck in args.checkpoints) + " | mean FRR | false accepts, median |")
+    print("|---|" + "---|" * (len(args.checkpoints) + 2))
+    hours = None
+    for fixed in [None, *args.fixed]:
+        cells, frrs, fas = [], [], []
+        for ck in args.checkpoints:
+            p = post[ck]
+            hours = float(sum(p["real_hours"]))
+            op = E.choose_operating_point(p["val"], p["val_neg"], p["val_hours"], STRIDE_MS, REFRACTORY_S,
+                                          args.target, fixed)
+            det = E.Detector(1.0, op["smooth"], STRIDE_MS, REFRACTORY_S)
+            frr = 100 * float(E._missed(det, p["unseen"], op["threshold"]).mean())
+            fa = sum(len(det.triggers(r, op["threshold"])) for r in p["real"])
+            cells.append(f"{op['threshold']:.2f} ({op['smooth']}), {frr:.1f} %, {fa}")
+            frrs.append(frr)
+            fas.append(fa)
+        label = "chosen on validation (protocol)" if fixed is None else f"fixed at {fixed}"
+        print(f"| {label} | " + " | ".join(cells) + f" | {statistics.mean(frrs):.1f} % | {statistics.median(fas):g} |",
+              flush=True)
+    print(f"\nReal speech: {hours:.2f} h. Curves and test figures are read on the test data; the thresholds on validation only.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
