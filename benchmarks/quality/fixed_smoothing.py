@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 from hostside import evaluate as E  # noqa: E402
 from det_smoothing import curve  # noqa: E402
 from det_table import LIMITS, frr_at  # noqa: E402
-from oprule import REFRACTORY_S, STRIDE_MS, posteriors  # noqa: E402
+from oprule import REFRACTORY_S, STRIDE_MS, outcome, posteriors  # noqa: E402
 
 
 def ints(text: str) -> list[int]:
@@ -56,24 +56,15 @@ def main() -> int:
     print("\n## Operating point chosen on validation: threshold (smoothing), unseen FRR, real false accepts\n")
     print("| smoothing | " + " | ".join(str(ck.parent.name) for ck in args.checkpoints) + " | mean FRR | false accepts, median |")
     print("|---|" + "---|" * (len(args.checkpoints) + 2))
-    hours = None
     for fixed in [None, *args.fixed]:
-        cells, frrs, fas = [], [], []
-        for ck in args.checkpoints:
-            p = post[ck]
-            hours = float(sum(p["real_hours"]))
-            op = E.choose_operating_point(p["val"], p["val_neg"], p["val_hours"], STRIDE_MS, REFRACTORY_S,
-                                          args.target, fixed)
-            det = E.Detector(1.0, op["smooth"], STRIDE_MS, REFRACTORY_S)
-            frr = 100 * float(E._missed(det, p["unseen"], op["threshold"]).mean())
-            fa = sum(len(det.triggers(r, op["threshold"])) for r in p["real"])
-            cells.append(f"{op['threshold']:.2f} ({op['smooth']}), {frr:.1f} %, {fa}")
-            frrs.append(frr)
-            fas.append(fa)
+        out = [outcome(p, E.choose_operating_point(p["val"], p["val_neg"], p["val_hours"], STRIDE_MS, REFRACTORY_S,
+                                                   args.target, fixed)) for p in post.values()]
+        cells = [f"{o['threshold']:.2f} ({o['smooth']}), {100 * o['frr_unseen']:.1f} %, {o['false_accepts']}" for o in out]
         label = "chosen on validation (protocol)" if fixed is None else f"fixed at {fixed}"
-        print(f"| {label} | " + " | ".join(cells) + f" | {statistics.mean(frrs):.1f} % | {statistics.median(fas):g} |",
-              flush=True)
-    print(f"\nReal speech: {hours:.2f} h. Curves and test figures are read on the test data; the thresholds on validation only.")
+        print(f"| {label} | " + " | ".join(cells) + f" | {100 * statistics.mean(o['frr_unseen'] for o in out):.1f} % | "
+              f"{statistics.median(o['false_accepts'] for o in out):g} |", flush=True)
+    print(f"\nReal speech: {out[0]['hours']:.2f} h. Curves and test figures are read on the test data; the thresholds on "
+          "validation only.")
     return 0
 
 
