@@ -144,11 +144,12 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 
 
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
-             stride_ms: float = 100.0, smooth: int | None = None, target_fa_per_hour: float = 1.0,
+             stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
              rule: str = "count") -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
-    accepts per hour (with the 95 % upper bound), at a threshold and smoothing chosen on validation unless
-    given, and the DET curve (hostside/evaluate.py states the protocol)."""
+    accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
+    protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
+    states the protocol)."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval

@@ -34,6 +34,7 @@ def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") ->
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .evaluate import DETECTOR_SMOOTHING, SMOOTHING
     ap = argparse.ArgumentParser(prog="pqlr", description="Compress a keyword-spotting model, stream its weights "
                                  "from flash on a RISC-V MCU, and measure it there.", epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,8 +194,9 @@ def _parser() -> argparse.ArgumentParser:
                         "matrices; for the wake-word task one streaming detector (1 s windows every --stride-ms, "
                         "posteriors smoothed over --smooth windows, --threshold, 1 s refractory) gives the false "
                         "rejection rate on wake-word clips and false accepts per hour on real speech (with the 95 %% "
-                        "Poisson upper bound and the hours) and on TTS negative streams; threshold and smoothing are "
-                        "chosen on validation only unless given; a DET curve (det.png).")
+                        "Poisson upper bound and the hours) and on TTS negative streams; the threshold is chosen on "
+                        "validation only unless given, the smoothing is the protocol's (%d windows) unless given; a DET "
+                        "curve (det.png)." % DETECTOR_SMOOTHING)
     _checkpoint_args(ev, "checkpoint from `pqlr train`", "corpus folder", Path("build/eval"),
                      "folder for eval.json and det.png")
     ev.add_argument("--threshold", type=float, default=None,
@@ -202,7 +204,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--target-fa-per-hour", type=float, default=1.0,
                     help="the validation false-accept budget the threshold is chosen for (default 1)")
     ev.add_argument("--stride-ms", type=float, default=100.0, help="streaming window stride (default 100)")
-    ev.add_argument("--smooth", type=int, default=None, help="moving-average windows (default: chosen on validation)")
+    ev.add_argument("--smooth", type=_smoothing_arg, default=None, metavar="N|validation",
+                    help="moving-average windows (default %d, the protocol's); 'validation': chosen on validation "
+                    "among %s with the threshold (the protocol until 2026-12-04; it often chose too little "
+                    "smoothing: benchmarks/quality/attempts.md §21)" % (DETECTOR_SMOOTHING, ", ".join(map(str, SMOOTHING))))
     ev.add_argument("--rule", choices=["count", "tail"], default="count",
                     help="how validation chooses the threshold: 'count' (default), the lowest FRR whose validation "
                     "false accepts stay within the target; 'tail', the same and the false-accept rate estimated "
@@ -617,6 +622,19 @@ def _float_pair(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers LO,HI, e.g. 0.9,1.1") from None
     return lo, hi
+
+
+def _smoothing_arg(text: str) -> int | str:
+    """--smooth: a number of windows ≥ 1, or 'validation', for argparse."""
+    if text.strip().lower() == "validation":
+        return "validation"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of windows ≥ 1 (e.g. 5), or 'validation'")
+    return n
 
 
 def _float_pair_or_off(text: str) -> tuple[float, float] | None:

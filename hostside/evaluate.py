@@ -9,9 +9,13 @@ moving average over `smooth` windows, a trigger when it reaches `threshold`, no 
   triggers on the file: the false rejection rate (FRR).
 - Every trigger on a negative stream is a false accept: real human speech (reported as FA/h with its 95 %
   Poisson upper bound and the hours behind it) and, separately, long TTS negative streams.
-- Threshold and smoothing are chosen on validation only (val wake-word clips and the val TTS negative stream):
-  the lowest validation FRR at which the validation stream has at most target_fa_per_hour × its hours false
-  accepts; the test figures are those this choice produces. A threshold given by the caller is used as is.
+- The smoothing is the recipe's, DETECTOR_SMOOTHING windows, unless the caller gives another or asks validation
+  to choose it among SMOOTHING (smooth="validation", the protocol until 2026-12-04: validation's half hour of
+  negatives allows no false accept and its wake-word clips are short, so it chose one or three windows for half
+  of twelve students that fire less on real speech at five at an equal or lower unseen FRR; attempts.md §21–§22).
+- The threshold is chosen on validation only (val wake-word clips and the val TTS negative stream): the lowest
+  validation FRR at which the validation stream has at most target_fa_per_hour × its hours false accepts; the
+  test figures are those this choice produces. A threshold given by the caller is used as is.
 """
 from __future__ import annotations
 
@@ -27,13 +31,27 @@ from .data.features import FrontEnd, dct_matrix, mel_filterbank
 
 THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.05, 0.951, 0.05), [0.96, 0.97, 0.98, 0.99, 0.995, 0.998,
                                                                          0.999, 0.9995]]), 4))
-SMOOTHING = (1, 3, 5)
+SMOOTHING = (1, 3, 5)            # what validation chooses among when asked to (smooth="validation")
+DETECTOR_SMOOTHING = 5           # the protocol's smoothing, in windows (attempts.md §21–§22)
+
+
+def smoothing_of(smooth: int | str | None) -> int | None:
+    """The smoothing a caller asked for: None → the protocol's (DETECTOR_SMOOTHING), an int ≥ 1 as given,
+    "validation" → None (validation chooses among SMOOTHING). Anything else is refused."""
+    if smooth is None:
+        return DETECTOR_SMOOTHING
+    if smooth == "validation":
+        return None
+    if isinstance(smooth, (int, np.integer)) and not isinstance(smooth, bool) and smooth >= 1:
+        return int(smooth)
+    raise ValueError(f"smoothing {smooth!r}: a number of windows ≥ 1, or 'validation' to choose it on validation "
+                     f"among {', '.join(map(str, SMOOTHING))}")
 
 
 @dataclass(frozen=True)
 class Detector:
     threshold: float
-    smooth: int = 3
+    smooth: int = DETECTOR_SMOOTHING
     stride_ms: float = 100.0
     refractory_s: float = 1.0
 
@@ -126,10 +144,11 @@ def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
 
 
 def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float | None = None, stride_ms: float = 100.0,
-             smooth: int | None = None, refractory_s: float = 1.0, out: Path | None = None, name: str = "model",
+             smooth: int | str | None = None, refractory_s: float = 1.0, out: Path | None = None, name: str = "model",
              target_fa_per_hour: float = 1.0, rule: str = "count") -> dict:
-    """predict_fn(model, features [N, T, F]) → posteriors [N, C]. threshold/smooth None: chosen on validation
-    by `rule` (choose_operating_point)."""
+    """predict_fn(model, features [N, T, F]) → posteriors [N, C]. threshold None: chosen on validation by `rule`
+    (choose_operating_point); smooth: as smoothing_of reads it (None: the protocol's DETECTOR_SMOOTHING)."""
+    smoothing_of(smooth)                                    # refused before any work
     from .data.features import corpus_features
     x, y = corpus_features(corpus, fe)
     splits = np.array([c.split for c in corpus.clips])
@@ -278,9 +297,10 @@ def join_streams(posts: list[np.ndarray], stride_ms: float, refractory_s: float)
 
 
 def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: float, stride_ms: float,
-                           refractory_s: float, target_fa_per_hour: float, smooth: int | None = None,
+                           refractory_s: float, target_fa_per_hour: float, smooth: int | str | None = None,
                            rule: str = "count", tail_peaks: int = TAIL_PEAKS) -> dict:
-    """The (smoothing, threshold) with the lowest validation FRR whose validation false accepts stay within
+    """The threshold (at the smoothing smoothing_of(smooth) gives; "validation": the smoothing among SMOOTHING
+    too) with the lowest validation FRR whose validation false accepts stay within
     target × hours (rule "count", the default) and — rule "tail" — whose false-accept rate estimated from the
     tail of the validation stream's peaks (tail_fa_rate) is also at most the target; ties go to the higher
     threshold. If none does, the fewest false accepts, then the lowest estimate. The estimate at the chosen
@@ -296,7 +316,8 @@ def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: flo
         raise ValueError(f"rule {rule!r}: one of {OPERATING_RULES}")
     allowed = math.floor(target_fa_per_hour * val_hours + 1e-9)
     best = None
-    for s in ((smooth,) if smooth else SMOOTHING):
+    fixed = smoothing_of(smooth)
+    for s in ((fixed,) if fixed else SMOOTHING):
         det = Detector(1.0, s, stride_ms, refractory_s)
         peaks = np.array([det.smoothed(p).max() if len(p) else -1.0 for p in val_pos])
         neg_peaks = event_peaks(det.smoothed(val_stream), det.gap) if val_stream is not None else None
@@ -323,11 +344,14 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
     if threshold is None:
         op = choose_operating_point(pos_posts["val"][1], val_post, val_hours, stride_ms, refractory_s,
                                     target_fa_per_hour, smooth, rule=rule)
+        fixed = smoothing_of(smooth)
         op["chosen_on"] = f"validation: val wake-word clips and the {val_what}, {val_hours:.3f} h; target " \
                           f"≤ {target_fa_per_hour:g} false accepts per hour" + \
-                          (" by the count and by the tail estimate of the validation negatives" if rule == "tail" else "")
+                          (" by the count and by the tail estimate of the validation negatives" if rule == "tail" else "") + \
+                          ("; smoothing chosen on validation too" if fixed is None else
+                           f"; smoothing fixed at {fixed} windows" + (" (the protocol's)" if fixed == DETECTOR_SMOOTHING else ""))
     else:
-        s = smooth or 3
+        s = smoothing_of(smooth) or DETECTOR_SMOOTHING
         det0 = Detector(threshold, s, stride_ms, refractory_s)
         op = {"threshold": float(threshold), "smooth": s, "chosen_on": "given by the caller",
               "val_frr": float(_missed(det0, pos_posts["val"][1], threshold).mean()) if pos_posts["val"][1] else None,

@@ -72,3 +72,35 @@ def test_tail_rule_does_not_sit_just_above_the_highest_negative_seen():
     with pytest.raises(ValueError):
         choose_operating_point(val_pos, stream, 0.5, stride, 1.0, 1.0, rule="nope")
     assert set(OPERATING_RULES) == {"count", "tail"}
+
+
+def test_the_protocol_fixes_the_smoothing_and_validation_chooses_it_only_when_asked():
+    """Validation's wake words are one-window spikes and its negatives quiet: choosing the smoothing there takes
+    one window (the highest threshold at the lowest FRR), which is what made the old protocol smooth too little on
+    real speech (attempts.md §21). The protocol keeps its own smoothing unless asked to choose it."""
+    from hostside.evaluate import DETECTOR_SMOOTHING, SMOOTHING, smoothing_of
+    val_pos = [np.r_[np.zeros(10), p, np.zeros(10)] for p in np.linspace(0.5, 0.99, 50)]
+    stream = np.zeros(18000)                                            # 0.5 h, nothing fires
+    default = choose_operating_point(val_pos, stream, 0.5, 100.0, 1.0, 1.0)
+    chosen = choose_operating_point(val_pos, stream, 0.5, 100.0, 1.0, 1.0, smooth="validation")
+    assert DETECTOR_SMOOTHING == 5 and default["smooth"] == 5 and default["val_frr"] == 0.0
+    assert chosen["smooth"] == 1 and chosen["threshold"] == 0.5 and chosen["val_frr"] == 0.0
+    assert choose_operating_point(val_pos, stream, 0.5, 100.0, 1.0, 1.0, smooth=3)["smooth"] == 3
+    assert DETECTOR_SMOOTHING in SMOOTHING and Detector(0.5).smooth == DETECTOR_SMOOTHING
+    assert smoothing_of(None) == 5 and smoothing_of(7) == 7 and smoothing_of("validation") is None
+    for bad in (0, -1, True, 2.5, "five"):
+        with pytest.raises(ValueError, match="validation"):
+            smoothing_of(bad)
+    with pytest.raises(ValueError):
+        choose_operating_point(val_pos, stream, 0.5, 100.0, 1.0, 1.0, smooth=0)
+
+
+def test_cli_smooth_takes_a_number_of_windows_or_validation(capsys):
+    from hostside.cli import _parser
+    p, ev = _parser(), ["eval", "--checkpoint", "m.pt"]
+    assert p.parse_args(ev + ["--smooth", "validation"]).smooth == "validation"
+    assert p.parse_args(ev + ["--smooth", "7"]).smooth == 7 and p.parse_args(ev).smooth is None
+    for bad in ("0", "x"):
+        with pytest.raises(SystemExit) as e:
+            p.parse_args(ev + ["--smooth", bad])
+        assert e.value.code == 2 and "'validation'" in capsys.readouterr().err

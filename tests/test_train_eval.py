@@ -144,6 +144,7 @@ def test_eval_reports_streaming_metrics(trained_pipeline, tmp_path):
         assert m.sum() == s["n"] and np.trace(m) == round(s["accuracy"] * s["n"])
     ww = r["wakeword"]
     assert ww["positive_class"] == "hey_kimi" and ww["stride_ms"] == 100.0
+    assert ww["smoothing_windows"] == 5 and "smoothing fixed at 5 windows" in ww["operating_point"]["chosen_on"]
     assert ww["stream_hours"] == pytest.approx(20 / 3600)
     assert ww["false_accepts_per_hour"] == ww["false_accepts"] / ww["stream_hours"]
     if "det" in ww:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """One attempt recorded in attempts.md: the fp32 student trained one way, evaluated by the benchmark's own
-protocol (hostside/evaluate.py: one streaming detector, threshold and smoothing chosen on validation only,
+protocol (hostside/evaluate.py: one streaming detector, threshold chosen on validation only at the protocol's smoothing,
 FRR on wake-word files, false accepts on real human speech).
 
     .venv/bin/python benchmarks/quality/attempt.py --name vtlp --vtlp 0.9,1.1 [--features mfcc10]

@@ -2,7 +2,7 @@
 """An attempt recorded in attempts.md: how good could a teacher trained on this corpus be, without a bigger
 network than this machine can train? The three fp32 students (seeds 0, 1, 2 of run.py) averaged as one model
 (mean of their softmax posteriors), evaluated by the same protocol (hostside/evaluate.py: one streaming
-detector, threshold and smoothing chosen on validation only). An ensemble is a candidate distillation teacher,
+detector, threshold chosen on validation only). An ensemble is a candidate distillation teacher,
 not something to deploy (3× the compute).
 
     .venv/bin/python benchmarks/quality/attempt_ensemble.py [--work build/bench-quality]

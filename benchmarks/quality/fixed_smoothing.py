@@ -5,8 +5,8 @@
    real-speech false accepts stay within 2, 5, 10 and 50 per hour, as det_smoothing.py reads it), per checkpoint and
    on the mean: a way to compare smoothings, read on the test data, not an operating point;
 2. the operating point validation chooses (hostside/evaluate.py choose_operating_point, the protocol's "count"
-   rule at 1 false accept per hour) when it chooses the smoothing too (the protocol) and when the smoothing is fixed
-   (`pqlr eval --smooth N`), with the unseen FRR and the real-speech false accepts each gives on the test data.
+   rule at 1 false accept per hour) when it chooses the smoothing too (`pqlr eval --smooth validation`, the protocol
+   until 2026-12-04) and when the smoothing is fixed (`pqlr eval --smooth N`; the protocol's is 5), with the unseen FRR and the real-speech false accepts each gives on the test data.
 
     .venv/bin/python benchmarks/quality/fixed_smoothing.py CKPT [CKPT ...] [--corpus DIR] [--curve 5,7,9] [--fixed 5,7]
 """
@@ -58,9 +58,10 @@ def main() -> int:
     print("|---|" + "---|" * (len(args.checkpoints) + 2))
     for fixed in [None, *args.fixed]:
         out = [outcome(p, E.choose_operating_point(p["val"], p["val_neg"], p["val_hours"], STRIDE_MS, REFRACTORY_S,
-                                                   args.target, fixed)) for p in post.values()]
+                                                   args.target, fixed or "validation")) for p in post.values()]
         cells = [f"{o['threshold']:.2f} ({o['smooth']}), {100 * o['frr_unseen']:.1f} %, {o['false_accepts']}" for o in out]
-        label = "chosen on validation (protocol)" if fixed is None else f"fixed at {fixed}"
+        label = "chosen on validation (the protocol until 2026-12-04)" if fixed is None else \
+            f"fixed at {fixed}" + (" (the protocol)" if fixed == E.DETECTOR_SMOOTHING else "")
         print(f"| {label} | " + " | ".join(cells) + f" | {100 * statistics.mean(o['frr_unseen'] for o in out):.1f} % | "
               f"{statistics.median(o['false_accepts'] for o in out):g} |", flush=True)
     print(f"\nReal speech: {out[0]['hours']:.2f} h. Curves and test figures are read on the test data; the thresholds on "

@@ -6,7 +6,7 @@ rule of hostside/evaluate.py to the validation data alone and reports what the c
 data: real-speech false accepts per hour (with the 95 % upper bound) and FRR on held-out and unseen voices.
 
     .venv/bin/python benchmarks/quality/oprule.py CKPT [CKPT ...] [--corpus build/bench-quality/corpus]
-        [--target 1.0] [--json out.json] [--val-dialogue nl]
+        [--target 1.0] [--smooth N|validation] [--json out.json] [--val-dialogue nl]
 
 --val-dialogue adds real conversational speech to the validation negatives (Fish Fillets NG's dialogue in the
 given languages, hostside.data.realspeech.dialogue_sources; never part of the test streams) and applies every
@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from hostside import evaluate as E  # noqa: E402
+from hostside.cli import _smoothing_arg  # noqa: E402
 
 STRIDE_MS, REFRACTORY_S = 100.0, 1.0
 
@@ -139,6 +140,9 @@ def main() -> int:
     ap.add_argument("--target", type=float, default=1.0, help="false accepts per hour the rules aim for")
     ap.add_argument("--tail-peaks", type=int, nargs="+", default=[E.TAIL_PEAKS],
                     help="peaks the tail rule fits (several: compare them)")
+    ap.add_argument("--smooth", type=_smoothing_arg, default=None, metavar="N|validation",
+                    help="the detector's smoothing (default: the protocol's, %d windows; 'validation': chosen with "
+                    "the threshold, as the recorded §7–§8 tables were)" % E.DETECTOR_SMOOTHING)
     ap.add_argument("--json", type=Path, help="write every outcome here")
     ap.add_argument("--val-dialogue", default="",
                     help="comma-separated languages of Fish Fillets NG dialogue to add to the validation negatives "
@@ -159,7 +163,8 @@ def main() -> int:
             for rule in E.OPERATING_RULES:
                 for k in (args.tail_peaks if rule == "tail" else [None]):
                     op = E.choose_operating_point(q["val"], q["val_neg"], q["val_hours"], STRIDE_MS, REFRACTORY_S,
-                                                  args.target, rule=rule, **({"tail_peaks": k} if k else {}))
+                                                  args.target, args.smooth, rule=rule,
+                                                  **({"tail_peaks": k} if k else {}))
                     name = (f"{rule} (k = {k})" if k else rule) + suffix
                     rows.setdefault(name, []).append({"checkpoint": str(ck), **outcome(q, op)})
     dial = streams is not None

@@ -9,7 +9,7 @@
    prompts in every installed language + pocketsphinx test data) for false accepts.
 2. Per seed: the fp32 DS-CNN student (--model, default dscnn-mlperf; --features, default MFCC 10; --vtlp and
    --set as `pqlr train`), evaluated by one streaming detector whose
-   threshold and smoothing are chosen on validation only (hostside/evaluate.py).
+   threshold is chosen on validation only, at the protocol's smoothing (hostside/evaluate.py).
 3. Per seed: the PQLR INT4 student from that fp32 student (30 % channel pruning (--int4-sparsity), W4A8 LSQ+ QAT, exported to
    model.bin, integer model checked against the fake-quant model), evaluated the same way; --int4-teacher self
    distils the fp32 student into it during fine-tuning (default none).
@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from hostside import api  # noqa: E402
+from hostside import evaluate as E  # noqa: E402
 from hostside.cli import _float_pair, _model_options  # noqa: E402
 
 GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hour_upper95": "<= 1",
@@ -165,8 +166,9 @@ def main() -> int:
                                           "streams": [(s["voice"], round(s["seconds"] / 60, 1))
                                                       for s in (meta.get("fa_stream") or {}).get("streams", [])]},
                           "tts_streams": {k: v["seconds"] / 3600 for k, v in (meta.get("tts_streams") or {}).items()}},
-               "protocol": f"One streaming detector (1 s {args.features} windows every 100 ms, causal moving average over the "
-                           "chosen number of windows, threshold, 1 s refractory). Threshold and smoothing chosen on "
+               "protocol": f"One streaming detector (1 s {args.features} windows every 100 ms, causal moving average over "
+                           f"{E.DETECTOR_SMOOTHING} windows (the protocol's, fixed since 2026-12-04; before, chosen on "
+                           "validation among 1, 3 and 5), threshold, 1 s refractory). Threshold chosen on "
                            "validation only: lowest val FRR with at most 1 false accept per hour (floor) on the val TTS "
                            "negative stream and the val people's recordings (KLettres, val languages); what the tail of those negatives' peaks predicts at the chosen point is recorded (val_estimated_fa_per_hour). FRR: wake-word clips (3 s files) on which the detector never fires; "
                            "unseen = voices never trained or selected on. FA/h: triggers on real human speech (every "
