@@ -625,16 +625,13 @@ def _float_pair(text: str) -> tuple[float, float]:
 
 
 def _smoothing_arg(text: str) -> int | str:
-    """--smooth: a number of windows ≥ 1, or 'validation', for argparse."""
-    if text.strip().lower() == "validation":
-        return "validation"
+    """--smooth: a number of windows ≥ 1, or 'validation', for argparse; hostside.evaluate.smoothing_of's rule."""
+    from .evaluate import smoothing_of
+    word = text.strip().lower()
     try:
-        n = int(text)
+        return word if word == "validation" else smoothing_of(int(word))
     except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of windows ≥ 1 (e.g. 5), or 'validation'")
-    return n
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of windows ≥ 1 (e.g. 5), or 'validation'") from None
 
 
 def _float_pair_or_off(text: str) -> tuple[float, float] | None:
