@@ -46,8 +46,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
           kd_alpha: float = 0.7, kd_temperature: float = 6.0, **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
-    augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms,
-    time_masks, time_mask_frames, freq_masks, freq_mask_fraction, label_smoothing); None: the defaults.
+    augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms, band_prob,
+    band_hz, time_masks, time_mask_frames, freq_masks, freq_mask_fraction, label_smoothing); None: the defaults.
     ema: decay of an exponential moving average of the weights, which validation then judges and the checkpoint
     keeps (e.g. 0.999); 0: off.
     pair_loss: weight of a margin loss between each wake-word training clip and a near miss said by the same voice

@@ -138,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
                    "--set dim=96 --set heads=3 (transformers); an unknown key lists the known ones")
     t.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
                    help="change a training augmentation setting, repeatable: noise_prob (0.8: share of examples "
-                   "given extra training-pool noise), snr_db ((5, 30)), gain_db, time_shift_ms (100), time_masks (2), "
-                   "time_mask_frames (5), freq_masks (2), freq_mask_fraction (0.1), label_smoothing (0.05); e.g. "
+                   "given extra training-pool noise), snr_db ((5, 30)), gain_db, time_shift_ms (100), band_prob "
+                   "(0: share of examples heard through a telephone-band channel, nothing above an edge drawn from "
+                   "band_hz ((3400, 4000))), time_masks (2), time_mask_frames (5), freq_masks (2), "
+                   "freq_mask_fraction (0.1), label_smoothing (0.05); e.g. "
                    "--augment noise_prob=0.3 --augment \"snr_db=(10, 30)\"")
     t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep an exponential moving average of the weights, updated every step with this decay "

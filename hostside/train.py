@@ -35,6 +35,8 @@ class TrainConfig:
     freq_masks: int = 2
     freq_mask_fraction: float = 0.1
     label_smoothing: float = 0.05
+    band_prob: float = 0.0                     # share of examples heard through a telephone-band channel; 0: off
+    band_hz: tuple[float, float] = (3400.0, 4000.0)    # that channel's upper edge, drawn uniformly per example
     vtlp: tuple[float, float] = (1.0, 1.0)     # vocal-tract length factors α drawn uniformly; (1, 1): off
     ema: float = 0.0                           # decay of an exponential moving average of the weights; 0: off
     pair_weight: float = 0.0                   # weight of the near-miss margin loss (pair_loss); 0: off
@@ -52,13 +54,16 @@ class TrainConfig:
             raise PqlrError(f"pair margin {self.pair_margin}: wake log-odds in (0, 20], e.g. 4")
         if self.pair_sides not in PAIR_SIDES:
             raise PqlrError(f"pair sides {self.pair_sides!r}: one of {', '.join(PAIR_SIDES)}")
+        if not 0.0 < self.band_hz[0] <= self.band_hz[1]:
+            raise PqlrError(f"band_hz {tuple(self.band_hz)}: the channel's upper edge in Hz, 0 < lo <= hi, "
+                            "e.g. (3400, 4000) for a telephone line")
 
 
 PAIR_SIDES = ("both", "miss", "capped")
 
 
-AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "time_masks", "time_mask_frames", "freq_masks",
-                "freq_mask_fraction", "label_smoothing")
+AUGMENT_KEYS = ("time_shift_ms", "noise_prob", "snr_db", "gain_db", "band_prob", "band_hz", "time_masks",
+                "time_mask_frames", "freq_masks", "freq_mask_fraction", "label_smoothing")
 
 
 def augment_config(options: dict) -> dict:
@@ -82,7 +87,7 @@ def augment_config(options: dict) -> dict:
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise PqlrError(f"--augment {key}={value!r}: a number >= 0 (default {default})")
-        if key in ("noise_prob", "label_smoothing", "freq_mask_fraction") and value > 1:
+        if key in ("noise_prob", "band_prob", "label_smoothing", "freq_mask_fraction") and value > 1:
             raise PqlrError(f"--augment {key}={value}: a fraction in 0..1 (default {default})")
         out[key] = type(default)(value)
         if isinstance(default, int) and out[key] != value:
@@ -174,6 +179,10 @@ class Augmenter:
         self.fe, self.cfg, self.gen = fe, cfg, gen
         self.front = TorchFrontEnd(fe)
         self.noise = torch.from_numpy(noise_bank.astype(np.float32)) if noise_bank is not None and len(noise_bank) else None
+        if cfg.band_prob > 0 and cfg.band_hz[1] >= fe.sample_rate / 2:
+            from .errors import PqlrError
+            raise PqlrError(f"band_hz {tuple(cfg.band_hz)}: the channel's upper edge must lie below the front end's "
+                            f"{fe.sample_rate / 2:g} Hz Nyquist frequency, e.g. (3400, 4000)")
 
     def _u(self, n: int, lo: float, hi: float) -> torch.Tensor:
         return torch.rand(n, generator=self.gen) * (hi - lo) + lo
@@ -199,6 +208,14 @@ class Augmenter:
             rms = audio.pow(2).mean(1).sqrt().clamp_min(1e-4)
             use = same((torch.rand(n, generator=self.gen) < cfg.noise_prob).float())
             audio = audio + use[:, None] * nz * (rms / 10 ** (snr / 20))[:, None]
+        # a telephone-band channel after the noise, as a line carries speech and room alike: nothing above an upper
+        # edge drawn per example (the real-speech test is 8 kHz telephone audio; a cheap microphone path cuts too)
+        if cfg.band_prob > 0:
+            edge = same(self._u(n, *cfg.band_hz))
+            use = same(torch.rand(n, generator=self.gen) < cfg.band_prob)
+            freqs = torch.fft.rfftfreq(length, 1 / self.fe.sample_rate)
+            keep = ~use[:, None] | (freqs[None, :] <= edge[:, None])
+            audio = torch.fft.irfft(torch.fft.rfft(audio, dim=1) * keep, n=length, dim=1)
         audio = audio * (10 ** (same(self._u(n, *cfg.gain_db)) / 20))[:, None]
         lo, hi = cfg.vtlp
         feats = self.front(audio, warp=same(self._u(n, lo, hi)) if hi > lo else None)

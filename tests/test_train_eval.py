@@ -93,7 +93,9 @@ def test_augmentation_settings_are_recorded_change_training_and_are_checked(trai
     assert not all(torch.equal(a["state_dict"][k], q["state_dict"][k]) for k in a["state_dict"])
     for bad, match in (({"noise": 0.1}, "known: time_shift_ms"), ({"noise_prob": 1.5}, "0..1"),
                        ({"snr_db": 10}, "lo,hi"), ({"snr_db": (30, 10)}, "lo must not"),
-                       ({"time_masks": 1.5}, "whole number"), ({"time_masks": -1}, ">= 0")):
+                       ({"time_masks": 1.5}, "whole number"), ({"time_masks": -1}, ">= 0"),
+                       ({"band_prob": 1.5}, "0..1"), ({"band_hz": (4000, 3400)}, "lo must not"),
+                       ({"band_hz": (0, 3400)}, "0 < lo"), ({"band_prob": 0.5, "band_hz": (3400, 9000)}, "Nyquist")):
         with pytest.raises(PqlrError, match=match):
             api.train(corpus, tmp_path / "x.pt", augment=bad, **opts)
 
@@ -126,6 +128,35 @@ def test_augmenter_without_noise_shift_gain_or_masks_is_the_front_end():
     assert torch.allclose(got, plain, atol=1e-5)
     noisy = Augmenter(fe, TrainConfig(**{**off, "noise_prob": 1.0}), bank, torch.Generator().manual_seed(0))(audio)
     assert not torch.allclose(noisy, plain, atol=1e-2)
+
+
+def test_telephone_band_augmentation_empties_the_bands_above_its_edge_and_only_where_drawn():
+    """band_prob: an example heard through the channel keeps its bands below the edge and loses those above it; at
+    band_prob 0 nothing is drawn, so runs recorded before the setting existed keep their random streams."""
+    from hostside.data.features import mel_filterbank, preset
+    from hostside.train import Augmenter, TrainConfig, augment_config
+    fe = preset("logmel40")
+    audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (4, fe.sample_rate)).astype(np.float32))
+    off = augment_config({"noise_prob": 0, "time_shift_ms": 0, "gain_db": (0, 0), "time_masks": 0, "freq_masks": 0})
+    plain = Augmenter(fe, TrainConfig(**off), None, torch.Generator().manual_seed(0))(audio)
+    gen = torch.Generator().manual_seed(0)
+    band = Augmenter(fe, TrainConfig(**off, band_prob=1.0, band_hz=(3400.0, 4000.0)), None, gen)(audio)
+    fb = mel_filterbank(fe)
+    freqs = np.arange(fb.shape[1]) * fe.sample_rate / fe.n_fft
+    low = [m for m in range(fe.n_mels) if freqs[fb[m] > 0].max() < 3000]
+    high = [m for m in range(fe.n_mels) if freqs[fb[m] > 0].min() > 4500]
+    assert low and high
+    assert torch.allclose(band[:, :, low], plain[:, :, low], atol=0.1)     # below the edge: as it was
+    assert (plain[:, :, high] - band[:, :, high]).mean() > 5.0             # above it: emptied (log energy, nepers)
+    half = Augmenter(fe, TrainConfig(**off, band_prob=0.5), None, torch.Generator().manual_seed(3))(audio)
+    cut = [(plain[i, :, high] - half[i, :, high]).mean() > 5.0 for i in range(len(audio))]
+    untouched = [torch.allclose(half[i], plain[i], atol=1e-4) for i in range(len(audio))]
+    assert all(c != u for c, u in zip(cut, untouched))                     # each example either cut or untouched
+    assert any(cut) and not all(cut)
+    g0, g1 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    Augmenter(fe, TrainConfig(**off), None, g0)(audio)
+    Augmenter(fe, TrainConfig(**off, band_hz=(3000.0, 3500.0)), None, g1)(audio)
+    assert torch.equal(g0.get_state(), g1.get_state())                     # off: no draws
 
 
 def test_transformer_trains_and_evaluates(trained_pipeline, tmp_path):
