@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""What a telephone line does to a student: the same speech scored full-band and through an 8 kHz channel.
+
+The test's real speech (asterisk's prompts, nearly all of its 3.12 h) is 8 kHz telephone audio: nothing above 4 kHz.
+The students train on full-band synthetic speech and noise. This reads, for each checkpoint, the streaming
+detector (the protocol's windows, smoothing and refractory) on
+
+- speech without the phrase that the corpus holds at 16 kHz (the val TTS stream and the val people's recordings:
+  validation data; the test TTS stream: test data, read here only to see the effect, chosen on nothing),
+  full-band and resampled through 8 kHz (16 → 8 → 16 kHz: the channel the real speech came through);
+- the unseen voices' wake-word files, the same two ways;
+
+and prints the triggers at each threshold and the mean wake posterior, so that one can see whether the missing
+upper band reads as evidence for the wake word (more triggers through the channel) and whether training with the
+channel (`pqlr train --augment band_prob=P`) removes that.
+
+    .venv/bin/python benchmarks/quality/band_probe.py CKPT [CKPT ...] --corpus DIR [--thresholds 0.3,0.5,0.7]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from hostside import evaluate as E  # noqa: E402
+
+STRIDE_MS, REFRACTORY_S = 100.0, 1.0
+STREAMS = ("tts_stream/val.wav", "human_stream/val.wav", "tts_stream/test.wav")
+
+
+def telephone(audio: np.ndarray, sr: int) -> np.ndarray:
+    """The audio as an 8 kHz line carries it, back at the front end's rate."""
+    from hostside.data.corpus import resample
+    return resample(resample(audio, sr, 8000), 8000, sr)[: len(audio)]
+
+
+def probe(ckpt: Path, corpus_dir: Path, thresholds: list[float]) -> list[dict]:
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import FrontEnd
+    from hostside.train import load_checkpoint, nhwc, predict
+    net, ck = load_checkpoint(ckpt)
+    corpus = load_corpus(corpus_dir)
+    fe = FrontEnd.from_dict(ck["frontend"])
+    sr = fe.sample_rate
+    rows = []
+    with nhwc(net):
+        for rel in STREAMS:
+            if not (corpus.root / rel).is_file():
+                continue
+            a = E._stream_audio(corpus, rel, sr)
+            for channel, x in (("full", a), ("8 kHz", telephone(a, sr))):
+                post = E.stream_posteriors(net, predict, x, fe, STRIDE_MS, 0)
+                rows.append({"what": f"{rel} ({len(a) / sr / 3600:.2f} h): triggers", "channel": channel,
+                             "mean": float(post.mean()),
+                             "at": [E.count_triggers(post, t, E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
+                                    for t in thresholds]})
+        clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
+        for channel, f in (("full", lambda a: a), ("8 kHz", lambda a: telephone(a, sr))):
+            feats = [E.stream_features(f(E._stream_audio(corpus, c.file, sr)), fe, STRIDE_MS) for c in clips]
+            flat = predict(net, np.concatenate(feats))[:, 0]
+            posts = np.split(flat, np.cumsum([len(r) for r in feats])[:-1])
+            det = E.Detector(thresholds[0], E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
+            rows.append({"what": f"unseen wake-word files ({len(clips)}): FRR %", "channel": channel,
+                         "mean": float(flat.mean()),
+                         "at": [round(100 * float(E._missed(det, posts, t).mean()), 1) for t in thresholds]})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", type=Path)
+    ap.add_argument("--corpus", type=Path, required=True, help="the corpus the checkpoints were trained on")
+    ap.add_argument("--thresholds", default="0.3,0.5,0.7",
+                    help="detector thresholds to read, comma-separated (default 0.3,0.5,0.7)")
+    args = ap.parse_args()
+    thresholds = [float(t) for t in args.thresholds.split(",")]
+    for ck in args.checkpoints:
+        print(f"\n## {ck}\n")
+        print("| what | channel | mean wake posterior | " + " | ".join(f"at {t:g}" for t in thresholds) + " |")
+        print("|---|---|---|" + "---|" * len(thresholds))
+        for r in probe(ck, args.corpus, thresholds):
+            print(f"| {r['what']} | {r['channel']} | {r['mean']:.4f} | " + " | ".join(f"{v:g}" for v in r["at"]) + " |",
+                  flush=True)
+    print(f"\nDetector: {E.DETECTOR_SMOOTHING} windows, {STRIDE_MS:g} ms stride, {REFRACTORY_S:g} s refractory.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
