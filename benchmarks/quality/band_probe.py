@@ -14,7 +14,12 @@ and prints the triggers at each threshold and the mean wake posterior, so that o
 upper band reads as evidence for the wake word (more triggers through the channel) and whether training with the
 channel (`pqlr train --augment band_prob=P`) removes that.
 
-    .venv/bin/python benchmarks/quality/band_probe.py CKPT [CKPT ...] --corpus DIR [--thresholds 0.3,0.5,0.7]
+--choose: the threshold chosen as the protocol does (hostside/evaluate.py choose_operating_point, 1 false accept an
+hour, the protocol's smoothing) on the validation negatives as they are, through the line, and both together, with
+the test figures each gives (read off the cached posteriors of oprule.py): whether validation speech heard through
+the channel the test's real speech came through puts the threshold where real speech needs it.
+
+    .venv/bin/python benchmarks/quality/band_probe.py CKPT [CKPT ...] --corpus DIR [--thresholds 0.3,0.5,0.7] [--choose]
 """
 from __future__ import annotations
 
@@ -71,13 +76,51 @@ def probe(ckpt: Path, corpus_dir: Path, thresholds: list[float]) -> list[dict]:
     return rows
 
 
+def choose(ckpt: Path, corpus_dir: Path) -> list[tuple[str, dict]]:
+    """The protocol's operating point on the validation negatives full-band, through the line, and both."""
+    sys.path.insert(0, str(HERE))
+    from oprule import outcome, posteriors
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import FrontEnd
+    from hostside.train import load_checkpoint, nhwc, predict
+    p = posteriors(ckpt, corpus_dir)
+    net, ck = load_checkpoint(ckpt)
+    corpus = load_corpus(corpus_dir)
+    fe = FrontEnd.from_dict(ck["frontend"])
+    audios, _ = E._val_negative_streams(corpus, fe)
+    with nhwc(net):
+        line = E.join_streams([E.stream_posteriors(net, predict, telephone(a, fe.sample_rate), fe, STRIDE_MS, 0)
+                               for a in audios], STRIDE_MS, REFRACTORY_S)
+    hours = p["val_hours"]
+    out = []
+    for what, stream, h in (("full-band (the protocol)", p["val_neg"], hours), ("through the line", line, hours),
+                            ("both", np.concatenate([p["val_neg"], line]), 2 * hours)):
+        op = E.choose_operating_point(p["val"], stream, h, STRIDE_MS, REFRACTORY_S, 1.0)
+        out.append((f"{what}, {h:.2f} h", {**outcome(p, op), "val_allowed": op["val_allowed_false_accepts"]}))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", type=Path)
     ap.add_argument("--corpus", type=Path, required=True, help="the corpus the checkpoints were trained on")
     ap.add_argument("--thresholds", default="0.3,0.5,0.7",
                     help="detector thresholds to read, comma-separated (default 0.3,0.5,0.7)")
+    ap.add_argument("--choose", action="store_true",
+                    help="instead: the protocol's threshold chosen on the validation negatives full-band, through the "
+                    "line and both, and the test figures each gives")
     args = ap.parse_args()
+    if args.choose:
+        print("| checkpoint | validation negatives | allowed false accepts | threshold | unseen FRR | real false accepts "
+              "(FA/h, 95 % upper) |")
+        print("|---|---|---|---|---|---|")
+        for ck in args.checkpoints:
+            for what, o in choose(ck, args.corpus):
+                print(f"| {ck.parent.name} | {what} | {o['val_allowed']} | {o['threshold']:.2f} | "
+                      f"{100 * o['frr_unseen']:.1f} % | {o['false_accepts']} ({o['false_accepts_per_hour']:.1f}, "
+                      f"{o['false_accepts_per_hour_upper95']:.1f}) |", flush=True)
+        print(f"\nDetector: {E.DETECTOR_SMOOTHING} windows; target 1 false accept per hour of validation negatives.")
+        return 0
     thresholds = [float(t) for t in args.thresholds.split(",")]
     for ck in args.checkpoints:
         print(f"\n## {ck}\n")
