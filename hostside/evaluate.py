@@ -190,12 +190,14 @@ def _stream_audio(corpus: Corpus, rel: str, sr: int) -> np.ndarray:
     return resample(audio, file_sr, sr)
 
 
-def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: float, pos: int):
-    """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file."""
+def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: float, pos: int, channel=None):
+    """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file;
+    channel: a function the audio passes through first (benchmarks/quality/band_probe.py's telephone line)."""
     clips = [c for c in corpus.clips if c.split == split and c.label == corpus.classes[pos]]
     rows = []
     for c in clips:
-        rows.append(stream_features(_stream_audio(corpus, c.file, fe.sample_rate), fe, stride_ms))
+        audio = _stream_audio(corpus, c.file, fe.sample_rate)
+        rows.append(stream_features(channel(audio) if channel else audio, fe, stride_ms))
     if not rows:
         return clips, []
     flat = np.concatenate(rows)

@@ -31,8 +31,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE))
 
 from hostside import evaluate as E  # noqa: E402
+from oprule import outcome, posteriors  # noqa: E402
 
 STRIDE_MS, REFRACTORY_S = 100.0, 1.0
 STREAMS = ("tts_stream/val.wav", "human_stream/val.wav", "tts_stream/test.wav")
@@ -64,22 +66,17 @@ def probe(ckpt: Path, corpus_dir: Path, thresholds: list[float]) -> list[dict]:
                              "mean": float(post.mean()),
                              "at": [E.count_triggers(post, t, E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
                                     for t in thresholds]})
-        clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
-        for channel, f in (("full", lambda a: a), ("8 kHz", lambda a: telephone(a, sr))):
-            feats = [E.stream_features(f(E._stream_audio(corpus, c.file, sr)), fe, STRIDE_MS) for c in clips]
-            flat = predict(net, np.concatenate(feats))[:, 0]
-            posts = np.split(flat, np.cumsum([len(r) for r in feats])[:-1])
-            det = E.Detector(thresholds[0], E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
+        det = E.Detector(thresholds[0], E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
+        for channel, f in (("full", None), ("8 kHz", lambda a: telephone(a, sr))):
+            clips, posts = E._positive_posteriors(net, corpus, fe, predict, "unseen", STRIDE_MS, 0, channel=f)
             rows.append({"what": f"unseen wake-word files ({len(clips)}): FRR %", "channel": channel,
-                         "mean": float(flat.mean()),
+                         "mean": float(np.concatenate(posts).mean()),
                          "at": [round(100 * float(E._missed(det, posts, t).mean()), 1) for t in thresholds]})
     return rows
 
 
 def choose(ckpt: Path, corpus_dir: Path) -> list[tuple[str, dict]]:
     """The protocol's operating point on the validation negatives full-band, through the line, and both."""
-    sys.path.insert(0, str(HERE))
-    from oprule import outcome, posteriors
     from hostside.data.corpus import load_corpus
     from hostside.data.features import FrontEnd
     from hostside.train import load_checkpoint, nhwc, predict
