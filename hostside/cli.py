@@ -34,6 +34,7 @@ def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") ->
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .data.features import PRESETS
     from .evaluate import DETECTOR_SMOOTHING, SMOOTHING
     ap = argparse.ArgumentParser(prog="pqlr", description="Compress a keyword-spotting model, stream its weights "
                                  "from flash on a RISC-V MCU, and measure it there.", epilog=EPILOG,
@@ -122,8 +123,9 @@ def _parser() -> argparse.ArgumentParser:
                        "A corpus is a pqlr corpus, a Speech Commands v2 folder or a <class>/<file>.wav folder.")
     t.add_argument("--corpus", type=Path, default=Path("build/corpus"), help="corpus folder (default build/corpus)")
     t.add_argument("--model", default="dscnn", help="architecture (default dscnn)")
-    t.add_argument("--features", default="logmel40", choices=["logmel40", "mfcc10"],
-                   help="front end preset (default logmel40; mfcc10 is the MLPerf Tiny geometry)")
+    t.add_argument("--features", default="logmel40", choices=list(PRESETS),
+                   help="front end preset (default logmel40: 40 log-mel bands to 8 kHz; logmel40-4k: the same "
+                   "bands to 4 kHz, what a telephone line keeps; mfcc10: the MLPerf Tiny geometry)")
     t.add_argument("--out", type=Path, default=Path("build/model.pt"), help="checkpoint to write")
     t.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
     t.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
@@ -342,7 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--runs", type=int, help="inferences on the board (default: the whole test split)")
     dm.add_argument("--model", default=DEMO_MODEL,
                     help=f"architecture to train (default {DEMO_MODEL}; see `pqlr train --help`)")
-    dm.add_argument("--features", default=DEMO_FEATURES, choices=["logmel40", "mfcc10"],
+    dm.add_argument("--features", default=DEMO_FEATURES, choices=list(PRESETS),
                     help=f"front end (default {DEMO_FEATURES}; the firmware runs the same features)")
     dm.add_argument("--vtlp", type=_float_pair_or_off, default=DEMO_VTLP, metavar="LO,HI|off",
                     help=f"vocal-tract length perturbation in training, as `pqlr train --vtlp` (default "

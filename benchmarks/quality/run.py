@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 from hostside import api  # noqa: E402
 from hostside import evaluate as E  # noqa: E402
 from hostside.cli import _float_pair, _model_options  # noqa: E402
+from hostside.data.features import PRESETS  # noqa: E402
 
 GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hour_upper95": "<= 1",
         "int4_vs_fp32_unseen_accuracy_points": ">= -0.5"}
@@ -309,7 +310,7 @@ def add_corpus_args(ap: argparse.ArgumentParser) -> None:
 def add_recipe_args(ap: argparse.ArgumentParser) -> None:
     """The student's recipe, as `pqlr train` takes it (run.py and attempt.py)."""
     ap.add_argument("--model", default="dscnn-mlperf", help="the student's architecture (default dscnn-mlperf)")
-    ap.add_argument("--features", default="mfcc10", choices=["mfcc10", "logmel40"], help="front end (default mfcc10)")
+    ap.add_argument("--features", default="mfcc10", choices=list(PRESETS), help="front end (default mfcc10)")
     ap.add_argument("--vtlp", type=_float_pair, default=None, metavar="LO,HI",
                     help="vocal-tract length perturbation range in training (default: off)")
     ap.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
