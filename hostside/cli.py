@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="dscnn", help="architecture (default dscnn)")
     t.add_argument("--features", default="logmel40", choices=list(PRESETS),
                    help="front end preset (default logmel40: 40 log-mel bands to 8 kHz; logmel40-4k: the same "
-                   "bands to 4 kHz, what a telephone line keeps; mfcc10: the MLPerf Tiny geometry)")
+                   "bands to 4 kHz, all an 8 kHz line keeps; mfcc10: the MLPerf Tiny geometry)")
     t.add_argument("--out", type=Path, default=Path("build/model.pt"), help="checkpoint to write")
     t.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
     t.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")

@@ -17,8 +17,8 @@ Arithmetic, all presets (numpy: float64):
   + zero_point, −128, 127), with scale and zero point chosen at export from the calibration set
   (hostside/graph.py: IntGraph.quantize_input).
 
-Presets: `logmel40` (49×40, the default), `logmel40-4k` (the same 40 bands between 20 Hz and 4 kHz: nothing a
-telephone line removes) and `mfcc10` (49×10: MLPerf Tiny KWS geometry — 30 ms window, 20 ms hop, 40 mel bands from
+Presets: `logmel40` (49×40, the default), `logmel40-4k` (the same 40 bands between 20 Hz and 4 kHz: nothing an
+8 kHz line removes) and `mfcc10` (49×10: MLPerf Tiny KWS geometry — 30 ms window, 20 ms hop, 40 mel bands from
 20 Hz to 4 kHz, 10 MFCCs).
 """
 from __future__ import annotations
