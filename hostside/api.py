@@ -42,7 +42,7 @@ def load_features(corpus_dir: Path, split: str | None = None, frontend=None):
 def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "logmel40", epochs: int = 30,
           seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3,
           vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
-          pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", teacher: Path | None = None,
+          pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", teacher: Path | list | None = None,
           kd_alpha: float = 0.7, kd_temperature: float = 6.0, **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
@@ -56,8 +56,10 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     wake-word clip only up to the log-odds the label-smoothed cross-entropy aims at. Needs a wake-word corpus made by
     `pqlr data synth`.
     teacher: a checkpoint of the same front end and classes (typically a wider model trained on this corpus) to
-    distil from: the loss becomes kd_alpha·T²·KL(teacher ‖ student at temperature T) + (1 − kd_alpha)·CE, the
-    teacher seeing each augmented batch as the student does. A teacher trained on a corpus whose training voices
+    distil from, or a list of such checkpoints (e.g. the same recipe's students of other seeds), distilled from as
+    one ensemble whose soft labels are the mean of theirs at temperature T (TeacherEnsemble): the loss becomes
+    kd_alpha·T²·KL(teacher ‖ student at temperature T) + (1 − kd_alpha)·CE, the teacher seeing each augmented
+    batch as the student does. A teacher trained on a corpus whose training voices
     include this corpus's val, test or unseen voices is refused (its soft labels would carry them in)."""
     import torch
     from .data.features import preset
@@ -85,14 +87,23 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
         from .data.pairs import corpus_partners
         pairing["partners"], pairing["wake"] = corpus_partners(corpus)
     distill = {}
-    if teacher is not None:
-        from .compress.distill import kd_loss
-        t_net, distilled = _teacher(Path(teacher), fe, corpus, kd_alpha, kd_temperature)
+    teachers = [] if teacher is None else [Path(t) for t in ([teacher] if isinstance(teacher, (str, Path)) else teacher)]
+    if teachers:
+        from .compress.distill import TeacherEnsemble, kd_loss
+        members = [_teacher(t, fe, corpus, kd_alpha, kd_temperature) for t in teachers]
+        if len(members) == 1:
+            t_net, distilled = members[0]
+        else:                   # several teachers: the mean of their softened posteriors (TeacherEnsemble)
+            t_net = TeacherEnsemble([m for m, _ in members], kd_temperature)
+            distilled = {**members[0][1], "teacher": [d["teacher"] for _, d in members],
+                         "teacher_params": sum(d["teacher_params"] for _, d in members),
+                         "teacher_val_acc": [d["teacher_val_acc"] for _, d in members],
+                         "splits_checked": all(d["splits_checked"] for _, d in members), "ensemble": "mean posterior"}
         distill = {"teacher": t_net, "loss_fn": lambda z_s, yb, z_t: kd_loss(
             z_s, z_t, yb, kd_temperature, kd_alpha, label_smoothing=cfg.label_smoothing)}
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing,
                     **distill)
-    if teacher is not None:
+    if teachers:
         info["distillation"] = distilled
     metrics = {"val_acc": accuracy(net, xv, yv)}
     save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),

@@ -161,11 +161,12 @@ def _parser() -> argparse.ArgumentParser:
                    "wake-word clip's score serving as its target (miss); or both, the wake-word clip only up to the "
                    "log-odds the label-smoothed cross-entropy aims at (capped), so that the pairs cannot inflate "
                    "the wake score")
-    t.add_argument("--teacher", type=Path, default=None, metavar="CKPT",
+    t.add_argument("--teacher", type=Path, action="append", default=None, metavar="CKPT",
                    help="distil from this checkpoint while training: a model of the same front end and classes, "
                    "trained on this corpus's splits (e.g. a wider DS-CNN: --model dscnn-mlperf --set channels=256); "
                    "the teacher sees each augmented batch and the student learns its soft labels beside the hard "
-                   "ones (default: none)")
+                   "ones. Give it more than once to distil from an ensemble (the mean of the teachers' softened "
+                   "posteriors), e.g. students of other seeds (default: none)")
     t.add_argument("--kd-alpha", type=float, default=0.7, metavar="A",
                    help="with --teacher: the share of the loss given to the teacher's soft labels (default 0.7)")
     t.add_argument("--kd-temperature", type=float, default=6.0, metavar="T",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hostside import api
-from hostside.compress.distill import kd_loss
+from hostside.compress.distill import TeacherEnsemble, kd_loss
 from hostside.errors import PqlrError
 
 
@@ -23,6 +23,22 @@ def test_kd_loss_is_the_teachers_divergence_plus_a_smoothed_hard_label_term():
     p_s, p_t = torch.softmax(z_s / 2.0, 1), torch.softmax(z_t / 2.0, 1)
     # d/dz_s of T²·KL(p_t ‖ p_s) is T·(p_s − p_t) per example, averaged over the batch
     assert torch.allclose(z_s.grad, 2.0 * (p_s - p_t).detach() / len(y), atol=1e-6)
+
+
+def test_an_ensemble_teaches_the_mean_of_its_members_softened_posteriors():
+    torch.manual_seed(1)
+    x = torch.randn(5, 4)
+    members = [torch.nn.Linear(4, 3) for _ in range(3)]
+    for T in (1.0, 6.0):
+        z = TeacherEnsemble(members, T)(x)
+        want = torch.stack([torch.softmax(m(x) / T, 1) for m in members]).mean(0)
+        assert torch.allclose(torch.softmax(z / T, 1), want, atol=1e-6)
+        # not the mean of the logits (what a member-blind average would give): the two differ here
+        assert not torch.allclose(want, torch.softmax(torch.stack([m(x) for m in members]).mean(0) / T, 1), atol=1e-3)
+    one = TeacherEnsemble(members[:1], 6.0)(x)          # one member: its own soft labels
+    assert torch.allclose(torch.softmax(one / 6.0, 1), torch.softmax(members[0](x) / 6.0, 1), atol=1e-6)
+    with pytest.raises(ValueError):
+        TeacherEnsemble([], 1.0)
 
 
 def _teacher_saying(path, src, klass: int):
@@ -90,4 +106,33 @@ def test_pqlr_train_takes_a_teacher(trained_pipeline, tmp_path):
                "--kd-alpha", "0.5", "--kd-temperature", "3"])
     assert rc == 0
     d = torch.load(tmp_path / "s.pt", weights_only=False)["distillation"]
-    assert (d["alpha"], d["temperature"]) == (0.5, 3.0)
+    assert (d["alpha"], d["temperature"]) == (0.5, 3.0) and d["teacher"] == str(trained_pipeline["root"] / "m.pt")
+    rc = main(["train", "--corpus", str(corpus), "--out", str(tmp_path / "e.pt"), "--epochs", "1", "--set",
+               "channels=8", "--set", "blocks=1", "--teacher", str(trained_pipeline["root"] / "m.pt"),
+               "--teacher", str(tmp_path / "s.pt")])
+    assert rc == 0
+    d = torch.load(tmp_path / "e.pt", weights_only=False)["distillation"]
+    assert d["teacher"] == [str(trained_pipeline["root"] / "m.pt"), str(tmp_path / "s.pt")]
+
+
+def test_a_student_learns_from_an_ensemble_of_teachers_and_records_each(trained_pipeline, tmp_path):
+    """Two teachers that each say one class for everything: the ensemble's soft label is half each, so a student
+    taught only by it says one of the two on every val clip, never a third class; the checkpoint names both."""
+    corpus = trained_pipeline["corpus"]
+    classes = api.load_features(corpus, "val")[0].classes
+    a, b = classes.index("silence"), classes.index("unknown")
+    ta = _teacher_saying(tmp_path / "ta.pt", trained_pipeline["root"] / "m.pt", a)
+    tb = _teacher_saying(tmp_path / "tb.pt", trained_pipeline["root"] / "m.pt", b)
+    opts = dict(epochs=6, lr=0.05, seed=5, channels=8, blocks=1, progress=False)
+    api.train(corpus, tmp_path / "kd2.pt", teacher=[ta, tb], kd_alpha=1.0, kd_temperature=1.0, **opts)
+    from hostside.train import load_checkpoint, predict
+    net, ck = load_checkpoint(tmp_path / "kd2.pt")
+    _, xv, _ = api.load_features(corpus, "val")
+    p = predict(net, xv)
+    assert set(p.argmax(1).tolist()) <= {a, b}
+    assert abs(float(p[:, a].mean()) - 0.5) < 0.15 and abs(float(p[:, b].mean()) - 0.5) < 0.15, p.mean(0)
+    d = ck["distillation"]
+    assert d["teacher"] == [str(ta), str(tb)] and d["ensemble"] == "mean posterior" and d["teacher_params"] > 0
+    # one member that does not fit refuses the whole ensemble
+    with pytest.raises(PqlrError, match="no checkpoint"):
+        api.train(corpus, tmp_path / "x.pt", teacher=[ta, tmp_path / "missing.pt"], **opts)

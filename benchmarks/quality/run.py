@@ -325,11 +325,22 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="its margin in wake log-odds (as `pqlr train --pair-margin`; default 4)")
     ap.add_argument("--pair-sides", choices=["both", "miss", "capped"], default="both",
                     help="what it moves (as `pqlr train --pair-sides`; default both)")
-    ap.add_argument("--teacher", type=Path, default=None, metavar="CKPT",
-                    help="distil the fp32 student from this checkpoint (as `pqlr train --teacher`; default none)")
+    ap.add_argument("--teacher", type=Path, action="append", default=None, metavar="CKPT",
+                    help="distil the fp32 student from this checkpoint; more than once: from their ensemble (as "
+                    "`pqlr train --teacher`; default none)")
     ap.add_argument("--kd-alpha", type=float, default=0.7, help="with --teacher (as `pqlr train --kd-alpha`)")
     ap.add_argument("--kd-temperature", type=float, default=6.0,
                     help="with --teacher (as `pqlr train --kd-temperature`)")
+
+
+def _teachers(paths) -> str | list[str] | None:
+    """--teacher as a recipe records it: none, one checkpoint's path, or the paths of an ensemble's members."""
+    paths = [str(p) for p in paths or []]
+    return None if not paths else paths[0] if len(paths) == 1 else paths
+
+
+def _as_list(teacher) -> list[Path]:
+    return [] if not teacher else [Path(t) for t in ([teacher] if isinstance(teacher, str) else teacher)]
 
 
 def recipe_of(args) -> dict:
@@ -337,7 +348,7 @@ def recipe_of(args) -> dict:
     return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
             "augment": augment_config(_model_options(args.augment)), "ema": args.ema,
             "pair_loss": args.pair_loss, "pair_margin": args.pair_margin, "pair_sides": args.pair_sides,
-            "teacher": str(args.teacher) if args.teacher else None, "kd_alpha": args.kd_alpha,
+            "teacher": _teachers(args.teacher), "kd_alpha": args.kd_alpha,
             "kd_temperature": args.kd_temperature}
 
 
@@ -385,11 +396,12 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
            for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides")):
         return None
-    d, teacher = c.get("distillation") or {}, recipe.get("teacher")
-    if (d or teacher) and not (d and teacher and Path(d["teacher"]).resolve() == Path(teacher).resolve()
-                               and (d["alpha"], d["temperature"]) == (recipe["kd_alpha"], recipe["kd_temperature"])
-                               and Path(teacher).is_file()   # a missing teacher: api.train says what to do
-                               and Path(teacher).stat().st_mtime <= ck.stat().st_mtime):     # not retrained since
+    d, teachers = c.get("distillation") or {}, _as_list(recipe.get("teacher"))
+    if (d or teachers) and not (d and teachers
+                                and [t.resolve() for t in _as_list(d["teacher"])] == [t.resolve() for t in teachers]
+                                and (d["alpha"], d["temperature"]) == (recipe["kd_alpha"], recipe["kd_temperature"])
+                                and all(t.is_file() for t in teachers)   # a missing teacher: api.train says what to do
+                                and all(t.stat().st_mtime <= ck.stat().st_mtime for t in teachers)):  # not retrained
         return None
     meta = json.loads((Path(corpus) / "manifest.json").read_text())["meta"]
     if c.get("corpus_key") not in (None, meta.get("config_key")):
