@@ -9,11 +9,17 @@
    until 2026-12-04) and when the smoothing is fixed (`pqlr eval --smooth N`; the protocol's is 5), with the unseen FRR and the real-speech false accepts each gives on the test data.
 
     .venv/bin/python benchmarks/quality/fixed_smoothing.py CKPT [CKPT ...] [--corpus DIR] [--curve 5,7,9] [--fixed 5,7]
+        [--ensemble]
+
+--ensemble adds one more column: the checkpoints as one detector, the mean of their posteriors (what `pqlr train
+--teacher A --teacher B ...` distils from at temperature 1; N times the compute on a device).
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+
+import numpy as np
 import sys
 from pathlib import Path
 
@@ -31,6 +37,15 @@ def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def mean_posteriors(ps: list[dict]) -> dict:
+    """Several checkpoints' cached posteriors (oprule.posteriors) as one detector's: their mean, window by window."""
+    out = dict(ps[0])
+    for k in ("val", "test", "unseen", "real"):
+        out[k] = [np.mean(xs, axis=0) for xs in zip(*(p[k] for p in ps))]
+    out["val_neg"] = np.mean([p["val_neg"] for p in ps], axis=0)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", type=Path)
@@ -41,8 +56,14 @@ def main() -> int:
     ap.add_argument("--fixed", type=ints, default=[5, 7],
                     help="fixed smoothings to choose the threshold at, beside the protocol's choice (default 5,7)")
     ap.add_argument("--target", type=float, default=1.0, help="validation's false accepts per hour (default 1)")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="also read the checkpoints' mean posterior as one detector (an ensemble column)")
     args = ap.parse_args()
     post = {ck: posteriors(ck, args.corpus) for ck in args.checkpoints}
+    n = len(args.checkpoints)                   # the mean and median columns are the checkpoints', not the ensemble's
+    if args.ensemble:
+        post[Path(f"ensemble of {len(args.checkpoints)}") / "mean"] = mean_posteriors(list(post.values()))
+        args.checkpoints = list(post)
 
     print("## DET curve: unseen FRR at ≤ " + " / ".join(map(str, LIMITS)) + " real FA/h\n")
     print("| smoothing (windows) | " + " | ".join(str(ck.parent.name) for ck in args.checkpoints) + " | mean |")
@@ -50,7 +71,7 @@ def main() -> int:
     for s in args.curve:
         rows = [[100 * frr_at(curve(post[ck], s), x) for x in LIMITS] for ck in args.checkpoints]
         cells = [" / ".join(f"{v:.1f}" for v in r) for r in rows]
-        mean = " / ".join(f"{statistics.mean(v):.1f}" for v in zip(*rows))
+        mean = " / ".join(f"{statistics.mean(v):.1f}" for v in zip(*rows[:n]))
         print(f"| {s} | " + " | ".join(cells) + f" | {mean} |", flush=True)
 
     print("\n## Operating point chosen on validation: threshold (smoothing), unseen FRR, real false accepts\n")
@@ -62,8 +83,8 @@ def main() -> int:
         cells = [f"{o['threshold']:.2f} ({o['smooth']}), {100 * o['frr_unseen']:.1f} %, {o['false_accepts']}" for o in out]
         label = "chosen on validation (the protocol until 2026-12-04)" if fixed is None else \
             f"fixed at {fixed}" + (" (the protocol)" if fixed == E.DETECTOR_SMOOTHING else "")
-        print(f"| {label} | " + " | ".join(cells) + f" | {100 * statistics.mean(o['frr_unseen'] for o in out):.1f} % | "
-              f"{statistics.median(o['false_accepts'] for o in out):g} |", flush=True)
+        print(f"| {label} | " + " | ".join(cells) + f" | {100 * statistics.mean(o['frr_unseen'] for o in out[:n]):.1f} % | "
+              f"{statistics.median(o['false_accepts'] for o in out[:n]):g} |", flush=True)
     print(f"\nReal speech: {out[0]['hours']:.2f} h. Curves and test figures are read on the test data; the thresholds on "
           "validation only.")
     return 0
