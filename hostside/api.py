@@ -98,7 +98,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             distilled = {**members[0][1], "teacher": [d["teacher"] for _, d in members],
                          "teacher_params": sum(d["teacher_params"] for _, d in members),
                          "teacher_val_acc": [d["teacher_val_acc"] for _, d in members],
-                         "splits_checked": all(d["splits_checked"] for _, d in members), "ensemble": "mean posterior"}
+                         "splits_checked": all(d["splits_checked"] for _, d in members), "ensemble": "mean of softened posteriors"}
         distill = {"teacher": t_net, "loss_fn": lambda z_s, yb, z_t: kd_loss(
             z_s, z_t, yb, kd_temperature, kd_alpha, label_smoothing=cfg.label_smoothing)}
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing,

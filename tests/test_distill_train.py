@@ -132,7 +132,7 @@ def test_a_student_learns_from_an_ensemble_of_teachers_and_records_each(trained_
     assert set(p.argmax(1).tolist()) <= {a, b}
     assert abs(float(p[:, a].mean()) - 0.5) < 0.15 and abs(float(p[:, b].mean()) - 0.5) < 0.15, p.mean(0)
     d = ck["distillation"]
-    assert d["teacher"] == [str(ta), str(tb)] and d["ensemble"] == "mean posterior" and d["teacher_params"] > 0
+    assert d["teacher"] == [str(ta), str(tb)] and d["ensemble"] == "mean of softened posteriors" and d["teacher_params"] > 0
     # one member that does not fit refuses the whole ensemble
     with pytest.raises(PqlrError, match="no checkpoint"):
         api.train(corpus, tmp_path / "x.pt", teacher=[ta, tmp_path / "missing.pt"], **opts)
