@@ -9,7 +9,7 @@
    until 2026-12-04) and when the smoothing is fixed (`pqlr eval --smooth N`; the protocol's is 5), with the unseen FRR and the real-speech false accepts each gives on the test data.
 
     .venv/bin/python benchmarks/quality/fixed_smoothing.py CKPT [CKPT ...] [--corpus DIR] [--curve 5,7,9] [--fixed 5,7]
-        [--ensemble]
+        [--ensemble] [--plot det.png]
 
 --ensemble adds one more column: the checkpoints as one detector, the mean of their posteriors (what `pqlr train
 --teacher A --teacher B ...` distils from at temperature 1; N times the compute on a device).
@@ -46,6 +46,31 @@ def mean_posteriors(ps: list[dict]) -> dict:
     return out
 
 
+def plot(post: dict, smooth: int, path: Path) -> None:
+    """Each checkpoint's DET curve on one log-x plot (zero false accepts drawn at half of one over the hours)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    hours = float(sum(next(iter(post.values()))["real_hours"]))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for ck, p in post.items():
+        pts = curve(p, smooth)
+        ax.plot([max(q["fa_per_hour"], 0.5 / hours) for q in pts], [100 * q["frr"] for q in pts], marker=".", ms=3,
+                label=f"{ck.parent.name}" if ck.name == "student.pt" else f"{ck.parent}")
+    for x in LIMITS:
+        ax.axvline(x, color="grey", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"real-speech false accepts per hour ({hours:.2f} h)")
+    ax.set_ylabel("unseen-voice false rejection rate, %")
+    ax.set_title(f"DET at {smooth} windows (thresholds read on the test data)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"\nwrote {path}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", type=Path)
@@ -58,6 +83,9 @@ def main() -> int:
     ap.add_argument("--target", type=float, default=1.0, help="validation's false accepts per hour (default 1)")
     ap.add_argument("--ensemble", action="store_true",
                     help="also read the checkpoints' mean posterior as one detector (an ensemble column)")
+    ap.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                    help="also draw every column's DET curve (unseen FRR against real FA/h) at the first --curve "
+                    "smoothing into this PNG")
     args = ap.parse_args()
     post = {ck: posteriors(ck, args.corpus) for ck in args.checkpoints}
     n = len(args.checkpoints)                   # the mean and median columns are the checkpoints', not the ensemble's
@@ -74,6 +102,8 @@ def main() -> int:
         mean = " / ".join(f"{statistics.mean(v):.1f}" for v in zip(*rows[:n]))
         print(f"| {s} | " + " | ".join(cells) + f" | {mean} |", flush=True)
 
+    if args.plot:
+        plot(post, args.curve[0], args.plot)
     print("\n## Operating point chosen on validation: threshold (smoothing), unseen FRR, real false accepts\n")
     print("| smoothing | " + " | ".join(str(ck.parent.name) for ck in args.checkpoints) + " | mean FRR | false accepts, median |")
     print("|---|" + "---|" * (len(args.checkpoints) + 2))
