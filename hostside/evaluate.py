@@ -437,12 +437,19 @@ def _plot_det(points: list[dict], path: Path, name: str, split: str, chosen: flo
     k = min(range(len(points)), key=lambda i: abs(points[i]["threshold"] - chosen))
     ax.plot([fa[k]], [frr[k]], "r*", ms=12, label=f"chosen on val: {chosen:g}")
     ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    return finish_det_plot(fig, ax, path, f"false accepts per hour ({hours:.2f} h; 0 drawn at {floor:.2g})",
+                           f"false rejection rate, % ({split} wake words)", f"DET: {name}")
+
+
+def finish_det_plot(fig, ax, path: Path, xlabel: str, ylabel: str, title: str, legend_size: int = 8) -> str:
+    """A DET plot's common finish (log false-accept axis, labels, grid, legend), saved to path and closed."""
+    import matplotlib.pyplot as plt
     ax.set_xscale("log")
-    ax.set_xlabel(f"false accepts per hour ({hours:.2f} h; 0 drawn at {floor:.2g})")
-    ax.set_ylabel(f"false rejection rate, % ({split} wake words)")
-    ax.set_title(f"DET: {name}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -59,15 +59,9 @@ def plot(post: dict, smooth: int, path: Path) -> None:
                 label=f"{ck.parent.name}" if ck.name == "student.pt" else f"{ck.parent}")
     for x in LIMITS:
         ax.axvline(x, color="grey", lw=0.6, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"real-speech false accepts per hour ({hours:.2f} h)")
-    ax.set_ylabel("unseen-voice false rejection rate, %")
-    ax.set_title(f"DET at {smooth} windows (thresholds read on the test data)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    E.finish_det_plot(fig, ax, path, f"real-speech false accepts per hour ({hours:.2f} h)",
+                      "unseen-voice false rejection rate, %",
+                      f"DET at {smooth} windows (thresholds read on the test data)", legend_size=7)
     print(f"\nwrote {path}", flush=True)
 
 
