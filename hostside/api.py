@@ -87,7 +87,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
         from .data.pairs import corpus_partners
         pairing["partners"], pairing["wake"] = corpus_partners(corpus)
     distill = {}
-    teachers = [] if teacher is None else [Path(t) for t in ([teacher] if isinstance(teacher, (str, Path)) else teacher)]
+    teachers = teacher_paths(teacher)
     if teachers:
         from .compress.distill import TeacherEnsemble, kd_loss
         members = [_teacher(t, fe, corpus, kd_alpha, kd_temperature) for t in teachers]
@@ -98,7 +98,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             distilled = {**members[0][1], "teacher": [d["teacher"] for _, d in members],
                          "teacher_params": sum(d["teacher_params"] for _, d in members),
                          "teacher_val_acc": [d["teacher_val_acc"] for _, d in members],
-                         "splits_checked": all(d["splits_checked"] for _, d in members), "ensemble": "mean of softened posteriors"}
+                         "splits_checked": all(d["splits_checked"] for _, d in members),
+                         "ensemble": "mean of softened posteriors"}
         distill = {"teacher": t_net, "loss_fn": lambda z_s, yb, z_t: kd_loss(
             z_s, z_t, yb, kd_temperature, kd_alpha, label_smoothing=cfg.label_smoothing)}
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing,
@@ -111,6 +112,13 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
                                              "metrics": metrics, "seed": seed, "epochs": epochs, **info})
     return {"checkpoint": str(out), "model": model, "params": param_count(net), "metrics": metrics,
             "device": info["device"]}
+
+
+def teacher_paths(teacher) -> list[Path]:
+    """train's `teacher` (and a checkpoint's recorded distillation teacher) as a list: none, one path, or several."""
+    if not teacher:
+        return []
+    return [Path(teacher)] if isinstance(teacher, (str, Path)) else [Path(t) for t in teacher]
 
 
 def _teacher(path: Path, fe, corpus, alpha: float, temperature: float):

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-
-import numpy as np
 import sys
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
@@ -46,17 +46,17 @@ def mean_posteriors(ps: list[dict]) -> dict:
     return out
 
 
-def plot(post: dict, smooth: int, path: Path) -> None:
-    """Each checkpoint's DET curve on one log-x plot (zero false accepts drawn at half of one over the hours)."""
+def plot(columns: list[tuple[str, dict]], smooth: int, path: Path) -> None:
+    """Each column's DET curve on one log-x plot (zero false accepts drawn at half of one over the hours)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    hours = float(sum(next(iter(post.values()))["real_hours"]))
+    hours = float(sum(columns[0][1]["real_hours"]))
     fig, ax = plt.subplots(figsize=(7, 5))
-    for ck, p in post.items():
+    for label, p in columns:
         pts = curve(p, smooth)
         ax.plot([max(q["fa_per_hour"], 0.5 / hours) for q in pts], [100 * q["frr"] for q in pts], marker=".", ms=3,
-                label=f"{ck.parent.name}" if ck.name == "student.pt" else f"{ck.parent}")
+                label=label)
     for x in LIMITS:
         ax.axvline(x, color="grey", lw=0.6, ls=":")
     E.finish_det_plot(fig, ax, path, f"real-speech false accepts per hour ({hours:.2f} h)",
@@ -81,29 +81,29 @@ def main() -> int:
                     help="also draw every column's DET curve (unseen FRR against real FA/h) at the first --curve "
                     "smoothing into this PNG")
     args = ap.parse_args()
-    post = {ck: posteriors(ck, args.corpus) for ck in args.checkpoints}
-    n = len(args.checkpoints)                   # the mean and median columns are the checkpoints', not the ensemble's
+    columns = [(ck.parent.name, posteriors(ck, args.corpus)) for ck in args.checkpoints]
+    n = len(columns)                    # the mean and median columns are the checkpoints', not the ensemble's
     if args.ensemble:
-        post[Path(f"ensemble of {len(args.checkpoints)}") / "mean"] = mean_posteriors(list(post.values()))
-        args.checkpoints = list(post)
+        columns.append((f"ensemble of {n}", mean_posteriors([p for _, p in columns])))
+    names = [label for label, _ in columns]
 
     print("## DET curve: unseen FRR at ≤ " + " / ".join(map(str, LIMITS)) + " real FA/h\n")
-    print("| smoothing (windows) | " + " | ".join(str(ck.parent.name) for ck in args.checkpoints) + " | mean |")
-    print("|---|" + "---|" * (len(args.checkpoints) + 1))
+    print("| smoothing (windows) | " + " | ".join(names) + " | mean |")
+    print("|---|" + "---|" * (len(names) + 1))
     for s in args.curve:
-        rows = [[100 * frr_at(curve(post[ck], s), x) for x in LIMITS] for ck in args.checkpoints]
+        rows = [[100 * frr_at(curve(p, s), x) for x in LIMITS] for _, p in columns]
         cells = [" / ".join(f"{v:.1f}" for v in r) for r in rows]
         mean = " / ".join(f"{statistics.mean(v):.1f}" for v in zip(*rows[:n]))
         print(f"| {s} | " + " | ".join(cells) + f" | {mean} |", flush=True)
 
     if args.plot:
-        plot(post, args.curve[0], args.plot)
+        plot(columns, args.curve[0], args.plot)
     print("\n## Operating point chosen on validation: threshold (smoothing), unseen FRR, real false accepts\n")
-    print("| smoothing | " + " | ".join(str(ck.parent.name) for ck in args.checkpoints) + " | mean FRR | false accepts, median |")
-    print("|---|" + "---|" * (len(args.checkpoints) + 2))
+    print("| smoothing | " + " | ".join(names) + " | mean FRR | false accepts, median |")
+    print("|---|" + "---|" * (len(names) + 2))
     for fixed in [None, *args.fixed]:
         out = [outcome(p, E.choose_operating_point(p["val"], p["val_neg"], p["val_hours"], STRIDE_MS, REFRACTORY_S,
-                                                   args.target, fixed or "validation")) for p in post.values()]
+                                                   args.target, fixed or "validation")) for _, p in columns]
         cells = [f"{o['threshold']:.2f} ({o['smooth']}), {100 * o['frr_unseen']:.1f} %, {o['false_accepts']}" for o in out]
         label = "chosen on validation (the protocol until 2026-12-04)" if fixed is None else \
             f"fixed at {fixed}" + (" (the protocol)" if fixed == E.DETECTOR_SMOOTHING else "")

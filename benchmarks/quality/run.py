@@ -339,10 +339,6 @@ def _teachers(paths) -> str | list[str] | None:
     return None if not paths else paths[0] if len(paths) == 1 else paths
 
 
-def _as_list(teacher) -> list[Path]:
-    return [] if not teacher else [Path(t) for t in ([teacher] if isinstance(teacher, str) else teacher)]
-
-
 def recipe_of(args) -> dict:
     from hostside.train import augment_config
     return {"model": args.model, "features": args.features, "vtlp": args.vtlp, "options": _model_options(args.options),
@@ -396,9 +392,9 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
            for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides")):
         return None
-    d, teachers = c.get("distillation") or {}, _as_list(recipe.get("teacher"))
+    d, teachers = c.get("distillation") or {}, api.teacher_paths(recipe.get("teacher"))
     if (d or teachers) and not (d and teachers
-                                and [t.resolve() for t in _as_list(d["teacher"])] == [t.resolve() for t in teachers]
+                                and [t.resolve() for t in api.teacher_paths(d["teacher"])] == [t.resolve() for t in teachers]
                                 and (d["alpha"], d["temperature"]) == (recipe["kd_alpha"], recipe["kd_temperature"])
                                 and all(t.is_file() for t in teachers)   # a missing teacher: api.train says what to do
                                 and all(t.stat().st_mtime <= ck.stat().st_mtime for t in teachers)):  # not retrained

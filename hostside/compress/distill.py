@@ -2,6 +2,8 @@
 or an ensemble of several (TeacherEnsemble)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -31,4 +33,4 @@ class TeacherEnsemble(nn.Module):
     def forward(self, x):
         T = self.temperature
         logp = torch.stack([nn.functional.log_softmax(m(x) / T, dim=1) for m in self.members])
-        return T * (torch.logsumexp(logp, dim=0) - torch.log(torch.tensor(float(len(self.members)))))
+        return T * (torch.logsumexp(logp, dim=0) - math.log(len(self.members)))
