@@ -59,3 +59,16 @@ def test_a_corpus_with_more_extensions_starts_from_the_made_corpus_with_the_most
     assert (only / "clips" / "a.wav").is_file() and not (only / "clips" / "b.wav").exists()
     other, _ = run.corpus_of(tmp_path, ["kokoro_voices=150", "sentences=10"])   # sentences changes every clip
     assert not other.exists()
+
+
+def test_results_page_names_an_ensemble_teacher_and_its_members():
+    """A recipe distilled from several checkpoints says so, with every member, not a bare list's repr."""
+    mod = _run_module()
+    models = {"fp32_student": {"architecture": "dscnn-mlperf", "features": "logmel40", "epochs": 25, "params": 1,
+                               "distillation": {"teacher": ["a/student.pt", "b/student.pt"], "kd_alpha": 0.7,
+                                                "kd_temperature": 6.0}}}
+    line = mod._recipe_line({"models": models})[0]
+    assert "mean softened posteriors of 2 teachers: a/student.pt, b/student.pt" in line and "[" not in line
+    models["fp32_student"]["distillation"]["teacher"] = "a/student.pt"
+    line = mod._recipe_line({"models": models})[0]
+    assert "distilled (α 0.7, T 6.0) from a/student.pt" in line and "teachers" not in line

@@ -459,7 +459,7 @@ def _recipe_line(r: dict) -> list[str]:
     extra = [f"options {m['model_options']}" if m.get("model_options") else "",
              f"EMA {m['ema']}" if m.get("ema") else "",
              f"near-miss margin loss {m['pair_loss']} ({m.get('pair_sides')})" if m.get("pair_loss") else "",
-             f"distilled from {m['distillation']['teacher']}" if m.get("distillation") else ""]
+             _distilled(m["distillation"]) if m.get("distillation") else ""]
     lines = [f"fp32 student: {m['architecture']}, {m.get('params')} parameters, {m['features']} features, "
              f"{m['epochs']} epochs, VTLP {m.get('vtlp') or 'off'}" + "".join(f", {e}" for e in extra if e) + "."]
     q = r["models"].get("int4_student") or {}
@@ -468,6 +468,15 @@ def _recipe_line(r: dict) -> list[str]:
         lines.append(f"INT4 student: {q['pipeline']}; distillation in its fine-tuning: "
                      + {"none": "none (cross-entropy only)", "self": "its own fp32 student as the teacher"}.get(t, t) + ".")
     return lines + [""]
+
+
+def _distilled(d: dict) -> str:
+    """The fp32 student's distillation as results.md says it: one teacher, or an ensemble and its members."""
+    t = d["teacher"]
+    how = f"α {d.get('kd_alpha')}, T {d.get('kd_temperature')}"
+    if isinstance(t, list):
+        return f"distilled ({how}) from the mean softened posteriors of {len(t)} teachers: " + ", ".join(t)
+    return f"distilled ({how}) from {t}"
 
 
 def _ms(s: dict, k: str, pct: bool = False, nd: int = 2) -> str:
