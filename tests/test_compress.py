@@ -218,3 +218,32 @@ def test_pqlr_compress_one_liner(trained_pipeline, tmp_path):
     art = read_model_bin(out)
     assert {L.wbits for L in art.graph.layers if L.weights is not None} == {4, 8}
     assert out.with_suffix(".report.md").is_file()
+
+
+def test_a_student_taught_by_itself_is_evaluated_once_and_the_report_times_every_phase(trained_pipeline, tmp_path,
+                                                                                        monkeypatch):
+    """`--teacher` = the student's own checkpoint (the quality benchmark's self-distilled INT4 student): the teacher row
+    is the student's, not a second evaluation of the same network; the report's total covers loading, fine-tuning,
+    every evaluation and the export (it once stopped before the export and the final evaluation)."""
+    import hostside.evaluate as E
+    from hostside.compress.pipeline import run_recipe
+    from hostside.compress.recipe import from_dict
+    calls = []
+    real = E.evaluate
+    monkeypatch.setattr(E, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    student = str(trained_pipeline["root"] / "m.pt")
+    out = tmp_path / "self.bin"
+    r = run_recipe(from_dict({"student": student, "teacher": student, "corpus": str(trained_pipeline["corpus"]),
+                              "board": "rv32-virt", "output": str(out), "seed": 0,
+                              "stages": [{"name": "quantize", "wbits": 4, "abits": 8, "calib": 20, "epochs": 1}]}),
+                   progress=False, log=lambda *a: None)
+    assert [s["name"] for s in r["stages"]] == ["teacher", "student", "quantize"]
+    assert len(calls) == 2                                  # the student and the quantised student, nothing twice
+    teacher, student_row = r["stages"][0], r["stages"][1]
+    assert teacher["same_as"] == "student" and {k: v for k, v in teacher.items() if k not in ("name", "same_as")} == \
+        {k: v for k, v in student_row.items() if k != "name"}
+    t = r["timings_s"]
+    assert set(t) == {"load_s", "fit_s", "evaluate_s", "export_s", "total_s"} and min(t.values()) > 0
+    assert t["total_s"] >= t["load_s"] + t["fit_s"] + t["evaluate_s"] + t["export_s"] - 1e-6
+    md = out.with_suffix(".report.md").read_text()
+    assert "| teacher (= student) |" in md and "Time: " in md and "fine-tuning" in md

@@ -60,6 +60,7 @@ class Pipeline:
         self.audio, self.y = split_audio(self.corpus)
         self.noise = noise_bank(seed=recipe.seed)
         self.rows: list[dict] = []
+        self.timings = {"fit_s": 0.0, "evaluate_s": 0.0}     # where the time goes; run and export add theirs
 
     def _epochs(self, n: int) -> int:
         return n if self.epochs_override is None else min(n, self.epochs_override)
@@ -78,14 +79,18 @@ class Pipeline:
                 loss = torch.nn.functional.cross_entropy(z_s, y)
             return loss + (extra_loss() if extra_loss else 0)
         cfg = TrainConfig(epochs=self._epochs(epochs), lr=lr, seed=self.r.seed, batch_size=self.r.batch_size)
+        t = time.monotonic()
         model, _ = train(model, self.fe, self.audio, self.y, self.xv, self.yv, cfg, noise_bank=self.noise,
                          progress=self.progress, teacher=self.teacher, loss_fn=loss_fn)
+        self.timings["fit_s"] += time.monotonic() - t
         return model
 
     def evaluate(self, name: str, model, weight_bytes: int, activation_bytes: int, bits: str, extra=None) -> dict:
         from ..evaluate import evaluate
         from ..train import predict
+        t = time.monotonic()
         ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold)
+        self.timings["evaluate_s"] += time.monotonic() - t
         ww = ev.get("wakeword", {})
         row = {"name": name, "bits": bits, "params": _params(model), "weight_bytes": int(weight_bytes),
                "activation_bytes": int(activation_bytes), "code_bytes": None,
@@ -121,12 +126,15 @@ class Pipeline:
         from ..models.ops import float_ops
         from .prune import l1_penalty, prune, select_channels
         from .quant import build_quantnet
-        t0 = time.monotonic()
-        if self.teacher is not None:
+        # a student distilled from its own checkpoint (`--teacher` = `--model`): one network, evaluated once
+        itself = self.teacher is not None and Path(self.r.teacher).resolve() == Path(self.r.student).resolve()
+        if self.teacher is not None and not itself:
             self.log("teacher (fp32)")
             self._float_row("teacher", self.teacher)
-        self.log("student (fp32)")
+        self.log("student (fp32)" + (", also the teacher" if itself else ""))
         self._float_row("student", self.student)
+        if itself:
+            self.rows.insert(0, self.rows[-1] | {"name": "teacher", "same_as": "student"})
         model = self.student
         qnet = None
         for st in self.r.stages:
@@ -155,7 +163,6 @@ class Pipeline:
                 qnet = qnet.cpu().eval()
                 self.quant_bits = f"W{p['wbits']}A{p['abits']} (first/last {p['first_last_bits']})"
         self.final = qnet if qnet is not None else model
-        self.timings = {"total_s": time.monotonic() - t0}
         return {"rows": self.rows}
 
     def export(self, board, output: Path, code_bytes=None) -> dict:
@@ -167,6 +174,7 @@ class Pipeline:
         from ..plan import make_plan
         from ..reference import run_batch
         from .quant import QuantNet
+        t0, e0 = time.monotonic(), self.timings["evaluate_s"]
         classes, fe = tuple(self.ck["classes"]), self.fe.to_dict()
         if isinstance(self.final, QuantNet):
             graph = self.final.to_int_graph(classes, fe)
@@ -198,6 +206,8 @@ class Pipeline:
                                                      "tile_buffer_bytes": plan.tile_buffer_bytes})
         row["code_bytes"] = code
         row["total_bytes"] = weight_bytes + plan.arena_bytes + plan.tile_buffer_bytes + (code or 0)
+        # lowering, model.bin, the integer check and the code size, without the final evaluation (in evaluate_s)
+        self.timings["export_s"] = time.monotonic() - t0 - (self.timings["evaluate_s"] - e0)
         return {"model_bin": str(output), "sha256": art.model_sha256, "plan": plan.to_dict() | {"tiles": len(plan.tiles)},
                 "agreement": agree}
 
@@ -208,7 +218,9 @@ def run_recipe(recipe: Recipe, board=None, progress: bool = True, log=print, epo
     write the per-stage report. code_bytes: see Pipeline.export (api.compress measures it; None here)."""
     from ..boards import as_board
     board = as_board(board or recipe.board)
+    t0 = time.monotonic()
     pipe = Pipeline(recipe, progress, log, epochs_override)
+    pipe.timings["load_s"] = time.monotonic() - t0
     pipe.run()
     out = Path(recipe.output)
     exp = pipe.export(board, out, code_bytes)
@@ -216,7 +228,8 @@ def run_recipe(recipe: Recipe, board=None, progress: bool = True, log=print, epo
                          "board": recipe.board, "stages": [{"name": s.name, **s.params} for s in recipe.stages],
                          "distill": recipe.distill if recipe.teacher else None, "seed": recipe.seed,
                          "threshold": recipe.threshold, "epochs_override": epochs_override},
-              "stages": pipe.rows, "export": exp, "timings_s": pipe.timings,
+              "stages": pipe.rows, "export": exp,
+              "timings_s": pipe.timings | {"total_s": time.monotonic() - t0},
               "notes": {"weight_bytes": "fp32 stages: 4 B per weight and bias; quantised: the model.bin tiles "
                                         "(packed weights + int32 bias, int32 multiplier, uint8 shift per channel)",
                         "activation_bytes": "the planner's arena (fp32 stages: 4 B per element)",

@@ -17,7 +17,8 @@ def markdown(r: dict) -> str:
              "| stage | bits | params | weights B | activations B | code B | total B | held-out voices | unseen engine | FRR | FA/h |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in r["stages"]:
-        lines.append(f"| {s['name']} | {s['bits']} | {_f(s['params'])} | {_f(s['weight_bytes'])} | "
+        name = f"{s['name']} (= {s['same_as']})" if s.get("same_as") else s["name"]
+        lines.append(f"| {name} | {s['bits']} | {_f(s['params'])} | {_f(s['weight_bytes'])} | "
                      f"{_f(s['activation_bytes'])} | {_f(s['code_bytes'])} | {_f(s['total_bytes'])} | "
                      f"{_f(s['held_out_voice_accuracy'], True)} | {_f(s['unseen_engine_accuracy'], True)} | "
                      f"{_f(s['false_rejection_rate'], True)} | {_f(s['false_accepts_per_hour'], nd=2)} |")
@@ -33,6 +34,12 @@ def markdown(r: dict) -> str:
         a = e["agreement"]
         lines.append(f"Integer model vs fake-quant model on {a['n']} held-out inputs: top-1 agreement "
                      f"{100 * a['top1_agreement']:.2f} %, identical output vectors {100 * a['bit_exact_outputs']:.2f} %.")
+    t = r.get("timings_s") or {}
+    if t.get("total_s") is not None:
+        names = {"load_s": "loading the corpus", "fit_s": "fine-tuning", "evaluate_s": "evaluating every stage",
+                 "export_s": "lowering, model.bin and the integer check"}
+        parts = [f"{what} {t[k]:,.0f} s" for k, what in names.items() if t.get(k) is not None]
+        lines.append(f"Time: {t['total_s']:,.0f} s" + (f" ({', '.join(parts)})" if parts else "") + ".")
     lines += ["", *(f"- {k}: {v}" for k, v in r["notes"].items()), ""]
     return "\n".join(lines)
 
