@@ -39,7 +39,7 @@ def markdown(r: dict) -> str:
         names = {"load_s": "loading the corpus", "fit_s": "fine-tuning", "evaluate_s": "evaluating every stage",
                  "export_s": "lowering, model.bin, the integer check and the code-size build"}
         parts = [f"{what} {t[k]:,.0f} s" for k, what in names.items() if t.get(k) is not None]
-        lines.append(f"Time: {t['total_s']:,.0f} s" + (f" ({', '.join(parts)})" if parts else "") + ".")
+        lines.append(f"Time: {t['total_s']:,.0f} s" + (f" — {'; '.join(parts)}" if parts else "") + ".")
     lines += ["", *(f"- {k}: {v}" for k, v in r["notes"].items()), ""]
     return "\n".join(lines)
 
