@@ -60,7 +60,7 @@ class Pipeline:
         self.audio, self.y = split_audio(self.corpus)
         self.noise = noise_bank(seed=recipe.seed)
         self.rows: list[dict] = []
-        self.timings = {"fit_s": 0.0, "evaluate_s": 0.0}     # where the time goes; run and export add theirs
+        self.timings = {"fit_s": 0.0, "evaluate_s": 0.0}     # where the time goes; export and run_recipe add theirs
 
     def _epochs(self, n: int) -> int:
         return n if self.epochs_override is None else min(n, self.epochs_override)
