@@ -33,6 +33,14 @@ THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.05, 0.951, 0.05), [0.96,
                                                                          0.999, 0.9995]]), 4))
 SMOOTHING = (1, 3, 5)            # what validation chooses among when asked to (smooth="validation")
 DETECTOR_SMOOTHING = 5           # the protocol's smoothing, in windows (attempts.md §21–§22)
+DET_LIMITS = (2, 5, 10, 50)       # false accepts per hour at which DET curves are compared (det_table.py, compress)
+
+
+def frr_at(points: list[dict], fa_per_hour: float) -> float:
+    """The lowest FRR on a DET curve (points with "frr" and "fa_per_hour") whose false accepts stay within
+    fa_per_hour; 1.0 where none does. Read on the test data: a way to compare models, not an operating point."""
+    ok = [p["frr"] for p in points if p["fa_per_hour"] <= fa_per_hour]
+    return min(ok) if ok else 1.0
 
 
 def smoothing_of(smooth: int | str | None) -> int | None:

@@ -247,3 +247,13 @@ def test_a_student_taught_by_itself_is_evaluated_once_and_the_report_times_every
     assert t["total_s"] >= t["load_s"] + t["fit_s"] + t["evaluate_s"] + t["export_s"] - 1e-6
     md = out.with_suffix(".report.md").read_text()
     assert "| teacher (= student) |" in md and "Time: " in md and "fine-tuning" in md
+    # every stage carries its DET curve, read by the same detector as its operating point, and the report compares
+    # the stages at equal false accepts (the INT4 student's curve was not recorded before 2026-12-04)
+    for row in r["stages"]:
+        by_t = {p["threshold"]: p for p in row["det"]}
+        assert len(by_t) == len(E.THRESHOLDS) and row["threshold"] in by_t
+        at = by_t[row["threshold"]]
+        assert at["frr"] == row["false_rejection_rate"]
+        assert at["fa_per_hour"] == pytest.approx(row["false_accepts_per_hour"])
+        assert row["frr_at_fa_per_hour"] == {str(x): E.frr_at(row["det"], x) for x in E.DET_LIMITS}
+    assert "At equal false accepts" in md and "| quantize |" in md.split("At equal false accepts")[1]

@@ -1,6 +1,7 @@
 """The quality benchmark's INT4 recipe (benchmarks/quality/run.py): what --int4-sparsity builds, checked by the
 same recipe parser `pqlr compress` uses, and refused before anything runs when it is out of range."""
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,35 @@ def test_results_page_names_an_ensemble_teacher_and_its_members():
     models["fp32_student"]["distillation"]["teacher"] = "a/student.pt"
     line = mod._recipe_line({"models": models})[0]
     assert "distilled (α 0.7, T 6.0) from a/student.pt" in line and "teachers" not in line
+
+
+def _det(frr_by_fa):
+    """DET points (threshold ascending: false accepts fall, FRR rises) from (fa_per_hour, frr) pairs."""
+    return [{"threshold": 0.1 * (i + 1), "fa_per_hour": fa, "frr": frr} for i, (fa, frr) in enumerate(frr_by_fa)]
+
+
+def test_results_page_and_det_table_compare_fp32_and_int4_students_at_equal_false_accepts(tmp_path):
+    """The INT4 students' DET curves travel from compress's report into results.json, and results.md and
+    det_table.py read every model's unseen FRR at ≤ 2 / 5 / 10 / 50 real FA/h (before, only the fp32 curve was kept,
+    so INT4 and fp32 could be compared only at their own validation thresholds)."""
+    mod = _run_module()
+    a = _det([(60, 0.10), (20, 0.20), (8, 0.30), (3, 0.40), (1, 0.60), (0, 0.90)])
+    b = _det([(40, 0.20), (9, 0.40), (4, 0.50), (1.5, 0.70), (0, 1.00)])
+    rec = from_dict(mod.int4_recipe(tmp_path / "s.pt", tmp_path / "c", tmp_path / "m.bin", 0, False))
+    rep = {"stages": [{"name": "quantize", "unseen_engine_accuracy": 0.8, "false_accepts": 3, "real_speech_hours": 3.0,
+                       "det": b}], "export": {}}
+    int4 = mod._int4_row(0, rec, rep)
+    assert int4["det"] == b
+    r = {"models": {"fp32_student": {"per_seed": [{"seed": 0, "det": a}]},
+                    "int4_student": {"pipeline": "PQLR: W4A8", "per_seed": [int4]}}}
+    md = "\n".join(mod._det_lines(r))
+    assert "| fp32_student | 1 | 60.0 % | 40.0 % | 30.0 % | 20.0 % |" in md
+    assert "| int4_student | 1 | 70.0 % | 50.0 % | 40.0 % | 20.0 % |" in md
+    assert mod._det_lines({"models": {"fp32_student": {"per_seed": [{"seed": 0, "det": None}]}}}) == []
+    f = tmp_path / "results-x.json"
+    f.write_text(json.dumps(r))
+    p = subprocess.run([sys.executable, str(RUN.parent / "det_table.py"), str(f), "--attempts", str(tmp_path / "none")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "its INT4 student (PQLR: W4A8) | 1 | 70.0 % | 50.0 % | 40.0 % | 20.0 % |" in p.stdout
+    assert "| 1 | 60.0 % | 40.0 % | 30.0 % | 20.0 % |" in p.stdout

@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LIMITS = (2, 5, 10, 50)
+sys.path.insert(0, str(HERE.parent.parent))
 
-
-def frr_at(points: list[dict], fa_per_hour: float) -> float:
-    ok = [p["frr"] for p in points if p["fa_per_hour"] <= fa_per_hour]
-    return min(ok) if ok else 1.0
+from hostside.evaluate import DET_LIMITS as LIMITS, frr_at  # noqa: E402,F401  (fixed_smoothing, det_smoothing)
 
 
 def main() -> int:
@@ -36,6 +34,10 @@ def main() -> int:
         per = [s["det"] for s in m.get("per_seed", []) if s.get("det")]
         if per:
             rows.append((label, [[frr_at(d, x) for x in LIMITS] for d in per]))
+        q = r["models"].get("int4_student") or {}
+        per = [s["det"] for s in q.get("per_seed", []) if s.get("det")]       # recorded since 2026-12-04
+        if per:
+            rows.append((f"{f.name}: its INT4 student ({q.get('pipeline')})", [[frr_at(d, x) for x in LIMITS] for d in per]))
     for f in sorted(args.attempts.glob("*/row.json")) if args.attempts.is_dir() else []:
         r = json.loads(f.read_text())
         if r.get("det"):

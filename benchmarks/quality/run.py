@@ -442,7 +442,8 @@ def _int4_row(seed: int, rec, rep: dict) -> dict:
             "real_false_accepts": fa, "real_fa_per_hour": final.get("false_accepts_per_hour"),
             "real_fa_per_hour_upper95": final.get("false_accepts_per_hour_upper95"),
             "real_hours": hours, "tts_fa_per_hour": final.get("tts_stream_false_accepts_per_hour"),
-            "val_estimated_fa_per_hour": final.get("val_estimated_fa_per_hour")}
+            "val_estimated_fa_per_hour": final.get("val_estimated_fa_per_hour"),
+            "det": final.get("det")}     # its DET points (compress reports them since 2026-12-04; None before)
 
 
 def _partial(work: Path, results: dict, name: str, rows: list, tag: str = "") -> None:
@@ -450,6 +451,28 @@ def _partial(work: Path, results: dict, name: str, rows: list, tag: str = "") ->
     results["models"][name] = {"summary": summary(rows), "per_seed": rows} | \
         {k: v for k, v in results["models"].get(name, {}).items() if k not in ("summary", "per_seed")}
     (work / f"results{tag}-partial.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def _det_lines(r: dict) -> list[str]:
+    """Each model's unseen FRR at equal real-speech false accepts (its DET points per seed, read as det_table.py
+    reads them): a comparison on the test data, not an operating point."""
+    from hostside.evaluate import DET_LIMITS, frr_at
+    rows = []
+    for name, m in r["models"].items():
+        per = [row["det"] for row in m["per_seed"] if row.get("det")]
+        if not per:
+            continue
+        cells = []
+        for x in DET_LIMITS:
+            v = [100 * frr_at(d, x) for d in per]
+            cells.append(f"{statistics.fmean(v):.1f} %" + (f" ({min(v):.1f}–{max(v):.1f})" if len(v) > 1 else ""))
+        rows.append(f"| {name} | {len(per)} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["", "At equal false accepts: unseen-voice FRR at the lowest threshold whose real-speech false accepts "
+            "stay within each limit (mean (min–max) over seeds; read on the test data to compare models, not an "
+            "operating point):", "", "| model | seeds | " + " | ".join(f"≤ {x} FA/h" for x in DET_LIMITS) + " |",
+            "|---|---|" + "---|" * len(DET_LIMITS), *rows]
 
 
 def _recipe_line(r: dict) -> list[str]:
@@ -523,6 +546,7 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | {row['seed']} | {100 * (row['unseen_accuracy'] or 0):.2f} % | {row['threshold']} | "
                          f"{100 * (row['frr_unseen'] or 0):.1f} % | {per_voice or 'n/a'} | {fa} | "
                          f"{(row.get('real_fa_per_hour_upper95') or 0):.2f} |")
+    lines += _det_lines(r)
     d = r.get("int4_vs_fp32_unseen_accuracy_points")
     if d:
         lines += ["", f"INT4 − fp32 unseen-voice accuracy, points: {d['mean']:+.2f} (per seed {[round(x, 2) for x in d['per_seed']]})"]

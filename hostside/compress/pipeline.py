@@ -86,7 +86,7 @@ class Pipeline:
         return model
 
     def evaluate(self, name: str, model, weight_bytes: int, activation_bytes: int, bits: str, extra=None) -> dict:
-        from ..evaluate import evaluate
+        from ..evaluate import DET_LIMITS, evaluate, frr_at
         from ..train import predict
         t = time.monotonic()
         ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold)
@@ -105,8 +105,11 @@ class Pipeline:
                "false_accepts_per_hour_upper95": ww.get("false_accepts_per_hour_upper95"),
                "real_speech_hours": ww.get("stream_hours"),
                "tts_stream_false_accepts_per_hour": (ww.get("tts_test_stream") or {}).get("false_accepts_per_hour"),
-               "val_estimated_fa_per_hour": (ww.get("operating_point") or {}).get("val_estimated_fa_per_hour")} \
-            | (extra or {})
+               "val_estimated_fa_per_hour": (ww.get("operating_point") or {}).get("val_estimated_fa_per_hour"),
+               # the whole DET curve (every threshold, real speech): stages compared at equal false accepts
+               "det": (ww.get("det") or {}).get("points"),
+               "frr_at_fa_per_hour": {str(x): frr_at(ww["det"]["points"], x) for x in DET_LIMITS}
+               if (ww.get("det") or {}).get("points") else None} | (extra or {})
         self.rows.append(row)
         self.log(f"  {name}: params {row['params']:,}, weights {row['weight_bytes']:,} B, held-out "
                  f"{row['held_out_voice_accuracy']}, unseen {row['unseen_engine_accuracy']}, "

@@ -22,6 +22,16 @@ def markdown(r: dict) -> str:
                      f"{_f(s['activation_bytes'])} | {_f(s['code_bytes'])} | {_f(s['total_bytes'])} | "
                      f"{_f(s['held_out_voice_accuracy'], True)} | {_f(s['unseen_engine_accuracy'], True)} | "
                      f"{_f(s['false_rejection_rate'], True)} | {_f(s['false_accepts_per_hour'], nd=2)} |")
+    det = [s for s in r["stages"] if s.get("frr_at_fa_per_hour")]
+    if det:
+        limits = list(det[0]["frr_at_fa_per_hour"])
+        lines += ["", "At equal false accepts — FRR at the lowest threshold whose real-speech false accepts stay within "
+                  "each limit (read on the test data to compare stages, not an operating point):", "",
+                  "| stage | " + " | ".join(f"FRR at ≤ {x} FA/h" for x in limits) + " |", "|---|" + "---|" * len(limits)]
+        for s in det:
+            name = f"{s['name']} (= {s['same_as']})" if s.get("same_as") else s["name"]
+            lines.append(f"| {name} | " + " | ".join(_f(s["frr_at_fa_per_hour"][x], True) for x in limits) + " |")
+        lines.append("")
     for s in r["stages"]:
         if s.get("widths_before"):
             lines.append(f"- prune: channel widths {s['widths_before']} → {s['widths_after']}")
