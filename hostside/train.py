@@ -173,12 +173,15 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 
 class Augmenter:
-    """Waveform and feature augmentation, on a torch generator so that runs are reproducible."""
+    """Waveform and feature augmentation, on a torch generator so that runs are reproducible. The work runs on the
+    device the batch is on (train() hands it the batch on the model's device); every random draw is made on the CPU
+    generator, in the same order, and then moved, so a seed draws the same augmentations on a GPU as on the CPU."""
 
     def __init__(self, fe: FrontEnd, cfg: TrainConfig, noise_bank: np.ndarray | None, gen: torch.Generator):
         self.fe, self.cfg, self.gen = fe, cfg, gen
         self.front = TorchFrontEnd(fe)
         self.noise = torch.from_numpy(noise_bank.astype(np.float32)) if noise_bank is not None and len(noise_bank) else None
+        self._noise_on: dict = {}                   # the noise bank copied once to each device it is used on
         if cfg.band_prob > 0 and cfg.band_hz[1] >= fe.sample_rate / 2:
             from .errors import PqlrError
             raise PqlrError(f"band_hz {tuple(cfg.band_hz)}: the channel's upper edge must lie below the front end's "
@@ -192,18 +195,21 @@ class Augmenter:
         takes, so that a pair is augmented alike; None: each its own. The draws made are the same either way."""
         n, length = audio.shape
         cfg = self.cfg
-        same = (lambda v: v[tie]) if tie is not None else (lambda v: v)
+        dev = audio.device
+        same = (lambda v: v[tie].to(dev)) if tie is not None else (lambda v: v.to(dev))     # drawn on the CPU, moved
         # time shift with zero fill
         max_shift = int(cfg.time_shift_ms * self.fe.sample_rate / 1000)
         if max_shift:
             shift = same(torch.randint(-max_shift, max_shift + 1, (n,), generator=self.gen))
-            idx = torch.arange(length)[None, :] - shift[:, None]
+            idx = torch.arange(length, device=dev)[None, :] - shift[:, None]
             valid = (idx >= 0) & (idx < length)
             audio = torch.gather(audio, 1, idx.clamp(0, length - 1)) * valid
         # background noise at a random SNR
         if self.noise is not None and cfg.noise_prob > 0:
             pick = same(torch.randint(0, len(self.noise), (n,), generator=self.gen))
-            nz = self.noise[pick]
+            if dev not in self._noise_on:
+                self._noise_on[dev] = self.noise.to(dev)
+            nz = self._noise_on[dev][pick]
             snr = same(self._u(n, *cfg.snr_db))
             rms = audio.pow(2).mean(1).sqrt().clamp_min(1e-4)
             use = same((torch.rand(n, generator=self.gen) < cfg.noise_prob).float())
@@ -213,7 +219,7 @@ class Augmenter:
         if cfg.band_prob > 0:
             edge = same(self._u(n, *cfg.band_hz))
             use = same(torch.rand(n, generator=self.gen) < cfg.band_prob)
-            freqs = torch.fft.rfftfreq(length, 1 / self.fe.sample_rate)
+            freqs = torch.fft.rfftfreq(length, 1 / self.fe.sample_rate, device=dev)
             keep = ~use[:, None] | (freqs[None, :] <= edge[:, None])
             audio = torch.fft.irfft(torch.fft.rfft(audio, dim=1) * keep, n=length, dim=1)
         audio = audio * (10 ** (same(self._u(n, *cfg.gain_db)) / 20))[:, None]
@@ -223,7 +229,7 @@ class Augmenter:
         t, f = feats.shape[1:]
         fill = feats.mean(dim=(1, 2), keepdim=True)
         mask = torch.zeros_like(feats, dtype=torch.bool)
-        ar_t, ar_f = torch.arange(t)[None, :, None], torch.arange(f)[None, None, :]
+        ar_t, ar_f = torch.arange(t, device=dev)[None, :, None], torch.arange(f, device=dev)[None, None, :]
         for _ in range(cfg.time_masks):
             w = torch.randint(0, cfg.time_mask_frames + 1, (n, 1, 1), generator=self.gen)
             s = (torch.rand(n, 1, 1, generator=self.gen) * (t - w + 1)).long()
@@ -292,12 +298,12 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                     pick = (torch.rand(len(has), generator=gen) * counts[idx[has]]).long()
                     mates = flat[starts[idx[has]] + pick]
                     tie = torch.cat([torch.arange(b), has])
-                    xa = aug(audio[torch.cat([idx, mates])].float() * scale, tie=tie).to(dev)
+                    xa = aug(audio[torch.cat([idx, mates])].to(dev).float() * scale, tie=tie)
                     out = model(xa)
                     logits = out[:b]
                     pairs_seen += len(has)
                 else:
-                    xb = aug(audio[idx].float() * scale).to(dev)
+                    xb = aug(audio[idx].to(dev).float() * scale)
                     logits = model(xb)
                 yb = yt[idx].to(dev)
                 if loss_fn is not None:
