@@ -14,7 +14,7 @@ OUT    ?= build
 STAMP  := $(VENV)/.pqlr-installed
 DEBS_STAMP := build/.debs-ok
 
-.PHONY: build-c6 demo test flash bench bench-kernels bench-memory bench-quality bench-compression bench-transformer render clean distclean deps debs venv help
+.PHONY: build-c6 demo test flash bench bench-kernels bench-memory bench-quality bench-compression bench-transformer bench-training render clean distclean deps debs venv help
 
 help:
 	@sed -n '2,7p' Makefile
@@ -77,6 +77,9 @@ bench-compression: deps
 
 bench-transformer: deps
 	$(BIN)/python benchmarks/transformer/run.py
+
+bench-training: deps    # pqlr train's loop on the demo's corpus (`make demo` first)
+	$(BIN)/python benchmarks/training/run.py --corpus $(OUT)/demo/corpus --repeat 5
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
