@@ -105,3 +105,23 @@ def test_results_page_and_det_table_compare_fp32_and_int4_students_at_equal_fals
     assert p.returncode == 0, p.stderr
     assert "its INT4 student (PQLR: W4A8) | 1 | 70.0 % | 50.0 % | 40.0 % | 20.0 % |" in p.stdout
     assert "| 1 | 60.0 % | 40.0 % | 30.0 % | 20.0 % |" in p.stdout
+
+
+def test_int4_det_compresses_an_attempt_and_compares_it_at_equal_false_accepts(trained_pipeline, tmp_path):
+    """benchmarks/quality/int4_det.py: an attempt's checkpoint → its INT4 student by run.py's recipe, whose report
+    compares fp32 and INT4 at equal false accepts; an attempt that is not there is refused before any work."""
+    import shutil
+    script = RUN.parent / "int4_det.py"
+    work = tmp_path / "work"
+    (work / "attempts" / "a").mkdir(parents=True)
+    (work / "corpus").symlink_to(trained_pipeline["corpus"])
+    shutil.copy(trained_pipeline["root"] / "m.pt", work / "attempts" / "a" / "student.pt")
+    (work / "attempts" / "a" / "row.json").write_text(json.dumps({"seed": 0}))
+    p = subprocess.run([sys.executable, str(script), "a", "missing", "--work", str(work)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0 and "attempts/missing: no attempt there" in p.stderr and not (work / "int4-a.bin").exists()
+    p = subprocess.run([sys.executable, str(script), "a", "--work", str(work)], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.startswith("a (seed 0, ") and "→ INT4 unseen" in p.stdout and "at ≤ 2 / 5 / 10 / 50 FA/h" in p.stdout
+    md = (work / "int4-a.report.md").read_text()
+    assert "| quantize |" in md.split("At equal false accepts")[1]

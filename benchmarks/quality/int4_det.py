@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""The PQLR INT4 student of attempts (attempt.py's checkpoints), compressed by run.py's INT4 recipe and evaluated by
+the protocol, with each stage's DET curve: how far quantisation moves the detector at equal false accepts.
+
+    .venv/bin/python benchmarks/quality/int4_det.py NAME [NAME ...] [--work build/bench-quality]
+        [--sparsity 0] [--teacher self]
+
+For each NAME, <work>/attempts/NAME/student.pt on <work>/corpus (the corpus attempt.py used) → <work>/int4-NAME.bin
+with its report (.report.json / .report.md, which compare fp32 and INT4 at ≤ 2 / 5 / 10 / 50 real FA/h). The seed
+is the attempt's (row.json). Prints one line per attempt: unseen accuracy, the FRR at each limit, the false accepts
+at the validation threshold, fp32 → INT4. (int4_attempt.py is the quicker clip-accuracy-only reading.)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE))
+
+from hostside import api  # noqa: E402
+from hostside.compress.recipe import from_dict  # noqa: E402
+from run import int4_recipe, sparsity_arg  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="+", help="attempt folders under <work>/attempts")
+    ap.add_argument("--work", type=Path, default=Path("build/bench-quality"))
+    ap.add_argument("--sparsity", type=sparsity_arg, default=0.0,
+                    help="share of channels pruned before QAT (default 0: W4A8 QAT of the whole student)")
+    ap.add_argument("--teacher", default="self", help="none, self (default: its own fp32 student) or a checkpoint")
+    args = ap.parse_args()
+    todo = []
+    for name in args.names:                           # every attempt checked before any work
+        folder = args.work / "attempts" / name
+        if not (folder / "student.pt").is_file() or not (folder / "row.json").is_file():
+            sys.exit(f"{folder}: no attempt there; run `python benchmarks/quality/attempt.py --work {args.work} "
+                     f"--name {name} …` first")
+        todo.append((name, folder, json.loads((folder / "row.json").read_text())["seed"]))
+    for name, folder, seed in todo:
+        t = time.monotonic()
+        spec = int4_recipe(folder / "student.pt", args.work / "corpus", args.work / f"int4-{name}.bin", seed, False,
+                           args.teacher, args.sparsity)
+        rep = api.compress(from_dict(spec), progress=sys.stderr.isatty(), log=lambda *a: None)
+        fp, q = next(s for s in rep["stages"] if s["name"] == "student"), rep["stages"][-1]
+
+        def cells(s):
+            det = s.get("frr_at_fa_per_hour") or {}
+            return (f"unseen {100 * s['unseen_engine_accuracy']:.2f} %, FRR " +
+                    " / ".join(f"{100 * v:.1f}" for v in det.values()) + f" % at ≤ {' / '.join(det)} FA/h, "
+                    f"{s['false_accepts']} false accepts at {s['threshold']}")
+        print(f"{name} (seed {seed}, {time.monotonic() - t:.0f} s): fp32 {cells(fp)} → INT4 {cells(q)}; "
+              f"{(rep['files'] or {}).get('md')}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
