@@ -45,12 +45,17 @@ def main() -> int:
     print("| model | seeds | " + " | ".join(f"FRR unseen at ≤ {x} FA/h" for x in LIMITS) + " |")
     print("|---|---|" + "---|" * len(LIMITS))
     for label, vals in rows:
-        cols = []
-        for i in range(len(LIMITS)):
-            v = [100 * s[i] for s in vals]
-            cols.append(f"{statistics.fmean(v):.1f} %" + (f" ({min(v):.1f}–{max(v):.1f})" if len(v) > 1 else ""))
-        print(f"| {label} | {len(vals)} | " + " | ".join(cols) + " |")
+        print(f"| {label} | {len(vals)} | " + " | ".join(cells(vals)) + " |")
     return 0
+
+
+def cells(vals: list[list[float]]) -> list[str]:
+    """Per limit, the seeds' unseen FRR (each seed's list: one FRR per LIMITS) as "mean % (min–max)"."""
+    out = []
+    for i in range(len(LIMITS)):
+        v = [100 * s[i] for s in vals]
+        out.append(f"{statistics.fmean(v):.1f} %" + (f" ({min(v):.1f}–{max(v):.1f})" if len(v) > 1 else ""))
+    return out
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE))                           # det_table beside it (results.md's DET table)
 
 from hostside import api  # noqa: E402
 from hostside import evaluate as E  # noqa: E402
@@ -456,17 +457,14 @@ def _partial(work: Path, results: dict, name: str, rows: list, tag: str = "") ->
 def _det_lines(r: dict) -> list[str]:
     """Each model's unseen FRR at equal real-speech false accepts (its DET points per seed, read as det_table.py
     reads them): a comparison on the test data, not an operating point."""
+    from det_table import cells
     from hostside.evaluate import DET_LIMITS, frr_at
     rows = []
     for name, m in r["models"].items():
         per = [row["det"] for row in m["per_seed"] if row.get("det")]
-        if not per:
-            continue
-        cells = []
-        for x in DET_LIMITS:
-            v = [100 * frr_at(d, x) for d in per]
-            cells.append(f"{statistics.fmean(v):.1f} %" + (f" ({min(v):.1f}–{max(v):.1f})" if len(v) > 1 else ""))
-        rows.append(f"| {name} | {len(per)} | " + " | ".join(cells) + " |")
+        if per:
+            rows.append(f"| {name} | {len(per)} | " + " | ".join(cells([[frr_at(d, x) for x in DET_LIMITS] for d in per]))
+                        + " |")
     if not rows:
         return []
     return ["", "At equal false accepts: unseen-voice FRR at the lowest threshold whose real-speech false accepts "

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-MODEL, FEATURES, VTLP = "dscnn-logmel", "logmel40", (0.8, 1.25)     # the demo's student (hostside/api.py DEMO_*)
+from hostside.api import DEMO_FEATURES as FEATURES, DEMO_MODEL as MODEL, DEMO_VTLP as VTLP  # noqa: E402  the demo's
 
 
 def load(args) -> dict:
