@@ -107,6 +107,24 @@ def test_results_page_and_det_table_compare_fp32_and_int4_students_at_equal_fals
     assert "| 1 | 60.0 % | 40.0 % | 30.0 % | 20.0 % |" in p.stdout
 
 
+def test_det_table_groups_an_attempts_seeds_into_one_row(tmp_path):
+    """det_table.py --group: attempts named <recipe>-s<N> are one recipe's seeds, one row with their mean (min–max);
+    an attempt without that suffix stays a row of its own; --no-results leaves the recorded results out."""
+    att = tmp_path / "attempts"
+    curves = {"wide-s0": [(9, 0.20), (1, 0.40)], "wide-s1": [(9, 0.40), (1, 0.80)], "wide-s12": [(9, 0.30), (1, 0.60)],
+              "lone": [(9, 0.50), (1, 0.70)]}
+    for i, (name, pts) in enumerate(curves.items()):
+        (att / name).mkdir(parents=True)
+        (att / name / "row.json").write_text(json.dumps({"name": name, "seed": i, "det": _det(pts)}))
+    p = subprocess.run([sys.executable, str(RUN.parent / "det_table.py"), "--attempts", str(att), "--group",
+                        "--no-results"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    rows = [line for line in p.stdout.splitlines() if line.startswith("| attempt")]
+    assert rows == ["| attempts lone (seeds 3) | 1 | 70.0 % | 70.0 % | 50.0 % | 50.0 % |",
+                    "| attempts wide (seeds 0,1,2) | 3 | 60.0 % (40.0–80.0) | 60.0 % (40.0–80.0) | "
+                    "30.0 % (20.0–40.0) | 30.0 % (20.0–40.0) |"], p.stdout
+
+
 def test_int4_det_compresses_an_attempt_and_compares_it_at_equal_false_accepts(trained_pipeline, tmp_path):
     """benchmarks/quality/int4_det.py: an attempt's checkpoint → its INT4 student by run.py's recipe, whose report
     compares fp32 and INT4 at equal false accepts; an attempt that is not there is refused before any work."""

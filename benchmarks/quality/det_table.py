@@ -5,11 +5,16 @@ false accepts stay within 2, 5, 10 and 50 per hour. These points are picked on t
 way to compare models independently of where validation put each one's threshold, not operating points.
 
     .venv/bin/python benchmarks/quality/det_table.py [results.json ...] [--attempts build/bench-quality/attempts]
+        [--group] [--no-results]
+
+--group makes one row of the attempts whose names differ only by a trailing -s<N> (base-s0 … base-s3: seeds of one
+recipe), with the seeds' mean (min–max); --no-results reads only the attempts.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -25,9 +30,11 @@ def main() -> int:
     ap.add_argument("results", nargs="*", type=Path, help="results*.json files (default: every one beside this script)")
     ap.add_argument("--attempts", type=Path, default=Path("build/bench-quality/attempts"),
                     help="attempt.py folders (<name>/row.json), if present")
+    ap.add_argument("--group", action="store_true", help="one row per recipe: attempts named <recipe>-s<N> together")
+    ap.add_argument("--no-results", action="store_true", help="leave out the recorded results*.json files")
     args = ap.parse_args()
     rows = []
-    for f in args.results or sorted(HERE.glob("results*.json")):
+    for f in [] if args.no_results else args.results or sorted(HERE.glob("results*.json")):
         r = json.loads(f.read_text())
         m = r["models"].get("fp32_student") or {}
         label = f"{f.name}: {m.get('architecture')} {m.get('features')} vtlp {m.get('vtlp') or 'off'} {m.get('model_options') or ''}"
@@ -38,10 +45,18 @@ def main() -> int:
         per = [s["det"] for s in q.get("per_seed", []) if s.get("det")]       # recorded since 2026-12-04
         if per:
             rows.append((f"{f.name}: its INT4 student ({q.get('pipeline')})", [[frr_at(d, x) for x in LIMITS] for d in per]))
+    groups: dict[str, list] = {}
     for f in sorted(args.attempts.glob("*/row.json")) if args.attempts.is_dir() else []:
         r = json.loads(f.read_text())
         if r.get("det"):
-            rows.append((f"attempt {r['name']} (seed {r['seed']})", [[frr_at(r["det"], x) for x in LIMITS]]))
+            vals = [frr_at(r["det"], x) for x in LIMITS]
+            if args.group:
+                groups.setdefault(re.sub(r"-s\d+$", "", r["name"]), []).append((r["seed"], vals))
+            else:
+                rows.append((f"attempt {r['name']} (seed {r['seed']})", [vals]))
+    for name, members in groups.items():
+        seeds = ",".join(str(s) for s, _ in sorted(members))
+        rows.append((f"attempts {name} (seeds {seeds})", [v for _, v in sorted(members)]))
     print("| model | seeds | " + " | ".join(f"FRR unseen at ≤ {x} FA/h" for x in LIMITS) + " |")
     print("|---|---|" + "---|" * len(LIMITS))
     for label, vals in rows:
