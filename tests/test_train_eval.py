@@ -27,6 +27,32 @@ def test_registry_sizes():
         build_model("resnet", (49, 10), 3)
 
 
+def test_band_mean_input_norm_ignores_a_per_band_offset_and_is_refused_by_export():
+    """dscnn --set input_norm=band_mean (attempts.md §28): each band minus its mean over the window, so a constant
+    offset per band (a channel's or a voice's spectral tilt in log-mel) does not reach the network; the integer
+    path has no kernel for it, so lowering refuses it with the way out instead of exporting a different model."""
+    from hostside.models.ops import float_ops
+    torch.manual_seed(0)
+    x = torch.randn(8, 49, 40)
+    tilt = torch.linspace(-3, 3, 40)[None, None, :]
+
+    def calibrated(**options):                # BatchNorm statistics of x, so the output depends on the input
+        net = build_model("dscnn-logmel", (49, 40), 3, **options)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None
+        net.train()(x)
+        return net.eval()
+    net, plain = calibrated(input_norm="band_mean"), calibrated()
+    assert torch.allclose(net(x), net(x + tilt), atol=1e-5)
+    assert (plain(x) - plain(x + tilt)).abs().max() > 0.1
+    with pytest.raises(PqlrError, match="input_norm='band_mean' has no integer kernel"):
+        float_ops(net)
+    assert float_ops(plain)
+    with pytest.raises(ValueError, match="none or band_mean"):
+        build_model("dscnn-logmel", (49, 40), 3, input_norm="pcen")
+
+
 def test_stream_windows_equal_per_window_features():
     rng = np.random.default_rng(0)
     audio = rng.normal(0, 0.1, 16000 * 3)

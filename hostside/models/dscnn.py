@@ -28,6 +28,9 @@ class DSCNNConfig:
     # streamable along time: the stem spans all features (stem_kernel[0] frames × F), stride 1, and every conv
     # is unpadded in time (depthwise 3×1), so `pqlr export --streaming` can run it one frame per step
     temporal: bool = False
+    # each input band minus its mean over the window's frames (per-window cepstral/channel mean normalisation),
+    # "none" or "band_mean"; fp32 only for now (export refuses it): benchmarks/quality/attempts.md §28
+    input_norm: str = "none"
 
     def group_widths(self) -> tuple[int, ...]:
         return tuple(self.widths) if self.widths is not None else (self.channels,) * (self.blocks + 1)
@@ -45,6 +48,8 @@ class DSCNN(nn.Module):
         w = cfg.group_widths()
         if cfg.activation not in ("relu", "relu6"):
             raise ValueError(f"activation {cfg.activation!r}: relu or relu6")
+        if cfg.input_norm not in ("none", "band_mean"):
+            raise ValueError(f"input_norm {cfg.input_norm!r}: none or band_mean")
         act = nn.ReLU6 if cfg.activation == "relu6" else nn.ReLU
         if len(w) != cfg.blocks + 1:
             raise ValueError(f"widths {w} must have blocks+1 = {cfg.blocks + 1} entries")
@@ -77,6 +82,8 @@ class DSCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [N, T, F] → [N, 1, T, F]
+        if self.cfg.input_norm == "band_mean":
+            x = x - x.mean(dim=1, keepdim=True)
         x = nn.functional.pad(x.unsqueeze(1), self.stem_pad)
         x = self.stem_bn(self.stem(x))
         x = nn.functional.relu6(x) if self.cfg.activation == "relu6" else torch.relu(x)

@@ -31,6 +31,10 @@ def float_ops(model: DSCNN) -> list[dict]:
         from ..errors import PqlrError
         raise PqlrError(f"this path takes DS-CNN models, not {type(model).__name__} (transformers lower "
                         f"through hostside/compress/qtransformer.py: `pqlr export`)")
+    if getattr(model.cfg, "input_norm", "none") != "none":
+        from ..errors import PqlrError
+        raise PqlrError(f"input_norm={model.cfg.input_norm!r} has no integer kernel yet: this model is an fp32 "
+                        f"experiment (benchmarks/quality/attempts.md §28); train without --set input_norm to export it")
     model = model.eval()
     cap = 6.0 if getattr(model.cfg, "activation", "relu") == "relu6" else None
     ops = []
