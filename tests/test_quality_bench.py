@@ -143,3 +143,25 @@ def test_int4_det_compresses_an_attempt_and_compares_it_at_equal_false_accepts(t
     assert p.stdout.startswith("a (seed 0, ") and "→ INT4 unseen" in p.stdout and "at ≤ 2 / 5 / 10 / 50 FA/h" in p.stdout
     md = (work / "int4-a.report.md").read_text()
     assert "| quantize |" in md.split("At equal false accepts")[1]
+
+
+def test_seed_select_ranks_and_reads_curves_as_the_protocol_does():
+    """benchmarks/quality/seed_select.py: its rank correlation (ties share a rank; + when two readings order the
+    students alike) and its DET reading (the protocol's detector: a wake-word file is missed when its smoothed
+    posterior never reaches the threshold; a negative stream's triggers are counted with the refractory)."""
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("seed_select", RUN.parent / "seed_select.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert mod.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert mod.spearman([1, 1, 2, 3], [5, 5, 6, 7]) == pytest.approx(1.0)          # ties on both sides
+    assert np.isnan(mod.spearman([1, 1, 1], [1, 2, 3]))
+    hit, miss = np.full(10, 0.97), np.full(10, 0.4)             # smoothed over 5 windows: 0.97 and 0.4 throughout
+    neg = np.zeros(200)
+    neg[50:60] = 0.99                                            # one burst: one trigger at every threshold ≤ 0.99
+    pts = {p["threshold"]: p for p in mod.curve([hit, miss], [neg], hours=0.5)}
+    assert pts[0.95]["frr"] == 0.5 and pts[0.95]["fa_per_hour"] == 2.0
+    assert pts[0.3]["frr"] == 0.0
+    assert pts[0.98]["frr"] == 1.0 and pts[0.98]["fa_per_hour"] == 2.0
+    assert pts[0.995]["fa_per_hour"] == 0.0
