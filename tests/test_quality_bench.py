@@ -165,3 +165,24 @@ def test_seed_select_ranks_and_reads_curves_as_the_protocol_does():
     assert pts[0.3]["frr"] == 0.0
     assert pts[0.98]["frr"] == 1.0 and pts[0.98]["fa_per_hour"] == 2.0
     assert pts[0.995]["fa_per_hour"] == 0.0
+
+
+def test_seed_select_line_streams_carry_the_dialogue_through_an_8khz_line(tmp_path):
+    """seed_select.py --line: each dialogue stream written once more as an 8 kHz line carries it (nothing above 4 kHz
+    left, the speech band kept), beside the original, with the same length and rate; a second call reuses it."""
+    import numpy as np
+    from hostside.data.corpus import read_wav, write_wav
+    spec = importlib.util.spec_from_file_location("seed_select", RUN.parent / "seed_select.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    t = np.arange(16000) / 16000
+    write_wav(tmp_path / "dia" / "x.wav", 0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t))
+    line = mod.line_streams(tmp_path, {"streams": [{"file": "dia/x.wav", "seconds": 1.0}]})
+    assert line["streams"] == [{"file": "dia-line/x.wav", "seconds": 1.0}]
+    y, sr = read_wav(tmp_path / "dia-line" / "x.wav")
+    assert sr == 16000 and len(y) == 16000
+    spec_y = np.abs(np.fft.rfft(y))
+    assert spec_y[6000] < 0.01 * spec_y[1000] and spec_y[1000] > 0.9 * 0.3 * 8000
+    stamp = (tmp_path / "dia-line" / "x.wav").stat().st_mtime_ns
+    mod.line_streams(tmp_path, {"streams": [{"file": "dia/x.wav", "seconds": 1.0}]})
+    assert (tmp_path / "dia-line" / "x.wav").stat().st_mtime_ns == stamp

@@ -7,7 +7,10 @@ validation data only — its wake-word files (held-out voices) against real conv
 ranking with the test's (unseen voices against the test's real speech, at equal false accepts).
 
     .venv/bin/python benchmarks/quality/seed_select.py --attempts build/kd-demo/attempts \\
-        [--corpus build/kd-demo/corpus] [--dialogue cs,en,nl] [--pick 4] [--json out.json]
+        [--corpus build/kd-demo/corpus] [--dialogue cs,en,nl] [--line] [--pick 4] [--json out.json]
+
+--line reads the same dialogue once more as an 8 kHz telephone line carries it (band_probe.py's `telephone`: 16 → 8
+→ 16 kHz), the channel the test's real speech came through: whether the channel is what the rankings disagree on.
 
 For every recipe (attempts named <recipe>-s<N>) with more seeds than --pick, every subset of --pick seeds is a
 draw: the seed validation ranks first is "picked", and its test FRR is compared with the draw's mean (what an
@@ -61,7 +64,24 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def read(ckpt: Path, corpus: Path, streams: dict | None, work: Path) -> dict:
+def line_streams(work: Path, streams: dict) -> dict:
+    """The dialogue streams through an 8 kHz line, written once beside them (<dir>-line/)."""
+    from band_probe import telephone
+    from hostside.data.corpus import read_wav, write_wav
+    out = []
+    for st in streams["streams"]:
+        rel = Path(st["file"])
+        dst = Path(f"{rel.parent}-line") / rel.name
+        if not (work / dst).is_file():
+            x, sr = read_wav(work / rel)
+            tmp = work / dst.with_suffix(".part.wav")
+            write_wav(tmp, telephone(x, sr), sr)
+            tmp.replace(work / dst)
+        out.append({**st, "file": str(dst)})
+    return {**streams, "streams": out}
+
+
+def read(ckpt: Path, corpus: Path, streams: dict | None, work: Path, line: dict | None = None) -> dict:
     p = posteriors(ckpt, corpus)
     out = {"test": {str(x): E.frr_at(curve(p["unseen"], p["real"], float(np.sum(p["real_hours"]))), x)
                     for x in TEST_LIMITS},
@@ -71,6 +91,9 @@ def read(ckpt: Path, corpus: Path, streams: dict | None, work: Path) -> dict:
         posts, hours = dialogue_posteriors(ckpt, work, streams)
         out["val_dialogue"] = {str(x): E.frr_at(curve(p["val"], posts, sum(hours)), x) for x in VAL_LIMITS}
         out["dialogue_hours"] = sum(hours)
+    if line:
+        posts, hours = dialogue_posteriors(ckpt, work, line)
+        out["val_dialogue_line"] = {str(x): E.frr_at(curve(p["val"], posts, sum(hours)), x) for x in VAL_LIMITS}
     return out
 
 
@@ -80,6 +103,7 @@ def main() -> int:
     ap.add_argument("--corpus", type=Path, help="their corpus (default: <attempts>/../corpus)")
     ap.add_argument("--dialogue", default="cs,en,nl",
                     help="Fish Fillets NG dialogue languages for validation's real conversation ('' for none)")
+    ap.add_argument("--line", action="store_true", help="also read the dialogue through an 8 kHz telephone line")
     ap.add_argument("--pick", type=int, default=4, help="seeds per draw (default 4)")
     ap.add_argument("--json", type=Path, help="write every student's readings and the draws here")
     args = ap.parse_args()
@@ -89,14 +113,17 @@ def main() -> int:
     langs = tuple(x for x in args.dialogue.split(",") if x)
     work = corpus.parent
     streams = dialogue_streams(work, langs) if langs else None
+    if args.line and not streams:
+        raise SystemExit("--line reads the dialogue through a telephone line: give --dialogue languages")
+    line = line_streams(work, streams) if args.line else None
     ckpts = sorted(args.attempts.glob("*/student.pt"))
     if not ckpts:
         raise SystemExit(f"{args.attempts}: no <name>/student.pt")
     students = {}
     for i, ck in enumerate(ckpts):
         print(f"[{i + 1}/{len(ckpts)}] {ck.parent.name}", file=sys.stderr, flush=True)
-        students[ck.parent.name] = read(ck, corpus, streams, work)
-    scores = [k for k in ("val_dialogue", "val_clips_streams") if k in next(iter(students.values()))]
+        students[ck.parent.name] = read(ck, corpus, streams, work, line)
+    scores = [k for k in ("val_dialogue", "val_dialogue_line", "val_clips_streams") if k in next(iter(students.values()))]
     names = list(students)
     print(f"{len(names)} students; Spearman rank correlation of each validation reading with the test's unseen FRR "
           f"(positive: validation ranks the students as the test does)\n")
@@ -137,7 +164,7 @@ def main() -> int:
                 print(f"| {g} ({len(members)} seeds) | {len(subsets)} | {key} | {fmt(picked)} | {fmt(mean)} | {fmt(best)} |")
     if args.json:
         args.json.write_text(json.dumps({"students": students, "spearman": corr, "draws": draws,
-                                         "dialogue": list(langs), "pick": args.pick}, indent=1))
+                                         "dialogue": list(langs), "line": args.line, "pick": args.pick}, indent=1))
     return 0
 
 
