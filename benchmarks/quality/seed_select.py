@@ -34,7 +34,8 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 from hostside import evaluate as E  # noqa: E402
-from oprule import REFRACTORY_S, STRIDE_MS, dialogue_posteriors, dialogue_streams, posteriors  # noqa: E402
+from oprule import (REFRACTORY_S, STRIDE_MS, dialogue_posteriors, dialogue_streams, outcome, posteriors,  # noqa: E402
+                    with_dialogue)
 
 TEST_LIMITS = E.DET_LIMITS            # real false accepts an hour at which the test's unseen FRR is read
 VAL_LIMITS = (2.0, 10.0)              # dialogue false accepts an hour at which validation's FRR is read
@@ -87,13 +88,24 @@ def read(ckpt: Path, corpus: Path, streams: dict | None, work: Path, line: dict 
                     for x in TEST_LIMITS},
            "val_clips_streams": {str(x): E.frr_at(curve(p["val"], [p["val_neg"]], p["val_hours"]), x)
                                  for x in VAL_LIMITS}}
+    ops = {"val": p}
     if streams:
         posts, hours = dialogue_posteriors(ckpt, work, streams)
         out["val_dialogue"] = {str(x): E.frr_at(curve(p["val"], posts, sum(hours)), x) for x in VAL_LIMITS}
         out["dialogue_hours"] = sum(hours)
+        ops["val + dialogue"] = with_dialogue(p, posts, hours)
     if line:
         posts, hours = dialogue_posteriors(ckpt, work, line)
         out["val_dialogue_line"] = {str(x): E.frr_at(curve(p["val"], posts, sum(hours)), x) for x in VAL_LIMITS}
+        ops["val + dialogue through the line"] = with_dialogue(p, posts, hours)
+    # the threshold each set of validation negatives chooses (the protocol's rule: 1 FA/h, its smoothing), and
+    # what that threshold gives on the test
+    out["operating_points"] = {}
+    for name, q in ops.items():
+        op = E.choose_operating_point(q["val"], q["val_neg"], q["val_hours"], STRIDE_MS, REFRACTORY_S, 1.0, None)
+        o = outcome({**p, "dialogue": None}, op)
+        out["operating_points"][name] = {k: o[k] for k in ("threshold", "false_accepts", "hours", "frr_unseen",
+                                                            "false_accepts_per_hour_upper95")}
     return out
 
 
@@ -162,6 +174,16 @@ def main() -> int:
                 key = f"{s} ≤ {v:g}/h"
                 draws[f"{g}: {key}"] = {"draws": len(subsets), "picked": fmt(picked), "mean": fmt(mean), "best": fmt(best)}
                 print(f"| {g} ({len(members)} seeds) | {len(subsets)} | {key} | {fmt(picked)} | {fmt(mean)} | {fmt(best)} |")
+    print("\nThe threshold chosen on each set of validation negatives (the protocol's rule, 1 FA/h): real false "
+          "accepts in the test's hours (sorted over the seeds) and the mean unseen FRR there\n")
+    print("| recipe | validation negatives | thresholds | real false accepts | unseen FRR |")
+    print("|---|---|---|---|---|")
+    for g, members in groups.items():
+        for name in students[members[0]]["operating_points"]:
+            pts = [students[n]["operating_points"][name] for n in members]
+            print(f"| {g} ({len(members)} seeds) | {name} | {', '.join(format(q['threshold'], 'g') for q in pts)} | "
+                  f"{', '.join(str(q['false_accepts']) for q in sorted(pts, key=lambda q: q['false_accepts']))} in "
+                  f"{pts[0]['hours']:.2f} h | {100 * statistics.fmean(q['frr_unseen'] for q in pts):.1f} % |")
     if args.json:
         args.json.write_text(json.dumps({"students": students, "spearman": corr, "draws": draws,
                                          "dialogue": list(langs), "line": args.line, "pick": args.pick}, indent=1))
