@@ -14,8 +14,9 @@ ranking with the test's (unseen voices against the test's real speech, at equal 
 
 For every recipe (attempts named <recipe>-s<N>) with more seeds than --pick, every subset of --pick seeds is a
 draw: the seed validation ranks first is "picked", and its test FRR is compared with the draw's mean (what an
-unpicked seed gives on average) and with the draw's best (what an oracle would pick). Posteriors are cached beside
-each checkpoint (oprule.py), so a second run reads them back.
+unpicked seed gives on average) and with the draw's best (what an oracle would pick). Last, the threshold each set
+of validation negatives chooses (the protocol's rule: 1 FA/h, its smoothing) and what it gives on the test. Posteriors
+are cached beside each checkpoint (oprule.py), so a second run reads them back.
 """
 from __future__ import annotations
 
