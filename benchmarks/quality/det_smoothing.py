@@ -32,11 +32,17 @@ from det_table import LIMITS, frr_at  # noqa: E402
 from oprule import REFRACTORY_S, STRIDE_MS, posteriors  # noqa: E402
 
 
-def curve(p: dict, smooth: int) -> list[dict]:
+def points(pos: list, negs: list, hours: float, smooth: int) -> list[dict]:
+    """DET points at every threshold of hostside.evaluate: the share of wake-word files the detector misses against
+    its false accepts an hour on the negative streams."""
     det = E.Detector(1.0, smooth, STRIDE_MS, REFRACTORY_S)
-    hours = float(sum(p["real_hours"]))
-    return [{"threshold": float(t), "frr": float(E._missed(det, p["unseen"], t).mean()),
-             "fa_per_hour": sum(len(det.triggers(r, t)) for r in p["real"]) / hours} for t in E.THRESHOLDS]
+    return [{"threshold": float(t), "frr": float(E._missed(det, pos, t).mean()),
+             "fa_per_hour": sum(len(det.triggers(r, t)) for r in negs) / hours} for t in E.THRESHOLDS]
+
+
+def curve(p: dict, smooth: int) -> list[dict]:
+    """The test's DET: unseen voices against the real-speech streams."""
+    return points(p["unseen"], p["real"], float(sum(p["real_hours"])), smooth)
 
 
 BLOCK_S = 300.0

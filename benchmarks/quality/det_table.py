@@ -51,7 +51,7 @@ def main() -> int:
         if r.get("det"):
             vals = [frr_at(r["det"], x) for x in LIMITS]
             if args.group:
-                groups.setdefault(re.sub(r"-s\d+$", "", r["name"]), []).append((r["seed"], vals))
+                groups.setdefault(recipe_of(r["name"]), []).append((r["seed"], vals))
             else:
                 rows.append((f"attempt {r['name']} (seed {r['seed']})", [vals]))
     for name, members in groups.items():
@@ -62,6 +62,11 @@ def main() -> int:
     for label, vals in rows:
         print(f"| {label} | {len(vals)} | " + " | ".join(cells(vals)) + " |")
     return 0
+
+
+def recipe_of(name: str) -> str:
+    """An attempt's recipe: its name without a trailing -s<N> (base-s3 → base)."""
+    return re.sub(r"-s\d+$", "", name)
 
 
 def cells(vals: list[list[float]]) -> list[str]:

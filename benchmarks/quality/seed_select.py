@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -35,6 +34,8 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 from hostside import evaluate as E  # noqa: E402
+from det_smoothing import points  # noqa: E402
+from det_table import recipe_of  # noqa: E402
 from oprule import (REFRACTORY_S, STRIDE_MS, dialogue_posteriors, dialogue_streams, outcome, posteriors,  # noqa: E402
                     with_dialogue)
 
@@ -43,11 +44,9 @@ VAL_LIMITS = (2.0, 10.0)              # dialogue false accepts an hour at which 
 
 
 def curve(pos: list[np.ndarray], negs: list[np.ndarray], hours: float) -> list[dict]:
-    """DET points (the protocol's detector, every threshold of hostside.evaluate): FRR of the wake-word files
-    against false accepts an hour on the negative streams."""
-    det = E.Detector(0.5, E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
-    return [{"threshold": float(t), "frr": float(E._missed(det, pos, t).mean()),
-             "fa_per_hour": sum(len(det.triggers(p, t)) for p in negs) / hours} for t in E.THRESHOLDS]
+    """DET points at the protocol's smoothing: FRR of the wake-word files against false accepts an hour on the
+    negative streams."""
+    return points(pos, negs, hours, E.DETECTOR_SMOOTHING)
 
 
 def spearman(x, y) -> float:
@@ -104,7 +103,7 @@ def read(ckpt: Path, corpus: Path, streams: dict | None, work: Path, line: dict 
     out["operating_points"] = {}
     for name, q in ops.items():
         op = E.choose_operating_point(q["val"], q["val_neg"], q["val_hours"], STRIDE_MS, REFRACTORY_S, 1.0, None)
-        o = outcome({**p, "dialogue": None}, op)
+        o = outcome(p, op)
         out["operating_points"][name] = {k: o[k] for k in ("threshold", "false_accepts", "hours", "frr_unseen",
                                                             "false_accepts_per_hour_upper95")}
     return out
@@ -151,7 +150,7 @@ def main() -> int:
             print(f"| {key} | " + " | ".join(f"{corr[key][str(x)]:+.2f}" for x in TEST_LIMITS) + " |")
     groups: dict[str, list[str]] = {}
     for n in names:
-        groups.setdefault(re.sub(r"-s\d+$", "", n), []).append(n)
+        groups.setdefault(recipe_of(n), []).append(n)
     draws = {}
     print(f"\nPicking 1 of {args.pick} seeds by validation, over every subset of {args.pick} seeds of a recipe: "
           f"test unseen FRR at ≤ 2 / 5 / 10 / 50 real FA/h, picked against the draw's mean and its best\n")

@@ -31,7 +31,7 @@ def float_ops(model: DSCNN) -> list[dict]:
         from ..errors import PqlrError
         raise PqlrError(f"this path takes DS-CNN models, not {type(model).__name__} (transformers lower "
                         f"through hostside/compress/qtransformer.py: `pqlr export`)")
-    if getattr(model.cfg, "input_norm", "none") != "none":
+    if model.cfg.input_norm != "none":
         from ..errors import PqlrError
         raise PqlrError(f"input_norm={model.cfg.input_norm!r} has no integer kernel yet: this model is an fp32 "
                         f"experiment (benchmarks/quality/attempts.md §28); train without --set input_norm to export it")
