@@ -43,7 +43,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
           seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3,
           vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
           pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", teacher: Path | list | None = None,
-          kd_alpha: float = 0.7, kd_temperature: float = 6.0, **model_options) -> dict:
+          kd_alpha: float = 0.7, kd_temperature: float = 6.0, phoneme_ctc: float = 0.0, **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms, band_prob,
@@ -60,7 +60,11 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     one ensemble whose soft labels are the mean of theirs at temperature T (TeacherEnsemble): the loss becomes
     kd_alpha·T²·KL(teacher ‖ student at temperature T) + (1 − kd_alpha)·CE, the teacher seeing each augmented
     batch as the student does. A teacher trained on a corpus whose training voices
-    include this corpus's val, test or unseen voices is refused (its soft labels would carry them in)."""
+    include this corpus's val, test or unseen voices is refused (its soft labels would carry them in).
+    phoneme_ctc: weight of an auxiliary CTC loss that asks the student's trunk, frame by frame, for the phonemes
+    espeak-ng reads each training clip's text as (where its whole utterance is in the window: the wake word, near
+    misses, short words; hostside/data/phonetic.py); a head used in training only, so the checkpoint, export and
+    device are unchanged; 0: off. DS-CNN students only."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -73,7 +77,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,          # checked before the corpus loads
                       **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
                       ema=float(ema), pair_weight=float(pair_loss), pair_margin=float(pair_margin),
-                      pair_sides=pair_sides,
+                      pair_sides=pair_sides, ctc_weight=float(phoneme_ctc),
                       **augment_config(augment or {}))
     fe = preset(features)
     corpus, xv, yv = load_features(corpus_dir, "val", fe)
@@ -86,6 +90,18 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     if cfg.pair_weight > 0:
         from .data.pairs import corpus_partners
         pairing["partners"], pairing["wake"] = corpus_partners(corpus)
+    ctc = {}
+    if cfg.ctc_weight > 0:
+        from .data.phonetic import clip_targets
+        targets, vocab, ctc_stats = clip_targets(corpus.split("train"))
+        if not ctc_stats["with_phonemes"]:
+            raise PqlrError(f"--phoneme-ctc: none of {corpus_dir}'s training clips has a text short enough to be "
+                            f"whole in its window; the loss needs a corpus made by `pqlr data synth`")
+        ctc["phonemes"] = (targets, len(vocab))
+        ctc_stats["keywords"] = {      # each keyword class's phoneme sequences as trained (hostside/keyword.py reads them)
+            label: sorted({"".join(vocab[i - 1] for i in t) for c, t in zip(corpus.split("train"), targets)
+                           if c.label == label and t})
+            for label in corpus.classes if label not in ("unknown", "silence")}
     distill = {}
     teachers = teacher_paths(teacher)
     if teachers:
@@ -103,9 +119,11 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
         distill = {"teacher": t_net, "loss_fn": lambda z_s, yb, z_t: kd_loss(
             z_s, z_t, yb, kd_temperature, kd_alpha, label_smoothing=cfg.label_smoothing)}
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing,
-                    **distill)
+                    **distill, **ctc)
     if teachers:
         info["distillation"] = distilled
+    if ctc:
+        info["phoneme_ctc"] = ctc_stats
     metrics = {"val_acc": accuracy(net, xv, yv)}
     save_checkpoint(Path(out), net, model, {"classes": list(corpus.classes), "frontend": fe.to_dict(),
                                              "features": features, "corpus": str(corpus_dir), "task": corpus.task,
@@ -164,22 +182,28 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
-             rule: str = "count") -> dict:
+             rule: str = "count", score: str = "classifier") -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
     protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
-    states the protocol)."""
+    states the protocol). score: what the detector reads as each window's wake score — the classifier's posterior,
+    or the phoneme head's score of the phrase (hostside/keyword.py: "phonemes", "phonemes-anywhere"; a checkpoint
+    trained with --phoneme-ctc); clip accuracy is the classifier's either way."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
     from .train import load_checkpoint, predict
+    from .keyword import SCORES, PhonemeScorer
+    if score not in SCORES:
+        raise PqlrError(f"--score {score!r}: one of {', '.join(SCORES)}")
     net, ck = load_checkpoint(Path(checkpoint))
+    stream_fn = PhonemeScorer(net, ck, score) if score != "classifier" else None
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")
     return run_eval(net, corpus, FrontEnd.from_dict(ck["frontend"]), predict, threshold=threshold,
                     stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"),
-                    target_fa_per_hour=target_fa_per_hour, rule=rule)
+                    target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=score)
 
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------

@@ -36,6 +36,7 @@ def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") ->
 def _parser() -> argparse.ArgumentParser:
     from .data.features import PRESETS
     from .evaluate import DETECTOR_SMOOTHING, SMOOTHING
+    from .keyword import SCORES
     ap = argparse.ArgumentParser(prog="pqlr", description="Compress a keyword-spotting model, stream its weights "
                                  "from flash on a RISC-V MCU, and measure it there.", epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -172,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--kd-temperature", type=float, default=6.0, metavar="T",
                    help="with --teacher: the softmax temperature both sides are compared at (default 6, as "
                    "pqlr compress)")
+    t.add_argument("--phoneme-ctc", type=float, default=0.0, metavar="WEIGHT",
+                   help="DS-CNN: add WEIGHT × a CTC loss that asks the network's convolutional maps, frame by frame, "
+                   "for the phonemes espeak-ng reads each training clip's text as (clips whose whole utterance is "
+                   "in the window: the wake word, near misses, short words; silence as blank) — dense supervision "
+                   "on which sounds are where. The phoneme head is used in training only: the checkpoint, export "
+                   "and device are unchanged (e.g. 0.3; default 0: off; benchmarks/quality/attempts.md §29)")
 
     mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
                         description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "
@@ -218,6 +225,13 @@ def _parser() -> argparse.ArgumentParser:
                     "false accepts stay within the target; 'tail', the same and the false-accept rate estimated "
                     "from the tail of the validation negatives' peaks within the target too (stricter when "
                     "validation is too short to see a false accept; benchmarks/quality/attempts.md §7)")
+    ev.add_argument("--score", choices=SCORES, default="classifier",
+                    help="each window's wake score: the classifier's posterior (default); 'phonemes', how well the "
+                    "phrase's phonemes in order explain the whole window, read from the phoneme head of a student "
+                    "trained with --phoneme-ctc (far fewer false accepts on real speech at equal misses: "
+                    "benchmarks/quality/attempts.md §29); 'phonemes-anywhere', the same with speech before and after "
+                    "the phrase free (a wake word said in one breath with what follows). fp32 only: the device "
+                    "computes the classifier")
 
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
@@ -400,7 +414,8 @@ def _cmd(args) -> int:
                       vtlp=args.vtlp, augment=_model_options(args.augment), ema=args.ema,
                       pair_loss=args.pair_loss, pair_margin=args.pair_margin,
                       pair_sides=args.pair_sides, teacher=args.teacher, kd_alpha=args.kd_alpha,
-                      kd_temperature=args.kd_temperature, **_model_options(args.options))
+                      kd_temperature=args.kd_temperature, phoneme_ctc=args.phoneme_ctc,
+                      **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "mine":
@@ -414,7 +429,8 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "eval":
         r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
-                         smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour, rule=args.rule)
+                         smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour, rule=args.rule,
+                         score=args.score)
         for s_, v in r["splits"].items():
             print(f"{s_:7s} n={v['n']:5d} accuracy {v['accuracy']:.4f}")
         for e_, v in r["engines"].items():
@@ -587,7 +603,7 @@ def _pct(v) -> str:
 def _wakeword_line(ww: dict) -> str:
     """The operating point and what it gives, in one paragraph a person can read."""
     op = ww["operating_point"]
-    lines = [f"detector: threshold {ww['threshold']:g}, smoothing {ww['smoothing_windows']} windows of "
+    lines = [f"detector: {ww.get('score', 'classifier')} score, threshold {ww['threshold']:g}, smoothing {ww['smoothing_windows']} windows of "
              f"{ww['stride_ms']:g} ms, refractory {ww['refractory_s']:g} s ({op['chosen_on']})",
              f"  FRR val {_pct(op.get('val_frr'))}, test {_pct(ww.get('false_rejection_rate_test'))}, "
              f"unseen voices {_pct(ww.get('false_rejection_rate_unseen'))}"]

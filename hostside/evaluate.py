@@ -153,9 +153,11 @@ def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
 
 def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float | None = None, stride_ms: float = 100.0,
              smooth: int | str | None = None, refractory_s: float = 1.0, out: Path | None = None, name: str = "model",
-             target_fa_per_hour: float = 1.0, rule: str = "count") -> dict:
+             target_fa_per_hour: float = 1.0, rule: str = "count", stream_fn=None, score: str = "classifier") -> dict:
     """predict_fn(model, features [N, T, F]) → posteriors [N, C]. threshold None: chosen on validation by `rule`
-    (choose_operating_point); smooth: as smoothing_of reads it (None: the protocol's DETECTOR_SMOOTHING)."""
+    (choose_operating_point); smooth: as smoothing_of reads it (None: the protocol's DETECTOR_SMOOTHING).
+    stream_fn: what the streaming detector reads instead of predict_fn (hostside/keyword.py's PhonemeScorer), named
+    by `score` in the results; clip accuracy is predict_fn's."""
     smoothing_of(smooth)                                    # refused before any work
     from .data.features import corpus_features
     x, y = corpus_features(corpus, fe)
@@ -184,8 +186,9 @@ def evaluate(model, corpus: Corpus, fe: FrontEnd, predict_fn, threshold: float |
             if c.split in ("test", "unseen") and c.label == "unknown":
                 neg.setdefault(c.text, []).append(p_ == 0)
         res["negatives_accepted_by_text"] = {t: {"n": len(v), "accepted": float(np.mean(v))} for t, v in sorted(neg.items())}
-        res["wakeword"] = wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms, refractory_s,
-                                           target_fa_per_hour, out, name, rule)
+        res["wakeword"] = {"score": score, **wakeword_metrics(model, corpus, fe, stream_fn or predict_fn, threshold,
+                                                              smooth, stride_ms, refractory_s, target_fa_per_hour,
+                                                              out, name, rule)}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ class TrainConfig:
     pair_margin: float = 4.0                   # the wake log-odds a wake-word clip must beat its near miss by
     pair_sides: str = "both"                   # both: the loss moves both clips; miss: only the near miss;
                                                # capped: the wake word only up to the cross-entropy's own target
+    ctc_weight: float = 0.0                    # weight of the auxiliary phoneme CTC loss (PhonemeHead); 0: off
 
     def __post_init__(self):
         from .errors import PqlrError
@@ -52,6 +53,8 @@ class TrainConfig:
             raise PqlrError(f"pair loss weight {self.pair_weight}: a number >= 0, e.g. 1 (0: off)")
         if not 0.0 < self.pair_margin <= 20.0:
             raise PqlrError(f"pair margin {self.pair_margin}: wake log-odds in (0, 20], e.g. 4")
+        if not 0.0 <= self.ctc_weight <= 10.0:
+            raise PqlrError(f"phoneme CTC weight {self.ctc_weight}: a number in [0, 10], e.g. 0.3 (0: off)")
         if self.pair_sides not in PAIR_SIDES:
             raise PqlrError(f"pair sides {self.pair_sides!r}: one of {', '.join(PAIR_SIDES)}")
         if not 0.0 < self.band_hz[0] <= self.band_hz[1]:
@@ -172,6 +175,35 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((predict(model, x).argmax(1) == y).mean())
 
 
+class PhonemeHead(nn.Module):
+    """Training's auxiliary phoneme recogniser: the student's trunk maps pooled over frequency, one linear layer per
+    time step to the phonemes and CTC's blank (index 0). It is not part of the student: the checkpoint, the export
+    and the device never see it; it only asks the trunk to keep the sounds apart (multi-task training with
+    phoneme targets, as keyword spotters trained beside an acoustic model are)."""
+
+    def __init__(self, channels: int, n_phonemes: int):
+        super().__init__()
+        self.proj = nn.Linear(channels, n_phonemes + 1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """[N, C, T', F'] maps → [T', N, V + 1] log-probabilities (CTC's layout)."""
+        return torch.log_softmax(self.proj(maps.mean(dim=3).transpose(1, 2)), dim=2).transpose(0, 1)
+
+    def loss(self, maps: torch.Tensor, targets: list) -> torch.Tensor:
+        """Mean over the examples that have a target (a list of phoneme indices, [] for silence; None: left out)
+        of the CTC loss per target phoneme (per example for an empty target); 0 when none has one."""
+        keep = [i for i, t in enumerate(targets) if t is not None]
+        if not keep:
+            return maps.sum() * 0.0
+        lp = self(maps[keep])
+        lengths = torch.tensor([len(targets[i]) for i in keep], dtype=torch.long)
+        flat = torch.tensor([p for i in keep for p in targets[i]], dtype=torch.long)
+        frames = torch.full((len(keep),), lp.shape[0], dtype=torch.long)
+        per = nn.functional.ctc_loss(lp, flat.to(lp.device), frames, lengths, blank=0, reduction="none",
+                                     zero_infinity=True)
+        return (per / lengths.clamp_min(1).to(per.device)).mean()
+
+
 class Augmenter:
     """Waveform and feature augmentation, on a torch generator so that runs are reproducible. The work runs on the
     device the batch is on (train() hands it the batch on the model's device); every random draw is made on the CPU
@@ -247,12 +279,24 @@ class Augmenter:
 def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
           y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), noise_bank: np.ndarray | None = None,
           progress: bool = True, teacher: nn.Module | None = None, loss_fn=None,
-          partners: list[np.ndarray] | None = None, wake: int = 0) -> tuple[nn.Module, dict]:
+          partners: list[np.ndarray] | None = None, wake: int = 0,
+          phonemes: tuple[list, int] | None = None) -> tuple[nn.Module, dict]:
     """audio_train: int16 or float [N, clip_samples]; x_val: numpy features. Returns the best-on-val model.
     partners (with cfg.pair_weight > 0): for each training example the indices of its near misses
     (hostside/data/pairs.py); each example of a batch that has any is joined by one drawn at random, augmented
-    alike, and pair_loss on the wake class `wake` is added, weighted, to the batch's loss."""
+    alike, and pair_loss on the wake class `wake` is added, weighted, to the batch's loss.
+    phonemes (with cfg.ctc_weight > 0): (each training example's phoneme target or None, the number of phonemes),
+    hostside/data/phonetic.py's clip_targets; a PhonemeHead on the model's trunk adds its CTC loss, weighted, to the
+    batch's loss, and is dropped after training."""
     from .errors import PqlrError
+    if cfg.ctc_weight > 0:
+        if phonemes is None:
+            raise PqlrError("ctc_weight > 0 needs each training example's phoneme target (hostside/data/phonetic.py)")
+        if len(phonemes[0]) != len(audio_train):
+            raise PqlrError(f"phonemes: {len(phonemes[0])} targets for {len(audio_train)} training examples")
+        if not hasattr(model, "trunk"):
+            raise PqlrError(f"the phoneme CTC loss reads a convolutional trunk along time; {type(model).__name__} "
+                            f"has none: use a DS-CNN (e.g. --model dscnn-logmel)")
     if cfg.pair_weight > 0 and partners is None:
         raise PqlrError("pair_weight > 0 needs each training example's near misses (partners)")
     if partners is not None and len(partners) != len(audio_train):
@@ -266,7 +310,13 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     set_seed(cfg.seed)
     dev = device()
     model = model.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    aux = None
+    if cfg.ctc_weight > 0:              # the model's own initial weights were drawn before: the same without it
+        targets, n_phonemes = phonemes
+        aux = PhonemeHead(model.cfg.group_widths()[-1], n_phonemes).to(dev)
+        params += list(aux.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(audio_train) / cfg.batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -275,8 +325,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     audio = torch.from_numpy(audio_train)
     yt = torch.from_numpy(y_train)
     ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    history, best, best_state = [], -1.0, None
+    history, best, best_state, best_aux = [], -1.0, None, None
     pairs_seen = 0
+    ctc_sum, ctc_n = 0.0, 0
     if teacher is not None:
         teacher = teacher.to(dev).eval()
     averaged = None
@@ -299,12 +350,14 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                     mates = flat[starts[idx[has]] + pick]
                     tie = torch.cat([torch.arange(b), has])
                     xa = aug(audio[torch.cat([idx, mates])].to(dev).float() * scale, tie=tie)
-                    out = model(xa)
+                    maps = model.trunk(xa) if aux is not None else None
+                    out = model.head(maps) if aux is not None else model(xa)
                     logits = out[:b]
                     pairs_seen += len(has)
                 else:
                     xb = aug(audio[idx].to(dev).float() * scale)
-                    logits = model(xb)
+                    maps = model.trunk(xb) if aux is not None else None
+                    logits = model.head(maps) if aux is not None else model(xb)
                 yb = yt[idx].to(dev)
                 if loss_fn is not None:
                     with torch.no_grad():
@@ -316,6 +369,10 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                     cap = smoothed_target_log_odds(cfg.label_smoothing, out.shape[1])
                     loss = loss + cfg.pair_weight * pair_loss(out[has.to(dev)], out[b:], wake, cfg.pair_margin,
                                                               cfg.pair_sides, cap)
+                if aux is not None:
+                    ctc = aux.loss(maps[:b], [targets[i] for i in idx.tolist()])
+                    loss = loss + cfg.ctc_weight * ctc
+                    ctc_sum, ctc_n = ctc_sum + ctc.item(), ctc_n + 1
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -329,12 +386,16 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
             kept = averaged.module if averaged is not None else model     # what selection judges and keeps
             val_acc = accuracy(kept, x_val, y_val)
             history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
-                            "val_acc": val_acc})
+                            "val_acc": val_acc, **({"ctc_loss": ctc_sum / max(1, ctc_n)} if aux is not None else {})})
+            ctc_sum, ctc_n = 0.0, 0
             if not np.isnan(val_acc) and val_acc > best:
                 best, best_state = val_acc, copy.deepcopy(kept.state_dict())
+                best_aux = copy.deepcopy(aux.state_dict()) if aux is not None else None
     if best_state is not None:
         model.load_state_dict(best_state)
     info = {"history": history, "device": dev, "best_val_acc": best, "train_config": asdict(cfg)}
+    if aux is not None:         # beside the student, not in it: for reading its phoneme posteriors (analysis)
+        info["phoneme_head"] = {k: v.cpu() for k, v in (best_aux or aux.state_dict()).items()}
     if pairing:
         info["pairs"] = {"examples_with_near_misses": int((counts > 0).sum()), "near_misses": int(counts.sum()),
                          "pairs_per_epoch": pairs_seen / max(1, cfg.epochs)}

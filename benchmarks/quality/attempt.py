@@ -5,6 +5,7 @@ FRR on wake-word files, false accepts on real human speech).
 
     .venv/bin/python benchmarks/quality/attempt.py --name vtlp --vtlp 0.9,1.1 [--features mfcc10]
         [--model dscnn-mlperf] [--set channels=96] [--epochs 25] [--seed 0] [--work build/bench-quality]
+        [--phoneme-ctc 0.3 [--score phonemes]]
 
 Uses the corpus run.py synthesises (<work>/corpus, benchmarks/quality/corpus.json). Writes
 <work>/attempts/<name>/{student.pt, eval/eval.json, row.json} and prints the figures run.py records; a
@@ -23,7 +24,8 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 from hostside import api  # noqa: E402
-from run import METRICS, _reuse, add_corpus_args, add_recipe_args, corpus_of, figures, recipe_of  # noqa: E402
+from hostside.keyword import SCORES  # noqa: E402
+from run import METRICS, _reuse, add_corpus_args, add_recipe_args, corpus_of, figures, recipe_of, train_args  # noqa: E402
 
 
 def main() -> int:
@@ -34,6 +36,8 @@ def main() -> int:
     add_corpus_args(ap)
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--score", choices=SCORES, default="classifier",
+                    help="the detector's wake score (as `pqlr eval --score`; phonemes*: a --phoneme-ctc student)")
     args = ap.parse_args()
     corpus, cfg = corpus_of(args.work, args.corpus_set)
     if not (args.work / "corpus" / "manifest.json").is_file():
@@ -47,14 +51,10 @@ def main() -> int:
     ck = out / "student.pt"
     t = time.monotonic()
     tr = _reuse(ck, corpus, args.epochs, args.seed, recipe) or \
-        api.train(corpus, ck, model=args.model, features=args.features, epochs=args.epochs, seed=args.seed,
-                  vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"], pair_loss=recipe["pair_loss"],
-                  pair_margin=recipe["pair_margin"], pair_sides=recipe["pair_sides"], teacher=recipe["teacher"],
-                  kd_alpha=recipe["kd_alpha"], kd_temperature=recipe["kd_temperature"], progress=sys.stderr.isatty(),
-                  **recipe["options"])
+        api.train(corpus, ck, epochs=args.epochs, seed=args.seed, progress=sys.stderr.isatty(), **train_args(recipe))
     params = tr["params"]
     train_s = time.monotonic() - t
-    ev = api.evaluate(ck, corpus, out / "eval")
+    ev = api.evaluate(ck, corpus, out / "eval", score=args.score)
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}
     (out / "row.json").write_text(json.dumps(row, indent=1, default=str))

@@ -60,6 +60,7 @@ def figures(ev: dict) -> dict:
             "held_out_voice_accuracy": ev["splits"].get("test", {}).get("accuracy"),
             "unseen_accuracy": ev["splits"].get("unseen", {}).get("accuracy"),
             "unseen_accuracy_by_voice": {k: v["accuracy"] for k, v in ev.get("voices", {}).items()},
+            "score": ww.get("score", "classifier"),
             "threshold": ww["threshold"], "smoothing_windows": ww["smoothing_windows"],
             "val_frr": ww["operating_point"].get("val_frr"),
             "val_false_accepts": ww["operating_point"].get("val_false_accepts"),
@@ -182,12 +183,8 @@ def main() -> int:
         t = time.monotonic()
         ck = args.work / f"student{tag}-s{seed}.pt"
         reused = _reuse(ck, corpus, epochs, seed, recipe)
-        tr = reused or api.train(corpus, ck, model=args.model, features=args.features, epochs=epochs, seed=seed,
-                                 vtlp=args.vtlp, augment=recipe["augment"], ema=recipe["ema"],
-                                 pair_loss=recipe["pair_loss"], pair_margin=recipe["pair_margin"],
-                                 pair_sides=recipe["pair_sides"], teacher=recipe["teacher"],
-                                 kd_alpha=recipe["kd_alpha"], kd_temperature=recipe["kd_temperature"],
-                                 progress=sys.stderr.isatty(), **recipe["options"])
+        tr = reused or api.train(corpus, ck, epochs=epochs, seed=seed, progress=sys.stderr.isatty(),
+                                 **train_args(recipe))
         if not reused:                                  # a reused checkpoint's training is not timed here
             timings[f"fp32_s{seed}_train_s"] = time.monotonic() - t
         if reused:
@@ -332,6 +329,8 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--kd-alpha", type=float, default=0.7, help="with --teacher (as `pqlr train --kd-alpha`)")
     ap.add_argument("--kd-temperature", type=float, default=6.0,
                     help="with --teacher (as `pqlr train --kd-temperature`)")
+    ap.add_argument("--phoneme-ctc", type=float, default=0.0, metavar="WEIGHT",
+                    help="auxiliary phoneme CTC loss weight (as `pqlr train --phoneme-ctc`; default 0: off)")
 
 
 def _teachers(paths) -> str | list[str] | None:
@@ -346,7 +345,16 @@ def recipe_of(args) -> dict:
             "augment": augment_config(_model_options(args.augment)), "ema": args.ema,
             "pair_loss": args.pair_loss, "pair_margin": args.pair_margin, "pair_sides": args.pair_sides,
             "teacher": _teachers(args.teacher), "kd_alpha": args.kd_alpha,
-            "kd_temperature": args.kd_temperature}
+            "kd_temperature": args.kd_temperature, "phoneme_ctc": args.phoneme_ctc}
+
+
+def train_args(recipe: dict) -> dict:
+    """api.train's keyword arguments for a recipe (recipe_of's), beside the corpus, checkpoint, epochs and seed."""
+    return {"model": recipe["model"], "features": recipe["features"], "vtlp": recipe["vtlp"],
+            "augment": recipe["augment"], "ema": recipe["ema"], "pair_loss": recipe["pair_loss"],
+            "pair_margin": recipe["pair_margin"], "pair_sides": recipe["pair_sides"], "teacher": recipe["teacher"],
+            "kd_alpha": recipe["kd_alpha"], "kd_temperature": recipe["kd_temperature"],
+            "phoneme_ctc": recipe.get("phoneme_ctc", 0.0), **recipe["options"]}
 
 
 def record_partial(work: Path, tag: str = "") -> int:
@@ -389,9 +397,9 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     trained = c.get("train_config") or {}
     wanted = TrainConfig(ema=recipe["ema"], pair_weight=recipe.get("pair_loss", 0.0),
                          pair_margin=recipe.get("pair_margin", 4.0), pair_sides=recipe.get("pair_sides", "both"),
-                         **recipe["augment"])
+                         ctc_weight=recipe.get("phoneme_ctc", 0.0), **recipe["augment"])
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
-           for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides")):
+           for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides", "ctc_weight")):
         return None
     d, teachers = c.get("distillation") or {}, api.teacher_paths(recipe.get("teacher"))
     if (d or teachers) and not (d and teachers

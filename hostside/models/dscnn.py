@@ -81,12 +81,18 @@ class DSCNN(nn.Module):
                    nn.Sequential(nn.Linear(w[-1], cfg.fc_rank, bias=False), nn.Linear(cfg.fc_rank, cfg.n_classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [N, T, F] → [N, 1, T, F]
+        return self.head(self.trunk(x))
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional maps before pooling: [N, T, F] features → [N, C, T', F'] (training's auxiliary phoneme
+        loss reads them along time, hostside/train.py)."""
         if self.cfg.input_norm == "band_mean":
             x = x - x.mean(dim=1, keepdim=True)
-        x = nn.functional.pad(x.unsqueeze(1), self.stem_pad)
+        x = nn.functional.pad(x.unsqueeze(1), self.stem_pad)       # [N, 1, T, F]
         x = self.stem_bn(self.stem(x))
         x = nn.functional.relu6(x) if self.cfg.activation == "relu6" else torch.relu(x)
-        x = self.body(x)
-        x = x.mean(dim=(2, 3))
-        return self.fc(self.drop(x))
+        return self.body(x)
+
+    def head(self, maps: torch.Tensor) -> torch.Tensor:
+        """Global average pooling and the classifier: trunk maps → class logits."""
+        return self.fc(self.drop(maps.mean(dim=(2, 3))))

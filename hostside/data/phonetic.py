@@ -1,0 +1,53 @@
+"""Phoneme targets for training's auxiliary CTC loss (`pqlr train --phoneme-ctc`).
+
+A keyword-spotting clip's label says only which class it is; its text says which sounds are in it. Each training
+clip whose whole utterance lies in its 1 s window gets the phonemes espeak-ng reads its text as (American English,
+IPA; diphthongs and affricates one symbol each, as hostside/data/kokoro.py writes them; stress, length and
+punctuation dropped): the wake word, its spellings, the near misses that differ from it in one sound, short words
+and phrases. Silence clips get the empty sequence (nothing but blank). Clips with no target, left out of the loss:
+people's recordings (their files carry no transcript), and windows cut from a longer utterance — a text of more
+than `max_tokens` phonemes is taken to be one (1 s holds about 10–14 phonemes of ordinary speech), since which of
+its sounds a random cut kept is not known.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from .corpus import Clip
+
+MAX_TOKENS = 14
+_DROP = set("ˈˌːˑ.,?!;:-'\" ")          # stress, length, punctuation and word breaks: not sounds
+NO_TRANSCRIPT = ("human", "none")        # engines whose clips carry no text to read
+
+
+def tokens(text: str, accent: str = "en-us") -> list[str]:
+    """The phoneme symbols espeak-ng reads `text` as, one per sound (hostside/data/kokoro.py's notation)."""
+    from .kokoro import phonemes
+    return [ch for ch in phonemes(text, accent) if ch not in _DROP and not ch.isspace()]
+
+
+def clip_targets(clips: list[Clip], silence: str = "silence", max_tokens: int = MAX_TOKENS,
+                 workers: int = 8) -> tuple[list[list[int] | None], tuple[str, ...], dict]:
+    """For each clip its phoneme target as indices into the returned vocabulary, counting from 1 (0 is CTC's
+    blank), [] for silence, None where it has none (see the module's docstring); the vocabulary (every symbol of
+    the targets, sorted); and counts of what was given. espeak-ng is run once per distinct text."""
+    wanted = sorted({c.text for c in clips if c.label != silence and c.engine not in NO_TRANSCRIPT and c.text
+                     and len(c.text) <= 4 * max_tokens})        # far longer texts cannot fit (≥ 1 letter a sound)
+    with ThreadPoolExecutor(workers) as pool:
+        read = dict(zip(wanted, pool.map(tokens, wanted)))
+    fits = {t: p for t, p in read.items() if 0 < len(p) <= max_tokens}
+    vocab = tuple(sorted({s for p in fits.values() for s in p}))
+    index = {s: i + 1 for i, s in enumerate(vocab)}
+    out: list[list[int] | None] = []
+    for c in clips:
+        if c.label == silence:
+            out.append([])
+        elif c.text in fits and c.engine not in NO_TRANSCRIPT:
+            out.append([index[s] for s in fits[c.text]])
+        else:
+            out.append(None)
+    stats = {"vocabulary": "".join(vocab), "clips": len(clips),
+             "with_phonemes": sum(1 for t in out if t), "silence": sum(1 for t in out if t == []),
+             "without_target": sum(1 for t in out if t is None), "max_tokens": max_tokens,
+             "texts_read": len(wanted), "texts_that_fit": len(fits)}
+    return out, vocab, stats

@@ -1,0 +1,119 @@
+"""The auxiliary phoneme CTC loss (`pqlr train --phoneme-ctc`, benchmarks/quality/attempts.md §29): which clips get
+which targets, the loss over the clips that have one, and a training run whose checkpoint is the plain student."""
+import shutil
+
+import pytest
+import torch
+
+from hostside import api
+from hostside.data.corpus import Clip
+from hostside.data.phonetic import clip_targets, tokens
+from hostside.errors import PqlrError
+from hostside.models import build_model
+from hostside.train import PhonemeHead
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="needs espeak-ng: `sudo apt-get install espeak-ng` (or `make deps`)")
+
+
+@needs_espeak
+def test_targets_are_the_sounds_of_clips_whose_whole_utterance_is_in_the_window():
+    clips = [Clip("a.wav", "hey_kimi", "train", "v1", "hey, kimi?"),
+             Clip("b.wav", "unknown", "train", "v1", "hey gimi"),
+             Clip("c.wav", "silence", "train", "", "", engine="none"),
+             Clip("d.wav", "unknown", "train", "p1", "klettres:it/la", engine="human"),
+             Clip("e.wav", "unknown", "train", "v1", "the old man would rather water the plants after lunch"),
+             Clip("f.wav", "hey_kimi", "train", "v2", "hey kimi")]
+    targets, vocab, stats = clip_targets(clips)
+    kimi, gimi = targets[0], targets[1]
+    assert len(kimi) == 6 and targets[5] == kimi                # punctuation and stress are not sounds
+    assert [a != b for a, b in zip(kimi, gimi)] == [False, False, True, False, False, False]   # /k/ against /ɡ/
+    assert targets[2] == [] and targets[3] is None and targets[4] is None
+    assert min(kimi) >= 1 and "".join(vocab[i - 1] for i in kimi) == "".join(tokens("hey kimi"))   # 0 is the blank
+    assert not set(vocab) & set("ˈˌː ,?")
+    assert stats["with_phonemes"] == 3 and stats["silence"] == 1 and stats["without_target"] == 2
+
+
+def test_phoneme_head_leaves_out_clips_without_a_target_and_rewards_the_right_sounds():
+    torch.manual_seed(0)
+    head = PhonemeHead(8, 5)
+    maps = torch.randn(3, 8, 25, 10)
+    with_gap = head.loss(maps, [[1, 2, 3], None, [4, 4]])
+    assert with_gap.item() == pytest.approx(head.loss(maps[[0, 2]], [[1, 2, 3], [4, 4]]).item(), rel=1e-6)
+    assert head.loss(maps, [None, None, None]).item() == 0.0
+    assert head.loss(maps[:1], [[]]).item() > 0                          # silence: every frame blank, learnable
+    # a head whose frames say "1 then 2" scores the sequence (1, 2) far better than (2, 1)
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.bias.zero_()
+        head.proj.weight[1, 0] = head.proj.weight[2, 1] = 10.0
+    x = torch.zeros(1, 8, 25, 1)
+    x[0, 0, :12], x[0, 1, 12:] = 1.0, 1.0
+    assert head.loss(x, [[1, 2]]).item() + 5 < head.loss(x, [[2, 1]]).item()
+
+
+def test_trunk_then_head_is_the_forward_pass():
+    torch.manual_seed(0)
+    net = build_model("dscnn-logmel", (49, 40), 3).eval()
+    x = torch.randn(4, 49, 40)
+    assert net.trunk(x).shape == (4, 64, 25, 10)
+    assert torch.equal(net(x), net.head(net.trunk(x)))
+
+
+@needs_espeak
+def test_training_with_the_phoneme_loss_keeps_the_plain_student(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    opts = dict(epochs=3, seed=7, channels=8, blocks=1, progress=False)
+    a, c = (torch.load(api.train(corpus, tmp_path / f"{w}.pt", phoneme_ctc=w, **opts)["checkpoint"], weights_only=False)
+            for w in (0.0, 0.5))
+    assert c["train_config"]["ctc_weight"] == 0.5 and a["train_config"]["ctc_weight"] == 0.0
+    assert set(c["state_dict"]) == set(a["state_dict"])                  # the phoneme head is not in it
+    assert not all(torch.equal(a["state_dict"][k], c["state_dict"][k]) for k in a["state_dict"])
+    assert c["phoneme_ctc"]["with_phonemes"] > 0 and "phoneme_ctc" not in a
+    assert c["phoneme_head"]["proj.weight"].shape == (len(c["phoneme_ctc"]["vocabulary"]) + 1, 8)   # kept beside it
+    ctc = [h["ctc_loss"] for h in c["history"]]
+    assert ctc[-1] < ctc[0]                                              # it learns the sounds
+    assert api.export(tmp_path / "0.5.pt", corpus, "rv32-virt", tmp_path / "c.bin", calib_size=20)
+    with pytest.raises(PqlrError, match="phoneme CTC weight"):
+        api.train(corpus, tmp_path / "x.pt", phoneme_ctc=-1, **opts)
+    with pytest.raises(PqlrError, match="has none: use a DS-CNN"):
+        api.train(corpus, tmp_path / "x.pt", model="microbert-2l", phoneme_ctc=0.5, epochs=1, seed=7, progress=False)
+
+
+def _frames(labels: list[int], vocab: int = 5, sure: float = 8.0) -> torch.Tensor:
+    """[T, 1, V + 1] log-probabilities whose frame t says labels[t] (0: blank) with confidence `sure`."""
+    logits = torch.zeros(len(labels), 1, vocab + 1)
+    for t, lab in enumerate(labels):
+        logits[t, 0, lab] = sure
+    return torch.log_softmax(logits, dim=2)
+
+
+def test_phoneme_scores_ask_for_the_phrase_in_order_and_the_anywhere_score_frees_its_surroundings():
+    from hostside.keyword import anywhere_score, ctc_window_score
+    phrase = (1, 2, 3)
+    alone = _frames([0, 0, 1, 1, 0, 2, 0, 3, 3, 0, 0])
+    reversed_ = _frames([0, 0, 3, 3, 0, 2, 0, 1, 1, 0, 0])
+    talk = _frames([4, 5, 4, 1, 0, 2, 0, 3, 5, 4, 5])           # the phrase with other sounds around it
+    for score in (ctc_window_score, anywhere_score):
+        assert score(alone, phrase).item() > 0.9
+        assert score(reversed_, phrase).item() < 0.05
+        assert 0.0 <= score(talk, phrase).item() <= 1.0
+    assert anywhere_score(talk, phrase).item() > 0.9 > 0.05 > ctc_window_score(talk, phrase).item()
+    assert anywhere_score(_frames([4, 1, 5, 2, 4, 3, 5]), phrase).item() < 0.05   # in order, but other sounds between
+
+
+@needs_espeak
+def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    ck = api.train(corpus, tmp_path / "c.pt", phoneme_ctc=0.5, epochs=2, seed=7, channels=8, blocks=1,
+                   progress=False)["checkpoint"]
+    assert torch.load(ck, weights_only=False)["phoneme_ctc"]["keywords"]["hey_kimi"]
+    plain = api.evaluate(ck, corpus, tmp_path / "a")
+    ph = api.evaluate(ck, corpus, tmp_path / "p", score="phonemes-anywhere")
+    assert plain["wakeword"]["score"] == "classifier" and ph["wakeword"]["score"] == "phonemes-anywhere"
+    assert ph["splits"] == plain["splits"]                                  # clip accuracy: the classifier's
+    assert ph["wakeword"]["det"]["points"] != plain["wakeword"]["det"]["points"]
+    with pytest.raises(PqlrError, match="retrain with --phoneme-ctc"):
+        api.evaluate(trained_pipeline["root"] / "m.pt", corpus, tmp_path / "x", score="phonemes")
+    with pytest.raises(PqlrError, match="one of classifier"):
+        api.evaluate(ck, corpus, tmp_path / "x", score="posterior")
