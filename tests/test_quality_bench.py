@@ -186,3 +186,24 @@ def test_seed_select_line_streams_carry_the_dialogue_through_an_8khz_line(tmp_pa
     stamp = (tmp_path / "dia-line" / "x.wav").stat().st_mtime_ns
     mod.line_streams(tmp_path, {"streams": [{"file": "dia/x.wav", "seconds": 1.0}]})
     assert (tmp_path / "dia-line" / "x.wav").stat().st_mtime_ns == stamp
+
+
+def test_connected_puts_a_second_of_speech_right_after_and_right_before_the_phrase_at_its_loudness(tmp_path):
+    """benchmarks/quality/connected.py: the wake-word file's middle second (the phrase) untouched, the sentence over
+    the second after it and the one before it, scaled to the phrase's loudness; the file alone unchanged."""
+    import numpy as np
+    from hostside.data.corpus import Clip, Corpus, write_wav
+    spec = importlib.util.spec_from_file_location("connected", RUN.parent / "connected.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    wake = np.zeros(48000)
+    wake[16000:32000] = 0.2 * np.sin(np.arange(16000) * 0.3)
+    write_wav(tmp_path / "w.wav", wake)
+    corpus = Corpus(tmp_path, [Clip("w.wav", "hey_kimi", "unseen", "v", "hey kimi", offset=16000)], ("hey_kimi",))
+    sentence = np.full(16000, 0.5)
+    out = mod.variants(corpus, corpus.clips[0], sentence)
+    phrase_rms = np.sqrt(np.mean(out["alone"][16000:32000] ** 2))
+    assert np.allclose(out["alone"], wake, atol=1e-4)
+    after, before = out["speech after"], out["speech before"]
+    assert np.allclose(after[:32000], out["alone"][:32000]) and np.allclose(before[16000:], out["alone"][16000:])
+    assert np.allclose(after[32000:], phrase_rms) and np.allclose(before[:16000], phrase_rms)

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""A wake word said in one breath with other speech. The test's wake-word files hold the phrase in their middle second
+with only noise around it; people also say "hey kimi, turn the light on". This reads the unseen voices' wake-word
+files three ways — as they are, with one second of a test voice's sentence right after the phrase's second, and right
+before it (the sentence scaled to the loudness of the phrase's second, its own noise kept) — through each attempt's
+own detector (its wake score, smoothing and validation-chosen threshold, from its eval.json), and at the thresholds
+where that attempt's test DET stays within 2 and 10 real false accepts an hour. A score that asks the whole window to
+be the phrase (`pqlr eval --score phonemes`) should lose wake words here; one that frees the speech around the phrase
+(`phonemes-anywhere`) or pools it (the classifier) should not. Test data throughout, chosen on nothing: a probe of
+what each score does with connected speech, not a figure to select on.
+
+    .venv/bin/python benchmarks/quality/connected.py --attempts build/kd-demo/attempts NAME [NAME ...]
+        [--corpus build/kd-demo/corpus] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from hostside import evaluate as E  # noqa: E402
+
+LIMITS = (2.0, 10.0)
+WAYS = ("alone", "speech after", "speech before")
+
+
+def sentence_windows(corpus, n: int, seed: int = 0) -> list[np.ndarray]:
+    """n one-second windows of the test voices' sentences (test-split unknown clips of five or more words), drawn
+    with a fixed seed, one per wake-word file."""
+    pool = [c for c in corpus.clips if c.split == "test" and c.label == "unknown" and c.engine not in ("human", "none")
+            and len(c.text.split()) >= 5]
+    if not pool:
+        raise SystemExit("the corpus has no test-split sentence clips to put beside the wake words")
+    rng = np.random.default_rng(seed)
+    return [corpus.audio(pool[i]) for i in rng.integers(0, len(pool), n)]
+
+
+def variants(corpus, clip, sentence: np.ndarray) -> dict[str, np.ndarray]:
+    """The wake-word file alone, with the sentence over the second after the phrase's, and over the one before."""
+    audio = E._stream_audio(corpus, clip.file, 16000)
+    a, b = clip.offset, clip.offset + 16000
+    level = np.sqrt(np.mean(audio[a:b] ** 2)) / (np.sqrt(np.mean(sentence ** 2)) + 1e-9)
+    out = {"alone": audio}
+    for way, start in (("speech after", b), ("speech before", a - 16000)):
+        x = audio.copy()
+        lo, hi = max(0, start), min(len(x), start + 16000)
+        if hi > lo:
+            x[lo:hi] += level * sentence[lo - start: hi - start]
+        out[way] = x
+    return out
+
+
+def read(work: Path, name: str, corpus, sentences) -> dict:
+    from hostside.data.features import FrontEnd
+    from hostside.keyword import PhonemeScorer
+    from hostside.train import load_checkpoint, nhwc, predict
+    folder = work / "attempts" / name
+    ww = json.loads((folder / "eval" / "eval.json").read_text())["wakeword"]
+    score = ww.get("score", "classifier")
+    net, ck = load_checkpoint(folder / "student.pt")
+    fe = FrontEnd.from_dict(ck["frontend"])
+    fn = PhonemeScorer(net, ck, score) if score != "classifier" else predict
+    det = E.Detector(1.0, ww["smoothing_windows"], ww["stride_ms"], ww["refractory_s"])
+    clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
+    peaks = {w: [] for w in WAYS}
+    with nhwc(net):
+        for clip, sentence in zip(clips, sentences):
+            for way, audio in variants(corpus, clip, sentence).items():
+                p = fn(net, E.stream_features(audio, fe, ww["stride_ms"]))[:, 0]
+                peaks[way].append(det.smoothed(p).max())
+    peaks = {w: np.array(v) for w, v in peaks.items()}
+    points = ww["det"]["points"]
+    at = {"validation": ww["threshold"]}
+    for limit in LIMITS:
+        ok = [p for p in points if p["fa_per_hour"] <= limit]
+        at[f"<= {limit:g} FA/h"] = min(ok, key=lambda p: (p["frr"], -p["threshold"]))["threshold"] if ok else None
+    return {"name": name, "score": score, "files": len(clips),
+            "frr": {where: ({w: float((peaks[w] < t).mean()) for w in WAYS} | {"threshold": t}) if t is not None
+                    else None for where, t in at.items()}}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="+", help="attempt folders under <work>/attempts (evaluated by attempt.py)")
+    ap.add_argument("--attempts", type=Path, default=Path("build/kd-demo/attempts"))
+    ap.add_argument("--corpus", type=Path, default=None, help="default: <attempts>/../corpus")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    from hostside.data.corpus import load_corpus
+    work = args.attempts.parent
+    corpus = load_corpus(args.corpus or work / "corpus")
+    n = sum(1 for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0])
+    sentences = sentence_windows(corpus, n)
+    rows = [read(work, name, corpus, sentences) for name in args.names]
+    print("| attempt | score | threshold at | unseen FRR: " + " / ".join(WAYS) + " |\n|---|---|---|---|")
+    for r in rows:
+        for where, f in r["frr"].items():
+            if f:
+                print(f"| {r['name']} | {r['score']} | {where} ({f['threshold']:g}) | "
+                      + " / ".join(f"{100 * f[w]:.1f} %" for w in WAYS) + " |")
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(r["score"], []).append(r)
+    print("\nmean over attempts, per score:")
+    for score, rs in groups.items():
+        for where in rs[0]["frr"]:
+            vals = [r["frr"][where] for r in rs if r["frr"][where]]
+            if vals:
+                print(f"  {score:18s} {where:14s} " + " / ".join(
+                    f"{100 * statistics.fmean(v[w] for v in vals):.1f} %" for w in WAYS) + f"  ({len(vals)} attempts)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
