@@ -63,8 +63,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     include this corpus's val, test or unseen voices is refused (its soft labels would carry them in).
     phoneme_ctc: weight of an auxiliary CTC loss that asks the student's trunk, frame by frame, for the phonemes
     espeak-ng reads each training clip's text as (where its whole utterance is in the window: the wake word, near
-    misses, short words; hostside/data/phonetic.py); a head used in training only, so the checkpoint, export and
-    device are unchanged; 0: off. DS-CNN students only."""
+    misses, short words; hostside/data/phonetic.py); the head is saved beside the student's weights, not among them
+    (export and device unchanged), for `evaluate(score="phonemes")`; 0: off. DS-CNN students only."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count

@@ -177,9 +177,10 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 class PhonemeHead(nn.Module):
     """Training's auxiliary phoneme recogniser: the student's trunk maps pooled over frequency, one linear layer per
-    time step to the phonemes and CTC's blank (index 0). It is not part of the student: the checkpoint, the export
-    and the device never see it; it only asks the trunk to keep the sounds apart (multi-task training with
-    phoneme targets, as keyword spotters trained beside an acoustic model are)."""
+    time step to the phonemes and CTC's blank (index 0). It is not part of the student (the student's weights, the
+    export and the device do not hold it); in training it asks the trunk to keep the sounds apart (multi-task
+    training with phoneme targets, as keyword spotters trained beside an acoustic model are), and the checkpoint
+    keeps it beside the weights for hostside/keyword.py's wake score."""
 
     def __init__(self, channels: int, n_phonemes: int):
         super().__init__()
@@ -287,7 +288,7 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     alike, and pair_loss on the wake class `wake` is added, weighted, to the batch's loss.
     phonemes (with cfg.ctc_weight > 0): (each training example's phoneme target or None, the number of phonemes),
     hostside/data/phonetic.py's clip_targets; a PhonemeHead on the model's trunk adds its CTC loss, weighted, to the
-    batch's loss, and is dropped after training."""
+    batch's loss; its weights at the kept epoch come back in the info as "phoneme_head"."""
     from .errors import PqlrError
     if cfg.ctc_weight > 0:
         if phonemes is None:
@@ -330,12 +331,14 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     ctc_sum, ctc_n = 0.0, 0
     if teacher is not None:
         teacher = teacher.to(dev).eval()
-    averaged = None
+    averaged = aux_averaged = None
     with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance, nhwc(model), \
             (nhwc(teacher) if teacher is not None else nullcontext()):
         if cfg.ema:                             # weights and BatchNorm statistics averaged step by step
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+            aux_averaged = (AveragedModel(aux, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if aux is not None
+                            else None)      # the phoneme head averaged alike, to match the averaged trunk
         for epoch in range(cfg.epochs):
             model.train()
             perm = torch.randperm(len(audio), generator=gen)
@@ -379,6 +382,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                 sched.step()
                 if averaged is not None:
                     averaged.update_parameters(model)
+                    if aux_averaged is not None:
+                        aux_averaged.update_parameters(aux)
                 loss_sum += loss.item() * len(yb)
                 correct += int((logits.argmax(1) == yb).sum())
                 total += len(yb)
@@ -390,7 +395,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
             ctc_sum, ctc_n = 0.0, 0
             if not np.isnan(val_acc) and val_acc > best:
                 best, best_state = val_acc, copy.deepcopy(kept.state_dict())
-                best_aux = copy.deepcopy(aux.state_dict()) if aux is not None else None
+                kept_aux = aux_averaged.module if aux_averaged is not None else aux
+                best_aux = copy.deepcopy(kept_aux.state_dict()) if aux is not None else None
     if best_state is not None:
         model.load_state_dict(best_state)
     info = {"history": history, "device": dev, "best_val_acc": best, "train_config": asdict(cfg)}

@@ -105,9 +105,10 @@ def test_phoneme_scores_ask_for_the_phrase_in_order_and_the_anywhere_score_frees
 @needs_espeak
 def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained_pipeline, tmp_path):
     corpus = trained_pipeline["corpus"]
-    ck = api.train(corpus, tmp_path / "c.pt", phoneme_ctc=0.5, epochs=2, seed=7, channels=8, blocks=1,
-                   progress=False)["checkpoint"]
-    assert torch.load(ck, weights_only=False)["phoneme_ctc"]["keywords"]["hey_kimi"]
+    ck = api.train(corpus, tmp_path / "c.pt", phoneme_ctc=0.5, ema=0.9, epochs=2, seed=7, channels=8, blocks=1,
+                   progress=False)["checkpoint"]                     # the head averaged as the trunk is
+    saved = torch.load(ck, weights_only=False)
+    assert saved["phoneme_ctc"]["keywords"]["hey_kimi"] and set(saved["phoneme_head"]) == {"proj.weight", "proj.bias"}
     plain = api.evaluate(ck, corpus, tmp_path / "a")
     ph = api.evaluate(ck, corpus, tmp_path / "p", score="phonemes-anywhere")
     assert plain["wakeword"]["score"] == "classifier" and ph["wakeword"]["score"] == "phonemes-anywhere"
