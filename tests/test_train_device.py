@@ -47,3 +47,21 @@ def test_train_runs_on_the_gpu_and_returns_a_cpu_model():
     assert info["device"] == "cuda" and len(info["history"]) == 2
     assert all(p.device.type == "cpu" for p in net.parameters())
     assert np.isfinite(info["history"][-1]["loss"])
+
+
+def test_the_phoneme_loss_trains_on_the_gpu_and_keeps_its_head_on_the_cpu():
+    """`pqlr train --phoneme-ctc`'s head and CTC loss on the batch's device (targets there, lengths on the CPU);
+    written in session 30 without a GPU lent: the CPU path is tests/test_phoneme_ctc.py's."""
+    from hostside.models import build_model
+    from hostside.train import train
+    fe = preset("logmel40")
+    audio, bank = _data(64)
+    y = np.arange(64) % 3
+    targets = [[1, 2, 3, 4, 5, 6] if k == 0 else [] if k == 2 else None for k in y]
+    xv = np.random.default_rng(3).normal(0, 1, (12, *fe.shape)).astype(np.float32)
+    torch.manual_seed(0)
+    net = build_model("dscnn-logmel", fe.shape, 3)
+    net, info = train(net, fe, audio, y, xv, np.arange(12) % 3, TrainConfig(epochs=2, ctc_weight=0.3, ema=0.9),
+                      noise_bank=bank, progress=False, phonemes=(targets, 6))
+    assert info["device"] == "cuda" and np.isfinite(info["history"][-1]["ctc_loss"])
+    assert all(v.device.type == "cpu" for v in info["phoneme_head"].values())
