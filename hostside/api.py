@@ -93,15 +93,12 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     ctc = {}
     if cfg.ctc_weight > 0:
         from .data.phonetic import clip_targets
-        targets, vocab, ctc_stats = clip_targets(corpus.split("train"))
+        targets, vocab, ctc_stats = clip_targets(corpus.split("train"),
+                                                 [c for c in corpus.classes if c not in ("unknown", "silence")])
         if not ctc_stats["with_phonemes"]:
             raise PqlrError(f"--phoneme-ctc: none of {corpus_dir}'s training clips has a text short enough to be "
                             f"whole in its window; the loss needs a corpus made by `pqlr data synth`")
         ctc["phonemes"] = (targets, len(vocab))
-        ctc_stats["keywords"] = {      # each keyword class's phoneme sequences as trained (hostside/keyword.py reads them)
-            label: sorted({"".join(vocab[i - 1] for i in t) for c, t in zip(corpus.split("train"), targets)
-                           if c.label == label and t})
-            for label in corpus.classes if label not in ("unknown", "silence")}
     distill = {}
     teachers = teacher_paths(teacher)
     if teachers:
@@ -193,11 +190,9 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
     from .train import load_checkpoint, predict
-    from .keyword import SCORES, PhonemeScorer
-    if score not in SCORES:
-        raise PqlrError(f"--score {score!r}: one of {', '.join(SCORES)}")
+    from .keyword import detector_fn
     net, ck = load_checkpoint(Path(checkpoint))
-    stream_fn = PhonemeScorer(net, ck, score) if score != "classifier" else None
+    stream_fn = detector_fn(ck, score)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")

@@ -605,7 +605,8 @@ def _pct(v) -> str:
 def _wakeword_line(ww: dict) -> str:
     """The operating point and what it gives, in one paragraph a person can read."""
     op = ww["operating_point"]
-    lines = [f"detector: {ww.get('score', 'classifier')} score, threshold {ww['threshold']:g}, smoothing {ww['smoothing_windows']} windows of "
+    lines = [f"detector: {ww.get('score', 'classifier')} score, threshold {ww['threshold']:g}, "
+             f"smoothing {ww['smoothing_windows']} windows of "
              f"{ww['stride_ms']:g} ms, refractory {ww['refractory_s']:g} s ({op['chosen_on']})",
              f"  FRR val {_pct(op.get('val_frr'))}, test {_pct(ww.get('false_rejection_rate_test'))}, "
              f"unseen voices {_pct(ww.get('false_rejection_rate_unseen'))}"]

@@ -36,11 +36,18 @@ DETECTOR_SMOOTHING = 5           # the protocol's smoothing, in windows (attempt
 DET_LIMITS = (2, 5, 10, 50)       # false accepts per hour at which DET curves are compared (det_table.py, compress)
 
 
+def point_at(points: list[dict], fa_per_hour: float) -> dict | None:
+    """The DET point (with "frr", "fa_per_hour", "threshold") of lowest FRR whose false accepts stay within
+    fa_per_hour, the higher threshold on a tie; None where none does."""
+    ok = [p for p in points if p["fa_per_hour"] <= fa_per_hour]
+    return min(ok, key=lambda p: (p["frr"], -p.get("threshold", 0.0))) if ok else None
+
+
 def frr_at(points: list[dict], fa_per_hour: float) -> float:
     """The lowest FRR on a DET curve (points with "frr" and "fa_per_hour") whose false accepts stay within
     fa_per_hour; 1.0 where none does. Read on the test data: a way to compare models, not an operating point."""
-    ok = [p["frr"] for p in points if p["fa_per_hour"] <= fa_per_hour]
-    return min(ok) if ok else 1.0
+    p = point_at(points, fa_per_hour)
+    return p["frr"] if p else 1.0
 
 
 def smoothing_of(smooth: int | str | None) -> int | None:

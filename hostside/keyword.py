@@ -57,12 +57,21 @@ def anywhere_score(lp: torch.Tensor, seq: tuple[int, ...]) -> torch.Tensor:
     return torch.exp(best / len(seq))
 
 
+def detector_fn(ck: dict, kind: str):
+    """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
+    posteriors (hostside.train.predict), or its PhonemeScorer."""
+    from .train import predict
+    if kind not in SCORES:
+        raise PqlrError(f"--score {kind!r}: one of {', '.join(SCORES)}")
+    return predict if kind == "classifier" else PhonemeScorer(ck, kind)
+
+
 class PhonemeScorer:
     """A predict function (model, features [N, T, F]) → [N, C] for hostside.evaluate: the classifier's posteriors,
     the wake class's replaced by the phoneme score `kind` (SCORES). Built from a checkpoint trained with the phoneme
     loss: its head and vocabulary, and the phoneme sequences of the wake class's training texts."""
 
-    def __init__(self, model, ck: dict, kind: str = "phonemes", wake: int = 0):
+    def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0):
         from .train import PhonemeHead
         if kind not in SCORES[1:]:
             raise PqlrError(f"phoneme score {kind!r}: one of {', '.join(SCORES[1:])}")
@@ -79,7 +88,7 @@ class PhonemeScorer:
         self.head.eval()
         index = {s: i + 1 for i, s in enumerate(vocab)}
         self.sequences = [tuple(index[s] for s in k) for k in ctc["keywords"][label]]
-        self.kind, self.wake = kind, wake
+        self.wake = wake
         self.score = ctc_window_score if kind == "phonemes" else anywhere_score
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ def test_targets_are_the_sounds_of_clips_whose_whole_utterance_is_in_the_window(
              Clip("d.wav", "unknown", "train", "p1", "klettres:it/la", engine="human"),
              Clip("e.wav", "unknown", "train", "v1", "the old man would rather water the plants after lunch"),
              Clip("f.wav", "hey_kimi", "train", "v2", "hey kimi")]
-    targets, vocab, stats = clip_targets(clips)
+    targets, vocab, stats = clip_targets(clips, ["hey_kimi"])
     kimi, gimi = targets[0], targets[1]
     assert len(kimi) == 6 and targets[5] == kimi                # punctuation and stress are not sounds
     assert [a != b for a, b in zip(kimi, gimi)] == [False, False, True, False, False, False]   # /k/ against /ɡ/
@@ -32,6 +32,7 @@ def test_targets_are_the_sounds_of_clips_whose_whole_utterance_is_in_the_window(
     assert min(kimi) >= 1 and "".join(vocab[i - 1] for i in kimi) == "".join(tokens("hey kimi"))   # 0 is the blank
     assert not set(vocab) & set("ˈˌː ,?")
     assert stats["with_phonemes"] == 3 and stats["silence"] == 1 and stats["without_target"] == 2
+    assert stats["keywords"] == {"hey_kimi": ["".join(tokens("hey kimi"))]}      # both spellings read alike
 
 
 def test_phoneme_head_leaves_out_clips_without_a_target_and_rewards_the_right_sounds():

@@ -59,14 +59,14 @@ def variants(corpus, clip, sentence: np.ndarray) -> dict[str, np.ndarray]:
 
 def read(work: Path, name: str, corpus, sentences) -> dict:
     from hostside.data.features import FrontEnd
-    from hostside.keyword import PhonemeScorer
-    from hostside.train import load_checkpoint, nhwc, predict
+    from hostside.keyword import detector_fn
+    from hostside.train import load_checkpoint, nhwc
     folder = work / "attempts" / name
     ww = json.loads((folder / "eval" / "eval.json").read_text())["wakeword"]
     score = ww.get("score", "classifier")
     net, ck = load_checkpoint(folder / "student.pt")
     fe = FrontEnd.from_dict(ck["frontend"])
-    fn = PhonemeScorer(net, ck, score) if score != "classifier" else predict
+    fn = detector_fn(ck, score)
     det = E.Detector(1.0, ww["smoothing_windows"], ww["stride_ms"], ww["refractory_s"])
     clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
     peaks = {w: [] for w in WAYS}
@@ -79,8 +79,8 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     points = ww["det"]["points"]
     at = {"validation": ww["threshold"]}
     for limit in LIMITS:
-        ok = [p for p in points if p["fa_per_hour"] <= limit]
-        at[f"<= {limit:g} FA/h"] = min(ok, key=lambda p: (p["frr"], -p["threshold"]))["threshold"] if ok else None
+        p = E.point_at(points, limit)
+        at[f"<= {limit:g} FA/h"] = p["threshold"] if p else None
     return {"name": name, "score": score, "files": len(clips),
             "frr": {where: ({w: float((peaks[w] < t).mean()) for w in WAYS} | {"threshold": t}) if t is not None
                     else None for where, t in at.items()}}

@@ -26,11 +26,12 @@ def tokens(text: str, accent: str = "en-us") -> list[str]:
     return [ch for ch in phonemes(text, accent) if ch not in _DROP and not ch.isspace()]
 
 
-def clip_targets(clips: list[Clip], silence: str = "silence", max_tokens: int = MAX_TOKENS,
-                 workers: int = 8) -> tuple[list[list[int] | None], tuple[str, ...], dict]:
+def clip_targets(clips: list[Clip], keywords: list[str] = (), silence: str = "silence",
+                 max_tokens: int = MAX_TOKENS, workers: int = 8) -> tuple[list[list[int] | None], tuple[str, ...], dict]:
     """For each clip its phoneme target as indices into the returned vocabulary, counting from 1 (0 is CTC's
     blank), [] for silence, None where it has none (see the module's docstring); the vocabulary (every symbol of
-    the targets, sorted); and counts of what was given. espeak-ng is run once per distinct text."""
+    the targets, sorted); and counts of what was given, with (under "keywords") each of the `keywords` labels' phoneme
+    sequences as its clips were given them (hostside/keyword.py scores those). espeak-ng runs once per distinct text."""
     wanted = sorted({c.text for c in clips if c.label != silence and c.engine not in NO_TRANSCRIPT and c.text
                      and len(c.text) <= 4 * max_tokens})        # far longer texts cannot fit (≥ 1 letter a sound)
     with ThreadPoolExecutor(workers) as pool:
@@ -49,5 +50,7 @@ def clip_targets(clips: list[Clip], silence: str = "silence", max_tokens: int = 
     stats = {"vocabulary": "".join(vocab), "clips": len(clips),
              "with_phonemes": sum(1 for t in out if t), "silence": sum(1 for t in out if t == []),
              "without_target": sum(1 for t in out if t is None), "max_tokens": max_tokens,
-             "texts_read": len(wanted), "texts_that_fit": len(fits)}
+             "texts_read": len(wanted), "texts_that_fit": len(fits),
+             "keywords": {k: sorted({"".join(fits[c.text]) for c, t in zip(clips, out) if c.label == k and t})
+                          for k in keywords}}
     return out, vocab, stats
