@@ -15,7 +15,7 @@ import numpy as np
 from .artifact import Artifact, read_model_bin, write_model_bin
 from .boards import Board, as_board
 from .errors import PqlrError
-from .graph import ADD_OPS
+from .graph import SKIP_OPS
 
 DEFAULT_CORPUS = Path("build/corpus")
 
@@ -185,12 +185,18 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
     states the protocol). score: what the detector reads as each window's wake score — the classifier's posterior,
     or the phoneme head's score of the phrase (hostside/keyword.py: "phonemes", "phonemes-anywhere"; a checkpoint
-    trained with --phoneme-ctc); clip accuracy is the classifier's either way."""
+    trained with --phoneme-ctc); clip accuracy is the classifier's either way.
+    A model.bin instead of a checkpoint: the integer model as the board computes it (the numpy reference, bit-exact
+    with the firmware; front end and classes from model.json); its wake score is what it computes (the classifier,
+    or the phoneme score of `pqlr export --score phonemes`), so `score` must be left as it is."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
     from .train import load_checkpoint, predict
     from .keyword import detector_fn
+    if Path(checkpoint).suffix == ".bin":
+        return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
+                                   target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
     stream_fn = detector_fn(ck, score)
     corpus = load_corpus(Path(corpus_dir))
@@ -201,13 +207,42 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
                     target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=score)
 
 
+def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, stride_ms, smooth, target_fa_per_hour,
+                        rule, score) -> dict:
+    """evaluate() of an integer model (model.bin and its model.json)."""
+    from .data.corpus import load_corpus
+    from .data.features import FrontEnd
+    from .evaluate import evaluate as run_eval
+    from .keyword import GraphPredictor
+    art = read_model_bin(model_bin)
+    manifest = model_bin.with_suffix(".json")
+    meta = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if not meta.get("frontend") or not meta.get("classes"):
+        raise PqlrError(f"evaluating {model_bin} needs its front end and classes from {manifest} (written beside it "
+                        f"by `pqlr export`)")
+    g = art.graph
+    computes = "phonemes" if g.output_layer.op == "ctc" else "classifier"
+    if score not in ("classifier", computes):
+        raise PqlrError(f"--score {score}: a model.bin's wake score is the one it computes ({computes}); export the "
+                        f"checkpoint with `pqlr export --score phonemes` for the phoneme score on the board")
+    corpus = load_corpus(corpus_dir)
+    if list(corpus.classes) != list(meta["classes"]) or g.class_outputs != len(corpus.classes):
+        raise PqlrError(f"the model's classes {meta['classes']} are not the corpus's {list(corpus.classes)}")
+    fn = GraphPredictor(g)
+    return run_eval(None, corpus, FrontEnd.from_dict(meta["frontend"]), fn, threshold=threshold, stride_ms=stride_ms,
+                    smooth=smooth, out=out, name=f"{model_bin.name} (integer reference)",
+                    target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=fn, score=f"{computes} (int8)")
+
+
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
 def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
            qat_epochs: int = 0, progress: bool = True, wbits: int = 8, streaming: bool = False,
-           mode: str = "tiled") -> Artifact:
+           mode: str = "tiled", score: str = "classifier") -> Artifact:
     """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
     calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only); `wbits` 4 stores
-    the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8)."""
+    the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8). score "phonemes": a
+    DS-CNN trained with the phoneme loss also computes keyword.py's `phonemes` wake score (export/ptq.py
+    phoneme_branch); the output is then the class logits and the score."""
     from .plan import make_plan
     from .train import load_checkpoint
     b = as_board(board)
@@ -215,6 +250,16 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     kind = ck.get("kind", "dscnn")
     if kind not in ("dscnn", "transformer"):
         raise PqlrError(f"export supports DS-CNN and transformer models; {ck.get('model')} is a {kind}")
+    phonemes = None
+    if score != "classifier":
+        from .keyword import PhonemeScorer
+        if score != "phonemes":
+            raise PqlrError(f"export --score {score!r}: classifier or phonemes (the board computes `phonemes`; "
+                            f"`phonemes-anywhere` is host-only)")
+        if kind != "dscnn" or streaming:
+            raise PqlrError("export --score phonemes: a DS-CNN window model (not a transformer, not --streaming)")
+        ps = PhonemeScorer(ck, "phonemes")         # says what to do when the checkpoint has no phoneme head
+        phonemes = {"head": ps.head, "sequences": ps.sequences}
     _, x, _ = load_features(corpus_dir, "train", ck.get("frontend"))
     rng = np.random.default_rng(0)
     calib = x[rng.permutation(len(x))[:calib_size]]
@@ -226,7 +271,7 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
             raise PqlrError("--qat-epochs and --wbits are for transformers; a DS-CNN's QAT and int4 are "
                             "`pqlr compress --recipe`")
         from .export import quantize_ptq
-        graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"))
+        graph = quantize_ptq(model, calib, tuple(ck["classes"]), ck.get("frontend"), phonemes)
     if streaming:                       # one feature frame per step, the window's past in stream layers
         from .export.streaming import to_streaming
         graph = to_streaming(graph)
@@ -267,10 +312,11 @@ def inspect(model_bin: Path) -> dict:
             "weight_bytes": sum(t.size for t in art.tiles),
             "layers": [{"name": L.name, "op": L.op, "in": list(L.in_shape), "out": list(L.out_shape),
                         "macs": L.macs, "tiles": sum(1 for t in art.tiles if t.layer == i),
-                        "arena_in": art.tensor_offsets[i], "arena_out": art.tensor_offsets[i + 1],
+                        "arena_in": art.tensor_offsets[g.input_of(i)], "arena_out": art.tensor_offsets[i + 1],
                         "in_place": bool(art.inplace and art.inplace[i]),
                         "scratch_bytes": art.scratch_bytes[i] if art.scratch_bytes else 0,
-                        **({"skip": L.skip} if L.op in ADD_OPS and L.skip >= 0 else {}),
+                        **({"skip": L.skip} if L.op in SKIP_OPS and L.skip >= 0 else {}),
+                        **({"reads": L.src} if L.src >= 0 else {}),
                         **({"heads": L.heads} if L.op == "attention" else {})}
                        for i, L in enumerate(g.layers)],
             "tiles": [asdict(t) for t in art.tiles]}
@@ -732,6 +778,9 @@ def mlperf(board: str | Board, model_bin: Path, out: Path, inferences: int = 10,
     _check_writable(out)
     source = Path(model_bin)
     art, model_bin = _pin_artifact(source, out)
+    if art.graph.output_layer.op == "ctc":
+        raise PqlrError("MLPerf Tiny's protocol reports class scores in one quantisation; this model's last output "
+                        "is its phoneme wake score: export it without --score phonemes for `pqlr mlperf`")
     ts = source.parent / "testset.npz"
     x = np.load(ts)["inputs"][0] if ts.is_file() else \
         np.random.default_rng(0).integers(-128, 128, size=art.graph.input_shape).astype(np.int8)

@@ -1,7 +1,7 @@
-"""model.bin: the file the board reads its weights from. Format version 3, all little-endian.
+"""model.bin: the file the board reads its weights from. Format version 4, all little-endian.
 
     header (104 B)
-      0  char[4]  magic "PQLR"          4  u16 format_version (3)     6  u16 header_size (104)
+      0  char[4]  magic "PQLR"          4  u16 format_version (4)     6  u16 header_size (104)
       8  u32 file_size                 12  u32 flags (0)
      16  u8[32] model_sha256 = SHA-256(header[48:100] ‖ file[header_size:])
      48  u32 layer_count   52 u32 layer_table_offset   56 u32 tile_count   60 u32 tile_table_offset
@@ -20,7 +20,10 @@
                  Layer flags bit 1: the layer requantises with TFLite's double rounding (hostside/graph.py), set
                  by `pqlr import`. A stream layer's output tensor (its state) is live through every op.
                  Version 3 widened kh, kw, sh, sw and the four paddings from u8 to u16 (a pool over 256+ rows
-                 or tokens); older versions are refused with that reason.
+                 or tokens). Version 4 turned the u16 reserved into i16 src: the tensor the layer reads (−1: the
+                 previous layer's output; ≥ 0: an earlier tensor, a branch such as the phoneme score's), and added
+                 the ctc op (17); a ctc layer's skip is the classifier's logits, which it copies before its score.
+                 Older versions are refused with the reason.
     tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
                  u32 offset (in the weights blob), u32 size, u32 crc32 (of the tile's bytes)
     weights blob: the tiles (hostside/plan/planner.py gives a tile's layout), 4-byte aligned.
@@ -41,16 +44,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactError
-from .graph import (ADD_BITS, ADD_OPS, MAX_TOKENS, OP_NAMES, OPS, PER_CHANNEL_OPS, SCALAR_PARAM_OPS,
-                    SCALAR_REQUANT_OPS, WEIGHTED_OPS, IntGraph, Layer)
+from .graph import (ADD_BITS, ADD_OPS, CTC_MAX_FRAMES, CTC_MAX_STATES, CTC_TABLE, MAX_TOKENS, OP_NAMES, OPS,
+                    PER_CHANNEL_OPS, SCALAR_PARAM_OPS, SCALAR_REQUANT_OPS, WEIGHTED_OPS, IntGraph, Layer,
+                    ctc_sequences, ctc_table)
 from .plan.planner import Plan, Tile
 from .tiles import pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
-FORMAT_VERSION = 3     # 3: kernel, stride and padding fields 16-bit (2: 8-bit, ≤ 255)
+FORMAT_VERSION = 4     # 4: a layer may read an earlier tensor (src), the ctc op; 3: 16-bit kernel fields
 HEADER_FMT = "<4sHHII32sIIIIIIHHHHdiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
-LAYER_FMT = "<BBH6H4H4H4h2H2I2i2fIhhHHiiiifI"
+LAYER_FMT = "<BBH6H4H4H4h2H2I2i2fIhhHhiiiifI"
 LAYER_SIZE = struct.calcsize(LAYER_FMT)
 MAX_RAM_BYTES = 64 << 20     # no plan for a microcontroller needs more; a board's budget is far below
 TILE_FMT = "<HHHHIII"
@@ -62,7 +66,7 @@ HASHED_HEADER = slice(48, HEADER_SIZE - 4)          # the header fields the mode
 LAYER_FIELDS = ("op", "wbits", "flags", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "kh", "kw", "sh", "sw",
                 "pad_t", "pad_l", "pad_b", "pad_r", "in_zp", "out_zp", "act_min", "act_max", "first_tile", "n_tiles",
                 "t_in", "t_out", "multiplier", "shift", "in_scale", "out_scale", "scratch", "skip", "in2_zp", "heads",
-                "reserved", "ra", "rb", "m2", "s2", "in2_scale", "skip_offset")
+                "src", "ra", "rb", "m2", "s2", "in2_scale", "skip_offset")
 _CODES = "".join(ch * int(n or 1) for n, ch in re.findall(r"(\d*)([A-Za-z])", LAYER_FMT[1:]))   # one code per field
 assert len(_CODES) == len(LAYER_FIELDS)
 LAYER_OFFSETS = {name: struct.calcsize("<" + "".join(_CODES[:i])) for i, name in enumerate(LAYER_FIELDS)}
@@ -131,6 +135,8 @@ def _k(op: str, in_shape, kernel) -> int:
         return 256
     if op == "stream":
         return in_shape[2]
+    if op == "ctc":
+        return -1                # the table and the keyword sequences: any length past the table (checked below)
     return 0
 
 
@@ -138,7 +144,7 @@ def _rows(op: str, in_shape, out_shape) -> int:
     """Rows of a layer's parameter table (what tiles cut): see Layer.rows."""
     if op in ADD_OPS:
         return in_shape[0] * in_shape[1]
-    if op in ("gelu", "lut"):
+    if op in ("gelu", "lut", "ctc"):
         return 1
     if op == "stream":
         return (out_shape[0] - in_shape[0]) * in_shape[1]
@@ -164,8 +170,9 @@ def write_model_bin(path: Path, graph: IntGraph, plan: Plan) -> Artifact:
         scratch = plan.scratch_offsets[li] if plan.scratch_offsets else 0
         layer_tab += struct.pack(LAYER_FMT, OPS[L.op], L.wbits, flags, *L.in_shape, *L.out_shape, *L.kernel,
                                  *L.stride, *L.pad, L.in_zp, L.out_zp, L.act_min, L.act_max,
-                                 first_tile.get(li, 0), nt, plan.tensor_offsets[li], plan.tensor_offsets[li + 1],
-                                 M, S, L.in_scale, L.out_scale, scratch, L.skip, L.in2_zp, L.heads, 0, L.ra, L.rb,
+                                 first_tile.get(li, 0), nt, plan.tensor_offsets[graph.input_of(li)],
+                                 plan.tensor_offsets[li + 1],
+                                 M, S, L.in_scale, L.out_scale, scratch, L.skip, L.in2_zp, L.heads, L.src, L.ra, L.rb,
                                  L.m2, L.s2, L.in2_scale, plan.tensor_offsets[L.skip] if L.skip >= 0 else 0)
     tile_tab = b"".join(struct.pack(TILE_FMT, t.layer, t.ch_start, t.ch_count, 0, t.offset, t.size, t.crc32)
                         for t in tiles)
@@ -229,8 +236,8 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
     if version != FORMAT_VERSION:
         if 0 < version < FORMAT_VERSION:
             _fail(f"format version {version} is older than this pqlr's {FORMAT_VERSION} (version 3 widened the "
-                  f"kernel, stride and padding fields to 16 bits); write it again with `pqlr export` or "
-                  f"`pqlr compress`")
+                  f"kernel, stride and padding fields to 16 bits, version 4 added branches and the ctc op); write "
+                  f"it again with `pqlr export` or `pqlr compress`")
         _fail(f"unknown format version {version} (this pqlr reads version {FORMAT_VERSION})")
     if hsize != HEADER_SIZE:
         _fail(f"header size {hsize} != {HEADER_SIZE}")
@@ -271,14 +278,19 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         kernel, stride, pad = tuple(f[9:11]), tuple(f[11:13]), tuple(f[13:17])
         in_zp_l, out_zp, amin, amax = f[17:21]
         first, nt, in_off, out_off, M, S, isc, osc, scratch_off = f[21:30]
-        skip, in2_zp, heads, _, ra, rb, m2, s2, in2_scale, skip_off = f[30:40]
+        skip, in2_zp, heads, src, ra, rb, m2, s2, in2_scale, skip_off = f[30:40]
         if op_code not in OP_NAMES:
             _fail(f"layer {li}: unknown op code {op_code}")
         op = OP_NAMES[op_code]
         if wbits not in (4, 8) or (wbits == 4 and op not in WEIGHTED_OPS):
             _fail(f"layer {li}: weight bit width {wbits} is not 4 or 8 (4 only for convolutions and fc)")
+        if not -1 <= src < li:
+            _fail(f"layer {li}: reads tensor {src}, which is not an earlier layer's input or output")
+        if src >= 0:
+            prev_shape = layers[src - 1].out_shape if src else (ih, iw, ic)
         if in_shape != prev_shape:
-            _fail(f"layer {li}: input shape {in_shape} does not follow the previous output {prev_shape}")
+            _fail(f"layer {li}: input shape {in_shape} does not follow the {'previous output' if src < 0 else f'shape of t{src}'} "
+                  f"{prev_shape}")
         if min(in_shape + out_shape) == 0 or min(stride) == 0 or min(kernel) == 0:
             _fail(f"layer {li}: zero-sized shape, kernel or stride")
         for v, what in ((in_zp_l, "input zero point"), (out_zp, "output zero point"), (amin, "act_min"),
@@ -316,7 +328,18 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: attention over {in_shape[0] * in_shape[1]} tokens (at most {MAX_TOKENS})")
             if not 1 <= s2 <= 62 or m2 < 0:
                 _fail(f"layer {li}: attention logit shift {s2} or multiplier {m2} out of range")
-        if op in ADD_OPS:
+        if op == "ctc":
+            if in_shape[1] != 1 or in_shape[0] > CTC_MAX_FRAMES or in_shape[2] < 2 or not 1 <= s2 <= 62 or m2 < 0:
+                _fail(f"layer {li}: ctc over {in_shape} (frames × 1 × phonemes + blank, ≤ {CTC_MAX_FRAMES} frames) "
+                      f"with logit shift {s2} and multiplier {m2} is inconsistent")
+            if (255 * m2 / 2.0**s2 + 64) * in_shape[0] >= 2**29:
+                _fail(f"layer {li}: ctc's logits step ({m2}·2^-{s2}) is so large that its sums could overflow int32")
+            if not 0 <= skip <= li or skip_off != (in_off if skip == li else offsets[skip]):
+                _fail(f"layer {li}: ctc must read the classifier's logits (an earlier tensor, where it lives)")
+            two = layers[skip - 1].out_shape if skip else (ih, iw, ic)
+            if out_shape != (1, 1, int(np.prod(two)) + 1):
+                _fail(f"layer {li}: ctc's output {out_shape} is not t{skip}'s {int(np.prod(two))} values and its score")
+        elif op in ADD_OPS:
             if op == "add" and not (0 <= ra <= 1 << ADD_BITS and 0 <= rb <= 1 << ADD_BITS):
                 _fail(f"layer {li}: add operand multipliers {ra}, {rb} outside [0, 2^{ADD_BITS}]")
             if op == "qadd" and not (ra >= 0 and rb >= 0 and 31 <= m2 <= 62 and 31 <= s2 <= 62 and 31 <= S <= 62
@@ -331,17 +354,20 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                     _fail(f"layer {li}: add reads t{skip} at {skip_off}, but it lives elsewhere")
         elif skip != -1 or skip_off or ra or rb:
             _fail(f"layer {li}: a {op} has an add's fields set")
+        if op == "ctc" and (ra or rb):
+            _fail(f"layer {li}: a ctc has an add's fields set")
         L = Layer(name=f"l{li}_{op}", op=op, in_shape=in_shape, out_shape=out_shape, in_zp=in_zp_l,
                   out_zp=out_zp, act_min=amin, act_max=amax, in_scale=float(isc), out_scale=float(osc),
                   multiplier=np.array([M], np.int32), shift=np.array([S], np.int32), kernel=kernel,
                   stride=stride, pad=pad, wbits=wbits, skip=skip, in2_zp=in2_zp, in2_scale=float(in2_scale),
-                  ra=ra, rb=rb, heads=heads, m2=m2, s2=s2)
+                  ra=ra, rb=rb, heads=heads, m2=m2, s2=s2, src=src)
         if op in SCALAR_REQUANT_OPS and (not 1 <= S <= 62 or M < 0):
             _fail(f"layer {li}: requantisation shift {S} or multiplier {M} out of range")
         if lflags & ~3:
             _fail(f"layer {li}: unknown layer flags {lflags:#x}")
         L.rounding = "double" if lflags & 2 else "single"
-        has_tiles = op in PER_CHANNEL_OPS or op in ("gelu", "lut", "stream") or (op in ADD_OPS and skip == -1)
+        has_tiles = (op in PER_CHANNEL_OPS or op in ("gelu", "lut", "stream", "ctc")
+                     or (op in ADD_OPS and skip == -1))
         if not has_tiles:
             if nt:
                 _fail(f"layer {li}: a {op} has {nt} weight tiles")
@@ -350,6 +376,10 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             C = _rows(op, in_shape, out_shape)
             if nt == 0 or first + nt > tcount:
                 _fail(f"layer {li}: tiles [{first}, {first + nt}) outside the tile table ({tcount})")
+            if op == "ctc":                          # one row, its length whole words (the sequences end in zeros)
+                K = tiles[first].size - params_bytes(1)
+                if nt != 1 or K <= CTC_TABLE:
+                    _fail(f"layer {li}: a ctc's table and keyword sequences are one tile of more than {CTC_TABLE} bytes")
             bias, mult, shift, w = [], [], [], []
             c = 0
             for t in tiles[first: first + nt]:
@@ -384,8 +414,19 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: a {op}'s tiles carry bias or requantisation values; they must be zero")
             wshape = {"conv2d": (C, kernel[0], kernel[1], in_shape[2]), "dwconv2d": (C, kernel[0], kernel[1]),
                       "pwconv2d": (C, in_shape[2]), "fc": (C, K), "layernorm": (C, 1), "add": (C, K), "qadd": (C, K),
-                      "gelu": (1, 256), "lut": (1, 256), "stream": (C, K)}[op]
+                      "gelu": (1, 256), "lut": (1, 256), "stream": (C, K), "ctc": (1, K)}[op]
             L.weights = np.concatenate(w).reshape(wshape).copy()
+            if op == "ctc":
+                try:
+                    seqs = ctc_sequences(L)
+                except ValueError as exc:
+                    _fail(f"layer {li}: {exc}")
+                if not np.array_equal(L.weights[0, :CTC_TABLE], ctc_table()):
+                    _fail(f"layer {li}: the ctc's logadd table is not hostside/graph.py's ctc_table()")
+                if not seqs or any(len(q) * 2 + 1 > CTC_MAX_STATES or min(q) < 1 or max(q) >= in_shape[2]
+                                   for q in seqs):
+                    _fail(f"layer {li}: ctc keyword sequences must be 1–{(CTC_MAX_STATES - 1) // 2} phonemes in "
+                          f"[1, {in_shape[2] - 1}]")
             if wbits == 4 and L.weights.min(initial=0) < -7:
                 _fail(f"layer {li}: an int4 weight is −8; int4 weights are in [−7, 7]")
         for off, size in ((in_off, int(np.prod(in_shape))), (out_off, int(np.prod(out_shape)))):
@@ -393,7 +434,9 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: tensor [{off}, {off + size}) outside the {arena}-byte arena")
         if li == 0:
             offsets.append(in_off)
-        elif in_off != offsets[-1]:
+        elif src >= 0 and in_off != offsets[src]:
+            _fail(f"layer {li}: reads t{src} at {in_off}, but it lives at {offsets[src]}")
+        elif src < 0 and in_off != offsets[-1]:
             _fail(f"layer {li}: reads its input at {in_off}, but layer {li - 1} wrote it at {offsets[-1]}")
         offsets.append(out_off)
         inplace.append(bool(lflags & 1))

@@ -210,8 +210,9 @@ def _parser() -> argparse.ArgumentParser:
                         "Poisson upper bound and the hours) and on TTS negative streams; the threshold is chosen on "
                         "validation only unless given, the smoothing is the protocol's (%d windows) unless given; a DET "
                         "curve (det.png)." % DETECTOR_SMOOTHING)
-    _checkpoint_args(ev, "checkpoint from `pqlr train`", "corpus folder", Path("build/eval"),
-                     "folder for eval.json and det.png")
+    _checkpoint_args(ev, "checkpoint from `pqlr train`, or a model.bin from `pqlr export` (the integer model as the "
+                     "board computes it, run by the numpy reference that the firmware matches bit for bit)",
+                     "corpus folder", Path("build/eval"), "folder for eval.json and det.png")
     ev.add_argument("--threshold", type=float, default=None,
                     help="wake-word posterior threshold (default: chosen on validation)")
     ev.add_argument("--target-fa-per-hour", type=float, default=1.0,
@@ -232,8 +233,8 @@ def _parser() -> argparse.ArgumentParser:
                     "trained with --phoneme-ctc (on the demo's corpus, 8 seeds: 41 %% of unseen wake words missed at "
                     "<= 2 real false accepts an hour against the classifier's 84 %%: benchmarks/quality/attempts.md "
                     "§29); 'phonemes-anywhere', the same with speech before and after "
-                    "the phrase free (a wake word said in one breath with what follows). fp32 only: the device "
-                    "computes the classifier")
+                    "the phrase free (a wake word said in one breath with what follows), host only. On the device: "
+                    "`pqlr export --score phonemes`, then `pqlr eval --checkpoint model.bin` reads the integer score")
 
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
@@ -256,6 +257,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--streaming", action="store_true",
                    help="run one feature frame per step, the window's past kept on the board (a model trained as "
                    "`--model dscnn-stream`); the same outputs as the window model once a window has passed")
+    e.add_argument("--score", choices=("classifier", "phonemes"), default="classifier",
+                   help="the wake score the board computes: classifier (the class logits, default), or phonemes "
+                   "(a DS-CNN trained with `pqlr train --phoneme-ctc`: its phoneme head and a fixed-point CTC pass "
+                   "over the wake word's phonemes run after the classifier, and the output is the class logits "
+                   "followed by the wake word's log score per phoneme, units of 1/64 nat, 127 = score 1; the "
+                   "`pqlr eval --score phonemes` detector, in integers)")
 
     cp = sub.add_parser("compress", help="run a PQLR compression recipe (prune, low-rank, quantise, distil)",
                         description="Run the stages of a TOML recipe (see hostside/compress/recipe.py for every "
@@ -445,9 +452,10 @@ def _cmd(args) -> int:
     if args.cmd == "export":
         art = api.export(args.checkpoint, args.corpus, board, args.out, calib_size=args.calib,
                          qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits, streaming=args.streaming,
-                         mode=args.plan)
+                         mode=args.plan, score=args.score)
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
-              f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B")
+              f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B"
+              + (", wake score: phonemes (the last output)" if args.score == "phonemes" else ""))
         return 0
     if args.cmd == "compress":
         from .compress.recipe import load_recipe

@@ -43,6 +43,21 @@ H·W pixels (tokens) of C channels. The transformer ops, integer only in the sty
 - qadd: TFLite's int8 ADD of t_i and t_skip (or constant rows, as add): each operand (x − zp)·2^20 is scaled by
   double_round(·, ra, m2) and double_round(·, rb, s2), the sum by double_round(·, M, s), + out_zp, clamped.
 
+Branches: a layer reads t_i unless its `src` names an earlier tensor (src ≥ 0): the wake word's phoneme branch reads
+the trunk's maps again after the classifier has pooled them. A layer that reads t_src never runs in place.
+- ctc: the wake word's phonemes in order, scored on the phoneme head's per-frame logits (T, 1, V + 1; blank 0) in a
+  fixed-point log domain (units of 2^−CTC_BITS nats), as hostside/keyword.py's `phonemes` score does in float:
+  per frame, r_v = requant(x_v − max_v x, m2, s2) (no clamp) and lse = logadd(… logadd(r_0, r_1) …, r_V) in
+  channel order, lp_v = r_v − lse; logadd(a, b) = max(a, b) + table[min(|a − b|, CTC_TABLE − 1)], table[d] =
+  round(2^CTC_BITS · ln(1 + e^(−d/2^CTC_BITS))) (ctc_table()). CTC's forward pass over the blank-interleaved states
+  of each keyword sequence (α from CTC_NEG, the two first states entered at frame 0; a state takes α of itself,
+  the one before, and the one two before when it is a phoneme unlike that one's, all logadd-ed in that order, + its
+  lp), log P = logadd(α_last, α_last−1), score = trunc(log P / len) (C's `/`), the best over the sequences;
+  output channel C2 (C2 = the second operand's channels) = requant(score, M, s) with out_zp and the clamp; channels
+  0 … C2−1 copy t_skip (the classifier's logits, quantisation in2_scale/in2_zp) unchanged. The layer's one row of
+  weights is the table followed by each sequence as [length, phoneme indices …] (int8), then a 0 that ends the
+  list and zeros to a whole number of 4-byte words.
+
 Streaming (imported streaming models, e.g. microWakeWord): a `stream` layer holds S = out_h − in_h rows of
 state (S·W pixels of C channels) that persist between inferences. Its output is state ‖ input along H
 (S + in_h rows); after it, the state becomes the output's last S rows. Its initial state is a constant stored
@@ -61,12 +76,13 @@ import numpy as np
 
 OPS = {"conv2d": 1, "dwconv2d": 2, "pwconv2d": 3, "avgpool": 4, "fc": 5,
        "add": 6, "layernorm": 7, "attention": 8, "gelu": 9, "reshape": 10, "stream": 11, "lut": 12,
-       "meanpool": 13, "softmax": 14, "maxpool": 15, "qadd": 16}
+       "meanpool": 13, "softmax": 14, "maxpool": 15, "qadd": 16, "ctc": 17}
 ADD_OPS = ("add", "qadd")                                     # ops with a second operand (t_skip or constant rows)
+SKIP_OPS = ADD_OPS + ("ctc",)                                 # ops that may read a second tensor t_skip
 OP_NAMES = {v: k for k, v in OPS.items()}
 WEIGHTED_OPS = ("conv2d", "dwconv2d", "pwconv2d", "fc")       # accumulate Σ (x − in_zp)·w per output channel
 PER_CHANNEL_OPS = WEIGHTED_OPS + ("layernorm",)               # per-channel bias, M, s in their tiles
-SCALAR_REQUANT_OPS = ("avgpool", "add", "attention")          # one M, s in the layer entry
+SCALAR_REQUANT_OPS = ("avgpool", "add", "attention", "ctc")   # one M, s in the layer entry
 SCALAR_PARAM_OPS = SCALAR_REQUANT_OPS + ("softmax", "qadd")           # ops whose layer entry carries M, s
 
 # integer constants of the transformer ops (see the module docstring)
@@ -79,6 +95,24 @@ EXP_C = math.floor(0.344 / (0.3585 * 2.0**-(2 * EXP_BITS)))            # 1006164
 PROB_BITS = 12
 INV_BITS = 46
 MAX_TOKENS = 512                                                        # keeps Σ e within int32
+CTC_BITS = 6                                                            # the ctc op's log domain: units of 2^-6 nats
+CTC_NEG = -(1 << 28)                                                    # log 0 there (far below any path, no overflow)
+CTC_MAX_STATES = 65                                                     # 2·32 + 1: keyword sequences of ≤ 32 phonemes
+CTC_MAX_FRAMES = 1024
+
+
+def ctc_table(bits: int = CTC_BITS) -> np.ndarray:
+    """round(2^bits · ln(1 + e^(−d/2^bits))) for d = 0, 1, … up to the last non-zero entry (int8): the ctc op's
+    logadd correction (its length is CTC_TABLE)."""
+    out = []
+    while True:
+        v = int(round(2.0**bits * math.log1p(math.exp(-len(out) / 2.0**bits))))
+        if v == 0:
+            return np.array(out + [0], dtype=np.int8)
+        out.append(v)
+
+
+CTC_TABLE = len(ctc_table())                                            # 312 entries at 2^-6 (the last is 0)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -170,6 +204,7 @@ class Layer:
     m2: int = 0                              # attention: logits → exp domain multiplier and shift
     s2: int = 0
     rounding: str = "single"                 # the model's requantisation rule (ROUNDINGS); IntGraph.rounding
+    src: int = -1                            # the tensor it reads: −1 the previous one (t_i), else an earlier t_src
 
     @property
     def out_channels(self) -> int:
@@ -191,6 +226,9 @@ class Layer:
     @property
     def macs(self) -> int:
         oh, ow, oc = self.out_shape
+        if self.op == "ctc":                 # per frame: V+1 logadds; per sequence: ≤ 3 per state
+            t, v = self.in_shape[0] * self.in_shape[1], self.in_shape[2]
+            return t * v + 3 * t * sum(2 * len(q) + 1 for q in ctc_sequences(self))
         if self.op in ("avgpool", "add", "gelu", "layernorm", "lut", "meanpool", "softmax", "qadd"):
             return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
         if self.op == "maxpool":
@@ -230,6 +268,11 @@ class IntGraph:
     def output_layer(self) -> Layer:
         return self.layers[-1]
 
+    @property
+    def class_outputs(self) -> int:
+        """How many of the output's values are class logits: all, or all but the last after a ctc (the wake score)."""
+        return self.output_layer.out_channels - (self.output_layer.op == "ctc")
+
     def quantize_input(self, features: np.ndarray) -> np.ndarray:
         """float features [T, F] → int8 HWC [T, F, 1]: round half away from zero, clamp. Computed in float64
         whatever the features' dtype (as the QAT models do): float32 division rounds differently near ties."""
@@ -245,15 +288,36 @@ class IntGraph:
         """Tensors that live across inferences: the outputs of stream layers (their rows are the state)."""
         return {i + 1 for i, L in enumerate(self.layers) if L.op == "stream"}
 
+    def input_of(self, i: int) -> int:
+        """The tensor layer i reads: t_i, or t_src for a branch."""
+        src = self.layers[i].src
+        return i if src < 0 else src
+
     def last_use(self) -> list[int]:
         """For each tensor t_k, the last op that reads it (t_L, the output, is read after the last op)."""
         n = len(self.layers)
         last = [k for k in range(n)] + [n]
         for i, L in enumerate(self.layers):
-            if L.op in ADD_OPS and L.skip >= 0:
+            if L.op in SKIP_OPS and L.skip >= 0:
                 last[L.skip] = max(last[L.skip], i)
+            if L.src >= 0:
+                last[L.src] = max(last[L.src], i)
         return last
 
     @property
     def total_macs(self) -> int:
         return sum(l.macs for l in self.layers)
+
+
+def ctc_sequences(layer: Layer) -> list[tuple[int, ...]]:
+    """The keyword sequences a ctc layer's row holds after its table ([length, phonemes …] each; a length of 0 ends
+    the list, the rest of the row is zeros)."""
+    row = [int(v) for v in np.asarray(layer.weights).reshape(-1)[CTC_TABLE:]]
+    out, k = [], 0
+    while k < len(row) and row[k] > 0 and k + 1 + row[k] < len(row):
+        out.append(tuple(row[k + 1: k + 1 + row[k]]))
+        k += 1 + row[k]
+    if k >= len(row) or any(row[k:]):
+        raise ValueError(f"ctc layer {layer.name}: malformed keyword sequences at byte {CTC_TABLE + k} (each "
+                         f"[length, phonemes …], then a 0 and zeros to the row's end)")
+    return out

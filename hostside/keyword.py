@@ -57,6 +57,36 @@ def anywhere_score(lp: torch.Tensor, seq: tuple[int, ...]) -> torch.Tensor:
     return torch.exp(best / len(seq))
 
 
+def graph_posteriors(graph, out: np.ndarray, wake: int = 0) -> np.ndarray:
+    """An integer graph's int8 outputs [N, out] → what the streaming detector reads, [N, classes]: the softmax of the
+    dequantised class logits; after a ctc (`pqlr export --score phonemes`) the wake class's replaced by the score
+    exp(log score), the board's `phonemes` score."""
+    L = graph.output_layer
+    k = graph.class_outputs
+    zp, scale = (L.in2_zp, L.in2_scale) if L.op == "ctc" else (L.out_zp, L.out_scale)
+    logits = (np.asarray(out[:, :k], np.float64) - zp) * scale
+    post = np.exp(logits - logits.max(axis=1, keepdims=True))
+    post /= post.sum(axis=1, keepdims=True)
+    if L.op == "ctc":
+        post[:, wake] = np.exp((np.asarray(out[:, k], np.float64) - L.out_zp) * L.out_scale)
+    return post.astype(np.float32)
+
+
+class GraphPredictor:
+    """A predict function (model ignored, features [N, T, F]) → [N, C] for hostside.evaluate: the integer graph run
+    by the numpy reference (the board's integers), read by graph_posteriors."""
+
+    def __init__(self, graph):
+        self.graph = graph
+
+    def __call__(self, model, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        from .reference import run_batch
+        if len(x) == 0:
+            return np.zeros((0, self.graph.class_outputs), np.float32)
+        q = np.stack([self.graph.quantize_input(f) for f in x])
+        return graph_posteriors(self.graph, run_batch(self.graph, q, chunk=batch))
+
+
 def detector_fn(ck: dict, kind: str):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
     posteriors (hostside.train.predict), or its PhonemeScorer."""

@@ -56,6 +56,27 @@ def random_inputs(graph, n: int, seed: int = 0) -> np.ndarray:
     return rng.integers(-128, 128, size=(n, *graph.input_shape)).astype(np.int8)
 
 
+def run_firmware(art, board, graph, xs, folder, kernels: str = "rv32", timeout: float = 60):
+    """Render and build `art` (written as folder/model.bin) for `board` with `kernels`, run the inputs `xs` on it — a
+    host process, or QEMU's emulated board on its flash image — checked against `graph`'s reference; the Session's
+    result."""
+    from hostside.codegen import render_firmware
+    from hostside.device.build import build_firmware
+    from hostside.device.session import Session
+    fw = build_firmware(board, render_firmware(art, board, folder / "fw", kernels=kernels))
+    if board.name == "host":
+        from hostside.device.transport import ProcessTransport
+        t = ProcessTransport([str(fw), str(folder / "model.bin")])
+        try:
+            return Session(t, art.model_sha256, timeout).run(xs, graph)
+        finally:
+            t.close()
+    from hostside.device.qemu import QemuBoard, make_flash_image
+    img = make_flash_image(board, folder / "model.bin", folder / "flash.img")
+    with QemuBoard(board, fw, img) as transport:
+        return Session(transport, art.model_sha256, timeout=timeout).run(xs, graph)
+
+
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory):
     """A random small model written as model.bin for rv32-virt (no training: fast)."""

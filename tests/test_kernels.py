@@ -17,6 +17,7 @@ from hostside.errors import BudgetError
 from hostside.plan import make_plan
 from hostside.reference import run_batch
 
+from conftest import run_firmware
 from test_properties import build, stacks
 
 
@@ -33,12 +34,7 @@ def test_rv32_kernels_equal_reference(p, tmp_path_factory):
     d = tmp_path_factory.mktemp("k")
     art = write_model_bin(d / "model.bin", g, plan)
     xs = np.stack([g.quantize_input(f) for f in x[:4]])
-    fw = build_firmware(board, render_firmware(art, board, d / "fw", kernels="rv32"))
-    t = ProcessTransport([str(fw), str(d / "model.bin")])
-    try:
-        res = Session(t, art.model_sha256, 30).run(xs, g)
-    finally:
-        t.close()
+    res = run_firmware(art, board, g, xs, d, timeout=30)
     assert res.first_mismatch is None
     assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
 

@@ -249,19 +249,13 @@ def test_host_firmware_transformer_bit_exact(tmp_path, kernels, mode, budget):
 @pytest.mark.emulator
 def test_qemu_transformer_bit_exact(tmp_path):
     """The transformer on the emulated RV32IMAC board (UART on a pty read with pyserial), tuned kernels."""
-    from hostside.codegen import render_firmware
-    from hostside.device.build import build_firmware
-    from hostside.device.qemu import QemuBoard, make_flash_image
-    from hostside.device.session import Session
+    from conftest import run_firmware
     _, net, x = tiny(9, T=12, F=10, dim=16, heads=2, mlp=24, layers=2, wbits=4, abits=8)
     g = net.to_int_graph()
     board = load_board("rv32-virt")
     art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
-    fw = build_firmware(board, render_firmware(art, board, tmp_path / "fw", kernels="rv32"))
-    img = make_flash_image(board, tmp_path / "model.bin", tmp_path / "flash.img")
     xs = np.stack([g.quantize_input(f) for f in x[:6]])
-    with QemuBoard(board, fw, img) as transport:
-        res = Session(transport, art.model_sha256, timeout=60).run(xs, g)
+    res = run_firmware(art, board, g, xs, tmp_path)
     assert res.first_mismatch is None
     assert np.array_equal(np.array(res.outputs, dtype=np.int64), run_batch(g, xs).astype(np.int64))
     assert res.ram["tile_buf"] + res.ram["arena"] + res.ram["stack_hwm"] <= art.tile_buffer_bytes + \

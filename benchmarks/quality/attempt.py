@@ -5,11 +5,13 @@ FRR on wake-word files, false accepts on real human speech).
 
     .venv/bin/python benchmarks/quality/attempt.py --name vtlp --vtlp 0.9,1.1 [--features mfcc10]
         [--model dscnn-mlperf] [--set channels=96] [--epochs 25] [--seed 0] [--work build/bench-quality]
-        [--phoneme-ctc 0.3 [--score phonemes]]
+        [--phoneme-ctc 0.3 [--score phonemes]] [--int8]
 
 Uses the corpus run.py synthesises (<work>/corpus, benchmarks/quality/corpus.json). Writes
 <work>/attempts/<name>/{student.pt, eval/eval.json, row.json} and prints the figures run.py records; a
 checkpoint trained before with the same corpus, recipe, epochs and seed is evaluated again, not retrained.
+--int8 evaluates the integer model instead (`pqlr export` for the ESP32-C6, with `--score phonemes` when the score
+is phonemes: what the board computes, run by the numpy reference it matches bit for bit; <name>/model.bin).
 """
 from __future__ import annotations
 
@@ -38,7 +40,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score", choices=SCORES, default="classifier",
                     help="the detector's wake score (as `pqlr eval --score`; phonemes*: a --phoneme-ctc student)")
+    ap.add_argument("--int8", action="store_true",
+                    help="evaluate the int8 model.bin the board runs (PTQ; classifier or phonemes score) instead")
     args = ap.parse_args()
+    if args.int8 and args.score == "phonemes-anywhere":
+        sys.exit("--int8: the board computes the classifier or the phonemes score, not phonemes-anywhere")
     corpus, cfg = corpus_of(args.work, args.corpus_set)
     if not (args.work / "corpus" / "manifest.json").is_file():
         sys.exit(f"{args.work / 'corpus'}: no corpus; run `python benchmarks/quality/run.py` (it synthesises it) first")
@@ -54,8 +60,16 @@ def main() -> int:
         api.train(corpus, ck, epochs=args.epochs, seed=args.seed, progress=sys.stderr.isatty(), **train_args(recipe))
     params = tr["params"]
     train_s = time.monotonic() - t
-    ev = api.evaluate(ck, corpus, out / "eval", score=args.score)
+    int8 = None
+    if args.int8:
+        art = api.export(ck, corpus, "esp32c6", out / "model.bin", score=args.score)
+        int8 = {"model_bin_bytes": art.size, "arena_bytes": art.arena_bytes, "tile_buffer_bytes": art.tile_buffer_bytes,
+                "layers": [L.op for L in art.graph.layers]}
+        ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score)
+    else:
+        ev = api.evaluate(ck, corpus, out / "eval", score=args.score)
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
+           "int8": int8,
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}
     (out / "row.json").write_text(json.dumps(row, indent=1, default=str))
     print(json.dumps({k: row[k] for k in ("name", "params", "train_s") + METRICS if k in row}, indent=1))

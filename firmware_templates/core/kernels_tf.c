@@ -1,7 +1,8 @@
 /* kernels_tf.c — the transformer ops, integer only (hostside/graph.py is their specification and
  * hostside/reference/interpreter.py their bit-exact reference): add (residual or constant operand), layer
- * norm, attention with I-BERT's integer exp and softmax, GELU by table, reshape. Used by both kernel sets;
- * the linear layers around them are the pointwise kernels. */
+ * norm, attention with I-BERT's integer exp and softmax, GELU by table, reshape; and the imported models' TFLite
+ * ops and the wake word's phoneme score (ctc). Used by both kernel sets; the linear layers around them are the
+ * pointwise kernels. */
 #include "pqlr.h"
 
 void pqlr_reshape(PQLR_KERNEL_ARGS) {
@@ -359,4 +360,57 @@ void pqlr_maxpool(PQLR_KERNEL_ARGS) {
                 m = m < L->act_min ? L->act_min : (m > L->act_max ? L->act_max : m);
                 out[(oy * L->out_w + ox) * L->out_c + c] = (int8_t)m;
             }
+}
+
+/* logadd(a, b) = max(a, b) + table[min(|a − b|, CTC_TABLE − 1)]: ln(e^a + e^b) in units of 2^-CTC_BITS nats */
+static inline int32_t ctc_logadd(int32_t a, int32_t b, const int8_t *table) {
+    int32_t m = a > b ? a : b, d = a > b ? a - b : b - a;
+    return m + table[d < PQLR_CTC_TABLE - 1 ? d : PQLR_CTC_TABLE - 1];
+}
+
+/* frame x's logit v as r = ((x_v − max)·m2 + 2^(s2−1)) >> s2, units of 2^-CTC_BITS nats */
+static inline int32_t ctc_r(int32_t xv, int32_t xmax, int32_t m2, int32_t s2) {
+    return (int32_t)((((int64_t)(xv - xmax)) * m2 + ((int64_t)1 << (s2 - 1))) >> s2);
+}
+
+void pqlr_ctc(PQLR_KERNEL_ARGS) {
+    /* Per keyword sequence: CTC's forward pass over its blank-interleaved states, frame by frame; each frame's
+     * log-softmax normaliser lse is a chain of logadds over the channels in order (hostside/graph.py). α is
+     * updated from the last state down, so states s − 1 and s − 2 still hold the previous frame's values. */
+    TILE_PARAMS(tile, 1);
+    (void)bias; (void)mult; (void)shft; (void)c0; (void)n;
+    const int T = L->in_h * L->in_w, V = L->in_c, C2 = L->out_c - 1;
+    const int32_t m2 = L->m2, s2 = L->s2;
+    const int8_t *table = wts, *seq = wts + PQLR_CTC_TABLE;
+    int32_t alpha[PQLR_CTC_MAX_STATES];
+    int8_t ext[PQLR_CTC_MAX_STATES];
+    int64_t best = INT32_MIN;
+    for (; seq[0] > 0; seq += 1 + seq[0]) {
+        const int len = seq[0], S = 2 * len + 1;
+        if (S > PQLR_CTC_MAX_STATES) break;                 /* model.bin's reader refuses such a row */
+        for (int k = 0; k < S; k++) ext[k] = (k & 1) ? seq[1 + k / 2] : 0;
+        for (int t = 0; t < T; t++) {
+            const int8_t *x = in + t * V;
+            int32_t xmax = x[0];
+            for (int v = 1; v < V; v++) if (x[v] > xmax) xmax = x[v];
+            int32_t lse = ctc_r(x[0], xmax, m2, s2);
+            for (int v = 1; v < V; v++) lse = ctc_logadd(lse, ctc_r(x[v], xmax, m2, s2), table);
+            if (t == 0) {
+                for (int k = 0; k < S; k++) alpha[k] = PQLR_CTC_NEG;
+                alpha[0] = ctc_r(x[ext[0]], xmax, m2, s2) - lse;
+                alpha[1] = ctc_r(x[ext[1]], xmax, m2, s2) - lse;
+                continue;
+            }
+            for (int k = S - 1; k >= 0; k--) {
+                int32_t a = alpha[k];
+                if (k >= 1) a = ctc_logadd(a, alpha[k - 1], table);
+                if (k >= 2 && ext[k] != 0 && ext[k] != ext[k - 2]) a = ctc_logadd(a, alpha[k - 2], table);
+                alpha[k] = a + ctc_r(x[ext[k]], xmax, m2, s2) - lse;
+            }
+        }
+        int32_t score = ctc_logadd(alpha[S - 1], alpha[S - 2], table) / len;     /* C's division: toward zero */
+        if (score > best) best = score;
+    }
+    for (int c = 0; c < C2; c++) out[c] = scratch[c];
+    out[C2] = pqlr_requant((int32_t)best, L->multiplier, L->shift, L->out_zp, L->act_min, L->act_max);
 }

@@ -12,7 +12,7 @@
 enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5,
        PQLR_OP_ADD = 6, PQLR_OP_LAYERNORM = 7, PQLR_OP_ATTENTION = 8, PQLR_OP_GELU = 9, PQLR_OP_RESHAPE = 10,
        PQLR_OP_STREAM = 11, PQLR_OP_LUT = 12, PQLR_OP_MEANPOOL = 13, PQLR_OP_SOFTMAX = 14,
-       PQLR_OP_MAXPOOL = 15, PQLR_OP_QADD = 16 };
+       PQLR_OP_MAXPOOL = 15, PQLR_OP_QADD = 16, PQLR_OP_CTC = 17 };
 
 /* Constants of the transformer ops (hostside/graph.py states the arithmetic and derives them). */
 #define PQLR_LN_BITS 7          /* layer norm: (x − mean)/std in units of 2^-7 */
@@ -21,6 +21,10 @@ enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_A
 #define PQLR_EXP_C 1006164
 #define PQLR_PROB_BITS 12       /* softmax probabilities in units of 2^-12 */
 #define PQLR_INV_BITS 46        /* 1/Σe as ⌊2^46 / Σe⌋ */
+/* The ctc op (the wake word's phoneme score; hostside/graph.py derives these, tests/test_ctc_op.py compares) */
+#define PQLR_CTC_TABLE 312      /* entries of the logadd table at the start of the layer's row */
+#define PQLR_CTC_NEG (-(1 << 28))   /* log 0 */
+#define PQLR_CTC_MAX_STATES 65  /* 2·32 + 1: keyword sequences of at most 32 phonemes */
 
 typedef struct {
     uint16_t in_h, in_w, in_c, out_h, out_w, out_c;
@@ -32,7 +36,7 @@ typedef struct {
     int32_t ra, rb;                     /* add: operand multipliers */
     int32_t m2, s2;                     /* attention: logits → units of 2^-10 */
     int16_t in2_zp;                     /* add: the second operand's zero point */
-    int16_t skip;                       /* add: >= 0 when the second operand is a tensor (passed as `scratch`) */
+    int16_t skip;                       /* add, ctc: >= 0 when the second operand is a tensor (passed as `scratch`) */
     uint16_t heads;                     /* attention */
     uint8_t round_twice;                /* 1: TFLite's double rounding (imported models; hostside/graph.py) */
 } pqlr_layer_t;
@@ -90,6 +94,10 @@ void pqlr_softmax(PQLR_KERNEL_ARGS);
  * ra/m2 for the first, rb/s2 for the second, multiplier/shift for the sum); the second operand as in pqlr_add. */
 void pqlr_maxpool(PQLR_KERNEL_ARGS);
 void pqlr_qadd(PQLR_KERNEL_ARGS);
+/* The wake word's phoneme score (hostside/graph.py, ctc): `in` the phoneme head's per-frame logits, `scratch` the
+ * classifier's logits (copied to out[0 … C2−1]), the tile's one row the logadd table and the keyword sequences;
+ * out[C2] the best sequence's log score per phoneme. Not in place. */
+void pqlr_ctc(PQLR_KERNEL_ARGS);
 /* Load every stream layer's initial state (its tiles) into its rows: at boot, after the arena is painted. */
 int pqlr_model_reset(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);
 

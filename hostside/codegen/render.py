@@ -8,7 +8,7 @@ from .. import __version__
 from ..artifact import FORMAT_VERSION, HEADER_SIZE, Artifact
 from ..boards import Board, kind_of
 from ..errors import PqlrError
-from ..graph import ADD_OPS, SCALAR_PARAM_OPS
+from ..graph import SCALAR_PARAM_OPS, SKIP_OPS
 from ..plan.planner import swar_scratch
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
@@ -199,8 +199,8 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
         steps = ([{"tile": ti, "ch_start": t.ch_start, "ch_count": t.ch_count} for ti, t in tiles]
                  if L.op != "stream" else [])          # a stream's tiles are its initial state: read at reset
         steps = steps or [{"tile": -1, "ch_start": 0, "ch_count": L.out_channels}]
-        # an add of two tensors gets the second one where other layers get their scratch
-        aux = (art.tensor_offsets[L.skip] if L.op in ADD_OPS and L.skip >= 0
+        # an add of two tensors, and a ctc, get the second tensor where other layers get their scratch
+        aux = (art.tensor_offsets[L.skip] if L.op in SKIP_OPS and L.skip >= 0
                else art.scratch_offsets[i] if art.scratch_offsets else 0)
         layers.append({
             "index": i, "name": L.name, "op": L.op, "fn": fns[i], "in_shape": "x".join(map(str, L.in_shape)),
@@ -215,7 +215,7 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
             "inplace": int(bool(art.inplace and art.inplace[i])), "ra": L.ra, "rb": L.rb, "m2": L.m2, "s2": L.s2,
             "in2_zp": L.in2_zp, "skip": L.skip, "heads": L.heads, "round_twice": int(L.rounding == "double"),
             "scratch_off": aux,
-            "in_off": art.tensor_offsets[i], "out_off": art.tensor_offsets[i + 1],
+            "in_off": art.tensor_offsets[g.input_of(i)], "out_off": art.tensor_offsets[i + 1],
             "out_bytes": L.out_shape[0] * L.out_shape[1] * L.out_shape[2], "steps": steps})
     resets = []
     for i, L in enumerate(g.layers):

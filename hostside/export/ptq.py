@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..models.ops import float_ops, run_float_ops
-from ..graph import IntGraph, Layer, quantize_multiplier
+from ..graph import CTC_BITS, IntGraph, Layer, ctc_table, quantize_multiplier
 from ..models.dscnn import DSCNN
 
 
@@ -35,9 +35,14 @@ def _requant_params(in_scale: float, w_scale: np.ndarray, out_scale: float) -> t
     return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
 
 
+WAKE_SCORE_ZP = 127          # the ctc output's zero point: log score 0 (score 1) at 127, 2^-CTC_BITS nats a step
+
+
 def quantize_ptq(model: DSCNN, calib: np.ndarray, classes: tuple[str, ...] = (),
-                 frontend: dict | None = None) -> IntGraph:
-    """calib: float features [N, T, F] (e.g. 200 training utterances)."""
+                 frontend: dict | None = None, phonemes: dict | None = None) -> IntGraph:
+    """calib: float features [N, T, F] (e.g. 200 training utterances). phonemes: {"head": the checkpoint's
+    PhonemeHead, "sequences": the wake word's phoneme index sequences} adds the phoneme branch after the classifier
+    (phoneme_branch): the graph's output is then the classifier's logits and the wake word's phoneme score."""
     model = model.eval()
     stages = float_ops(model)
     with torch.no_grad():
@@ -80,5 +85,53 @@ def quantize_ptq(model: DSCNN, calib: np.ndarray, classes: tuple[str, ...] = (),
                             stride=tuple(st.get("stride", (1, 1))), pad=tuple(st.get("pad", (0, 0, 0, 0))),
                             weights=qw, bias=bias, wbits=8))
         shape, scale, zp = out_shape, out_scale, out_zp
+    if phonemes is not None:
+        layers += phoneme_branch(layers, model, calib, phonemes["head"], phonemes["sequences"])
     return IntGraph(input_shape=(T, F, 1), input_scale=in_scale, input_zp=in_zp, layers=layers,
                     classes=tuple(classes), frontend=dict(frontend or {}))
+
+
+def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, sequences) -> list[Layer]:
+    """The layers after the classifier that compute hostside/keyword.py's `phonemes` wake score on the board:
+    the trunk's maps (the global pool's input, read again: src) averaged over frequency (a depthwise 1 × F' conv of
+    ones, the maps' quantisation kept), the phoneme head (a pointwise conv per frame, calibrated on `calib`), and the
+    ctc op (hostside/graph.py), which copies the classifier's logits and appends the score (log domain, units of
+    2^-CTC_BITS nats, zero point WAKE_SCORE_ZP)."""
+    pool = next(i for i, L in enumerate(layers) if L.op == "avgpool")
+    maps_in = layers[pool]
+    (t, f, c), logits = maps_in.in_shape, len(layers)
+    M, s = quantize_multiplier(1.0 / f)
+    framepool = Layer(name="ph_framepool", op="dwconv2d", in_shape=(t, f, c), out_shape=(t, 1, c),
+                      in_zp=maps_in.in_zp, out_zp=maps_in.in_zp, act_min=-128, act_max=127, in_scale=maps_in.in_scale,
+                      out_scale=maps_in.in_scale, multiplier=np.full(c, M, np.int32), shift=np.full(c, s, np.int32),
+                      kernel=(1, f), stride=(1, f), weights=np.ones((c, 1, f), np.int8), bias=np.zeros(c, np.int32),
+                      src=pool)
+    head = head.eval()
+    with torch.no_grad():
+        maps = model.eval().trunk(torch.from_numpy(np.asarray(calib, dtype=np.float32)))
+        z = head.proj(maps.mean(dim=3).transpose(1, 2)).numpy()
+    w = head.proj.weight.detach().numpy()
+    b = head.proj.bias.detach().numpy()
+    out_scale, out_zp = _act_qparams(float(z.min()), float(z.max()))
+    qw, ws = _quant_weights(w)
+    bias = np.clip(np.round(b / (maps_in.in_scale * ws)), -(2**31), 2**31 - 1).astype(np.int32)
+    Mh, sh = _requant_params(maps_in.in_scale, ws, out_scale)
+    v = w.shape[0]
+    proj = Layer(name="ph_head", op="pwconv2d", in_shape=(t, 1, c), out_shape=(t, 1, v), in_zp=maps_in.in_zp,
+                 out_zp=out_zp, act_min=-128, act_max=127, in_scale=maps_in.in_scale, out_scale=out_scale,
+                 multiplier=Mh, shift=sh, weights=qw, bias=bias)
+    cls = layers[-1]
+    row = list(ctc_table())
+    for q in sequences:
+        if not 1 <= len(q) <= 32 or not all(0 < p < v for p in q):
+            raise ValueError(f"keyword sequence {q}: 1–32 phoneme indices in [1, {v - 1}]")
+        row += [len(q), *q]
+    row += [0] * (1 + (-len(row) - 1) % 4)          # the list's end, and whole words (the reader sizes the row by its tile)
+    m2, s2 = quantize_multiplier(out_scale * 2.0**CTC_BITS)
+    Mc, sc = quantize_multiplier(1.0)                  # the score's units are the output's: 2^-CTC_BITS nats
+    ctc = Layer(name="ph_ctc", op="ctc", in_shape=(t, 1, v), out_shape=(1, 1, cls.out_shape[2] + 1), in_zp=out_zp,
+                out_zp=WAKE_SCORE_ZP, act_min=-128, act_max=127, in_scale=out_scale, out_scale=2.0**-CTC_BITS,
+                multiplier=np.array([Mc], np.int32), shift=np.array([sc], np.int32),
+                weights=np.array([row], np.int8), skip=logits, in2_zp=cls.out_zp, in2_scale=cls.out_scale,
+                m2=m2, s2=s2)
+    return [framepool, proj, ctc]

@@ -193,7 +193,7 @@ def conv_overlap(graph: IntGraph, i: int, single_tile: bool, group: list[int], l
     """Whether conv2d layer i may write its output over its input (at conv_lead bytes into the output): not in
     place, all its channels in one tile, and nothing sharing the input's buffer read after it."""
     L = graph.layers[i]
-    return (L.op == "conv2d" and single_tile and may_overwrite(graph, i, group, last)
+    return (L.op == "conv2d" and L.src < 0 and single_tile and may_overwrite(graph, i, group, last)
             and conv_lead(L) < int(np.prod(L.out_shape)))
 
 
@@ -211,11 +211,17 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     - layer norm with all its channels at hand: pixel by pixel (the pixel's sums first, then its channels);
     - attention: not in place; a scratch of 4·(2T + hd) bytes holds one query's int32 exps (T tokens), the
       head's key sums (T) and its hd context sums;
+    - a layer that reads an earlier tensor (a branch: src) never runs in place (that tensor may be read later);
     - everything else (the first conv, fully connected layers) reads its input after writing: not in place;
       a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin);
     - pointwise and int8 conv2d layers of ≥ SWAR_PIXELS pixels get swar_scratch's packed block instead where it
       fits in the arena (upgrade_packed; in place, the packed pixels are consumed before their outputs are written).
     """
+    legal, temp = _inplace_rule(layer, single_tile)
+    return legal and layer.src < 0, temp        # a branch reads an earlier tensor, which others may still need
+
+
+def _inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     h, w, c = layer.in_shape
     if layer.op == "conv2d":
         return False, CONV_PIXEL_BLOCK * layer.kernel[0] * layer.kernel[1] * c

@@ -5,59 +5,90 @@ import math
 
 import numpy as np
 
-from ..graph import ADD_OPS, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, IntGraph, Layer, double_round, requantize
+from ..graph import (CTC_NEG, CTC_TABLE, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, SKIP_OPS, IntGraph, Layer, ctc_sequences,
+                     double_round, requantize)
 from .ibert import i_exp
 
 
 def _padded(x: np.ndarray, layer: Layer) -> np.ndarray:
-    """x − in_zp as int64, zero-padded (padding therefore equals in_zp in the int8 domain)."""
+    """x [N, H, W, C] − in_zp (int32: within ±255), zero-padded (padding therefore equals in_zp in the int8 domain)."""
     t, l, b, r = layer.pad
-    xi = x.astype(np.int64) - layer.in_zp
-    return np.pad(xi, ((t, b), (l, r), (0, 0)))
+    xi = x.astype(np.int32) - np.int32(layer.in_zp)
+    return np.pad(xi, ((0, 0), (t, b), (l, r), (0, 0)))
 
 
+def _imatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of int64 matrices, exactly: in float64 (BLAS) when every partial sum stays below 2^53, which int8
+    operands do for any K below 2^37; otherwise in int64."""
+    bound = a.shape[1] * (int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0)) + 1)
+    if bound < 2**53:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a @ b
+
+
+def _batched(kernel):
+    """A kernel written for a batch [N, H, W, C] that also takes one input [H, W, C] (run_batch's fast path)."""
+    def one_or_many(x: np.ndarray, L: Layer) -> np.ndarray:
+        many = x.ndim == 4
+        y = kernel(x if many else x[None], L)
+        return y if many else y[0]
+    one_or_many.__name__ = one_or_many.__qualname__ = kernel.__name__
+    one_or_many.__doc__ = kernel.__doc__
+    return one_or_many
+
+
+@_batched
 def conv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     xp = _padded(x, L)
     kh, kw = L.kernel
     sh, sw = L.stride
     oh, ow, oc = L.out_shape
-    cols = np.empty((oh, ow, kh, kw, xp.shape[2]), dtype=np.int64)
+    n = len(x)
+    cols = np.empty((n, oh, ow, kh, kw, xp.shape[3]), dtype=np.int64)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, i, j, :] = xp[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
-    acc = cols.reshape(oh * ow, -1) @ L.weights.reshape(oc, -1).astype(np.int64).T + L.bias
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(oh, ow, oc)
+            cols[:, :, :, i, j, :] = xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
+    acc = _imatmul(cols.reshape(n * oh * ow, -1), L.weights.reshape(oc, -1).astype(np.int64).T) + L.bias
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(n, oh, ow, oc)
 
 
+@_batched
 def dwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     xp = _padded(x, L)
     kh, kw = L.kernel
     sh, sw = L.stride
     oh, ow, oc = L.out_shape
-    acc = np.zeros((oh, ow, oc), dtype=np.int64) + L.bias
-    w = L.weights.astype(np.int64)           # [C, kh, kw]
+    # int32 where no sum can leave it (|x − zp| ≤ 255, |w| ≤ 127), int64 otherwise: the same integers either way
+    wide = kh * kw * 255 * 127 + int(np.abs(L.bias).max(initial=0)) >= 2**31
+    kind = np.int64 if wide else np.int32
+    acc = np.zeros((len(x), oh, ow, oc), dtype=kind) + L.bias.astype(kind)
+    w = L.weights.astype(kind)               # [C, kh, kw]
     for i in range(kh):
         for j in range(kw):
-            acc += xp[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :] * w[:, i, j]
+            acc += xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :] * w[:, i, j]
     return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding)
 
 
+@_batched
 def pwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     oh, ow, oc = L.out_shape
-    xi = x.astype(np.int64).reshape(oh * ow, -1) - L.in_zp
-    acc = xi @ L.weights.astype(np.int64).T + L.bias
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(oh, ow, oc)
+    xi = x.astype(np.int64).reshape(len(x) * oh * ow, -1) - L.in_zp
+    acc = _imatmul(xi, L.weights.astype(np.int64).T) + L.bias
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(len(x), oh, ow, oc)
 
 
+@_batched
 def avgpool(x: np.ndarray, L: Layer) -> np.ndarray:
-    acc = (x.astype(np.int64) - L.in_zp).sum(axis=(0, 1))
-    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max, L.rounding).reshape(L.out_shape)
+    acc = (x.astype(np.int64) - L.in_zp).sum(axis=(1, 2))
+    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max,
+                      L.rounding).reshape(len(x), *L.out_shape)
 
 
+@_batched
 def fc(x: np.ndarray, L: Layer) -> np.ndarray:
-    xi = x.astype(np.int64).reshape(-1) - L.in_zp
-    acc = L.weights.astype(np.int64) @ xi + L.bias
-    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(L.out_shape)
+    xi = x.astype(np.int64).reshape(len(x), -1) - L.in_zp
+    acc = _imatmul(xi, L.weights.astype(np.int64).T) + L.bias
+    return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(len(x), *L.out_shape)
 
 
 def reshape(x: np.ndarray, L: Layer) -> np.ndarray:
@@ -149,6 +180,53 @@ def softmax(x: np.ndarray, L: Layer) -> np.ndarray:
     return tfl_softmax(x, int(L.multiplier[0]), int(L.shift[0]), L.m2).reshape(L.out_shape)
 
 
+def _logadd(a: np.ndarray, b: np.ndarray, table: np.ndarray) -> np.ndarray:
+    return np.maximum(a, b) + table[np.minimum(np.abs(a - b), CTC_TABLE - 1)]
+
+
+def ctc_log_scores(z: np.ndarray, L: Layer) -> np.ndarray:
+    """z [N, T, V + 1] int8 logits → [N] the best keyword sequence's trunc(log P / length), in units of 2^−CTC_BITS
+    nats (the ctc op of hostside/graph.py, vectorised over N and the states)."""
+    table = np.asarray(L.weights).reshape(-1)[:CTC_TABLE].astype(np.int64)      # the row's table (ctc_table())
+    z = np.asarray(z, np.int64)
+    r = ((z - z.max(axis=2, keepdims=True)) * np.int64(L.m2) + (np.int64(1) << (L.s2 - 1))) >> L.s2
+    lse = r[:, :, 0]
+    for v in range(1, r.shape[2]):
+        lse = _logadd(lse, r[:, :, v], table)
+    lp = r - lse[:, :, None]                                     # [N, T, V + 1]
+    n, t = lp.shape[:2]
+    best = np.full(n, np.iinfo(np.int64).min)
+    for seq in ctc_sequences(L):
+        ext = [0]
+        for p in seq:
+            ext += [p, 0]
+        states = len(ext)
+        skip = np.array([i >= 2 and ext[i] != 0 and ext[i] != ext[i - 2] for i in range(states)])
+        emit = lp[:, :, ext]                                     # [N, T, S]
+        alpha = np.full((n, states), CTC_NEG, np.int64)
+        alpha[:, :2] = emit[:, 0, :2]
+        for f in range(1, t):
+            new = alpha.copy()
+            new[:, 1:] = _logadd(new[:, 1:], alpha[:, :-1], table)
+            two = _logadd(new[:, 2:], alpha[:, :-2], table)
+            new[:, 2:] = np.where(skip[2:], two, new[:, 2:])
+            alpha = new + emit[:, f]
+        log_p = _logadd(alpha[:, -1], alpha[:, -2], table)
+        score = np.where(log_p < 0, -((-log_p) // len(seq)), log_p // len(seq))      # C's `/`: toward zero
+        best = np.maximum(best, score)
+    return best
+
+
+def ctc(x: np.ndarray, L: Layer, other: np.ndarray | None = None) -> np.ndarray:
+    """One input [T, 1, V + 1] (other: [1, 1, C2]) or a batch [N, T, 1, V + 1] (other [N, 1, 1, C2])."""
+    h, w, v = L.in_shape
+    n = x.size // (h * w * v)
+    score = ctc_log_scores(x.reshape(n, h * w, v), L)
+    wake = requantize(score, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max, L.rounding)
+    y = np.concatenate([other.reshape(n, -1), wake[:, None]], axis=1)
+    return y.reshape(L.out_shape) if x.ndim == 3 else y.reshape(n, *L.out_shape)
+
+
 def stream(x: np.ndarray, L: Layer, state: np.ndarray | None = None) -> np.ndarray:
     """state ‖ x along H; `state` None: the layer's initial state (its constant rows)."""
     s_rows = L.out_shape[0] - L.in_shape[0]
@@ -164,7 +242,7 @@ def initial_state(L: Layer) -> np.ndarray:
 
 KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpool": avgpool, "fc": fc,
            "add": add, "layernorm": layernorm, "attention": attention, "gelu": gelu, "reshape": reshape, "lut": lut, "stream": stream,
-           "meanpool": meanpool, "softmax": softmax, "maxpool": maxpool, "qadd": qadd}
+           "meanpool": meanpool, "softmax": softmax, "maxpool": maxpool, "qadd": qadd, "ctc": ctc}
 
 
 def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None = None):
@@ -176,21 +254,40 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None =
         raise ValueError(f"input must be int8 {graph.input_shape}, got {x.dtype} {x.shape}")
     tensors = [x]
     for i, L in enumerate(graph.layers):
-        if L.op in ADD_OPS:
-            tensors.append(KERNELS[L.op](tensors[-1], L, tensors[L.skip] if L.skip >= 0 else None))
+        x = tensors[graph.input_of(i)]
+        if L.op in SKIP_OPS:
+            tensors.append(KERNELS[L.op](x, L, tensors[L.skip] if L.skip >= 0 else None))
         elif L.op == "stream":
-            y = stream(tensors[-1], L, None if state is None else state.get(i))
+            y = stream(x, L, None if state is None else state.get(i))
             if state is not None:
                 state[i] = y[y.shape[0] - (L.out_shape[0] - L.in_shape[0]):].copy()
             tensors.append(y)
         else:
-            tensors.append(KERNELS[L.op](tensors[-1], L))
+            tensors.append(KERNELS[L.op](x, L))
     out = tensors[-1].reshape(-1)
     return (out, tensors) if dump else out
 
 
-def run_batch(graph: IntGraph, xs: np.ndarray) -> np.ndarray:
-    return np.stack([run(graph, x) for x in xs])
+BATCH_OPS = ("conv2d", "dwconv2d", "pwconv2d", "avgpool", "fc", "ctc")    # kernels that take a batch too
+
+
+def run_batch(graph: IntGraph, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Outputs [N, out] of independent inputs [N, H, W, C]. A graph of BATCH_OPS only (the DS-CNNs, with or
+    without the phoneme branch) runs `chunk` inputs through each layer at once (the same kernels, the same
+    integers); the others run input by input."""
+    xs = np.asarray(xs)
+    if not all(L.op in BATCH_OPS for L in graph.layers) or len(xs) == 0:
+        return np.stack([run(graph, x) for x in xs]) if len(xs) else np.zeros((0, 0), np.int8)
+    if xs.dtype != np.int8 or xs.shape[1:] != tuple(graph.input_shape):
+        raise ValueError(f"inputs must be int8 [N, {graph.input_shape}], got {xs.dtype} {xs.shape}")
+    out = []
+    for k in range(0, len(xs), chunk):
+        tensors = [xs[k: k + chunk]]
+        for i, L in enumerate(graph.layers):
+            x = tensors[graph.input_of(i)]
+            tensors.append(ctc(x, L, tensors[L.skip]) if L.op == "ctc" else KERNELS[L.op](x, L))
+        out.append(tensors[-1].reshape(len(tensors[0]), -1))
+    return np.concatenate(out)
 
 
 class Streamer:

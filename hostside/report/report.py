@@ -106,8 +106,9 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
         current = {"value": None, "provenance": None, "reason": reason}
 
     n = len(outs)
-    fw_pred = outs.argmax(1) if n else np.zeros(0, int)
-    ref_pred = ref.argmax(1) if len(ref) else np.zeros(0, int)
+    k = g.class_outputs                       # a phoneme-scored model's last output is its wake score, not a class
+    fw_pred = outs[:, :k].argmax(1) if n else np.zeros(0, int)
+    ref_pred = ref[:, :k].argmax(1) if len(ref) else np.zeros(0, int)
     layers = []
     for i, L in enumerate(g.layers):
         li = [r[i] for r in res.layer_instret if len(r) > i]

@@ -1,0 +1,277 @@
+"""The wake word's phoneme score on the device path: the PTQ export's phoneme branch (the trunk's maps read again
+after the classifier, src), the ctc op's fixed point against torch's CTC, model.bin's new fields and their checks,
+the planner keeping the branch's tensors alive, and the firmware's kernel bit for bit with the reference (host
+build with both kernel sets; QEMU's RV32IMAC board)."""
+import dataclasses
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hostside.artifact import LAYER_FIELDS, LAYER_FMT, LAYER_OFFSETS, LAYER_SIZE, read_model_bin, write_model_bin
+from hostside.boards import load_board
+from hostside.errors import ArtifactError
+from hostside.export.ptq import WAKE_SCORE_ZP, quantize_ptq
+from hostside.graph import CTC_BITS, CTC_MAX_STATES, CTC_NEG, CTC_TABLE, ctc_sequences, ctc_table
+from hostside.keyword import ctc_window_score
+from hostside.plan import make_plan
+from hostside.reference import run, run_batch
+from hostside.reference.interpreter import ctc_log_scores
+from hostside.train import PhonemeHead
+
+from conftest import random_graph, run_firmware
+from test_properties import _fix_checksums
+
+SEQS = [(3, 1, 4, 2), (3, 1, 1, 4), (5,)]        # a repeated phoneme (1, 1: CTC needs a blank between) and a short one
+
+
+def phoneme_graph(seed: int = 0, sequences=SEQS, vocab: int = 6, n: int = 24, gain: float = 100.0):
+    """A random DS-CNN quantised by the real PTQ path with a random phoneme head: (graph, plain graph, calib)."""
+    m, plain, calib = random_graph(seed, input_shape=(20, 12), channels=9, blocks=2, stem_kernel=(4, 3),
+                                   stem_stride=(2, 2), calib_n=n)
+    torch.manual_seed(seed)
+    head = PhonemeHead(9, vocab)
+    with torch.no_grad():
+        head.proj.weight.mul_(gain)                # a random trunk's maps vary little: the head magnifies them
+    g = quantize_ptq(m, calib, plain.classes, None, {"head": head, "sequences": sequences})
+    return g, plain, calib
+
+
+def ctc_graph(seed: int, frames: int = 12, vocab: int = 6, sequences=SEQS, scale: float = 0.08):
+    """The ctc op alone on random int8 logits (frames × 1 × vocab + blank); its second operand is the input itself
+    (copied before the score). Returns (graph, inputs): 64 inputs, each frame peaked on one class: in half of them
+    the frames spell one of the sequences (blanks between, a few frames changed at random), in the rest at random."""
+    from hostside.graph import IntGraph, Layer, quantize_multiplier
+    rng = np.random.default_rng(seed)
+    v = vocab + 1
+    row = list(ctc_table()) + [x for q in sequences for x in (len(q), *q)]
+    row += [0] * (1 + (-len(row) - 1) % 4)
+    m2, s2 = quantize_multiplier(scale * 2**CTC_BITS)
+    L = Layer("ctc", "ctc", (frames, 1, v), (1, 1, frames * v + 1), -3, WAKE_SCORE_ZP, -128, 127, scale,
+              2.0**-CTC_BITS, np.array([1 << 30], np.int32), np.array([30], np.int32),
+              weights=np.array([row], np.int8), skip=0, in2_zp=-3, in2_scale=scale, m2=m2, s2=s2)
+    g = IntGraph(input_shape=(frames, 1, v), input_scale=scale, input_zp=-3, layers=[L])
+    x = rng.integers(-128, 40, size=(64, frames, 1, v))
+    peak = rng.integers(0, v, size=(64, frames))
+    for k in range(0, 64, 2):
+        q = sequences[k // 2 % len(sequences)]
+        if 2 * len(q) + 1 <= frames:
+            cuts = np.sort(rng.choice(np.arange(1, frames), size=2 * len(q), replace=False))
+            path = np.repeat([0, *[x for p in q for x in (p, 0)]], np.diff([0, *cuts, frames]))
+            noisy = rng.random(frames) < 0.15
+            peak[k] = np.where(noisy, peak[k], path)
+    np.put_along_axis(x, peak[:, :, None, None], rng.integers(40, 128, size=(64, frames, 1, 1)), axis=3)
+    return g, x.astype(np.int8)
+
+
+def test_branch_keeps_the_classifier_and_appends_the_score():
+    g, plain, calib = phoneme_graph(1)
+    assert [L.op for L in g.layers[-3:]] == ["dwconv2d", "pwconv2d", "ctc"]
+    pool = next(i for i, L in enumerate(g.layers) if L.op == "avgpool")
+    assert g.layers[-3].src == pool and g.layers[-1].skip == len(plain.layers)
+    xs = np.stack([g.quantize_input(f) for f in calib])
+    out, want = run_batch(g, xs), run_batch(plain, xs)
+    assert out.shape[1] == want.shape[1] + 1 and np.array_equal(out[:, :-1], want)    # the classifier unchanged
+    assert len(np.unique(out[:, -1])) > 3                                              # the score varies
+
+
+def test_ctc_fixed_point_follows_torch_ctc():
+    """The op's integer score on random peaked int8 logits against torch's CTC on the same logits dequantised
+    (keyword.ctc_window_score, the fp32 detector's score): for every sequence alone, on every input it can align to,
+    within 2^-CTC_BITS nats per frame (the rounding of each frame's normaliser), per phoneme; the op's output is the
+    best sequence's."""
+    g, xs = ctc_graph(2)
+    L = g.layers[-1]
+    z = xs.reshape(len(xs), L.in_shape[0], L.in_shape[2])
+    lp = torch.log_softmax(torch.from_numpy((z.astype(np.float64) - L.in_zp) * L.in_scale), dim=2).transpose(0, 1)
+    per = []
+    for q in SEQS:
+        row = list(ctc_table()) + [len(q), *q, 0]
+        one = dataclasses.replace(L, weights=np.array([row + [0] * (-len(row) % 4)], np.int8))
+        got = ctc_log_scores(z, one)
+        want = torch.log(ctc_window_score(lp, q)).numpy()
+        reachable = want > -30
+        bound = L.in_shape[0] / 2.0**CTC_BITS / len(q)        # one unit of the log domain per frame, per phoneme
+        assert reachable.sum() >= 8 and np.abs(got / 2.0**CTC_BITS - want)[reachable].max() < bound, q
+        per.append(got)
+    out = run_batch(g, xs)
+    assert np.array_equal(out[:, :-1], xs.reshape(len(xs), -1))                          # the second operand, copied
+    assert np.array_equal(out[:, -1].astype(np.int64), np.clip(np.max(per, axis=0) + WAKE_SCORE_ZP, -128, 127))
+    assert len(np.unique(out[:, -1])) > 10
+
+
+def test_ctc_rules():
+    """Hand-made logits: a frame sequence that spells the phrase scores near 0 nats; the phrase out of order, or too
+    few frames for a repeated phoneme and its blank, score far lower."""
+    from hostside.graph import Layer, quantize_multiplier
+    m2, s2 = quantize_multiplier(0.5 * 2**CTC_BITS)
+    row = list(ctc_table()) + [3, 1, 1, 2, 0]
+    row += [0] * (-len(row) % 4)
+    L = Layer("c", "ctc", (4, 1, 3), (1, 1, 2), 0, WAKE_SCORE_ZP, -128, 127, 0.5, 2.0**-CTC_BITS,
+              np.array([1 << 30], np.int32), np.array([30], np.int32), weights=np.array([row], np.int8), m2=m2, s2=s2)
+    assert ctc_sequences(L) == [(1, 1, 2)]
+
+    def frames(*ids):
+        z = np.full((1, len(ids), 3), -100, np.int64)
+        for t, i in enumerate(ids):
+            z[0, t, i] = 100
+        return z
+    good = ctc_log_scores(frames(1, 0, 1, 2), L)[0]
+    assert -2**CTC_BITS * 0.01 < good <= 0
+    assert ctc_log_scores(frames(2, 0, 1, 1), L)[0] < -2**CTC_BITS * 10               # out of order
+    short = dataclasses.replace(L, in_shape=(3, 1, 3))
+    assert ctc_log_scores(frames(1, 1, 2), short)[0] < CTC_NEG // 4                     # 1 1 needs a blank between
+
+
+def test_plan_keeps_the_maps_for_the_branch(tmp_path):
+    """The global pool may not overwrite the trunk's maps (the branch reads them after it), nor the classifier's
+    logits be overwritten before the ctc copies them; the branch's first layer is never in place; model.bin
+    round-trips the graph."""
+    g, _, calib = phoneme_graph(3)
+    plan = make_plan(g, load_board("rv32-virt"))
+    pool = next(i for i, L in enumerate(g.layers) if L.op == "avgpool")
+    last = g.last_use()
+    assert last[pool] == len(g.layers) - 3 and last[len(g.layers) - 3] == len(g.layers) - 1
+    assert not plan.inplace[pool] and not plan.inplace[-3] and not plan.inplace[-1]
+    art = write_model_bin(tmp_path / "m.bin", g, plan)
+    xs = np.stack([g.quantize_input(f) for f in calib[:6]])
+    assert np.array_equal(run_batch(art.graph, xs), run_batch(g, xs))
+    assert art.graph.layers[-3].src == pool and art.graph.layers[-1].skip == g.layers[-1].skip
+
+
+def _entry(b: bytearray, i: int) -> int:
+    return struct.unpack_from("<I", b, 52)[0] + i * LAYER_SIZE
+
+
+@pytest.mark.parametrize("what", ["src_forward", "src_elsewhere", "table", "phoneme", "unended"])
+def test_reader_refuses_a_bad_branch(tmp_path, what):
+    """With valid checksums, model.bin's reader refuses a branch that reads a later tensor or reads it where it does
+    not live, a changed logadd table, a phoneme outside the head's vocabulary and a sequence list without its end."""
+    g, _, _ = phoneme_graph(4)
+    art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, load_board("rv32-virt"), mode="xip"))
+    b = bytearray((tmp_path / "m.bin").read_bytes())
+    n = len(g.layers)
+    e = _entry(b, n - 3)
+    tile = art.tiles[-1]
+    row = art.weights_offset + tile.offset + 12               # one row: 4 + 4 + 1 (pad to 4) bytes of parameters
+    if what == "src_forward":
+        struct.pack_into("<h", b, e + LAYER_OFFSETS["src"], n - 2)
+        match = "not an earlier"
+    elif what == "src_elsewhere":
+        src = g.layers[n - 3].src
+        size = int(np.prod(g.layers[n - 3].in_shape))
+        struct.pack_into("<I", b, e + LAYER_OFFSETS["t_in"], next(o for o in range(0, art.arena_bytes - size + 1, 4)
+                                                                 if o != art.tensor_offsets[src]))
+        match = "lives at"
+    elif what == "table":
+        b[row + 5] += 1
+        match = "logadd table"
+    elif what == "phoneme":
+        b[row + CTC_TABLE + 1] = g.layers[-1].in_shape[2]
+        match = "phonemes in"
+    else:
+        b[row + CTC_TABLE: row + tile.size - 12] = bytes([1, 2]) * ((tile.size - 12 - CTC_TABLE) // 2)
+        match = "malformed keyword sequences"
+    if what in ("table", "phoneme", "unended"):               # the tile's own CRC too
+        import zlib
+        tt = struct.unpack_from("<I", b, 60)[0] + (len(art.tiles) - 1) * 20
+        struct.pack_into("<I", b, tt + 16, zlib.crc32(bytes(b[art.weights_offset + tile.offset:
+                                                               art.weights_offset + tile.offset + tile.size])))
+    with pytest.raises(ArtifactError, match=match):
+        read_model_bin(_fix_checksums(b))
+
+
+def test_export_refuses_a_sequence_the_device_cannot_hold():
+    m, plain, calib = random_graph(5, input_shape=(20, 12), channels=9, blocks=2, stem_kernel=(4, 3),
+                                   stem_stride=(2, 2))
+    with pytest.raises(ValueError, match="1–32 phoneme"):
+        quantize_ptq(m, calib, plain.classes, None, {"head": PhonemeHead(9, 4), "sequences": [(1, 7)]})
+    with pytest.raises(ValueError, match="1–32 phoneme"):
+        quantize_ptq(m, calib, plain.classes, None, {"head": PhonemeHead(9, 4), "sequences": [(1,) * 33]})
+
+
+def test_firmware_constants_match_the_specification():
+    h = (Path(__file__).resolve().parents[1] / "firmware_templates/core/pqlr.h").read_text()
+    consts = dict(re.findall(r"#define (PQLR_CTC_\w+) \(?([-\d() <]+?)\)?\s+/\*", h))
+    assert int(consts["PQLR_CTC_TABLE"]) == CTC_TABLE
+    assert int(consts["PQLR_CTC_MAX_STATES"]) == CTC_MAX_STATES
+    assert eval(consts["PQLR_CTC_NEG"]) == CTC_NEG
+    assert "PQLR_OP_CTC = 17" in h and "src" in LAYER_FIELDS and struct.calcsize(LAYER_FMT) == LAYER_SIZE
+
+
+@pytest.mark.parametrize("kernels", ["ref", "rv32"])
+@pytest.mark.parametrize("which", ["branch", "ctc"])
+def test_host_firmware_bit_exact(tmp_path, kernels, which):
+    """Both kernel sets, built for the host, against the reference on every input (and layer by layer where
+    they differ): the phoneme branch in a tiled plan with small tiles, and the ctc op alone on random logits."""
+    if which == "branch":
+        g, _, calib = phoneme_graph(6)
+        xs = np.stack([g.quantize_input(f) for f in calib[:12]])
+    else:
+        g, xs = ctc_graph(8, frames=30, vocab=9, sequences=[(1, 2, 3, 4, 5), (9, 9, 9), (2,) * 32])
+    board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=1024)
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    res = run_firmware(art, board, g, xs, tmp_path, kernels=kernels, timeout=30)
+    assert res.first_mismatch is None
+    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+
+
+@pytest.mark.emulator
+def test_qemu_phoneme_score_bit_exact(tmp_path):
+    """The DS-CNN with its phoneme branch on the emulated RV32IMAC board (UART on a pty read with pyserial), tuned
+    kernels, the ESP32-C6's budgets: outputs equal to the reference, the wake score included."""
+    g, _, calib = phoneme_graph(7)
+    board = load_board("rv32-virt")
+    art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
+    xs = np.stack([g.quantize_input(f) for f in calib[:8]])
+    res = run_firmware(art, board, g, xs, tmp_path)
+    assert res.first_mismatch is None
+    assert np.array_equal(np.array(res.outputs, dtype=np.int64), run_batch(g, xs).astype(np.int64))
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng (make deps)")
+def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_path, capsys):
+    """`pqlr export --score phonemes` on a student trained with the phoneme loss writes the branch, whose integer
+    phoneme logits follow the fp32 head's and whose score follows the fp32 score (in the log domain, down to the
+    output's floor: this tiny student hardly knows the phonemes); `pqlr eval --checkpoint model.bin` runs the
+    integer model (the board's numbers) and its detector reads the integer phoneme score. A checkpoint without the
+    head, and --score phonemes on a classifier-only model.bin, are refused with what to do."""
+    import json
+    from hostside import api
+    from hostside.cli import main
+    from hostside.errors import PqlrError
+    from hostside.keyword import GraphPredictor, PhonemeScorer
+    from hostside.train import load_checkpoint
+    corpus = trained_pipeline["corpus"]
+    ck = api.train(corpus, tmp_path / "c.pt", phoneme_ctc=0.5, epochs=3, seed=7, channels=8, blocks=1,
+                   progress=False)["checkpoint"]
+    assert main(["export", "--checkpoint", str(ck), "--corpus", str(corpus), "--board", "esp32c6", "--out",
+                 str(tmp_path / "ph.bin"), "--calib", "40", "--score", "phonemes"]) == 0
+    assert "wake score: phonemes" in capsys.readouterr().out
+    art = read_model_bin(tmp_path / "ph.bin")
+    assert art.graph.output_layer.op == "ctc" and art.graph.class_outputs == 3
+    net, c = load_checkpoint(ck)
+    fe = json.loads((tmp_path / "ph.json").read_text())["frontend"]
+    _, x, _ = api.load_features(corpus, "val", fe)
+    scorer = PhonemeScorer(c, "phonemes")
+    with torch.no_grad():
+        z = scorer.head.proj(net.trunk(torch.from_numpy(x[:8])).mean(dim=3).transpose(1, 2)).numpy()   # [N, T, V+1]
+    head = art.graph.layers[-2]
+    zq = np.stack([run(art.graph, art.graph.quantize_input(f), dump=True)[1][-2].reshape(z.shape[1:]) for f in x[:8]])
+    assert np.corrcoef(z.ravel(), (zq.ravel() - head.out_zp) * head.out_scale)[0, 1] > 0.97
+    got = GraphPredictor(art.graph)(None, x)
+    want = scorer(net, x)
+    floor = -255 / 2**CTC_BITS                              # the int8 score's lowest step (log score per phoneme)
+    assert np.abs(np.log(got[:, 0]) - np.clip(np.log(want[:, 0]), floor, 0)).max() < 0.1
+    assert (got[:, 1:].argmax(1) == want[:, 1:].argmax(1)).mean() > 0.9
+    assert main(["eval", "--checkpoint", str(tmp_path / "ph.bin"), "--corpus", str(corpus), "--out",
+                 str(tmp_path / "ev")]) == 0
+    ev = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert ev["wakeword"]["score"] == "phonemes (int8)" and ev["splits"]["val"]["n"] == len(x)
+    with pytest.raises(PqlrError, match="retrain with --phoneme-ctc"):
+        api.export(trained_pipeline["root"] / "m.pt", corpus, "esp32c6", tmp_path / "x.bin", score="phonemes")
+    with pytest.raises(PqlrError, match="the one it computes"):
+        api.evaluate(trained_pipeline["model_bin"], corpus, tmp_path / "x", score="phonemes")
