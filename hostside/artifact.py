@@ -307,8 +307,10 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: output shape {out_shape} inconsistent with input, kernel, stride, padding")
         elif op == "pwconv2d" and out_shape[:2] != in_shape[:2]:
             _fail(f"layer {li}: pointwise conv changes the spatial shape")
-        elif op in ("avgpool", "meanpool") and out_shape != (1, 1, in_shape[2]):
+        elif op == "meanpool" and out_shape != (1, 1, in_shape[2]):
             _fail(f"layer {li}: average pool output must be 1×1×C")
+        elif op == "avgpool" and (out_shape[2] != in_shape[2] or in_shape[0] % out_shape[0] or in_shape[1] % out_shape[1]):
+            _fail(f"layer {li}: average pool {in_shape} → {out_shape} is not whole windows of the same channels")
         elif op == "softmax" and (out_shape != in_shape or not 1 <= S <= 31 or M <= 0 or m2 > 0
                                   or in_shape[2] > 256):
             _fail(f"layer {li}: softmax must keep its shape, with a multiplier > 0, a left shift in [1, 31], "

@@ -33,6 +33,9 @@ H·W pixels (tokens) of C channels. The transformer ops, integer only in the sty
 - gelu: y = table[x + 128]; the 256 entries are the I-BERT integer GELU (hostside/reference/ibert.py) of
   every int8 input followed by the requant rule, computed at export time (weights [1][256]).
 - lut: the same table lookup for any int8 → int8 function (an imported model's LOGISTIC: hostside/importer).
+- avgpool: the sum of each window of (H/oh) × (W/ow) pixels (oh × ow the output's pixels: 1 × 1 is the global pool;
+  the phoneme branch's (T', F') → (T', 1) is one window per time frame), Σ (x − in_zp) requantised with the layer's
+  M, s per output pixel and channel (the kernel fields are not read).
 - meanpool: TFLite's AVERAGE_POOL_2D over the whole map, input and output sharing one quantisation: per channel
   q = Σ x (raw int8) divided by the pixel count, rounded half away from zero, clamped (hostside/reference/tflite_ops).
 - softmax: TFLite's int8 SOFTMAX over the channels of each pixel (gemmlowp fixed point; tflite_ops.softmax):
@@ -44,7 +47,8 @@ H·W pixels (tokens) of C channels. The transformer ops, integer only in the sty
   double_round(·, ra, m2) and double_round(·, rb, s2), the sum by double_round(·, M, s), + out_zp, clamped.
 
 Branches: a layer reads t_i unless its `src` names an earlier tensor (src ≥ 0): the wake word's phoneme branch reads
-the trunk's maps again after the classifier has pooled them. A layer that reads t_src never runs in place.
+the trunk's maps again after the classifier has pooled them (an avgpool per time frame, a pointwise head, ctc). A
+layer that reads t_src never runs in place.
 - ctc: the wake word's phonemes in order, scored on the phoneme head's per-frame logits (T, 1, V + 1; blank 0) in a
   fixed-point log domain (units of 2^−CTC_BITS nats), as hostside/keyword.py's `phonemes` score does in float:
   per frame, r_v = requant(x_v − max_v x, m2, s2) (no clamp) and lse = logadd(… logadd(r_0, r_1) …, r_V) in

@@ -69,7 +69,7 @@ def ctc_graph(seed: int, frames: int = 12, vocab: int = 6, sequences=SEQS, scale
 
 def test_branch_keeps_the_classifier_and_appends_the_score():
     g, plain, calib = phoneme_graph(1)
-    assert [L.op for L in g.layers[-3:]] == ["dwconv2d", "pwconv2d", "ctc"]
+    assert [L.op for L in g.layers[-3:]] == ["avgpool", "pwconv2d", "ctc"] and g.layers[-3].out_shape[1] == 1
     pool = next(i for i, L in enumerate(g.layers) if L.op == "avgpool")
     assert g.layers[-3].src == pool and g.layers[-1].skip == len(plain.layers)
     xs = np.stack([g.quantize_input(f) for f in calib])
@@ -202,14 +202,45 @@ def test_firmware_constants_match_the_specification():
     assert "PQLR_OP_CTC = 17" in h and "src" in LAYER_FIELDS and struct.calcsize(LAYER_FMT) == LAYER_SIZE
 
 
+def pool_graph(seed: int):
+    """An average pool over windows (12 × 6 × 5 → 4 × 3 × 5, windows of 3 × 2) and the global pool after it."""
+    from hostside.graph import IntGraph, Layer, quantize_multiplier
+    m, s = quantize_multiplier(1 / 6)
+    mg, sg = quantize_multiplier(1 / 12)
+    layers = [Layer("win", "avgpool", (12, 6, 5), (4, 3, 5), 3, -2, -128, 127, 0.1, 0.1, np.array([m], np.int32),
+                    np.array([s], np.int32)),
+              Layer("glob", "avgpool", (4, 3, 5), (1, 1, 5), -2, 1, -128, 127, 0.1, 0.1, np.array([mg], np.int32),
+                    np.array([sg], np.int32))]
+    g = IntGraph(input_shape=(12, 6, 5), input_scale=0.1, input_zp=3, layers=layers)
+    return g, np.random.default_rng(seed).integers(-128, 128, size=(16, 12, 6, 5)).astype(np.int8)
+
+
+def test_windowed_average_pool():
+    """Each 3 × 2 window summed (the graph's requantisation rule after it), window by window; in place is legal."""
+    from hostside.graph import requantize
+    g, xs = pool_graph(0)
+    L = g.layers[0]
+    sums = np.zeros((16, 4, 3, 5), np.int64)
+    for oy in range(4):
+        for ox in range(3):
+            sums[:, oy, ox] = (xs[:, 3 * oy: 3 * oy + 3, 2 * ox: 2 * ox + 2].astype(np.int64) - 3).sum(axis=(1, 2))
+    want = requantize(sums, L.multiplier[0], L.shift[0], -2, -128, 127)
+    assert np.array_equal(run_batch(dataclasses.replace(g, layers=g.layers[:1]), xs), want.reshape(16, -1))
+    plan = make_plan(g, load_board("rv32-virt"))
+    assert plan.inplace[0]                                   # window by window, channel by channel: in place is safe
+
+
 @pytest.mark.parametrize("kernels", ["ref", "rv32"])
-@pytest.mark.parametrize("which", ["branch", "ctc"])
+@pytest.mark.parametrize("which", ["branch", "ctc", "pool"])
 def test_host_firmware_bit_exact(tmp_path, kernels, which):
     """Both kernel sets, built for the host, against the reference on every input (and layer by layer where
-    they differ): the phoneme branch in a tiled plan with small tiles, and the ctc op alone on random logits."""
+    they differ): the phoneme branch in a tiled plan with small tiles, the ctc op alone on random logits, and an
+    average pool over windows run in place."""
     if which == "branch":
         g, _, calib = phoneme_graph(6)
         xs = np.stack([g.quantize_input(f) for f in calib[:12]])
+    elif which == "pool":
+        g, xs = pool_graph(1)
     else:
         g, xs = ctc_graph(8, frames=30, vocab=9, sequences=[(1, 2, 3, 4, 5), (9, 9, 9), (2,) * 32])
     board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=1024)

@@ -119,6 +119,7 @@ void pqlr_avgpool(PQLR_KERNEL_ARGS) {
     /* channel by channel: out[c] overwrites input pixel 0 channel c, which only channel c reads */
     (void)tile;
     (void)scratch;
+    if (L->out_h * L->out_w > 1) { pqlr_avgpool_windows(L, c0, n, in, out); return; }
     const int P = L->in_h * L->in_w;
     for (int c = c0; c < c0 + n; c++) {
         int32_t acc = 0;

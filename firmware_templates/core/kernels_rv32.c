@@ -51,6 +51,7 @@ void pqlr_avgpool(PQLR_KERNEL_ARGS) {
     /* channel by channel: out[c] overwrites input pixel 0 channel c, which only channel c reads */
     (void)tile;
     (void)scratch;
+    if (L->out_h * L->out_w > 1) { pqlr_avgpool_windows(L, c0, n, in, out); return; }
     const int P = L->in_h * L->in_w, C = L->in_c;
     pqlr_out_t o = out_of(L);
     int c = c0;

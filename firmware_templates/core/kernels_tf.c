@@ -362,6 +362,20 @@ void pqlr_maxpool(PQLR_KERNEL_ARGS) {
             }
 }
 
+void pqlr_avgpool_windows(const pqlr_layer_t *L, int c0, int n, const int8_t *in, int8_t *out) {
+    const int C = L->in_c, W = L->in_w, kh = L->in_h / L->out_h, kw = L->in_w / L->out_w;
+    const int32_t zp = L->in_zp, m = L->multiplier, s = L->shift;
+    for (int oy = 0; oy < L->out_h; oy++)
+        for (int ox = 0; ox < L->out_w; ox++)
+            for (int c = c0; c < c0 + n; c++) {
+                int32_t acc = 0;
+                for (int y = oy * kh; y < (oy + 1) * kh; y++)
+                    for (int x = ox * kw; x < (ox + 1) * kw; x++)
+                        acc += (int32_t)in[(y * W + x) * C + c] - zp;
+                out[(oy * L->out_w + ox) * C + c] = pqlr_requant(acc, m, s, L->out_zp, L->act_min, L->act_max);
+            }
+}
+
 /* logadd(a, b) = max(a, b) + table[min(|a − b|, CTC_TABLE − 1)]: ln(e^a + e^b) in units of 2^-CTC_BITS nats */
 static inline int32_t ctc_logadd(int32_t a, int32_t b, const int8_t *table) {
     int32_t m = a > b ? a : b, d = a > b ? a - b : b - a;

@@ -75,6 +75,9 @@ void pqlr_conv2d(PQLR_KERNEL_ARGS);
 void pqlr_dwconv2d(PQLR_KERNEL_ARGS);
 void pqlr_pwconv2d(PQLR_KERNEL_ARGS);
 void pqlr_avgpool(PQLR_KERNEL_ARGS);
+/* An average pool over windows (out_h × out_w > 1; kernels_tf.c, for both kernel sets): output pixel by pixel, each
+ * channel's window summed before it is written, so in place is safe (a window's pixels come at or after its own). */
+void pqlr_avgpool_windows(const pqlr_layer_t *L, int c0, int n, const int8_t *in, int8_t *out);
 void pqlr_fc(PQLR_KERNEL_ARGS);
 /* transformer ops (kernels_tf.c, shared by both kernel sets) */
 void pqlr_add(PQLR_KERNEL_ARGS);

@@ -93,19 +93,18 @@ def quantize_ptq(model: DSCNN, calib: np.ndarray, classes: tuple[str, ...] = (),
 
 def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, sequences) -> list[Layer]:
     """The layers after the classifier that compute hostside/keyword.py's `phonemes` wake score on the board:
-    the trunk's maps (the global pool's input, read again: src) averaged over frequency (a depthwise 1 × F' conv of
-    ones, the maps' quantisation kept), the phoneme head (a pointwise conv per frame, calibrated on `calib`), and the
+    the trunk's maps (the global pool's input, read again: src) averaged over frequency (an average pool per time
+    frame, the maps' quantisation kept), the phoneme head (a pointwise conv per frame, calibrated on `calib`), and the
     ctc op (hostside/graph.py), which copies the classifier's logits and appends the score (log domain, units of
     2^-CTC_BITS nats, zero point WAKE_SCORE_ZP)."""
     pool = next(i for i, L in enumerate(layers) if L.op == "avgpool")
     maps_in = layers[pool]
     (t, f, c), logits = maps_in.in_shape, len(layers)
     M, s = quantize_multiplier(1.0 / f)
-    framepool = Layer(name="ph_framepool", op="dwconv2d", in_shape=(t, f, c), out_shape=(t, 1, c),
+    framepool = Layer(name="ph_framepool", op="avgpool", in_shape=(t, f, c), out_shape=(t, 1, c),
                       in_zp=maps_in.in_zp, out_zp=maps_in.in_zp, act_min=-128, act_max=127, in_scale=maps_in.in_scale,
-                      out_scale=maps_in.in_scale, multiplier=np.full(c, M, np.int32), shift=np.full(c, s, np.int32),
-                      kernel=(1, f), stride=(1, f), weights=np.ones((c, 1, f), np.int8), bias=np.zeros(c, np.int32),
-                      src=pool)
+                      out_scale=maps_in.in_scale, multiplier=np.array([M], np.int32), shift=np.array([s], np.int32),
+                      kernel=(1, f), src=pool)
     head = head.eval()
     with torch.no_grad():
         maps = model.eval().trunk(torch.from_numpy(np.asarray(calib, dtype=np.float32)))

@@ -231,6 +231,8 @@ def export_tflite(graph: IntGraph, path: str | Path, softmax: bool = True) -> Pa
                                                             C2.End(b))[-1])
             cur_scale, cur_zp = L.out_scale, L.out_zp
         elif L.op == "avgpool":
+            if L.out_shape[:2] != (1, 1):
+                raise PqlrError(f"layer {L.name}: only a global average pool is written to TFLite")
             ih, iw, _ = L.in_shape
             out = tb.tensor((1, 1, 1, oc), scale=cur_scale, zp=cur_zp, name=L.name)   # TFLite: input's quantisation
             tb.op(B.AVERAGE_POOL_2D, [cur], [out], BO.Pool2DOptions,

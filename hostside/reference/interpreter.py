@@ -79,9 +79,10 @@ def pwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
 
 @_batched
 def avgpool(x: np.ndarray, L: Layer) -> np.ndarray:
-    acc = (x.astype(np.int64) - L.in_zp).sum(axis=(1, 2))
-    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max,
-                      L.rounding).reshape(len(x), *L.out_shape)
+    """Each window of (H/oh) × (W/ow) pixels summed (the global pool when the output is 1 × 1)."""
+    (h, w, c), (oh, ow, _) = L.in_shape, L.out_shape
+    acc = (x.astype(np.int64) - L.in_zp).reshape(len(x), oh, h // oh, ow, w // ow, c).sum(axis=(2, 4))
+    return requantize(acc, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max, L.rounding)
 
 
 @_batched
