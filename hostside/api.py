@@ -502,14 +502,17 @@ piper's joe and flite's slt as unseen voices, every installed hour of real speec
 DEMO_MODEL, DEMO_FEATURES, DEMO_EPOCHS = "dscnn-logmel", "logmel40", 25   # what `make demo` trains (docs/decisions.md)
 DEMO_VTLP = (0.8, 1.25)           # vocal-tract length perturbation in the demo's training (attempts.md §7: 3 seeds)
 DEMO_TESTSET = 300                # test clips run on the board (testset.npz), spread over the test split
+DEMO_SCORE, DEMO_PHONEME_CTC = "phonemes", 0.3   # the wake word read by its phonemes in order, on the board too (§29–30)
 
 
 def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epochs: int = DEMO_EPOCHS, seed: int = 0,
          runs: int | None = None, corpus_dir: Path | None = None, progress: bool = True,
          synth_cfg: dict | None = None, log=print, model: str = DEMO_MODEL, features: str = DEMO_FEATURES,
-         vtlp: tuple[float, float] | None = DEMO_VTLP) -> dict:
+         vtlp: tuple[float, float] | None = DEMO_VTLP, score: str = DEMO_SCORE) -> dict:
     """corpus → train → evaluate (threshold on validation) → int8 → model.bin → then `bench`: render → build →
     flash → run on the board → report (with bench's partial results if the board fails mid-run).
+    score "phonemes" (default): the student is trained with the phoneme loss, the detector reads the phoneme score,
+    and the board computes it too (`pqlr export --score phonemes`); "classifier": the class posterior, as before.
     corpus_dir: a corpus folder to synthesise the demo's corpus into (default out/corpus); if it already holds a
     corpus made with other options and synth_cfg is None, that corpus is used as it is."""
     import torch
@@ -530,16 +533,21 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
             f"real speech → {corpus_dir}")
         synth(corpus_dir, progress=progress, **({"seed": seed} | DEMO_CORPUS | (synth_cfg or {})))
     times["synth_s"] = time.monotonic() - t0
-    log(f"[2/4] training {model} ({features}{f', VTLP {vtlp[0]:g}–{vtlp[1]:g}' if vtlp else ''}) for {epochs} epochs "
-        f"on the CPU, then the streaming evaluation")
+    if score not in ("classifier", "phonemes"):
+        raise PqlrError(f"demo --score {score!r}: classifier or phonemes")
+    phonemes = score == "phonemes"
+    log(f"[2/4] training {model} ({features}{f', VTLP {vtlp[0]:g}–{vtlp[1]:g}' if vtlp else ''}"
+        f"{f', phoneme CTC {DEMO_PHONEME_CTC:g}' if phonemes else ''}) for {epochs} epochs on the CPU, then the "
+        f"streaming evaluation ({score} score)")
     t = time.monotonic()
     tr = train(corpus_dir, out / "dscnn.pt", model=model, features=features, epochs=epochs, seed=seed,
-               vtlp=vtlp, progress=progress)
-    ev = evaluate(out / "dscnn.pt", corpus_dir, out / "eval")
+               vtlp=vtlp, progress=progress, phoneme_ctc=DEMO_PHONEME_CTC if phonemes else 0.0)
+    ev = evaluate(out / "dscnn.pt", corpus_dir, out / "eval", score=score)
     times["train_s"] = time.monotonic() - t
-    log(f"[3/4] int8 post-training quantisation, tile/arena plan for {b.name}, model.bin, the test clips")
+    log(f"[3/4] int8 post-training quantisation{' with the phoneme score' if phonemes else ''}, tile/arena plan for "
+        f"{b.name}, model.bin, the test clips")
     t = time.monotonic()
-    art = export(out / "dscnn.pt", corpus_dir, b, out / "model.bin")
+    art = export(out / "dscnn.pt", corpus_dir, b, out / "model.bin", score=score)
     net, ck = load_checkpoint(out / "dscnn.pt")
     _, xt, yt = load_features(corpus_dir, "test", ck["frontend"])
     pick = np.unique(np.linspace(0, len(xt) - 1, min(len(xt), DEMO_TESTSET)).astype(int)) if len(xt) else []
@@ -575,7 +583,8 @@ def _wakeword_summary(ev: dict) -> dict | None:
     if not ww:
         return None
     rs = ww.get("real_speech") or {}
-    return {"threshold": ww["threshold"], "smoothing_windows": ww["smoothing_windows"],
+    return {"score": ww.get("score", "classifier"), "threshold": ww["threshold"],
+            "smoothing_windows": ww["smoothing_windows"],
             "stride_ms": ww["stride_ms"], "refractory_s": ww["refractory_s"],
             "chosen_on": ww["operating_point"]["chosen_on"],
             "val_estimated_fa_per_hour": ww["operating_point"].get("val_estimated_fa_per_hour"),

@@ -358,8 +358,8 @@ def _parser() -> argparse.ArgumentParser:
     ml.add_argument("--out", type=Path, help="folder for mlperf.json (default build/mlperf/<board>)")
 
     dm = sub.add_parser("demo", help="the whole path on the emulated board",
-                        description="espeak-ng corpus → DS-CNN → int8 → model.bin → firmware → QEMU RV32IMAC "
-                        "(ESP32-C6 budgets) → telemetry over a pty with pyserial → report.json/report.md.")
+                        description="espeak-ng corpus → DS-CNN (and its phoneme head) → int8 → model.bin → firmware → "
+                        "QEMU RV32IMAC (ESP32-C6 budgets) → telemetry over a pty with pyserial → report.json/report.md.")
     _board_arg(dm)
     dm.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default build/demo)")
     from .api import DEMO_EPOCHS, DEMO_FEATURES, DEMO_MODEL, DEMO_VTLP
@@ -373,6 +373,9 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--vtlp", type=_float_pair_or_off, default=DEMO_VTLP, metavar="LO,HI|off",
                     help=f"vocal-tract length perturbation in training, as `pqlr train --vtlp` (default "
                     f"{DEMO_VTLP[0]:g},{DEMO_VTLP[1]:g}; 'off' for none)")
+    dm.add_argument("--score", choices=("phonemes", "classifier"), default="phonemes",
+                    help="the wake score, in the evaluation and on the board: phonemes (default: the student trained "
+                    "with `--phoneme-ctc 0.3`, exported with `--score phonemes`), or classifier (the class posterior)")
 
     rp = sub.add_parser("report", help="re-render a saved run's report.md and plots from its report.json",
                         description="Re-render report.md and its plots (latency, RAM, current, per layer) from a "
@@ -541,7 +544,7 @@ def _cmd(args) -> int:
         return 0
     if args.cmd == "demo":
         r = api.demo(args.out, board, epochs=args.epochs, seed=args.seed, runs=args.runs, progress=progress,
-                     model=args.model, features=args.features, vtlp=args.vtlp)
+                     model=args.model, features=args.features, vtlp=args.vtlp, score=args.score)
         a = r["accuracy"]
         ipi, ram = r["instructions_per_inference"]["value"], r["peak_ram_bytes"]["value"]
         print(f"board {r['board']}: accuracy fp32 {a['torch_fp32']:.3f}, reference {a['numpy_reference']:.3f}, "

@@ -173,8 +173,14 @@ def test_demo_runs_through_bench(trained_pipeline, tmp_path):
     assert tuple(ck["train_config"]["vtlp"]) == api.DEMO_VTLP          # the demo's recipe trains with VTLP
     w = rep["wakeword"]
     assert isinstance(w["val_estimated_fa_per_hour"], float)
+    md = (tmp_path / "demo" / "report.md").read_text()
     if w["real_speech_hours"]:
-        assert "what validation expected at this point" in (tmp_path / "demo" / "report.md").read_text()
+        assert "what validation expected at this point" in md
+    # the demo's detector reads the phoneme score, and the board computes it (its last output, bit-exact)
+    assert w["score"] == "phonemes" and ck["phoneme_ctc"]["keywords"]["hey_kimi"]
+    assert [L["op"] for L in rep["layers"][-3:]] == ["avgpool", "pwconv2d", "ctc"]
+    ws = rep["wake_score_on_clips"]
+    assert ws["wake_word_clips"] + ws["other_clips"] == 3 and "wake score on the test clips" in md
 
 
 def test_no_board_name_decides_behaviour():

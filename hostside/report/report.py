@@ -133,6 +133,7 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
             "numpy_reference": _acc(ref_pred, labels),
             "firmware": _acc(fw_pred, labels),
         },
+        "wake_score_on_clips": _wake_scores(g, outs, labels, board),
         "bit_exact": bit_exact,
         "bit_exact_detail": {"compared": n, "mismatching_inputs": int(n - sum(equal_rows)),
                              "first_mismatching_input": first_bad, "comparison": "int8 output vectors, ==",
@@ -157,6 +158,21 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
     return report
 
 
+def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board) -> dict | None:
+    """A phoneme-scored model (its last output the wake word's log score per phoneme): the score the board computed
+    on the test clips (one 1 s window each, no smoothing), its median on the wake-word clips and on the others."""
+    L = g.output_layer
+    if L.op != "ctc" or not len(outs) or len(labels) != len(outs):
+        return None
+    score = np.exp((outs[:, g.class_outputs] - L.out_zp) * L.out_scale)
+    wake = np.asarray(labels) == 0
+    med = (lambda m: float(np.median(score[m])) if m.any() else None)
+    return {"wake_word_clips": int(wake.sum()), "wake_word_median": med(wake), "other_clips": int((~wake).sum()),
+            "other_median": med(~wake), "provenance": board.name,
+            "note": "the board's wake score exp(log score per phoneme) on each 1 s test clip, before the detector's "
+                    "smoothing and threshold; class 0 is the wake word"}
+
+
 def _fmt(v, unit: str = "", nd: int = 2) -> str:
     if v is None:
         return "null"
@@ -177,8 +193,11 @@ def _wakeword_md(w: dict | None) -> list[str]:
           f"({', '.join(w.get('real_speech_languages') or [])}) = {w['real_speech_fa_per_hour']:.2f} per hour; 95 % upper "
           f"bound {w['real_speech_fa_per_hour_upper95']:.2f} per hour" if w.get("real_speech_hours") else
           f"false accepts per hour: null ({w.get('reason')})")
+    phonemes = str(w.get("score", "")).startswith("phonemes")
+    what = ("the wake-word score (the phoneme head's: how well the phrase's phonemes in order explain the window; "
+            "the board computes it too, in int8, as its last output)" if phonemes else "the wake-word posterior")
     return ["## The wake word at its operating point (fp32 model, streaming detector)", "",
-            f"Threshold {w['threshold']:g} on the wake-word posterior, averaged over {w['smoothing_windows']} windows of "
+            f"Threshold {w['threshold']:g} on {what}, averaged over {w['smoothing_windows']} windows of "
             f"1 s every {w['stride_ms']:g} ms, {w['refractory_s']:g} s refractory; chosen on {w['chosen_on']}.", "",
             f"- missed wake words (FRR): {_pct(w['frr_held_out_voices'])} on held-out synthetic voices (accent, "
             f"variant and speaker never in training), {_pct(w['frr_unseen_voices'])} on unseen voices ({per_voice})",
@@ -213,6 +232,9 @@ def to_markdown(r: dict) -> str:
         f"| accuracy, numpy int8 reference | {_fmt(acc['numpy_reference'], '', 4)} | host |",
         f"| accuracy, firmware | {_fmt(acc['firmware'], '', 4)} | {r['board']} |",
         f"| bit-exact with the reference | {r['bit_exact']} ({r['bit_exact_detail']['mismatching_inputs']} mismatching) | == on int8 outputs |",
+        *([f"| wake score on the test clips (board, one window, no smoothing), median | "
+           f"{_fmt(ws['wake_word_median'], '', 3)} on {ws['wake_word_clips']} wake words, {_fmt(ws['other_median'], '', 3)} "
+           f"on {ws['other_clips']} others | {ws['provenance']} |"] if (ws := r.get("wake_score_on_clips")) else []),
         f"| instructions / inference | {_fmt(ipi['value'], '', 0)} | {ipi['provenance'] or ipi.get('reason')} |",
         f"| MACs / inference | {r['macs_per_inference']:,} | model |",
         f"| latency (median; p90, p99) | {_fmt(lat['value'], ' ms')} ({_fmt(lat.get('p90'), ' ms')}, {_fmt(lat.get('p99'), ' ms')}) | {lat['provenance']} |",
