@@ -500,10 +500,12 @@ def _cmd(args) -> int:
         for i, L in enumerate(info["layers"]):
             extra = (" in place" if L["in_place"] else "") + (f", scratch {L['scratch_bytes']} B" if L["scratch_bytes"]
                                                                 else "")
-            extra += f", + t{L['skip']} (residual)" if "skip" in L else ""
+            second = "the class logits, copied before the wake score" if L["op"] == "ctc" else "residual"
+            extra += f", + t{L['skip']} ({second})" if "skip" in L else ""
             extra += f", {L['heads']} heads" if "heads" in L else ""
             print(f"  {L['name']:14s} {L['op']:9s} {str(L['in']):14s} → {str(L['out']):14s} "
-                  f"{L['macs']:>10,}  {L['tiles']:>5}  t{i} @{L['arena_in']} → t{i + 1} @{L['arena_out']}{extra}")
+                  f"{L['macs']:>10,}  {L['tiles']:>5}  t{L.get('reads', i)} @{L['arena_in']} → t{i + 1} "
+                  f"@{L['arena_out']}{extra}{' (a branch: reads an earlier tensor)' if 'reads' in L else ''}")
         return 0
     out = getattr(args, "out", None)
     if args.cmd in ("render", "build"):
