@@ -402,7 +402,12 @@ void pqlr_ctc(PQLR_KERNEL_ARGS) {
     for (; seq[0] > 0; seq += 1 + seq[0]) {
         const int len = seq[0], S = 2 * len + 1;
         if (S > PQLR_CTC_MAX_STATES) break;                 /* model.bin's reader refuses such a row */
-        for (int k = 0; k < S; k++) ext[k] = (k & 1) ? seq[1 + k / 2] : 0;
+        int ok = 1;
+        for (int k = 0; k < S; k++) {
+            ext[k] = (k & 1) ? seq[1 + k / 2] : 0;
+            if ((k & 1) && (ext[k] <= 0 || ext[k] >= V)) ok = 0;   /* likewise: never index outside the frame */
+        }
+        if (!ok) continue;
         for (int t = 0; t < T; t++) {
             const int8_t *x = in + t * V;
             int32_t xmax = x[0];
