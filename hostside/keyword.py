@@ -11,7 +11,8 @@ head reads the same maps frame by frame, and the score asks how well the phrase'
   after it free (a keyword-filler search), per phoneme — speech around the phrase costs nothing.
 Both lie in [0, 1]; the highest over the phrase's spellings (each distinct phoneme sequence the wake class was
 trained on) is the wake score. The other classes' posteriors are the classifier's. Measured in
-benchmarks/quality/attempts.md §29; fp32 only for now (the device computes the classifier).
+benchmarks/quality/attempts.md §29. On the device, `pqlr export --score phonemes` adds the same score to the int8
+graph (export/ptq.py phoneme_branch, graph.py's ctc op); graph_posteriors reads such a graph's output (§30).
 """
 from __future__ import annotations
 

@@ -177,10 +177,10 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 class PhonemeHead(nn.Module):
     """Training's auxiliary phoneme recogniser: the student's trunk maps pooled over frequency, one linear layer per
-    time step to the phonemes and CTC's blank (index 0). It is not part of the student (the student's weights, the
-    export and the device do not hold it); in training it asks the trunk to keep the sounds apart (multi-task
-    training with phoneme targets, as keyword spotters trained beside an acoustic model are), and the checkpoint
-    keeps it beside the weights for hostside/keyword.py's wake score."""
+    time step to the phonemes and CTC's blank (index 0). It is not part of the student's weights; in training it asks
+    the trunk to keep the sounds apart (multi-task training with phoneme targets, as keyword spotters trained beside
+    an acoustic model are), and the checkpoint keeps it beside the weights for hostside/keyword.py's wake score, which
+    `pqlr export --score phonemes` also puts on the device (export/ptq.py phoneme_branch)."""
 
     def __init__(self, channels: int, n_phonemes: int):
         super().__init__()
