@@ -306,3 +306,35 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
         api.export(trained_pipeline["root"] / "m.pt", corpus, "esp32c6", tmp_path / "x.bin", score="phonemes")
     with pytest.raises(PqlrError, match="the one it computes"):
         api.evaluate(trained_pipeline["model_bin"], corpus, tmp_path / "x", score="phonemes")
+
+
+def test_fuzz_phoneme_model_bin(tmp_path):
+    """5,000 files with the branch's layer entries, or the ctc's tile (its CRC and the hashes made valid again),
+    mutated: the reader answers ArtifactError from one of its checks, never a crash; what it accepts runs."""
+    import zlib
+    g, _, calib = phoneme_graph(9)
+    art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, load_board("rv32-virt")))
+    data = (tmp_path / "m.bin").read_bytes()
+    n = len(g.layers)
+    first = _entry(bytearray(data), n - 3)
+    tile = art.tiles[-1]
+    t0, tt = art.weights_offset + tile.offset, struct.unpack_from("<I", data, 60)[0] + (len(art.tiles) - 1) * 20
+    x = g.quantize_input(calib[0])
+    rng = np.random.default_rng(5)
+    accepted = 0
+    for i in range(5000):
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            if i % 2:
+                b[int(rng.integers(first, first + 3 * LAYER_SIZE))] = int(rng.integers(0, 256))
+            else:
+                b[int(rng.integers(t0 + 12, t0 + tile.size))] = int(rng.integers(0, 256))
+        struct.pack_into("<I", b, tt + 16, zlib.crc32(bytes(b[t0: t0 + tile.size])))
+        try:
+            a = read_model_bin(_fix_checksums(b))
+        except ArtifactError as exc:
+            assert "malformed (" not in str(exc), f"the reader crashed instead of a check firing: {exc}"
+            continue
+        accepted += 1
+        run(a.graph, x)                                     # what is accepted is a graph the reference runs
+    assert 0 < accepted < 5000
