@@ -508,11 +508,12 @@ DEMO_SCORE, DEMO_PHONEME_CTC = "phonemes", 0.3   # the wake word read by its pho
 def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epochs: int = DEMO_EPOCHS, seed: int = 0,
          runs: int | None = None, corpus_dir: Path | None = None, progress: bool = True,
          synth_cfg: dict | None = None, log=print, model: str = DEMO_MODEL, features: str = DEMO_FEATURES,
-         vtlp: tuple[float, float] | None = DEMO_VTLP, score: str = DEMO_SCORE) -> dict:
+         vtlp: tuple[float, float] | None = DEMO_VTLP, score: str | None = None) -> dict:
     """corpus → train → evaluate (threshold on validation) → int8 → model.bin → then `bench`: render → build →
     flash → run on the board → report (with bench's partial results if the board fails mid-run).
-    score "phonemes" (default): the student is trained with the phoneme loss, the detector reads the phoneme score,
-    and the board computes it too (`pqlr export --score phonemes`); "classifier": the class posterior, as before.
+    score "phonemes" (the default for a DS-CNN): the student is trained with the phoneme loss, the detector reads the
+    phoneme score, and the board computes it too (`pqlr export --score phonemes`); "classifier" (the default for a
+    transformer, which has no convolutional trunk for the phoneme head): the class posterior.
     corpus_dir: a corpus folder to synthesise the demo's corpus into (default out/corpus); if it already holds a
     corpus made with other options and synth_cfg is None, that corpus is used as it is."""
     import torch
@@ -533,6 +534,10 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
             f"real speech → {corpus_dir}")
         synth(corpus_dir, progress=progress, **({"seed": seed} | DEMO_CORPUS | (synth_cfg or {})))
     times["synth_s"] = time.monotonic() - t0
+    if score is None:
+        from .models import REGISTRY
+        from .models.dscnn import DSCNN
+        score = DEMO_SCORE if model in REGISTRY and REGISTRY[model][0] is DSCNN else "classifier"
     if score not in ("classifier", "phonemes"):
         raise PqlrError(f"demo --score {score!r}: classifier or phonemes")
     phonemes = score == "phonemes"

@@ -373,9 +373,10 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--vtlp", type=_float_pair_or_off, default=DEMO_VTLP, metavar="LO,HI|off",
                     help=f"vocal-tract length perturbation in training, as `pqlr train --vtlp` (default "
                     f"{DEMO_VTLP[0]:g},{DEMO_VTLP[1]:g}; 'off' for none)")
-    dm.add_argument("--score", choices=("phonemes", "classifier"), default="phonemes",
-                    help="the wake score, in the evaluation and on the board: phonemes (default: the student trained "
-                    "with `--phoneme-ctc 0.3`, exported with `--score phonemes`), or classifier (the class posterior)")
+    dm.add_argument("--score", choices=("phonemes", "classifier"), default=None,
+                    help="the wake score, in the evaluation and on the board: phonemes (the default for DS-CNNs: the "
+                    "student trained with `--phoneme-ctc 0.3`, exported with `--score phonemes`), or classifier (the "
+                    "class posterior; the default for transformers)")
 
     rp = sub.add_parser("report", help="re-render a saved run's report.md and plots from its report.json",
                         description="Re-render report.md and its plots (latency, RAM, current, per layer) from a "
