@@ -75,7 +75,7 @@ def test_branch_keeps_the_classifier_and_appends_the_score():
     xs = np.stack([g.quantize_input(f) for f in calib])
     out, want = run_batch(g, xs), run_batch(plain, xs)
     assert out.shape[1] == want.shape[1] + 1 and np.array_equal(out[:, :-1], want)    # the classifier unchanged
-    assert len(np.unique(out[:, -1])) > 3                                              # the score varies
+    assert len(np.unique(out[:, -1])) >= 3                                             # the score varies
 
 
 def test_ctc_fixed_point_follows_torch_ctc():
