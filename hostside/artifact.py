@@ -267,6 +267,14 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             _fail(f"tile {i} CRC mismatch (weights corrupted)")
         tiles.append(Tile(layer, c0, cn, off, size, tcrc))
     layers, offsets, inplace, scratch_offs = [], [], [], []
+
+    def shape_of(k: int) -> tuple:
+        """t_k's shape: the input's, or layer k − 1's output."""
+        return layers[k - 1].out_shape if k else (ih, iw, ic)
+
+    def lives_at(k: int, li: int, in_off: int) -> int:
+        """Where t_k is in the arena, seen from layer li (which reads t_li at in_off)."""
+        return in_off if k == li else offsets[k]
     prev_shape = (ih, iw, ic)
     mode = "xip" if flags & 1 else "tiled"
     if flags & ~1:
@@ -287,7 +295,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         if not -1 <= src < li:
             _fail(f"layer {li}: reads tensor {src}, which is not an earlier layer's input or output")
         if src >= 0:
-            prev_shape = layers[src - 1].out_shape if src else (ih, iw, ic)
+            prev_shape = shape_of(src)
         if in_shape != prev_shape:
             _fail(f"layer {li}: input shape {in_shape} does not follow the {'previous output' if src < 0 else f'shape of t{src}'} "
                   f"{prev_shape}")
@@ -336,9 +344,9 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                       f"with logit shift {s2} and multiplier {m2} is inconsistent")
             if (255 * m2 / 2.0**s2 + 64) * in_shape[0] >= 2**29:
                 _fail(f"layer {li}: ctc's logits step ({m2}·2^-{s2}) is so large that its sums could overflow int32")
-            if not 0 <= skip <= li or skip_off != (in_off if skip == li else offsets[skip]):
+            if not 0 <= skip <= li or skip_off != lives_at(skip, li, in_off):
                 _fail(f"layer {li}: ctc must read the classifier's logits (an earlier tensor, where it lives)")
-            two = layers[skip - 1].out_shape if skip else (ih, iw, ic)
+            two = shape_of(skip)
             if out_shape != (1, 1, int(np.prod(two)) + 1):
                 _fail(f"layer {li}: ctc's output {out_shape} is not t{skip}'s {int(np.prod(two))} values and its score")
         elif op in ADD_OPS:
@@ -350,9 +358,9 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             if not -1 <= skip <= li:
                 _fail(f"layer {li}: add reads tensor {skip}, which is not an earlier tensor")
             if skip >= 0:
-                if (layers[skip - 1].out_shape if skip else (ih, iw, ic)) != in_shape:
+                if shape_of(skip) != in_shape:
                     _fail(f"layer {li}: add's second tensor t{skip} does not have its shape {in_shape}")
-                if skip_off != (in_off if skip == li else offsets[skip]):
+                if skip_off != lives_at(skip, li, in_off):
                     _fail(f"layer {li}: add reads t{skip} at {skip_off}, but it lives elsewhere")
         elif skip != -1 or skip_off or ra or rb:
             _fail(f"layer {li}: a {op} has an add's fields set")

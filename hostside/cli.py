@@ -177,9 +177,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="DS-CNN: add WEIGHT × a CTC loss that asks the network's convolutional maps, frame by frame, "
                    "for the phonemes espeak-ng reads each training clip's text as (clips whose whole utterance is "
                    "in the window: the wake word, near misses, short words; silence as blank) — dense supervision "
-                   "on which sounds are where. The phoneme head is kept beside the student, not in it: the "
-                   "exported model and the device are unchanged; `pqlr eval --score phonemes` detects with it "
-                   "(e.g. 0.3; default 0: off; benchmarks/quality/attempts.md §29)")
+                   "on which sounds are where. The phoneme head is kept beside the student, not in it: `pqlr eval "
+                   "--score phonemes` detects with it, and `pqlr export --score phonemes` puts it and the score on "
+                   "the device (e.g. 0.3; default 0: off; benchmarks/quality/attempts.md §29–30)")
 
     mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
                         description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "

@@ -277,6 +277,11 @@ class IntGraph:
         """How many of the output's values are class logits: all, or all but the last after a ctc (the wake score)."""
         return self.output_layer.out_channels - (self.output_layer.op == "ctc")
 
+    def wake_scores(self, out: np.ndarray) -> np.ndarray:
+        """int8 outputs [N, out] of a graph ending in a ctc → the wake score exp(log score per phoneme), [N]."""
+        L = self.output_layer
+        return np.exp((np.asarray(out[:, self.class_outputs], np.float64) - L.out_zp) * L.out_scale)
+
     def quantize_input(self, features: np.ndarray) -> np.ndarray:
         """float features [T, F] → int8 HWC [T, F, 1]: round half away from zero, clamp. Computed in float64
         whatever the features' dtype (as the QAT models do): float32 division rounds differently near ties."""

@@ -69,7 +69,7 @@ def graph_posteriors(graph, out: np.ndarray, wake: int = 0) -> np.ndarray:
     post = np.exp(logits - logits.max(axis=1, keepdims=True))
     post /= post.sum(axis=1, keepdims=True)
     if L.op == "ctc":
-        post[:, wake] = np.exp((np.asarray(out[:, k], np.float64) - L.out_zp) * L.out_scale)
+        post[:, wake] = graph.wake_scores(out)
     return post.astype(np.float32)
 
 

@@ -5,13 +5,15 @@ build with both kernel sets; QEMU's RV32IMAC board)."""
 import dataclasses
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from hostside.artifact import LAYER_FIELDS, LAYER_FMT, LAYER_OFFSETS, LAYER_SIZE, read_model_bin, write_model_bin
+from hostside.artifact import (LAYER_FIELDS, LAYER_FMT, LAYER_OFFSETS, LAYER_SIZE, TILE_CRC_OFFSET, TILE_SIZE,
+                               read_model_bin, write_model_bin)
 from hostside.boards import load_board
 from hostside.errors import ArtifactError
 from hostside.export.ptq import WAKE_SCORE_ZP, quantize_ptq
@@ -20,6 +22,7 @@ from hostside.keyword import ctc_window_score
 from hostside.plan import make_plan
 from hostside.reference import run, run_batch
 from hostside.reference.interpreter import ctc_log_scores
+from hostside.tiles import params_bytes
 from hostside.train import PhonemeHead
 
 from conftest import random_graph, run_firmware
@@ -142,6 +145,15 @@ def test_plan_keeps_the_maps_for_the_branch(tmp_path):
     assert art.graph.layers[-3].src == pool and art.graph.layers[-1].skip == g.layers[-1].skip
 
 
+def _reseal_last_tile(b: bytearray, art) -> bytearray:
+    """The last tile's CRC made to match its (changed) bytes again."""
+    t = art.tiles[-1]
+    at = struct.unpack_from("<I", b, 60)[0] + (len(art.tiles) - 1) * TILE_SIZE + TILE_CRC_OFFSET
+    start = art.weights_offset + t.offset
+    struct.pack_into("<I", b, at, zlib.crc32(bytes(b[start: start + t.size])))
+    return b
+
+
 def _entry(b: bytearray, i: int) -> int:
     return struct.unpack_from("<I", b, 52)[0] + i * LAYER_SIZE
 
@@ -156,7 +168,7 @@ def test_reader_refuses_a_bad_branch(tmp_path, what):
     n = len(g.layers)
     e = _entry(b, n - 3)
     tile = art.tiles[-1]
-    row = art.weights_offset + tile.offset + 12               # one row: 4 + 4 + 1 (pad to 4) bytes of parameters
+    row = art.weights_offset + tile.offset + params_bytes(1)          # after the one row's bias, multiplier, shift
     if what == "src_forward":
         struct.pack_into("<h", b, e + LAYER_OFFSETS["src"], n - 2)
         match = "not an earlier"
@@ -173,13 +185,11 @@ def test_reader_refuses_a_bad_branch(tmp_path, what):
         b[row + CTC_TABLE + 1] = g.layers[-1].in_shape[2]
         match = "phonemes in"
     else:
-        b[row + CTC_TABLE: row + tile.size - 12] = bytes([1, 2]) * ((tile.size - 12 - CTC_TABLE) // 2)
+        rest = tile.size - params_bytes(1) - CTC_TABLE
+        b[row + CTC_TABLE: row + CTC_TABLE + rest] = bytes([1, 2]) * (rest // 2)
         match = "malformed keyword sequences"
     if what in ("table", "phoneme", "unended"):               # the tile's own CRC too
-        import zlib
-        tt = struct.unpack_from("<I", b, 60)[0] + (len(art.tiles) - 1) * 20
-        struct.pack_into("<I", b, tt + 16, zlib.crc32(bytes(b[art.weights_offset + tile.offset:
-                                                               art.weights_offset + tile.offset + tile.size])))
+        _reseal_last_tile(b, art)
     with pytest.raises(ArtifactError, match=match):
         read_model_bin(_fix_checksums(b))
 
@@ -311,14 +321,13 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
 def test_fuzz_phoneme_model_bin(tmp_path):
     """5,000 files with the branch's layer entries, or the ctc's tile (its CRC and the hashes made valid again),
     mutated: the reader answers ArtifactError from one of its checks, never a crash; what it accepts runs."""
-    import zlib
     g, _, calib = phoneme_graph(9)
     art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, load_board("rv32-virt")))
     data = (tmp_path / "m.bin").read_bytes()
     n = len(g.layers)
     first = _entry(bytearray(data), n - 3)
     tile = art.tiles[-1]
-    t0, tt = art.weights_offset + tile.offset, struct.unpack_from("<I", data, 60)[0] + (len(art.tiles) - 1) * 20
+    t0 = art.weights_offset + tile.offset
     x = g.quantize_input(calib[0])
     rng = np.random.default_rng(5)
     accepted = 0
@@ -328,8 +337,8 @@ def test_fuzz_phoneme_model_bin(tmp_path):
             if i % 2:
                 b[int(rng.integers(first, first + 3 * LAYER_SIZE))] = int(rng.integers(0, 256))
             else:
-                b[int(rng.integers(t0 + 12, t0 + tile.size))] = int(rng.integers(0, 256))
-        struct.pack_into("<I", b, tt + 16, zlib.crc32(bytes(b[t0: t0 + tile.size])))
+                b[int(rng.integers(t0 + params_bytes(1), t0 + tile.size))] = int(rng.integers(0, 256))
+        _reseal_last_tile(b, art)
         try:
             a = read_model_bin(_fix_checksums(b))
         except ArtifactError as exc:

@@ -286,7 +286,7 @@ def run_batch(graph: IntGraph, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
         tensors = [xs[k: k + chunk]]
         for i, L in enumerate(graph.layers):
             x = tensors[graph.input_of(i)]
-            tensors.append(ctc(x, L, tensors[L.skip]) if L.op == "ctc" else KERNELS[L.op](x, L))
+            tensors.append(KERNELS[L.op](x, L, tensors[L.skip]) if L.op in SKIP_OPS else KERNELS[L.op](x, L))
         out.append(tensors[-1].reshape(len(tensors[0]), -1))
     return np.concatenate(out)
 

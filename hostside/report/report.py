@@ -161,10 +161,9 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
 def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board) -> dict | None:
     """A phoneme-scored model (its last output the wake word's log score per phoneme): the score the board computed
     on the test clips (one 1 s window each, no smoothing), its median on the wake-word clips and on the others."""
-    L = g.output_layer
-    if L.op != "ctc" or not len(outs) or len(labels) != len(outs):
+    if g.output_layer.op != "ctc" or not len(outs) or len(labels) != len(outs):
         return None
-    score = np.exp((outs[:, g.class_outputs] - L.out_zp) * L.out_scale)
+    score = g.wake_scores(outs)
     wake = np.asarray(labels) == 0
     med = (lambda m: float(np.median(score[m])) if m.any() else None)
     return {"wake_word_clips": int(wake.sum()), "wake_word_median": med(wake), "other_clips": int((~wake).sum()),
