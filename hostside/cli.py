@@ -585,6 +585,10 @@ def _compress_parser() -> argparse.ArgumentParser:
     ap.add_argument("--board", default="rv32-virt", help="board whose budgets the plan must meet (default rv32-virt)")
     ap.add_argument("--epochs", type=int, help="cap every stage's epochs (quick runs)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ap.add_argument("--score", choices=("classifier", "phonemes"), default="classifier",
+                    help="the wake score model.bin computes: the class posterior (default), or the phoneme score of a "
+                         "student trained with `pqlr train --phoneme-ctc` (its head is pruned with the trunk and "
+                         "fine-tuned in every stage, as `pqlr export --score phonemes` deploys it)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap
 
@@ -598,7 +602,7 @@ def compress_main(argv: list[str] | None = None) -> int:
         recipe = from_dict({
             "student": str(args.model), "teacher": str(args.teacher) if args.teacher else None,
             "corpus": str(args.dataset), "board": args.board, "output": str(args.output), "seed": args.seed,
-            "stages": [{"name": "prune", "sparsity": args.sparse}, {"name": "lowrank", "rank": args.rank},
+            "score": args.score, "stages": [{"name": "prune", "sparsity": args.sparse}, {"name": "lowrank", "rank": args.rank},
                        {"name": "quantize", "wbits": args.wbits, "abits": args.abits}]})
         r = api.compress(recipe, load_board(args.board), progress=not args.quiet and sys.stderr.isatty(),
                          epochs_override=args.epochs)

@@ -187,8 +187,13 @@ class PhonemeHead(nn.Module):
         self.proj = nn.Linear(channels, n_phonemes + 1)
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        """[N, C, T', F'] maps → [T', N, V + 1] log-probabilities (CTC's layout)."""
-        return torch.log_softmax(self.proj(maps.mean(dim=3).transpose(1, 2)), dim=2).transpose(0, 1)
+        """[N, C, T', F'] maps → [T', N, V + 1] log-probabilities (CTC's layout). Maps of another dtype (a QuantNet's
+        float64 fake-quant maps) are read in the head's."""
+        return torch.log_softmax(self.logits(maps), dim=2).transpose(0, 1)
+
+    def logits(self, maps: torch.Tensor) -> torch.Tensor:
+        """[N, C, T', F'] maps → [N, T', V + 1] per-frame logits: the frequency mean, then the linear layer."""
+        return self.proj(maps.to(self.proj.weight.dtype).mean(dim=3).transpose(1, 2))
 
     def loss(self, maps: torch.Tensor, targets: list) -> torch.Tensor:
         """Mean over the examples that have a target (a list of phoneme indices, [] for silence; None: left out)
@@ -281,14 +286,15 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
           y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), noise_bank: np.ndarray | None = None,
           progress: bool = True, teacher: nn.Module | None = None, loss_fn=None,
           partners: list[np.ndarray] | None = None, wake: int = 0,
-          phonemes: tuple[list, int] | None = None) -> tuple[nn.Module, dict]:
+          phonemes: tuple[list, int] | None = None, phoneme_head: dict | None = None) -> tuple[nn.Module, dict]:
     """audio_train: int16 or float [N, clip_samples]; x_val: numpy features. Returns the best-on-val model.
     partners (with cfg.pair_weight > 0): for each training example the indices of its near misses
     (hostside/data/pairs.py); each example of a batch that has any is joined by one drawn at random, augmented
     alike, and pair_loss on the wake class `wake` is added, weighted, to the batch's loss.
     phonemes (with cfg.ctc_weight > 0): (each training example's phoneme target or None, the number of phonemes),
     hostside/data/phonetic.py's clip_targets; a PhonemeHead on the model's trunk adds its CTC loss, weighted, to the
-    batch's loss; its weights at the kept epoch come back in the info as "phoneme_head"."""
+    batch's loss; its weights at the kept epoch come back in the info as "phoneme_head". phoneme_head: a PhonemeHead's
+    state to start from (compression fine-tunes the head it was given; default: a new head)."""
     from .errors import PqlrError
     if cfg.ctc_weight > 0:
         if phonemes is None:
@@ -315,7 +321,12 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     aux = None
     if cfg.ctc_weight > 0:              # the model's own initial weights were drawn before: the same without it
         targets, n_phonemes = phonemes
-        aux = PhonemeHead(model.cfg.group_widths()[-1], n_phonemes).to(dev)
+        if phoneme_head is not None:
+            aux = PhonemeHead(phoneme_head["proj.weight"].shape[1], n_phonemes)
+            aux.load_state_dict(phoneme_head)       # a head of another size or vocabulary is refused here
+            aux = aux.to(dev)
+        else:
+            aux = PhonemeHead(model.cfg.group_widths()[-1], n_phonemes).to(dev)
         params += list(aux.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(audio_train) / cfg.batch_size)))

@@ -166,6 +166,26 @@ def test_fake_quant_equals_integer_arithmetic(seed, wbits, abits):
     assert set(inner) == {wbits}
 
 
+@pytest.mark.parametrize("seed,wbits", [(0, 4), (1, 8)])
+def test_quantnet_trunk_then_head_is_forward(seed, wbits):
+    """Training's phoneme loss reads a QuantNet's trunk and then its head (hostside/train.py): the two halves give
+    forward's logits bit for bit, and the same gradients to every weight, step and offset."""
+    m = _random_dscnn(seed, widths=(7, 5, 9), fc_rank=2)
+    x = torch.from_numpy(np.random.default_rng(seed).normal(0, 2, size=(10, 15, 9)).astype(np.float32))
+    qn = build_quantnet(float_ops(m), (15, 9), wbits, 8, 8, calib=x.numpy())
+    grads = []
+    for split in (False, True):
+        qn.zero_grad()
+        maps = qn.trunk(x) if split else None
+        y = qn.head(maps) if split else qn(x)
+        (y * torch.linspace(-1, 1, y.shape[1], dtype=y.dtype)).sum().backward()
+        grads.append((y.detach(), [p.grad.clone() if p.grad is not None else None for p in qn.parameters()]))
+    assert maps.shape[1] == 9 and maps.dtype == torch.float64
+    assert torch.equal(grads[0][0], grads[1][0])
+    for a, b in zip(grads[0][1], grads[1][1]):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, rtol=1e-9, atol=1e-12))
+
+
 def _recipe(**over):
     base = {"student": "s.pt", "corpus": "c", "stages": [{"name": "prune", "sparsity": 0.5}]}
     return from_dict(base | over)
@@ -257,3 +277,72 @@ def test_a_student_taught_by_itself_is_evaluated_once_and_the_report_times_every
         assert at["fa_per_hour"] == pytest.approx(row["false_accepts_per_hour"])
         assert row["frr_at_fa_per_hour"] == {str(x): E.frr_at(row["det"], x) for x in E.DET_LIMITS}
     assert "At equal false accepts" in md and "| quantize |" in md.split("At equal false accepts")[1]
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng (make deps)")
+def test_compression_keeps_the_phoneme_head_and_model_bin_computes_its_score(trained_pipeline, tmp_path, monkeypatch):
+    """score = "phonemes": the student's phoneme head is cut with the last channel group (the cut head reads the pruned
+    trunk as the whole head reads the masked original), fine-tuned in every stage, and model.bin (W4A8) computes the
+    phoneme score on the QAT trunk's integers; the last row is that integer model's evaluation. A student without the
+    head, and a bad score or weight, are refused before any training."""
+    import copy
+    from hostside import api
+    from hostside.artifact import read_model_bin
+    from hostside.boards import as_board
+    from hostside.compress import prune as P
+    from hostside.compress.pipeline import Pipeline
+    from hostside.compress.recipe import check_against_checkpoint
+    from hostside.train import PhonemeHead, load_checkpoint
+    corpus = trained_pipeline["corpus"]
+    ck = api.train(corpus, tmp_path / "c.pt", phoneme_ctc=0.5, epochs=3, seed=7, channels=8, blocks=2,
+                   progress=False)["checkpoint"]
+    spec = {"student": str(ck), "corpus": str(corpus), "output": str(tmp_path / "ph.bin"), "score": "phonemes",
+            "stages": [{"name": "prune", "sparsity": 0.3, "sparsity_epochs": 1, "finetune_epochs": 1},
+                       {"name": "quantize", "wbits": 4, "calib": 20, "epochs": 1}]}
+    cuts, heads = [], []
+    real_prune = P.prune
+    monkeypatch.setattr(P, "prune", lambda model, keep: cuts.append(      # copies: fine-tuning trains them in place
+        (copy.deepcopy(model), keep, copy.deepcopy(real_prune(model, keep)))) or copy.deepcopy(cuts[-1][2]))
+
+    class Watched(Pipeline):                    # every head a stage hands on
+        def _set_head(self, state):
+            heads.append({k: v.clone() for k, v in state.items()})
+            super()._set_head(state)
+
+    pipe = Watched(from_dict(spec), progress=False, log=lambda *a: None)
+    assert pipe.phonemes["weight"] == 0.5                     # the student's own weight unless the recipe says
+    first = {k: v.clone() for k, v in pipe.scorer.head.state_dict().items()}
+    pipe.run()
+    exp = pipe.export(as_board("rv32-virt"), tmp_path / "ph.bin")
+    assert len(heads) == 4                                    # sparsity training, the cut, fine-tuning, QAT
+    assert not torch.equal(heads[-1]["proj.weight"], heads[1]["proj.weight"])       # the head trained on
+    assert not torch.equal(heads[0]["proj.bias"], first["proj.bias"])
+    (before, keep, pruned), = cuts
+    n = pipe.phonemes["n"]
+    whole, cut = PhonemeHead(first["proj.weight"].shape[1], n), PhonemeHead(len(keep[-1]), n)
+    whole.load_state_dict(heads[0])
+    cut.load_state_dict(heads[1])
+    x = torch.from_numpy(pipe.xv[:6])
+    with torch.no_grad():
+        assert torch.allclose(cut.logits(pruned.eval().trunk(x)),
+                              whole.logits(P.masked_copy(before, keep).eval().trunk(x)), atol=1e-4)
+    rows = {r["name"]: r for r in pipe.rows}
+    assert [r["score"] for r in pipe.rows] == ["phonemes", "phonemes", "phonemes (integer)"]
+    assert rows["prune"]["widths_after"][-1] == len(keep[-1]) < rows["prune"]["widths_before"][-1]
+    assert exp["agreement"]["bit_exact_outputs"] == 1.0       # the class logits: the QAT model's, bit for bit
+    g = read_model_bin(tmp_path / "ph.bin").graph
+    assert g.output_layer.op == "ctc" and g.class_outputs == 3 and g.layers[-2].in_shape[2] == len(keep[-1])
+    assert 4 in {L.wbits for L in g.layers if L.weights is not None}
+    # the integer phoneme logits follow the fine-tuned float head on the QAT trunk
+    with torch.no_grad():
+        z = pipe.scorer.head.logits(pipe.final.trunk(x)).numpy()
+    zq = np.stack([run(g, g.quantize_input(f), dump=True)[1][-2].reshape(z.shape[1:]) for f in x.numpy()])
+    assert np.corrcoef(z.ravel(), (zq.ravel() - g.layers[-2].out_zp) * g.layers[-2].out_scale)[0, 1] > 0.97
+    # refusals, before any training
+    with pytest.raises(PqlrError, match="pqlr train --phoneme-ctc"):
+        check_against_checkpoint(from_dict(spec | {"student": str(trained_pipeline["root"] / "m.pt")}),
+                                 load_checkpoint(trained_pipeline["root"] / "m.pt")[1])
+    with pytest.raises(PqlrError, match="score"):
+        from_dict(spec | {"score": "phones"})
+    with pytest.raises(PqlrError, match="phoneme_ctc"):
+        from_dict(spec | {"score": "classifier", "phoneme_ctc": 0.3})

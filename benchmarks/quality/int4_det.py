@@ -3,7 +3,7 @@
 the protocol, with each stage's DET curve: how far quantisation moves the detector at equal false accepts.
 
     .venv/bin/python benchmarks/quality/int4_det.py NAME [NAME ...] [--work build/bench-quality]
-        [--sparsity 0] [--teacher self]
+        [--sparsity 0] [--teacher self] [--score phonemes]
 
 For each NAME, <work>/attempts/NAME/student.pt on <work>/corpus (the corpus attempt.py used) → <work>/int4-NAME.bin
 with its report (.report.json / .report.md, which compare fp32 and INT4 at ≤ 2 / 5 / 10 / 50 real FA/h). The seed
@@ -34,6 +34,10 @@ def main() -> int:
     ap.add_argument("--sparsity", type=sparsity_arg, default=0.0,
                     help="share of channels pruned before QAT (default 0: W4A8 QAT of the whole student)")
     ap.add_argument("--teacher", default="self", help="none, self (default: its own fp32 student) or a checkpoint")
+    ap.add_argument("--score", choices=("classifier", "phonemes"), default="classifier",
+                    help="the wake score: the classifier (default), or the phoneme score of a student trained with "
+                         "--phoneme-ctc, compressed with its head and computed by model.bin (the fp32 row reads the "
+                         "float phoneme score, the INT4 row the integer model's); writes <work>/int4-NAME-phonemes.bin")
     args = ap.parse_args()
     todo = []
     for name in args.names:                           # every attempt checked before any work
@@ -44,8 +48,9 @@ def main() -> int:
         todo.append((name, folder, json.loads((folder / "row.json").read_text())["seed"]))
     for name, folder, seed in todo:
         t = time.monotonic()
-        spec = int4_recipe(folder / "student.pt", args.work / "corpus", args.work / f"int4-{name}.bin", seed, False,
-                           args.teacher, args.sparsity)
+        tag = "-phonemes" if args.score == "phonemes" else ""
+        spec = int4_recipe(folder / "student.pt", args.work / "corpus", args.work / f"int4-{name}{tag}.bin", seed, False,
+                           args.teacher, args.sparsity, args.score)
         rep = api.compress(from_dict(spec), progress=sys.stderr.isatty(), log=lambda *a: None)
         fp, q = next(s for s in rep["stages"] if s["name"] == "student"), rep["stages"][-1]
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import PqlrError
-from .recipe import Recipe, check_against_model
+from .recipe import Recipe, check_against_checkpoint, check_against_model
 
 
 def _weight_bytes_float(model) -> int:
@@ -43,6 +43,7 @@ class Pipeline:
         self.epochs_override = epochs_override
         self.student, self.ck = load_checkpoint(Path(recipe.student))
         check_against_model(recipe, self.student)
+        check_against_checkpoint(recipe, self.ck)
         self.fe = FrontEnd.from_dict(self.ck["frontend"])
         self.teacher = None
         if recipe.teacher:
@@ -59,8 +60,33 @@ class Pipeline:
         _, self.xtr, _ = load_features(recipe.corpus, "train", self.fe)
         self.audio, self.y = split_audio(self.corpus)
         self.noise = noise_bank(seed=recipe.seed)
+        self.scorer = self.phonemes = None
+        if recipe.score == "phonemes":
+            self._phoneme_setup()
         self.rows: list[dict] = []
         self.timings = {"fit_s": 0.0, "evaluate_s": 0.0}     # where the time goes; export and run_recipe add theirs
+
+    def _phoneme_setup(self) -> None:
+        """score = "phonemes": the student's phoneme head (keyword.py's PhonemeScorer reads it in every stage's
+        evaluation), each training clip's phoneme target in the head's vocabulary, and the loss's weight."""
+        from ..data.phonetic import clip_targets
+        from ..keyword import PhonemeScorer
+        self.scorer = PhonemeScorer(self.ck, "phonemes")
+        stats = self.ck["phoneme_ctc"]
+        keywords = [c for c in self.corpus.classes if c not in ("unknown", "silence")]
+        targets, vocab, _ = clip_targets(self.corpus.split("train"), keywords)
+        if "".join(vocab) != stats["vocabulary"]:
+            raise PqlrError(f"recipe: score = \"phonemes\": the corpus's phonemes ({''.join(vocab)!r}) are not those the "
+                            f"student's head was trained on ({stats['vocabulary']!r}); compress it on its own corpus")
+        weight = self.r.phoneme_ctc or (self.ck.get("train_config") or {}).get("ctc_weight") or 0.3
+        self.phonemes = {"targets": targets, "n": len(vocab), "weight": float(weight)}
+
+    def _set_head(self, state: dict) -> None:
+        """The phoneme head the next stages start from and are evaluated with."""
+        from ..train import PhonemeHead
+        head = PhonemeHead(state["proj.weight"].shape[1], self.phonemes["n"])
+        head.load_state_dict(state)
+        self.scorer.head = head.eval()
 
     def _epochs(self, n: int) -> int:
         return n if self.epochs_override is None else min(n, self.epochs_override)
@@ -78,21 +104,40 @@ class Pipeline:
             else:
                 loss = torch.nn.functional.cross_entropy(z_s, y)
             return loss + (extra_loss() if extra_loss else 0)
-        cfg = TrainConfig(epochs=self._epochs(epochs), lr=lr, seed=self.r.seed, batch_size=self.r.batch_size)
+        ph = {}
+        if self.phonemes:               # the phoneme head fine-tuned with the trunk, by its CTC loss
+            ph = {"phonemes": (self.phonemes["targets"], self.phonemes["n"]),
+                  "phoneme_head": self.scorer.head.state_dict()}
+        cfg = TrainConfig(epochs=self._epochs(epochs), lr=lr, seed=self.r.seed, batch_size=self.r.batch_size,
+                          ctc_weight=self.phonemes["weight"] if self.phonemes else 0.0)
         t = time.monotonic()
-        model, _ = train(model, self.fe, self.audio, self.y, self.xv, self.yv, cfg, noise_bank=self.noise,
-                         progress=self.progress, teacher=self.teacher, loss_fn=loss_fn)
+        model, info = train(model, self.fe, self.audio, self.y, self.xv, self.yv, cfg, noise_bank=self.noise,
+                            progress=self.progress, teacher=self.teacher, loss_fn=loss_fn, **ph)
+        if self.phonemes:
+            self._set_head(info["phoneme_head"])
         self.timings["fit_s"] += time.monotonic() - t
         return model
 
-    def evaluate(self, name: str, model, weight_bytes: int, activation_bytes: int, bits: str, extra=None) -> dict:
+    def evaluate(self, name: str, model, weight_bytes: int, activation_bytes: int, bits: str, extra=None,
+                 graph=None, classifier: bool = False) -> dict:
+        """One stage's row. graph: the exported integer graph, whose numpy reference (the board's integers) is then
+        what is evaluated — with score = "phonemes" its own phoneme score, not a float one. classifier: the
+        detector reads the class posterior whatever the recipe's score (a teacher has not the student's head)."""
         from ..evaluate import DET_LIMITS, evaluate, frr_at
+        from ..keyword import GraphPredictor
         from ..train import predict
         t = time.monotonic()
-        ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold)
+        scorer = None if classifier else self.scorer
+        if graph is not None and scorer is not None:
+            fn, score = GraphPredictor(graph), "phonemes (integer)"
+            ev = evaluate(model, self.corpus, self.fe, fn, threshold=self.r.threshold, stream_fn=fn, score=score)
+        else:
+            score = "phonemes" if scorer is not None else "classifier"
+            ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold, stream_fn=scorer,
+                          score=score)
         self.timings["evaluate_s"] += time.monotonic() - t
         ww = ev.get("wakeword", {})
-        row = {"name": name, "bits": bits, "params": _params(model), "weight_bytes": int(weight_bytes),
+        row = {"name": name, "bits": bits, "score": score, "params": _params(model), "weight_bytes": int(weight_bytes),
                "activation_bytes": int(activation_bytes), "code_bytes": None,
                "total_bytes": int(weight_bytes) + int(activation_bytes),
                "held_out_voice_accuracy": ev["splits"].get("test", {}).get("accuracy"),
@@ -116,13 +161,13 @@ class Pipeline:
                  f"FA/h {row['false_accepts_per_hour']}")
         return row
 
-    def _float_row(self, name: str, model, extra=None) -> dict:
+    def _float_row(self, name: str, model, extra=None, classifier: bool = False) -> dict:
         from ..models.ops import float_ops
         try:
             act = _activation_bytes(float_ops(model), self.fe.shape, 4)
         except PqlrError:
             act = None
-        return self.evaluate(name, model, _weight_bytes_float(model), act or 0, "fp32", extra)
+        return self.evaluate(name, model, _weight_bytes_float(model), act or 0, "fp32", extra, classifier=classifier)
 
     def run(self) -> dict:
         from .lowrank import factorise, plan_ranks
@@ -133,7 +178,7 @@ class Pipeline:
         itself = self.teacher is not None and Path(self.r.teacher).resolve() == Path(self.r.student).resolve()
         if self.teacher is not None and not itself:
             self.log("teacher (fp32)")
-            self._float_row("teacher", self.teacher)
+            self._float_row("teacher", self.teacher, classifier=True)      # the student's phoneme head is not its
         self.log("student (fp32)" + (", also the teacher" if itself else ""))
         self._float_row("student", self.student)
         if itself:
@@ -150,6 +195,9 @@ class Pipeline:
                 keep = select_channels(model, p["sparsity"], p["min_keep"], p["max_group_sparsity"])
                 before = model.cfg.group_widths()
                 model = prune(model, keep)
+                if self.phonemes:           # the head reads the last group: its columns go with the channels
+                    st_h = self.scorer.head.state_dict()
+                    self._set_head({"proj.weight": st_h["proj.weight"][:, keep[-1]], "proj.bias": st_h["proj.bias"]})
                 model = self.fit(model, p["finetune_epochs"], p["lr"])
                 self._float_row("prune", model, {"widths_before": list(before), "widths_after": list(model.cfg.group_widths())})
             elif st.name == "lowrank":
@@ -179,12 +227,14 @@ class Pipeline:
         from .quant import QuantNet
         t0, e0 = time.monotonic(), self.timings["evaluate_s"]
         classes, fe = tuple(self.ck["classes"]), self.fe.to_dict()
+        rng = np.random.default_rng(self.r.seed)
+        calib = self.xtr[rng.permutation(len(self.xtr))[:200]]
+        phonemes = {"head": self.scorer.head, "sequences": self.scorer.sequences} if self.scorer else None
         if isinstance(self.final, QuantNet):
-            graph = self.final.to_int_graph(classes, fe)
+            graph = self.final.to_int_graph(classes, fe, phonemes, calib)
             bits = self.quant_bits
         else:
-            rng = np.random.default_rng(self.r.seed)
-            graph = quantize_ptq(self.final, self.xtr[rng.permutation(len(self.xtr))[:200]], classes, fe)
+            graph = quantize_ptq(self.final, calib, classes, fe, phonemes)
             bits = "W8A8 (post-training)"
         plan = make_plan(graph, board)
         art = write_model_bin(Path(output), graph, plan)
@@ -194,7 +244,7 @@ class Pipeline:
         held = np.array([c.split != "train" for c in self.corpus.clips])
         xs = x[held]
         q = np.stack([graph.quantize_input(f) for f in xs])
-        ref = run_batch(art.graph, q)
+        ref = run_batch(art.graph, q)[:, : art.graph.class_outputs]      # the class logits (a ctc appends its score)
         agree = None
         if isinstance(self.final, QuantNet):
             with torch.no_grad():
@@ -206,7 +256,8 @@ class Pipeline:
         weight_bytes = sum(t.size for t in art.tiles)
         row = self.evaluate("quantize" if isinstance(self.final, QuantNet) else "export", self.final, weight_bytes,
                             plan.arena_bytes, bits, {"model_bin_bytes": art.size, "integer_vs_fakequant": agree,
-                                                     "tile_buffer_bytes": plan.tile_buffer_bytes})
+                                                     "tile_buffer_bytes": plan.tile_buffer_bytes},
+                            graph=art.graph)
         row["code_bytes"] = code
         row["total_bytes"] = weight_bytes + plan.arena_bytes + plan.tile_buffer_bytes + (code or 0)
         # lowering, model.bin, the integer check and the code size, without the final evaluation (in evaluate_s)
@@ -230,7 +281,8 @@ def run_recipe(recipe: Recipe, board=None, progress: bool = True, log=print, epo
     report = {"recipe": {"student": recipe.student, "teacher": recipe.teacher, "corpus": recipe.corpus,
                          "board": recipe.board, "stages": [{"name": s.name, **s.params} for s in recipe.stages],
                          "distill": recipe.distill if recipe.teacher else None, "seed": recipe.seed,
-                         "threshold": recipe.threshold, "epochs_override": epochs_override},
+                         "threshold": recipe.threshold, "epochs_override": epochs_override, "score": recipe.score,
+                         "phoneme_ctc": pipe.phonemes["weight"] if pipe.phonemes else None},
               "stages": pipe.rows, "export": exp,
               "timings_s": pipe.timings | {"total_s": time.monotonic() - t0},
               "notes": {"weight_bytes": "fp32 stages: 4 B per weight and bias; quantised: the model.bin tiles "

@@ -232,6 +232,32 @@ class QuantNet(nn.Module):
         q, s, z = self.forward_int(x)
         return (q - z) * s
 
+    def _pool(self) -> int:
+        """The index of the global average pool: the layers before it are the trunk, those from it the head."""
+        k = next((i for i, L in enumerate(self.layers) if isinstance(L, QAvgPool)), None)
+        if not k or not isinstance(self.layers[k - 1], QLayer):
+            raise ValueError("this QuantNet has no convolutional trunk before a global average pool")
+        return k
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's maps, dequantised ((q − zp)·s, float64, [N, C, T', F']): what training's phoneme head reads
+        (hostside/train.py), as from a DS-CNN's trunk. trunk then head is forward, bit for bit."""
+        q, s, z = self.quantize_input(x)
+        for L in self.layers[: self._pool()]:
+            q, s, z = L(q, s, z)
+        return (q - z) * s
+
+    def head(self, maps: torch.Tensor) -> torch.Tensor:
+        """The pool and the classifier on trunk(x): the integers are recovered exactly (round(maps/s + zp), the
+        last trunk layer's s and zp; their gradients cancel, so training sees forward's) → dequantised logits."""
+        k = self._pool()
+        s, z = self.layers[k - 1].aq.params(int(maps[0].numel()))
+        q = torch.clamp(round_ste(maps / s + z), self.layers[k - 1].aq.qmin, self.layers[k - 1].aq.qmax)
+        for L in self.layers[k:]:
+            q, s, z = L(q, s, z)
+        q = q.flatten(1)
+        return (q - z) * s
+
     @torch.no_grad()
     def calibrate(self, ops: list[dict], calib: np.ndarray) -> None:
         """Initialise every activation step/offset by minimising the quantisation MSE on calibration data."""
@@ -244,8 +270,11 @@ class QuantNet(nn.Module):
                 L.aq.init_mse(out)
 
     @torch.no_grad()
-    def to_int_graph(self, classes=(), frontend=None) -> IntGraph:
-        """Lower to the integer graph, with exactly the integers and multipliers the forward pass uses."""
+    def to_int_graph(self, classes=(), frontend=None, phonemes: dict | None = None,
+                     calib: np.ndarray | None = None) -> IntGraph:
+        """Lower to the integer graph, with exactly the integers and multipliers the forward pass uses. phonemes
+        (as export/ptq.py quantize_ptq's, with calib: float features): the phoneme branch after the classifier,
+        its int8 head calibrated on this network's trunk."""
         T, F = self.input_shape
         probe = torch.zeros(1, T, F, dtype=torch.float64)
         q, s, z = self.quantize_input(probe)
@@ -280,6 +309,9 @@ class QuantNet(nn.Module):
                                     weights=np.ascontiguousarray(w),
                                     bias=bq.round().to(torch.int64).numpy().astype(np.int32), wbits=L.wq.bits))
             q, s, z, shape = q_next, s_next, z_next, out_shape
+        if phonemes is not None:
+            from ..export.ptq import phoneme_branch
+            layers += phoneme_branch(layers, self, calib, phonemes["head"], phonemes["sequences"])
         return IntGraph(input_shape=(T, F, 1), input_scale=in_scale, input_zp=in_zp, layers=layers,
                         classes=tuple(classes), frontend=dict(frontend or {}))
 

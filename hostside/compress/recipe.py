@@ -7,6 +7,10 @@
     output  = "build/micro_kws.bin"
     seed = 0
     threshold = 0.8                   # wake-word operating point; omit it to choose it on validation
+    score = "classifier"              # or "phonemes": a student trained with --phoneme-ctc keeps its phoneme head
+                                      # through every stage (pruned with the trunk, fine-tuned with its CTC loss)
+                                      # and model.bin computes the phoneme wake score (export --score phonemes)
+    phoneme_ctc = 0.3                 # that loss's weight in fine-tuning (default: the student's own)
 
     [distill]
     temperature = 6.0
@@ -49,7 +53,9 @@ STAGES = {
     "quantize": {"wbits": 8, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": 10, "lr": 5e-4},
 }
 TOP = {"student": None, "teacher": None, "corpus": "build/corpus", "board": "rv32-virt",
-       "output": "build/micro_kws.bin", "seed": 0, "threshold": None, "batch_size": 64}
+       "output": "build/micro_kws.bin", "seed": 0, "threshold": None, "batch_size": 64, "score": "classifier",
+       "phoneme_ctc": None}
+SCORES = ("classifier", "phonemes")
 DISTILL = {"temperature": 6.0, "alpha": 0.7}
 
 
@@ -70,6 +76,8 @@ class Recipe:
     seed: int = 0
     threshold: float | None = None       # None: chosen on validation (hostside/evaluate.py)
     batch_size: int = 64
+    score: str = "classifier"            # "phonemes": the phoneme head is compressed with the trunk, model.bin computes it
+    phoneme_ctc: float | None = None     # the phoneme loss's weight in fine-tuning; None: the student's
     distill: dict = field(default_factory=lambda: dict(DISTILL))
 
 
@@ -115,6 +123,12 @@ def from_dict(raw: dict) -> Recipe:
     top = {k: raw.get(k, v) for k, v in TOP.items()}
     if top["threshold"] is not None and (not isinstance(top["threshold"], (int, float)) or not 0 < top["threshold"] < 1):
         _err("threshold", f"{top['threshold']!r} must be in (0, 1), or omitted to choose it on validation")
+    if top["score"] not in SCORES:
+        _err("score", f"{top['score']!r}: one of {', '.join(map(repr, SCORES))} (the board computes either)")
+    pc = top["phoneme_ctc"]
+    if pc is not None and (top["score"] != "phonemes" or isinstance(pc, bool) or not isinstance(pc, (int, float))
+                           or not 0 < pc <= 10):
+        _err("phoneme_ctc", f"{pc!r}: a weight in (0, 10] for score = \"phonemes\" (omit it: the student's own)")
     return Recipe(stages=stages, distill=distill, **top)
 
 
@@ -167,3 +181,10 @@ def check_against_model(recipe: Recipe, model) -> None:
                 plan_ranks(model, st.params["rank"], st.params["energy"], st.params["layers"] or None)
             except PqlrError as exc:
                 _err(f"stages[{i}]", str(exc))
+
+
+def check_against_checkpoint(recipe: Recipe, ck: dict) -> None:
+    """score = "phonemes" needs the phoneme head `pqlr train --phoneme-ctc` keeps beside the student."""
+    if recipe.score == "phonemes" and "phoneme_head" not in ck:
+        _err("score", f"\"phonemes\" compresses the student's phoneme head with it, and {recipe.student} has none: "
+                      f"train it with `pqlr train --phoneme-ctc 0.3`, or use score = \"classifier\"")

@@ -96,7 +96,8 @@ def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, s
     the trunk's maps (the global pool's input, read again: src) averaged over frequency (an average pool per time
     frame, the maps' quantisation kept), the phoneme head (a pointwise conv per frame, calibrated on `calib`), and the
     ctc op (hostside/graph.py), which copies the classifier's logits and appends the score (log domain, units of
-    2^-CTC_BITS nats, zero point WAKE_SCORE_ZP)."""
+    2^-CTC_BITS nats, zero point WAKE_SCORE_ZP). model: the float DS-CNN, or the QuantNet whose integer layers
+    `layers` are (its trunk's fake-quant maps calibrate the head alike); the head is int8 either way."""
     pool = next(i for i, L in enumerate(layers) if L.op == "avgpool")
     maps_in = layers[pool]
     (t, f, c), logits = maps_in.in_shape, len(layers)
@@ -108,7 +109,7 @@ def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, s
     head = head.eval()
     with torch.no_grad():
         maps = model.eval().trunk(torch.from_numpy(np.asarray(calib, dtype=np.float32)))
-        z = head.proj(maps.mean(dim=3).transpose(1, 2)).numpy()
+        z = head.logits(maps).numpy()
     w = head.proj.weight.detach().numpy()
     b = head.proj.bias.detach().numpy()
     out_scale, out_zp = _act_qparams(float(z.min()), float(z.max()))
