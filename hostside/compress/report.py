@@ -11,9 +11,19 @@ def _f(v, pct=False, nd=0):
     return f"{100 * v:.2f} %" if pct else (f"{v:,.{nd}f}" if isinstance(v, float) else f"{v:,}")
 
 
+def _score_line(r: dict) -> list[str]:
+    """What FRR and FA/h read: with score = "phonemes", the phoneme head's score (float in the fp32 rows, the integer
+    model's own in the exported row) — said, since the table's columns look as they do for the classifier."""
+    if r["recipe"].get("score") != "phonemes":
+        return []
+    return [f"Wake score: the phoneme score (phoneme loss weight {r['recipe'].get('phoneme_ctc')} in fine-tuning); "
+            f"per row: " + ", ".join(f"{s['name']} {s.get('score')}" for s in r["stages"] if not s.get("same_as")) +
+            "; clip accuracy is the classifier's."]
+
+
 def markdown(r: dict) -> str:
     lines = ["# PQLR compression report", "", f"Recipe: {json.dumps(r['recipe']['stages'])}",
-             f"Teacher: {r['recipe']['teacher']}; distillation {r['recipe']['distill']}", "",
+             f"Teacher: {r['recipe']['teacher']}; distillation {r['recipe']['distill']}", *_score_line(r), "",
              "| stage | bits | params | weights B | activations B | code B | total B | held-out voices | unseen engine | FRR | FA/h |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in r["stages"]:
