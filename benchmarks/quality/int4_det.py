@@ -38,7 +38,12 @@ def main() -> int:
                     help="the wake score: the classifier (default), or the phoneme score of a student trained with "
                          "--phoneme-ctc, compressed with its head and computed by model.bin (the fp32 row reads the "
                          "float phoneme score, the INT4 row the integer model's); writes <work>/int4-NAME-phonemes.bin")
+    ap.add_argument("--summary", action="store_true",
+                    help="run nothing: read the NAMEs' reports (<work>/int4-NAME[-phonemes].report.json) and print "
+                         "fp32 against INT4 per seed and their means")
     args = ap.parse_args()
+    if args.summary:
+        return summary(args)
     todo = []
     for name in args.names:                           # every attempt checked before any work
         folder = args.work / "attempts" / name
@@ -61,6 +66,44 @@ def main() -> int:
                     f"{s['false_accepts']} false accepts at {s['threshold']}")
         print(f"{name} (seed {seed}, {time.monotonic() - t:.0f} s): fp32 {cells(fp)} → INT4 {cells(q)}; "
               f"{(rep['files'] or {}).get('md')}", flush=True)
+    return 0
+
+
+def summary(args) -> int:
+    """fp32 against INT4, per seed and on average: unseen FRR at each limit (equal real false accepts), unseen clip
+    accuracy, and the validation point (unseen FRR, real false accepts in the hours of real speech)."""
+    import statistics
+    tag = "-phonemes" if args.score == "phonemes" else ""
+    pairs = []
+    for name in args.names:
+        path = args.work / f"int4-{name}{tag}.report.json"
+        if not path.is_file():
+            sys.exit(f"{path}: no report; run this script without --summary first")
+        rep = json.loads(path.read_text())
+        pairs.append((name, next(s for s in rep["stages"] if s["name"] == "student"), rep["stages"][-1]))
+    limits = list(pairs[0][1]["frr_at_fa_per_hour"])
+
+    def line(label, rows):
+        m = lambda f: statistics.mean(f(r) for r in rows)            # noqa: E731
+        return (f"{label}: unseen FRR " + " / ".join(f"{100 * m(lambda r: r['frr_at_fa_per_hour'][x]):.1f}"
+                                                       for x in limits) + f" % at ≤ {' / '.join(limits)} FA/h; "
+                f"unseen accuracy {100 * m(lambda r: r['unseen_engine_accuracy']):.2f} %; validation point: unseen FRR "
+                f"{100 * m(lambda r: r['false_rejection_rate']):.1f} %, real false accepts "
+                f"{sorted(r['false_accepts'] for r in rows)} in {rows[0]['real_speech_hours']:.2f} h")
+    for name, fp, q in pairs:
+        print(f"{name}: fp32 " + " / ".join(f"{100 * fp['frr_at_fa_per_hour'][x]:.1f}" for x in limits) + " → INT4 " +
+              " / ".join(f"{100 * q['frr_at_fa_per_hour'][x]:.1f}" for x in limits) +
+              f" %; accuracy {100 * fp['unseen_engine_accuracy']:.2f} → {100 * q['unseen_engine_accuracy']:.2f} % "
+              f"({100 * (q['unseen_engine_accuracy'] - fp['unseen_engine_accuracy']):+.2f} points); false accepts "
+              f"{fp['false_accepts']} → {q['false_accepts']} (thresholds {fp['threshold']} → {q['threshold']}); "
+              f"INT4 scored by {q.get('score', 'classifier')}")
+    print(line(f"fp32 ({len(pairs)} seeds)", [p[1] for p in pairs]))
+    print(line(f"INT4 ({len(pairs)} seeds)", [p[2] for p in pairs]))
+    diff = [q["frr_at_fa_per_hour"][x] - fp["frr_at_fa_per_hour"][x] for _, fp, q in pairs for x in limits]
+    print(f"INT4 − fp32 at equal false accepts: lower on {sum(d < 0 for d in diff)}, higher on {sum(d > 0 for d in diff)},"
+          f" equal on {sum(d == 0 for d in diff)} of {len(diff)} seed-limits; accuracy within 0.5 points on "
+          f"{sum(abs(q['unseen_engine_accuracy'] - fp['unseen_engine_accuracy']) <= 0.005 for _, fp, q in pairs)} of "
+          f"{len(pairs)} seeds")
     return 0
 
 
