@@ -92,9 +92,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
         pairing["partners"], pairing["wake"] = corpus_partners(corpus)
     ctc = {}
     if cfg.ctc_weight > 0:
-        from .data.phonetic import clip_targets
-        targets, vocab, ctc_stats = clip_targets(corpus.split("train"),
-                                                 [c for c in corpus.classes if c not in ("unknown", "silence")])
+        from .data.phonetic import clip_targets, keyword_classes
+        targets, vocab, ctc_stats = clip_targets(corpus.split("train"), keyword_classes(corpus.classes))
         if not ctc_stats["with_phonemes"]:
             raise PqlrError(f"--phoneme-ctc: none of {corpus_dir}'s training clips has a text short enough to be "
                             f"whole in its window; the loss needs a corpus made by `pqlr data synth`")

@@ -114,9 +114,7 @@ class PhonemeScorer:
         if not ctc["keywords"].get(label):
             raise PqlrError(f"the checkpoint's phoneme head was trained with no phonemes for {label!r}")
         vocab = ctc["vocabulary"]
-        self.head = PhonemeHead(ck["phoneme_head"]["proj.weight"].shape[1], len(vocab))
-        self.head.load_state_dict(ck["phoneme_head"])
-        self.head.eval()
+        self.head = PhonemeHead.from_state(ck["phoneme_head"], len(vocab)).eval()
         index = {s: i + 1 for i, s in enumerate(vocab)}
         self.sequences = [tuple(index[s] for s in k) for k in ctc["keywords"][label]]
         self.wake = wake

@@ -186,6 +186,13 @@ class PhonemeHead(nn.Module):
         super().__init__()
         self.proj = nn.Linear(channels, n_phonemes + 1)
 
+    @classmethod
+    def from_state(cls, state: dict, n_phonemes: int) -> "PhonemeHead":
+        """A head with these weights (its width read from them); a vocabulary of another size is refused."""
+        head = cls(state["proj.weight"].shape[1], n_phonemes)
+        head.load_state_dict(state)
+        return head
+
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         """[N, C, T', F'] maps → [T', N, V + 1] log-probabilities (CTC's layout). Maps of another dtype (a QuantNet's
         float64 fake-quant maps) are read in the head's."""
@@ -321,12 +328,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     aux = None
     if cfg.ctc_weight > 0:              # the model's own initial weights were drawn before: the same without it
         targets, n_phonemes = phonemes
-        if phoneme_head is not None:
-            aux = PhonemeHead(phoneme_head["proj.weight"].shape[1], n_phonemes)
-            aux.load_state_dict(phoneme_head)       # a head of another size or vocabulary is refused here
-            aux = aux.to(dev)
-        else:
-            aux = PhonemeHead(model.cfg.group_widths()[-1], n_phonemes).to(dev)
+        aux = (PhonemeHead.from_state(phoneme_head, n_phonemes) if phoneme_head is not None
+               else PhonemeHead(model.cfg.group_widths()[-1], n_phonemes)).to(dev)
         params += list(aux.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(audio_train) / cfg.batch_size)))

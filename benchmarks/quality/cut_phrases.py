@@ -36,6 +36,8 @@ from hostside.data.features import FrontEnd  # noqa: E402
 from hostside.keyword import detector_fn  # noqa: E402
 from hostside.train import load_checkpoint  # noqa: E402
 
+WINDOW_S = CLIP_SAMPLES / SAMPLE_RATE          # the clip, and the detector's window
+
 
 def phrase_seconds(corpus, clips) -> np.ndarray:
     """Each clip's phrase as synthesis said it, trimmed, in seconds (before `place` cut it to the window)."""
@@ -69,7 +71,7 @@ def main() -> int:
     wake = corpus.classes[0]
     clips = [c for c in corpus.clips if c.split == "unseen" and c.label == wake]
     seconds = phrase_seconds(corpus, clips)
-    cut = seconds > CLIP_SAMPLES / SAMPLE_RATE
+    cut = seconds > WINDOW_S
     print(f"unseen wake words: {len(clips)}; longer than the window (cut): {cut.sum()} ({100 * cut.mean():.1f} %); "
           f"median phrase {np.median(seconds):.2f} s")
     by_engine = {e: f"{int(cut[[c.engine == e for c in clips]].sum())} of {sum(c.engine == e for c in clips)}"
@@ -79,8 +81,8 @@ def main() -> int:
     for split in filter(None, args.census.split(",")):
         some = [c for c in corpus.clips if c.split == split and c.label == wake]
         sec = phrase_seconds(corpus, some)
-        census[split] = {"wake_words": len(some), "cut": int((sec > CLIP_SAMPLES / SAMPLE_RATE).sum()),
-                         "by_text": {t: f"{int((sec[[c.text == t for c in some]] > 1).sum())} of "
+        census[split] = {"wake_words": len(some), "cut": int((sec > WINDOW_S).sum()),
+                         "by_text": {t: f"{int((sec[[c.text == t for c in some]] > WINDOW_S).sum())} of "
                                         f"{sum(c.text == t for c in some)}" for t in sorted({c.text for c in some})}}
         print(f"{split}: {census[split]['cut']} of {len(some)} wake phrases longer than the window; by text: "
               f"{census[split]['by_text']}", flush=True)

@@ -69,24 +69,21 @@ class Pipeline:
     def _phoneme_setup(self) -> None:
         """score = "phonemes": the student's phoneme head (keyword.py's PhonemeScorer reads it in every stage's
         evaluation), each training clip's phoneme target in the head's vocabulary, and the loss's weight."""
-        from ..data.phonetic import clip_targets
+        from ..data.phonetic import clip_targets, keyword_classes
         from ..keyword import PhonemeScorer
         self.scorer = PhonemeScorer(self.ck, "phonemes")
         stats = self.ck["phoneme_ctc"]
-        keywords = [c for c in self.corpus.classes if c not in ("unknown", "silence")]
-        targets, vocab, _ = clip_targets(self.corpus.split("train"), keywords)
+        targets, vocab, _ = clip_targets(self.corpus.split("train"), keyword_classes(self.corpus.classes))
         if "".join(vocab) != stats["vocabulary"]:
             raise PqlrError(f"recipe: score = \"phonemes\": the corpus's phonemes ({''.join(vocab)!r}) are not those the "
                             f"student's head was trained on ({stats['vocabulary']!r}); compress it on its own corpus")
-        weight = self.r.phoneme_ctc or (self.ck.get("train_config") or {}).get("ctc_weight") or 0.3
+        weight = self.r.phoneme_ctc or self.ck["train_config"]["ctc_weight"]
         self.phonemes = {"targets": targets, "n": len(vocab), "weight": float(weight)}
 
     def _set_head(self, state: dict) -> None:
         """The phoneme head the next stages start from and are evaluated with."""
         from ..train import PhonemeHead
-        head = PhonemeHead(state["proj.weight"].shape[1], self.phonemes["n"])
-        head.load_state_dict(state)
-        self.scorer.head = head.eval()
+        self.scorer.head = PhonemeHead.from_state(state, self.phonemes["n"]).eval()
 
     def _epochs(self, n: int) -> int:
         return n if self.epochs_override is None else min(n, self.epochs_override)

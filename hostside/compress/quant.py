@@ -251,8 +251,9 @@ class QuantNet(nn.Module):
         """The pool and the classifier on trunk(x): the integers are recovered exactly (round(maps/s + zp), the
         last trunk layer's s and zp; their gradients cancel, so training sees forward's) → dequantised logits."""
         k = self._pool()
-        s, z = self.layers[k - 1].aq.params(int(maps[0].numel()))
-        q = torch.clamp(round_ste(maps / s + z), self.layers[k - 1].aq.qmin, self.layers[k - 1].aq.qmax)
+        aq = self.layers[k - 1].aq
+        s, z = aq.params(int(maps[0].numel()))
+        q = torch.clamp(round_ste(maps / s + z), aq.qmin, aq.qmax)
         for L in self.layers[k:]:
             q, s, z = L(q, s, z)
         q = q.flatten(1)

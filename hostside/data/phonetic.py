@@ -7,7 +7,9 @@ punctuation dropped): the wake word, its spellings, the near misses that differ 
 and phrases. Silence clips get the empty sequence (nothing but blank). Clips with no target, left out of the loss:
 people's recordings (their files carry no transcript), and windows cut from a longer utterance — a text of more
 than `max_tokens` phonemes is taken to be one (1 s holds about 10–14 phonemes of ordinary speech), since which of
-its sounds a random cut kept is not known.
+its sounds a random cut kept is not known. A wake phrase said in more than 1 s is cut to its centre second by
+synthesis and still gets the whole phrase as its target (14.7 % of the demo corpus's training wake words,
+benchmarks/quality/cut_phrases.py); its clip does not record the cut, so it cannot be left out here.
 """
 from __future__ import annotations
 
@@ -24,6 +26,11 @@ def tokens(text: str, accent: str = "en-us") -> list[str]:
     """The phoneme symbols espeak-ng reads `text` as, one per sound (hostside/data/kokoro.py's notation)."""
     from .kokoro import phonemes
     return [ch for ch in phonemes(text, accent) if ch not in _DROP and not ch.isspace()]
+
+
+def keyword_classes(classes) -> list[str]:
+    """The classes whose clips say a keyword (clip_targets' `keywords`): all but unknown and silence."""
+    return [c for c in classes if c not in ("unknown", "silence")]
 
 
 def clip_targets(clips: list[Clip], keywords: list[str] = (), silence: str = "silence",
