@@ -10,7 +10,7 @@ import pytest
 from hostside.data.corpus import load_corpus, read_audio, write_wav
 from hostside.data.features import PRESETS, FrontEnd, TorchFrontEnd, features, mel_filterbank, vtlp_warp
 from hostside.data.loaders import MLPERF12
-from hostside.data.synth import SynthConfig, synth_corpus, voice_split
+from hostside.data.synth import SynthConfig, place, positive_file, synth_corpus, voice_split
 from hostside.errors import PqlrError
 
 
@@ -103,11 +103,32 @@ def test_no_voice_in_two_splits(tiny_corpus):
 def test_wake_word_clips_have_context(tiny_corpus):
     root, _, c = tiny_corpus
     pos = [cl for cl in c.clips if cl.label == "hey_kimi"]
-    for cl in pos[:5]:
-        with wave.open(str(root / cl.file)) as w:
-            assert w.getnframes() == 3 * 16000 and cl.offset == 16000
+    for cl in pos:
+        with wave.open(str(root / cl.file)) as w:          # 1 s after the window, 1 s (or the phrase) before it
+            assert cl.offset == max(16000, cl.spoken - 16000) and w.getnframes() == cl.offset + 2 * 16000
         assert len(c.audio(cl)) == 16000
+    assert all(cl.spoken > 0 for cl in c.clips if cl.label != "silence")
     assert {cl.style for cl in pos} <= {"normal", "fast", "slow", "whisper"}
+
+
+def test_a_phrase_longer_than_the_window_is_kept_whole_and_the_window_holds_its_end():
+    rng = np.random.default_rng(0)
+    for seconds in (0.6, 1.4, 2.5):
+        n = int(seconds * 16000)
+        speech = np.concatenate([np.zeros(800), (1.5 + np.sin(np.arange(n) * 0.3)) * np.linspace(1, 2, n), np.zeros(300)])
+        placed = place(speech, np.random.default_rng(1), crop="whole")
+        sig, offset = positive_file(placed)
+        heard = np.nonzero(np.abs(sig) > 0.02 * np.abs(sig).max())[0]
+        assert heard[-1] - heard[0] + 1 == n                        # every sample of the phrase is in the file
+        assert len(sig) == offset + 2 * 16000 and offset == max(16000, n - 16000)
+        if n > 16000:                                               # its window is its last second
+            assert heard[-1] == offset + 16000 - 1 and np.array_equal(sig[offset: offset + 16000], speech[800: 800 + n][-16000:])
+        else:                                                       # inside the window, as before
+            assert offset <= heard[0] and heard[-1] < offset + 16000
+        end = place(speech, rng)                                    # a 1 s clip of it keeps its end
+        assert len(end) == 16000 and (n <= 16000 or np.array_equal(end, speech[800: 800 + n][-16000:]))
+    with pytest.raises(ValueError, match="one of end, random, whole"):
+        place(speech, rng, crop="centre")
 
 
 def test_unseen_voices_never_in_training(tiny_corpus):

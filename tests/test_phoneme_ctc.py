@@ -23,15 +23,18 @@ def test_targets_are_the_sounds_of_clips_whose_whole_utterance_is_in_the_window(
              Clip("c.wav", "silence", "train", "", "", engine="none"),
              Clip("d.wav", "unknown", "train", "p1", "klettres:it/la", engine="human"),
              Clip("e.wav", "unknown", "train", "v1", "the old man would rather water the plants after lunch"),
-             Clip("f.wav", "hey_kimi", "train", "v2", "hey kimi")]
+             Clip("f.wav", "hey_kimi", "train", "v2", "hey kimi"),
+             Clip("g.wav", "hey_kimi", "train", "v2", "hey kimi", spoken=16001),     # said slowly: the window
+             Clip("h.wav", "hey_kimi", "train", "v2", "hey kimi", spoken=16000)]     # holds only its last second
     targets, vocab, stats = clip_targets(clips, ["hey_kimi"])
     kimi, gimi = targets[0], targets[1]
     assert len(kimi) == 6 and targets[5] == kimi                # punctuation and stress are not sounds
     assert [a != b for a, b in zip(kimi, gimi)] == [False, False, True, False, False, False]   # /k/ against /ɡ/
     assert targets[2] == [] and targets[3] is None and targets[4] is None
+    assert targets[6] is None and targets[7] == kimi and stats["longer_than_window"] == 1
     assert min(kimi) >= 1 and "".join(vocab[i - 1] for i in kimi) == "".join(tokens("hey kimi"))   # 0 is the blank
     assert not set(vocab) & set("ˈˌː ,?")
-    assert stats["with_phonemes"] == 3 and stats["silence"] == 1 and stats["without_target"] == 2
+    assert stats["with_phonemes"] == 4 and stats["silence"] == 1 and stats["without_target"] == 3
     assert stats["keywords"] == {"hey_kimi": ["".join(tokens("hey kimi"))]}      # both spellings read alike
 
 

@@ -43,13 +43,18 @@ def sentence_windows(corpus, n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def variants(corpus, clip, sentence: np.ndarray) -> dict[str, np.ndarray]:
-    """The wake-word file alone, with the sentence over the second after the phrase's, and over the one before."""
+    """The wake-word file alone, with the sentence over the second after the phrase's, and over the one before it
+    (before the phrase's start when it is longer than its window, Clip.spoken; the file padded with silence where
+    its context before the phrase is shorter than a second — the sentence keeps its own noise)."""
     audio = E._stream_audio(corpus, clip.file, 16000)
     a, b = clip.offset, clip.offset + 16000
     level = np.sqrt(np.mean(audio[a:b] ** 2)) / (np.sqrt(np.mean(sentence ** 2)) + 1e-9)
     out = {"alone": audio}
-    for way, start in (("speech after", b), ("speech before", a - 16000)):
-        x = audio.copy()
+    first = b - max(16000, clip.spoken)                 # where the phrase's second (or the phrase) begins
+    pad = max(0, 16000 - first)
+    for way, start in (("speech after", b), ("speech before", first - 16000)):
+        x = np.concatenate([np.zeros(pad), audio]) if way == "speech before" else audio.copy()
+        start += pad if way == "speech before" else 0
         lo, hi = max(0, start), min(len(x), start + 16000)
         if hi > lo:
             x[lo:hi] += level * sentence[lo - start: hi - start]

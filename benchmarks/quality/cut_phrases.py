@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Wake words longer than the window. Synthesis places each wake phrase in a 1 s window and cuts a longer one to its
-centre second (hostside/data/synth.py `place`), in training clips and in the test's wake-word files alike; a phoneme
-score that asks the window to hold the whole phrase cannot find a cut one, and a cut training clip's CTC target still
-names every phoneme. This re-derives each unseen wake word's phrase as synthesis made it (the job's own seed: the
-engine's audio, its speed perturbation, trimmed of silence) to learn which were cut, then reads every attempt's
+"""Wake words longer than the window. Synthesis before corpus format 4 placed each wake phrase in a 1 s window and
+cut a longer one to its centre second, in training clips and in the test's wake-word files alike; a phoneme score
+that asks the window to hold the whole phrase cannot find a cut one, and a cut training clip's CTC target still named
+every phoneme. Format 4 keeps the phrase whole in its file and records its length (Clip.spoken); for a corpus made
+before, this re-derives each unseen wake word's phrase as synthesis made it (the job's own seed: the engine's audio,
+its speed perturbation, trimmed of silence). Then it reads every attempt's
 detector on the unseen wake-word files (the protocol's windows and smoothing) and splits its misses into phrases that
 fit and phrases that were cut — at its validation threshold and at the threshold where its test DET stays within
 2 real false accepts an hour.
@@ -40,7 +41,10 @@ WINDOW_S = CLIP_SAMPLES / SAMPLE_RATE          # the clip, and the detector's wi
 
 
 def phrase_seconds(corpus, clips) -> np.ndarray:
-    """Each clip's phrase as synthesis said it, trimmed, in seconds (before `place` cut it to the window)."""
+    """Each clip's phrase as synthesis said it, trimmed, in seconds: as the clips record it (Clip.spoken, corpus format
+    4 on), or re-derived for a corpus made before."""
+    if all(c.spoken >= 0 for c in clips):
+        return np.array([c.spoken / SAMPLE_RATE for c in clips])
     fields = {f.name for f in dataclasses.fields(S.SynthConfig)}
     cfg = S.SynthConfig(**{k: tuple(v) if isinstance(v, list) else v
                            for k, v in corpus.meta["config"].items() if k in fields})

@@ -7,15 +7,16 @@ punctuation dropped): the wake word, its spellings, the near misses that differ 
 and phrases. Silence clips get the empty sequence (nothing but blank). Clips with no target, left out of the loss:
 people's recordings (their files carry no transcript), and windows cut from a longer utterance — a text of more
 than `max_tokens` phonemes is taken to be one (1 s holds about 10–14 phonemes of ordinary speech), since which of
-its sounds a random cut kept is not known. A wake phrase said in more than 1 s is cut to its centre second by
-synthesis and still gets the whole phrase as its target (14.7 % of the demo corpus's training wake words,
-benchmarks/quality/cut_phrases.py); its clip does not record the cut, so it cannot be left out here.
+its sounds a random cut kept is not known; and any clip whose speech synthesis recorded as longer than the window
+(`Clip.spoken`: a phrase said slowly, whose window holds only its last second; 14.7 % of the demo corpus's training
+wake words before synthesis kept it whole, benchmarks/quality/cut_phrases.py). A clip that does not record its length
+(`spoken` -1: corpora made before, recordings) is taken by its text alone.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from .corpus import Clip
+from .corpus import CLIP_SAMPLES, Clip
 
 MAX_TOKENS = 14
 _DROP = set("ˈˌːˑ.,?!;:-'\" ")          # stress, length, punctuation and word breaks: not sounds
@@ -50,13 +51,14 @@ def clip_targets(clips: list[Clip], keywords: list[str] = (), silence: str = "si
     for c in clips:
         if c.label == silence:
             out.append([])
-        elif c.text in fits and c.engine not in NO_TRANSCRIPT:
+        elif c.text in fits and c.engine not in NO_TRANSCRIPT and c.spoken <= CLIP_SAMPLES:
             out.append([index[s] for s in fits[c.text]])
         else:
             out.append(None)
     stats = {"vocabulary": "".join(vocab), "clips": len(clips),
              "with_phonemes": sum(1 for t in out if t), "silence": sum(1 for t in out if t == []),
              "without_target": sum(1 for t in out if t is None), "max_tokens": max_tokens,
+             "longer_than_window": sum(1 for c in clips if c.spoken > CLIP_SAMPLES),
              "texts_read": len(wanted), "texts_that_fit": len(fits),
              "keywords": {k: sorted({"".join(fits[c.text]) for c, t in zip(clips, out) if c.label == k and t})
                           for k in keywords}}

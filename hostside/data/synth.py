@@ -16,8 +16,10 @@ Every split holds the phrase in its spellings and phrasings ("hey kimi", "hey, k
 in styles (normal, fast, slow, whispered where the engine can). Clips get speed perturbation (resampling, which
 moves pitch and formants together), room reverberation (pyroomacoustics) and noise at a random SNR.
 Wake-word clips are 3 s files with the phrase in the middle second (the 1 s window at `offset`), so the
-streaming detector can run over them exactly as over long audio. Unknown clips from sentences are 1 s cut
-at random from the whole utterance. Validation and test also get long TTS negative streams (random sentences
+streaming detector can run over them exactly as over long audio; a phrase said in more than 1 s is kept whole in
+its file, ending where the window ends (the window holds its last second: what a streaming detector has heard when
+the phrase is over), and each clip records how long its speech was (`Clip.spoken`). Other clips longer than 1 s
+keep their last second too; unknown clips from sentences are 1 s cut at random from the whole utterance. Validation and test also get long TTS negative streams (random sentences
 by that split's voices), and the corpus gets real human speech streams (hostside/data/realspeech.py) for
 false accepts per hour.
 
@@ -46,7 +48,8 @@ from .noise import mix, noise_clip, noise_sources
 from .splits import assign, text_splits, voice_split, voice_splits
 from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentences, rhyme_of, spelling_rhymes
 
-CORPUS_FORMAT = 3                 # bump when the same config would now give different clips
+CORPUS_FORMAT = 4                 # bump when the same config would now give different clips (4: an utterance longer
+                                  # than the window keeps its end, and a wake-word file holds the whole phrase)
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
                    "foreign_languages", "kokoro_voices", "kokoro_negatives")
                                                       # left out of the key while off, so corpora made before keep theirs
@@ -60,7 +63,8 @@ KNOWN_SPELLINGS = {"hey kimi": ("hey kimmy", "hey keemee")}
 # festival-intl's languages by default: the set measured in benchmarks/quality/attempts.md §9 (Russian and Hindi
 # added to them made the detector fire far more often on real speech, §13)
 FOREIGN_LANGUAGES = ("ca", "cs", "fi", "it")
-POSITIVE_SECONDS = 3              # wake-word clips: 1 s of context on each side of the labelled window
+POSITIVE_SECONDS = 3              # wake-word clips: 1 s of context on each side of the labelled window (more before
+                                  # it when the phrase is longer than 2 s)
 PASSAGE_SENTENCES = 3             # kokoro_negatives: sentences read in one go
 PASSAGE_WINDOWS = 6               # and 1-s windows cut from each such passage
 
@@ -297,18 +301,24 @@ def _plan_jobs(cfg: SynthConfig) -> list[dict]:
     return jobs
 
 
-def place(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES, crop: str = "centre") -> np.ndarray:
-    """Trim leading/trailing silence and place the utterance at a random offset in n samples; a longer
-    utterance is cut to n (`centre`, or `random` for negatives cut from long audio)."""
+CROPS = ("end", "random", "whole")
+
+
+def place(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES, crop: str = "end") -> np.ndarray:
+    """Trim leading/trailing silence and place the utterance at a random offset in n samples. A longer utterance
+    keeps its last n samples (`end`: what a streaming window holds as the utterance ends), n samples at random
+    (`random`: negatives cut from long audio), or all of itself (`whole`: the result is then longer than n)."""
+    if crop not in CROPS:
+        raise ValueError(f"crop {crop!r}: one of {', '.join(CROPS)}")
     if not len(speech):                             # a recording that decodes to nothing (two of Fish Fillets'
         return np.zeros(n)                          # lines): a clip of its noise alone
     speech = trim_silence(speech)
-    if len(speech) > n:
-        start = (len(speech) - n) // 2 if crop == "centre" else int(rng.integers(0, len(speech) - n + 1))
+    if len(speech) > n and crop != "whole":
+        start = len(speech) - n if crop == "end" else int(rng.integers(0, len(speech) - n + 1))
         speech = speech[start: start + n]
-    out = np.zeros(n)
-    off = int(rng.integers(0, n - len(speech) + 1))
-    out[off: off + len(speech)] = speech
+    out = np.zeros(max(n, len(speech)))
+    off = int(rng.integers(0, max(0, n - len(speech)) + 1))     # the draws of format 3: a phrase that fits gets
+    out[off: off + len(speech)] = speech                           # the same clip (noise, SNR, room) as before
     return out
 
 
@@ -346,23 +356,33 @@ def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict
     rng = np.random.default_rng(job["seed"])
     pool = pools[_pool(job["split"])]
     src = pool[int(rng.integers(0, len(pool)))]
-    offset, room = 0, -1
+    offset, room, spoken = 0, -1, -1
     if job["label"] == "silence":
         level = rng.choice([0.0005, 0.005, 0.02, 0.08])
         sig = noise_clip(src, rng) * level * rng.uniform(0.5, 1.5)
     else:
         x = _speech(job, cfg, rng)
+        spoken = len(trim_silence(x))
         if job["kind"] == "positive":
-            offset = CLIP_SAMPLES * (POSITIVE_SECONDS - 1) // 2
-            sig = np.zeros(CLIP_SAMPLES * POSITIVE_SECONDS)
-            sig[offset: offset + CLIP_SAMPLES] = place(x, rng)
+            sig, offset = positive_file(place(x, rng, crop="whole"))
         else:
-            sig = place(x, rng, crop="random" if job["kind"] == "sentence" else "centre")
+            sig = place(x, rng, crop="random" if job["kind"] == "sentence" else "end")
         sig, room = _room_and_noise(sig, offset, job["split"], cfg, rng, src, banks)
     name = f"clips/{job['index']:06d}_{job['label']}.wav"
     write_wav(out_dir / name, sig)
     return Clip(file=name, label=job["label"], split=job["split"], voice=job["voice"], text=job["text"],
-                engine=job["engine"], offset=offset, noise=src.id, style=job["style"], room=room)
+                engine=job["engine"], offset=offset, noise=src.id, style=job["style"], room=room, spoken=spoken)
+
+
+def positive_file(placed: np.ndarray) -> tuple[np.ndarray, int]:
+    """(a wake-word file, the offset of its labelled window) for a phrase `place`d whole: 1 s of context after
+    the window and at least 1 s before it; a phrase longer than the window ends where the window ends and reaches
+    back into the context before it, which grows to hold a phrase of more than 2 s."""
+    n = CLIP_SAMPLES
+    before = max(n * (POSITIVE_SECONDS - 1) // 2, len(placed) - n)
+    sig = np.zeros(before + n + n * (POSITIVE_SECONDS - 1) // 2)
+    sig[before + n - len(placed): before + n] = placed
+    return sig, before
 
 
 def _room_and_noise(sig: np.ndarray, offset: int, split: str, cfg: SynthConfig, rng: np.random.Generator, src,
@@ -397,7 +417,7 @@ def _render_windows(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, ban
         name = f"clips/{job['index']:06d}_{job['label']}_w{w}.wav"
         write_wav(out_dir / name, sig)
         clips.append(Clip(file=name, label=job["label"], split=job["split"], voice=job["voice"], text=job["text"],
-                          engine=job["engine"], offset=0, noise=src.id, style=job["style"], room=room))
+                          engine=job["engine"], offset=0, noise=src.id, style=job["style"], room=room, spoken=len(x)))
     return clips
 
 
