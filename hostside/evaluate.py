@@ -5,8 +5,8 @@ The detector (stated in every result): 1 s windows every `stride_ms` over the au
 per hop and sliced, which equals per-window features exactly), the wake-word posterior smoothed by a causal
 moving average over `smooth` windows, a trigger when it reaches `threshold`, no new trigger within
 `refractory_s` of the last.
-- A wake-word clip (a 3 s file with the phrase in its middle second) is missed when the detector never
-  triggers on the file: the false rejection rate (FRR).
+- A wake-word clip (a file with the phrase in its labelled second, or ending there when it is longer, and a second
+  of context each side) is missed when the detector never triggers on the file: the false rejection rate (FRR).
 - Every trigger on a negative stream is a false accept: real human speech (reported as FA/h with its 95 %
   Poisson upper bound and the hours behind it) and, separately, long TTS negative streams.
 - The smoothing is the recipe's, DETECTOR_SMOOTHING windows, unless the caller gives another or asks validation

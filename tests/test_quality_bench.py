@@ -189,8 +189,8 @@ def test_seed_select_line_streams_carry_the_dialogue_through_an_8khz_line(tmp_pa
 
 
 def test_connected_puts_a_second_of_speech_right_after_and_right_before_the_phrase_at_its_loudness(tmp_path):
-    """benchmarks/quality/connected.py: the wake-word file's middle second (the phrase) untouched, the sentence over
-    the second after it and the one before it, scaled to the phrase's loudness; the file alone unchanged."""
+    """benchmarks/quality/connected.py: the wake-word file's phrase untouched, the sentence over the second after its
+    window and the one before the phrase, scaled to the loudness of the phrase's window; the file alone unchanged."""
     import numpy as np
     from hostside.data.corpus import Clip, Corpus, write_wav
     spec = importlib.util.spec_from_file_location("connected", RUN.parent / "connected.py")
@@ -207,3 +207,13 @@ def test_connected_puts_a_second_of_speech_right_after_and_right_before_the_phra
     after, before = out["speech after"], out["speech before"]
     assert np.allclose(after[:32000], out["alone"][:32000]) and np.allclose(before[16000:], out["alone"][16000:])
     assert np.allclose(after[32000:], phrase_rms) and np.allclose(before[:16000], phrase_rms)
+    # a phrase said in 1.5 s (corpus format 4: it reaches back half a second before its window): the sentence ends
+    # where the phrase begins, the file padded with half a second of silence in front to hold it
+    long = wake.copy()
+    long[8000:16000] = 0.2
+    write_wav(tmp_path / "l.wav", long)
+    clip = Clip("l.wav", "hey_kimi", "unseen", "v", "hey kimi", offset=16000, spoken=24000)
+    out = mod.variants(corpus, clip, sentence)
+    before = out["speech before"]
+    assert len(before) == 48000 + 8000 and np.allclose(before[16000:], out["alone"][8000:], atol=1e-4)
+    assert np.allclose(before[:8000], np.sqrt(np.mean(out["alone"][16000:32000] ** 2)))
