@@ -12,6 +12,8 @@ Uses the corpus run.py synthesises (<work>/corpus, benchmarks/quality/corpus.jso
 checkpoint trained before with the same corpus, recipe, epochs and seed is evaluated again, not retrained.
 --int8 evaluates the integer model instead (`pqlr export` for the ESP32-C6, with `--score phonemes` when the score
 is phonemes: what the board computes, run by the numpy reference it matches bit for bit; <name>/model.bin).
+--checkpoint evaluates a student trained elsewhere (another corpus: the same students read by another test) instead
+of training one; the row records it, with the recipe as given.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def main() -> int:
                     help="the detector's wake score (as `pqlr eval --score`; phonemes*: a --phoneme-ctc student)")
     ap.add_argument("--int8", action="store_true",
                     help="evaluate the int8 model.bin the board runs (PTQ; classifier or phonemes score) instead")
+    ap.add_argument("--checkpoint", type=Path, help="evaluate this student (trained elsewhere) instead of training one")
     args = ap.parse_args()
     if args.int8 and args.score == "phonemes-anywhere":
         sys.exit("--int8: the board computes the classifier or the phonemes score, not phonemes-anywhere")
@@ -54,11 +57,17 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     recipe = recipe_of(args)
     settings = {**recipe, "epochs": args.epochs, "seed": args.seed}
-    ck = out / "student.pt"
+    ck = args.checkpoint or out / "student.pt"
     t = time.monotonic()
-    tr = _reuse(ck, corpus, args.epochs, args.seed, recipe) or \
-        api.train(corpus, ck, epochs=args.epochs, seed=args.seed, progress=sys.stderr.isatty(), **train_args(recipe))
-    params = tr["params"]
+    if args.checkpoint:
+        import torch
+        if not ck.is_file():
+            sys.exit(f"--checkpoint {ck}: no such file (a student.pt from `pqlr train` or attempt.py)")
+        params = torch.load(ck, map_location="cpu", weights_only=False)["params"]
+    else:
+        tr = _reuse(ck, corpus, args.epochs, args.seed, recipe) or \
+            api.train(corpus, ck, epochs=args.epochs, seed=args.seed, progress=sys.stderr.isatty(), **train_args(recipe))
+        params = tr["params"]
     train_s = time.monotonic() - t
     int8 = None
     if args.int8:
@@ -69,7 +78,7 @@ def main() -> int:
     else:
         ev = api.evaluate(ck, corpus, out / "eval", score=args.score)
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
-           "int8": int8,
+           "int8": int8, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}
     (out / "row.json").write_text(json.dumps(row, indent=1, default=str))
     print(json.dumps({k: row[k] for k in ("name", "params", "train_s") + METRICS if k in row}, indent=1))
