@@ -69,7 +69,8 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     folder = work / "attempts" / name
     ww = json.loads((folder / "eval" / "eval.json").read_text())["wakeword"]
     score = ww.get("score", "classifier")
-    net, ck = load_checkpoint(folder / "student.pt")
+    row = json.loads((folder / "row.json").read_text())
+    net, ck = load_checkpoint(row.get("checkpoint") or folder / "student.pt")    # attempt.py --checkpoint: elsewhere
     fe = FrontEnd.from_dict(ck["frontend"])
     fn = detector_fn(ck, score)
     det = E.Detector(1.0, ww["smoothing_windows"], ww["stride_ms"], ww["refractory_s"])

@@ -95,9 +95,10 @@ def main() -> int:
     for name in args.names:
         folder = args.work / "attempts" / name
         row = json.loads((folder / "row.json").read_text())
-        if not (folder / "student.pt").is_file():
-            sys.exit(f"{folder}: no student.pt (an attempt.py folder holds its checkpoint)")
-        net, ck = load_checkpoint(folder / "student.pt")
+        student = Path(row.get("checkpoint") or folder / "student.pt")     # attempt.py --checkpoint: trained elsewhere
+        if not student.is_file():
+            sys.exit(f"{folder}: no {student} (an attempt.py folder holds its checkpoint or names it)")
+        net, ck = load_checkpoint(student)
         fe = FrontEnd.from_dict(ck["frontend"])
         got, posts = E._positive_posteriors(net, corpus, fe, detector_fn(ck, row.get("score") or "classifier"),
                                             "unseen", 100.0, 0)
