@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A wake word said in one breath with other speech. The test's wake-word files hold the phrase in their middle second
-(a phrase longer than a second ending there) with only noise around it; people also say "hey kimi, turn the light on". This reads the unseen voices' wake-word
-files three ways — as they are, with one second of a test voice's sentence right after the phrase's second, and right
+(a phrase longer than a second ending there) with only noise around it; people also say "hey kimi, turn the light
+on". This reads the unseen voices' wake-word files three ways — as they are, with one second of a test voice's sentence right after the phrase's second, and right
 before it (the sentence scaled to the loudness of the phrase's second, its own noise kept) — through each attempt's
 own detector (its wake score, smoothing and validation-chosen threshold, from its eval.json), and at the thresholds
 where that attempt's test DET stays within 2 and 10 real false accepts an hour. A score that asks the whole window to

@@ -19,9 +19,9 @@ Wake-word clips are 3 s files with the phrase in the middle second (the 1 s wind
 streaming detector can run over them exactly as over long audio; a phrase said in more than 1 s is kept whole in
 its file, ending where the window ends (the window holds its last second: what a streaming detector has heard when
 the phrase is over), and each clip records how long its speech was (`Clip.spoken`). Other clips longer than 1 s
-keep their last second too; unknown clips from sentences are 1 s cut at random from the whole utterance. Validation and test also get long TTS negative streams (random sentences
-by that split's voices), and the corpus gets real human speech streams (hostside/data/realspeech.py) for
-false accepts per hour.
+keep their last second too; unknown clips from sentences are 1 s cut at random from the whole utterance.
+Validation and test also get long TTS negative streams (random sentences by that split's voices), and the corpus
+gets real human speech streams (hostside/data/realspeech.py) for false accepts per hour.
 
 Generation is parallel (processes), shows a progress bar, is deterministic for a seed (piper excepted: its model samples
 noise internally), and is cached by a key over the config, the installed voices, noise sources, real-speech
