@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """A wake word said in one breath with other speech. The test's wake-word files hold the phrase in their middle second
 (a phrase longer than a second ending there) with only noise around it; people also say "hey kimi, turn the light
-on". This reads the unseen voices' wake-word files three ways — as they are, with one second of a test voice's sentence right after the phrase's second, and right
-before it (the sentence scaled to the loudness of the phrase's second, its own noise kept) — through each attempt's
-own detector (its wake score, smoothing and validation-chosen threshold, from its eval.json), and at the thresholds
-where that attempt's test DET stays within 2 and 10 real false accepts an hour. A score that asks the whole window to
-be the phrase (`pqlr eval --score phonemes`) should lose wake words here; one that frees the speech around the phrase
-(`phonemes-anywhere`) or pools it (the classifier) should not. Test data throughout, chosen on nothing: a probe of
-what each score does with connected speech, not a figure to select on.
+on". This reads the unseen voices' wake-word files three ways — as they are, with one second of a test voice's
+sentence right after the phrase's second, and right before it (the sentence scaled to the loudness of the phrase's
+second, its own noise kept) — through each attempt's own detector (its wake score, smoothing and validation-chosen
+threshold, from its eval.json), and at the thresholds where that attempt's test DET stays within 2 and 10 real false
+accepts an hour. A score that asks the whole window to be the phrase (`pqlr eval --score phonemes`) should lose wake
+words here; one that frees the speech around the phrase (`phonemes-anywhere`) or pools it (the classifier) should
+not. Test data throughout, chosen on nothing: a probe of what each score does with connected speech, not a figure to
+select on.
 
     .venv/bin/python benchmarks/quality/connected.py --attempts build/kd-demo/attempts NAME [NAME ...]
         [--corpus build/kd-demo/corpus] [--json out.json]
