@@ -50,17 +50,15 @@ def variants(corpus, clip, sentence: np.ndarray) -> dict[str, np.ndarray]:
     audio = E._stream_audio(corpus, clip.file, 16000)
     a, b = clip.offset, clip.offset + 16000
     level = np.sqrt(np.mean(audio[a:b] ** 2)) / (np.sqrt(np.mean(sentence ** 2)) + 1e-9)
-    out = {"alone": audio}
     first = b - max(16000, clip.spoken)                 # where the phrase's second (or the phrase) begins
     pad = max(0, 16000 - first)
-    for way, start in (("speech after", b), ("speech before", first - 16000)):
-        x = np.concatenate([np.zeros(pad), audio]) if way == "speech before" else audio.copy()
-        start += pad if way == "speech before" else 0
+
+    def over(x: np.ndarray, start: int) -> np.ndarray:
         lo, hi = max(0, start), min(len(x), start + 16000)
-        if hi > lo:
-            x[lo:hi] += level * sentence[lo - start: hi - start]
-        out[way] = x
-    return out
+        x[lo:hi] += level * sentence[lo - start: hi - start]
+        return x
+    return {"alone": audio, "speech after": over(audio.copy(), b),
+            "speech before": over(np.concatenate([np.zeros(pad), audio]), first + pad - 16000)}
 
 
 def read(work: Path, name: str, corpus, sentences) -> dict:

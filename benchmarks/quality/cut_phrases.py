@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
-"""Wake words longer than the window. Synthesis before corpus format 4 placed each wake phrase in a 1 s window and
-cut a longer one to its centre second, in training clips and in the test's wake-word files alike; a phoneme score
-that asks the window to hold the whole phrase cannot find a cut one, and a cut training clip's CTC target still named
-every phoneme. Format 4 keeps the phrase whole in its file and records its length (Clip.spoken); for a corpus made
-before, this re-derives each unseen wake word's phrase as synthesis made it (the job's own seed: the engine's audio,
-its speed perturbation, trimmed of silence). Then it reads every attempt's
-detector on the unseen wake-word files (the protocol's windows and smoothing) and splits its misses into phrases that
-fit and phrases that were cut — at its validation threshold and at the threshold where its test DET stays within
-2 real false accepts an hour.
+"""Wake words longer than the window. Synthesis before corpus format 4 placed each wake phrase in a 1 s window and cut a
+longer one to its centre second, in training clips and in the test's wake-word files alike; a phoneme score that asks
+the window to hold the whole phrase cannot find a cut one, and a cut training clip's CTC target still named every
+phoneme. Format 4 keeps the phrase whole in its file and records its length (Clip.spoken); for a corpus made before,
+this re-derives each unseen wake word's phrase as synthesis made it (the job's own seed: the engine's audio, its
+speed perturbation, trimmed of silence). Then it reads every attempt's detector on the unseen wake-word files (the
+protocol's windows and smoothing) and splits its misses into phrases that fit and phrases that were cut — at its
+validation threshold and at the threshold where its test DET stays within 2 real false accepts an hour.
 
     .venv/bin/python benchmarks/quality/cut_phrases.py --work build/kd-demo NAME [NAME ...] [--json out.json]
 

@@ -30,7 +30,8 @@ class Clip:
     style: str = ""                # normal | fast | slow | whisper (speech clips)
     room: int = -1                 # index of the room impulse response in the split's bank, -1 dry
     spoken: int = -1               # samples (16 kHz) of speech synthesis made, trimmed of silence, before placing it;
-                                   # more than 1 s: the window holds the utterance's last second; -1 not recorded
+                                   # more than 1 s: the window holds its last second (a sentence's: a random one);
+                                   # -1 not recorded
 
 
 @dataclass

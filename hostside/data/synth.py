@@ -361,8 +361,8 @@ def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict
         level = rng.choice([0.0005, 0.005, 0.02, 0.08])
         sig = noise_clip(src, rng) * level * rng.uniform(0.5, 1.5)
     else:
-        x = _speech(job, cfg, rng)
-        spoken = len(trim_silence(x))
+        x = trim_silence(_speech(job, cfg, rng))              # place() finds nothing more to trim
+        spoken = len(x)
         if job["kind"] == "positive":
             sig, offset = positive_file(place(x, rng, crop="whole"))
         else:
@@ -379,8 +379,9 @@ def positive_file(placed: np.ndarray) -> tuple[np.ndarray, int]:
     the window and at least 1 s before it; a phrase longer than the window ends where the window ends and reaches
     back into the context before it, which grows to hold a phrase of more than 2 s."""
     n = CLIP_SAMPLES
-    before = max(n * (POSITIVE_SECONDS - 1) // 2, len(placed) - n)
-    sig = np.zeros(before + n + n * (POSITIVE_SECONDS - 1) // 2)
+    side = n * (POSITIVE_SECONDS - 1) // 2
+    before = max(side, len(placed) - n)
+    sig = np.zeros(before + n + side)
     sig[before + n - len(placed): before + n] = placed
     return sig, before
 
