@@ -178,7 +178,7 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
-             rule: str = "count", score: str = "classifier") -> dict:
+             rule: str = "count", score: str = "classifier", span_s: float | None = None) -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
     protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
@@ -187,17 +187,21 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     trained with --phoneme-ctc); clip accuracy is the classifier's either way.
     A model.bin instead of a checkpoint: the integer model as the board computes it (the numpy reference, bit-exact
     with the firmware; front end and classes from model.json); its wake score is what it computes (the classifier,
-    or the phoneme score of `pqlr export --score phonemes`), so `score` must be left as it is."""
+    or the phoneme score of `pqlr export --score phonemes`), so `score` must be left as it is.
+    span_s: the audio the `phonemes` score reads (keyword.PhonemeScorer; default the window, as the board does)."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
     from .train import load_checkpoint, predict
     from .keyword import detector_fn
     if Path(checkpoint).suffix == ".bin":
+        if span_s is not None:
+            raise PqlrError("--span: the board scores each window alone (model.bin's ctc op reads its own frames); a "
+                            "longer span is measured on the checkpoint for now")
         return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
-    stream_fn = detector_fn(ck, score)
+    stream_fn = detector_fn(ck, score, span_s, stride_ms)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")

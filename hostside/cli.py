@@ -236,6 +236,12 @@ def _parser() -> argparse.ArgumentParser:
                     "the phrase free (a wake word said in one breath with what follows), host only. On the device: "
                     "`pqlr export --score phonemes`, then `pqlr eval --checkpoint model.bin` reads the integer score")
 
+    ev.add_argument("--span", type=float, default=None, metavar="SECONDS",
+                    help="the audio the 'phonemes' score reads (default: the window, as the board does). Longer: each "
+                    "window is scored over the head frames earlier windows of the same stream saw before it began, "
+                    "then its own, so that a phrase longer than the window, or one the smoothing sees in few "
+                    "windows, is read whole; the window plus whole 0.2 s blocks at the 100 ms stride, e.g. 1.8 "
+                    "(benchmarks/quality/attempts.md §33). Host only for now: model.bin scores each window alone")
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
                        "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "
@@ -443,7 +449,7 @@ def _cmd(args) -> int:
     if args.cmd == "eval":
         r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
                          smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour, rule=args.rule,
-                         score=args.score)
+                         score=args.score, span_s=args.span)
         for s_, v in r["splits"].items():
             print(f"{s_:7s} n={v['n']:5d} accuracy {v['accuracy']:.4f}")
         for e_, v in r["engines"].items():

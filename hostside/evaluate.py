@@ -138,6 +138,8 @@ def stream_posteriors(model, predict_fn, audio: np.ndarray, fe: FrontEnd, stride
     """The wake-word posterior of every window of a long recording, computed in chunks to bound memory."""
     stride = int(round(stride_ms * fe.sample_rate / 1000))
     per_chunk = max(1, int(chunk_s * fe.sample_rate) // stride)
+    if hasattr(predict_fn, "new_stream"):                # the chunks are one stream, the recording a new one
+        predict_fn.new_stream()
     out = []
     for start in range(0, max(1, len(audio) - fe.clip_samples + 1), per_chunk * stride):
         seg = audio[start: start + (per_chunk - 1) * stride + fe.clip_samples]
@@ -218,6 +220,12 @@ def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: f
         rows.append(stream_features(channel(audio) if channel else audio, fe, stride_ms))
     if not rows:
         return clips, []
+    if getattr(predict_fn, "streaming", False):          # a score that reads earlier windows: each file a stream
+        out = []
+        for r in rows:
+            predict_fn.new_stream()
+            out.append(predict_fn(model, r)[:, pos])
+        return clips, out
     flat = np.concatenate(rows)
     p = predict_fn(model, flat)[:, pos]
     out, i = [], 0
@@ -379,6 +387,7 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
     det = Detector(op["threshold"], op["smooth"], stride_ms, refractory_s)
     wm: dict = {"positive_class": corpus.classes[pos], "detector": asdict(det), "threshold": det.threshold,
                 "stride_ms": stride_ms, "smoothing_windows": det.smooth, "refractory_s": refractory_s,
+                "score_span_s": float(getattr(predict_fn, "span_s", fe.clip_samples / fe.sample_rate)),
                 "operating_point": op, "val_negative_stream_hours": val_hours}
     for s, (clips, posts) in pos_posts.items():
         if not clips:

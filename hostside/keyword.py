@@ -24,10 +24,12 @@ from .errors import PqlrError
 SCORES = ("classifier", "phonemes", "phonemes-anywhere")
 
 
-def ctc_window_score(lp: torch.Tensor, seq: tuple[int, ...]) -> torch.Tensor:
-    """lp [T, N, V + 1] log-probabilities (blank 0) → [N] exp(−CTC loss of `seq` over the whole window / len(seq))."""
+def ctc_window_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """lp [T, N, V + 1] log-probabilities (blank 0) → [N] exp(−CTC loss of `seq` over the whole window / len(seq));
+    lengths [N]: each example's frames, the first `lengths[i]` of T (default all T)."""
     t, n = lp.shape[:2]
-    loss = torch.nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1), torch.full((n,), t, dtype=torch.long),
+    lengths = torch.full((n,), t, dtype=torch.long) if lengths is None else lengths
+    loss = torch.nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1), lengths,
                                         torch.full((n,), len(seq), dtype=torch.long), reduction="none",
                                         zero_infinity=True)
     return torch.exp(-loss / len(seq))
@@ -88,21 +90,34 @@ class GraphPredictor:
         return graph_posteriors(self.graph, run_batch(self.graph, q, chunk=batch))
 
 
-def detector_fn(ck: dict, kind: str):
+def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
-    posteriors (hostside.train.predict), or its PhonemeScorer."""
+    posteriors (hostside.train.predict), or its PhonemeScorer (span_s: see there)."""
     from .train import predict
     if kind not in SCORES:
         raise PqlrError(f"--score {kind!r}: one of {', '.join(SCORES)}")
-    return predict if kind == "classifier" else PhonemeScorer(ck, kind)
+    if kind == "classifier":
+        if span_s is not None:
+            raise PqlrError("--span: the classifier reads one window; a longer span is the `phonemes` score's")
+        return predict
+    return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms)
 
 
 class PhonemeScorer:
     """A predict function (model, features [N, T, F]) → [N, C] for hostside.evaluate: the classifier's posteriors,
     the wake class's replaced by the phoneme score `kind` (SCORES). Built from a checkpoint trained with the phoneme
-    loss: its head and vocabulary, and the phoneme sequences of the wake class's training texts."""
+    loss: its head and vocabulary, and the phoneme sequences of the wake class's training texts.
 
-    def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0):
+    span_s: how much audio the `phonemes` score reads. At the window (the default) each window is scored alone; a
+    longer span is a streaming score: the windows of one stream (consecutive windows stride_ms apart, from
+    new_stream() on) keep their head's first frames, and window i is scored over the frames that earlier windows saw
+    before it began, then its own — a phrase longer than the window, or one the smoothing would see in too few
+    windows, is still read whole (attempts.md §33). The earlier windows are those whose start lies a whole number
+    of head frames before (every `block` windows); the span must be the window plus whole such blocks, and a
+    stream's first windows read what the stream has so far."""
+
+    def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0, span_s: float | None = None,
+                 stride_ms: float = 100.0):
         from .train import PhonemeHead
         if kind not in SCORES[1:]:
             raise PqlrError(f"phoneme score {kind!r}: one of {', '.join(SCORES[1:])}")
@@ -119,17 +134,82 @@ class PhonemeScorer:
         self.sequences = [tuple(index[s] for s in k) for k in ctc["keywords"][label]]
         self.wake = wake
         self.score = ctc_window_score if kind == "phonemes" else anywhere_score
+        fe = ck.get("frontend") or {}
+        self.window_s = fe.get("clip_samples", 16000) / fe.get("sample_rate", 16000)
+        self.hop_s = fe.get("hop_length", 320) / fe.get("sample_rate", 16000)
+        self.stride_s = stride_ms / 1000
+        self.span_s = self.window_s if span_s is None else float(span_s)
+        if self.span_s < self.window_s - 1e-9:
+            raise PqlrError(f"--span {self.span_s:g} s: at least the window ({self.window_s:g} s)")
+        if self.span_s > self.window_s + 1e-9 and kind != "phonemes":
+            raise PqlrError(f"--span: the {kind} score reads one window; a longer span is the `phonemes` score's")
+        self.extra = None                        # blocks before the window: known once the head's frame rate is
+        self.new_stream()
+
+    @property
+    def streaming(self) -> bool:
+        return self.span_s > self.window_s + 1e-9
+
+    def new_stream(self) -> None:
+        """The windows that follow begin a new stream: nothing before them is read."""
+        self._history = None
+
+    def _blocks(self, in_frames: int, out_frames: int) -> tuple[int, int, int]:
+        """(blocks before the window, windows per block, head frames per block) for the span."""
+        period = self.hop_s * round(in_frames / out_frames)          # one head frame, in seconds
+        per = self.stride_s / period
+        windows = next((w for w in range(1, 101) if abs(w * per - round(w * per)) < 1e-6), None)
+        if windows is None:
+            raise PqlrError(f"a {1000 * self.stride_s:g} ms stride is no whole number of the head's "
+                            f"{1000 * period:g} ms frames in 100 windows: a longer span needs a stride that is")
+        block_s = windows * self.stride_s
+        extra = (self.span_s - self.window_s) / block_s
+        if abs(extra - round(extra)) > 1e-6:
+            raise PqlrError(f"--span {self.span_s:g} s: the window ({self.window_s:g} s) and whole blocks of "
+                            f"{block_s:g} s (e.g. {self.window_s + block_s:g} or {self.window_s + 4 * block_s:g})")
+        return int(round(extra)), windows, int(round(windows * per))
 
     @torch.no_grad()
     def __call__(self, model, x: np.ndarray, batch: int = 512) -> np.ndarray:
         from .train import nhwc
         model.eval()
-        out = []
+        out, frames = [], []
         with nhwc(model):
             for i in range(0, len(x), batch):
                 maps = model.trunk(torch.from_numpy(np.ascontiguousarray(x[i: i + batch], dtype=np.float32)))
                 post = torch.softmax(model.head(maps), dim=1)
                 lp = self.head(maps)
-                post[:, self.wake] = torch.stack([self.score(lp, s) for s in self.sequences]).max(0).values
-                out.append(post.numpy())
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+                if self.streaming:
+                    frames.append(lp.transpose(0, 1))                  # [N, T', V + 1], scored below
+                else:
+                    post[:, self.wake] = torch.stack([self.score(lp, s) for s in self.sequences]).max(0).values
+                out.append(post)
+        if not out:
+            return np.zeros((0, 0), np.float32)
+        post = torch.cat(out)
+        if self.streaming:
+            post[:, self.wake] = self._span_scores(torch.cat(frames), x.shape[1], batch)
+        return post.numpy()
+
+    def _span_scores(self, lp: torch.Tensor, in_frames: int, batch: int) -> torch.Tensor:
+        """lp [N, T', V + 1]: this call's windows, after the stream's earlier ones → [N] the span's scores."""
+        n, t_out, v = lp.shape
+        extra, every, f = self._blocks(in_frames, t_out)
+        keep = extra * every                                      # earlier windows a window may read
+        past = self._history if self._history is not None else lp.new_zeros((0, f, v))
+        firsts = torch.cat([past, lp[:, :f]])                     # every window's first f frames, the past's first
+        h = len(past)
+        scores = []
+        for i0 in range(0, n, batch):
+            idx = torch.arange(i0, min(n, i0 + batch))
+            g = idx + h                                           # index in firsts
+            have = torch.clamp(g // every, max=extra)             # blocks this window can read
+            span = torch.cat([firsts[torch.clamp(g - k * every, min=0)] for k in range(extra, 0, -1)] + [lp[idx]], 1)
+            for r in torch.nonzero(have < extra).flatten().tolist():       # a stream's first windows: what it has
+                m = int(have[r])
+                span[r] = torch.cat([span[r, (extra - m) * f:], span.new_zeros(((extra - m) * f, v))])
+            lengths = have * f + t_out
+            scores.append(torch.stack([ctc_window_score(span.transpose(0, 1), s, lengths)
+                                       for s in self.sequences]).max(0).values)
+        self._history = firsts[-keep:] if keep else None
+        return torch.cat(scores)

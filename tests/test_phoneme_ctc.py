@@ -1,6 +1,9 @@
 """The auxiliary phoneme CTC loss (`pqlr train --phoneme-ctc`, benchmarks/quality/attempts.md §29): which clips get
 which targets, the loss over the clips that have one, and a training run whose checkpoint is the plain student."""
 import shutil
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -118,7 +121,75 @@ def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained
     assert plain["wakeword"]["score"] == "classifier" and ph["wakeword"]["score"] == "phonemes-anywhere"
     assert ph["splits"] == plain["splits"]                                  # clip accuracy: the classifier's
     assert ph["wakeword"]["det"]["points"] != plain["wakeword"]["det"]["points"]
+    span = api.evaluate(ck, corpus, tmp_path / "s", score="phonemes", span_s=1.4)      # each file a stream
+    assert span["wakeword"]["score_span_s"] == 1.4 and ph["wakeword"]["score_span_s"] == 1.0
+    assert span["splits"] == plain["splits"]
+    with pytest.raises(PqlrError, match="the classifier reads one window"):
+        api.evaluate(ck, corpus, tmp_path / "x", span_s=1.4)
     with pytest.raises(PqlrError, match="retrain with --phoneme-ctc"):
         api.evaluate(trained_pipeline["root"] / "m.pt", corpus, tmp_path / "x", score="phonemes")
     with pytest.raises(PqlrError, match="one of classifier"):
         api.evaluate(ck, corpus, tmp_path / "x", score="posterior")
+
+
+class _LabelNet(torch.nn.Module):
+    """A stand-in student whose trunk reads each head frame's phoneme from its window's features (frame j: feature
+    row 2j, column 0), so that a test decides what the phoneme head says in every window of a stream."""
+
+    def trunk(self, x):
+        labels = x[:, ::2, 0][:, :25].round().long()                        # [N, 25]
+        return torch.nn.functional.one_hot(labels, 6).float().permute(0, 2, 1).unsqueeze(3)   # [N, 6, 25, 1]
+
+    def head(self, maps):
+        return torch.zeros(maps.shape[0], 2)
+
+
+def _span_scorer(span_s):
+    from hostside.keyword import PhonemeScorer
+    ck = {"classes": ["wake", "unknown"], "phoneme_ctc": {"vocabulary": "abcde", "keywords": {"wake": ["abc"]}},
+          "phoneme_head": {"proj.weight": 8 * torch.eye(6), "proj.bias": torch.zeros(6)},
+          "frontend": {"sample_rate": 16000, "clip_samples": 16000, "hop_length": 320}}
+    return PhonemeScorer(ck, "phonemes", span_s=span_s)
+
+
+def _stream_windows(timeline: list[int], n: int) -> np.ndarray:
+    """[n, 49, 40] features of n windows 100 ms apart over a timeline of 40 ms head frames (0: blank): window i's
+    frame j is the timeline at 100 i + 40 j ms."""
+    x = np.zeros((n, 49, 40), np.float32)
+    for i in range(n):
+        for j in range(25):
+            t = (100 * i + 40 * j) // 40
+            x[i, 2 * j, 0] = timeline[t] if t < len(timeline) else 0
+    return x
+
+
+def test_a_longer_span_reads_a_phrase_longer_than_the_window_from_the_stream():
+    net = _LabelNet()
+    timeline = [0] * 10 + [1] * 12 + [0] * 12 + [2] * 12 + [3] * 12 + [0] * 40   # "a", a pause, "b c": 1.92 s
+    x = _stream_windows(timeline, 24)
+    one = _span_scorer(None)(net, x)[:, 0]
+    assert one.max() < 0.25                                   # no 1 s window holds the whole phrase
+    long = _span_scorer(1.8)
+    got = long(net, x)[:, 0]
+    assert got.max() > 0.9 and got[:2].max() < 0.05           # read whole once the stream holds it, not before
+    # the same windows in two calls, one stream: the same scores; new_stream() forgets what came before
+    long.new_stream()
+    assert np.allclose(np.concatenate([long(net, x[:7])[:, 0], long(net, x[7:])[:, 0]]), got)
+    long.new_stream()
+    assert np.allclose(long(net, x[7:])[:, 0], _span_scorer(1.8)(net, x[7:])[:, 0])
+    assert not np.allclose(long(net, x[7:])[:, 0][:3], got[7:10])     # …which a fresh stream cannot read
+    short = _stream_windows([0] * 5 + [1, 1, 0, 2, 2, 0, 3, 3] + [0] * 60, 12)   # a short phrase: every span finds it
+    assert _span_scorer(None)(net, short)[:, 0].max() > 0.9 and _span_scorer(1.4)(net, short)[:, 0].max() > 0.9
+
+
+def test_a_span_is_the_window_and_whole_blocks_of_the_phonemes_score():
+    from hostside.keyword import detector_fn
+    x = _stream_windows([0] * 80, 3)
+    with pytest.raises(PqlrError, match="whole blocks of 0.2 s"):
+        _span_scorer(1.7)(_LabelNet(), x)
+    with pytest.raises(PqlrError, match="at least the window"):
+        _span_scorer(0.8)
+    with pytest.raises(PqlrError, match="the classifier reads one window"):
+        detector_fn({}, "classifier", span_s=1.4)
+    with pytest.raises(PqlrError, match="the board scores each window alone"):
+        api.evaluate(Path("model.bin"), Path("corpus"), span_s=1.4)

@@ -5,7 +5,7 @@ FRR on wake-word files, false accepts on real human speech).
 
     .venv/bin/python benchmarks/quality/attempt.py --name vtlp --vtlp 0.9,1.1 [--features mfcc10]
         [--model dscnn-mlperf] [--set channels=96] [--epochs 25] [--seed 0] [--work build/bench-quality]
-        [--phoneme-ctc 0.3 [--score phonemes]] [--int8]
+        [--phoneme-ctc 0.3 [--score phonemes]] [--int8] [--smooth 5] [--span 1.8]
 
 Uses the corpus run.py synthesises (<work>/corpus, benchmarks/quality/corpus.json). Writes
 <work>/attempts/<name>/{student.pt, eval/eval.json, row.json} and prints the figures run.py records; a
@@ -45,6 +45,11 @@ def main() -> int:
     ap.add_argument("--int8", action="store_true",
                     help="evaluate the int8 model.bin the board runs (PTQ; classifier or phonemes score) instead")
     ap.add_argument("--checkpoint", type=Path, help="evaluate this student (trained elsewhere) instead of training one")
+    ap.add_argument("--smooth", type=int, default=None,
+                    help="the detector's moving average, in windows (default: the protocol's, "
+                         "hostside.evaluate.DETECTOR_SMOOTHING); the row records it as smoothing_windows")
+    ap.add_argument("--span", type=float, default=None,
+                    help="the audio the phonemes score reads, in seconds (`pqlr eval --span`; default the window)")
     args = ap.parse_args()
     if args.int8 and args.score == "phonemes-anywhere":
         sys.exit("--int8: the board computes the classifier or the phonemes score, not phonemes-anywhere")
@@ -74,9 +79,10 @@ def main() -> int:
         art = api.export(ck, corpus, "esp32c6", out / "model.bin", score=args.score)
         int8 = {"model_bin_bytes": art.size, "arena_bytes": art.arena_bytes, "tile_buffer_bytes": art.tile_buffer_bytes,
                 "layers": [L.op for L in art.graph.layers]}
-        ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score)
+        ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score, smooth=args.smooth,
+                          span_s=args.span)
     else:
-        ev = api.evaluate(ck, corpus, out / "eval", score=args.score)
+        ev = api.evaluate(ck, corpus, out / "eval", score=args.score, smooth=args.smooth, span_s=args.span)
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
            "int8": int8, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}
