@@ -97,7 +97,8 @@ def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: flo
     if kind not in SCORES:
         raise PqlrError(f"--score {kind!r}: one of {', '.join(SCORES)}")
     if kind == "classifier":
-        if span_s is not None:
+        fe = ck.get("frontend") or {}
+        if span_s is not None and span_s > fe.get("clip_samples", 16000) / fe.get("sample_rate", 16000) + 1e-9:
             raise PqlrError("--span: the classifier reads one window; a longer span is the `phonemes` score's")
         return predict
     return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms)
@@ -143,7 +144,6 @@ class PhonemeScorer:
             raise PqlrError(f"--span {self.span_s:g} s: at least the window ({self.window_s:g} s)")
         if self.span_s > self.window_s + 1e-9 and kind != "phonemes":
             raise PqlrError(f"--span: the {kind} score reads one window; a longer span is the `phonemes` score's")
-        self.extra = None                        # blocks before the window: known once the head's frame rate is
         self.new_stream()
 
     @property

@@ -71,13 +71,17 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     row = json.loads((folder / "row.json").read_text())
     net, ck = load_checkpoint(row.get("checkpoint") or folder / "student.pt")    # attempt.py --checkpoint: elsewhere
     fe = FrontEnd.from_dict(ck["frontend"])
-    fn = detector_fn(ck, score)
+    span = ww.get("score_span_s")                       # the phonemes score over a longer span: each file a stream
+    fn = detector_fn(ck, score, span_s=span, stride_ms=ww["stride_ms"])
+    score = f"{score} over {span:g} s" if getattr(fn, "streaming", False) else score
     det = E.Detector(1.0, ww["smoothing_windows"], ww["stride_ms"], ww["refractory_s"])
     clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
     peaks = {w: [] for w in WAYS}
     with nhwc(net):
         for clip, sentence in zip(clips, sentences):
             for way, audio in variants(corpus, clip, sentence).items():
+                if hasattr(fn, "new_stream"):
+                    fn.new_stream()
                 p = fn(net, E.stream_features(audio, fe, ww["stride_ms"]))[:, 0]
                 peaks[way].append(det.smoothed(p).max())
     peaks = {w: np.array(v) for w, v in peaks.items()}
