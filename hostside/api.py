@@ -178,7 +178,8 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
-             rule: str = "count", score: str = "classifier", span_s: float | None = None) -> dict:
+             rule: str = "count", score: str = "classifier", span_s: float | None = None,
+             best_span: bool = False) -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
     protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
@@ -201,7 +202,7 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
         return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
-    stream_fn = detector_fn(ck, score, span_s, stride_ms)
+    stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")

@@ -90,7 +90,7 @@ class GraphPredictor:
         return graph_posteriors(self.graph, run_batch(self.graph, q, chunk=batch))
 
 
-def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0):
+def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
     posteriors (hostside.train.predict), or its PhonemeScorer (span_s: see there)."""
     from .train import predict
@@ -101,7 +101,7 @@ def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: flo
         if span_s is not None and span_s > fe.get("clip_samples", 16000) / fe.get("sample_rate", 16000) + 1e-9:
             raise PqlrError("--span: the classifier reads one window; a longer span is the `phonemes` score's")
         return predict
-    return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms)
+    return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms, best_span=best_span)
 
 
 class PhonemeScorer:
@@ -118,7 +118,7 @@ class PhonemeScorer:
     stream's first windows read what the stream has so far."""
 
     def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0, span_s: float | None = None,
-                 stride_ms: float = 100.0):
+                 stride_ms: float = 100.0, best_span: bool = False):
         from .train import PhonemeHead
         if kind not in SCORES[1:]:
             raise PqlrError(f"phoneme score {kind!r}: one of {', '.join(SCORES[1:])}")
@@ -140,6 +140,7 @@ class PhonemeScorer:
         self.hop_s = fe.get("hop_length", 320) / fe.get("sample_rate", 16000)
         self.stride_s = stride_ms / 1000
         self.span_s = self.window_s if span_s is None else float(span_s)
+        self.best_span = best_span
         if self.span_s < self.window_s - 1e-9:
             raise PqlrError(f"--span {self.span_s:g} s: at least the window ({self.window_s:g} s)")
         if self.span_s > self.window_s + 1e-9 and kind != "phonemes":
@@ -203,13 +204,16 @@ class PhonemeScorer:
         for i0 in range(0, n, batch):
             idx = torch.arange(i0, min(n, i0 + batch))
             g = idx + h                                           # index in firsts
-            have = torch.clamp(g // every, max=extra)             # blocks this window can read
-            span = torch.cat([firsts[torch.clamp(g - k * every, min=0)] for k in range(extra, 0, -1)] + [lp[idx]], 1)
-            for r in torch.nonzero(have < extra).flatten().tolist():       # a stream's first windows: what it has
-                m = int(have[r])
-                span[r] = torch.cat([span[r, (extra - m) * f:], span.new_zeros(((extra - m) * f, v))])
-            lengths = have * f + t_out
-            scores.append(torch.stack([ctc_window_score(span.transpose(0, 1), s, lengths)
-                                       for s in self.sequences]).max(0).values)
+            best = None
+            for m in (range(extra + 1) if self.best_span else (extra,)):
+                have = torch.clamp(g // every, max=m)             # blocks this window can read
+                span = torch.cat([firsts[torch.clamp(g - k * every, min=0)] for k in range(m, 0, -1)] + [lp[idx]], 1)
+                for r in torch.nonzero(have < m).flatten().tolist():       # a stream's first windows: what it has
+                    short = m - int(have[r])
+                    span[r] = torch.cat([span[r, short * f:], span.new_zeros((short * f, v))])
+                got = torch.stack([ctc_window_score(span.transpose(0, 1), s, have * f + t_out)
+                                   for s in self.sequences]).max(0).values
+                best = got if best is None else torch.maximum(best, got)
+            scores.append(best)
         self._history = firsts[-keep:] if keep else None
         return torch.cat(scores)

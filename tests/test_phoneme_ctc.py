@@ -144,12 +144,12 @@ class _LabelNet(torch.nn.Module):
         return torch.zeros(maps.shape[0], 2)
 
 
-def _span_scorer(span_s):
+def _span_scorer(span_s, best=False):
     from hostside.keyword import PhonemeScorer
     ck = {"classes": ["wake", "unknown"], "phoneme_ctc": {"vocabulary": "abcde", "keywords": {"wake": ["abc"]}},
           "phoneme_head": {"proj.weight": 8 * torch.eye(6), "proj.bias": torch.zeros(6)},
           "frontend": {"sample_rate": 16000, "clip_samples": 16000, "hop_length": 320}}
-    return PhonemeScorer(ck, "phonemes", span_s=span_s)
+    return PhonemeScorer(ck, "phonemes", span_s=span_s, best_span=best)
 
 
 def _stream_windows(timeline: list[int], n: int) -> np.ndarray:
@@ -180,6 +180,12 @@ def test_a_longer_span_reads_a_phrase_longer_than_the_window_from_the_stream():
     assert not np.allclose(long(net, x[7:])[:, 0][:3], got[7:10])     # …which a fresh stream cannot read
     short = _stream_windows([0] * 5 + [1, 1, 0, 2, 2, 0, 3, 3] + [0] * 60, 12)   # a short phrase: every span finds it
     assert _span_scorer(None)(net, short)[:, 0].max() > 0.9 and _span_scorer(1.4)(net, short)[:, 0].max() > 0.9
+    # best_span: each window's best over the spans from the window up: at least the window's and the longest's score
+    best = _span_scorer(1.8, best=True)(net, x)[:, 0]
+    assert (best >= np.maximum(one, got) - 1e-6).all()
+    before = _stream_windows([0] * 5 + [4] * 20 + [1, 1, 0, 2, 2, 0, 3, 3] + [0] * 60, 16)   # speech right before
+    assert _span_scorer(1.8)(net, before)[:, 0].max() < 0.25                 # in every 1.8 s span with the phrase
+    assert _span_scorer(1.8, best=True)(net, before)[:, 0].max() > 0.9       # the window alone holds it without
 
 
 def test_a_span_is_the_window_and_whole_blocks_of_the_phonemes_score():

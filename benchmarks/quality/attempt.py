@@ -50,6 +50,8 @@ def main() -> int:
                          "hostside.evaluate.DETECTOR_SMOOTHING); the row records it as smoothing_windows")
     ap.add_argument("--span", type=float, default=None,
                     help="the audio the phonemes score reads, in seconds (`pqlr eval --span`; default the window)")
+    ap.add_argument("--best-span", action="store_true",
+                    help="with --span: each window's best score over the spans from the window up to --span")
     args = ap.parse_args()
     if args.int8 and args.score == "phonemes-anywhere":
         sys.exit("--int8: the board computes the classifier or the phonemes score, not phonemes-anywhere")
@@ -82,7 +84,8 @@ def main() -> int:
         ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score, smooth=args.smooth,
                           span_s=args.span)
     else:
-        ev = api.evaluate(ck, corpus, out / "eval", score=args.score, smooth=args.smooth, span_s=args.span)
+        ev = api.evaluate(ck, corpus, out / "eval", score=args.score, smooth=args.smooth, span_s=args.span,
+                          best_span=args.best_span)
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
            "int8": int8, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}

@@ -72,8 +72,9 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     net, ck = load_checkpoint(row.get("checkpoint") or folder / "student.pt")    # attempt.py --checkpoint: elsewhere
     fe = FrontEnd.from_dict(ck["frontend"])
     span = ww.get("score_span_s")                       # the phonemes score over a longer span: each file a stream
-    fn = detector_fn(ck, score, span_s=span, stride_ms=ww["stride_ms"])
-    score = f"{score} over {span:g} s" if getattr(fn, "streaming", False) else score
+    fn = detector_fn(ck, score, span_s=span, stride_ms=ww["stride_ms"], best_span=ww.get("score_best_span", False))
+    if getattr(fn, "streaming", False):
+        score = f"{score} over {'up to ' if fn.best_span else ''}{span:g} s"
     det = E.Detector(1.0, ww["smoothing_windows"], ww["stride_ms"], ww["refractory_s"])
     clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
     peaks = {w: [] for w in WAYS}

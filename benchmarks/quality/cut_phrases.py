@@ -99,7 +99,8 @@ def main() -> int:
             sys.exit(f"{folder}: no {student} (an attempt.py folder holds its checkpoint or names it)")
         net, ck = load_checkpoint(student)
         fe = FrontEnd.from_dict(ck["frontend"])
-        fn = detector_fn(ck, row.get("score") or "classifier", span_s=row.get("score_span_s"))
+        fn = detector_fn(ck, row.get("score") or "classifier", span_s=row.get("score_span_s"),
+                         best_span=bool(row.get("score_best_span")))
         got, posts = E._positive_posteriors(net, corpus, fe, fn, "unseen", 100.0, 0)
         assert [g.file for g in got] == [c.file for c in clips]
         det = E.Detector(threshold=row["threshold"], smooth=row["smoothing_windows"])

@@ -62,7 +62,7 @@ def figures(ev: dict) -> dict:
             "unseen_accuracy_by_voice": {k: v["accuracy"] for k, v in ev.get("voices", {}).items()},
             "score": ww.get("score", "classifier"),
             "threshold": ww["threshold"], "smoothing_windows": ww["smoothing_windows"],
-            "score_span_s": ww.get("score_span_s"),
+            "score_span_s": ww.get("score_span_s"), "score_best_span": ww.get("score_best_span"),
             "val_frr": ww["operating_point"].get("val_frr"),
             "val_false_accepts": ww["operating_point"].get("val_false_accepts"),
             "val_estimated_fa_per_hour": ww["operating_point"].get("val_estimated_fa_per_hour"),
