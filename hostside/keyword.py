@@ -10,7 +10,11 @@ head reads the same maps frame by frame, and the score asks how well the phrase'
 - `phonemes-anywhere`: the best single alignment of the phrase over any span of the window, the frames before and
   after it free (a keyword-filler search), per phoneme — speech around the phrase costs nothing.
 Both lie in [0, 1]; the highest over the phrase's spellings (each distinct phoneme sequence the wake class was
-trained on) is the wake score. The other classes' posteriors are the classifier's. Measured in
+trained on) is the wake score. `phonemes` may read more than its window (`pqlr eval --span 1.8`): the head frames
+earlier windows of the same stream saw before this one began, then its own, so that a phrase longer than the
+window, or one the detector's smoothing would find whole in too few windows, is read whole (PhonemeScorer;
+attempts.md §33: on the demo's corpus, 8 seeds, half the unseen wake words missed at equal real false accepts; host
+only for now). The other classes' posteriors are the classifier's. Measured in
 benchmarks/quality/attempts.md §29. On the device, `pqlr export --score phonemes` adds the same score to the int8
 graph (export/ptq.py phoneme_branch, graph.py's ctc op); graph_posteriors reads such a graph's output (§30).
 """
