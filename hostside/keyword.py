@@ -119,7 +119,8 @@ class PhonemeScorer:
     before it began, then its own — a phrase longer than the window, or one the smoothing would see in too few
     windows, is still read whole (attempts.md §33). The earlier windows are those whose start lies a whole number
     of head frames before (every `block` windows); the span must be the window plus whole such blocks, and a
-    stream's first windows read what the stream has so far."""
+    stream's first windows read what the stream has so far. best_span: each window's best score over every span
+    from the window up to span_s instead (measured no better: attempts.md §33)."""
 
     def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0, span_s: float | None = None,
                  stride_ms: float = 100.0, best_span: bool = False):
