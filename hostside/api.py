@@ -206,7 +206,11 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")
-    return run_eval(net, corpus, FrontEnd.from_dict(ck["frontend"]), predict, threshold=threshold,
+    fe = FrontEnd.from_dict(ck["frontend"])
+    if getattr(stream_fn, "streaming", False):          # a span that is no whole number of blocks: refused before work
+        stream_fn(net, np.zeros((1, *fe.shape), np.float32))
+        stream_fn.new_stream()
+    return run_eval(net, corpus, fe, predict, threshold=threshold,
                     stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"),
                     target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=score)
 

@@ -126,6 +126,9 @@ def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained
     assert span["splits"] == plain["splits"]
     with pytest.raises(PqlrError, match="the classifier reads one window"):
         api.evaluate(ck, corpus, tmp_path / "x", span_s=1.4)
+    with pytest.raises(PqlrError, match="whole blocks of 0.2 s"):                 # before any work
+        api.evaluate(ck, corpus, tmp_path / "x", score="phonemes", span_s=1.7)
+    assert not (tmp_path / "x").exists()
     with pytest.raises(PqlrError, match="retrain with --phoneme-ctc"):
         api.evaluate(trained_pipeline["root"] / "m.pt", corpus, tmp_path / "x", score="phonemes")
     with pytest.raises(PqlrError, match="one of classifier"):
