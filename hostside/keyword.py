@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .data.features import FrontEnd
 from .errors import PqlrError
 
 SCORES = ("classifier", "phonemes", "phonemes-anywhere")
@@ -94,6 +95,12 @@ class GraphPredictor:
         return graph_posteriors(self.graph, run_batch(self.graph, q, chunk=batch))
 
 
+def _window_s(ck: dict) -> float:
+    """The checkpoint's window, in seconds."""
+    fe = FrontEnd.from_dict(ck.get("frontend"))
+    return fe.clip_samples / fe.sample_rate
+
+
 def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
     posteriors (hostside.train.predict), or its PhonemeScorer (span_s: see there)."""
@@ -101,8 +108,7 @@ def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: flo
     if kind not in SCORES:
         raise PqlrError(f"--score {kind!r}: one of {', '.join(SCORES)}")
     if kind == "classifier":
-        fe = ck.get("frontend") or {}
-        if span_s is not None and span_s > fe.get("clip_samples", 16000) / fe.get("sample_rate", 16000) + 1e-9:
+        if span_s is not None and span_s > _window_s(ck) + 1e-9:
             raise PqlrError("--span: the classifier reads one window; a longer span is the `phonemes` score's")
         return predict
     return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms, best_span=best_span)
@@ -140,9 +146,9 @@ class PhonemeScorer:
         self.sequences = [tuple(index[s] for s in k) for k in ctc["keywords"][label]]
         self.wake = wake
         self.score = ctc_window_score if kind == "phonemes" else anywhere_score
-        fe = ck.get("frontend") or {}
-        self.window_s = fe.get("clip_samples", 16000) / fe.get("sample_rate", 16000)
-        self.hop_s = fe.get("hop_length", 320) / fe.get("sample_rate", 16000)
+        fe = FrontEnd.from_dict(ck.get("frontend"))
+        self.window_s = _window_s(ck)
+        self.hop_s = fe.hop_length / fe.sample_rate
         self.stride_s = stride_ms / 1000
         self.span_s = self.window_s if span_s is None else float(span_s)
         self.best_span = best_span

@@ -121,8 +121,24 @@ def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained
     assert plain["wakeword"]["score"] == "classifier" and ph["wakeword"]["score"] == "phonemes-anywhere"
     assert ph["splits"] == plain["splits"]                                  # clip accuracy: the classifier's
     assert ph["wakeword"]["det"]["points"] != plain["wakeword"]["det"]["points"]
-    span = api.evaluate(ck, corpus, tmp_path / "s", score="phonemes", span_s=1.4)      # each file a stream
+    span = api.evaluate(ck, corpus, tmp_path / "s", score="phonemes", span_s=1.4)
     assert span["wakeword"]["score_span_s"] == 1.4 and ph["wakeword"]["score_span_s"] == 1.0
+    # each wake-word file, and each recording, is a stream of its own: its first window reads only itself
+    from hostside import evaluate as E
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import FrontEnd
+    from hostside.keyword import detector_fn
+    from hostside.train import load_checkpoint
+    net, c = load_checkpoint(ck)
+    fe, data = FrontEnd.from_dict(c["frontend"]), load_corpus(corpus)
+    longer, window = detector_fn(c, "phonemes", span_s=1.4), detector_fn(c, "phonemes")
+    _, a = E._positive_posteriors(net, data, fe, longer, "test", 100.0, 0)
+    _, b = E._positive_posteriors(net, data, fe, window, "test", 100.0, 0)
+    assert len(a) > 1 and all(np.isclose(x[0], y[0]) for x, y in zip(a, b))
+    assert any(not np.allclose(x, y) for x, y in zip(a, b))
+    audio = E._stream_audio(data, next(cl for cl in data.clips if cl.split == "test").file, fe.sample_rate)
+    assert np.isclose(E.stream_posteriors(net, longer, audio, fe, 100.0)[0],
+                      E.stream_posteriors(net, window, audio, fe, 100.0)[0])
     assert span["splits"] == plain["splits"]
     with pytest.raises(PqlrError, match="the classifier reads one window"):
         api.evaluate(ck, corpus, tmp_path / "x", span_s=1.4)

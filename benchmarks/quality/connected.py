@@ -71,7 +71,7 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     row = json.loads((folder / "row.json").read_text())
     net, ck = load_checkpoint(row.get("checkpoint") or folder / "student.pt")    # attempt.py --checkpoint: elsewhere
     fe = FrontEnd.from_dict(ck["frontend"])
-    span = ww.get("score_span_s")                       # the phonemes score over a longer span: each file a stream
+    span = ww.get("score_span_s")                       # the phonemes score over a longer span
     fn = detector_fn(ck, score, span_s=span, stride_ms=ww["stride_ms"], best_span=ww.get("score_best_span", False))
     if getattr(fn, "streaming", False):
         score = f"{score} over {'up to ' if fn.best_span else ''}{span:g} s"
@@ -81,9 +81,7 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     with nhwc(net):
         for clip, sentence in zip(clips, sentences):
             for way, audio in variants(corpus, clip, sentence).items():
-                if hasattr(fn, "new_stream"):
-                    fn.new_stream()
-                p = fn(net, E.stream_features(audio, fe, ww["stride_ms"]))[:, 0]
+                p = E.stream_posteriors(net, fn, audio, fe, ww["stride_ms"])     # each file its own stream
                 peaks[way].append(det.smoothed(p).max())
     peaks = {w: np.array(v) for w, v in peaks.items()}
     points = ww["det"]["points"]
