@@ -197,8 +197,8 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     from .keyword import detector_fn
     if Path(checkpoint).suffix == ".bin":
         if span_s is not None:
-            raise PqlrError("--span: the board scores each window alone (model.bin's ctc op reads its own frames); a "
-                            "longer span is measured on the checkpoint for now")
+            raise PqlrError("--span: a model.bin's ctc op reads the span it was exported with (`pqlr export --span`); "
+                            "--span is for checkpoints")
         return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
@@ -221,7 +221,7 @@ def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, strid
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
-    from .keyword import GraphPredictor
+    from .keyword import GraphPredictor, graph_span
     art = read_model_bin(model_bin)
     manifest = model_bin.with_suffix(".json")
     meta = json.loads(manifest.read_text()) if manifest.is_file() else {}
@@ -236,21 +236,32 @@ def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, strid
     corpus = load_corpus(corpus_dir)
     if list(corpus.classes) != list(meta["classes"]) or g.class_outputs != len(corpus.classes):
         raise PqlrError(f"the model's classes {meta['classes']} are not the corpus's {list(corpus.classes)}")
-    fn = GraphPredictor(g)
-    return run_eval(None, corpus, FrontEnd.from_dict(meta["frontend"]), fn, threshold=threshold, stride_ms=stride_ms,
-                    smooth=smooth, out=out, name=f"{model_bin.name} (integer reference)",
-                    target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=fn, score=f"{computes} (int8)")
+    span = graph_span(g, meta["frontend"])
+    if span and abs(span["stride_ms"] - stride_ms) > 1e-6:
+        raise PqlrError(f"{model_bin}'s phoneme score reads {span['span_s']:g} s of windows {span['stride_ms']:g} ms "
+                        f"apart: evaluate it with --stride-ms {span['stride_ms']:g} (or export it again with "
+                        f"--stride-ms {stride_ms:g})")
+    stream_fn = GraphPredictor(g, stream=True)
+    if span:
+        stream_fn.span_s = span["span_s"]          # recorded in eval.json as the checkpoint's span is
+    return run_eval(None, corpus, FrontEnd.from_dict(meta["frontend"]), GraphPredictor(g), threshold=threshold,
+                    stride_ms=stride_ms, smooth=smooth, out=out, name=f"{model_bin.name} (integer reference)",
+                    target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=f"{computes} (int8)")
 
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
 def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
            qat_epochs: int = 0, progress: bool = True, wbits: int = 8, streaming: bool = False,
-           mode: str = "tiled", score: str = "classifier") -> Artifact:
+           mode: str = "tiled", score: str = "classifier", span_s: float | None = None,
+           stride_ms: float = 100.0) -> Artifact:
     """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
     calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only); `wbits` 4 stores
     the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8). score "phonemes": a
     DS-CNN trained with the phoneme loss also computes keyword.py's `phonemes` wake score (export/ptq.py
-    phoneme_branch); the output is then the class logits and the score."""
+    phoneme_branch); the output is then the class logits and the score. span_s: the audio that score reads
+    (keyword.PhonemeScorer's span, for windows stride_ms apart); longer than the window, the ctc op keeps the earlier
+    windows' first head frames between inferences (hostside/graph.py) and the model is stateful: the board and the
+    reference must then see consecutive windows of one stream, stride_ms apart."""
     from .plan import make_plan
     from .train import load_checkpoint
     b = as_board(board)
@@ -266,8 +277,13 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
                             f"`phonemes-anywhere` is host-only)")
         if kind != "dscnn" or streaming:
             raise PqlrError("export --score phonemes: a DS-CNN window model (not a transformer, not --streaming)")
-        ps = PhonemeScorer(ck, "phonemes")         # says what to do when the checkpoint has no phoneme head
-        phonemes = {"head": ps.head, "sequences": ps.sequences}
+        ps = PhonemeScorer(ck, "phonemes", span_s=span_s, stride_ms=stride_ms)   # says what to do without a head
+        phonemes = {"head": ps.head, "sequences": ps.sequences, "span": ps.span_fields}
+    elif span_s is not None:
+        raise PqlrError("export --span: the span is the `phonemes` score's (add --score phonemes)")
+    if phonemes is not None and ps.streaming:       # a span that is no whole number of blocks: refused before work
+        from .data.features import FrontEnd
+        ps(model, np.zeros((1, *FrontEnd.from_dict(ck.get("frontend")).shape), np.float32))
     _, x, _ = load_features(corpus_dir, "train", ck.get("frontend"))
     rng = np.random.default_rng(0)
     calib = x[rng.permutation(len(x))[:calib_size]]
@@ -628,7 +644,7 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     art, model_bin = _pin_artifact(source, out)  # read once; every stage uses this copy and this object
     ts = source.parent / "testset.npz"
     fe_tables = fe_cfg = None
-    if audio and art.graph.streaming:
+    if audio and art.graph.frame_streaming:
         raise PqlrError("--audio runs pqlr's one-second front end; a streaming model takes feature frames")
     if audio:
         fe_cfg = model_frontend(model_bin)

@@ -1,7 +1,7 @@
-"""model.bin: the file the board reads its weights from. Format version 4, all little-endian.
+"""model.bin: the file the board reads its weights from. Format version 5, all little-endian.
 
     header (104 B)
-      0  char[4]  magic "PQLR"          4  u16 format_version (4)     6  u16 header_size (104)
+      0  char[4]  magic "PQLR"          4  u16 format_version (5)     6  u16 header_size (104)
       8  u32 file_size                 12  u32 flags (0)
      16  u8[32] model_sha256 = SHA-256(header[48:100] ‖ file[header_size:])
      48  u32 layer_count   52 u32 layer_table_offset   56 u32 tile_count   60 u32 tile_table_offset
@@ -23,6 +23,9 @@
                  or tokens). Version 4 turned the u16 reserved into i16 src: the tensor the layer reads (−1: the
                  previous layer's output; ≥ 0: an earlier tensor, a branch such as the phoneme score's), and added
                  the ctc op (17); a ctc layer's skip is the classifier's logits, which it copies before its score.
+                 Version 5 let a ctc read a span longer than its window (kh, sh, pad_t: hostside/graph.py), keeping
+                 state between inferences in its scratch (ctc_state_bytes, live through every op); a version-4
+                 reader would score the window alone without a word, hence the new number.
                  Older versions are refused with the reason.
     tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
                  u32 offset (in the weights blob), u32 size, u32 crc32 (of the tile's bytes)
@@ -46,12 +49,12 @@ import numpy as np
 from .errors import ArtifactError
 from .graph import (ADD_BITS, ADD_OPS, CTC_MAX_FRAMES, CTC_MAX_STATES, CTC_TABLE, MAX_TOKENS, OP_NAMES, OPS,
                     PER_CHANNEL_OPS, SCALAR_PARAM_OPS, SCALAR_REQUANT_OPS, WEIGHTED_OPS, IntGraph, Layer,
-                    ctc_sequences, ctc_table)
+                    ctc_sequences, ctc_state_bytes, ctc_table)
 from .plan.planner import Plan, Tile
 from .tiles import pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
-FORMAT_VERSION = 4     # 4: a layer may read an earlier tensor (src), the ctc op; 3: 16-bit kernel fields
+FORMAT_VERSION = 5     # 5: a ctc's span; 4: a layer may read an earlier tensor (src), the ctc op; 3: 16-bit kernel fields
 HEADER_FMT = "<4sHHII32sIIIIIIHHHHdiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
 LAYER_FMT = "<BBH6H4H4H4h2H2I2i2fIhhHhiiiifI"
@@ -236,8 +239,8 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
     if version != FORMAT_VERSION:
         if 0 < version < FORMAT_VERSION:
             _fail(f"format version {version} is older than this pqlr's {FORMAT_VERSION} (version 3 widened the "
-                  f"kernel, stride and padding fields to 16 bits, version 4 added branches and the ctc op); write "
-                  f"it again with `pqlr export` or `pqlr compress`")
+                  f"kernel, stride and padding fields to 16 bits, version 4 added branches and the ctc op, version 5 "
+                  f"the ctc's span); write it again with `pqlr export` or `pqlr compress`")
         _fail(f"unknown format version {version} (this pqlr reads version {FORMAT_VERSION})")
     if hsize != HEADER_SIZE:
         _fail(f"header size {hsize} != {HEADER_SIZE}")
@@ -342,7 +345,13 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             if in_shape[1] != 1 or in_shape[0] > CTC_MAX_FRAMES or in_shape[2] < 2 or not 1 <= s2 <= 62 or m2 < 0:
                 _fail(f"layer {li}: ctc over {in_shape} (frames × 1 × phonemes + blank, ≤ {CTC_MAX_FRAMES} frames) "
                       f"with logit shift {s2} and multiplier {m2} is inconsistent")
-            if (255 * m2 / 2.0**s2 + 64) * in_shape[0] >= 2**29:
+            blocks, bf, bw = pad[0] // max(1, kernel[0]), kernel[0], stride[0]
+            if (kernel[1], stride[1], pad[1], pad[2], pad[3]) != (1, 1, 0, 0, 0) or pad[0] % max(1, kernel[0]) or (
+                    pad[0] and not (kernel[0] <= in_shape[0] and in_shape[0] + pad[0] <= CTC_MAX_FRAMES)):
+                _fail(f"layer {li}: ctc span fields (kernel {kernel}, stride {stride}, padding {pad}): a span is "
+                      f"kh head frames per block, sh windows per block and pad_t = blocks × kh frames before the "
+                      f"window (≤ {CTC_MAX_FRAMES} frames in all, kh ≤ the window's frames); the rest 1, 1 and 0")
+            if (255 * m2 / 2.0**s2 + 64) * (in_shape[0] + pad[0]) >= 2**29:
                 _fail(f"layer {li}: ctc's logits step ({m2}·2^-{s2}) is so large that its sums could overflow int32")
             if not 0 <= skip <= li or skip_off != lives_at(skip, li, in_off):
                 _fail(f"layer {li}: ctc must read the classifier's logits (an earlier tensor, where it lives)")
@@ -524,8 +533,10 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
             live = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
             if packed_fits(scratch_offs[i], want, arena, live):
                 scratch[i] = want
+    kept = [j for j in range(n) if ctc_state_bytes(graph.layers[j])]      # a ctc's state: live through every op
     for i in range(n):
         spans = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
+        spans += [(scratch_offs[j], scratch[j]) for j in kept if j != i]
         if scratch[i]:
             spans.append((scratch_offs[i], scratch[i]))
         spans.sort()

@@ -237,13 +237,14 @@ def _parser() -> argparse.ArgumentParser:
                     "`pqlr export --score phonemes`, then `pqlr eval --checkpoint model.bin` reads the integer score")
 
     ev.add_argument("--span", type=float, default=None, metavar="SECONDS",
-                    help="the audio the 'phonemes' score reads (default: the window, as the board does). Longer: each "
+                    help="the audio the 'phonemes' score reads (default: the window). Longer: each "
                     "window is scored over the head frames earlier windows of the same stream saw before it began, "
                     "then its own, so that a phrase longer than the window, or one the smoothing sees in few "
                     "windows, is read whole; the window plus whole 0.2 s blocks at the 100 ms stride, e.g. 1.8 "
                     "(on the demo's corpus, 8 seeds: 15 %% of unseen wake words missed at <= 2 real false accepts "
                     "an hour against 30 %% at the window, but 94 %% of those said right after other speech: "
-                    "benchmarks/quality/attempts.md §33). Host only for now: model.bin scores each window alone")
+                    "benchmarks/quality/attempts.md §33). A model.bin reads the span it was exported with "
+                    "(`pqlr export --span`); this option is for checkpoints")
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
                        "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "
@@ -271,6 +272,14 @@ def _parser() -> argparse.ArgumentParser:
                    "over the wake word's phonemes run after the classifier, and the output is the class logits "
                    "followed by the wake word's log score per phoneme, units of 1/64 nat, 127 = score 1; the "
                    "`pqlr eval --score phonemes` detector, in integers)")
+    e.add_argument("--span", type=float, default=None, metavar="SECONDS",
+                   help="with --score phonemes: the audio the score reads, as `pqlr eval --span` (the window plus "
+                   "whole 0.2 s blocks, e.g. 1.8). The board's ctc op then keeps the first head frames of the "
+                   "earlier windows between inferences (a few KB of RAM, planned in the arena) and the model is "
+                   "stateful: feed it consecutive windows of one stream, --stride-ms apart; a reboot starts a new "
+                   "stream")
+    e.add_argument("--stride-ms", type=float, default=100.0,
+                   help="with --span: the stride between the windows the board is given (default 100)")
 
     cp = sub.add_parser("compress", help="run a PQLR compression recipe (prune, low-rank, quantise, distil)",
                         description="Run the stages of a TOML recipe (see hostside/compress/recipe.py for every "
@@ -464,10 +473,12 @@ def _cmd(args) -> int:
     if args.cmd == "export":
         art = api.export(args.checkpoint, args.corpus, board, args.out, calib_size=args.calib,
                          qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits, streaming=args.streaming,
-                         mode=args.plan, score=args.score)
+                         mode=args.plan, score=args.score, span_s=args.span, stride_ms=args.stride_ms)
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B"
-              + (", wake score: phonemes (the last output)" if args.score == "phonemes" else ""))
+              + (", wake score: phonemes (the last output)" if args.score == "phonemes" else "")
+              + (f", over {args.span:g} s (stateful: windows {args.stride_ms:g} ms apart)" if art.graph.streaming
+                 and args.span else ""))
         return 0
     if args.cmd == "compress":
         from .compress.recipe import load_recipe

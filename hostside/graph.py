@@ -61,6 +61,14 @@ layer that reads t_src never runs in place.
   0 … C2−1 copy t_skip (the classifier's logits, quantisation in2_scale/in2_zp) unchanged. The layer's one row of
   weights is the table followed by each sequence as [length, phoneme indices …] (int8), then a 0 that ends the
   list and zeros to a whole number of 4-byte words.
+  A ctc may read a span longer than its window (format 5; hostside/keyword.py PhonemeScorer's span): kh = f head
+  frames per block, sh = w windows per block (a block is w window strides, whose start lies f head frames earlier),
+  pad_t = B·f frames read before the window (B blocks; pad_t 0: the window alone). Such a ctc keeps state between
+  inferences (ctc_state_bytes): a u32 count c of windows seen (0 at a reset, which begins a new stream; it counts
+  on to 2K − 1 and then wraps to K, K = B·w), then a ring of the last K windows' first f frames, K × f × (V + 1)
+  int8, the window n windows ago in slot (c − n) mod K. The window after min(c, K) earlier ones reads
+  have = min(min(c, K) div w, B) blocks: the first f frames of the windows have·w, …, 2w, w windows ago, in that
+  order, then its own T frames; then its first f frames go to slot c mod K and c counts on.
 
 Streaming (imported streaming models, e.g. microWakeWord): a `stream` layer holds S = out_h − in_h rows of
 state (S·W pixels of C channels) that persist between inferences. Its output is state ‖ input along H
@@ -231,7 +239,7 @@ class Layer:
     def macs(self) -> int:
         oh, ow, oc = self.out_shape
         if self.op == "ctc":                 # per frame: V+1 logadds; per sequence: ≤ 3 per state
-            t, v = self.in_shape[0] * self.in_shape[1], self.in_shape[2]
+            t, v = self.in_shape[0] * self.in_shape[1] + self.pad[0], self.in_shape[2]
             return t * v + 3 * t * sum(2 * len(q) + 1 for q in ctc_sequences(self))
         if self.op in ("avgpool", "add", "gelu", "layernorm", "lut", "meanpool", "softmax", "qadd"):
             return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
@@ -265,7 +273,13 @@ class IntGraph:
 
     @property
     def streaming(self) -> bool:
-        """True when the graph keeps state between inferences (stream layers)."""
+        """True when the graph keeps state between inferences (stream layers, a ctc that reads a span)."""
+        return any(L.op == "stream" or ctc_state_bytes(L) for L in self.layers)
+
+    @property
+    def frame_streaming(self) -> bool:
+        """True when the graph takes feature frames and keeps the rows before them (stream layers: imported
+        streaming models), rather than whole windows."""
         return any(L.op == "stream" for L in self.layers)
 
     @property
@@ -316,6 +330,21 @@ class IntGraph:
     @property
     def total_macs(self) -> int:
         return sum(l.macs for l in self.layers)
+
+
+def ctc_span(layer: Layer) -> tuple[int, int, int]:
+    """(B blocks read before the window, f head frames per block, w windows per block) of a ctc layer; B = 0: it
+    scores its window alone (the module docstring)."""
+    f = max(1, int(layer.kernel[0]))
+    return int(layer.pad[0]) // f, f, max(1, int(layer.stride[0]))
+
+
+def ctc_state_bytes(layer: Layer) -> int:
+    """Bytes of state a ctc keeps between inferences: 0 without a span, else a u32 count and K × f × (V + 1)."""
+    if layer.op != "ctc":
+        return 0
+    b, f, w = ctc_span(layer)
+    return 0 if b == 0 else 4 + b * w * f * int(layer.in_shape[2])
 
 
 def ctc_sequences(layer: Layer) -> list[tuple[int, ...]]:

@@ -82,17 +82,38 @@ def graph_posteriors(graph, out: np.ndarray, wake: int = 0) -> np.ndarray:
 
 class GraphPredictor:
     """A predict function (model ignored, features [N, T, F]) → [N, C] for hostside.evaluate: the integer graph run
-    by the numpy reference (the board's integers), read by graph_posteriors."""
+    by the numpy reference (the board's integers), read by graph_posteriors. stream: the calls are the windows of
+    streams (new_stream() begins one), their state carried as the board carries it — for a graph whose ctc reads a
+    span (`pqlr export --span`); otherwise each window is scored alone, as a new stream."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, stream: bool = False):
         self.graph = graph
+        self.streaming = bool(stream and graph.streaming and not graph.frame_streaming)
+        self.state: dict = {}
+
+    def new_stream(self) -> None:
+        self.state = {}
 
     def __call__(self, model, x: np.ndarray, batch: int = 512) -> np.ndarray:
         from .reference import run_batch
         if len(x) == 0:
             return np.zeros((0, self.graph.class_outputs), np.float32)
         q = np.stack([self.graph.quantize_input(f) for f in x])
-        return graph_posteriors(self.graph, run_batch(self.graph, q, chunk=batch))
+        return graph_posteriors(self.graph, run_batch(self.graph, q, chunk=batch,
+                                                      state=self.state if self.streaming else None))
+
+
+def graph_span(graph, frontend: dict) -> dict | None:
+    """The span a graph's ctc reads ({"span_s", "stride_ms"}, the windows' stride it assumes), or None."""
+    from .graph import ctc_span, ctc_state_bytes
+    L = graph.output_layer
+    if not ctc_state_bytes(L):
+        return None
+    blocks, per, every = ctc_span(L)
+    fe = FrontEnd.from_dict(frontend)
+    period = fe.hop_length / fe.sample_rate * round(graph.input_shape[0] / L.in_shape[0])
+    return {"span_s": round(fe.clip_samples / fe.sample_rate + blocks * per * period, 6),
+            "stride_ms": round(1000 * per * period / every, 6)}
 
 
 def _window_s(ck: dict) -> float:
@@ -180,6 +201,12 @@ class PhonemeScorer:
             raise PqlrError(f"--span {self.span_s:g} s: the window ({self.window_s:g} s) and whole blocks of "
                             f"{block_s:g} s (e.g. {self.window_s + block_s:g} or {self.window_s + 4 * block_s:g})")
         return int(round(extra)), windows, int(round(windows * per))
+
+    def span_fields(self, in_frames: int, out_frames: int) -> tuple[int, int, int]:
+        """(blocks read before the window, windows per block, head frames per block) of this span for a window of
+        in_frames feature frames and out_frames head frames: what `pqlr export --span` puts in the ctc op
+        (export/ptq.py phoneme_branch); (0, 1, 1) at the window."""
+        return self._blocks(in_frames, out_frames) if self.streaming else (0, 1, 1)
 
     @torch.no_grad()
     def __call__(self, model, x: np.ndarray, batch: int = 512) -> np.ndarray:

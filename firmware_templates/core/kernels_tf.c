@@ -387,13 +387,28 @@ static inline int32_t ctc_r(int32_t xv, int32_t xmax, int32_t m2, int32_t s2) {
     return (int32_t)((((int64_t)(xv - xmax)) * m2 + ((int64_t)1 << (s2 - 1))) >> s2);
 }
 
-void pqlr_ctc(PQLR_KERNEL_ARGS) {
+/* The frames a ctc reads: `have` blocks of `f` frames from the ring (the windows have·w, …, w windows ago), then
+ * the window's own. */
+typedef struct {
+    const int8_t *in, *ring;
+    uint32_t c;                         /* windows counted (hostside/graph.py: wraps from 2K − 1 to K) */
+    int K, f, w, have, V;
+} ctc_frames_t;
+
+static inline const int8_t *ctc_frame(const ctc_frames_t *s, int t) {
+    const int pre = s->have * s->f;
+    if (t >= pre) return s->in + (t - pre) * s->V;
+    const int j = t / s->f;                                     /* block j: (have − j)·w windows ago */
+    const uint32_t slot = (s->c - (uint32_t)((s->have - j) * s->w)) % (uint32_t)s->K;
+    return s->ring + ((int)slot * s->f + t % s->f) * s->V;
+}
+
+static void ctc_score(const pqlr_layer_t *L, const int8_t *wts, const ctc_frames_t *fr, int T, int8_t *out,
+                      const int8_t *scratch) {
     /* Per keyword sequence: CTC's forward pass over its blank-interleaved states, frame by frame; each frame's
      * log-softmax normaliser lse is a chain of logadds over the channels in order (hostside/graph.py). α is
      * updated from the last state down, so states s − 1 and s − 2 still hold the previous frame's values. */
-    TILE_PARAMS(tile, 1);
-    (void)bias; (void)mult; (void)shft; (void)c0; (void)n;
-    const int T = L->in_h * L->in_w, V = L->in_c, C2 = L->out_c - 1;
+    const int V = L->in_c, C2 = L->out_c - 1;
     const int32_t m2 = L->m2, s2 = L->s2;
     const int8_t *table = wts, *seq = wts + PQLR_CTC_TABLE;
     int32_t alpha[PQLR_CTC_MAX_STATES];
@@ -409,7 +424,7 @@ void pqlr_ctc(PQLR_KERNEL_ARGS) {
         }
         if (!ok) continue;
         for (int t = 0; t < T; t++) {
-            const int8_t *x = in + t * V;
+            const int8_t *x = ctc_frame(fr, t);
             int32_t xmax = x[0];
             for (int v = 1; v < V; v++) if (x[v] > xmax) xmax = x[v];
             int32_t lse = ctc_r(x[0], xmax, m2, s2);
@@ -432,4 +447,27 @@ void pqlr_ctc(PQLR_KERNEL_ARGS) {
     }
     for (int c = 0; c < C2; c++) out[c] = scratch[c];
     out[C2] = pqlr_requant((int32_t)best, L->multiplier, L->shift, L->out_zp, L->act_min, L->act_max);
+}
+
+void pqlr_ctc(PQLR_KERNEL_ARGS) {
+    TILE_PARAMS(tile, 1);
+    (void)bias; (void)mult; (void)shft; (void)c0; (void)n;
+    const ctc_frames_t fr = { in, 0, 0, 1, 1, 1, 0, L->in_c };
+    ctc_score(L, wts, &fr, L->in_h * L->in_w, out, scratch);
+}
+
+void pqlr_ctc_span(PQLR_KERNEL_ARGS, uint8_t *state) {
+    /* state: u32 count c, then the ring of the last K windows' first f frames (hostside/graph.py) */
+    TILE_PARAMS(tile, 1);
+    (void)bias; (void)mult; (void)shft; (void)c0; (void)n;
+    const int f = L->kh, w = L->sh, B = L->pad_t / L->kh, K = B * w, V = L->in_c, T = L->in_h * L->in_w;
+    uint32_t *count = (uint32_t *)(void *)state;             /* the planner aligns it to 4 bytes */
+    int8_t *ring = (int8_t *)(state + 4);
+    const uint32_t c = *count, seen = c < (uint32_t)K ? c : (uint32_t)K;
+    const int have = (int)(seen / (uint32_t)w) < B ? (int)(seen / (uint32_t)w) : B;
+    const ctc_frames_t fr = { in, ring, c, K, f, w, have, V };
+    ctc_score(L, wts, &fr, have * f + T, out, scratch);
+    int8_t *dst = ring + (int)(c % (uint32_t)K) * f * V;      /* this window's first frames, for the next ones */
+    for (int i = 0; i < f * V; i++) dst[i] = in[i];
+    *count = c + 1 >= 2 * (uint32_t)K ? (uint32_t)K : c + 1;
 }

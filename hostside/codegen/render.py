@@ -8,7 +8,7 @@ from .. import __version__
 from ..artifact import FORMAT_VERSION, HEADER_SIZE, Artifact
 from ..boards import Board, kind_of
 from ..errors import PqlrError
-from ..graph import SCALAR_PARAM_OPS, SKIP_OPS
+from ..graph import SCALAR_PARAM_OPS, SKIP_OPS, ctc_state_bytes
 from ..plan.planner import swar_scratch
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "firmware_templates"
@@ -216,7 +216,9 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
             "in2_zp": L.in2_zp, "skip": L.skip, "heads": L.heads, "round_twice": int(L.rounding == "double"),
             "scratch_off": aux,
             "in_off": art.tensor_offsets[g.input_of(i)], "out_off": art.tensor_offsets[i + 1],
-            "out_bytes": L.out_shape[0] * L.out_shape[1] * L.out_shape[2], "steps": steps})
+            "out_bytes": L.out_shape[0] * L.out_shape[1] * L.out_shape[2], "steps": steps,
+            # a ctc that reads a span: its state (count and ring) persists in its scratch
+            "state_off": art.scratch_offsets[i] if ctc_state_bytes(L) else -1})
     resets = []
     for i, L in enumerate(g.layers):
         if L.op != "stream":
@@ -242,7 +244,7 @@ def model_context(art: Artifact, board: Board, kernels: str = "ref", env: jinja2
         # the port's cycle counter per microsecond: the board's clock (the host port counts nanoseconds)
         "cycles_per_us": 1000 if board.counter == "wall-clock-ns" else max(1, board.cpu_hz // 1_000_000),
         "sha256_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(art.model_sha256)),
-        "layers": layers, "resets": resets,
+        "layers": layers, "resets": resets, "ctc_states": [L["state_off"] for L in layers if L["state_off"] >= 0],
         "double_rounding": int(any(L.rounding == "double" for L in g.layers)),
         "streaming": int(g.streaming),
         "tiles": [{"offset": art.weights_offset + t.offset, "size": t.size, "crc32": f"{t.crc32:08x}",

@@ -312,7 +312,8 @@ class QuantNet(nn.Module):
             q, s, z, shape = q_next, s_next, z_next, out_shape
         if phonemes is not None:
             from ..export.ptq import phoneme_branch
-            layers += phoneme_branch(layers, self, calib, phonemes["head"], phonemes["sequences"])
+            layers += phoneme_branch(layers, self, calib, phonemes["head"], phonemes["sequences"],
+                                     phonemes.get("span"))
         return IntGraph(input_shape=(T, F, 1), input_scale=in_scale, input_zp=in_zp, layers=layers,
                         classes=tuple(classes), frontend=dict(frontend or {}))
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..boards import Board
 from ..errors import BudgetError
-from ..graph import IntGraph, Layer
+from ..graph import IntGraph, Layer, ctc_state_bytes
 from ..tiles import PARAM_BYTES_PER_CHANNEL, align4 as _align4, row_bytes, tile_size
 
 PW_PIXEL_BLOCK = 4            # pixels an in-place pointwise kernel computes before writing back
@@ -44,7 +44,7 @@ def swar_scratch(layer: Layer) -> int:
 
 def uses_scratch(layer: Layer, inplace: bool) -> bool:
     """Whether the layer's (plain) scratch is allocated: in place, or an op that needs one anyway."""
-    return inplace or layer.op in SCRATCH_OPS
+    return inplace or layer.op in SCRATCH_OPS or ctc_state_bytes(layer) > 0
 
 
 def packed_fits(off: int, size: int, arena: int, live: list[tuple[int, int]]) -> bool:
@@ -212,6 +212,7 @@ def inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
     - attention: not in place; a scratch of 4·(2T + hd) bytes holds one query's int32 exps (T tokens), the
       head's key sums (T) and its hd context sums;
     - a layer that reads an earlier tensor (a branch: src) never runs in place (that tensor may be read later);
+    - a ctc that reads a span: not in place; its scratch is its state (ctc_state_bytes), live through every op;
     - everything else (the first conv, fully connected layers) reads its input after writing: not in place;
       a conv2d gets a CONV_PIXEL_BLOCK × K scratch for its input patches (K = kh·kw·Cin);
     - pointwise and int8 conv2d layers of ≥ SWAR_PIXELS pixels get swar_scratch's packed block instead where it
@@ -237,6 +238,8 @@ def _inplace_rule(layer: Layer, single_tile: bool) -> tuple[bool, int]:
         return True, 0
     elif layer.op == "layernorm":
         return single_tile, 0
+    elif layer.op == "ctc":
+        return False, ctc_state_bytes(layer)    # its state (a span): kept between inferences, never in place
     elif layer.op == "attention":
         return False, 4 * (2 * layer.in_shape[0] * layer.in_shape[1] + layer.out_shape[2] // max(1, layer.heads))
     return False, 0
@@ -316,7 +319,7 @@ def plan_memory(graph: IntGraph, tiles: list[Tile], mode: str, packed: str = "fi
         if scratch[i]:
             scratch_idx[i] = len(b_sizes)
             b_sizes.append(scratch[i])
-            b_life.append((i, i))
+            b_life.append((0, n - 1) if ctc_state_bytes(graph.layers[i]) else (i, i))   # a ctc's state persists
     # a conv2d may write over the input rows it has consumed (conv_overlap): its input's buffer then sits
     # conv_lead bytes into its output's; planned both ways, the smaller arena is kept (on a tie, the one that
     # gives the packed kernels more scratch)

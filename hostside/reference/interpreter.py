@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..graph import (CTC_NEG, CTC_TABLE, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, SKIP_OPS, IntGraph, Layer, ctc_sequences,
-                     double_round, requantize)
+                     ctc_span, ctc_state_bytes, double_round, requantize)
 from .ibert import i_exp
 
 
@@ -228,6 +228,39 @@ def ctc(x: np.ndarray, L: Layer, other: np.ndarray | None = None) -> np.ndarray:
     return y.reshape(L.out_shape) if x.ndim == 3 else y.reshape(n, *L.out_shape)
 
 
+def ctc_stream(x: np.ndarray, L: Layer, other: np.ndarray, state: np.ndarray | None = None):
+    """A ctc that reads a span (hostside/graph.py): consecutive windows of one stream, [N, T, 1, V + 1] (other
+    [N, 1, 1, C2]), after the stream held in `state` (the board's bytes, ctc_state_bytes; None: a new stream).
+    Returns (outputs [N, 1, 1, C2 + 1], the state after them)."""
+    b, f, w = ctc_span(L)
+    k_ring, t = b * w, L.in_shape[0] * L.in_shape[1]
+    v = L.in_shape[2]
+    n = x.size // (t * v)
+    z = np.asarray(x, np.int8).reshape(n, t, v)
+    st = np.zeros(ctc_state_bytes(L), np.uint8) if state is None else np.array(state, np.uint8).reshape(-1)
+    if st.size != ctc_state_bytes(L):
+        raise ValueError(f"ctc state of {st.size} B for a layer that keeps {ctc_state_bytes(L)} B")
+    c = int(st[:4].view("<u4")[0])
+    ring = st[4:].view(np.int8).reshape(k_ring, f, v)
+    firsts = [ring[(c - m) % k_ring] for m in range(min(c, k_ring), 0, -1)] + list(z[:, :f])   # oldest first
+    h = min(c, k_ring)
+    have = np.minimum((h + np.arange(n)) // w, b)               # blocks window j can read
+    score = np.zeros(n, np.int64)
+    for a in np.unique(have):
+        js = np.flatnonzero(have == a)
+        spans = np.stack([np.concatenate([firsts[h + j - m * w] for m in range(a, 0, -1)] + [z[j]]) for j in js])
+        score[js] = ctc_log_scores(spans, L)
+    for j in range(max(0, n - k_ring), n):                     # the last K windows' first frames stay
+        ring[(c + j) % k_ring] = z[j, :f]
+    c += n
+    if c >= 2 * k_ring:
+        c = k_ring + (c - k_ring) % k_ring
+    st[:4] = np.array([c], "<u4").view(np.uint8)
+    wake = requantize(score, L.multiplier[0], L.shift[0], L.out_zp, L.act_min, L.act_max, L.rounding)
+    y = np.concatenate([np.asarray(other).reshape(n, -1), wake[:, None]], axis=1)
+    return y.reshape(n, *L.out_shape), st
+
+
 def stream(x: np.ndarray, L: Layer, state: np.ndarray | None = None) -> np.ndarray:
     """state ‖ x along H; `state` None: the layer's initial state (its constant rows)."""
     s_rows = L.out_shape[0] - L.in_shape[0]
@@ -256,7 +289,12 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None =
     tensors = [x]
     for i, L in enumerate(graph.layers):
         x = tensors[graph.input_of(i)]
-        if L.op in SKIP_OPS:
+        if ctc_state_bytes(L):
+            y, st = ctc_stream(x, L, tensors[L.skip], None if state is None else state.get(i))
+            if state is not None:
+                state[i] = st
+            tensors.append(y.reshape(L.out_shape))
+        elif L.op in SKIP_OPS:
             tensors.append(KERNELS[L.op](x, L, tensors[L.skip] if L.skip >= 0 else None))
         elif L.op == "stream":
             y = stream(x, L, None if state is None else state.get(i))
@@ -272,13 +310,14 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None =
 BATCH_OPS = ("conv2d", "dwconv2d", "pwconv2d", "avgpool", "fc", "ctc")    # kernels that take a batch too
 
 
-def run_batch(graph: IntGraph, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Outputs [N, out] of independent inputs [N, H, W, C]. A graph of BATCH_OPS only (the DS-CNNs, with or
-    without the phoneme branch) runs `chunk` inputs through each layer at once (the same kernels, the same
-    integers); the others run input by input."""
+def run_batch(graph: IntGraph, xs: np.ndarray, chunk: int = 256, state: dict | None = None) -> np.ndarray:
+    """Outputs [N, out] of independent inputs [N, H, W, C] (a graph that keeps state: each its own new stream), or,
+    with `state` (as run's), consecutive inputs of one stream, its state carried through them and written back.
+    A graph of BATCH_OPS only (the DS-CNNs, with or without the phoneme branch, its ctc with or without a span) runs
+    `chunk` inputs through each layer at once (the same kernels, the same integers); the others run input by input."""
     xs = np.asarray(xs)
     if not all(L.op in BATCH_OPS for L in graph.layers) or len(xs) == 0:
-        return np.stack([run(graph, x) for x in xs]) if len(xs) else np.zeros((0, 0), np.int8)
+        return np.stack([run(graph, x, state=state) for x in xs]) if len(xs) else np.zeros((0, 0), np.int8)
     if xs.dtype != np.int8 or xs.shape[1:] != tuple(graph.input_shape):
         raise ValueError(f"inputs must be int8 [N, {graph.input_shape}], got {xs.dtype} {xs.shape}")
     out = []
@@ -286,6 +325,10 @@ def run_batch(graph: IntGraph, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
         tensors = [xs[k: k + chunk]]
         for i, L in enumerate(graph.layers):
             x = tensors[graph.input_of(i)]
+            if ctc_state_bytes(L) and state is not None:
+                y, state[i] = ctc_stream(x, L, tensors[L.skip], state.get(i))
+                tensors.append(y)
+                continue
             tensors.append(KERNELS[L.op](x, L, tensors[L.skip]) if L.op in SKIP_OPS else KERNELS[L.op](x, L))
         out.append(tensors[-1].reshape(len(tensors[0]), -1))
     return np.concatenate(out)
