@@ -526,14 +526,15 @@ def _check_memory_plan(graph, tiles, mode, offsets, inplace, scratch_offs, arena
     for off, size, _, _ in bufs.values():
         if off + size > arena:
             _fail(f"a tensor [{off}, {off + size}) lies outside the {arena}-byte arena")
+    kept = [j for j in range(n) if ctc_state_bytes(graph.layers[j])]      # a ctc's state: live through every op
     # the packed (SWAR) kernels run where the plan gives them their scratch: as many bytes free at that offset
     for i, L in enumerate(graph.layers):
         want = swar_scratch(L)
         if want > scratch[i]:
             live = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
+            live += [(scratch_offs[j], scratch[j]) for j in kept if j != i]
             if packed_fits(scratch_offs[i], want, arena, live):
                 scratch[i] = want
-    kept = [j for j in range(n) if ctc_state_bytes(graph.layers[j])]      # a ctc's state: live through every op
     for i in range(n):
         spans = [(off, size) for off, size, a, b in bufs.values() if a <= i <= b]
         spans += [(scratch_offs[j], scratch[j]) for j in kept if j != i]

@@ -17,11 +17,12 @@ from hostside.artifact import (LAYER_FIELDS, LAYER_FMT, LAYER_OFFSETS, LAYER_SIZ
 from hostside.boards import load_board
 from hostside.errors import ArtifactError
 from hostside.export.ptq import WAKE_SCORE_ZP, quantize_ptq
-from hostside.graph import CTC_BITS, CTC_MAX_STATES, CTC_NEG, CTC_TABLE, ctc_sequences, ctc_table
+from hostside.graph import (CTC_BITS, CTC_MAX_FRAMES, CTC_MAX_STATES, CTC_NEG, CTC_TABLE, ctc_sequences, ctc_state_bytes,
+                            ctc_table, requantize)
 from hostside.keyword import ctc_window_score
 from hostside.plan import make_plan
 from hostside.reference import run, run_batch
-from hostside.reference.interpreter import ctc_log_scores
+from hostside.reference.interpreter import Streamer, ctc_log_scores
 from hostside.tiles import params_bytes
 from hostside.train import PhonemeHead
 
@@ -31,16 +32,31 @@ from test_properties import _fix_checksums
 SEQS = [(3, 1, 4, 2), (3, 1, 1, 4), (5,)]        # a repeated phoneme (1, 1: CTC needs a blank between) and a short one
 
 
-def phoneme_graph(seed: int = 0, sequences=SEQS, vocab: int = 6, n: int = 24, gain: float = 100.0):
-    """A random DS-CNN quantised by the real PTQ path with a random phoneme head: (graph, plain graph, calib)."""
+def phoneme_graph(seed: int = 0, sequences=SEQS, vocab: int = 6, n: int = 24, gain: float = 100.0, span=None):
+    """A random DS-CNN quantised by the real PTQ path with a random phoneme head: (graph, plain graph, calib).
+    span: (blocks, windows per block, head frames per block) for the ctc to read (export/ptq.py phoneme_branch)."""
     m, plain, calib = random_graph(seed, input_shape=(20, 12), channels=9, blocks=2, stem_kernel=(4, 3),
                                    stem_stride=(2, 2), calib_n=n)
     torch.manual_seed(seed)
     head = PhonemeHead(9, vocab)
     with torch.no_grad():
         head.proj.weight.mul_(gain)                # a random trunk's maps vary little: the head magnifies them
-    g = quantize_ptq(m, calib, plain.classes, None, {"head": head, "sequences": sequences})
+    g = quantize_ptq(m, calib, plain.classes, None, {"head": head, "sequences": sequences,
+                                                     "span": (lambda i, o: span) if span else None})
     return g, plain, calib
+
+
+def with_span(g, blocks: int, every: int, per: int):
+    """The graph with its ctc reading `blocks` blocks of `per` head frames, `every` windows apart (graph.py)."""
+    L = g.layers[-1]
+    L.kernel, L.stride, L.pad = (per, 1), (every, 1), (blocks * per, 0, 0, 0)
+    return g
+
+
+def stepped(g, xs):
+    """The reference's outputs for xs as consecutive windows of one stream (the board's order)."""
+    s = Streamer(g)
+    return np.stack([s.step(x) for x in xs]).astype(np.int64)
 
 
 def ctc_graph(seed: int, frames: int = 12, vocab: int = 6, sequences=SEQS, scale: float = 0.08):
@@ -129,6 +145,63 @@ def test_ctc_rules():
     assert ctc_log_scores(frames(1, 1, 2), short)[0] < CTC_NEG // 4                     # 1 1 needs a blank between
 
 
+def test_span_reference_reads_the_earlier_windows_first_frames():
+    """A ctc with a span (3 blocks of 3 head frames, a block every 2 windows): window j of a stream is scored over
+    the first 3 frames of windows j − 6, j − 4, j − 2 (as many as the stream has), then its own 12, exactly as
+    ctc_log_scores of those frames; stepping, and run_batch with the state carried over uneven chunks, agree through
+    the count's wrap (40 windows, K = 6); without state each input is a new stream (its window alone); the state is
+    the board's bytes (ctc_state_bytes)."""
+    g, xs = ctc_graph(8, frames=12, vocab=6)
+    L = with_span(g, 3, 2, 3).layers[0]
+    assert g.streaming and not g.frame_streaming and ctc_state_bytes(L) == 4 + 6 * 3 * 7
+    xs = np.concatenate([xs, xs[::-1]])[:40]
+    steps = stepped(g, xs)
+    z = xs.reshape(len(xs), 12, 7)
+    for j in range(len(xs)):
+        have = min(j // 2, 3)
+        frames = np.concatenate([z[j - 2 * k, :3] for k in range(have, 0, -1)] + [z[j]])
+        want = requantize(ctc_log_scores(frames[None], L), L.multiplier[0], L.shift[0], L.out_zp, L.act_min,
+                          L.act_max)
+        assert steps[j, -1] == want[0], j
+        assert np.array_equal(steps[j, :-1], xs[j].reshape(-1))           # the second operand copied unchanged
+    state: dict = {}
+    chunks = [run_batch(g, xs[a:b], chunk=5, state=state) for a, b in ((0, 1), (1, 8), (8, 23), (23, 40))]
+    assert np.array_equal(np.concatenate(chunks), steps)
+    s = Streamer(g)
+    for x in xs:
+        s.step(x)
+    assert np.array_equal(s.state[0], state[0]) and state[0].dtype == np.uint8 and state[0].size == ctc_state_bytes(L)
+    c = int(state[0][:4].view("<u4")[0])
+    assert 6 <= c < 12 and c % 6 == 40 % 6                                  # wrapped from 2K − 1 to K
+    fresh = run_batch(g, xs)
+    assert np.array_equal(fresh, np.stack([run(g, x) for x in xs]))
+    assert np.array_equal(fresh[:2], steps[:2]) and (fresh[:, -1] != steps[:, -1]).any()
+
+
+def test_span_export_follows_the_float_span_score():
+    """The PTQ export of a DS-CNN with its phoneme branch reading a span, stepped over consecutive windows: its integer
+    score follows what PhonemeScorer's own span rule (keyword.py) computes from the same head logits in float, and
+    the span's fields are those PhonemeScorer.span_fields gives (2 blocks of 5 head frames, 2 windows a block: a
+    100 ms stride over 40 ms head frames)."""
+    from hostside.keyword import PhonemeScorer
+    ps = PhonemeScorer.__new__(PhonemeScorer)               # the scorer's span rule without a trained checkpoint
+    ps.sequences, ps.best_span, ps.hop_s, ps.stride_s, ps.window_s, ps.span_s = SEQS, False, 0.02, 0.1, 0.4, 0.8
+    ps.new_stream()
+    g, _, calib = phoneme_graph(2, span=ps.span_fields(20, 10))
+    ctc = g.layers[-1]
+    assert (ctc.kernel, ctc.stride, ctc.pad) == ((5, 1), (2, 1), (10, 0, 0, 0)) and g.streaming
+    xs = np.stack([g.quantize_input(f) for f in calib])
+    out = stepped(g, xs)
+    t, v = ctc.in_shape[0], ctc.in_shape[2]
+    z = np.stack([run(g, x, dump=True)[1][-2].reshape(t, v) for x in xs])          # the head's int8 logits
+    lp = torch.log_softmax(torch.from_numpy((z.astype(np.float64) - ctc.in_zp) * ctc.in_scale), dim=2)
+    want = np.log(np.concatenate([ps._span_scores(lp[:9], 20, 4).numpy(), ps._span_scores(lp[9:], 20, 4).numpy()]))
+    got = (out[:, -1] - WAKE_SCORE_ZP) * 2.0**-CTC_BITS
+    assert np.abs(got - np.clip(want, -255 / 2**CTC_BITS, 0)).max() < 0.1
+    alone = (run_batch(g, xs)[:, -1] - WAKE_SCORE_ZP) * 2.0**-CTC_BITS           # each window a new stream
+    assert np.abs(alone - got)[4:].max() > 0.1                                   # the span is read
+
+
 def test_plan_keeps_the_maps_for_the_branch(tmp_path):
     """The global pool may not overwrite the trunk's maps (the branch reads them after it), nor the classifier's
     logits be overwritten before the ctc copies them; the branch's first layer is never in place; model.bin
@@ -158,11 +231,14 @@ def _entry(b: bytearray, i: int) -> int:
     return struct.unpack_from("<I", b, 52)[0] + i * LAYER_SIZE
 
 
-@pytest.mark.parametrize("what", ["src_forward", "src_elsewhere", "table", "phoneme", "unended"])
+@pytest.mark.parametrize("what", ["src_forward", "src_elsewhere", "table", "phoneme", "unended", "span_blocks",
+                                  "span_frames", "state_over_maps"])
 def test_reader_refuses_a_bad_branch(tmp_path, what):
     """With valid checksums, model.bin's reader refuses a branch that reads a later tensor or reads it where it does
-    not live, a changed logadd table, a phoneme outside the head's vocabulary and a sequence list without its end."""
-    g, _, _ = phoneme_graph(4)
+    not live, a changed logadd table, a phoneme outside the head's vocabulary, a sequence list without its end, a span
+    that is no whole number of blocks or longer than the op can read, and a ctc's state placed over a tensor that an
+    earlier op uses (the state persists between inferences: no op may write over it)."""
+    g, _, _ = phoneme_graph(4, span=(2, 2, 3))
     art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, load_board("rv32-virt"), mode="xip"))
     b = bytearray((tmp_path / "m.bin").read_bytes())
     n = len(g.layers)
@@ -184,6 +260,16 @@ def test_reader_refuses_a_bad_branch(tmp_path, what):
     elif what == "phoneme":
         b[row + CTC_TABLE + 1] = g.layers[-1].in_shape[2]
         match = "phonemes in"
+    elif what == "span_blocks":
+        struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["pad_t"], 7)
+        match = "span fields"
+    elif what == "span_frames":
+        struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["kh"], 1)
+        struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["pad_t"], CTC_MAX_FRAMES)
+        match = "span fields"
+    elif what == "state_over_maps":                 # the trunk's first output: dead by the ctc, live at op 0
+        struct.pack_into("<I", b, _entry(b, n - 1) + LAYER_OFFSETS["scratch"], art.tensor_offsets[1])
+        match = "overlap"
     else:
         rest = tile.size - params_bytes(1) - CTC_TABLE
         b[row + CTC_TABLE: row + CTC_TABLE + rest] = bytes([1, 2]) * (rest // 2)
@@ -241,23 +327,30 @@ def test_windowed_average_pool():
 
 
 @pytest.mark.parametrize("kernels", ["ref", "rv32"])
-@pytest.mark.parametrize("which", ["branch", "ctc", "pool"])
+@pytest.mark.parametrize("which", ["branch", "ctc", "pool", "span"])
 def test_host_firmware_bit_exact(tmp_path, kernels, which):
     """Both kernel sets, built for the host, against the reference on every input (and layer by layer where
-    they differ): the phoneme branch in a tiled plan with small tiles, the ctc op alone on random logits, and an
-    average pool over windows run in place."""
+    they differ): the phoneme branch in a tiled plan with small tiles, the ctc op alone on random logits, an
+    average pool over windows run in place, and the ctc reading a span (3 blocks of 4 frames, 3 windows a block:
+    its ring wraps several times over 64 windows of one stream)."""
     if which == "branch":
         g, _, calib = phoneme_graph(6)
         xs = np.stack([g.quantize_input(f) for f in calib[:12]])
     elif which == "pool":
         g, xs = pool_graph(1)
+    elif which == "span":
+        g, xs = ctc_graph(8, frames=12, vocab=6)
+        with_span(g, 3, 3, 4)
     else:
         g, xs = ctc_graph(8, frames=30, vocab=9, sequences=[(1, 2, 3, 4, 5), (9, 9, 9), (2,) * 32])
     board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=1024)
     art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
     res = run_firmware(art, board, g, xs, tmp_path, kernels=kernels, timeout=30)
     assert res.first_mismatch is None
-    assert np.array_equal(np.array(res.outputs), run_batch(g, xs).astype(np.int64))
+    want = stepped(g, xs) if which == "span" else run_batch(g, xs).astype(np.int64)
+    assert np.array_equal(np.array(res.outputs), want)
+    if which == "span":
+        assert (want[:, -1] != run_batch(g, xs)[:, -1]).sum() >= 8     # not the window's score
 
 
 @pytest.mark.emulator
@@ -273,6 +366,24 @@ def test_qemu_phoneme_score_bit_exact(tmp_path):
     assert np.array_equal(np.array(res.outputs, dtype=np.int64), run_batch(g, xs).astype(np.int64))
 
 
+@pytest.mark.emulator
+def test_qemu_phoneme_span_bit_exact(tmp_path):
+    """The DS-CNN whose ctc reads a span, on the emulated board with the ESP32-C6's budgets: 24 windows of one stream
+    (the state in the arena, through the ring's wrap) equal to the reference stepped the same way; the state is planned
+    in the arena (its bytes live through every op)."""
+    g, _, calib = phoneme_graph(2, span=(2, 2, 3))
+    board = load_board("rv32-virt")
+    plan = make_plan(g, board)
+    assert plan.scratch_bytes[-1] == ctc_state_bytes(g.layers[-1]) > 4
+    art = write_model_bin(tmp_path / "model.bin", g, plan)
+    xs = np.stack([g.quantize_input(f) for f in calib])
+    res = run_firmware(art, board, g, xs, tmp_path)
+    assert res.first_mismatch is None
+    want = stepped(g, xs)
+    assert np.array_equal(np.array(res.outputs, dtype=np.int64), want)
+    assert len(set(want[:, -1])) > 10 and (want[:, -1] != run_batch(g, xs)[:, -1]).sum() > 10    # scores, not floors
+
+
 @pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng (make deps)")
 def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_path, capsys):
     """`pqlr export --score phonemes` on a student trained with the phoneme loss writes the branch, whose integer
@@ -284,6 +395,9 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     from hostside import api
     from hostside.cli import main
     from hostside.errors import PqlrError
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import FrontEnd
+    from hostside.evaluate import _stream_audio, stream_features
     from hostside.keyword import GraphPredictor, PhonemeScorer
     from hostside.train import load_checkpoint
     corpus = trained_pipeline["corpus"]
@@ -312,6 +426,38 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
                  str(tmp_path / "ev")]) == 0
     ev = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert ev["wakeword"]["score"] == "phonemes (int8)" and ev["splits"]["val"]["n"] == len(x)
+    # the span on the board: exported with --span, the integer model reads earlier windows of each file's stream
+    assert main(["export", "--checkpoint", str(ck), "--corpus", str(corpus), "--board", "esp32c6", "--out",
+                 str(tmp_path / "sp.bin"), "--calib", "40", "--score", "phonemes", "--span", "1.4"]) == 0
+    assert "over 1.4 s (stateful" in capsys.readouterr().out
+    sp = read_model_bin(tmp_path / "sp.bin")
+    assert sp.graph.streaming and sp.scratch_bytes[-1] == ctc_state_bytes(sp.graph.layers[-1]) > 4
+    assert sp.arena_bytes >= art.arena_bytes
+    clips = [c for c in load_corpus(corpus).clips if c.split == "val"][:3]
+    fes = FrontEnd.from_dict(fe)
+    feats = np.concatenate([stream_features(_stream_audio(load_corpus(corpus), c.file, fes.sample_rate), fes, 100.0)
+                            for c in clips])
+    gp = GraphPredictor(sp.graph, stream=True)
+    alone, streamed = GraphPredictor(sp.graph)(None, feats), gp(None, feats)
+    assert np.array_equal(alone, GraphPredictor(art.graph)(None, feats))          # a new stream each: the window's
+    assert np.array_equal(alone[:, 1:], streamed[:, 1:])                          # the classifier's unchanged
+    k = 4                                                           # 0.4 s more: 2 blocks of 2 windows, K = 4
+    count = int(gp.state[len(sp.graph.layers) - 1][:4].view("<u4")[0])           # one stream through every window
+    assert gp.streaming and len(feats) >= 2 * k and count == k + (len(feats) - k) % k
+    gp.new_stream()
+    assert gp.state == {}
+    assert main(["eval", "--checkpoint", str(tmp_path / "sp.bin"), "--corpus", str(corpus), "--out",
+                 str(tmp_path / "ev2")]) == 0
+    ev2 = json.loads((tmp_path / "ev2" / "eval.json").read_text())
+    assert ev2["wakeword"]["score_span_s"] == pytest.approx(1.4)
+    with pytest.raises(PqlrError, match="--stride-ms 100"):
+        api.evaluate(tmp_path / "sp.bin", corpus, tmp_path / "x", stride_ms=50)
+    with pytest.raises(PqlrError, match="exported with"):
+        api.evaluate(tmp_path / "sp.bin", corpus, tmp_path / "x", span_s=1.4)
+    with pytest.raises(PqlrError, match="whole blocks"):
+        api.export(ck, corpus, "esp32c6", tmp_path / "x.bin", score="phonemes", span_s=1.3, progress=False)
+    with pytest.raises(PqlrError, match="add --score phonemes"):
+        api.export(ck, corpus, "esp32c6", tmp_path / "x.bin", span_s=1.4, progress=False)
     with pytest.raises(PqlrError, match="retrain with --phoneme-ctc"):
         api.export(trained_pipeline["root"] / "m.pt", corpus, "esp32c6", tmp_path / "x.bin", score="phonemes")
     with pytest.raises(PqlrError, match="the one it computes"):

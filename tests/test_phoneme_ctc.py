@@ -216,5 +216,5 @@ def test_a_span_is_the_window_and_whole_blocks_of_the_phonemes_score():
         _span_scorer(0.8)
     with pytest.raises(PqlrError, match="the classifier reads one window"):
         detector_fn({}, "classifier", span_s=1.4)
-    with pytest.raises(PqlrError, match="the board scores each window alone"):
+    with pytest.raises(PqlrError, match="reads the span it was exported with"):
         api.evaluate(Path("model.bin"), Path("corpus"), span_s=1.4)
