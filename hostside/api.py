@@ -178,7 +178,7 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
-             rule: str = "count", score: str = "classifier", span_s: float | None = None,
+             rule: str = "count", score: str = "classifier", span_s: float | str | None = None,
              best_span: bool = False) -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
@@ -189,7 +189,9 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     A model.bin instead of a checkpoint: the integer model as the board computes it (the numpy reference, bit-exact
     with the firmware; front end and classes from model.json); its wake score is what it computes (the classifier,
     or the phoneme score of `pqlr export --score phonemes`), so `score` must be left as it is.
-    span_s: the audio the `phonemes` score reads (keyword.PhonemeScorer; default the window, as the board does)."""
+    span_s: the audio the `phonemes` score reads (keyword.PhonemeScorer; default the window); "auto": the smallest
+    span that holds 99 % of the corpus's training wake phrases (keyword.phrase_span). A model.bin reads the span it
+    was exported with."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
@@ -202,6 +204,7 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
         return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
+    span_s = _span_of(span_s, net, ck, corpus_dir, stride_ms)
     stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
@@ -213,6 +216,18 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     return run_eval(net, corpus, fe, predict, threshold=threshold,
                     stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"),
                     target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=score)
+
+
+def _span_of(span_s, net, ck: dict, corpus_dir: Path, stride_ms: float) -> float | None:
+    """span_s as given, or for "auto" the span keyword.phrase_span reads off the corpus's training wake phrases."""
+    if span_s != "auto":
+        return None if span_s is None else float(span_s)
+    from .data.corpus import load_corpus
+    from .keyword import phrase_span
+    corpus = load_corpus(Path(corpus_dir))
+    wake = ck["classes"][0]
+    spoken = [c.spoken / 16000 for c in corpus.clips if c.split == "train" and c.label == wake and c.spoken > 0]
+    return phrase_span(ck, net, spoken, stride_ms)
 
 
 def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, stride_ms, smooth, target_fa_per_hour,
@@ -252,7 +267,7 @@ def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, strid
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
 def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
            qat_epochs: int = 0, progress: bool = True, wbits: int = 8, streaming: bool = False,
-           mode: str = "tiled", score: str = "classifier", span_s: float | None = None,
+           mode: str = "tiled", score: str = "classifier", span_s: float | str | None = None,
            stride_ms: float = 100.0) -> Artifact:
     """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
     calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only); `wbits` 4 stores
@@ -261,7 +276,7 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     phoneme_branch); the output is then the class logits and the score. span_s: the audio that score reads
     (keyword.PhonemeScorer's span, for windows stride_ms apart); longer than the window, the ctc op keeps the earlier
     windows' first head frames between inferences (hostside/graph.py) and the model is stateful: the board and the
-    reference must then see consecutive windows of one stream, stride_ms apart."""
+    reference must then see consecutive windows of one stream, stride_ms apart; "auto": as in evaluate."""
     from .plan import make_plan
     from .train import load_checkpoint
     b = as_board(board)
@@ -277,7 +292,9 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
                             f"`phonemes-anywhere` is host-only)")
         if kind != "dscnn" or streaming:
             raise PqlrError("export --score phonemes: a DS-CNN window model (not a transformer, not --streaming)")
-        ps = PhonemeScorer(ck, "phonemes", span_s=span_s, stride_ms=stride_ms)   # says what to do without a head
+        PhonemeScorer(ck, "phonemes")                # says what to do when the checkpoint has no phoneme head
+        span_s = _span_of(span_s, model, ck, corpus_dir, stride_ms)
+        ps = PhonemeScorer(ck, "phonemes", span_s=span_s, stride_ms=stride_ms)
         phonemes = {"head": ps.head, "sequences": ps.sequences, "span": ps.span_fields}
     elif span_s is not None:
         raise PqlrError("export --span: the span is the `phonemes` score's (add --score phonemes)")
@@ -527,6 +544,7 @@ DEMO_MODEL, DEMO_FEATURES, DEMO_EPOCHS = "dscnn-logmel", "logmel40", 25   # what
 DEMO_VTLP = (0.8, 1.25)           # vocal-tract length perturbation in the demo's training (attempts.md §7: 3 seeds)
 DEMO_TESTSET = 300                # test clips run on the board (testset.npz), spread over the test split
 DEMO_SCORE, DEMO_PHONEME_CTC = "phonemes", 0.3   # the wake word read by its phonemes in order, on the board too (§29–30)
+DEMO_SPAN = "auto"                # ... over the span that holds 99 % of the training wake phrases, on the board too (§33–34)
 
 
 def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epochs: int = DEMO_EPOCHS, seed: int = 0,
@@ -536,7 +554,8 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
     """corpus → train → evaluate (threshold on validation) → int8 → model.bin → then `bench`: render → build →
     flash → run on the board → report (with bench's partial results if the board fails mid-run).
     score "phonemes" (the default for a DS-CNN): the student is trained with the phoneme loss, the detector reads the
-    phoneme score, and the board computes it too (`pqlr export --score phonemes`); "classifier" (the default for a
+    phoneme score over the span that holds 99 % of the training wake phrases (`--span auto`), and the board computes
+    it too (`pqlr export --score phonemes --span auto`: its ctc keeps the earlier windows' first frames); "classifier" (the default for a
     transformer, which has no convolutional trunk for the phoneme head): the class posterior.
     corpus_dir: a corpus folder to synthesise the demo's corpus into (default out/corpus); if it already holds a
     corpus made with other options and synth_cfg is None, that corpus is used as it is."""
@@ -571,12 +590,13 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
     t = time.monotonic()
     tr = train(corpus_dir, out / "dscnn.pt", model=model, features=features, epochs=epochs, seed=seed,
                vtlp=vtlp, progress=progress, phoneme_ctc=DEMO_PHONEME_CTC if phonemes else 0.0)
-    ev = evaluate(out / "dscnn.pt", corpus_dir, out / "eval", score=score)
+    span = DEMO_SPAN if phonemes else None
+    ev = evaluate(out / "dscnn.pt", corpus_dir, out / "eval", score=score, span_s=span)
     times["train_s"] = time.monotonic() - t
     log(f"[3/4] int8 post-training quantisation{' with the phoneme score' if phonemes else ''}, tile/arena plan for "
         f"{b.name}, model.bin, the test clips")
     t = time.monotonic()
-    art = export(out / "dscnn.pt", corpus_dir, b, out / "model.bin", score=score)
+    art = export(out / "dscnn.pt", corpus_dir, b, out / "model.bin", score=score, span_s=span)
     net, ck = load_checkpoint(out / "dscnn.pt")
     _, xt, yt = load_features(corpus_dir, "test", ck["frontend"])
     pick = np.unique(np.linspace(0, len(xt) - 1, min(len(xt), DEMO_TESTSET)).astype(int)) if len(xt) else []
@@ -612,7 +632,7 @@ def _wakeword_summary(ev: dict) -> dict | None:
     if not ww:
         return None
     rs = ww.get("real_speech") or {}
-    return {"score": ww.get("score", "classifier"), "threshold": ww["threshold"],
+    return {"score": ww.get("score", "classifier"), "score_span_s": ww.get("score_span_s"), "threshold": ww["threshold"],
             "smoothing_windows": ww["smoothing_windows"],
             "stride_ms": ww["stride_ms"], "refractory_s": ww["refractory_s"],
             "chosen_on": ww["operating_point"]["chosen_on"],

@@ -27,6 +27,23 @@ def _checkpoint_args(p: argparse.ArgumentParser, checkpoint_help: str, corpus_he
     p.add_argument("--out", type=Path, default=out, help=out_help)
 
 
+def _span_arg(text: str):
+    """--span: seconds, or "auto" (keyword.phrase_span)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds (e.g. 1.8) or auto") from None
+
+
+def _span_read(art) -> str:
+    """The span a stateful model.bin's ctc reads, in seconds, from its model.json's front end."""
+    from .keyword import graph_span
+    span = graph_span(art.graph, art.graph.frontend) if art.graph.frontend else None
+    return f"{span['span_s']:g}" if span else "?"
+
+
 def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") -> None:
     p.add_argument("--board", default=default, required=default is None,
                    help="board name: a file boards/<name>.toml (rv32-virt, host, esp32c6)"
@@ -236,15 +253,16 @@ def _parser() -> argparse.ArgumentParser:
                     "the phrase free (a wake word said in one breath with what follows), host only. On the device: "
                     "`pqlr export --score phonemes`, then `pqlr eval --checkpoint model.bin` reads the integer score")
 
-    ev.add_argument("--span", type=float, default=None, metavar="SECONDS",
+    ev.add_argument("--span", type=_span_arg, default=None, metavar="SECONDS|auto",
                     help="the audio the 'phonemes' score reads (default: the window). Longer: each "
                     "window is scored over the head frames earlier windows of the same stream saw before it began, "
                     "then its own, so that a phrase longer than the window, or one the smoothing sees in few "
                     "windows, is read whole; the window plus whole 0.2 s blocks at the 100 ms stride, e.g. 1.8 "
                     "(on the demo's corpus, 8 seeds: 15 %% of unseen wake words missed at <= 2 real false accepts "
                     "an hour against 30 %% at the window, but 94 %% of those said right after other speech: "
-                    "benchmarks/quality/attempts.md §33). A model.bin reads the span it was exported with "
-                    "(`pqlr export --span`); this option is for checkpoints")
+                    "benchmarks/quality/attempts.md §33). 'auto': the smallest such span that holds 99 %% of the "
+                    "corpus's training wake phrases (1.8 s on the demo's corpus). A model.bin reads the span it was "
+                    "exported with (`pqlr export --span`); this option is for checkpoints")
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
                        "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "
@@ -272,9 +290,10 @@ def _parser() -> argparse.ArgumentParser:
                    "over the wake word's phonemes run after the classifier, and the output is the class logits "
                    "followed by the wake word's log score per phoneme, units of 1/64 nat, 127 = score 1; the "
                    "`pqlr eval --score phonemes` detector, in integers)")
-    e.add_argument("--span", type=float, default=None, metavar="SECONDS",
+    e.add_argument("--span", type=_span_arg, default=None, metavar="SECONDS|auto",
                    help="with --score phonemes: the audio the score reads, as `pqlr eval --span` (the window plus "
-                   "whole 0.2 s blocks, e.g. 1.8). The board's ctc op then keeps the first head frames of the "
+                   "whole 0.2 s blocks, e.g. 1.8, or auto: the smallest holding 99 %% of the training wake phrases). "
+                   "The board's ctc op then keeps the first head frames of the "
                    "earlier windows between inferences (a few KB of RAM, planned in the arena) and the model is "
                    "stateful: feed it consecutive windows of one stream, --stride-ms apart; a reboot starts a new "
                    "stream")
@@ -477,7 +496,7 @@ def _cmd(args) -> int:
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B"
               + (", wake score: phonemes (the last output)" if args.score == "phonemes" else "")
-              + (f", over {args.span:g} s (stateful: windows {args.stride_ms:g} ms apart)" if art.graph.streaming
+              + (f", over {_span_read(art)} s (stateful: windows {args.stride_ms:g} ms apart)" if art.graph.streaming
                  and args.span else ""))
         return 0
     if args.cmd == "compress":

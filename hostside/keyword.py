@@ -20,6 +20,8 @@ graph (export/ptq.py phoneme_branch, graph.py's ctc op); graph_posteriors reads 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -122,6 +124,29 @@ def _window_s(ck: dict) -> float:
     return fe.clip_samples / fe.sample_rate
 
 
+SPAN_SHARE = 0.99          # `--span auto`: the span holds this share of the training wake phrases (docs/decisions.md)
+
+
+def phrase_span(ck: dict, model, spoken_s, stride_ms: float = 100.0, share: float = SPAN_SHARE) -> float:
+    """`--span auto`: the smallest span — the checkpoint's window plus whole blocks (PhonemeScorer.block) — that holds
+    `share` of the phrases whose lengths (seconds) are `spoken_s`: the training wake phrases (Clip.spoken), read from
+    training data, never from the test (attempts.md §33: 1.62 s on the demo's corpus → 1.8 s)."""
+    from .train import nhwc
+    spoken = np.asarray(spoken_s, np.float64)
+    if not len(spoken):
+        raise PqlrError("--span auto reads the training wake phrases' lengths, which this corpus does not record "
+                        "(made before corpus format 4): give the span in seconds, e.g. --span 1.8, or synthesise it "
+                        "again")
+    ps = PhonemeScorer(ck, "phonemes", stride_ms=stride_ms)
+    fe = FrontEnd.from_dict(ck.get("frontend"))
+    with torch.no_grad(), nhwc(model.eval()):
+        out_frames = ps.head(model.trunk(torch.zeros((1, *fe.shape)))).shape[0]
+    _, _, block_s = ps.block(fe.n_frames, out_frames)
+    need = float(np.quantile(spoken, share))
+    blocks = max(0, math.ceil((need - ps.window_s) / block_s - 1e-9))
+    return round(ps.window_s + blocks * block_s, 6)
+
+
 def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
     posteriors (hostside.train.predict), or its PhonemeScorer (span_s: see there)."""
@@ -187,20 +212,25 @@ class PhonemeScorer:
         """The windows that follow begin a new stream: nothing before them is read."""
         self._history = None
 
-    def _blocks(self, in_frames: int, out_frames: int) -> tuple[int, int, int]:
-        """(blocks before the window, windows per block, head frames per block) for the span."""
+    def block(self, in_frames: int, out_frames: int) -> tuple[int, int, float]:
+        """(windows per block, head frames per block, the block in seconds): the earlier windows a span reads start
+        a whole number of head frames before (every `windows` windows)."""
         period = self.hop_s * round(in_frames / out_frames)          # one head frame, in seconds
         per = self.stride_s / period
         windows = next((w for w in range(1, 101) if abs(w * per - round(w * per)) < 1e-6), None)
         if windows is None:
             raise PqlrError(f"a {1000 * self.stride_s:g} ms stride is no whole number of the head's "
                             f"{1000 * period:g} ms frames in 100 windows: a longer span needs a stride that is")
-        block_s = windows * self.stride_s
+        return windows, int(round(windows * per)), windows * self.stride_s
+
+    def _blocks(self, in_frames: int, out_frames: int) -> tuple[int, int, int]:
+        """(blocks before the window, windows per block, head frames per block) for the span."""
+        windows, frames, block_s = self.block(in_frames, out_frames)
         extra = (self.span_s - self.window_s) / block_s
         if abs(extra - round(extra)) > 1e-6:
             raise PqlrError(f"--span {self.span_s:g} s: the window ({self.window_s:g} s) and whole blocks of "
                             f"{block_s:g} s (e.g. {self.window_s + block_s:g} or {self.window_s + 4 * block_s:g})")
-        return int(round(extra)), windows, int(round(windows * per))
+        return int(round(extra)), windows, frames
 
     def span_fields(self, in_frames: int, out_frames: int) -> tuple[int, int, int]:
         """(blocks read before the window, windows per block, head frames per block) of this span for a window of

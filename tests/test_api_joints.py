@@ -181,6 +181,15 @@ def test_demo_runs_through_bench(trained_pipeline, tmp_path):
     assert [L["op"] for L in rep["layers"][-3:]] == ["avgpool", "pwconv2d", "ctc"]
     ws = rep["wake_score_on_clips"]
     assert ws["wake_word_clips"] + ws["other_clips"] == 3 and "wake score on the test clips" in md
+    # over the span that holds 99 % of the training phrases (`--span auto`), on the board too (its ctc keeps state)
+    from hostside.artifact import read_model_bin
+    from hostside.keyword import graph_span
+    from hostside.train import load_checkpoint
+    net, _ = load_checkpoint(tmp_path / "demo" / "dscnn.pt")
+    span = api._span_of("auto", net, ck, trained_pipeline["corpus"], 100.0)
+    g = read_model_bin(tmp_path / "demo" / "model.bin").graph
+    assert w["score_span_s"] == pytest.approx(span) and g.streaming == (span > 1.0 + 1e-9)
+    assert (graph_span(g, ck["frontend"]) or {"span_s": 1.0})["span_s"] == pytest.approx(span)
 
 
 def test_no_board_name_decides_behaviour():

@@ -218,3 +218,23 @@ def test_a_span_is_the_window_and_whole_blocks_of_the_phonemes_score():
         detector_fn({}, "classifier", span_s=1.4)
     with pytest.raises(PqlrError, match="reads the span it was exported with"):
         api.evaluate(Path("model.bin"), Path("corpus"), span_s=1.4)
+
+
+def test_span_auto_holds_99_percent_of_the_training_phrases():
+    """`--span auto` (keyword.phrase_span): the window plus the fewest whole 0.2 s blocks (a block: 2 windows at the
+    100 ms stride over 40 ms head frames) that hold 99 % of the training phrases — the window when they fit, 1.8 s
+    for §33's 1.62 s, every phrase with share 1 — and a corpus that records no lengths is refused with what to do."""
+    from hostside.keyword import phrase_span
+    ck = {
+        "classes": ["wake", "unknown"], "phoneme_ctc": {"vocabulary": "abcde", "keywords": {"wake": ["abc"]}},
+        "phoneme_head": {"proj.weight": 8 * torch.eye(6), "proj.bias": torch.zeros(6)},
+        "frontend": {"sample_rate": 16000, "clip_samples": 16000, "hop_length": 320}}
+    net = _LabelNet()
+    assert phrase_span(ck, net, [0.4, 0.7, 0.99]) == 1.0
+    spoken = np.r_[np.linspace(0.6, 1.62, 200), [2.1]]
+    assert phrase_span(ck, net, spoken) == 1.8
+    assert phrase_span(ck, net, spoken, share=1.0) == 2.2
+    assert phrase_span(ck, net, [1.4] * 10) == 1.4 and phrase_span(ck, net, [1.41] * 10) == 1.6
+    assert phrase_span(ck, net, [1.0] * 10, stride_ms=50) == 1.0
+    with pytest.raises(PqlrError, match="--span 1.8"):
+        phrase_span(ck, net, [])

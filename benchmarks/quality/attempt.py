@@ -11,7 +11,8 @@ Uses the corpus run.py synthesises (<work>/corpus, benchmarks/quality/corpus.jso
 <work>/attempts/<name>/{student.pt, eval/eval.json, row.json} and prints the figures run.py records; a
 checkpoint trained before with the same corpus, recipe, epochs and seed is evaluated again, not retrained.
 --int8 evaluates the integer model instead (`pqlr export` for the ESP32-C6, with `--score phonemes` when the score
-is phonemes: what the board computes, run by the numpy reference it matches bit for bit; <name>/model.bin).
+is phonemes: what the board computes, run by the numpy reference it matches bit for bit; <name>/model.bin; with
+--span, exported with that span, which the board's ctc op reads from the windows it kept).
 --checkpoint evaluates a student trained elsewhere (another corpus: the same students read by another test) instead
 of training one; the row records it, with the recipe as given.
 """
@@ -53,6 +54,8 @@ def main() -> int:
     ap.add_argument("--best-span", action="store_true",
                     help="with --span: each window's best score over the spans from the window up to --span")
     args = ap.parse_args()
+    if args.int8 and args.best_span:
+        sys.exit("--int8: the board reads one span (--span), not the best of several")
     if args.int8 and args.score == "phonemes-anywhere":
         sys.exit("--int8: the board computes the classifier or the phonemes score, not phonemes-anywhere")
     corpus, cfg = corpus_of(args.work, args.corpus_set)
@@ -78,11 +81,11 @@ def main() -> int:
     train_s = time.monotonic() - t
     int8 = None
     if args.int8:
-        art = api.export(ck, corpus, "esp32c6", out / "model.bin", score=args.score)
+        art = api.export(ck, corpus, "esp32c6", out / "model.bin", score=args.score, span_s=args.span)
         int8 = {"model_bin_bytes": art.size, "arena_bytes": art.arena_bytes, "tile_buffer_bytes": art.tile_buffer_bytes,
-                "layers": [L.op for L in art.graph.layers]}
-        ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score, smooth=args.smooth,
-                          span_s=args.span)
+                "layers": [L.op for L in art.graph.layers],
+                "state_bytes": art.scratch_bytes[-1] if art.graph.streaming else 0}
+        ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score, smooth=args.smooth)
     else:
         ev = api.evaluate(ck, corpus, out / "eval", score=args.score, smooth=args.smooth, span_s=args.span,
                           best_span=args.best_span)

@@ -166,10 +166,14 @@ def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board) -> dict 
     score = g.wake_scores(outs)
     wake = np.asarray(labels) == 0
     med = (lambda m: float(np.median(score[m])) if m.any() else None)
+    note = ("the board's wake score exp(log score per phoneme) on each 1 s test clip, before the detector's "
+            "smoothing and threshold; class 0 is the wake word")
+    if g.streaming:
+        note += ("; this model's score reads a span (`pqlr export --span`): the clips ran as one stream, so each "
+                 "clip's score also read the first frames of the clips before it — the detector's figures above "
+                 "are the ones to read")
     return {"wake_word_clips": int(wake.sum()), "wake_word_median": med(wake), "other_clips": int((~wake).sum()),
-            "other_median": med(~wake), "provenance": board.name,
-            "note": "the board's wake score exp(log score per phoneme) on each 1 s test clip, before the detector's "
-                    "smoothing and threshold; class 0 is the wake word"}
+            "other_median": med(~wake), "provenance": board.name, "note": note}
 
 
 def _fmt(v, unit: str = "", nd: int = 2) -> str:
@@ -193,7 +197,11 @@ def _wakeword_md(w: dict | None) -> list[str]:
           f"bound {w['real_speech_fa_per_hour_upper95']:.2f} per hour" if w.get("real_speech_hours") else
           f"false accepts per hour: null ({w.get('reason')})")
     phonemes = str(w.get("score", "")).startswith("phonemes")
-    what = ("the wake-word score (the phoneme head's: how well the phrase's phonemes in order explain the window; "
+    span = w.get("score_span_s")
+    over = (f"{span:g} s of audio: the window and the first frames of earlier windows of the same stream, so that a "
+            f"phrase longer than the window is read whole; the board keeps those frames between inferences"
+            if isinstance(span, (int, float)) and span > 1.0 + 1e-9 else "the window")
+    what = (f"the wake-word score (the phoneme head's: how well the phrase's phonemes in order explain {over}; "
             "the board computes it too, in int8, as its last output)" if phonemes else "the wake-word posterior")
     return ["## The wake word at its operating point (fp32 model, streaming detector)", "",
             f"Threshold {w['threshold']:g} on {what}, averaged over {w['smoothing_windows']} windows of "
