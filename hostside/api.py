@@ -259,7 +259,8 @@ def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, strid
     stream_fn = GraphPredictor(g, stream=True)
     if span:
         stream_fn.span_s = span["span_s"]          # recorded in eval.json as the checkpoint's span is
-    return run_eval(None, corpus, FrontEnd.from_dict(meta["frontend"]), GraphPredictor(g), threshold=threshold,
+    return run_eval(None, corpus, FrontEnd.from_dict(meta["frontend"]), GraphPredictor(g, wake_score=False),
+                    threshold=threshold,
                     stride_ms=stride_ms, smooth=smooth, out=out, name=f"{model_bin.name} (integer reference)",
                     target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=f"{computes} (int8)")
 

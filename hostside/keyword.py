@@ -67,30 +67,33 @@ def anywhere_score(lp: torch.Tensor, seq: tuple[int, ...]) -> torch.Tensor:
     return torch.exp(best / len(seq))
 
 
-def graph_posteriors(graph, out: np.ndarray, wake: int = 0) -> np.ndarray:
+def graph_posteriors(graph, out: np.ndarray, wake: int = 0, wake_score: bool = True) -> np.ndarray:
     """An integer graph's int8 outputs [N, out] → what the streaming detector reads, [N, classes]: the softmax of the
     dequantised class logits; after a ctc (`pqlr export --score phonemes`) the wake class's replaced by the score
-    exp(log score), the board's `phonemes` score."""
+    exp(log score), the board's `phonemes` score, unless wake_score is False (the classifier's alone)."""
     L = graph.output_layer
     k = graph.class_outputs
     zp, scale = (L.in2_zp, L.in2_scale) if L.op == "ctc" else (L.out_zp, L.out_scale)
     logits = (np.asarray(out[:, :k], np.float64) - zp) * scale
     post = np.exp(logits - logits.max(axis=1, keepdims=True))
     post /= post.sum(axis=1, keepdims=True)
-    if L.op == "ctc":
+    if L.op == "ctc" and wake_score:
         post[:, wake] = graph.wake_scores(out)
     return post.astype(np.float32)
 
 
 class GraphPredictor:
     """A predict function (model ignored, features [N, T, F]) → [N, C] for hostside.evaluate: the integer graph run
-    by the numpy reference (the board's integers), read by graph_posteriors. stream: the calls are the windows of
+    by the numpy reference (the board's integers), read by graph_posteriors. wake_score False: the classifier's
+    posteriors alone, the wake class's not replaced by a ctc's score (what clip accuracy reads, as a checkpoint's
+    clip accuracy is its classifier's). stream: the calls are the windows of
     streams (new_stream() begins one), their state carried as the board carries it — for a graph whose ctc reads a
     span (`pqlr export --span`); otherwise each window is scored alone, as a new stream."""
 
-    def __init__(self, graph, stream: bool = False):
+    def __init__(self, graph, stream: bool = False, wake_score: bool = True):
         self.graph = graph
         self.streaming = bool(stream and graph.streaming and not graph.frame_streaming)
+        self.wake_score = wake_score
         self.state: dict = {}
 
     def new_stream(self) -> None:
@@ -101,8 +104,8 @@ class GraphPredictor:
         if len(x) == 0:
             return np.zeros((0, self.graph.class_outputs), np.float32)
         q = np.stack([self.graph.quantize_input(f) for f in x])
-        return graph_posteriors(self.graph, run_batch(self.graph, q, chunk=batch,
-                                                      state=self.state if self.streaming else None))
+        out = run_batch(self.graph, q, chunk=batch, state=self.state if self.streaming else None)
+        return graph_posteriors(self.graph, out, wake_score=self.wake_score)
 
 
 def graph_span(graph, frontend: dict) -> dict | None:

@@ -14,7 +14,7 @@ from hostside.compress.quant import ActQuant, WeightQuant, build_quantnet
 from hostside.compress.recipe import from_dict
 from hostside.errors import PqlrError
 from hostside.models import build_model
-from hostside.reference import run
+from hostside.reference import run, run_batch
 
 
 def _random_dscnn(seed, **kw):
@@ -283,8 +283,8 @@ def test_a_student_taught_by_itself_is_evaluated_once_and_the_report_times_every
 def test_compression_keeps_the_phoneme_head_and_model_bin_computes_its_score(trained_pipeline, tmp_path, monkeypatch):
     """score = "phonemes": the student's phoneme head is cut with the last channel group (the cut head reads the pruned
     trunk as the whole head reads the masked original), fine-tuned in every stage, and model.bin (W4A8) computes the
-    phoneme score on the QAT trunk's integers; the last row is that integer model's evaluation. A student without the
-    head, and a bad score or weight, are refused before any training."""
+    phoneme score on the QAT trunk's integers; the last row is that integer model's evaluation, its clip accuracy the
+    integer classifier's. A student without the head, and a bad score or weight, are refused before any training."""
     import copy
     from hostside import api
     from hostside.artifact import read_model_bin
@@ -332,6 +332,9 @@ def test_compression_keeps_the_phoneme_head_and_model_bin_computes_its_score(tra
     g = read_model_bin(tmp_path / "ph.bin").graph
     assert g.output_layer.op == "ctc" and g.class_outputs == 3 and g.layers[-2].in_shape[2] == len(keep[-1])
     assert 4 in {L.wbits for L in g.layers if L.weights is not None}
+    # the integer row's clip accuracy is its classifier's (as the float rows' is), not an argmax beside the wake score
+    logits = run_batch(g, np.stack([g.quantize_input(f) for f in pipe.xv]))[:, :3]
+    assert rows[pipe.rows[-1]["name"]]["val_accuracy"] == pytest.approx((logits.argmax(1) == pipe.yv).mean())
     # the integer phoneme logits follow the fine-tuned float head on the QAT trunk
     with torch.no_grad():
         z = pipe.scorer.head.logits(pipe.final.trunk(x)).numpy()

@@ -410,7 +410,7 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     assert art.graph.output_layer.op == "ctc" and art.graph.class_outputs == 3
     net, c = load_checkpoint(ck)
     fe = json.loads((tmp_path / "ph.json").read_text())["frontend"]
-    _, x, _ = api.load_features(corpus, "val", fe)
+    _, x, yv = api.load_features(corpus, "val", fe)
     scorer = PhonemeScorer(c, "phonemes")
     with torch.no_grad():
         z = scorer.head.proj(net.trunk(torch.from_numpy(x[:8])).mean(dim=3).transpose(1, 2)).numpy()   # [N, T, V+1]
@@ -426,6 +426,10 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
                  str(tmp_path / "ev")]) == 0
     ev = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert ev["wakeword"]["score"] == "phonemes (int8)" and ev["splits"]["val"]["n"] == len(x)
+    # clip accuracy is the integer classifier's (its class logits' argmax), as a checkpoint's is its classifier's —
+    # not an argmax over the phoneme score beside two class posteriors
+    logits = run_batch(art.graph, np.stack([art.graph.quantize_input(f) for f in x]))[:, :3]
+    assert ev["splits"]["val"]["accuracy"] == pytest.approx((logits.argmax(1) == yv).mean())
     # the span on the board: exported with --span, the integer model reads earlier windows of each file's stream
     assert main(["export", "--checkpoint", str(ck), "--corpus", str(corpus), "--board", "esp32c6", "--out",
                  str(tmp_path / "sp.bin"), "--calib", "40", "--score", "phonemes", "--span", "1.4"]) == 0

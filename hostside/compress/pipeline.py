@@ -126,8 +126,9 @@ class Pipeline:
         t = time.monotonic()
         scorer = None if classifier else self.scorer
         if graph is not None and scorer is not None:
-            fn, score = GraphPredictor(graph), "phonemes (integer)"
-            ev = evaluate(model, self.corpus, self.fe, fn, threshold=self.r.threshold, stream_fn=fn, score=score)
+            score = "phonemes (integer)"          # clip accuracy: the integer classifier's, as the fp32 rows' is
+            ev = evaluate(model, self.corpus, self.fe, GraphPredictor(graph, wake_score=False),
+                          threshold=self.r.threshold, stream_fn=GraphPredictor(graph), score=score)
         else:
             score = "phonemes" if scorer is not None else "classifier"
             ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold, stream_fn=scorer,
