@@ -411,7 +411,8 @@ def _parser() -> argparse.ArgumentParser:
                     f"{DEMO_VTLP[0]:g},{DEMO_VTLP[1]:g}; 'off' for none)")
     dm.add_argument("--score", choices=("phonemes", "classifier"), default=None,
                     help="the wake score, in the evaluation and on the board: phonemes (the default for DS-CNNs: the "
-                    "student trained with `--phoneme-ctc 0.3`, exported with `--score phonemes`), or classifier (the "
+                    "student trained with `--phoneme-ctc 0.3`, read over `--span auto` and exported with `--score "
+                    "phonemes --span auto`: the board keeps the earlier windows' first head frames), or classifier (the "
                     "class posterior; the default for transformers)")
 
     rp = sub.add_parser("report", help="re-render a saved run's report.md and plots from its report.json",
