@@ -15,7 +15,7 @@ import numpy as np
 from .artifact import Artifact, read_model_bin, write_model_bin
 from .boards import Board, as_board
 from .errors import PqlrError
-from .graph import SKIP_OPS
+from .graph import SKIP_OPS, ctc_state_bytes
 
 DEFAULT_CORPUS = Path("build/corpus")
 
@@ -359,7 +359,10 @@ def inspect(model_bin: Path) -> dict:
                         "scratch_bytes": art.scratch_bytes[i] if art.scratch_bytes else 0,
                         **({"skip": L.skip} if L.op in SKIP_OPS and L.skip >= 0 else {}),
                         **({"reads": L.src} if L.src >= 0 else {}),
-                        **({"heads": L.heads} if L.op == "attention" else {})}
+                        **({"heads": L.heads} if L.op == "attention" else {}),
+                        **({"span": {"frames_before": L.pad[0], "frames_per_block": L.kernel[0],
+                                     "windows_per_block": L.stride[0], "state_bytes": ctc_state_bytes(L)}}
+                           if ctc_state_bytes(L) else {})}
                        for i, L in enumerate(g.layers)],
             "tiles": [asdict(t) for t in art.tiles]}
 

@@ -543,6 +543,12 @@ def _cmd(args) -> int:
             second = "the class logits, copied before the wake score" if L["op"] == "ctc" else "residual"
             extra += f", + t{L['skip']} ({second})" if "skip" in L else ""
             extra += f", {L['heads']} heads" if "heads" in L else ""
+            if "span" in L:
+                sp = L["span"]
+                extra = extra.replace(f"scratch {L['scratch_bytes']} B", f"state {L['scratch_bytes']} B (kept between "
+                                      f"inferences)")
+                extra += (f"; reads a span: {sp['frames_before']} head frames before the window, the first "
+                          f"{sp['frames_per_block']} of one earlier window in {sp['windows_per_block']}")
             print(f"  {L['name']:14s} {L['op']:9s} {str(L['in']):14s} → {str(L['out']):14s} "
                   f"{L['macs']:>10,}  {L['tiles']:>5}  t{L.get('reads', i)} @{L['arena_in']} → t{i + 1} "
                   f"@{L['arena_out']}{extra}{' (a branch: reads an earlier tensor)' if 'reads' in L else ''}")

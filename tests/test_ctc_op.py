@@ -434,6 +434,8 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     assert main(["export", "--checkpoint", str(ck), "--corpus", str(corpus), "--board", "esp32c6", "--out",
                  str(tmp_path / "sp.bin"), "--calib", "40", "--score", "phonemes", "--span", "1.4"]) == 0
     assert "over 1.4 s (stateful" in capsys.readouterr().out
+    assert main(["inspect", str(tmp_path / "sp.bin")]) == 0
+    assert "kept between inferences" in (said := capsys.readouterr().out) and "10 head frames before the window" in said
     sp = read_model_bin(tmp_path / "sp.bin")
     assert sp.graph.streaming and sp.scratch_bytes[-1] == ctc_state_bytes(sp.graph.layers[-1]) > 4
     assert sp.arena_bytes >= art.arena_bytes
