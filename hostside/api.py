@@ -219,15 +219,8 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
 
 
 def _span_of(span_s, net, ck: dict, corpus_dir: Path, stride_ms: float) -> float | None:
-    """span_s as given, or for "auto" the span keyword.phrase_span reads off the corpus's training wake phrases."""
-    if span_s != "auto":
-        return None if span_s is None else float(span_s)
-    from .data.corpus import load_corpus
-    from .keyword import phrase_span
-    corpus = load_corpus(Path(corpus_dir))
-    wake = ck["classes"][0]
-    spoken = [c.spoken / 16000 for c in corpus.clips if c.split == "train" and c.label == wake and c.spoken > 0]
-    return phrase_span(ck, net, spoken, stride_ms)
+    from .keyword import corpus_span
+    return corpus_span(span_s, net, ck, corpus_dir, stride_ms)
 
 
 def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, stride_ms, smooth, target_fa_per_hour,

@@ -634,6 +634,9 @@ def _compress_parser() -> argparse.ArgumentParser:
                     help="the wake score model.bin computes: the class posterior (default), or the phoneme score of a "
                          "student trained with `pqlr train --phoneme-ctc` (its head is pruned with the trunk and "
                          "fine-tuned in every stage, as `pqlr export --score phonemes` deploys it)")
+    ap.add_argument("--span", type=_span_arg, default=None, metavar="SECONDS|auto",
+                    help="with --score phonemes: the audio the score reads in every stage and on the board "
+                         "(`pqlr export --span`; default the window)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap
 
@@ -647,7 +650,8 @@ def compress_main(argv: list[str] | None = None) -> int:
         recipe = from_dict({
             "student": str(args.model), "teacher": str(args.teacher) if args.teacher else None,
             "corpus": str(args.dataset), "board": args.board, "output": str(args.output), "seed": args.seed,
-            "score": args.score, "stages": [{"name": "prune", "sparsity": args.sparse}, {"name": "lowrank", "rank": args.rank},
+            "score": args.score, **({"span": args.span} if args.span is not None else {}),
+            "stages": [{"name": "prune", "sparsity": args.sparse}, {"name": "lowrank", "rank": args.rank},
                        {"name": "quantize", "wbits": args.wbits, "abits": args.abits}]})
         r = api.compress(recipe, load_board(args.board), progress=not args.quiet and sys.stderr.isatty(),
                          epochs_override=args.epochs)

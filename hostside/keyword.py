@@ -95,6 +95,8 @@ class GraphPredictor:
         self.streaming = bool(stream and graph.streaming and not graph.frame_streaming)
         self.wake_score = wake_score
         self.state: dict = {}
+        if self.streaming and graph.frontend:            # recorded in eval.json as a checkpoint's span is
+            self.span_s = graph_span(graph, graph.frontend)["span_s"]
 
     def new_stream(self) -> None:
         self.state = {}
@@ -148,6 +150,19 @@ def phrase_span(ck: dict, model, spoken_s, stride_ms: float = 100.0, share: floa
     need = float(np.quantile(spoken, share))
     blocks = max(0, math.ceil((need - ps.window_s) / block_s - 1e-9))
     return round(ps.window_s + blocks * block_s, 6)
+
+
+def corpus_span(span_s, net, ck: dict, corpus_dir, stride_ms: float = 100.0) -> float | None:
+    """span_s as given (seconds, or None: the window), or for "auto" the span phrase_span reads off the corpus's
+    training wake phrases (Clip.spoken)."""
+    if span_s != "auto":
+        return None if span_s is None else float(span_s)
+    from pathlib import Path
+    from .data.corpus import load_corpus
+    corpus = load_corpus(Path(corpus_dir))
+    wake = ck["classes"][0]
+    spoken = [c.spoken / 16000 for c in corpus.clips if c.split == "train" and c.label == wake and c.spoken > 0]
+    return phrase_span(ck, net, spoken, stride_ms)
 
 
 def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False):

@@ -283,8 +283,8 @@ def test_a_student_taught_by_itself_is_evaluated_once_and_the_report_times_every
 def test_compression_keeps_the_phoneme_head_and_model_bin_computes_its_score(trained_pipeline, tmp_path, monkeypatch):
     """score = "phonemes": the student's phoneme head is cut with the last channel group (the cut head reads the pruned
     trunk as the whole head reads the masked original), fine-tuned in every stage, and model.bin (W4A8) computes the
-    phoneme score on the QAT trunk's integers; the last row is that integer model's evaluation, its clip accuracy the
-    integer classifier's. A student without the head, and a bad score or weight, are refused before any training."""
+    phoneme score on the QAT trunk's integers, over the recipe's span (its ctc keeping earlier windows); the last row is
+    that integer model's evaluation, its clip accuracy the integer classifier's. A student without the head, and a bad score or weight, are refused before any training."""
     import copy
     from hostside import api
     from hostside.artifact import read_model_bin
@@ -297,6 +297,7 @@ def test_compression_keeps_the_phoneme_head_and_model_bin_computes_its_score(tra
     ck = api.train(corpus, tmp_path / "c.pt", phoneme_ctc=0.5, epochs=3, seed=7, channels=8, blocks=2,
                    progress=False)["checkpoint"]
     spec = {"student": str(ck), "corpus": str(corpus), "output": str(tmp_path / "ph.bin"), "score": "phonemes",
+            "span": 1.4,
             "stages": [{"name": "prune", "sparsity": 0.3, "sparsity_epochs": 1, "finetune_epochs": 1},
                        {"name": "quantize", "wbits": 4, "calib": 20, "epochs": 1}]}
     cuts, heads = [], []
@@ -332,6 +333,10 @@ def test_compression_keeps_the_phoneme_head_and_model_bin_computes_its_score(tra
     g = read_model_bin(tmp_path / "ph.bin").graph
     assert g.output_layer.op == "ctc" and g.class_outputs == 3 and g.layers[-2].in_shape[2] == len(keep[-1])
     assert 4 in {L.wbits for L in g.layers if L.weights is not None}
+    # the recipe's span: every stage's detector reads it, and the INT4 model.bin's ctc keeps the earlier windows
+    from hostside.keyword import graph_span
+    assert g.streaming and graph_span(g, pipe.fe.to_dict())["span_s"] == pytest.approx(1.4)
+    assert [r["score_span_s"] for r in pipe.rows] == pytest.approx([1.4, 1.4, 1.4])
     # the integer row's clip accuracy is its classifier's (as the float rows' is), not an argmax beside the wake score
     logits = run_batch(g, np.stack([g.quantize_input(f) for f in pipe.xv]))[:, :3]
     assert rows[pipe.rows[-1]["name"]]["val_accuracy"] == pytest.approx((logits.argmax(1) == pipe.yv).mean())
@@ -346,5 +351,9 @@ def test_compression_keeps_the_phoneme_head_and_model_bin_computes_its_score(tra
                                  load_checkpoint(trained_pipeline["root"] / "m.pt")[1])
     with pytest.raises(PqlrError, match="score"):
         from_dict(spec | {"score": "phones"})
+    for bad in ({"span": "long"}, {"span": 0}, {"span": True}, {"score": "classifier", "span": 1.8}):
+        with pytest.raises(PqlrError, match="recipe: span"):
+            from_dict(spec | bad)
+    assert from_dict(spec | {"span": "auto"}).span == "auto"
     with pytest.raises(PqlrError, match="phoneme_ctc"):
         from_dict(spec | {"score": "classifier", "phoneme_ctc": 0.3})

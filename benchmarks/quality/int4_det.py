@@ -3,7 +3,7 @@
 the protocol, with each stage's DET curve: how far quantisation moves the detector at equal false accepts.
 
     .venv/bin/python benchmarks/quality/int4_det.py NAME [NAME ...] [--work build/bench-quality]
-        [--sparsity 0] [--teacher self] [--score phonemes]
+        [--sparsity 0] [--teacher self] [--score phonemes [--span 1.8]]
 
 For each NAME, <work>/attempts/NAME/student.pt on <work>/corpus (the corpus attempt.py used) → <work>/int4-NAME.bin
 with its report (.report.json / .report.md, which compare fp32 and INT4 at ≤ 2 / 5 / 10 / 50 real FA/h). The seed
@@ -38,6 +38,9 @@ def main() -> int:
                     help="the wake score: the classifier (default), or the phoneme score of a student trained with "
                          "--phoneme-ctc, compressed with its head and computed by model.bin (the fp32 row reads the "
                          "float phoneme score, the INT4 row the integer model's); writes <work>/int4-NAME-phonemes.bin")
+    ap.add_argument("--span", type=float, default=None,
+                    help="with --score phonemes: the span the score reads in every stage and on the board (the "
+                         "recipe's span; default the window); writes <work>/int4-NAME-phonemes-spanS.bin")
     ap.add_argument("--summary", action="store_true",
                     help="run nothing: read the NAMEs' reports (<work>/int4-NAME[-phonemes].report.json) and print "
                          "fp32 against INT4 per seed and their means")
@@ -53,9 +56,9 @@ def main() -> int:
         todo.append((name, folder, json.loads((folder / "row.json").read_text())["seed"]))
     for name, folder, seed in todo:
         t = time.monotonic()
-        tag = "-phonemes" if args.score == "phonemes" else ""
+        tag = _tag(args)
         spec = int4_recipe(folder / "student.pt", args.work / "corpus", args.work / f"int4-{name}{tag}.bin", seed, False,
-                           args.teacher, args.sparsity, args.score)
+                           args.teacher, args.sparsity, args.score, args.span)
         rep = api.compress(from_dict(spec), progress=sys.stderr.isatty(), log=lambda *a: None)
         fp, q = next(s for s in rep["stages"] if s["name"] == "student"), rep["stages"][-1]
 
@@ -69,11 +72,18 @@ def main() -> int:
     return 0
 
 
+def _tag(args) -> str:
+    """The files' tag: -phonemes for the phoneme score, -spanS when it reads a span."""
+    if args.span is not None and args.score != "phonemes":
+        sys.exit("--span: the span is the phonemes score's (add --score phonemes)")
+    return ("-phonemes" if args.score == "phonemes" else "") + (f"-span{args.span:g}" if args.span else "")
+
+
 def summary(args) -> int:
     """fp32 against INT4, per seed and on average: unseen FRR at each limit (equal real false accepts), unseen clip
     accuracy, and the validation point (unseen FRR, real false accepts in the hours of real speech)."""
     import statistics
-    tag = "-phonemes" if args.score == "phonemes" else ""
+    tag = _tag(args)
     pairs = []
     for name in args.names:
         path = args.work / f"int4-{name}{tag}.report.json"

@@ -100,11 +100,12 @@ def sparsity_arg(text: str) -> float:
 
 
 def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, teacher: str = "none",
-                sparsity: float = 0.3, score: str = "classifier") -> dict:
+                sparsity: float = 0.3, score: str = "classifier", span=None) -> dict:
     """The INT4 student's recipe. teacher: none (cross-entropy only), self (the fp32 student distils into its
     own pruned and quantised copy in every fine-tuning epoch) or a checkpoint's path. sparsity: the share of
     channels the prune stage removes; 0 drops the stage (W4A8 QAT of the whole student). score "phonemes": the
-    student's phoneme head goes through the stages with it and model.bin computes the phoneme score."""
+    student's phoneme head goes through the stages with it and model.bin computes the phoneme score (over `span`:
+    seconds or "auto", the recipe's span; None: the window)."""
     if not 0 <= sparsity < 1:
         raise ValueError(f"INT4 sparsity {sparsity}: must be in [0, 1)")
     e = (lambda n: 1) if quick else (lambda n: n)
@@ -114,6 +115,8 @@ def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, 
             + [{"name": "quantize", "wbits": 4, "abits": 8, "first_last_bits": 8, "calib": 200, "epochs": e(5)}]}
     if teacher != "none":
         spec["teacher"] = str(student if teacher == "self" else Path(teacher))
+    if span is not None:
+        spec["span"] = span
     return spec
 
 

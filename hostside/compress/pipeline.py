@@ -70,8 +70,11 @@ class Pipeline:
         """score = "phonemes": the student's phoneme head (keyword.py's PhonemeScorer reads it in every stage's
         evaluation), each training clip's phoneme target in the head's vocabulary, and the loss's weight."""
         from ..data.phonetic import clip_targets, keyword_classes
-        from ..keyword import PhonemeScorer
-        self.scorer = PhonemeScorer(self.ck, "phonemes")
+        from ..keyword import PhonemeScorer, corpus_span
+        from ..train import load_checkpoint
+        span = corpus_span(self.r.span, load_checkpoint(Path(self.r.student))[0], self.ck, self.r.corpus) \
+            if self.r.span is not None else None
+        self.scorer = PhonemeScorer(self.ck, "phonemes", span_s=span)
         stats = self.ck["phoneme_ctc"]
         targets, vocab, _ = clip_targets(self.corpus.split("train"), keyword_classes(self.corpus.classes))
         if "".join(vocab) != stats["vocabulary"]:
@@ -84,6 +87,7 @@ class Pipeline:
         """The phoneme head the next stages start from and are evaluated with."""
         from ..train import PhonemeHead
         self.scorer.head = PhonemeHead.from_state(state, self.phonemes["n"]).eval()
+        self.scorer.new_stream()
 
     def _epochs(self, n: int) -> int:
         return n if self.epochs_override is None else min(n, self.epochs_override)
@@ -128,14 +132,15 @@ class Pipeline:
         if graph is not None and scorer is not None:
             score = "phonemes (integer)"          # clip accuracy: the integer classifier's, as the fp32 rows' is
             ev = evaluate(model, self.corpus, self.fe, GraphPredictor(graph, wake_score=False),
-                          threshold=self.r.threshold, stream_fn=GraphPredictor(graph), score=score)
+                          threshold=self.r.threshold, stream_fn=GraphPredictor(graph, stream=True), score=score)
         else:
             score = "phonemes" if scorer is not None else "classifier"
             ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold, stream_fn=scorer,
                           score=score)
         self.timings["evaluate_s"] += time.monotonic() - t
         ww = ev.get("wakeword", {})
-        row = {"name": name, "bits": bits, "score": score, "params": _params(model), "weight_bytes": int(weight_bytes),
+        row = {"name": name, "bits": bits, "score": score, "score_span_s": ww.get("score_span_s"),
+               "params": _params(model), "weight_bytes": int(weight_bytes),
                "activation_bytes": int(activation_bytes), "code_bytes": None,
                "total_bytes": int(weight_bytes) + int(activation_bytes),
                "held_out_voice_accuracy": ev["splits"].get("test", {}).get("accuracy"),
@@ -227,7 +232,8 @@ class Pipeline:
         classes, fe = tuple(self.ck["classes"]), self.fe.to_dict()
         rng = np.random.default_rng(self.r.seed)
         calib = self.xtr[rng.permutation(len(self.xtr))[:200]]
-        phonemes = {"head": self.scorer.head, "sequences": self.scorer.sequences} if self.scorer else None
+        phonemes = ({"head": self.scorer.head, "sequences": self.scorer.sequences, "span": self.scorer.span_fields}
+                    if self.scorer else None)
         if isinstance(self.final, QuantNet):
             graph = self.final.to_int_graph(classes, fe, phonemes, calib)
             bits = self.quant_bits
@@ -236,6 +242,7 @@ class Pipeline:
             bits = "W8A8 (post-training)"
         plan = make_plan(graph, board)
         art = write_model_bin(Path(output), graph, plan)
+        art.graph.frontend = graph.frontend                  # what model.json carries beside it
         # integer reference vs the fake-quant model, on every held-out input
         from ..data.features import corpus_features
         x, _ = corpus_features(self.corpus, self.fe)

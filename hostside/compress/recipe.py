@@ -11,6 +11,8 @@
                                       # through every stage (pruned with the trunk, fine-tuned with its CTC loss)
                                       # and model.bin computes the phoneme wake score (export --score phonemes)
     phoneme_ctc = 0.3                 # that loss's weight in fine-tuning (default: the student's own)
+    span = "auto"                     # with score = "phonemes": the audio the score reads, in seconds or "auto"
+                                      # (`pqlr eval --span`; default the window), in every stage and on the board
 
     [distill]
     temperature = 6.0
@@ -54,7 +56,7 @@ STAGES = {
 }
 TOP = {"student": None, "teacher": None, "corpus": "build/corpus", "board": "rv32-virt",
        "output": "build/micro_kws.bin", "seed": 0, "threshold": None, "batch_size": 64, "score": "classifier",
-       "phoneme_ctc": None}
+       "phoneme_ctc": None, "span": None}
 SCORES = ("classifier", "phonemes")
 DISTILL = {"temperature": 6.0, "alpha": 0.7}
 
@@ -78,6 +80,7 @@ class Recipe:
     batch_size: int = 64
     score: str = "classifier"            # "phonemes": the phoneme head is compressed with the trunk, model.bin computes it
     phoneme_ctc: float | None = None     # the phoneme loss's weight in fine-tuning; None: the student's
+    span: float | str | None = None      # score = "phonemes": the span it reads (seconds or "auto"); None: the window
     distill: dict = field(default_factory=lambda: dict(DISTILL))
 
 
@@ -129,6 +132,10 @@ def from_dict(raw: dict) -> Recipe:
     if pc is not None and (top["score"] != "phonemes" or isinstance(pc, bool) or not isinstance(pc, (int, float))
                            or not 0 < pc <= 10):
         _err("phoneme_ctc", f"{pc!r}: a weight in (0, 10] for score = \"phonemes\" (omit it: the student's own)")
+    sp = top["span"]
+    if sp is not None and (top["score"] != "phonemes" or isinstance(sp, bool)
+                           or not (sp == "auto" or isinstance(sp, (int, float)) and 0 < sp <= 10)):
+        _err("span", f"{sp!r}: seconds (e.g. 1.8) or \"auto\", for score = \"phonemes\" (omit it: the window)")
     return Recipe(stages=stages, distill=distill, **top)
 
 
