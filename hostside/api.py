@@ -196,7 +196,7 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
     from .train import load_checkpoint, predict
-    from .keyword import detector_fn
+    from .keyword import corpus_span, detector_fn
     if Path(checkpoint).suffix == ".bin":
         if span_s is not None:
             raise PqlrError("--span: a model.bin's ctc op reads the span it was exported with (`pqlr export --span`); "
@@ -204,7 +204,7 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
         return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
-    span_s = _span_of(span_s, net, ck, corpus_dir, stride_ms)
+    span_s = corpus_span(span_s, net, ck, corpus_dir, stride_ms)
     stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
@@ -216,11 +216,6 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     return run_eval(net, corpus, fe, predict, threshold=threshold,
                     stride_ms=stride_ms, smooth=smooth, out=out, name=ck.get("model", "model"),
                     target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=score)
-
-
-def _span_of(span_s, net, ck: dict, corpus_dir: Path, stride_ms: float) -> float | None:
-    from .keyword import corpus_span
-    return corpus_span(span_s, net, ck, corpus_dir, stride_ms)
 
 
 def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, stride_ms, smooth, target_fa_per_hour,
@@ -249,13 +244,11 @@ def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, strid
         raise PqlrError(f"{model_bin}'s phoneme score reads {span['span_s']:g} s of windows {span['stride_ms']:g} ms "
                         f"apart: evaluate it with --stride-ms {span['stride_ms']:g} (or export it again with "
                         f"--stride-ms {stride_ms:g})")
-    stream_fn = GraphPredictor(g, stream=True)
-    if span:
-        stream_fn.span_s = span["span_s"]          # recorded in eval.json as the checkpoint's span is
+    g.frontend = meta["frontend"]                  # the stream predictor reads its span from it (eval.json records it)
     return run_eval(None, corpus, FrontEnd.from_dict(meta["frontend"]), GraphPredictor(g, wake_score=False),
-                    threshold=threshold,
-                    stride_ms=stride_ms, smooth=smooth, out=out, name=f"{model_bin.name} (integer reference)",
-                    target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=stream_fn, score=f"{computes} (int8)")
+                    threshold=threshold, stride_ms=stride_ms, smooth=smooth, out=out, name=f"{model_bin.name} (integer reference)",
+                    target_fa_per_hour=target_fa_per_hour, rule=rule, stream_fn=GraphPredictor(g, stream=True),
+                    score=f"{computes} (int8)")
 
 
 # --- export: int8 PTQ → integer graph → plan → model.bin ----------------------------------------
@@ -280,14 +273,14 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
         raise PqlrError(f"export supports DS-CNN and transformer models; {ck.get('model')} is a {kind}")
     phonemes = None
     if score != "classifier":
-        from .keyword import PhonemeScorer
+        from .keyword import PhonemeScorer, corpus_span
         if score != "phonemes":
             raise PqlrError(f"export --score {score!r}: classifier or phonemes (the board computes `phonemes`; "
                             f"`phonemes-anywhere` is host-only)")
         if kind != "dscnn" or streaming:
             raise PqlrError("export --score phonemes: a DS-CNN window model (not a transformer, not --streaming)")
         PhonemeScorer(ck, "phonemes")                # says what to do when the checkpoint has no phoneme head
-        span_s = _span_of(span_s, model, ck, corpus_dir, stride_ms)
+        span_s = corpus_span(span_s, model, ck, corpus_dir, stride_ms)
         ps = PhonemeScorer(ck, "phonemes", span_s=span_s, stride_ms=stride_ms)
         phonemes = {"head": ps.head, "sequences": ps.sequences, "span": ps.span_fields}
     elif span_s is not None:

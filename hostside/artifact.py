@@ -345,7 +345,6 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
             if in_shape[1] != 1 or in_shape[0] > CTC_MAX_FRAMES or in_shape[2] < 2 or not 1 <= s2 <= 62 or m2 < 0:
                 _fail(f"layer {li}: ctc over {in_shape} (frames × 1 × phonemes + blank, ≤ {CTC_MAX_FRAMES} frames) "
                       f"with logit shift {s2} and multiplier {m2} is inconsistent")
-            blocks, bf, bw = pad[0] // max(1, kernel[0]), kernel[0], stride[0]
             if (kernel[1], stride[1], pad[1], pad[2], pad[3]) != (1, 1, 0, 0, 0) or pad[0] % max(1, kernel[0]) or (
                     pad[0] and not (kernel[0] <= in_shape[0] and in_shape[0] + pad[0] <= CTC_MAX_FRAMES)):
                 _fail(f"layer {li}: ctc span fields (kernel {kernel}, stride {stride}, padding {pad}): a span is "

@@ -186,7 +186,8 @@ def test_demo_runs_through_bench(trained_pipeline, tmp_path):
     from hostside.keyword import graph_span
     from hostside.train import load_checkpoint
     net, _ = load_checkpoint(tmp_path / "demo" / "dscnn.pt")
-    span = api._span_of("auto", net, ck, trained_pipeline["corpus"], 100.0)
+    from hostside.keyword import corpus_span
+    span = corpus_span("auto", net, ck, trained_pipeline["corpus"], 100.0)
     g = read_model_bin(tmp_path / "demo" / "model.bin").graph
     assert w["score_span_s"] == pytest.approx(span) and g.streaming == (span > 1.0 + 1e-9)
     assert (graph_span(g, ck["frontend"]) or {"span_s": 1.0})["span_s"] == pytest.approx(span)
