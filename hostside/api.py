@@ -494,10 +494,11 @@ def flash(board: str | Board, model_bin: Path, fw_dir: Path | Firmware, port: st
 def run_on_board(board: str | Board, fw: Path | Firmware, model: Path | Artifact, inputs: np.ndarray,
                  port: str | None = None, flash_image: Path | None = None, timeout: float | None = None,
                  on_inference=None, qmp_socket: Path | None = None, place: str | None = None, audio: bool = False,
-                 model_bin: Path | None = None):
+                 model_bin: Path | None = None, streams=None):
     """Run inputs through the firmware and return the SessionResult (telemetry, parsed). On failure the
     DeviceError carries .partial, the results so far. model: the Artifact already read (or model.bin, read
-    once here); model_bin: the file the host firmware reads (default: `model` when it is a path)."""
+    once here); model_bin: the file the host firmware reads (default: `model` when it is a path); streams: the
+    indices of the inputs that begin a new stream of a streaming model (Session.run; None: one stream)."""
     from .device.session import Session
     from .device.transport import open_transport
     b = as_board(board)
@@ -508,7 +509,8 @@ def run_on_board(board: str | Board, fw: Path | Firmware, model: Path | Artifact
     with open_transport(b, Path(fw), model_bin, port=port, place=place, flash_image=flash_image,
                         qmp_socket=qmp_socket) as t:
         return Session(t, art.model_sha256, timeout, n_outputs=n_outputs,
-                       stateful=art.graph.streaming).run(inputs, art.graph, on_inference, audio=audio)
+                       stateful=art.graph.streaming).run(inputs, art.graph, on_inference, audio=audio,
+                                                         streams=streams)
 
 
 def reference_outputs(model: Path | Artifact, inputs: np.ndarray) -> np.ndarray:
@@ -522,6 +524,104 @@ def save_testset(path: Path, art: Artifact, x: np.ndarray, y: np.ndarray, fp32_p
     q = np.stack([art.graph.quantize_input(f) for f in x]) if len(x) else np.zeros((0, *art.graph.input_shape), np.int8)
     extra = {"audio": audio} if audio is not None else {}
     np.savez(path, inputs=q, labels=y, fp32_pred=fp32_pred, **extra)
+
+
+WAKEFILES = "wakefiles.npz"        # beside model.bin: the wake-word files `pqlr bench` streams through the board
+
+
+def save_wakefiles(path: Path, art: Artifact, corpus_dir: Path, frontend: dict, wakeword: dict,
+                   splits: tuple[str, ...] = ("unseen",), limit: int | None = None) -> dict:
+    """The wake-word files whose misses are the detector's FRR, as the board receives them: every file's 1 s windows
+    at the detector's stride (int8, the graph's input), the index where each file's stream begins, its split, and the
+    detector that reads them (threshold, smoothing, stride, refractory: `wakeword`, the operating point `evaluate`
+    chose). `pqlr bench` streams them through the board, a new stream per file, and applies the detector to the
+    board's own outputs. limit: the first files of each split only."""
+    from .data.corpus import load_corpus
+    from .data.features import FrontEnd
+    from .evaluate import positive_windows
+    fe = FrontEnd.from_dict(frontend)
+    corpus = load_corpus(corpus_dir)
+    windows, starts, split_of, names = [], [], [], []
+    n = 0
+    for split in splits:
+        clips, rows = positive_windows(corpus, fe, split, float(wakeword["stride_ms"]))
+        for c, r in list(zip(clips, rows))[:limit]:
+            if not len(r):
+                continue
+            starts.append(n)
+            n += len(r)
+            windows.extend(art.graph.quantize_input(f) for f in r)
+            split_of.append(split)
+            names.append(c.file)
+    x = np.stack(windows) if windows else np.zeros((0, *art.graph.input_shape), np.int8)
+    np.savez(path, windows=x, starts=np.array(starts, np.int64), splits=np.array(split_of), files=np.array(names),
+             threshold=float(wakeword["threshold"]), smooth=int(wakeword["smoothing_windows"]),
+             stride_ms=float(wakeword["stride_ms"]), refractory_s=float(wakeword["refractory_s"]),
+             float_frr=json.dumps({sp: wakeword.get(f"frr_{k}") for sp, k in
+                                   (("unseen", "unseen_voices"), ("test", "held_out_voices"))}),
+             complete=json.dumps(limit is None))
+    return {"files": len(starts), "windows": len(x)}
+
+
+def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, path: Path, model_bin: Path,
+                      files: int | None = None, port: str | None = None, place: str | None = None,
+                      qmp_socket: Path | None = None, on_inference=None) -> dict:
+    """The detector's FRR read off the board: the wake-word files of `path` (save_wakefiles), each its own stream
+    ('n' before its first window), the detector applied to the board's outputs and to the numpy reference's. False
+    accepts are not run here: hours of speech at 10 windows a second; `pqlr eval model.bin` reads them through the
+    reference the board matches."""
+    from .evaluate import Detector
+    from .keyword import graph_posteriors
+    from .reference import run_batch
+    from .reference.interpreter import Streamer
+    g = art.graph
+    z = np.load(path)
+    starts = [int(v) for v in z["starts"]]
+    k = len(starts) if files is None else max(0, min(int(files), len(starts)))
+    if g.frame_streaming:
+        raise PqlrError(f"{path}: 1 s windows, but this model takes feature frames (a --streaming export)")
+    if z["windows"].shape[1:] != tuple(g.input_shape):
+        raise PqlrError(f"{path} holds windows of shape {z['windows'].shape[1:]}, the model takes {g.input_shape}: "
+                        f"it was written for another model; `pqlr demo` writes it beside its model.bin")
+    bounds = list(zip(starts, starts[1:] + [len(z["windows"])]))[:k]
+    x = z["windows"][: bounds[-1][1]] if bounds else z["windows"][:0]
+    det = Detector(float(z["threshold"]), int(z["smooth"]), float(z["stride_ms"]), float(z["refractory_s"]))
+    t = time.monotonic()
+    res = run_on_board(board, fw, art, x, port=port, place=place, qmp_socket=qmp_socket, model_bin=model_bin,
+                       streams=[a for a, _ in bounds], on_inference=on_inference)
+    wall = time.monotonic() - t
+    out = np.array(res.outputs, np.int64).reshape(len(x), -1)
+    ref = []
+    for a, b_ in bounds:
+        if g.streaming:
+            st = Streamer(g)
+            ref.extend(st.step(w) for w in x[a:b_])
+        else:
+            ref.extend(run_batch(g, x[a:b_]))
+    ref = np.array(ref, np.int64).reshape(len(x), -1)
+    splits = [str(v) for v in z["splits"][:k]]
+    float_frr = json.loads(str(z["float_frr"]))
+    complete = json.loads(str(z["complete"])) and k == len(starts)
+    by_split = {}
+    for sp in dict.fromkeys(splits):
+        idx = [i for i, v in enumerate(splits) if v == sp]
+        miss = {}
+        for name, o in (("board", out), ("reference", ref)):
+            score = graph_posteriors(g, o)[:, 0] if len(o) else np.zeros(0)
+            miss[name] = sum(det.smoothed(score[a:b_]).max() < det.threshold for a, b_ in (bounds[i] for i in idx))
+        by_split[sp] = {"files": len(idx), "missed_board": int(miss["board"]), "frr_board": miss["board"] / len(idx),
+                        "frr_reference": miss["reference"] / len(idx),
+                        "frr_fp32": float_frr.get(sp) if complete else None}
+    return {"files": k, "windows": int(len(x)), "bit_exact": bool(np.array_equal(out, ref)),
+            "detector": {"threshold": det.threshold, "smoothing_windows": det.smooth, "stride_ms": det.stride_ms},
+            "splits": by_split, "seconds": wall, "provenance": as_board(board).name,
+            "note": "each wake-word file streamed through the board, a new stream per file; a file is missed when the "
+                    "smoothed wake score of the board's int8 outputs never reaches the threshold validation chose for "
+                    "the fp32 model",
+            "false_accepts": None,
+            "false_accepts_reason": "hours of speech at 10 windows a second are not run on the board here; `pqlr eval "
+                                    "model.bin` reads them through the numpy reference, which the board matches bit "
+                                    "for bit (bit_exact above)"}
 
 
 # --- the whole path ------------------------------------------------------------------------------
@@ -598,12 +698,16 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
     audio = np.stack([np.clip(np.round(corpus.audio(test_clips[i])[:16000] * 32768), -32768, 32767).astype(np.int16)
                       for i in pick]) if len(xt) else None
     save_testset(out / "testset.npz", art, xt, yt, fp32_pred, audio)
+    summary = _wakeword_summary(ev)
+    if summary:                         # the unseen voices' wake-word files, for the detector on the board
+        save_wakefiles(out / WAKEFILES, art, corpus_dir, ck["frontend"], summary)
     times["export_s"] = time.monotonic() - t
     n = len(xt) if runs is None else min(runs, len(xt))
     log(f"[4/4] bench on {b.name}: render, build ({b.toolchain['kind']}), flash ({b.flasher['kind']}), "
-        f"{n} inferences, telemetry read with pyserial")
+        f"{n} inferences, then the unseen voices' wake-word files streamed through the detector; telemetry read "
+        f"with pyserial")
     t = time.monotonic()
-    extra = {"train": tr, "corpus": str(corpus_dir), "wakeword": _wakeword_summary(ev),
+    extra = {"train": tr, "corpus": str(corpus_dir), "wakeword": summary,
              "accuracy_split": "test split: synthetic voices whose accent, variant and speaker training never heard "
                                "(3 classes, 1 s clips)", "timings_s": times}
     r = bench(b, out / "model.bin", out, runs=n, extra=extra)
@@ -640,9 +744,13 @@ def _wakeword_summary(ev: dict) -> dict | None:
 
 def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None,
           warmup: int = 0, on_inference=None, qmp_socket: Path | None = None, place: str | None = None,
-          audio: bool = False, ppk2_port: str | None = None, ppk2_api=None, extra: dict | None = None) -> dict:
+          audio: bool = False, ppk2_port: str | None = None, ppk2_api=None, extra: dict | None = None,
+          wake_files: int | None = None) -> dict:
     """Render, build, flash, run `warmup` + `runs` inferences, and write report.json/report.md into out.
     model.bin is read once and pinned (copied into out) for the whole run; every stage uses that Artifact.
+    A model whose wake score reads a span (`pqlr export --span`) gets each test clip as a stream of its own.
+    Then, when wakefiles.npz lies beside model.bin (`pqlr demo` writes it), the detector on the board
+    (detector_on_board): its first `wake_files` files (None: all; 0: none), a stream each.
     If the board fails mid-run, the results so far are written (report.json "status": "incomplete") and
     the error is raised. extra: more entries for the report (the demo's training and evaluation)."""
     from .errors import DeviceError
@@ -685,9 +793,11 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     if ppk2_port or ppk2_api is not None:
         from .device.ppk2 import Ppk2Sampler
         sampler = Ppk2Sampler(ppk2_port or "", api=ppk2_api).__enter__()
+    per_clip = art.graph.streaming and not art.graph.frame_streaming     # a span: each clip its own stream
     try:
         res = run_on_board(b, fw, art, inputs, port=port, on_inference=on_inference, qmp_socket=qmp_socket,
-                           place=place, audio=audio, model_bin=model_bin)
+                           place=place, audio=audio, model_bin=model_bin,
+                           streams=range(len(inputs)) if per_clip else None)
     except DeviceError as exc:
         if exc.partial is None:
             raise
@@ -701,21 +811,15 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     if audio:     # the reference runs on the fixed-point front end's features (its numpy specification)
         ref_in = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in ref_in])
     from .reference import run_batch
-    if art.graph.streaming:          # the board carried its state through every input, warm-up included
+    if art.graph.streaming and not per_clip:    # the board carried its state through every input, warm-up included
         from .reference.interpreter import Streamer
         s_ = Streamer(art.graph)
-        seq = inputs[: warmup + n]
-        if audio:                    # a ctc that reads a span: windows of audio, through the fixed-point front end
-            seq = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in seq])
-        steps = [s_.step(x) for x in seq]
+        steps = [s_.step(x) for x in inputs[: warmup + n]]
         ref = np.stack(steps[warmup:]) if n else np.zeros((0, 0), np.int8)
-        if res.resets:
-            extra = dict(extra or {}, streaming_note=f"the board restarted {res.resets} times: its state restarted "
-                                                      f"too, so outputs after a restart need not match")
-    else:
+    else:                            # each input alone (a span's clip: a new stream, the window alone)
         ref = run_batch(art.graph, ref_in) if len(ref_in) else np.zeros((0, 0), np.int8)
     from .device.build import code_size
-    report = build_report(b, art, res, ref, labels[:n], fp32[:n], code_size(fw.binary), extra)
+    report = build_report(b, art, res, ref, labels[:n], fp32[:n], code_size(fw.binary), extra, clip_streams=per_clip)
     report["model_file"] = {"source": str(source), "pinned_copy": str(model_bin), "sha256": art.model_sha256}
     if sampler is not None and sampler.mean_ma() is not None and report["current_ma"]["value"] is None:
         report["current_ma"] = {"value": sampler.mean_ma(), "provenance": "measured",
@@ -758,6 +862,14 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
             report["serial_log"] = str(out / "serial.log")
         except OSError:
             pass
+    wf = source.parent / WAKEFILES
+    if error is None and wake_files != 0 and wf.is_file() and not audio:
+        try:
+            report["detector_on_board"] = detector_on_board(b, fw, art, wf, model_bin, wake_files, port, place,
+                                                            qmp_socket)
+        except DeviceError as exc:
+            error = exc
+            report["detector_on_board"] = {"value": None, "reason": f"the board failed: {exc}"}
     if error is not None:
         report["error"] = str(error)
     paths = _write_report_or_say_where(report, out, n)

@@ -380,6 +380,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="send raw 16-bit audio through the board's fixed-point front end instead of int8 features")
     be.add_argument("--runs", type=int, default=20, help="inferences reported (default 20)")
     be.add_argument("--warmup", type=int, default=0, help="inferences run first and not reported (default 0)")
+    be.add_argument("--wake-files", type=int, metavar="N",
+                    help="the detector on the board: stream the first N wake-word files of wakefiles.npz beside "
+                         "model.bin (`pqlr demo` writes it), a new stream each, and report the FRR the board's own "
+                         "outputs give at the detector's threshold (default: all of them; 0: skip)")
     be.add_argument("--out", type=Path, help="report folder (default build/bench/<board>)")
 
     ml = sub.add_parser("mlperf", help="MLPerf Tiny mode: drive the board like the EEMBC runner",
@@ -580,8 +584,13 @@ def _cmd(args) -> int:
     if args.cmd == "bench":
         r = api.bench(board, args.model, out or Path("build/bench") / args.board, runs=args.runs,
                       port=args.port, warmup=args.warmup, place=args.place, audio=args.audio,
-                      ppk2_port=args.ppk2)
+                      ppk2_port=args.ppk2, wake_files=args.wake_files)
         print(f"report: {r['paths']['json']} (bit_exact={r['report']['bit_exact']})")
+        if d := r["report"].get("detector_on_board"):
+            print("detector on the board: " + ("null, " + d["reason"] if d.get("value", 0) is None else ", ".join(
+                f"{sp} {v['missed_board']}/{v['files']} wake words missed (FRR {100 * v['frr_board']:.1f} %, "
+                f"reference {100 * v['frr_reference']:.1f} %)" for sp, v in d["splits"].items())
+                + f"; bit-exact {d['bit_exact']}"))
         return 0
     if args.cmd == "mlperf":
         r = api.mlperf(board, args.model, out or Path("build/mlperf") / args.board, args.inferences,

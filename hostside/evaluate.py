@@ -210,14 +210,21 @@ def _stream_audio(corpus: Corpus, rel: str, sr: int) -> np.ndarray:
     return resample(audio, file_sr, sr)
 
 
-def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: float, pos: int, channel=None):
-    """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file;
+def positive_windows(corpus, fe, split: str, stride_ms: float, pos: int = 0, channel=None):
+    """(clips, [per clip: its file's windows every stride_ms, [n_windows, T, F]]) for the split's wake-word clips,
+    each over its whole file: what the detector's FRR reads (and `pqlr bench` sends the board, api.save_wakefiles).
     channel: a function the audio passes through first (benchmarks/quality/band_probe.py's telephone line)."""
     clips = [c for c in corpus.clips if c.split == split and c.label == corpus.classes[pos]]
     rows = []
     for c in clips:
         audio = _stream_audio(corpus, c.file, fe.sample_rate)
         rows.append(stream_features(channel(audio) if channel else audio, fe, stride_ms))
+    return clips, rows
+
+
+def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: float, pos: int, channel=None):
+    """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file."""
+    clips, rows = positive_windows(corpus, fe, split, stride_ms, pos, channel)
     if not rows:
         return clips, []
     if getattr(predict_fn, "streaming", False):          # a score that reads earlier windows: each file a stream

@@ -1,10 +1,10 @@
-"""Telemetry protocol v1: the device speaks records, not prose.
+"""Telemetry protocol (version 2; the line marker stays @pqlr1): the device speaks records, not prose.
 
 A record is one line:  @pqlr1 TYPE k=v k=v ... *XXXXXXXX
 XXXXXXXX is the CRC-32 (zlib.crc32) of the text between '@' and ' *', lower-case hex. Values contain
 no spaces; lists are comma-separated. Types: HELLO (first; fw, proto, board, model sha256), INFER (n,
 out, instret, cycles, flash[, current_ua]), LAYERS (n, per-layer instret/cycles/flash), RAM (tile_buf,
-arena, stack_hwm, stack_size), ERR (code, ...), DONE (n).
+arena, stack_hwm, stack_size), STREAM (n: a new stream began), ERR (code, ...), DONE (n).
 
 parse_line is a pure function: a non-record line (boot log, noise) gives None; a record with a bad
 checksum or bad framing raises TelemetryError (callers count and skip it). Records are found anywhere in a
@@ -22,7 +22,7 @@ import re
 from .errors import TelemetryError
 
 PREFIX = "@pqlr1 "
-PROTO_VERSION = 1
+PROTO_VERSION = 2
 _TAIL = re.compile(r" \*[0-9a-fA-F]{8}$")
 
 

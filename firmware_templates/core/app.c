@@ -6,6 +6,8 @@
  *   'd' <seq> <2 hex: layer> <hex input> <crc> → the model up to that layer → DUMP record of its output
  *   'a' <seq> <hex audio> <crc> → int16 little-endian samples (4 hex digits each) through the on-device
  *                      front end, then one inference → INFER record with fe_instret/fe_cycles
+ *   'n' <seq> <crc> → a new stream: a streaming model's state back to its start (as at boot) → STREAM record;
+ *                      a model without state answers it too (nothing to reset), so a host need not know which
  * <seq> is the host's request number and <crc> the CRC-32 (zlib's) of seq (4 bytes, little endian) and the
  * payload bytes, each as 8 hex digits. Every answer carries n=<seq> and, for INFER, in=<CRC-32 of the input
  * it computed on>; a damaged command gets ERR code=bad_checksum (or bad_input) with n, and the host asks
@@ -292,6 +294,26 @@ static void replay(void) {
     send_infer();
 }
 
+/* 'n': a new stream (the next input is the first of a recording): the state the model carries between inferences
+ * goes back to where boot leaves it. Sending it twice is harmless, so a host whose STREAM record was lost asks
+ * again. The kept answer is forgotten: it belongs to the old stream. */
+static void new_stream(void) {
+    uint32_t seq = begin_command();
+    if (end_command(seq) != 0) return;
+    last_valid = 0;
+    if (pqlr_model_reset(arena, tile_buf, &counters) != 0) {
+        tm_begin("ERR");
+        tm_str("code", "flash_read");
+        tm_u64("n", seq);
+        tm_str("detail", "tile read failed while resetting the stream state");
+        tm_end();
+        return;
+    }
+    tm_begin("STREAM");
+    tm_u64("n", seq);
+    tm_end();
+}
+
 void pqlr_app(void) {
     char why[32];
     uint8_t found[32];
@@ -327,6 +349,9 @@ void pqlr_app(void) {
         } else if (c == 'a') {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             infer_audio();
+        } else if (c == 'n') {
+            if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
+            new_stream();
         } else if (c == 'r') {
             if (!model_ok) { send_error(why, "model partition does not hold this firmware's model"); continue; }
             replay();
@@ -345,7 +370,7 @@ void pqlr_app(void) {
             platform_exit(0);
             return;
         } else {
-            send_error("unknown_command", "expected h, i, a, d, r or q; skipping to the end of the line");
+            send_error("unknown_command", "expected h, i, a, n, d, r or q; skipping to the end of the line");
             for (int a = c; a >= 0 && a != '\n'; a = platform_serial_read()) {}
         }
     }

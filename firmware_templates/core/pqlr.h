@@ -6,7 +6,7 @@
 #include "model.h"              /* generated: this model's sizes, and PQLR_MODEL_SWAP / PQLR_MODEL_CONST */
 
 #define PQLR_FW_VERSION "0.1.0"
-#define PQLR_PROTO_VERSION 1
+#define PQLR_PROTO_VERSION 2
 #define PQLR_MAX_LAYERS 128     /* per-layer counters (hostside/codegen/render.py refuses bigger models) */
 
 enum { PQLR_OP_CONV2D = 1, PQLR_OP_DWCONV2D = 2, PQLR_OP_PWCONV2D = 3, PQLR_OP_AVGPOOL = 4, PQLR_OP_FC = 5,

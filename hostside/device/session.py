@@ -34,6 +34,16 @@ class SessionResult:
     complete: bool = False
 
 
+def _truncate(res: SessionResult, n: int) -> None:
+    """Keep the first n inferences' results (a stream that must run again from its start)."""
+    for name in ("outputs", "instret", "cycles", "flash_bytes", "layer_instret", "layer_cycles", "layer_flash"):
+        del getattr(res, name)[n:]
+    for name in ("current_ua", "frontend_instret", "frontend_cycles"):      # one per inference when present
+        lst = getattr(res, name)
+        if len(lst) > n:
+            del lst[n:]
+
+
 class _RecordLost(Exception):
     """A record was rejected (bad checksum); the answer it carried is lost."""
 
@@ -227,6 +237,16 @@ class Session:
         layers = (lay.ints("instret"), lay.ints("cycles"), lay.ints("flash"))
         return out, instret, cycles, flash, current, fe, layers
 
+    def new_stream(self) -> None:
+        """The next input begins a new stream ('n'): the board sets a streaming model's state back to where boot
+        leaves it and answers STREAM. Idempotent, so a lost STREAM record is simply asked for again."""
+        def attempt():
+            n = self._sent
+            self._sent += 1
+            self.t.write(self._command(b"n", n, b""))
+            self._next_numbered({"STREAM"}, n)
+        self._ask("new stream", attempt)
+
     def dump(self, x: np.ndarray, layer: int) -> np.ndarray:
         """The firmware's output tensor of `layer` for input x (it runs the model up to that layer)."""
         def attempt():
@@ -267,18 +287,29 @@ class Session:
         except DeviceError:
             pass
 
-    def run(self, inputs, reference_graph=None, on_inference=None, audio: bool = False) -> SessionResult:
+    def run(self, inputs, reference_graph=None, on_inference=None, audio: bool = False,
+            streams=None) -> SessionResult:
         """Run every input; with reference_graph, the first input whose output differs from the reference
         is replayed layer by layer and res.first_mismatch names the first bad layer and index.
+        streams: for a stateful (streaming) model, the indices of the inputs that begin a new stream (a recording
+        of their own: the board is sent 'n' before each); None: all the inputs are one stream.
         A board that restarts mid-run is detected by its BOOT record: the session shakes hands again
-        (checking the model hash again) and resumes with the input it was on, up to max_resets times.
+        (checking the model hash again) and resumes with the input it was on — for a stateful model, with the first
+        input of the stream it was in (the restart emptied the state; that stream's outputs so far are dropped), so
+        the outputs stay the ones an unbroken run gives — up to max_resets times.
         Any failure raises DeviceError with .partial: the results so far."""
         res = SessionResult(hello={})
+        starts = sorted({int(i) for i in streams}) if streams is not None and self.stateful else []
+        if starts and not 0 <= starts[0] <= starts[-1] < max(len(inputs), 1):
+            raise ValueError(f"streams: start indices within 0…{len(inputs) - 1}, got {starts[0]}…{starts[-1]}")
+        begins = set(starts)
         try:
             res.hello = self.hello()
             k = 0
             while k < len(inputs):
                 try:
+                    if k in begins:
+                        self.new_stream()
                     self.infer(inputs[k], res, audio=audio)
                 except DeviceReset:
                     res.resets += 1
@@ -288,6 +319,9 @@ class Session:
                                           + self.stats.console_tail()) from None
                     self._resync = True
                     res.hello = self.hello()
+                    if self.stateful:          # boot emptied the state: this stream again from its first input
+                        k = max((i for i in starts if i <= k), default=0)
+                        _truncate(res, k)
                     continue
                 if on_inference:
                     on_inference(k)
@@ -298,8 +332,10 @@ class Session:
             raise
         if reference_graph is not None and not audio and reference_graph.streaming:
             from ..reference.interpreter import Streamer
-            s = Streamer(reference_graph)       # state carried through every input, as on the board
+            s = Streamer(reference_graph)       # state carried through every input of a stream, as on the board
             for k, x in enumerate(inputs):
+                if k in begins:
+                    s.reset()
                 if not np.array_equal(np.array(res.outputs[k]), s.step(x).astype(np.int64)):
                     res.first_mismatch = {"input": k, "note": "a streaming model: no layer-by-layer replay (a dump "
                                                               "would step its state)"}

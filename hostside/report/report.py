@@ -30,9 +30,10 @@ def cost_model_latency_ms(board: Board, instret: float, flash_bytes: float) -> d
 
 
 def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.ndarray, fp32_pred: np.ndarray,
-                 code: dict | None = None, extra: dict | None = None) -> dict:
+                 code: dict | None = None, extra: dict | None = None, clip_streams: bool = False) -> dict:
     """The run's report (a dict that report.json holds). code: the firmware's section sizes, measured by the
-    caller's toolchain (device.build.code_size), or None where the firmware is not a cross-built ELF."""
+    caller's toolchain (device.build.code_size), or None where the firmware is not a cross-built ELF.
+    clip_streams: each input ran as a stream of its own (a span model's clips: `pqlr bench`)."""
     outs = np.array(res.outputs, dtype=np.int64).reshape(len(res.outputs), -1)
     ref = np.asarray(ref, dtype=np.int64).reshape(len(ref), -1)
     equal_rows = [bool(np.array_equal(a, b)) for a, b in zip(outs, ref)]
@@ -133,7 +134,7 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
             "numpy_reference": _acc(ref_pred, labels),
             "firmware": _acc(fw_pred, labels),
         },
-        "wake_score_on_clips": _wake_scores(g, outs, labels, board),
+        "wake_score_on_clips": _wake_scores(g, outs, labels, board, clip_streams),
         "bit_exact": bit_exact,
         "bit_exact_detail": {"compared": n, "mismatching_inputs": int(n - sum(equal_rows)),
                              "first_mismatching_input": first_bad, "comparison": "int8 output vectors, ==",
@@ -158,9 +159,10 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
     return report
 
 
-def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board) -> dict | None:
+def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board, clip_streams: bool = False) -> dict | None:
     """A phoneme-scored model (its last output the wake word's log score per phoneme): the score the board computed
-    on the test clips (one 1 s window each, no smoothing), its median on the wake-word clips and on the others."""
+    on the test clips (one 1 s window each, no smoothing), its median on the wake-word clips and on the others.
+    A span model's clips read each other unless each ran as a stream of its own (clip_streams)."""
     if g.output_layer.op != "ctc" or not len(outs) or len(labels) != len(outs):
         return None
     score = g.wake_scores(outs)
@@ -168,7 +170,10 @@ def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board) -> dict 
     med = (lambda m: float(np.median(score[m])) if m.any() else None)
     note = ("the board's wake score exp(log score per phoneme) on each 1 s test clip, before the detector's "
             "smoothing and threshold; class 0 is the wake word")
-    if g.streaming:                 # a span: each clip's score read the clips before it, unrelated audio
+    if g.streaming and clip_streams:
+        note += ("; each clip a stream of its own, so the span holds the clip's window alone (the detector's figures "
+                 "below stream whole files)")
+    elif g.streaming:               # a span: each clip's score read the clips before it, unrelated audio
         return {"wake_word_clips": int(wake.sum()), "wake_word_median": None, "other_clips": int((~wake).sum()),
                 "other_median": None, "provenance": board.name, "note": note,
                 "reason": "the score reads a span (`pqlr export --span`) and the test clips ran as one stream, so "
@@ -176,6 +181,26 @@ def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board) -> dict 
                           "detector's figures (streamed wake-word files and real speech) are the ones to read"}
     return {"wake_word_clips": int(wake.sum()), "wake_word_median": med(wake), "other_clips": int((~wake).sum()),
             "other_median": med(~wake), "provenance": board.name, "note": note}
+
+
+def _detector_md(d: dict | None, board: str) -> list[str]:
+    """The detector's FRR read off the board (api.detector_on_board), beside the reference's and the fp32 model's."""
+    if not d:
+        return []
+    if d.get("value", 0) is None:
+        return ["## The detector on the board", "", f"null: {d['reason']}", ""]
+    det = d["detector"]
+    rows = [f"| {sp} | {v['files']} | {v['missed_board']} | {_pct(v['frr_board'])} | {_pct(v['frr_reference'])} | "
+            f"{_pct(v['frr_fp32']) if v.get('frr_fp32') is not None else 'null (a subset of the files)'} |"
+            for sp, v in d["splits"].items()]
+    return ["## The detector on the board", "",
+            f"{d['files']} wake-word files ({d['windows']:,} windows of 1 s every {det['stride_ms']:g} ms) streamed "
+            f"through {board} in {d['seconds']:.0f} s, a new stream per file (`n`); the threshold {det['threshold']:g} "
+            f"(chosen on validation for the fp32 model) on the mean of {det['smoothing_windows']} windows of the "
+            f"board's int8 wake score. Bit-exact with the numpy reference over every window: {d['bit_exact']}.", "",
+            "| split | files | missed on the board | FRR, board (int8) | FRR, numpy reference (int8) | FRR, fp32 |",
+            "|---|---|---|---|---|---|", *rows, "",
+            f"False accepts on the board: null ({d['false_accepts_reason']}).", ""]
 
 
 def _fmt(v, unit: str = "", nd: int = 2) -> str:
@@ -258,6 +283,7 @@ def to_markdown(r: dict) -> str:
         f"Accuracy split: {acc['split']}.",
         "",
         *_wakeword_md(r.get("wakeword")),
+        *_detector_md(r.get("detector_on_board"), r["board"]),
         "## Peak RAM",
         "",
         "| part | measured | planned |",
