@@ -530,36 +530,40 @@ WAKEFILES = "wakefiles.npz"        # beside model.bin: the wake-word files `pqlr
 
 
 def save_wakefiles(path: Path, art: Artifact, corpus_dir: Path, frontend: dict, wakeword: dict,
-                   splits: tuple[str, ...] = ("unseen",), limit: int | None = None) -> dict:
+                   missed: dict | None = None, splits: tuple[str, ...] = ("unseen",), files: int | None = None) -> dict:
     """The wake-word files whose misses are the detector's FRR, as the board receives them: every file's 1 s windows
     at the detector's stride (int8, the graph's input), the index where each file's stream begins, its split, and the
     detector that reads them (threshold, smoothing, stride, refractory: `wakeword`, the operating point `evaluate`
     chose). `pqlr bench` streams them through the board, a new stream per file, and applies the detector to the
-    board's own outputs. limit: the first files of each split only."""
+    board's own outputs. missed: per split, the files the fp32 model missed (eval.json's missed_files_<split>), so the
+    report can set the board beside it on the same files; files: that many per split, evenly over the split (its
+    files are ordered by voice), default all."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import positive_windows
     fe = FrontEnd.from_dict(frontend)
     corpus = load_corpus(corpus_dir)
-    windows, starts, split_of, names = [], [], [], []
+    windows, starts, split_of, names, fp32 = [], [], [], [], []
     n = 0
     for split in splits:
         clips, rows = positive_windows(corpus, fe, split, float(wakeword["stride_ms"]))
-        for c, r in list(zip(clips, rows))[:limit]:
-            if not len(r):
+        pick = range(len(clips)) if files is None or files >= len(clips) else \
+            np.unique(np.linspace(0, len(clips) - 1, max(files, 0)).astype(int))
+        gone = set((missed or {}).get(split) or ())
+        for i in pick:
+            if not len(rows[i]):
                 continue
             starts.append(n)
-            n += len(r)
-            windows.extend(art.graph.quantize_input(f) for f in r)
+            n += len(rows[i])
+            windows.extend(art.graph.quantize_input(f) for f in rows[i])
             split_of.append(split)
-            names.append(c.file)
+            names.append(clips[i].file)
+            fp32.append(-1 if missed is None or split not in missed else int(clips[i].file in gone))
     x = np.stack(windows) if windows else np.zeros((0, *art.graph.input_shape), np.int8)
     np.savez(path, windows=x, starts=np.array(starts, np.int64), splits=np.array(split_of), files=np.array(names),
-             threshold=float(wakeword["threshold"]), smooth=int(wakeword["smoothing_windows"]),
-             stride_ms=float(wakeword["stride_ms"]), refractory_s=float(wakeword["refractory_s"]),
-             float_frr=json.dumps({sp: wakeword.get(f"frr_{k}") for sp, k in
-                                   (("unseen", "unseen_voices"), ("test", "held_out_voices"))}),
-             complete=json.dumps(limit is None))
+             fp32_missed=np.array(fp32, np.int64), threshold=float(wakeword["threshold"]),
+             smooth=int(wakeword["smoothing_windows"]), stride_ms=float(wakeword["stride_ms"]),
+             refractory_s=float(wakeword["refractory_s"]))
     return {"files": len(starts), "windows": len(x)}
 
 
@@ -600,8 +604,7 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
             ref.extend(run_batch(g, x[a:b_]))
     ref = np.array(ref, np.int64).reshape(len(x), -1)
     splits = [str(v) for v in z["splits"][:k]]
-    float_frr = json.loads(str(z["float_frr"]))
-    complete = json.loads(str(z["complete"])) and k == len(starts)
+    fp32 = z["fp32_missed"][:k]
     by_split = {}
     for sp in dict.fromkeys(splits):
         idx = [i for i, v in enumerate(splits) if v == sp]
@@ -611,7 +614,7 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
             miss[name] = sum(det.smoothed(score[a:b_]).max() < det.threshold for a, b_ in (bounds[i] for i in idx))
         by_split[sp] = {"files": len(idx), "missed_board": int(miss["board"]), "frr_board": miss["board"] / len(idx),
                         "frr_reference": miss["reference"] / len(idx),
-                        "frr_fp32": float_frr.get(sp) if complete else None}
+                        "frr_fp32": float(np.mean(fp32[idx])) if (fp32[idx] >= 0).all() else None}
     return {"files": k, "windows": int(len(x)), "bit_exact": bool(np.array_equal(out, ref)),
             "detector": {"threshold": det.threshold, "smoothing_windows": det.smooth, "stride_ms": det.stride_ms},
             "splits": by_split, "seconds": wall, "provenance": as_board(board).name,
@@ -625,6 +628,7 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
 
 
 # --- the whole path ------------------------------------------------------------------------------
+DEMO_WAKE_FILES = 40        # unseen wake-word files the demo streams through the board's detector (of 160; ~21 windows each)
 DEMO_CORPUS = dict(engines=("espeak-ng", "flite", "piper"), voices=150, positives_per_voice=20,
                    unknown_per_voice=28, few_voice_repeats=6, silence_clips=300, unseen_positives=80,
                    unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300, human_negatives=1)
@@ -700,7 +704,8 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
     save_testset(out / "testset.npz", art, xt, yt, fp32_pred, audio)
     summary = _wakeword_summary(ev)
     if summary:                         # the unseen voices' wake-word files, for the detector on the board
-        save_wakefiles(out / WAKEFILES, art, corpus_dir, ck["frontend"], summary)
+        save_wakefiles(out / WAKEFILES, art, corpus_dir, ck["frontend"], summary,
+                       {"unseen": ev["wakeword"].get("missed_files_unseen")}, files=DEMO_WAKE_FILES)
     times["export_s"] = time.monotonic() - t
     n = len(xt) if runs is None else min(runs, len(xt))
     log(f"[4/4] bench on {b.name}: render, build ({b.toolchain['kind']}), flash ({b.flasher['kind']}), "

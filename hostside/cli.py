@@ -370,7 +370,9 @@ def _parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="render, build, flash, run inferences and report",
                         description="Run inferences on the board and report accuracy, bit-exactness against the "
                         "numpy reference, instructions, latency (with provenance), peak RAM and current. Inputs: "
-                        "testset.npz beside model.bin (written by `pqlr demo`), else seeded random inputs.")
+                        "testset.npz beside model.bin (written by `pqlr demo`), else seeded random inputs. With "
+                        "wakefiles.npz beside it too (`pqlr demo` writes it), the detector on the board: wake-word "
+                        "files streamed through the board and its misses counted from the board's own outputs.")
     _board_arg(be)
     be.add_argument("--model", type=Path, default=Path("build/demo/model.bin"), help="model.bin")
     be.add_argument("--port", help="serial port (real boards)")

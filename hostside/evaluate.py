@@ -404,6 +404,7 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
         wm[f"false_rejection_rate_{s}"] = float(missed.mean())
         wm[f"positives_{s}"] = len(clips)
         if s != "val":
+            wm[f"missed_files_{s}"] = [c.file for c, m in zip(clips, missed) if m]
             for field in ("voice", "text", "style"):
                 groups: dict = {}
                 for c, m in zip(clips, missed):

@@ -191,7 +191,7 @@ def _detector_md(d: dict | None, board: str) -> list[str]:
         return ["## The detector on the board", "", f"null: {d['reason']}", ""]
     det = d["detector"]
     rows = [f"| {sp} | {v['files']} | {v['missed_board']} | {_pct(v['frr_board'])} | {_pct(v['frr_reference'])} | "
-            f"{_pct(v['frr_fp32']) if v.get('frr_fp32') is not None else 'null (a subset of the files)'} |"
+            f"{_pct(v['frr_fp32']) if v.get('frr_fp32') is not None else 'null (not recorded for these files)'} |"
             for sp, v in d["splits"].items()]
     return ["## The detector on the board", "",
             f"{d['files']} wake-word files ({d['windows']:,} windows of 1 s every {det['stride_ms']:g} ms) streamed "
