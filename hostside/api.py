@@ -603,6 +603,14 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
         else:
             ref.extend(run_batch(g, x[a:b_]))
     ref = np.array(ref, np.int64).reshape(len(x), -1)
+    from .graph import ctc_span, ctc_state_bytes
+    blocks, _, every = ctc_span(g.output_layer) if ctc_state_bytes(g.output_layer) else (0, 1, 1)
+    pos = np.concatenate([np.arange(b_ - a) for a, b_ in bounds]) if bounds else np.zeros(0, int)
+    ins = np.array([-1 if v is None else v for v in res.instret], np.int64)
+    steady = ins[(pos >= blocks * every) & (ins >= 0)]      # the ring full: every earlier block read
+    cost = {"steady_state_mean": float(steady.mean()) if len(steady) else None,
+            "steady_state_windows": int(len(steady)), "max": int(ins.max()) if (ins >= 0).any() else None,
+            "provenance": "emulated" if as_board(board).emulated else "measured"} if (ins >= 0).any() else None
     splits = [str(v) for v in z["splits"][:k]]
     fp32 = z["fp32_missed"][:k]
     by_split = {}
@@ -617,7 +625,7 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
                         "frr_fp32": float(np.mean(fp32[idx])) if (fp32[idx] >= 0).all() else None}
     return {"files": k, "windows": int(len(x)), "bit_exact": bool(np.array_equal(out, ref)),
             "detector": {"threshold": det.threshold, "smoothing_windows": det.smooth, "stride_ms": det.stride_ms},
-            "splits": by_split, "seconds": wall, "provenance": as_board(board).name,
+            "splits": by_split, "seconds": wall, "provenance": as_board(board).name, "instructions_per_inference": cost,
             "note": "each wake-word file streamed through the board, a new stream per file; a file is missed when the "
                     "smoothed wake score of the board's int8 outputs never reaches the threshold validation chose for "
                     "the fp32 model",
