@@ -561,7 +561,7 @@ def save_wakefiles(path: Path, art: Artifact, corpus_dir: Path, frontend: dict, 
             fp32.append(-1 if missed is None or split not in missed else int(clips[i].file in gone))
     x = np.stack(windows) if windows else np.zeros((0, *art.graph.input_shape), np.int8)
     np.savez(path, windows=x, starts=np.array(starts, np.int64), splits=np.array(split_of), files=np.array(names),
-             fp32_missed=np.array(fp32, np.int64), threshold=float(wakeword["threshold"]),
+             fp32_missed=np.array(fp32, np.int64), model_sha256=art.model_sha256, threshold=float(wakeword["threshold"]),
              smooth=int(wakeword["smoothing_windows"]), stride_ms=float(wakeword["stride_ms"]),
              refractory_s=float(wakeword["refractory_s"]))
     return {"files": len(starts), "windows": len(x)}
@@ -580,13 +580,13 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
     from .reference.interpreter import Streamer
     g = art.graph
     z = np.load(path)
+    if "model_sha256" not in z.files or str(z["model_sha256"]) != art.model_sha256:
+        raise PqlrError(f"{path} was written for another model.bin (its windows are that model's int8 inputs); "
+                        f"`pqlr demo` writes it beside the model it runs")
     starts = [int(v) for v in z["starts"]]
     k = len(starts) if files is None else max(0, min(int(files), len(starts)))
     if g.frame_streaming:
         raise PqlrError(f"{path}: 1 s windows, but this model takes feature frames (a --streaming export)")
-    if z["windows"].shape[1:] != tuple(g.input_shape):
-        raise PqlrError(f"{path} holds windows of shape {z['windows'].shape[1:]}, the model takes {g.input_shape}: "
-                        f"it was written for another model; `pqlr demo` writes it beside its model.bin")
     bounds = list(zip(starts, starts[1:] + [len(z["windows"])]))[:k]
     x = z["windows"][: bounds[-1][1]] if bounds else z["windows"][:0]
     det = Detector(float(z["threshold"]), int(z["smooth"]), float(z["stride_ms"]), float(z["refractory_s"]))
@@ -883,6 +883,8 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
         except DeviceError as exc:
             error = exc
             report["detector_on_board"] = {"value": None, "reason": f"the board failed: {exc}"}
+        except PqlrError as exc:            # a wakefiles.npz left by another model: said, not run
+            report["detector_on_board"] = {"value": None, "reason": str(exc)}
     if error is not None:
         report["error"] = str(error)
     paths = _write_report_or_say_where(report, out, n)

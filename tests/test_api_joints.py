@@ -248,3 +248,20 @@ def test_each_kind_is_one_class():
     odd = dataclasses.replace(load_board("host"), toolchain={"kind": "make"})
     with pytest.raises(PqlrError, match="toolchain.kind 'make' is not one of"):
         toolchain_for(odd)
+
+
+def test_wake_files_of_another_model_are_not_read(small_model, tmp_path):
+    """wakefiles.npz holds one model's int8 inputs: beside another model.bin the bench says so and runs nothing of it."""
+    src = tmp_path / "model.bin"
+    shutil.copy(small_model[0], src)
+    art = small_model[1]
+    x = np.zeros((4, *art.graph.input_shape), np.int8)
+    common = dict(windows=x, starts=np.array([0, 2]), splits=np.array(["unseen", "unseen"]),
+                  files=np.array(["a.wav", "b.wav"]), fp32_missed=np.array([0, 1]), threshold=0.5, smooth=5,
+                  stride_ms=100.0, refractory_s=1.0)
+    np.savez(tmp_path / api.WAKEFILES, model_sha256="0" * 64, **common)
+    d = api.bench(load_board("host"), src, tmp_path / "bench", runs=2)["report"]["detector_on_board"]
+    assert d["value"] is None and "another model.bin" in d["reason"]
+    np.savez(tmp_path / api.WAKEFILES, model_sha256=art.model_sha256, **common)
+    d = api.bench(load_board("host"), src, tmp_path / "bench2", runs=2, wake_files=1)["report"]["detector_on_board"]
+    assert d["files"] == 1 and d["windows"] == 2 and d["bit_exact"] and d["splits"]["unseen"]["frr_fp32"] == 0.0
