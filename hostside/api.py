@@ -15,7 +15,7 @@ import numpy as np
 from .artifact import Artifact, read_model_bin, write_model_bin
 from .boards import Board, as_board
 from .errors import PqlrError
-from .graph import SKIP_OPS, ctc_state_bytes
+from .graph import SKIP_OPS, ctc_span, ctc_state_bytes
 
 DEFAULT_CORPUS = Path("build/corpus")
 
@@ -577,7 +577,6 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
     from .evaluate import Detector
     from .keyword import graph_posteriors
     from .reference import run_batch
-    from .reference.interpreter import Streamer
     g = art.graph
     z = np.load(path)
     if "model_sha256" not in z.files or str(z["model_sha256"]) != art.model_sha256:
@@ -595,21 +594,14 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
                        streams=[a for a, _ in bounds], on_inference=on_inference)
     wall = time.monotonic() - t
     out = np.array(res.outputs, np.int64).reshape(len(x), -1)
-    ref = []
-    for a, b_ in bounds:
-        if g.streaming:
-            st = Streamer(g)
-            ref.extend(st.step(w) for w in x[a:b_])
-        else:
-            ref.extend(run_batch(g, x[a:b_]))
-    ref = np.array(ref, np.int64).reshape(len(x), -1)
-    from .graph import ctc_span, ctc_state_bytes
+    ref = [run_batch(g, x[a:b_], state={}) for a, b_ in bounds]       # each file one stream, from boot's state
+    ref = np.concatenate(ref).astype(np.int64).reshape(len(x), -1) if ref else np.zeros((0, 0), np.int64)
     blocks, _, every = ctc_span(g.output_layer) if ctc_state_bytes(g.output_layer) else (0, 1, 1)
     pos = np.concatenate([np.arange(b_ - a) for a, b_ in bounds]) if bounds else np.zeros(0, int)
     ins = np.array([-1 if v is None else v for v in res.instret], np.int64)
     steady = ins[(pos >= blocks * every) & (ins >= 0)]      # the ring full: every earlier block read
     cost = {"steady_state_mean": float(steady.mean()) if len(steady) else None,
-            "steady_state_windows": int(len(steady)), "max": int(ins.max()) if (ins >= 0).any() else None,
+            "steady_state_windows": int(len(steady)), "max": int(ins.max()),
             "provenance": "emulated" if as_board(board).emulated else "measured"} if (ins >= 0).any() else None
     splits = [str(v) for v in z["splits"][:k]]
     fp32 = z["fp32_missed"][:k]
@@ -824,7 +816,7 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     if audio:     # the reference runs on the fixed-point front end's features (its numpy specification)
         ref_in = np.stack([features_q(a, fe, fe_tables).reshape(art.graph.input_shape) for a in ref_in])
     from .reference import run_batch
-    if art.graph.streaming and not per_clip:    # the board carried its state through every input, warm-up included
+    if art.graph.frame_streaming:    # the board carried its state through every input, warm-up included
         from .reference.interpreter import Streamer
         s_ = Streamer(art.graph)
         steps = [s_.step(x) for x in inputs[: warmup + n]]
@@ -832,7 +824,7 @@ def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: 
     else:                            # each input alone (a span's clip: a new stream, the window alone)
         ref = run_batch(art.graph, ref_in) if len(ref_in) else np.zeros((0, 0), np.int8)
     from .device.build import code_size
-    report = build_report(b, art, res, ref, labels[:n], fp32[:n], code_size(fw.binary), extra, clip_streams=per_clip)
+    report = build_report(b, art, res, ref, labels[:n], fp32[:n], code_size(fw.binary), extra)
     report["model_file"] = {"source": str(source), "pinned_copy": str(model_bin), "sha256": art.model_sha256}
     if sampler is not None and sampler.mean_ma() is not None and report["current_ma"]["value"] is None:
         report["current_ma"] = {"value": sampler.mean_ma(), "provenance": "measured",

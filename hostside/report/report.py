@@ -30,10 +30,10 @@ def cost_model_latency_ms(board: Board, instret: float, flash_bytes: float) -> d
 
 
 def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.ndarray, fp32_pred: np.ndarray,
-                 code: dict | None = None, extra: dict | None = None, clip_streams: bool = False) -> dict:
+                 code: dict | None = None, extra: dict | None = None) -> dict:
     """The run's report (a dict that report.json holds). code: the firmware's section sizes, measured by the
-    caller's toolchain (device.build.code_size), or None where the firmware is not a cross-built ELF.
-    clip_streams: each input ran as a stream of its own (a span model's clips: `pqlr bench`)."""
+    caller's toolchain (device.build.code_size), or None where the firmware is not a cross-built ELF. A span model's
+    clips ran each as a stream of its own (`pqlr bench`)."""
     outs = np.array(res.outputs, dtype=np.int64).reshape(len(res.outputs), -1)
     ref = np.asarray(ref, dtype=np.int64).reshape(len(ref), -1)
     equal_rows = [bool(np.array_equal(a, b)) for a, b in zip(outs, ref)]
@@ -49,7 +49,7 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
                "provenance": "emulated" if board.emulated else "measured",
                "per_mac": float(np.mean(instret)) / g.total_macs,
                "source": "minstret around pqlr_model_run" + (f" ({board.description})" if board.emulated else "")}
-        if clip_streams and g.streaming:
+        if g.streaming and not g.frame_streaming:
             ipi["note"] = ("each clip a new stream, so the span read no earlier windows; a board listening without "
                            "pause reads the whole span: that cost is under the detector on the board")
         latency = cost_model_latency_ms(board, ipi["value"], flash)
@@ -137,7 +137,7 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
             "numpy_reference": _acc(ref_pred, labels),
             "firmware": _acc(fw_pred, labels),
         },
-        "wake_score_on_clips": _wake_scores(g, outs, labels, board, clip_streams),
+        "wake_score_on_clips": _wake_scores(g, outs, labels, board),
         "bit_exact": bit_exact,
         "bit_exact_detail": {"compared": n, "mismatching_inputs": int(n - sum(equal_rows)),
                              "first_mismatching_input": first_bad, "comparison": "int8 output vectors, ==",
@@ -162,10 +162,9 @@ def build_report(board: Board, art: Artifact, res, ref: np.ndarray, labels: np.n
     return report
 
 
-def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board, clip_streams: bool = False) -> dict | None:
+def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board) -> dict | None:
     """A phoneme-scored model (its last output the wake word's log score per phoneme): the score the board computed
-    on the test clips (one 1 s window each, no smoothing), its median on the wake-word clips and on the others.
-    A span model's clips read each other unless each ran as a stream of its own (clip_streams)."""
+    on the test clips (one 1 s window each, no smoothing), its median on the wake-word clips and on the others."""
     if g.output_layer.op != "ctc" or not len(outs) or len(labels) != len(outs):
         return None
     score = g.wake_scores(outs)
@@ -173,15 +172,9 @@ def _wake_scores(g, outs: np.ndarray, labels: np.ndarray, board: Board, clip_str
     med = (lambda m: float(np.median(score[m])) if m.any() else None)
     note = ("the board's wake score exp(log score per phoneme) on each 1 s test clip, before the detector's "
             "smoothing and threshold; class 0 is the wake word")
-    if g.streaming and clip_streams:
+    if g.streaming:                 # a span: `pqlr bench` ran each clip as a stream of its own
         note += ("; each clip a stream of its own, so the span holds the clip's window alone (the detector's figures "
                  "below stream whole files)")
-    elif g.streaming:               # a span: each clip's score read the clips before it, unrelated audio
-        return {"wake_word_clips": int(wake.sum()), "wake_word_median": None, "other_clips": int((~wake).sum()),
-                "other_median": None, "provenance": board.name, "note": note,
-                "reason": "the score reads a span (`pqlr export --span`) and the test clips ran as one stream, so "
-                          "each clip's score also read the first frames of unrelated clips before it; the "
-                          "detector's figures (streamed wake-word files and real speech) are the ones to read"}
     return {"wake_word_clips": int(wake.sum()), "wake_word_median": med(wake), "other_clips": int((~wake).sum()),
             "other_median": med(~wake), "provenance": board.name, "note": note}
 
