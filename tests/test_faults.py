@@ -190,6 +190,31 @@ def test_other_models_firmware_is_refused_with_both_hashes(host_fw):
     assert art.model_sha256 in str(e.value) and "cd" * 32 in str(e.value)
 
 
+PROTO_REWRITER = r"""
+import sys, zlib
+for line in sys.stdin.buffer:
+    if line.startswith(b"@pqlr1 HELLO "):
+        body = line.rstrip().decode()[1:-10].replace(" proto=2", " proto=1")
+        line = ("@" + body + " *%08x" % zlib.crc32(body.encode())).encode() + b"\n"
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+"""
+
+
+def test_a_board_speaking_another_protocol_is_refused_with_both_versions(host_fw, tmp_path):
+    """A HELLO that is intact but names protocol 1 (firmware built by an older pqlr): refused before any input is
+    sent, with both versions and what to do, not read as this protocol's records."""
+    from hostside.errors import TelemetryError
+    d, g, art, fw = host_fw
+    (tmp_path / "proto.py").write_text(PROTO_REWRITER)
+    t = ProcessTransport(["sh", "-c", f"{fw} {d / 'model.bin'} | {sys.executable} -u {tmp_path / 'proto.py'}"])
+    try:
+        with pytest.raises(TelemetryError, match=r"protocol 1, this host speaks 2: .*pqlr flash"):
+            Session(t, art.model_sha256, 8).run(random_inputs(g, 2))
+    finally:
+        t.close()
+
+
 def test_a_port_that_is_not_a_pqlr_board_times_out_clearly():
     master, slave = pty.openpty()
     try:

@@ -140,7 +140,9 @@ class Session:
         rec, proto, ready = self._ask("handshake", attempt)
         self._resync = False
         if proto != PROTO_VERSION:
-            raise TelemetryError(f"board speaks protocol {rec.fields.get('proto')}, this host speaks {PROTO_VERSION}")
+            raise TelemetryError(f"the board speaks telemetry protocol {rec.fields.get('proto')}, this host speaks "
+                                 f"{PROTO_VERSION}: its firmware was built by another pqlr; build and flash it again "
+                                 f"with this one (pqlr flash)")
         # the firmware checked its model partition at boot: READY, or ERR naming what is wrong
         if ready.type == "ERR":
             raise DeviceError(f"the board's model partition is not usable ({ready.fields.get('code')}): "
