@@ -179,7 +179,7 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
              rule: str = "count", score: str = "classifier", span_s: float | str | None = None,
-             best_span: bool = False) -> dict:
+             best_span: bool = False, fuse: float = 0.0) -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
     protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
@@ -191,13 +191,15 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     or the phoneme score of `pqlr export --score phonemes`), so `score` must be left as it is.
     span_s: the audio the `phonemes` score reads (keyword.PhonemeScorer; default the window); "auto": the smallest
     span that holds 99 % of the corpus's training wake phrases (keyword.phrase_span). A model.bin reads the span it
-    was exported with."""
+    was exported with. fuse: the classifier's weight in a phoneme wake score (keyword.PhonemeScorer)."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
     from .train import load_checkpoint, predict
     from .keyword import corpus_span, detector_fn
     if Path(checkpoint).suffix == ".bin":
+        if fuse:
+            raise PqlrError("--fuse: a model.bin's wake score is the one it was exported with")
         if span_s is not None:
             raise PqlrError("--span: a model.bin's ctc op reads the span it was exported with (`pqlr export --span`); "
                             "--span is for checkpoints")
@@ -205,7 +207,7 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
     span_s = corpus_span(span_s, net, ck, corpus_dir, stride_ms)
-    stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span)
+    stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span, fuse)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")

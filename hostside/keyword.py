@@ -165,7 +165,8 @@ def corpus_span(span_s, net, ck: dict, corpus_dir, stride_ms: float = 100.0) -> 
     return phrase_span(ck, net, spoken, stride_ms)
 
 
-def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False):
+def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False,
+                fuse: float = 0.0):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
     posteriors (hostside.train.predict), or its PhonemeScorer (span_s: see there)."""
     from .train import predict
@@ -174,8 +175,10 @@ def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: flo
     if kind == "classifier":
         if span_s is not None and span_s > _window_s(ck) + 1e-9:
             raise PqlrError("--span: the classifier reads one window; a longer span is the `phonemes` score's")
+        if fuse:
+            raise PqlrError("--fuse weighs the classifier's posterior into a phoneme score: give --score phonemes")
         return predict
-    return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms, best_span=best_span)
+    return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms, best_span=best_span, fuse=fuse)
 
 
 class PhonemeScorer:
@@ -190,10 +193,12 @@ class PhonemeScorer:
     windows, is still read whole (attempts.md §33). The earlier windows are those whose start lies a whole number
     of head frames before (every `block` windows); the span must be the window plus whole such blocks, and a
     stream's first windows read what the stream has so far. best_span: each window's best score over every span
-    from the window up to span_s instead (measured no better: attempts.md §33)."""
+    from the window up to span_s instead (measured no better: attempts.md §33). fuse: the wake score is
+    classifier^fuse × phoneme score^(1 − fuse), the classifier's wake posterior of the window weighed in (0: the
+    phoneme score alone; attempts.md §36)."""
 
     def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0, span_s: float | None = None,
-                 stride_ms: float = 100.0, best_span: bool = False):
+                 stride_ms: float = 100.0, best_span: bool = False, fuse: float = 0.0):
         from .train import PhonemeHead
         if kind not in SCORES[1:]:
             raise PqlrError(f"phoneme score {kind!r}: one of {', '.join(SCORES[1:])}")
@@ -216,6 +221,9 @@ class PhonemeScorer:
         self.stride_s = stride_ms / 1000
         self.span_s = self.window_s if span_s is None else float(span_s)
         self.best_span = best_span
+        if not 0.0 <= fuse < 1.0:
+            raise PqlrError(f"--fuse {fuse:g}: the classifier's weight in the wake score, in [0, 1)")
+        self.fuse = float(fuse)
         if self.span_s < self.window_s - 1e-9:
             raise PqlrError(f"--span {self.span_s:g} s: at least the window ({self.window_s:g} s)")
         if self.span_s > self.window_s + 1e-9 and kind != "phonemes":
@@ -260,11 +268,12 @@ class PhonemeScorer:
     def __call__(self, model, x: np.ndarray, batch: int = 512) -> np.ndarray:
         from .train import nhwc
         model.eval()
-        out, frames = [], []
+        out, frames, classifier = [], [], []
         with nhwc(model):
             for i in range(0, len(x), batch):
                 maps = model.trunk(torch.from_numpy(np.ascontiguousarray(x[i: i + batch], dtype=np.float32)))
                 post = torch.softmax(model.head(maps), dim=1)
+                classifier.append(post[:, self.wake].clone())
                 lp = self.head(maps)
                 if self.streaming:
                     frames.append(lp.transpose(0, 1))                  # [N, T', V + 1], scored below
@@ -276,6 +285,9 @@ class PhonemeScorer:
         post = torch.cat(out)
         if self.streaming:
             post[:, self.wake] = self._span_scores(torch.cat(frames), x.shape[1], batch)
+        if self.fuse:
+            cls = torch.cat(classifier)
+            post[:, self.wake] = cls ** self.fuse * post[:, self.wake] ** (1 - self.fuse)
         return post.numpy()
 
     def _span_scores(self, lp: torch.Tensor, in_frames: int, batch: int) -> torch.Tensor:

@@ -207,6 +207,44 @@ def test_a_longer_span_reads_a_phrase_longer_than_the_window_from_the_stream():
     assert _span_scorer(1.8, best=True)(net, before)[:, 0].max() > 0.9       # the window alone holds it without
 
 
+class _LabelNetWithClassifier(_LabelNet):
+    """_LabelNet whose classifier puts a known posterior on the wake class: sigmoid of the window's feature [0, 1]."""
+
+    def head(self, maps):
+        return torch.stack([self._x, torch.zeros_like(self._x)], 1)
+
+    def trunk(self, x):
+        self._x = x[:, 0, 1]
+        return super().trunk(x)
+
+
+def test_fuse_weighs_the_classifiers_wake_posterior_into_the_phoneme_score():
+    """--fuse W (attempts.md §36): the wake score is classifier^W × phoneme score^(1 − W), window and span alike;
+    0 leaves the phoneme score; the other classes' posteriors stay the classifier's."""
+    from hostside.keyword import detector_fn
+    net = _LabelNetWithClassifier()
+    x = _stream_windows([0] * 5 + [1, 1, 0, 2, 2, 0, 3, 3] + [0] * 60, 12)
+    x[:, 0, 1] = np.linspace(-3, 3, len(x))
+    cls = 1 / (1 + np.exp(-x[:, 0, 1]))
+    for span in (None, 1.8):
+        plain = _span_scorer(span)(net, x)
+        sc = _span_scorer(span)
+        sc.fuse = 0.5
+        fused = sc(net, x)
+        assert np.allclose(fused[:, 0], np.sqrt(cls * plain[:, 0]), atol=1e-6)
+        assert np.allclose(fused[:, 1], 1 - cls, atol=1e-6) and np.allclose(plain[:, 1], 1 - cls, atol=1e-6)
+    ck = {"classes": ["wake", "unknown"], "phoneme_ctc": {"vocabulary": "abcde", "keywords": {"wake": ["abc"]}},
+          "phoneme_head": {"proj.weight": 8 * torch.eye(6), "proj.bias": torch.zeros(6)},
+          "frontend": {"sample_rate": 16000, "clip_samples": 16000, "hop_length": 320}}
+    assert detector_fn(ck, "phonemes", fuse=0.3).fuse == 0.3
+    with pytest.raises(PqlrError, match="in \\[0, 1\\)"):
+        detector_fn(ck, "phonemes", fuse=1.0)
+    with pytest.raises(PqlrError, match="give --score phonemes"):
+        detector_fn(ck, "classifier", fuse=0.5)
+    with pytest.raises(PqlrError, match="--fuse: a model.bin"):
+        api.evaluate(Path("model.bin"), Path("corpus"), fuse=0.5)
+
+
 def test_a_span_is_the_window_and_whole_blocks_of_the_phonemes_score():
     from hostside.keyword import detector_fn
     x = _stream_windows([0] * 80, 3)

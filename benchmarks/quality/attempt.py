@@ -53,7 +53,11 @@ def main() -> int:
                     help="the audio the phonemes score reads, in seconds (`pqlr eval --span`; default the window)")
     ap.add_argument("--best-span", action="store_true",
                     help="with --span: each window's best score over the spans from the window up to --span")
+    ap.add_argument("--fuse", type=float, default=0.0,
+                    help="with a phoneme --score: the wake score is classifier^FUSE x phoneme score^(1 - FUSE)")
     args = ap.parse_args()
+    if args.int8 and args.fuse:
+        sys.exit("--int8: the board computes the classifier or the phonemes score, not a fusion")
     if args.int8 and args.best_span:
         sys.exit("--int8: the board reads one span (--span), not the best of several")
     if args.int8 and args.score == "phonemes-anywhere":
@@ -88,7 +92,7 @@ def main() -> int:
         ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score, smooth=args.smooth)
     else:
         ev = api.evaluate(ck, corpus, out / "eval", score=args.score, smooth=args.smooth, span_s=args.span,
-                          best_span=args.best_span)
+                          best_span=args.best_span, fuse=args.fuse)
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
            "int8": int8, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}
