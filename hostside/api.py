@@ -539,21 +539,26 @@ def save_wakefiles(path: Path, art: Artifact, corpus_dir: Path, frontend: dict, 
     chose). `pqlr bench` streams them through the board, a new stream per file, and applies the detector to the
     board's own outputs. missed: per split, the files the fp32 model missed (eval.json's missed_files_<split>), so the
     report can set the board beside it on the same files; files: that many per split, evenly over the split (its
-    files are ordered by voice), default all."""
+    files are ordered by voice), default all. A model whose ctc reads a span gets each file's stream as evaluate
+    reads it: `lead` windows of the room before the file (evaluate.room_lead), which the detector does not count."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
-    from .evaluate import positive_windows
+    from .evaluate import lead_windows, positive_windows
+    from .keyword import graph_span
     fe = FrontEnd.from_dict(frontend)
     corpus = load_corpus(corpus_dir)
     windows, starts, split_of, names, fp32 = [], [], [], [], []
     n = 0
+    g = art.graph
+    span = graph_span(g, frontend) if g.streaming and not g.frame_streaming else None
+    lead = lead_windows(span["span_s"] - fe.clip_samples / fe.sample_rate, float(wakeword["stride_ms"])) if span else 0
     for split in splits:
-        clips, rows = positive_windows(corpus, fe, split, float(wakeword["stride_ms"]))
+        clips, rows = positive_windows(corpus, fe, split, float(wakeword["stride_ms"]), lead=lead)
         pick = range(len(clips)) if files is None or files >= len(clips) else \
             np.unique(np.linspace(0, len(clips) - 1, max(files, 0)).astype(int))
         gone = set((missed or {}).get(split) or ())
         for i in pick:
-            if not len(rows[i]):
+            if len(rows[i]) <= lead:
                 continue
             starts.append(n)
             n += len(rows[i])
@@ -563,7 +568,8 @@ def save_wakefiles(path: Path, art: Artifact, corpus_dir: Path, frontend: dict, 
             fp32.append(-1 if missed is None or split not in missed else int(clips[i].file in gone))
     x = np.stack(windows) if windows else np.zeros((0, *art.graph.input_shape), np.int8)
     np.savez(path, windows=x, starts=np.array(starts, np.int64), splits=np.array(split_of), files=np.array(names),
-             fp32_missed=np.array(fp32, np.int64), model_sha256=art.model_sha256, threshold=float(wakeword["threshold"]),
+             fp32_missed=np.array(fp32, np.int64), lead=lead, model_sha256=art.model_sha256,
+             threshold=float(wakeword["threshold"]),
              smooth=int(wakeword["smoothing_windows"]), stride_ms=float(wakeword["stride_ms"]),
              refractory_s=float(wakeword["refractory_s"]))
     return {"files": len(starts), "windows": len(x)}
@@ -591,6 +597,7 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
     bounds = list(zip(starts, starts[1:] + [len(z["windows"])]))[:k]
     x = z["windows"][: bounds[-1][1]] if bounds else z["windows"][:0]
     det = Detector(float(z["threshold"]), int(z["smooth"]), float(z["stride_ms"]), float(z["refractory_s"]))
+    lead = int(z["lead"]) if "lead" in z.files else 0       # the room's windows before each file: read, not counted
     t = time.monotonic()
     res = run_on_board(board, fw, art, x, port=port, place=place, qmp_socket=qmp_socket, model_bin=model_bin,
                        streams=[a for a, _ in bounds], on_inference=on_inference)
@@ -613,16 +620,20 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
         miss = {}
         for name, o in (("board", out), ("reference", ref)):
             score = graph_posteriors(g, o)[:, 0] if len(o) else np.zeros(0)
-            miss[name] = sum(det.smoothed(score[a:b_]).max() < det.threshold for a, b_ in (bounds[i] for i in idx))
+            miss[name] = sum(det.smoothed(score[a + lead:b_]).max() < det.threshold
+                             for a, b_ in (bounds[i] for i in idx))
         by_split[sp] = {"files": len(idx), "missed_board": int(miss["board"]), "frr_board": miss["board"] / len(idx),
                         "frr_reference": miss["reference"] / len(idx),
                         "frr_fp32": float(np.mean(fp32[idx])) if (fp32[idx] >= 0).all() else None}
     return {"files": k, "windows": int(len(x)), "bit_exact": bool(np.array_equal(out, ref)),
             "detector": {"threshold": det.threshold, "smoothing_windows": det.smooth, "stride_ms": det.stride_ms},
             "splits": by_split, "seconds": wall, "provenance": as_board(board).name, "instructions_per_inference": cost,
-            "note": "each wake-word file streamed through the board, a new stream per file; a file is missed when the "
-                    "smoothed wake score of the board's int8 outputs never reaches the threshold validation chose for "
-                    "the fp32 model",
+            "note": "each wake-word file streamed through the board, a new stream per file" +
+                    (f" that begins with {lead} windows of the room before the file (read by the span, not counted)"
+                     if lead else "") +
+                    "; a file is missed when the smoothed wake score of the board's int8 outputs never reaches the "
+                    "threshold validation chose for the fp32 model",
+            "lead_windows": lead,
             "false_accepts": None,
             "false_accepts_reason": "hours of speech at 10 windows a second are not run on the board here; `pqlr eval "
                                     "model.bin` reads them through the numpy reference, which the board matches bit "
@@ -630,7 +641,8 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
 
 
 # --- the whole path ------------------------------------------------------------------------------
-DEMO_WAKE_FILES = 40        # unseen wake-word files the demo streams through the board's detector (of 160; ~21 windows each)
+DEMO_WAKE_FILES = 40        # unseen wake-word files the demo streams through the board's detector (of 160; 21 windows each, and
+                            # 8 of the room before each at a 1.8 s span: evaluate.room_lead)
 DEMO_CORPUS = dict(engines=("espeak-ng", "flite", "piper"), voices=150, positives_per_voice=20,
                    unknown_per_voice=28, few_voice_repeats=6, silence_clips=300, unseen_positives=80,
                    unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300, human_negatives=1)

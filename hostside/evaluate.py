@@ -7,6 +7,8 @@ moving average over `smooth` windows, a trigger when it reaches `threshold`, no 
 `refractory_s` of the last.
 - A wake-word clip (a file with the phrase in its labelled second, or ending there when it is longer, and a second
   of context each side) is missed when the detector never triggers on the file: the false rejection rate (FRR).
+  A score that reads audio before its window (a span) reads each file's stream from the room before the file
+  (room_lead: the file's own noise, for as long as the span reaches back), not from nothing.
 - Every trigger on a negative stream is a false accept: real human speech (reported as FA/h with its 95 %
   Poisson upper bound and the hours behind it) and, separately, long TTS negative streams.
 - The smoothing is the recipe's, DETECTOR_SMOOTHING windows, unless the caller gives another or asks validation
@@ -210,28 +212,64 @@ def _stream_audio(corpus: Corpus, rel: str, sr: int) -> np.ndarray:
     return resample(audio, file_sr, sr)
 
 
-def positive_windows(corpus, fe, split: str, stride_ms: float, pos: int = 0, channel=None):
+def lead_windows(history_s: float, stride_ms: float) -> int:
+    """How many windows of the room a wake-word file's stream begins with (room_lead) for a score that reads
+    history_s of audio before its window (a `phonemes` score over a span, a model.bin exported with one: their
+    history_s): enough whole strides to fill it; 0 for a score of each window alone."""
+    return math.ceil(history_s * 1000 / stride_ms - 1e-6) if history_s > 0 else 0
+
+
+def room_lead(clip, audio: np.ndarray, n: int, sr: int) -> np.ndarray:
+    """n samples of the room as it sounded before the file began: the file's own noise before the phrase (up to
+    50 ms before the phrase's start: the labelled second's, or the phrase's when it is longer), or, where that is
+    shorter than 0.3 s, after it (from 100 ms past the labelled second, past most of the phrase's reverberation),
+    repeated backwards and forwards to length, ending on the stretch's first sample; silence when neither is 0.3 s long. A device listening all along hears
+    the room before a wake word; a stream that begins with the file reads nothing there, which a score over a span
+    longer than the file's context before the phrase takes as silence (attempts.md §36)."""
+    if n <= 0:
+        return np.zeros(0, audio.dtype)
+    k = sr / 16000                                          # Clip.offset and Clip.spoken count 16 kHz samples
+    end = int((clip.offset + 16000) * k)
+    start = end - int(max(16000, clip.spoken) * k)
+    head, tail = audio[: max(0, start - int(0.05 * sr))], audio[end + int(0.1 * sr):]
+    src = head if len(head) >= 0.3 * sr else tail
+    if len(src) < 0.3 * sr:
+        return np.zeros(n, audio.dtype)
+    pieces = [src[::-1] if i % 2 == 0 else src for i in range(-(-n // len(src)))]   # the first: next to the file
+    return np.concatenate(pieces[::-1])[-n:]                    # ends where the file's own noise begins
+
+
+def positive_windows(corpus, fe, split: str, stride_ms: float, pos: int = 0, channel=None, lead: int = 0):
     """(clips, [per clip: its file's windows every stride_ms, [n_windows, T, F]]) for the split's wake-word clips,
     each over its whole file: what the detector's FRR reads (and `pqlr bench` sends the board, api.save_wakefiles).
-    channel: a function the audio passes through first (benchmarks/quality/band_probe.py's telephone line)."""
+    channel: a function the audio passes through first (benchmarks/quality/band_probe.py's telephone line). lead:
+    each file's windows begin with that many windows of its room (room_lead, lead strides of it before the file;
+    lead_windows says how many a score needs), which the caller drops after the score has read them."""
     clips = [c for c in corpus.clips if c.split == split and c.label == corpus.classes[pos]]
+    stride = int(round(stride_ms * fe.sample_rate / 1000))
     rows = []
     for c in clips:
         audio = _stream_audio(corpus, c.file, fe.sample_rate)
+        if lead:
+            audio = np.concatenate([room_lead(c, audio, lead * stride, fe.sample_rate), audio])
         rows.append(stream_features(channel(audio) if channel else audio, fe, stride_ms))
     return clips, rows
 
 
 def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: float, pos: int, channel=None):
-    """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file."""
-    clips, rows = positive_windows(corpus, fe, split, stride_ms, pos, channel)
+    """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file; a score
+    that reads audio before its window (lead_windows) reads each file's stream from its room's lead, whose windows
+    are then dropped: the detector's windows are the file's."""
+    lead = lead_windows(getattr(predict_fn, "history_s", 0.0), stride_ms) if getattr(predict_fn, "streaming", False) \
+        else 0
+    clips, rows = positive_windows(corpus, fe, split, stride_ms, pos, channel, lead=lead)
     if not rows:
         return clips, []
     if getattr(predict_fn, "streaming", False):          # a score that reads earlier windows: each file a stream
         out = []
         for r in rows:
             predict_fn.new_stream()
-            out.append(predict_fn(model, r)[:, pos])
+            out.append(predict_fn(model, r)[lead:, pos] if len(r) else np.zeros(0, np.float32))
         return clips, out
     flat = np.concatenate(rows)
     p = predict_fn(model, flat)[:, pos]

@@ -97,6 +97,8 @@ class GraphPredictor:
         self.state: dict = {}
         if self.streaming and graph.frontend:            # recorded in eval.json as a checkpoint's span is
             self.span_s = graph_span(graph, graph.frontend)["span_s"]
+            fe = FrontEnd.from_dict(graph.frontend)
+            self.history_s = self.span_s - fe.clip_samples / fe.sample_rate     # evaluate.lead_windows
 
     def new_stream(self) -> None:
         self.state = {}
@@ -233,6 +235,11 @@ class PhonemeScorer:
     @property
     def streaming(self) -> bool:
         return self.span_s > self.window_s + 1e-9
+
+    @property
+    def history_s(self) -> float:
+        """The audio before its window a window's score reads (evaluate.lead_windows)."""
+        return max(0.0, self.span_s - self.window_s)
 
     def new_stream(self) -> None:
         """The windows that follow begin a new stream: nothing before them is read."""

@@ -132,10 +132,20 @@ def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained
     net, c = load_checkpoint(ck)
     fe, data = FrontEnd.from_dict(c["frontend"]), load_corpus(corpus)
     longer, window = detector_fn(c, "phonemes", span_s=1.4), detector_fn(c, "phonemes")
-    _, a = E._positive_posteriors(net, data, fe, longer, "test", 100.0, 0)
+    clips, a = E._positive_posteriors(net, data, fe, longer, "test", 100.0, 0)
     _, b = E._positive_posteriors(net, data, fe, window, "test", 100.0, 0)
-    assert len(a) > 1 and all(np.isclose(x[0], y[0]) for x, y in zip(a, b))
+    assert len(a) > 1 and all(len(x) == len(y) for x, y in zip(a, b))        # the file's windows, the lead's dropped
     assert any(not np.allclose(x, y) for x, y in zip(a, b))
+    # a wake-word file's stream begins with the room before it (evaluate.room_lead), 0.4 s for a 1.4 s span
+    lead = E.lead_windows(longer.history_s, 100.0)
+    assert lead == 4 and E.lead_windows(window.history_s, 100.0) == 0
+    got = []
+    for clip, x in zip(clips, a):
+        audio = E._stream_audio(data, clip.file, fe.sample_rate)
+        room = E.room_lead(clip, audio, lead * 1600, fe.sample_rate)
+        assert np.allclose(E.stream_posteriors(net, longer, np.concatenate([room, audio]), fe, 100.0)[lead:], x)
+        got.append(np.allclose(E.stream_posteriors(net, longer, audio, fe, 100.0), x))
+    assert not all(got)                                         # the room is read: not the stream from nothing
     audio = E._stream_audio(data, next(cl for cl in data.clips if cl.split == "test").file, fe.sample_rate)
     assert np.isclose(E.stream_posteriors(net, longer, audio, fe, 100.0)[0],
                       E.stream_posteriors(net, window, audio, fe, 100.0)[0])
@@ -243,6 +253,26 @@ def test_fuse_weighs_the_classifiers_wake_posterior_into_the_phoneme_score():
         detector_fn(ck, "classifier", fuse=0.5)
     with pytest.raises(PqlrError, match="--fuse: a model.bin"):
         api.evaluate(Path("model.bin"), Path("corpus"), fuse=0.5)
+
+
+def test_the_room_before_a_wake_word_file_is_its_own_noise():
+    """evaluate.room_lead: the file's noise before the phrase (the labelled second's start, or the phrase's when it
+    is longer), else after the labelled second, repeated to length; silence when there is neither."""
+    from types import SimpleNamespace
+    from hostside import evaluate as E
+    audio = np.concatenate([np.full(16000, 1.0), np.full(16000, 5.0), np.full(16000, 2.0)])   # 3 s at 16 kHz
+    short = SimpleNamespace(offset=16000, spoken=9000)
+    room = E.room_lead(short, audio, 30000, 16000)
+    assert room.shape == (30000,) and set(np.unique(room)) == {1.0}        # before the phrase, 50 ms short of it
+    long_ = SimpleNamespace(offset=16000, spoken=30000)                     # a 1.9 s phrase ending at 2 s: no head
+    assert set(np.unique(E.room_lead(long_, audio, 8000, 16000))) == {2.0}   # after the labelled second
+    tight = SimpleNamespace(offset=4000, spoken=-1)
+    assert not E.room_lead(tight, audio[:22000], 8000, 16000).any()         # neither is 0.3 s long: silence
+    ramp = np.concatenate([np.arange(15200, dtype=float), np.full(32800, -1.0)])
+    r = E.room_lead(SimpleNamespace(offset=16000, spoken=-1), ramp, 40000, 16000)
+    assert len(r) == 40000 and np.abs(np.diff(r)).max() <= 1.0              # back and forth: no jumps…
+    assert r[-1] == 0.0 and set(np.unique(r)) <= set(range(15200))          # …ending where the file begins
+    assert E.room_lead(short, audio, 0, 16000).shape == (0,) and E.lead_windows(0.8, 100.0) == 8
 
 
 def test_a_span_is_the_window_and_whole_blocks_of_the_phonemes_score():

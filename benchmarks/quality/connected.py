@@ -3,7 +3,9 @@
 (a phrase longer than a second ending there) with only noise around it; people also say "hey kimi, turn the light
 on". This reads the unseen voices' wake-word files three ways — as they are, with one second of a test voice's
 sentence right after the phrase's second, and right before it (the sentence scaled to the loudness of the phrase's
-second, its own noise kept) — through each attempt's own detector (its wake score, smoothing and validation-chosen
+second, its own noise kept), each stream preceded by the room as the protocol reads it (evaluate.room_lead, for a
+score over a span) — and a fourth, "nothing before": the file alone in a stream that begins with it, as the protocol
+read it before 2026-12-05 (a span reaching before the file then reads silence) — through each attempt's own detector (its wake score, smoothing and validation-chosen
 threshold, from its eval.json), and at the thresholds where that attempt's test DET stays within 2 and 10 real false
 accepts an hour. A score that asks the whole window to be the phrase (`pqlr eval --score phonemes`) should lose wake
 words here; one that frees the speech around the phrase (`phonemes-anywhere`) or pools it (the classifier) should
@@ -29,7 +31,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 from hostside import evaluate as E  # noqa: E402
 
 LIMITS = (2.0, 10.0)
-WAYS = ("alone", "speech after", "speech before")
+WAYS = ("alone", "speech after", "speech before", "nothing before")
 
 
 def sentence_windows(corpus, n: int, seed: int = 0) -> list[np.ndarray]:
@@ -58,7 +60,8 @@ def variants(corpus, clip, sentence: np.ndarray) -> dict[str, np.ndarray]:
         x[lo:hi] += level * sentence[lo - start: hi - start]
         return x
     return {"alone": audio, "speech after": over(audio.copy(), b),
-            "speech before": over(np.concatenate([np.zeros(pad), audio]), first + pad - 16000)}
+            "speech before": over(np.concatenate([np.zeros(pad), audio]), first + pad - 16000),
+            "nothing before": audio}
 
 
 def read(work: Path, name: str, corpus, sentences) -> dict:
@@ -78,10 +81,17 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     det = E.Detector(1.0, ww["smoothing_windows"], ww["stride_ms"], ww["refractory_s"])
     clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
     peaks = {w: [] for w in WAYS}
+    lead = E.lead_windows(getattr(fn, "history_s", 0.0), ww["stride_ms"]) if getattr(fn, "streaming", False) else 0
+    room = int(round(lead * ww["stride_ms"] * 16))
     with nhwc(net):
         for clip, sentence in zip(clips, sentences):
-            for way, audio in variants(corpus, clip, sentence).items():
-                p = E.stream_posteriors(net, fn, audio, fe, ww["stride_ms"])     # each file its own stream
+            ways = variants(corpus, clip, sentence)
+            before = E.room_lead(clip, ways["alone"], room, 16000)
+            for way, audio in ways.items():
+                k = 0 if way == "nothing before" else lead
+                if k:
+                    audio = np.concatenate([before, audio])
+                p = E.stream_posteriors(net, fn, audio, fe, ww["stride_ms"])[k:]     # each file its own stream
                 peaks[way].append(det.smoothed(p).max())
     peaks = {w: np.array(v) for w, v in peaks.items()}
     points = ww["det"]["points"]

@@ -191,7 +191,10 @@ def _detector_md(d: dict | None, board: str) -> list[str]:
             for sp, v in d["splits"].items()]
     return ["## The detector on the board", "",
             f"{d['files']} wake-word files ({d['windows']:,} windows of 1 s every {det['stride_ms']:g} ms) streamed "
-            f"through {board} in {d['seconds']:.0f} s, a new stream per file (`n`); the threshold {det['threshold']:g} "
+            f"through {board} in {d['seconds']:.0f} s, a new stream per file (`n`)"
+            + (f" that begins with {d['lead_windows']} windows of the room before the file (its own noise, which the "
+               f"span reads and the detector does not count)" if d.get("lead_windows") else "")
+            + f"; the threshold {det['threshold']:g} "
             f"(chosen on validation for the fp32 model) on the mean of {det['smoothing_windows']} windows of the "
             f"board's int8 wake score. Bit-exact with the numpy reference over every window: {d['bit_exact']}."
             + (f" {_fmt(c['steady_state_mean'], '', 0)} instructions per inference on the {c['steady_state_windows']:,} "
