@@ -223,9 +223,10 @@ def room_lead(clip, audio: np.ndarray, n: int, sr: int) -> np.ndarray:
     """n samples of the room as it sounded before the file began: the file's own noise before the phrase (up to
     50 ms before the phrase's start: the labelled second's, or the phrase's when it is longer), or, where that is
     shorter than 0.3 s, after it (from 100 ms past the labelled second, past most of the phrase's reverberation),
-    repeated backwards and forwards to length, ending on the stretch's first sample; silence when neither is 0.3 s long. A device listening all along hears
-    the room before a wake word; a stream that begins with the file reads nothing there, which a score over a span
-    longer than the file's context before the phrase takes as silence (attempts.md §36)."""
+    repeated backwards and forwards to length, ending on the stretch's first sample; silence when neither is 0.3 s
+    long. A device listening all along hears the room before a wake word; a stream that begins with the file reads
+    nothing there, which a score over a span longer than the file's context before the phrase takes as silence
+    (attempts.md §36)."""
     if n <= 0:
         return np.zeros(0, audio.dtype)
     k = sr / 16000                                          # Clip.offset and Clip.spoken count 16 kHz samples
