@@ -641,8 +641,8 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
 
 
 # --- the whole path ------------------------------------------------------------------------------
-DEMO_WAKE_FILES = 40        # unseen wake-word files the demo streams through the board's detector (of 160; 21 windows each, and
-                            # 8 of the room before each at a 1.8 s span: evaluate.room_lead)
+DEMO_WAKE_FILES = 40        # unseen wake-word files the demo streams through the board's detector (of 160; 21
+                            # windows each, after 8 of the room before it at a 1.8 s span: evaluate.room_lead)
 DEMO_CORPUS = dict(engines=("espeak-ng", "flite", "piper"), voices=150, positives_per_voice=20,
                    unknown_per_voice=28, few_voice_repeats=6, silence_clips=300, unseen_positives=80,
                    unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300, human_negatives=1)

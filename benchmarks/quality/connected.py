@@ -5,8 +5,8 @@ on". This reads the unseen voices' wake-word files three ways — as they are, w
 sentence right after the phrase's second, and right before it (the sentence scaled to the loudness of the phrase's
 second, its own noise kept), each stream preceded by the room as the protocol reads it (evaluate.room_lead, for a
 score over a span) — and a fourth, "nothing before": the file alone in a stream that begins with it, as the protocol
-read it before 2026-12-05 (a span reaching before the file then reads silence) — through each attempt's own detector (its wake score, smoothing and validation-chosen
-threshold, from its eval.json), and at the thresholds where that attempt's test DET stays within 2 and 10 real false
+read it before 2026-12-05 (a span reaching before the file then reads silence) — through each attempt's own detector
+(its wake score, smoothing and validation-chosen threshold, from its eval.json), and at the thresholds where that attempt's test DET stays within 2 and 10 real false
 accepts an hour. A score that asks the whole window to be the phrase (`pqlr eval --score phonemes`) should lose wake
 words here; one that frees the speech around the phrase (`phonemes-anywhere`) or pools it (the classifier) should
 not. Test data throughout, chosen on nothing: a probe of what each score does with connected speech, not a figure to
