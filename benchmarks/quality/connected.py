@@ -6,8 +6,8 @@ sentence right after the phrase's second, and right before it (the sentence scal
 second, its own noise kept), each stream preceded by the room as the protocol reads it (evaluate.room_lead, for a
 score over a span) — and a fourth, "nothing before": the file alone in a stream that begins with it, as the protocol
 read it before 2026-12-05 (a span reaching before the file then reads silence) — through each attempt's own detector
-(its wake score, smoothing and validation-chosen threshold, from its eval.json), and at the thresholds where that attempt's test DET stays within 2 and 10 real false
-accepts an hour. A score that asks the whole window to be the phrase (`pqlr eval --score phonemes`) should lose wake
+(its wake score, smoothing and validation-chosen threshold, from its eval.json), and at the thresholds where that
+attempt's test DET stays within 2 and 10 real false accepts an hour. A score that asks the whole window to be the phrase (`pqlr eval --score phonemes`) should lose wake
 words here; one that frees the speech around the phrase (`phonemes-anywhere`) or pools it (the classifier) should
 not. Test data throughout, chosen on nothing: a probe of what each score does with connected speech, not a figure to
 select on.
