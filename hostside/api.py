@@ -551,7 +551,7 @@ def save_wakefiles(path: Path, art: Artifact, corpus_dir: Path, frontend: dict, 
     n = 0
     g = art.graph
     span = graph_span(g, frontend) if g.streaming and not g.frame_streaming else None
-    lead = lead_windows(span["span_s"] - fe.clip_samples / fe.sample_rate, float(wakeword["stride_ms"])) if span else 0
+    lead = lead_windows(span["history_s"], float(wakeword["stride_ms"])) if span else 0
     for split in splits:
         clips, rows = positive_windows(corpus, fe, split, float(wakeword["stride_ms"]), lead=lead)
         pick = range(len(clips)) if files is None or files >= len(clips) else \

@@ -261,8 +261,7 @@ def _positive_posteriors(model, corpus, fe, predict_fn, split: str, stride_ms: f
     """(clips, [n_clips, n_windows] posteriors) for the split's wake-word clips, each over its whole file; a score
     that reads audio before its window (lead_windows) reads each file's stream from its room's lead, whose windows
     are then dropped: the detector's windows are the file's."""
-    lead = lead_windows(getattr(predict_fn, "history_s", 0.0), stride_ms) if getattr(predict_fn, "streaming", False) \
-        else 0
+    lead = lead_windows(getattr(predict_fn, "history_s", 0.0), stride_ms)     # 0 for a score of each window alone
     clips, rows = positive_windows(corpus, fe, split, stride_ms, pos, channel, lead=lead)
     if not rows:
         return clips, []

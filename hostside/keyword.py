@@ -96,9 +96,8 @@ class GraphPredictor:
         self.wake_score = wake_score
         self.state: dict = {}
         if self.streaming and graph.frontend:            # recorded in eval.json as a checkpoint's span is
-            self.span_s = graph_span(graph, graph.frontend)["span_s"]
-            fe = FrontEnd.from_dict(graph.frontend)
-            self.history_s = self.span_s - fe.clip_samples / fe.sample_rate     # evaluate.lead_windows
+            span = graph_span(graph, graph.frontend)
+            self.span_s, self.history_s = span["span_s"], span["history_s"]     # history_s: evaluate.lead_windows
 
     def new_stream(self) -> None:
         self.state = {}
@@ -113,7 +112,8 @@ class GraphPredictor:
 
 
 def graph_span(graph, frontend: dict) -> dict | None:
-    """The span a graph's ctc reads ({"span_s", "stride_ms"}, the windows' stride it assumes), or None."""
+    """The span a graph's ctc reads ({"span_s", "history_s", "stride_ms"}: the span, the part of it before the window
+    — what evaluate.lead_windows fills with the room — and the windows' stride it assumes), or None."""
     from .graph import ctc_span, ctc_state_bytes
     L = graph.output_layer
     if not ctc_state_bytes(L):
@@ -122,7 +122,7 @@ def graph_span(graph, frontend: dict) -> dict | None:
     fe = FrontEnd.from_dict(frontend)
     period = fe.hop_length / fe.sample_rate * round(graph.input_shape[0] / L.in_shape[0])
     return {"span_s": round(fe.clip_samples / fe.sample_rate + blocks * per * period, 6),
-            "stride_ms": round(1000 * per * period / every, 6)}
+            "history_s": round(blocks * per * period, 6), "stride_ms": round(1000 * per * period / every, 6)}
 
 
 def _window_s(ck: dict) -> float:

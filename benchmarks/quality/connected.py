@@ -81,7 +81,7 @@ def read(work: Path, name: str, corpus, sentences) -> dict:
     det = E.Detector(1.0, ww["smoothing_windows"], ww["stride_ms"], ww["refractory_s"])
     clips = [c for c in corpus.clips if c.split == "unseen" and c.label == corpus.classes[0]]
     peaks = {w: [] for w in WAYS}
-    lead = E.lead_windows(getattr(fn, "history_s", 0.0), ww["stride_ms"]) if getattr(fn, "streaming", False) else 0
+    lead = E.lead_windows(getattr(fn, "history_s", 0.0), ww["stride_ms"])      # 0 for a score of each window alone
     room = int(round(lead * ww["stride_ms"] * 16))
     with nhwc(net):
         for clip, sentence in zip(clips, sentences):
