@@ -758,7 +758,12 @@ def _wakeword_summary(ev: dict) -> dict | None:
             "real_speech_false_accepts": rs.get("false_accepts"), "real_speech_hours": rs.get("hours"),
             "real_speech_fa_per_hour": rs.get("false_accepts_per_hour"),
             "real_speech_fa_per_hour_upper95": rs.get("false_accepts_per_hour_upper95"),
-            "real_speech_languages": rs.get("languages"), "reason": ww.get("reason")}
+            "real_speech_languages": rs.get("languages"), "reason": ww.get("reason"),
+            **({"conversation_false_accepts": cv["false_accepts"], "conversation_hours": cv["hours"],
+                "conversation_fa_per_hour": cv["false_accepts_per_hour"],
+                "conversation_fa_per_hour_upper95": cv["false_accepts_per_hour_upper95"],
+                "conversation_languages": sorted({s["language"] for s in cv["streams"].values()})}
+               if (cv := ww.get("conversation")) else {})}
 
 
 def bench(board: str | Board, model_bin: Path, out: Path, runs: int = 20, port: str | None = None,

@@ -297,6 +297,9 @@ def _val_negative_streams(corpus: Corpus, fe: FrontEnd) -> tuple[list[np.ndarray
     for st in (meta.get("dialogue_val_streams") or {}).get("streams", []):
         out.append(_stream_audio(corpus, st["file"], fe.sample_rate))
         what.append(f"val levels' dialogue ({st['voice']}, {st['seconds'] / 3600:.2f} h)")
+    for st in ((meta.get("conversation") or {}).get("val") or {}).get("streams", []):
+        out.append(_stream_audio(corpus, st["file"], fe.sample_rate))
+        what.append(f"val cast's conversation ({st['voice']}, {st['seconds'] / 3600:.2f} h)")
     if out:
         return out, " and the ".join(what)
     clips = [c for c in corpus.clips if c.split == "val" and c.label != corpus.classes[0]]
@@ -474,6 +477,21 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
         audio = _stream_audio(corpus, tts["file"], fe.sample_rate)
         tts_post = stream_posteriors(model, predict_fn, audio, fe, stride_ms, pos)
         wm["tts_test_stream"] = fa_figures(len(det.triggers(tts_post)), len(audio) / fe.sample_rate / 3600)
+    # conversation: people talking, full band, in casts and languages validation never heard (synth `conversation`)
+    conv_posts = []
+    conv = ((corpus.meta.get("conversation") or {}).get("test") or {}).get("streams", [])
+    if conv:
+        per = {}
+        for st in conv:
+            audio = _stream_audio(corpus, st["file"], fe.sample_rate)
+            p = stream_posteriors(model, predict_fn, audio, fe, stride_ms, pos)
+            conv_posts.append(p)
+            per[st["voice"]] = {"language": st["language"],
+                                **fa_figures(len(det.triggers(p)), len(audio) / fe.sample_rate / 3600)}
+        wm["conversation"] = {**fa_figures(sum(v["false_accepts"] for v in per.values()),
+                                           sum(v["hours"] for v in per.values())), "streams": per,
+                              "note": "actors in conversation (Fish Fillets NG's dialogue), full band as a "
+                                      "microphone hears it; reported beside the telephone-band real speech"}
     # DET: FRR (unseen voices, else test) against false accepts per hour on real speech, at the chosen smoothing
     split_for_det = "unseen" if pos_posts["unseen"][0] else "test"
     posts = pos_posts[split_for_det][1]
@@ -485,7 +503,9 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
             points.append({"threshold": float(t), "frr": float(_missed(det, posts, t).mean()),
                            "fa_per_hour": n_fa / hours, "fa_per_hour_upper95": poisson_upper(n_fa) / hours,
                            **({"tts_fa_per_hour": len(det.triggers(tts_post, t)) / wm["tts_test_stream"]["hours"]}
-                              if tts_post is not None else {})})
+                              if tts_post is not None else {}),
+                           **({"conversation_fa_per_hour": sum(len(det.triggers(p, t)) for p in conv_posts)
+                               / wm["conversation"]["hours"]} if conv_posts else {})})
         wm["det"] = {"positives": split_for_det, "negatives": "real speech", "smooth": det.smooth, "points": points}
         if out is not None:
             wm["det"]["png"] = _plot_det(points, Path(out) / "det.png", name, split_for_det, det.threshold, hours)
@@ -508,6 +528,9 @@ def _plot_det(points: list[dict], path: Path, name: str, split: str, chosen: flo
     if "tts_fa_per_hour" in points[0]:
         ax.plot([max(p["tts_fa_per_hour"], floor) for p in points], frr, marker=".", ms=3, ls="--", alpha=0.7,
                 label="TTS negative stream")
+    if "conversation_fa_per_hour" in points[0]:
+        ax.plot([max(p["conversation_fa_per_hour"], floor) for p in points], frr, marker=".", ms=3, ls="-.", alpha=0.8,
+                label="conversation, full band")
     k = min(range(len(points)), key=lambda i: abs(points[i]["threshold"] - chosen))
     ax.plot([fa[k]], [frr[k]], "r*", ms=12, label=f"chosen on val: {chosen:g}")
     ax.axvline(1.0, color="grey", lw=0.8, ls=":")

@@ -105,3 +105,67 @@ def test_dialogue_extends_a_corpus_as_if_made_whole(fillets, monkeypatch, tmp_pa
     audios, what = _val_negative_streams(ext, FrontEnd())
     assert len(audios) == len(streams) and "dialogue" in what
     assert json.loads((tmp_path / "c" / "manifest.json").read_text())["meta"]["config_key"] == cfg.key()
+
+
+def test_conversation_is_never_trained_on_and_splits_by_cast(fillets, monkeypatch, tmp_path):
+    """`conversation`: the dialogue as streams only, the Dutch cast's for validation and the Czech and English
+    casts' for the test; a corpus made without it is extended, nothing rendered again; not with dialogue_negatives."""
+    from hostside.data.synth import CONVERSATION_VAL_LANGUAGES
+    from hostside.errors import PqlrError
+    root, lines = fillets
+    monkeypatch.setattr(realspeech, "FILLETS_SOUNDS", root)
+    base_cfg = SynthConfig(**TINY)
+    cfg = replace(base_cfg, conversation=True)
+    assert "conversation" not in base_cfg.key_material()["config"]          # corpora made before keep their key
+    assert cfg.key_material()["dialogue"] == [("fillets-ng:cs", 10), ("fillets-ng:en", 2), ("fillets-ng:nl", 5)]
+    with pytest.raises(PqlrError, match="use one of them"):
+        replace(cfg, dialogue_negatives=1).validate()
+    base = synth_corpus(tmp_path / "c", base_cfg, progress=False)
+    ext = synth_corpus(tmp_path / "c", cfg, progress=False)
+    assert ext.clips == base.clips and ext.meta["config_key"] == cfg.key()  # streams only: no clip trained on
+    conv = ext.meta["conversation"]
+    val = {s["language"]: s for s in conv["val"]["streams"]}
+    test = {s["language"]: s for s in conv["test"]["streams"]}
+    assert set(val) == set(CONVERSATION_VAL_LANGUAGES) == {"nl"} and set(test) == {"cs", "en"}   # by cast, disjoint
+    for part in (val, test):
+        for lang, s in part.items():
+            n = sum(k for d, k in lines.items() if d.endswith("/" + lang))
+            assert s["files"] + s["skipped"] == n and (tmp_path / "c" / s["file"]).is_file()
+    from hostside.data.features import FrontEnd
+    from hostside.evaluate import _val_negative_streams
+    audios, what = _val_negative_streams(ext, FrontEnd())
+    assert len(audios) == 1 and "conversation (fillets-ng:nl" in what      # validation hears the Dutch cast only
+
+
+def test_eval_reports_conversation_beside_real_speech(trained_pipeline, fillets, monkeypatch, tmp_path):
+    """The test's conversation is a figure of its own at the chosen threshold (count, hours, bound, per cast) and a
+    curve on the DET; validation's negatives include the val cast, and the telephone real speech is unchanged."""
+    from hostside import api
+    from hostside.evaluate import Detector, stream_posteriors
+    from hostside.train import load_checkpoint, predict
+    monkeypatch.setattr(realspeech, "FILLETS_SOUNDS", fillets[0])
+    corpus = tmp_path / "corpus"
+    shutil.copytree(trained_pipeline["corpus"], corpus)
+    made = json.loads((corpus / "manifest.json").read_text())["meta"]["config"]
+    c = api.synth(corpus, progress=False, **{**made, "conversation": True})
+    ck = trained_pipeline["root"] / "m.pt"
+    before = api.evaluate(ck, trained_pipeline["corpus"], tmp_path / "a")["wakeword"]
+    ww = api.evaluate(ck, corpus, tmp_path / "b")["wakeword"]
+    assert "conversation" not in before and "val cast's conversation" in ww["operating_point"]["chosen_on"]
+    assert ww["val_negative_stream_hours"] > before["val_negative_stream_hours"]
+    cv = ww["conversation"]
+    assert set(cv["streams"]) == {"fillets-ng:cs", "fillets-ng:en"}
+    assert cv["hours"] == pytest.approx(sum(s["seconds"] for s in c.meta["conversation"]["test"]["streams"]) / 3600)
+    net, ckd = load_checkpoint(ck)
+    from hostside.data.features import FrontEnd
+    from hostside.evaluate import _stream_audio
+    fe = FrontEnd.from_dict(ckd["frontend"])
+    det = Detector(ww["threshold"], ww["smoothing_windows"], 100.0, ww["refractory_s"])
+    n = sum(len(det.triggers(stream_posteriors(net, predict, _stream_audio(c, s["file"], fe.sample_rate), fe, 100.0)))
+            for s in c.meta["conversation"]["test"]["streams"])
+    assert cv["false_accepts"] == n == sum(s["false_accepts"] for s in cv["streams"].values())
+    assert ww["real_speech"]["hours"] == before["real_speech"]["hours"]
+    if "det" in ww:
+        assert all(p["conversation_fa_per_hour"] * cv["hours"] == pytest.approx(round(p["conversation_fa_per_hour"]
+                                                                                      * cv["hours"]))
+                   for p in ww["det"]["points"])

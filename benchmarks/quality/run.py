@@ -43,7 +43,7 @@ GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hou
         "int4_vs_fp32_unseen_accuracy_points": ">= -0.5"}
 METRICS = ("val_accuracy", "held_out_voice_accuracy", "unseen_accuracy", "threshold", "smoothing_windows",
            "val_frr", "frr_test", "frr_unseen", "real_false_accepts", "real_fa_per_hour", "real_fa_per_hour_upper95",
-           "tts_fa_per_hour", "tts_fa_per_hour_upper95")
+           "tts_fa_per_hour", "tts_fa_per_hour_upper95", "conversation_false_accepts", "conversation_fa_per_hour_upper95")
 
 
 def machine() -> dict:
@@ -55,7 +55,7 @@ def machine() -> dict:
 def figures(ev: dict) -> dict:
     """The numbers this benchmark records, from one evaluation."""
     ww = ev["wakeword"]
-    rs, tts = ww.get("real_speech") or {}, ww.get("tts_test_stream") or {}
+    rs, tts, cv = ww.get("real_speech") or {}, ww.get("tts_test_stream") or {}, ww.get("conversation") or {}
     return {"val_accuracy": ev["splits"].get("val", {}).get("accuracy"),
             "held_out_voice_accuracy": ev["splits"].get("test", {}).get("accuracy"),
             "unseen_accuracy": ev["splits"].get("unseen", {}).get("accuracy"),
@@ -78,6 +78,9 @@ def figures(ev: dict) -> dict:
             "tts_false_accepts": tts.get("false_accepts"), "tts_hours": tts.get("hours"),
             "tts_fa_per_hour": tts.get("false_accepts_per_hour"),
             "tts_fa_per_hour_upper95": tts.get("false_accepts_per_hour_upper95"),
+            "conversation_false_accepts": cv.get("false_accepts"), "conversation_hours": cv.get("hours"),
+            "conversation_fa_per_hour": cv.get("false_accepts_per_hour"),
+            "conversation_fa_per_hour_upper95": cv.get("false_accepts_per_hour_upper95"),
             "det": (ww.get("det") or {}).get("points")}
 
 

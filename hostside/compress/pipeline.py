@@ -153,6 +153,7 @@ class Pipeline:
                "false_accepts_per_hour_upper95": ww.get("false_accepts_per_hour_upper95"),
                "real_speech_hours": ww.get("stream_hours"),
                "tts_stream_false_accepts_per_hour": (ww.get("tts_test_stream") or {}).get("false_accepts_per_hour"),
+               "conversation_false_accepts_per_hour": (ww.get("conversation") or {}).get("false_accepts_per_hour"),
                "val_estimated_fa_per_hour": (ww.get("operating_point") or {}).get("val_estimated_fa_per_hour"),
                # the whole DET curve (every threshold, real speech): stages compared at equal false accepts
                "det": (ww.get("det") or {}).get("points"),

@@ -19,6 +19,7 @@ hour.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,18 @@ def speech_sources(languages: tuple[str, ...] = (), asterisk_root: Path | None =
     return [s for s in srcs if not languages or s.language in languages]
 
 
+DECODERS = 4                    # files decoded at once by build_streams
+
+
+def _decode(f: Path) -> np.ndarray | None:
+    """A file at 16 kHz, or None when it cannot be decoded."""
+    try:
+        x, sr = read_audio(f)
+    except Exception:
+        return None
+    return resample(x, sr, SAMPLE_RATE)
+
+
 def build_streams(out_dir: Path, max_seconds: float | None = None, languages: tuple[str, ...] = (),
                   progress=None, sources: list[SpeechSource] | None = None) -> dict:
     """Write one 16 kHz stream per voice into out_dir; returns what they hold. max_seconds caps the total.
@@ -129,15 +142,20 @@ def build_streams(out_dir: Path, max_seconds: float | None = None, languages: tu
         if max_seconds is not None and total >= max_seconds:
             break
         parts, used, skipped = [], 0, 0
-        for f in src.files:
+        # every file decoded (sox, one process a file) a few at a time when all of them are taken; one after
+        # another, stopping at the cap, when capped
+        if max_seconds is None:
+            with ThreadPoolExecutor(DECODERS) as pool:
+                decoded = list(pool.map(_decode, src.files))
+        else:
+            decoded = map(_decode, src.files)
+        for x in decoded:
             if max_seconds is not None and total + sum(len(p) for p in parts) / SAMPLE_RATE >= max_seconds:
                 break
-            try:
-                x, sr = read_audio(f)
-            except Exception:
+            if x is None:
                 skipped += 1                    # a file we cannot decode is skipped and counted, not fatal
                 continue
-            parts.append(resample(x, sr, SAMPLE_RATE))
+            parts.append(x)
             used += 1
         if not parts:
             continue

@@ -51,9 +51,11 @@ from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentence
 CORPUS_FORMAT = 4                 # bump when the same config would now give different clips (4: an utterance longer
                                   # than the window keeps its end, and a wake-word file holds the whole phrase)
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
-                   "foreign_languages", "kokoro_voices", "kokoro_negatives")
+                   "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation")
                                                       # left out of the key while off, so corpora made before keep theirs
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
+CONVERSATION_VAL_LANGUAGES = ("nl",)        # conversation: the Dutch cast's dialogue validates; the Czech and English
+                                            # casts' (other actors) are the test's conversation
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_COMMANDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
                     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "forward",
@@ -120,6 +122,11 @@ class SynthConfig:
                                           # mix of it with another), PASSAGE_WINDOWS 1-s windows from each, every
                                           # window in its own noise and room; fluent natural-voice speech that
                                           # never holds the phrase; training split only; 0 none
+    conversation: bool = False            # Fish Fillets NG's dialogue, full band, as negative streams, never trained on:
+                                          # the Dutch cast's (CONVERSATION_VAL_LANGUAGES) among the validation
+                                          # negatives, the Czech and English casts' as the test's conversation,
+                                          # reported beside the telephone-band real speech (what a device's
+                                          # microphone hears of people talking)
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -151,7 +158,7 @@ class SynthConfig:
                "real_speech": [(s.voice, len(s.files)) for s in speech_sources(self.fa_languages)]
                if self.fa_stream_seconds != 0 else [],
                "human": [(s.voice, len(s.files)) for s in klettres_sources()] if self.human_negatives else []}
-        if self.dialogue_negatives:
+        if self.dialogue_negatives or self.conversation:
             from .realspeech import dialogue_sources
             env["dialogue"] = [(s.voice, len(s.files)) for s in dialogue_sources()]
         if self.foreign_voices:
@@ -178,6 +185,9 @@ class SynthConfig:
                self.rhyme_negatives, self.kokoro_voices, self.kokoro_negatives) < 0:
             raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices and "
                             "kokoro_negatives: clips per recording or voice, 0 or more (rhyme_negatives: clips per text)")
+        if self.dialogue_negatives and self.conversation:
+            raise PqlrError("dialogue_negatives trains on every language's dialogue, and conversation holds the Czech and "
+                            "English casts' out for the test: use one of them")
         from .respell import LANGUAGES
         bad = [x for x in self.resolved_foreign_languages() if x not in LANGUAGES]
         if bad or not self.resolved_foreign_languages():
@@ -578,7 +588,8 @@ def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progr
     """Add each extension (in _KEYED_WHEN_SET order, each drawn from its own seed so that a corpus extended
     later holds the clips of one made whole), then save the corpus under the full config's key."""
     add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded,
-           "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro, "kokoro_negatives": _add_kokoro_passages}
+           "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro, "kokoro_negatives": _add_kokoro_passages,
+           "conversation": _add_conversation}
     for f in _KEYED_WHEN_SET:
         if f in fields:
             add[f](corpus, cfg, progress)
@@ -816,6 +827,29 @@ def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "note": "Fish Fillets NG's dialogue (actors in conversation): unknown clips cut at random from each line, "
                 "split by game level (the same actors in both splits); never in the test streams"}
     corpus.meta["dialogue_val_streams"] = streams
+
+
+
+def _add_conversation(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """Fish Fillets NG's dialogue as full-band negative streams, split by language, that is by cast: the casts of
+    CONVERSATION_VAL_LANGUAGES become validation negative streams, the others the test's conversation. No clip of it
+    is rendered: nothing of it is trained on."""
+    from .realspeech import DIALOGUE_INSTALL, build_streams, dialogue_sources
+    srcs = dialogue_sources()
+    if not srcs:
+        raise ToolchainMissing(f"conversation needs Fish Fillets NG's dialogue: `{DIALOGUE_INSTALL}` (or `make deps`)")
+    val = [s for s in srcs if s.language in CONVERSATION_VAL_LANGUAGES]
+    test = [s for s in srcs if s.language not in CONVERSATION_VAL_LANGUAGES]
+    if not val or not test:
+        raise ToolchainMissing(f"conversation needs the dialogue of {', '.join(CONVERSATION_VAL_LANGUAGES)} (validation) "
+                               f"and of another language (test); installed: {[s.language for s in srcs]}: "
+                               f"`{DIALOGUE_INSTALL}`")
+    corpus.meta["conversation"] = {
+        "val": build_streams(corpus.root / "conversation_val", sources=val),
+        "test": build_streams(corpus.root / "conversation_test", sources=test),
+        "note": "Fish Fillets NG's dialogue (actors in conversation), full band, never trained on: one language one "
+                "cast; the val languages' casts are validation negatives, the others' the test's conversation, "
+                "reported beside the telephone-band real speech; every trigger is a false accept"}
 
 
 __all__ = ["SynthConfig", "synth_corpus", "load_corpus", "voice_split", "TASKS"]

@@ -238,6 +238,11 @@ def _wakeword_md(w: dict | None) -> list[str]:
             f"- missed wake words (FRR): {_pct(w['frr_held_out_voices'])} on held-out synthetic voices (accent, "
             f"variant and speaker never in training), {_pct(w['frr_unseen_voices'])} on unseen voices ({per_voice})",
             f"- {fa}",
+            *([f"- {w['conversation_false_accepts']} false accepts in {w['conversation_hours']:.2f} h of actors in "
+               f"conversation ({', '.join(w.get('conversation_languages') or [])}; full band, as a microphone hears "
+               f"people talking, where the real speech above came through an 8 kHz telephone line) = "
+               f"{w['conversation_fa_per_hour']:.2f} per hour; 95 % upper bound "
+               f"{w['conversation_fa_per_hour_upper95']:.2f} per hour"] if w.get("conversation_hours") else []),
             *([f"- what validation expected at this point: {w['val_estimated_fa_per_hour']:.2f} false accepts per hour "
                f"(tail of its negatives' peaks, hostside/evaluate.py tail_fa_rate); a real-speech figure far above it "
                f"means validation's synthetic speech does not stand for real speech"]
