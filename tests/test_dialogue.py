@@ -149,8 +149,9 @@ def test_eval_reports_conversation_beside_real_speech(trained_pipeline, fillets,
     made = json.loads((corpus / "manifest.json").read_text())["meta"]["config"]
     c = api.synth(corpus, progress=False, **{**made, "conversation": True})
     ck = trained_pipeline["root"] / "m.pt"
-    before = api.evaluate(ck, trained_pipeline["corpus"], tmp_path / "a")["wakeword"]
-    ww = api.evaluate(ck, corpus, tmp_path / "b")["wakeword"]
+    ev_before = api.evaluate(ck, trained_pipeline["corpus"], tmp_path / "a")
+    ev = api.evaluate(ck, corpus, tmp_path / "b")
+    before, ww = ev_before["wakeword"], ev["wakeword"]
     assert "conversation" not in before and "val cast's conversation" in ww["operating_point"]["chosen_on"]
     assert ww["val_negative_stream_hours"] > before["val_negative_stream_hours"]
     cv = ww["conversation"]
@@ -169,3 +170,7 @@ def test_eval_reports_conversation_beside_real_speech(trained_pipeline, fillets,
         assert all(p["conversation_fa_per_hour"] * cv["hours"] == pytest.approx(round(p["conversation_fa_per_hour"]
                                                                                       * cv["hours"]))
                    for p in ww["det"]["points"])
+    from hostside.report.report import _wakeword_md       # the demo's report.md says it, and only when measured
+    md = "\n".join(_wakeword_md(api._wakeword_summary(ev)))
+    assert f"{cv['false_accepts']} false accepts in {cv['hours']:.2f} h of actors in conversation (cs, en; full band" in md
+    assert "actors in conversation" not in "\n".join(_wakeword_md(api._wakeword_summary(ev_before)))
