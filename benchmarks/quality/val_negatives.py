@@ -16,7 +16,8 @@ speech's hours with the 95 % upper bound, beside the test's own best point (the 
 false accept: what no validation can know, the bound a choice is measured against).
 
     .venv/bin/python benchmarks/quality/val_negatives.py --work build/kd-demo4 ctc03ph-s2 ctc03ph-s3 ... \\
-        [--score phonemes --span 1.8] [--tts-hours 1] [--dialogue cs,en,nl] [--json out.json]
+        [--score phonemes --span 1.8] [--tts-hours 1] [--dialogue cs,en,nl] [--val-languages nl] [--where]
+        [--json out.json]
 """
 from __future__ import annotations
 
@@ -186,6 +187,35 @@ def det_by_negatives(p: dict) -> dict:
     return out
 
 
+def line_ends(languages: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each language's dialogue stream as lines: the sample where each line ends (0 first), from decoding the lines
+    again as realspeech.build_streams put them one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+    from hostside.data.realspeech import DECODERS, _decode, dialogue_sources
+    out = {}
+    for src in dialogue_sources(languages):
+        with ThreadPoolExecutor(DECODERS) as pool:
+            out[src.language] = np.cumsum([0] + [0 if x is None else len(x) for x in pool.map(_decode, src.files)])
+    return out
+
+
+def where_in_lines(p: dict, streams: list[dict], ends: dict, threshold: float) -> list[tuple[float, float]]:
+    """(seconds from the start of its line to the end of the firing window, the line's seconds) for every trigger on
+    the held-out conversation at `threshold`."""
+    det = E.Detector(threshold, E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
+    hop, win = int(STRIDE_MS * 16), 16000
+    out = []
+    for st, post in zip(streams, p["dialogue"]):
+        if st["language"] not in ends or st["language"] in p["val_languages"]:
+            continue
+        e = ends[st["language"]]
+        for i in det.triggers(post):
+            end = i * hop + win
+            f = min(int(np.searchsorted(e, end, side="right")) - 1, len(e) - 2)
+            out.append(((end - e[f]) / 16000, (e[f + 1] - e[f]) / 16000))
+    return out
+
+
 def top_peaks(p: dict, k: int = 3) -> dict:
     """The highest smoothed peaks of each validation stream set (which one sets the threshold)."""
     det = E.Detector(1.0, E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
@@ -209,6 +239,8 @@ def main() -> int:
     ap.add_argument("--val-languages", default="nl",
                     help="dialogue languages that may join validation, the others held out as a full-band test of "
                          "conversation ('' for none)")
+    ap.add_argument("--where", action="store_true",
+                    help="also say where in its line each held-out conversation trigger falls (decodes the lines again)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     corpus_dir = args.work / "corpus"
@@ -243,6 +275,7 @@ def main() -> int:
             sets[f"protocol + {lv} dialogue"] = ("protocol_tts", "protocol_people", "dialogue_val")
             sets[f"protocol + {lv} dialogue (line)"] = ("protocol_tts", "protocol_people", "dialogue_val_line")
     rows: dict = {}
+    ends = None
     for i, name in enumerate(args.names):
         ck = args.work / "attempts" / name / "student.pt"
         if not ck.is_file():
@@ -251,6 +284,7 @@ def main() -> int:
         p = read(ck, corpus_dir, args.work, args.score, span, extra)
         if val_langs and "dialogue" in extra:
             p = by_language(p, extra["dialogue"], val_langs)
+            p["val_languages"] = val_langs
         r = {"hours": p["hours"], "top_val_peaks": top_peaks(p), "best_on_test": best_on_test(p), "sets": {}}
         if "dialogue_test" in p:
             r["best_on_test_and_conversation"] = best_on_test(p, conversation=True)
@@ -260,6 +294,11 @@ def main() -> int:
             r["sets"][label] = {**on_test(p, op["threshold"]), "val_hours": op["val_hours"],
                                 "val_false_accepts": op["val_false_accepts"],
                                 "val_allowed": op["val_allowed_false_accepts"], "val_frr": op["val_frr"]}
+        if args.where and "dialogue_test" in p:
+            ends = ends or line_ends(tuple(st["language"] for st in extra["dialogue"]))
+            r["where"] = {k: where_in_lines(p, extra["dialogue"], ends, o["threshold"])
+                          for k, o in (("protocol", r["sets"]["protocol (TTS + people)"]),
+                                       ("test's best", r["best_on_test"]))}
         rows[name] = r
     print(f"\n{len(rows)} students, score {args.score} over {args.span} s; the threshold each set of validation "
           f"negatives chooses (≤ {TARGET:g} FA/h on them, {E.DETECTOR_SMOOTHING} windows) and what it gives on the "
@@ -295,6 +334,14 @@ def main() -> int:
             print(f"| {name} ({d['hours']:.2f} h) | {' / '.join(f'{v:.1f}' for v in at)} % | "
                   f"{', '.join(f'{v:.1f}' for v in first_limit)} | "
                   f"{statistics.mean(none):.1f} % ({' / '.join(f'{v:.1f}' for v in none)}) |")
+    if args.where and held:
+        print("\nwhere the held-out conversation fires (window end, seconds into its line; the line's length):")
+        for name, r in rows.items():
+            for k, w in r["where"].items():
+                into = np.array([a for a, _ in w])
+                print(f"  {name} at {k}: {len(w)} triggers" + (
+                    f", median {np.median(into):.2f} s into the line, {np.mean(into <= 1.5) * 100:.0f} % within its "
+                    f"first 1.5 s; lines of median {np.median([b for _, b in w]):.2f} s" if w else ""))
     print("\nhighest smoothed peaks of each validation stream set, per student:")
     for name, r in rows.items():
         print(f"  {name}: " + "; ".join(f"{k} {v}" for k, v in r["top_val_peaks"].items()))
