@@ -524,11 +524,12 @@ def _plot_det(points: list[dict], path: Path, name: str, split: str, chosen: flo
     fa = [max(p["fa_per_hour"], floor) for p in points]
     frr = [100 * p["frr"] for p in points]
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    ax.plot(fa, frr, marker="o", ms=3, label="real speech" + (" (telephone)" if "conversation_fa_per_hour" in points[0] else ""))
+    beside = "conversation_fa_per_hour" in points[0]
+    ax.plot(fa, frr, marker="o", ms=3, label="real speech" + (" (telephone)" if beside else ""))
     if "tts_fa_per_hour" in points[0]:
         ax.plot([max(p["tts_fa_per_hour"], floor) for p in points], frr, marker=".", ms=3, ls="--", alpha=0.7,
                 label="TTS negative stream")
-    if "conversation_fa_per_hour" in points[0]:
+    if beside:
         ax.plot([max(p["conversation_fa_per_hour"], floor) for p in points], frr, marker=".", ms=3, ls="-.", alpha=0.8,
                 label="conversation, full band")
     k = min(range(len(points)), key=lambda i: abs(points[i]["threshold"] - chosen))

@@ -43,7 +43,8 @@ GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hou
         "int4_vs_fp32_unseen_accuracy_points": ">= -0.5"}
 METRICS = ("val_accuracy", "held_out_voice_accuracy", "unseen_accuracy", "threshold", "smoothing_windows",
            "val_frr", "frr_test", "frr_unseen", "real_false_accepts", "real_fa_per_hour", "real_fa_per_hour_upper95",
-           "tts_fa_per_hour", "tts_fa_per_hour_upper95", "conversation_false_accepts", "conversation_fa_per_hour_upper95")
+           "tts_fa_per_hour", "tts_fa_per_hour_upper95", "conversation_false_accepts",
+           "conversation_fa_per_hour_upper95")
 
 
 def machine() -> dict:

@@ -829,7 +829,6 @@ def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     corpus.meta["dialogue_val_streams"] = streams
 
 
-
 def _add_conversation(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     """Fish Fillets NG's dialogue as full-band negative streams, split by language, that is by cast: the casts of
     CONVERSATION_VAL_LANGUAGES become validation negative streams, the others the test's conversation. No clip of it

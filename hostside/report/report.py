@@ -240,7 +240,7 @@ def _wakeword_md(w: dict | None) -> list[str]:
             f"- {fa}",
             *([f"- {w['conversation_false_accepts']} false accepts in {w['conversation_hours']:.2f} h of actors in "
                f"conversation ({', '.join(w.get('conversation_languages') or [])}; full band, as a microphone hears "
-               f"people talking, where the real speech above came through an 8 kHz telephone line) = "
+               f"people talking, where the real speech above is mostly prompts through an 8 kHz telephone line) = "
                f"{w['conversation_fa_per_hour']:.2f} per hour; 95 % upper bound "
                f"{w['conversation_fa_per_hour_upper95']:.2f} per hour"] if w.get("conversation_hours") else []),
             *([f"- what validation expected at this point: {w['val_estimated_fa_per_hour']:.2f} false accepts per hour "
