@@ -411,6 +411,19 @@ def choose_operating_point(val_pos: list, val_stream: np.ndarray, val_hours: flo
     return best[1]
 
 
+def _false_accepts(model, corpus, fe, predict_fn, stride_ms, pos, det, streams: list[dict]) -> tuple[list, dict]:
+    """(each negative stream's posteriors, its false accepts at det: the count, hours and bound in all and per voice)."""
+    posts, per = [], {}
+    for st in streams:
+        audio = _stream_audio(corpus, st["file"], fe.sample_rate)
+        p = stream_posteriors(model, predict_fn, audio, fe, stride_ms, pos)
+        posts.append(p)
+        per[st["voice"]] = {"language": st["language"],
+                            **fa_figures(len(det.triggers(p)), len(audio) / fe.sample_rate / 3600)}
+    return posts, {**fa_figures(sum(v["false_accepts"] for v in per.values()), sum(v["hours"] for v in per.values())),
+                   "streams": per}
+
+
 def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms, refractory_s, target_fa_per_hour,
                      out, name, rule: str = "count") -> dict:
     pos = 0                                       # the wake word is class 0
@@ -456,18 +469,11 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
     fa = corpus.meta.get("fa_stream") or {}
     real_posts = []
     if fa.get("streams"):
-        per = {}
-        for st in fa["streams"]:
-            audio = _stream_audio(corpus, st["file"], fe.sample_rate)
-            p = stream_posteriors(model, predict_fn, audio, fe, stride_ms, pos)
-            real_posts.append(p)
-            per[st["voice"]] = {"language": st["language"], **fa_figures(len(det.triggers(p)), len(audio) / fe.sample_rate / 3600)}
-        total = sum(v["false_accepts"] for v in per.values())
-        hours = sum(v["hours"] for v in per.values())
-        wm["real_speech"] = {**fa_figures(total, hours), "streams": per, "languages": fa.get("languages")}
-        wm.update({"false_accepts": total, "stream_hours": hours,
-                   "false_accepts_per_hour": wm["real_speech"]["false_accepts_per_hour"],
-                   "false_accepts_per_hour_upper95": wm["real_speech"]["false_accepts_per_hour_upper95"]})
+        real_posts, figures = _false_accepts(model, corpus, fe, predict_fn, stride_ms, pos, det, fa["streams"])
+        wm["real_speech"] = {**figures, "languages": fa.get("languages")}
+        wm.update({"false_accepts": figures["false_accepts"], "stream_hours": figures["hours"],
+                   "false_accepts_per_hour": figures["false_accepts_per_hour"],
+                   "false_accepts_per_hour_upper95": figures["false_accepts_per_hour_upper95"]})
     else:
         wm.update({"false_accepts_per_hour": None, "false_accepts_per_hour_upper95": None,
                    "reason": fa.get("reason", "the corpus has no real-speech stream")})
@@ -481,17 +487,9 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
     conv_posts = []
     conv = ((corpus.meta.get("conversation") or {}).get("test") or {}).get("streams", [])
     if conv:
-        per = {}
-        for st in conv:
-            audio = _stream_audio(corpus, st["file"], fe.sample_rate)
-            p = stream_posteriors(model, predict_fn, audio, fe, stride_ms, pos)
-            conv_posts.append(p)
-            per[st["voice"]] = {"language": st["language"],
-                                **fa_figures(len(det.triggers(p)), len(audio) / fe.sample_rate / 3600)}
-        wm["conversation"] = {**fa_figures(sum(v["false_accepts"] for v in per.values()),
-                                           sum(v["hours"] for v in per.values())), "streams": per,
-                              "note": "actors in conversation (Fish Fillets NG's dialogue), full band as a "
-                                      "microphone hears it; reported beside the telephone-band real speech"}
+        conv_posts, figures = _false_accepts(model, corpus, fe, predict_fn, stride_ms, pos, det, conv)
+        wm["conversation"] = {**figures, "note": "actors in conversation (Fish Fillets NG's dialogue), full band as a "
+                                                 "microphone hears it; reported beside the telephone-band real speech"}
     # DET: FRR (unseen voices, else test) against false accepts per hour on real speech, at the chosen smoothing
     split_for_det = "unseen" if pos_posts["unseen"][0] else "test"
     posts = pos_posts[split_for_det][1]

@@ -8,8 +8,9 @@ its checkpoint) and applies the same rule to other sets of validation negatives,
 
 - the protocol's streams, and each of them alone (which one sets the threshold);
 - a longer TTS stream of val voices and val texts (--tts-hours, made once into <work>/val-tts-<H>h/);
-- Fish Fillets NG's dialogue (actors in conversation; --dialogue languages; every level when the corpus does not
-  train on it, else its val levels), as recorded and through an 8 kHz telephone line (band_probe.py `telephone`);
+- Fish Fillets NG's dialogue (actors in conversation; --dialogue languages, every level: a corpus that trains on it
+  is refused), as recorded and through an 8 kHz telephone line (band_probe.py `telephone`), all of it or only the
+  --val-languages casts, the other casts then held out as a full-band test of conversation;
 
 and reports what each chosen threshold gives on the test: unseen and held-out FRR, false accepts in the real
 speech's hours with the 95 % upper bound, beside the test's own best point (the lowest unseen FRR with no real
@@ -36,9 +37,10 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 from hostside import evaluate as E  # noqa: E402
+from hostside.data.corpus import CLIP_SAMPLES, SAMPLE_RATE  # noqa: E402
 from hostside.keyword import SCORES  # noqa: E402
+from det_smoothing import points  # noqa: E402
 from oprule import REFRACTORY_S, STRIDE_MS, _pack, _unpack, dialogue_streams  # noqa: E402
-from seed_select import line_streams  # noqa: E402
 
 TARGET = 1.0                       # false accepts an hour on the validation negatives (the protocol's)
 
@@ -166,7 +168,7 @@ def best_on_test(p: dict, conversation: bool = False) -> dict:
     return best
 
 
-LIMITS = (2.0, 5.0, 10.0, 50.0)        # false accepts an hour at which the DET is read
+LIMITS = E.DET_LIMITS              # false accepts an hour at which the DET is read
 
 
 def det_by_negatives(p: dict) -> dict:
@@ -176,14 +178,9 @@ def det_by_negatives(p: dict) -> dict:
     for name, negs, hours in (("telephone real speech", p["real"], p["hours"]["real"]),
                               ("conversation, held-out casts", p["dialogue_test"], p["hours"]["dialogue_test"]),
                               ("both", p["real"] + p["dialogue_test"], p["hours"]["real"] + p["hours"]["dialogue_test"])):
-        pts = []
-        for t in E.THRESHOLDS:
-            det = E.Detector(float(t), E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
-            n = sum(len(det.triggers(q)) for q in negs)
-            pts.append({"threshold": float(t), "frr": float(E._missed(det, p["unseen"], float(t)).mean()),
-                        "fa_per_hour": n / hours, "n": n})
+        pts = points(p["unseen"], negs, hours, E.DETECTOR_SMOOTHING)
         out[name] = {"hours": hours, "frr_at": {str(x): E.frr_at(pts, x) for x in LIMITS},
-                     "frr_at_none": min(q["frr"] for q in pts if q["n"] == 0)}
+                     "frr_at_none": min(q["frr"] for q in pts if q["fa_per_hour"] == 0)}
     return out
 
 
@@ -203,16 +200,16 @@ def where_in_lines(p: dict, streams: list[dict], ends: dict, threshold: float) -
     """(seconds from the start of its line to the end of the firing window, the line's seconds) for every trigger on
     the held-out conversation at `threshold`."""
     det = E.Detector(threshold, E.DETECTOR_SMOOTHING, STRIDE_MS, REFRACTORY_S)
-    hop, win = int(STRIDE_MS * 16), 16000
+    hop = int(round(STRIDE_MS * SAMPLE_RATE / 1000))
     out = []
     for st, post in zip(streams, p["dialogue"]):
         if st["language"] not in ends or st["language"] in p["val_languages"]:
             continue
         e = ends[st["language"]]
         for i in det.triggers(post):
-            end = i * hop + win
+            end = i * hop + CLIP_SAMPLES
             f = min(int(np.searchsorted(e, end, side="right")) - 1, len(e) - 2)
-            out.append(((end - e[f]) / 16000, (e[f + 1] - e[f]) / 16000))
+            out.append(((end - e[f]) / SAMPLE_RATE, (e[f + 1] - e[f]) / SAMPLE_RATE))
     return out
 
 
@@ -300,10 +297,10 @@ def main() -> int:
                           for k, o in (("protocol", r["sets"]["protocol (TTS + people)"]),
                                        ("test's best", r["best_on_test"]))}
         rows[name] = r
+    first = next(iter(rows.values()))
     print(f"\n{len(rows)} students, score {args.score} over {args.span} s; the threshold each set of validation "
           f"negatives chooses (≤ {TARGET:g} FA/h on them, {E.DETECTOR_SMOOTHING} windows) and what it gives on the "
-          f"test (real speech: {next(iter(rows.values()))['hours']['real']:.2f} h)\n")
-    first = next(iter(rows.values()))
+          f"test (real speech: {first['hours']['real']:.2f} h)\n")
     dia = "dialogue" in first["hours"]
     held = "dialogue_test" in first["hours"]
     print("| validation negatives | hours | allowed | unseen FRR, mean (per student) | held-out FRR | real false accepts "
