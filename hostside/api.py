@@ -43,7 +43,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
           seed: int = 0, progress: bool = True, batch_size: int = 64, lr: float = 3e-3,
           vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
           pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", teacher: Path | list | None = None,
-          kd_alpha: float = 0.7, kd_temperature: float = 6.0, phoneme_ctc: float = 0.0, **model_options) -> dict:
+          kd_alpha: float = 0.7, kd_temperature: float = 6.0, phoneme_ctc: float = 0.0,
+          phoneme_negatives: float = 0.0, phoneme_negative_floor: float = 0.3, **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms, band_prob,
@@ -64,7 +65,10 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     phoneme_ctc: weight of an auxiliary CTC loss that asks the student's trunk, frame by frame, for the phonemes
     espeak-ng reads each training clip's text as (where its whole utterance is in the window: the wake word, near
     misses, short words; hostside/data/phonetic.py); the head is saved beside the student's weights, not among them
-    (export and device unchanged), for `evaluate(score="phonemes")`; 0: off. DS-CNN students only."""
+    (export and device unchanged), for `evaluate(score="phonemes")`; 0: off. DS-CNN students only.
+    phoneme_negatives (with phoneme_ctc): weight of a hinge on the phoneme wake score of every unknown training clip
+    (train.PhonemeHead.negative_loss: its log above log(phoneme_negative_floor)), the score trained to stay low on
+    what is not the phrase; 0: off."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -77,7 +81,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,          # checked before the corpus loads
                       **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
                       ema=float(ema), pair_weight=float(pair_loss), pair_margin=float(pair_margin),
-                      pair_sides=pair_sides, ctc_weight=float(phoneme_ctc),
+                      pair_sides=pair_sides, ctc_weight=float(phoneme_ctc), ctc_negative=float(phoneme_negatives),
+                      ctc_negative_floor=float(phoneme_negative_floor),
                       **augment_config(augment or {}))
     fe = preset(features)
     corpus, xv, yv = load_features(corpus_dir, "val", fe)
@@ -98,6 +103,13 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             raise PqlrError(f"--phoneme-ctc: none of {corpus_dir}'s training clips has a text short enough to be "
                             f"whole in its window; the loss needs a corpus made by `pqlr data synth`")
         ctc["phonemes"] = (targets, len(vocab))
+        if cfg.ctc_negative > 0:
+            if "unknown" not in corpus.classes:
+                raise PqlrError(f"--phoneme-negatives: {corpus_dir} has no unknown class to read negatives from")
+            keywords = set(keyword_classes(corpus.classes))
+            seqs = sorted({tuple(t) for t, c in zip(targets, corpus.split("train")) if t and c.label in keywords})
+            ctc["negatives"] = (corpus.classes.index("unknown"), seqs)
+            ctc_stats["negative_sequences"] = len(seqs)
     distill = {}
     teachers = teacher_paths(teacher)
     if teachers:

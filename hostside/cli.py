@@ -203,6 +203,16 @@ def _parser() -> argparse.ArgumentParser:
                    "on which sounds are where. The phoneme head is kept beside the student, not in it: `pqlr eval "
                    "--score phonemes` detects with it, and `pqlr export --score phonemes` puts it and the score on "
                    "the device (e.g. 0.3; default 0: off; benchmarks/quality/attempts.md §29–30)")
+    t.add_argument("--phoneme-negatives", type=float, default=0.0, metavar="WEIGHT",
+                   help="with --phoneme-ctc: add WEIGHT × a hinge on the phoneme wake score (the phrase's CTC "
+                   "probability per phoneme, what `--score phonemes` detects with) of every unknown training clip "
+                   "above --phoneme-negative-floor: the score itself is trained to stay low on what is not the "
+                   "phrase, including the windows cut from sentences and the people's recordings that the CTC loss "
+                   "cannot read (no transcript of the window), and the near misses (e.g. 1; default 0: off; "
+                   "benchmarks/quality/attempts.md §38)")
+    t.add_argument("--phoneme-negative-floor", type=float, default=0.3, metavar="SCORE",
+                   help="with --phoneme-negatives: the wake score in (0, 1) each negative is pushed below "
+                   "(default 0.3)")
 
     mn = sub.add_parser("mine", help="fine-tune a wake-word checkpoint on the real speech that fires it",
                         description="Hard-negative mining: run a trained wake-word student over Fish Fillets NG's "
@@ -480,6 +490,7 @@ def _cmd(args) -> int:
                       pair_loss=args.pair_loss, pair_margin=args.pair_margin,
                       pair_sides=args.pair_sides, teacher=args.teacher, kd_alpha=args.kd_alpha,
                       kd_temperature=args.kd_temperature, phoneme_ctc=args.phoneme_ctc,
+                      phoneme_negatives=args.phoneme_negatives, phoneme_negative_floor=args.phoneme_negative_floor,
                       **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0

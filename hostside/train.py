@@ -6,6 +6,7 @@ average of the weights (and BatchNorm statistics) instead of the weights of the 
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,9 @@ class TrainConfig:
     pair_sides: str = "both"                   # both: the loss moves both clips; miss: only the near miss;
                                                # capped: the wake word only up to the cross-entropy's own target
     ctc_weight: float = 0.0                    # weight of the auxiliary phoneme CTC loss (PhonemeHead); 0: off
+    ctc_negative: float = 0.0                  # weight of the wake score's hinge on negatives (PhonemeHead.
+                                               # negative_loss; needs ctc_weight > 0); 0: off
+    ctc_negative_floor: float = 0.3            # the phoneme wake score a negative window is pushed below
 
     def __post_init__(self):
         from .errors import PqlrError
@@ -55,6 +59,13 @@ class TrainConfig:
             raise PqlrError(f"pair margin {self.pair_margin}: wake log-odds in (0, 20], e.g. 4")
         if not 0.0 <= self.ctc_weight <= 10.0:
             raise PqlrError(f"phoneme CTC weight {self.ctc_weight}: a number in [0, 10], e.g. 0.3 (0: off)")
+        if not 0.0 <= self.ctc_negative <= 10.0:
+            raise PqlrError(f"phoneme negative weight {self.ctc_negative}: a number in [0, 10], e.g. 1 (0: off)")
+        if self.ctc_negative > 0 and self.ctc_weight <= 0:
+            raise PqlrError("the wake score's hinge on negatives reads the phoneme head: give --phoneme-ctc too "
+                            "(e.g. --phoneme-ctc 0.3 --phoneme-negatives 1)")
+        if not 0.0 < self.ctc_negative_floor < 1.0:
+            raise PqlrError(f"phoneme negative floor {self.ctc_negative_floor}: a wake score in (0, 1), e.g. 0.3")
         if self.pair_sides not in PAIR_SIDES:
             raise PqlrError(f"pair sides {self.pair_sides!r}: one of {', '.join(PAIR_SIDES)}")
         if not 0.0 < self.band_hz[0] <= self.band_hz[1]:
@@ -216,6 +227,25 @@ class PhonemeHead(nn.Module):
                                      zero_infinity=True)
         return (per / lengths.clamp_min(1).to(per.device)).mean()
 
+    def negative_loss(self, maps: torch.Tensor, sequences: list[tuple[int, ...]], floor: float) -> torch.Tensor:
+        """Mean over the examples (negatives: none says the phrase) of how far the log of their phoneme wake score
+        — keyword.ctc_window_score, the best over the phrase's phoneme sequences — lies above log(floor): a hinge
+        that trains the score itself to stay low on what is not the phrase (windows cut from sentences, people's
+        recordings), which the CTC loss never reads (they have no transcript of their window), and on near misses
+        (whose own transcript the CTC loss reads but which do not ask the phrase's probability to be low)."""
+        if not len(maps):
+            return maps.sum() * 0.0
+        lp = self(maps)
+        t, n = lp.shape[:2]
+        frames = torch.full((n,), t, dtype=torch.long)
+        best = None
+        for seq in sequences:
+            loss = nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1).to(lp.device), frames,
+                                          torch.full((n,), len(seq), dtype=torch.long), blank=0, reduction="none")
+            log_score = torch.where(torch.isfinite(loss), -loss / len(seq), torch.full_like(loss, -1e4))
+            best = log_score if best is None else torch.maximum(best, log_score)
+        return torch.relu(best - math.log(floor)).mean()
+
 
 class Augmenter:
     """Waveform and feature augmentation, on a torch generator so that runs are reproducible. The work runs on the
@@ -293,7 +323,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
           y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), noise_bank: np.ndarray | None = None,
           progress: bool = True, teacher: nn.Module | None = None, loss_fn=None,
           partners: list[np.ndarray] | None = None, wake: int = 0,
-          phonemes: tuple[list, int] | None = None, phoneme_head: dict | None = None) -> tuple[nn.Module, dict]:
+          phonemes: tuple[list, int] | None = None, phoneme_head: dict | None = None,
+          negatives: tuple[int, list[tuple[int, ...]]] | None = None) -> tuple[nn.Module, dict]:
     """audio_train: int16 or float [N, clip_samples]; x_val: numpy features. Returns the best-on-val model.
     partners (with cfg.pair_weight > 0): for each training example the indices of its near misses
     (hostside/data/pairs.py); each example of a batch that has any is joined by one drawn at random, augmented
@@ -301,7 +332,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     phonemes (with cfg.ctc_weight > 0): (each training example's phoneme target or None, the number of phonemes),
     hostside/data/phonetic.py's clip_targets; a PhonemeHead on the model's trunk adds its CTC loss, weighted, to the
     batch's loss; its weights at the kept epoch come back in the info as "phoneme_head". phoneme_head: a PhonemeHead's
-    state to start from (compression fine-tunes the head it was given; default: a new head)."""
+    state to start from (compression fine-tunes the head it was given; default: a new head).
+    negatives (with cfg.ctc_negative > 0): (the class whose examples are negatives, the phrase's phoneme sequences):
+    PhonemeHead.negative_loss on that class's examples is added, weighted, to the batch's loss."""
     from .errors import PqlrError
     if cfg.ctc_weight > 0:
         if phonemes is None:
@@ -311,6 +344,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
         if not hasattr(model, "trunk"):
             raise PqlrError(f"the phoneme CTC loss reads a convolutional trunk along time; {type(model).__name__} "
                             f"has none: use a DS-CNN (e.g. --model dscnn-logmel)")
+    if cfg.ctc_negative > 0 and not (negatives and negatives[1]):
+        raise PqlrError("ctc_negative > 0 needs the negative class and the phrase's phoneme sequences")
     if cfg.pair_weight > 0 and partners is None:
         raise PqlrError("pair_weight > 0 needs each training example's near misses (partners)")
     if partners is not None and len(partners) != len(audio_train):
@@ -343,6 +378,10 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     history, best, best_state, best_aux = [], -1.0, None, None
     pairs_seen = 0
     ctc_sum, ctc_n = 0.0, 0
+    neg_sum = 0.0
+    hinge = cfg.ctc_negative > 0 and aux is not None
+    if hinge:
+        neg_class, neg_sequences = negatives
     if teacher is not None:
         teacher = teacher.to(dev).eval()
     averaged = aux_averaged = None
@@ -390,6 +429,10 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                     ctc = aux.loss(maps[:b], [targets[i] for i in idx.tolist()])
                     loss = loss + cfg.ctc_weight * ctc
                     ctc_sum, ctc_n = ctc_sum + ctc.item(), ctc_n + 1
+                if hinge:
+                    neg = aux.negative_loss(maps[:b][yb == neg_class], neg_sequences, cfg.ctc_negative_floor)
+                    loss = loss + cfg.ctc_negative * neg
+                    neg_sum += neg.item()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -405,8 +448,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
             kept = averaged.module if averaged is not None else model     # what selection judges and keeps
             val_acc = accuracy(kept, x_val, y_val)
             history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
-                            "val_acc": val_acc, **({"ctc_loss": ctc_sum / max(1, ctc_n)} if aux is not None else {})})
-            ctc_sum, ctc_n = 0.0, 0
+                            "val_acc": val_acc, **({"ctc_loss": ctc_sum / max(1, ctc_n)} if aux is not None else {}),
+                            **({"negative_loss": neg_sum / max(1, ctc_n)} if hinge else {})})
+            ctc_sum, ctc_n, neg_sum = 0.0, 0, 0.0
             if not np.isnan(val_acc) and val_acc > best:
                 best, best_state = val_acc, copy.deepcopy(kept.state_dict())
                 kept_aux = aux_averaged.module if aux_averaged is not None else aux

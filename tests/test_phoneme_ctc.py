@@ -306,3 +306,53 @@ def test_span_auto_holds_99_percent_of_the_training_phrases():
     assert phrase_span(ck, net, [1.0] * 10, stride_ms=50) == 1.0
     with pytest.raises(PqlrError, match="--span 1.8"):
         phrase_span(ck, net, [])
+
+
+def test_the_hinge_on_negatives_pushes_their_phrase_score_below_the_floor():
+    from hostside.keyword import ctc_window_score
+    torch.manual_seed(0)
+    head = PhonemeHead(8, 5)
+    phrase = [(1, 2, 3)]
+    x = torch.zeros(2, 8, 24, 1)                     # example 0's frames say 1, 2, 3; example 1's say 4 throughout
+    x[0, 1, 2:8], x[0, 2, 10:16], x[0, 3, 18:22], x[1, 4] = 1.0, 1.0, 1.0, 1.0
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.bias.zero_()
+        head.proj.bias[0] = 4.0                      # a frame that says nothing says blank
+        for c in range(1, 5):
+            head.proj.weight[c, c] = 8.0
+    score = ctc_window_score(head(x), phrase[0])
+    assert score[0] > 0.5 > 0.01 > score[1]
+    loss = head.negative_loss(x, phrase, floor=0.3)
+    assert loss.item() == pytest.approx(torch.relu(torch.log(score) - np.log(0.3)).mean().item(), rel=1e-5)
+    assert head.negative_loss(x[1:], phrase, floor=0.3).item() == 0.0        # already below: nothing to do
+    assert head.negative_loss(x[:0], phrase, floor=0.3).item() == 0.0        # no negative in the batch
+    assert head.negative_loss(x[:1], [(4, 4), (1, 2, 3)], 0.3).item() == pytest.approx(2 * loss.item(), rel=1e-5)
+    opt = torch.optim.SGD(head.parameters(), lr=0.5)
+    for _ in range(20):                              # descending it lowers the phrase's score on the negative
+        opt.zero_grad()
+        head.negative_loss(x[:1], phrase, floor=0.3).backward()
+        opt.step()
+    with torch.no_grad():
+        assert ctc_window_score(head(x[:1]), phrase[0]).item() < 0.35
+    from hostside.train import TrainConfig
+    with pytest.raises(PqlrError, match="give --phoneme-ctc too"):
+        TrainConfig(ctc_negative=1.0)
+    with pytest.raises(PqlrError, match="negative floor"):
+        TrainConfig(ctc_weight=0.3, ctc_negative=1.0, ctc_negative_floor=1.0)
+
+
+@needs_espeak
+def test_training_with_the_hinge_on_negatives_records_it_and_needs_the_phoneme_loss(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    opts = dict(epochs=2, seed=7, channels=8, blocks=1, progress=False, phoneme_ctc=0.5)
+    # a floor a barely trained head's negatives lie above (its blanks not yet learned, every score is tiny)
+    plain, hinged = (torch.load(api.train(corpus, tmp_path / f"{w}.pt", phoneme_negatives=w, phoneme_negative_floor=1e-9,
+                                          **opts)["checkpoint"], weights_only=False) for w in (0.0, 1.0))
+    assert hinged["train_config"]["ctc_negative"] == 1.0 and plain["train_config"]["ctc_negative"] == 0.0
+    neg = [h["negative_loss"] for h in hinged["history"]]
+    assert neg[0] > 0 and neg[-1] < neg[0] and "negative_loss" not in plain["history"][0]
+    assert hinged["phoneme_ctc"]["negative_sequences"] >= 1
+    assert not torch.equal(plain["phoneme_head"]["proj.weight"], hinged["phoneme_head"]["proj.weight"])
+    with pytest.raises(PqlrError, match="give --phoneme-ctc too"):
+        api.train(corpus, tmp_path / "x.pt", **{**opts, "phoneme_ctc": 0.0}, phoneme_negatives=1.0)

@@ -340,6 +340,11 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help="with --teacher (as `pqlr train --kd-temperature`)")
     ap.add_argument("--phoneme-ctc", type=float, default=0.0, metavar="WEIGHT",
                     help="auxiliary phoneme CTC loss weight (as `pqlr train --phoneme-ctc`; default 0: off)")
+    ap.add_argument("--phoneme-negatives", type=float, default=0.0, metavar="WEIGHT",
+                    help="the phoneme wake score's hinge on negatives (as `pqlr train --phoneme-negatives`; "
+                    "default 0: off)")
+    ap.add_argument("--phoneme-negative-floor", type=float, default=0.3, metavar="SCORE",
+                    help="the score it pushes negatives below (as `pqlr train --phoneme-negative-floor`; default 0.3)")
 
 
 def _teachers(paths) -> str | list[str] | None:
@@ -354,7 +359,9 @@ def recipe_of(args) -> dict:
             "augment": augment_config(_model_options(args.augment)), "ema": args.ema,
             "pair_loss": args.pair_loss, "pair_margin": args.pair_margin, "pair_sides": args.pair_sides,
             "teacher": _teachers(args.teacher), "kd_alpha": args.kd_alpha,
-            "kd_temperature": args.kd_temperature, "phoneme_ctc": args.phoneme_ctc}
+            "kd_temperature": args.kd_temperature, "phoneme_ctc": args.phoneme_ctc,
+            **({"phoneme_negatives": args.phoneme_negatives, "phoneme_negative_floor": args.phoneme_negative_floor}
+               if args.phoneme_negatives else {})}
 
 
 def train_args(recipe: dict) -> dict:
@@ -363,7 +370,8 @@ def train_args(recipe: dict) -> dict:
             "augment": recipe["augment"], "ema": recipe["ema"], "pair_loss": recipe["pair_loss"],
             "pair_margin": recipe["pair_margin"], "pair_sides": recipe["pair_sides"], "teacher": recipe["teacher"],
             "kd_alpha": recipe["kd_alpha"], "kd_temperature": recipe["kd_temperature"],
-            "phoneme_ctc": recipe.get("phoneme_ctc", 0.0), **recipe["options"]}
+            "phoneme_ctc": recipe.get("phoneme_ctc", 0.0), "phoneme_negatives": recipe.get("phoneme_negatives", 0.0),
+            "phoneme_negative_floor": recipe.get("phoneme_negative_floor", 0.3), **recipe["options"]}
 
 
 def record_partial(work: Path, tag: str = "") -> int:
@@ -406,9 +414,11 @@ def _reuse(ck: Path, corpus: Path, epochs: int, seed: int, recipe: dict) -> dict
     trained = c.get("train_config") or {}
     wanted = TrainConfig(ema=recipe["ema"], pair_weight=recipe.get("pair_loss", 0.0),
                          pair_margin=recipe.get("pair_margin", 4.0), pair_sides=recipe.get("pair_sides", "both"),
-                         ctc_weight=recipe.get("phoneme_ctc", 0.0), **recipe["augment"])
+                         ctc_weight=recipe.get("phoneme_ctc", 0.0), ctc_negative=recipe.get("phoneme_negatives", 0.0),
+                         ctc_negative_floor=recipe.get("phoneme_negative_floor", 0.3), **recipe["augment"])
     if any(json.dumps(trained.get(k, getattr(TrainConfig, k))) != json.dumps(getattr(wanted, k))
-           for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides", "ctc_weight")):
+           for k in AUGMENT_KEYS + ("ema", "pair_weight", "pair_margin", "pair_sides", "ctc_weight", "ctc_negative",
+                                    "ctc_negative_floor")):
         return None
     d, teachers = c.get("distillation") or {}, api.teacher_paths(recipe.get("teacher"))
     if (d or teachers) and not (d and teachers
