@@ -131,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="unknown clips per text of the rhymes of the phrase's other spellings ('hey teemee', 'hey "
                    "timmy' beside 'hey timi'), for the onsets whose rhyme of the phrase is a training text; training "
                    "split only. A corpus made without them is extended (default 0: none)")
+    s.add_argument("--onset-negatives", type=int, default=0,
+                   help="unknown clips per training voice that hold a training sentence's start after a pause "
+                   "(0.05–0.6 s of noise, then its first words to the window's end): the start of a line, where a "
+                   "detector fires on people talking (benchmarks/quality/attempts.md §37–38); training split only. A "
+                   "corpus made without them is extended (default 0: none)")
     s.add_argument("--conversation", action="store_true",
                    help="Fish Fillets NG's dialogue (actors in conversation, full band; fillets-ng-data, -cs, -nl) as "
                    "negative streams, never trained on: the Dutch cast's among the validation negatives (1.6 h), the "
@@ -470,7 +475,7 @@ def _cmd(args) -> int:
                       else tuple(x for x in args.foreign_languages.split(",") if x),
                       vocoded_voices=args.vocoded_voices, rhyme_negatives=args.rhyme_negatives,
                       kokoro_voices=args.kokoro_voices, kokoro_negatives=args.kokoro_negatives,
-                      conversation=args.conversation, voices=args.voices, positives_per_voice=args.positives_per_voice,
+                      conversation=args.conversation, onset_negatives=args.onset_negatives, voices=args.voices, positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,
                       fa_stream_seconds=args.fa_stream_seconds, seed=args.seed, workers=args.workers)

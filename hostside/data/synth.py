@@ -51,7 +51,7 @@ from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentence
 CORPUS_FORMAT = 4                 # bump when the same config would now give different clips (4: an utterance longer
                                   # than the window keeps its end, and a wake-word file holds the whole phrase)
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
-                   "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation")
+                   "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation", "onset_negatives")
                                                       # left out of the key while off, so corpora made before keep theirs
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 CONVERSATION_VAL_LANGUAGES = ("nl",)        # conversation: the Dutch cast's dialogue validates; the Czech and English
@@ -69,6 +69,7 @@ POSITIVE_SECONDS = 3              # wake-word clips: 1 s of context on each side
                                   # it when the phrase is longer than 2 s)
 PASSAGE_SENTENCES = 3             # kokoro_negatives: sentences read in one go
 PASSAGE_WINDOWS = 6               # and 1-s windows cut from each such passage
+ONSET_LEAD_S = (0.05, 0.6)        # onset_negatives: the pause before a sentence's start in its window, drawn uniformly
 
 
 def label_of(phrase: str) -> str:
@@ -127,6 +128,11 @@ class SynthConfig:
                                           # negatives, the Czech and English casts' as the test's conversation,
                                           # reported beside the telephone-band real speech (what a device's
                                           # microphone hears of people talking)
+    onset_negatives: int = 0              # unknown clips per training voice (the few voices of other engines
+                                          # few_voice_repeats times as many) that hold the start of a training
+                                          # sentence after a pause: ONSET_LEAD_S of the clip's noise, then the
+                                          # sentence's first words to the window's end — what people talking give a
+                                          # detector when a line begins (attempts.md §37); training split only; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -182,9 +188,10 @@ class SynthConfig:
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
         if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices,
-               self.rhyme_negatives, self.kokoro_voices, self.kokoro_negatives) < 0:
-            raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices and "
-                            "kokoro_negatives: clips per recording or voice, 0 or more (rhyme_negatives: clips per text)")
+               self.rhyme_negatives, self.kokoro_voices, self.kokoro_negatives, self.onset_negatives) < 0:
+            raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices, "
+                            "kokoro_negatives and onset_negatives: clips per recording or voice, 0 or more "
+                            "(rhyme_negatives: clips per text)")
         if self.dialogue_negatives and self.conversation:
             raise PqlrError("dialogue_negatives trains on every language's dialogue, and conversation holds the Czech and "
                             "English casts' out for the test: use one of them")
@@ -375,6 +382,8 @@ def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict
         spoken = len(x)
         if job["kind"] == "positive":
             sig, offset = positive_file(place(x, rng, crop="whole"))
+        elif job["kind"] == "onset":
+            sig, spoken = onset_window(x, rng)
         else:
             sig = place(x, rng, crop="random" if job["kind"] == "sentence" else "end")
         sig, room = _room_and_noise(sig, offset, job["split"], cfg, rng, src, banks)
@@ -382,6 +391,17 @@ def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict
     write_wav(out_dir / name, sig)
     return Clip(file=name, label=job["label"], split=job["split"], voice=job["voice"], text=job["text"],
                 engine=job["engine"], offset=offset, noise=src.id, style=job["style"], room=room, spoken=spoken)
+
+
+def onset_window(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES) -> tuple[np.ndarray, int]:
+    """(a window that begins with a pause of ONSET_LEAD_S and then holds the trimmed utterance's first samples up
+    to its end, the samples from the window's start to the utterance's end: more than n when the utterance goes on
+    past the window, so a text whose end was cut gets no phoneme target)."""
+    lead = int(rng.uniform(*ONSET_LEAD_S) * SAMPLE_RATE * n / CLIP_SAMPLES)
+    out = np.zeros(n)
+    kept = speech[: n - lead]
+    out[lead: lead + len(kept)] = kept
+    return out, lead + len(speech)
 
 
 def positive_file(placed: np.ndarray) -> tuple[np.ndarray, int]:
@@ -589,7 +609,7 @@ def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progr
     later holds the clips of one made whole), then save the corpus under the full config's key."""
     add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded,
            "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro, "kokoro_negatives": _add_kokoro_passages,
-           "conversation": _add_conversation}
+           "conversation": _add_conversation, "onset_negatives": _add_onsets}
     for f in _KEYED_WHEN_SET:
         if f in fields:
             add[f](corpus, cfg, progress)
@@ -780,12 +800,11 @@ def _add_rhymes(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         raise PqlrError(f"rhyme_negatives: the phrase {cfg.phrase!r} has no other spelling whose rhymes differ "
                         "from its own (spellings=...), or no rhyme of it is a training text")
     rng = np.random.default_rng([cfg.seed, 23])
-    train = sorted((v for v, sp in split_voices(cfg).items() if sp == "train"), key=lambda v: (v.engine, v.name))
-    weight = np.array([1.0 if v.engine == "espeak-ng" else float(cfg.few_voice_repeats) for v in train])
+    _, draw = _training_voice_draw(cfg, rng)
     start, jobs = len(corpus.clips), []
     for t in texts:
         for _ in range(cfg.rhyme_negatives):
-            v = train[int(rng.choice(len(train), p=weight / weight.sum()))]
+            v = draw()
             jobs.append(dict(label="unknown", text=t, style=_style_draw(rng, cfg, v.engine)(), kind="word",
                              voice=v.name, engine=v.engine,
                              split="train", index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
@@ -795,6 +814,38 @@ def _add_rhymes(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "texts": by_split, "clips": len(clips),
         "note": "rhymes of the phrase's other spellings for the onsets whose rhyme of the phrase is a training "
                 "text; training split only (the val and test onsets are listed, not rendered)"}
+
+
+def _training_voice_draw(cfg: SynthConfig, rng: np.random.Generator):
+    """(the training voices in a fixed order, a function drawing one of them from rng: the few voices of other
+    engines weighted by few_voice_repeats, as in the base corpus)."""
+    train = sorted((v for v, sp in split_voices(cfg).items() if sp == "train"), key=lambda v: (v.engine, v.name))
+    weight = np.array([1.0 if v.engine == "espeak-ng" else float(cfg.few_voice_repeats) for v in train])
+    return train, lambda: train[int(rng.choice(len(train), p=weight / weight.sum()))]
+
+
+def _add_onsets(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """onset_negatives unknown clips per training voice (weighted as the base corpus weighs them), each a training
+    sentence said by that voice and cut at its start: a pause, then its first words (onset_window), in its own
+    noise and room; training split only."""
+    texts = negative_texts(cfg)["train"]["sentences"]
+    if not texts:
+        raise PqlrError("onset_negatives: the corpus has no training sentences to cut (sentences=0)")
+    rng = np.random.default_rng([cfg.seed, 29])
+    train, draw = _training_voice_draw(cfg, rng)
+    n = cfg.onset_negatives * sum(1 if v.engine == "espeak-ng" else cfg.few_voice_repeats for v in train)
+    start, jobs = len(corpus.clips), []
+    for _ in range(n):
+        v = draw()
+        jobs.append(dict(label="unknown", text=_pick(rng, texts), style=_style_draw(rng, cfg, v.engine)(),
+                         kind="onset", voice=v.name, engine=v.engine, split="train", index=start + len(jobs),
+                         seed=int(rng.integers(0, 2**31))))
+    clips = _render_all(corpus, cfg, jobs, "onset negatives", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["onset_negatives"] = {
+        "clips": len(clips), "lead_s": list(ONSET_LEAD_S),
+        "note": "training sentences cut at their start after a pause (the start of a line in conversation); "
+                "training split only"}
 
 
 def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
