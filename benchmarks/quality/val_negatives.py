@@ -17,7 +17,7 @@ speech's hours with the 95 % upper bound, beside the test's own best point (the 
 false accept: what no validation can know, the bound a choice is measured against).
 
     .venv/bin/python benchmarks/quality/val_negatives.py --work build/kd-demo4 ctc03ph-s2 ctc03ph-s3 ... \\
-        [--score phonemes --span 1.8] [--tts-hours 1] [--dialogue cs,en,nl] [--val-languages nl] [--where]
+        [--score phonemes --span 1.8] [--tts-hours 1] [--dialogue cs,en,nl] [--val-languages nl] [--no-line] [--where]
         [--json out.json]
 """
 from __future__ import annotations
@@ -151,6 +151,8 @@ def by_language(p: dict, streams: list[dict], val_langs: tuple[str, ...]) -> dic
     for part, want in (("val", True), ("test", False)):
         idx = [i for i, st in enumerate(streams) if (st["language"] in val_langs) == want]
         for src, dst in (("dialogue", f"dialogue_{part}"), ("dialogue_line", f"dialogue_{part}_line")):
+            if src not in p:
+                continue
             p[dst] = [p[src][i] for i in idx]
             p["hours"][dst] = sum(streams[i]["seconds"] for i in idx) / 3600
     return p
@@ -236,6 +238,8 @@ def main() -> int:
     ap.add_argument("--val-languages", default="nl",
                     help="dialogue languages that may join validation, the others held out as a full-band test of "
                          "conversation ('' for none)")
+    ap.add_argument("--no-line", action="store_true",
+                    help="leave out the dialogue through the 8 kHz line (a third less audio to read per student)")
     ap.add_argument("--where", action="store_true",
                     help="also say where in its line each held-out conversation trigger falls (decodes the lines again)")
     ap.add_argument("--json", type=Path)
@@ -257,20 +261,23 @@ def main() -> int:
         d = dialogue_streams(args.work, langs)
         extra["dialogue"] = [{"file": s["file"], "seconds": s["seconds"], "language": s["language"]}
                              for s in d["streams"]]
-        extra["dialogue_line"] = [{"file": s["file"], "seconds": s["seconds"], "channel": "line"}
-                                  for s in d["streams"]]
+        if not args.no_line:
+            extra["dialogue_line"] = [{"file": s["file"], "seconds": s["seconds"], "channel": "line"}
+                                      for s in d["streams"]]
     sets = {"protocol (TTS + people)": ("protocol_tts", "protocol_people"),
             "TTS stream alone": ("protocol_tts",), "people alone": ("protocol_people",)}
     if "long_tts" in extra:
         sets[f"protocol + {args.tts_hours:g} h TTS"] = ("protocol_tts", "protocol_people", "long_tts")
     if "dialogue" in extra:
         sets["protocol + dialogue"] = ("protocol_tts", "protocol_people", "dialogue")
-        sets["protocol + dialogue (line)"] = ("protocol_tts", "protocol_people", "dialogue_line")
-        sets["dialogue (line) alone"] = ("dialogue_line",)
+        if not args.no_line:
+            sets["protocol + dialogue (line)"] = ("protocol_tts", "protocol_people", "dialogue_line")
+            sets["dialogue (line) alone"] = ("dialogue_line",)
         if val_langs:
             lv = "+".join(val_langs)
             sets[f"protocol + {lv} dialogue"] = ("protocol_tts", "protocol_people", "dialogue_val")
-            sets[f"protocol + {lv} dialogue (line)"] = ("protocol_tts", "protocol_people", "dialogue_val_line")
+            if not args.no_line:
+                sets[f"protocol + {lv} dialogue (line)"] = ("protocol_tts", "protocol_people", "dialogue_val_line")
     rows: dict = {}
     ends = None
     for i, name in enumerate(args.names):
