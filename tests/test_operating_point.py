@@ -64,7 +64,7 @@ def test_tail_rule_does_not_sit_just_above_the_highest_negative_seen():
     val_pos = [np.full(5, p) for p in np.linspace(0.5, 0.9999, 200)]
     count = choose_operating_point(val_pos, stream, 0.5, stride, 1.0, 1.0, smooth=1, rule="count")
     tail = choose_operating_point(val_pos, stream, 0.5, stride, 1.0, 1.0, smooth=1, rule="tail")
-    assert count["val_false_accepts"] == 0 and count["threshold"] == 0.9
+    assert count["val_false_accepts"] == 0 and count["threshold"] == pytest.approx(0.88)   # the first step above
     assert tail["val_false_accepts"] == 0 and tail["val_met"] and tail["rule"] == "tail"
     assert tail["threshold"] >= 0.95 and tail["val_estimated_fa_per_hour"] <= 1.0
     assert tail_fa_rate(event_peaks(stream, 10), 0.5, count["threshold"]) > 1.0   # what the count rule ignored
@@ -104,3 +104,17 @@ def test_cli_smooth_takes_a_number_of_windows_or_validation(capsys):
         with pytest.raises(SystemExit) as e:
             p.parse_args(ev + ["--smooth", bad])
         assert e.value.code == 2 and "'validation'" in capsys.readouterr().err
+
+
+def test_the_threshold_is_read_to_a_hundredth_just_above_the_validation_negatives_peak():
+    """The phoneme score puts wake words and negatives in 0.3–0.7 (attempts.md §38): a grid of 0.05 put the threshold
+    up to 0.05 above the negatives' highest peak, missing every wake word in between."""
+    from hostside.evaluate import THRESHOLDS
+    val_pos = [np.r_[np.zeros(10), np.full(6, p), np.zeros(10)] for p in np.linspace(0.40, 0.60, 41)]
+    stream = np.zeros(18000)                                            # 0.5 h: no false accept allowed
+    stream[9000:9006] = 0.421                                           # one event, smoothed peak 0.421
+    op = choose_operating_point(val_pos, stream, 0.5, 100.0, 1.0, 1.0)
+    assert op["threshold"] == pytest.approx(0.43) and op["val_false_accepts"] == 0
+    assert op["val_frr"] == pytest.approx(np.mean(np.linspace(0.40, 0.60, 41) < 0.43 - 1e-9))
+    steps = np.diff([t for t in THRESHOLDS if t <= 0.95])
+    assert np.allclose(steps, 0.01) and THRESHOLDS[0] == 0.01 and THRESHOLDS[-1] == 0.9995
