@@ -475,7 +475,8 @@ def _cmd(args) -> int:
                       else tuple(x for x in args.foreign_languages.split(",") if x),
                       vocoded_voices=args.vocoded_voices, rhyme_negatives=args.rhyme_negatives,
                       kokoro_voices=args.kokoro_voices, kokoro_negatives=args.kokoro_negatives,
-                      conversation=args.conversation, onset_negatives=args.onset_negatives, voices=args.voices, positives_per_voice=args.positives_per_voice,
+                      conversation=args.conversation, onset_negatives=args.onset_negatives, voices=args.voices,
+                      positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,
                       fa_stream_seconds=args.fa_stream_seconds, seed=args.seed, workers=args.workers)

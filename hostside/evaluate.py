@@ -33,7 +33,7 @@ from .data.features import FrontEnd, dct_matrix, mel_filterbank
 
 THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.01, 0.951, 0.01), [0.96, 0.97, 0.98, 0.99, 0.995, 0.998,
                                                                          0.999, 0.9995]]), 4))
-# steps of 0.01 (0.05 until session 39): a score whose wake words and negatives both lie in 0.3–0.7, as the phoneme
+# steps of 0.01 (0.05 until 2026-12-06): a score whose wake words and negatives both lie in 0.3–0.7, as the phoneme
 # score's do, was read at a handful of thresholds — 7 points of unseen FRR at the validation point on four students
 # (benchmarks/quality/attempts.md §38)
 SMOOTHING = (1, 3, 5)            # what validation chooses among when asked to (smooth="validation")

@@ -397,7 +397,7 @@ def onset_window(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAM
     """(a window that begins with a pause of ONSET_LEAD_S and then holds the trimmed utterance's first samples up
     to its end, the samples from the window's start to the utterance's end: more than n when the utterance goes on
     past the window, so a text whose end was cut gets no phoneme target)."""
-    lead = int(rng.uniform(*ONSET_LEAD_S) * SAMPLE_RATE * n / CLIP_SAMPLES)
+    lead = int(rng.uniform(*ONSET_LEAD_S) * SAMPLE_RATE)
     out = np.zeros(n)
     kept = speech[: n - lead]
     out[lead: lead + len(kept)] = kept
