@@ -1,6 +1,6 @@
-"""Training sentences cut at their start after a pause (SynthConfig.onset_negatives): what a detector hears when a
-person starts talking (benchmarks/quality/attempts.md §37–38) — the window, the phoneme targets it may carry, and the
-training-only extension of a corpus."""
+"""Training sentences cut at their start after a pause (SynthConfig.onset_negatives): what a detector hears when
+a person starts talking (benchmarks/quality/attempts.md §37–38) — the window, the phoneme targets it may carry, and
+the training-only extension of a corpus."""
 from __future__ import annotations
 
 import shutil
