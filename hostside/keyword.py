@@ -34,12 +34,18 @@ SCORES = ("classifier", "phonemes", "phonemes-anywhere")
 def ctc_window_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
     """lp [T, N, V + 1] log-probabilities (blank 0) → [N] exp(−CTC loss of `seq` over the whole window / len(seq));
     lengths [N]: each example's frames, the first `lengths[i]` of T (default all T)."""
+    return torch.exp(ctc_window_log_score(lp, seq, lengths))
+
+
+def ctc_window_log_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """The log of ctc_window_score: −CTC loss / len(seq), which training can descend (train.PhonemeHead.negative_loss)
+    without the exponential underflowing."""
     t, n = lp.shape[:2]
     lengths = torch.full((n,), t, dtype=torch.long) if lengths is None else lengths
-    loss = torch.nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1), lengths,
+    loss = torch.nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1).to(lp.device), lengths,
                                         torch.full((n,), len(seq), dtype=torch.long), reduction="none",
                                         zero_infinity=True)
-    return torch.exp(-loss / len(seq))
+    return -loss / len(seq)
 
 
 def anywhere_score(lp: torch.Tensor, seq: tuple[int, ...]) -> torch.Tensor:

@@ -233,17 +233,11 @@ class PhonemeHead(nn.Module):
         that trains the score itself to stay low on what is not the phrase (windows cut from sentences, people's
         recordings), which the CTC loss never reads (they have no transcript of their window), and on near misses
         (whose own transcript the CTC loss reads but which do not ask the phrase's probability to be low)."""
+        from .keyword import ctc_window_log_score
         if not len(maps):
             return maps.sum() * 0.0
         lp = self(maps)
-        t, n = lp.shape[:2]
-        frames = torch.full((n,), t, dtype=torch.long)
-        best = None
-        for seq in sequences:
-            loss = nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1).to(lp.device), frames,
-                                          torch.full((n,), len(seq), dtype=torch.long), blank=0, reduction="none")
-            log_score = torch.where(torch.isfinite(loss), -loss / len(seq), torch.full_like(loss, -1e4))
-            best = log_score if best is None else torch.maximum(best, log_score)
+        best = torch.stack([ctc_window_log_score(lp, seq) for seq in sequences]).max(0).values
         return torch.relu(best - math.log(floor)).mean()
 
 
@@ -379,7 +373,7 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     pairs_seen = 0
     ctc_sum, ctc_n = 0.0, 0
     neg_sum = 0.0
-    hinge = cfg.ctc_negative > 0 and aux is not None
+    hinge = cfg.ctc_negative > 0                # TrainConfig refuses it without the phoneme loss (aux)
     if hinge:
         neg_class, neg_sequences = negatives
     if teacher is not None:
