@@ -136,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
                    "(0.05–0.6 s of noise, then its first words to the window's end): the start of a line, where a "
                    "detector fires on people talking (benchmarks/quality/attempts.md §37–38); training split only. A "
                    "corpus made without them is extended (default 0: none)")
+    s.add_argument("--onset-words", type=int, default=0, metavar="K",
+                   help="with --onset-negatives: each holds a sentence's first 2–K words said alone instead of the "
+                   "whole sentence cut at the window's end, so that where they fit the window their sounds are a "
+                   "phoneme target for --phoneme-ctc (default 0: whole sentences, cut)")
     s.add_argument("--conversation", action="store_true",
                    help="Fish Fillets NG's dialogue (actors in conversation, full band; fillets-ng-data, -cs, -nl) as "
                    "negative streams, never trained on: the Dutch cast's among the validation negatives (1.6 h), the "
@@ -475,7 +479,8 @@ def _cmd(args) -> int:
                       else tuple(x for x in args.foreign_languages.split(",") if x),
                       vocoded_voices=args.vocoded_voices, rhyme_negatives=args.rhyme_negatives,
                       kokoro_voices=args.kokoro_voices, kokoro_negatives=args.kokoro_negatives,
-                      conversation=args.conversation, onset_negatives=args.onset_negatives, voices=args.voices,
+                      conversation=args.conversation, onset_negatives=args.onset_negatives,
+                      onset_words=args.onset_words, voices=args.voices,
                       positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

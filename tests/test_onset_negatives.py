@@ -35,6 +35,10 @@ def test_an_onset_window_is_a_pause_then_the_start_of_the_utterance():
     w, spoken = onset_window(short, rng)
     lead = int(np.argmax(w != 0))
     assert spoken == lead + len(short) <= CLIP_SAMPLES and w[lead: spoken].all() and not w[spoken:].any()
+    fits = np.full(int(0.9 * SAMPLE_RATE), 0.5)              # fits only after a short pause: it gets one
+    for _ in range(50):
+        w, spoken = onset_window(fits, rng)
+        assert lo <= int(np.argmax(w != 0)) and spoken <= CLIP_SAMPLES and w[spoken - len(fits): spoken].all()
 
 
 @needs_espeak
@@ -59,3 +63,32 @@ def test_onset_negatives_extend_a_corpus_in_the_training_split_only(tmp_path):
     assert synth_corpus(tmp_path / "w", cfg, progress=False).clips == ext.clips          # made whole: the same
     with pytest.raises(PqlrError, match="onset_negatives"):
         synth_corpus(tmp_path / "n", replace(cfg, onset_negatives=-1), progress=False)
+
+
+@needs_espeak
+def test_onset_words_are_a_sentences_first_words_said_alone_with_their_sounds_as_target(tmp_path):
+    base_cfg = SynthConfig(**TINY)
+    cut = replace(base_cfg, onset_negatives=2)
+    cfg = replace(cut, onset_words=3)
+    base = synth_corpus(tmp_path / "c", base_cfg, progress=False)
+    ext = synth_corpus(tmp_path / "c", cfg, progress=False)
+    assert ext.meta["config_key"] == cfg.key() != cut.key() and ext.clips[: len(base.clips)] == base.clips
+    new = ext.clips[len(base.clips):]
+    assert len(new) == ext.meta["onset_negatives"]["clips"] > 0 and ext.meta["onset_negatives"]["words"] == 3
+    sentences = negative_texts(cfg)["train"]["sentences"]
+    for c in new:                                            # the first 2-3 words of a training sentence
+        words = c.text.split()
+        assert 2 <= len(words) <= 3 and any(s.split()[: len(words)] == words for s in sentences)
+        assert c.split == "train" and c.label == "unknown"
+    assert {len(c.text.split()) for c in new} == {2, 3}
+    targets, _, _ = clip_targets(new)                        # said alone, most fit the window: a phoneme target
+    fit = [t for t, c in zip(targets, new) if c.spoken <= CLIP_SAMPLES]
+    assert len(fit) >= len(new) // 2 and all(t for t in fit)
+    assert synth_corpus(tmp_path / "w", cfg, progress=False).clips == ext.clips          # made whole: the same
+    # a corpus whose onsets are cut sentences is not relabelled as one of first words: it is made again
+    synth_corpus(tmp_path / "r", cut, progress=False)
+    again = synth_corpus(tmp_path / "r", cfg, progress=False)
+    assert again.meta["config_key"] == cfg.key() and again.clips == ext.clips
+    for bad in (replace(cut, onset_words=1), replace(base_cfg, onset_words=3)):
+        with pytest.raises(PqlrError, match="onset_words"):
+            bad.validate()

@@ -51,8 +51,11 @@ from .texts import COMMON_WORDS, hard_negatives, positive_texts, random_sentence
 CORPUS_FORMAT = 4                 # bump when the same config would now give different clips (4: an utterance longer
                                   # than the window keeps its end, and a wake-word file holds the whole phrase)
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
-                   "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation", "onset_negatives")
+                   "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation", "onset_negatives",
+                   "onset_words")
                                                       # left out of the key while off, so corpora made before keep theirs
+_MODIFIES = {"onset_words": "onset_negatives"}        # a field of _KEYED_WHEN_SET that changes how another's clips are
+                                                      # made: a corpus is extended by it only with that extension
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 CONVERSATION_VAL_LANGUAGES = ("nl",)        # conversation: the Dutch cast's dialogue validates; the Czech and English
                                             # casts' (other actors) are the test's conversation
@@ -133,6 +136,10 @@ class SynthConfig:
                                           # sentence after a pause: ONSET_LEAD_S of the clip's noise, then the
                                           # sentence's first words to the window's end — what people talking give a
                                           # detector when a line begins (attempts.md §37); training split only; 0 none
+    onset_words: int = 0                  # onset_negatives' utterances: 0, the whole sentence said and cut at the
+                                          # window's end (no phoneme target); K >= 2, the sentence's first 2-K words
+                                          # said alone, so that the pause and they fit the window and their sounds
+                                          # are a phoneme target (attempts.md §39)
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -192,6 +199,9 @@ class SynthConfig:
             raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices, "
                             "kokoro_negatives and onset_negatives: clips per recording or voice, 0 or more "
                             "(rhyme_negatives: clips per text)")
+        if self.onset_words and (self.onset_words < 2 or not self.onset_negatives):
+            raise PqlrError(f"onset_words {self.onset_words}: 0 (whole sentences, cut), or 2 or more (a sentence's "
+                            "first 2-K words said alone), and only with onset_negatives")
         if self.dialogue_negatives and self.conversation:
             raise PqlrError("dialogue_negatives trains on every language's dialogue, and conversation holds the Czech and "
                             "English casts' out for the test: use one of them")
@@ -396,8 +406,11 @@ def _render(job: dict, cfg: SynthConfig, out_dir: Path, pools: dict, banks: dict
 def onset_window(speech: np.ndarray, rng: np.random.Generator, n: int = CLIP_SAMPLES) -> tuple[np.ndarray, int]:
     """(a window that begins with a pause of ONSET_LEAD_S and then holds the trimmed utterance's first samples up
     to its end, the samples from the window's start to the utterance's end: more than n when the utterance goes on
-    past the window, so a text whose end was cut gets no phoneme target)."""
-    lead = int(rng.uniform(*ONSET_LEAD_S) * SAMPLE_RATE)
+    past the window, so a text whose end was cut gets no phoneme target). An utterance that fits after the shortest
+    pause gets a pause it fits after."""
+    lo, hi = ONSET_LEAD_S
+    room = (n - len(speech)) / SAMPLE_RATE          # the longest pause after which the whole utterance fits
+    lead = int(rng.uniform(lo, room if lo <= room < hi else hi) * SAMPLE_RATE)
     out = np.zeros(n)
     kept = speech[: n - lead]
     out[lead: lead + len(kept)] = kept
@@ -599,6 +612,8 @@ def _missing_extensions(cfg: SynthConfig, made_key: str | None) -> list[str]:
     on = [f for f in _KEYED_WHEN_SET if getattr(cfg, f)]
     for n in range(1, len(on) + 1):
         for missing in itertools.combinations(on, n):
+            if any(f in missing and _MODIFIES[f] not in missing for f in _MODIFIES):
+                continue                    # the clips a modifier changes are already made, another way
             if made_key == replace(cfg, **{f: 0 for f in missing}).key():
                 return list(missing)
     return []
@@ -611,7 +626,7 @@ def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progr
            "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro, "kokoro_negatives": _add_kokoro_passages,
            "conversation": _add_conversation, "onset_negatives": _add_onsets}
     for f in _KEYED_WHEN_SET:
-        if f in fields:
+        if f in fields and f in add:        # a modifier (_MODIFIES) is read by its extension's function
             add[f](corpus, cfg, progress)
     corpus.meta.update(config=asdict(cfg), config_key=key)
     save_corpus(corpus)
@@ -837,15 +852,21 @@ def _add_onsets(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     start, jobs = len(corpus.clips), []
     for _ in range(n):
         v = draw()
-        jobs.append(dict(label="unknown", text=_pick(rng, texts), style=_style_draw(rng, cfg, v.engine)(),
+        text = _pick(rng, texts)
+        if cfg.onset_words:                 # its first 2-K words, said alone
+            text = " ".join(text.split()[: int(rng.integers(2, cfg.onset_words + 1))])
+        jobs.append(dict(label="unknown", text=text, style=_style_draw(rng, cfg, v.engine)(),
                          kind="onset", voice=v.name, engine=v.engine, split="train", index=start + len(jobs),
                          seed=int(rng.integers(0, 2**31))))
     clips = _render_all(corpus, cfg, jobs, "onset negatives", progress)
     corpus.clips = corpus.clips + clips
     corpus.meta["onset_negatives"] = {
-        "clips": len(clips), "lead_s": list(ONSET_LEAD_S),
-        "note": "training sentences cut at their start after a pause (the start of a line in conversation); "
-                "training split only"}
+        "clips": len(clips), "lead_s": list(ONSET_LEAD_S), "words": cfg.onset_words or None,
+        "note": ("the first 2-{} words of training sentences, said alone after a pause (the start of a line in "
+                 "conversation), with a phoneme target where they fit the window".format(cfg.onset_words)
+                 if cfg.onset_words else
+                 "training sentences cut at their start after a pause (the start of a line in conversation)") +
+                "; training split only"}
 
 
 def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
