@@ -83,7 +83,8 @@ def test_onset_words_are_a_sentences_first_words_said_alone_with_their_sounds_as
     assert {len(c.text.split()) for c in new} == {2, 3}
     targets, _, _ = clip_targets(new)                        # said alone, most fit the window: a phoneme target
     fit = [t for t, c in zip(targets, new) if c.spoken <= CLIP_SAMPLES]
-    assert len(fit) >= len(new) // 2 and all(t for t in fit)
+    assert sum(1 for t in fit if t) >= len(new) // 2                 # (a text of > 14 sounds has none)
+    assert all(c.spoken <= CLIP_SAMPLES for t, c in zip(targets, new) if t)
     assert synth_corpus(tmp_path / "w", cfg, progress=False).clips == ext.clips          # made whole: the same
     # a corpus whose onsets are cut sentences is not relabelled as one of first words: it is made again
     synth_corpus(tmp_path / "r", cut, progress=False)
