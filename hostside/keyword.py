@@ -39,13 +39,22 @@ def ctc_window_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tens
 
 def ctc_window_log_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
     """The log of ctc_window_score: −CTC loss / len(seq), which training can descend (train.PhonemeHead.negative_loss)
-    without the exponential underflowing."""
+    without the exponential underflowing. A window with fewer frames than the phrase needs (min_frames) cannot say
+    it: −inf (score 0, as the device's fixed-point pass gives it), not the 0 (score 1) that CTC's zero_infinity
+    would make of its infinite loss."""
     t, n = lp.shape[:2]
     lengths = torch.full((n,), t, dtype=torch.long) if lengths is None else lengths
     loss = torch.nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1).to(lp.device), lengths,
                                         torch.full((n,), len(seq), dtype=torch.long), reduction="none",
                                         zero_infinity=True)
-    return -loss / len(seq)
+    fits = lengths.to(loss.device) >= min_frames(seq)
+    return torch.where(fits, -loss / len(seq), torch.full_like(loss, -math.inf))
+
+
+def min_frames(seq: tuple[int, ...]) -> int:
+    """The fewest frames a CTC alignment of `seq` takes: one per phoneme and a blank between each pair of equal
+    neighbours."""
+    return len(seq) + sum(a == b for a, b in zip(seq, seq[1:]))
 
 
 def anywhere_score(lp: torch.Tensor, seq: tuple[int, ...]) -> torch.Tensor:

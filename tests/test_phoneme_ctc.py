@@ -109,6 +109,24 @@ def test_phoneme_scores_ask_for_the_phrase_in_order_and_the_anywhere_score_frees
     assert anywhere_score(_frames([4, 1, 5, 2, 4, 3, 5]), phrase).item() < 0.05   # in order, but other sounds between
 
 
+def test_a_window_too_short_for_the_phrase_scores_nothing_not_everything():
+    """CTC's zero_infinity turns the infinite loss of a phrase that cannot fit the frames into 0, which read as a
+    score is 1.0: every window would fire. Such a window scores 0 (the device's fixed-point pass gives ~0 too), on
+    every frame count up to the phrase's need (one per phoneme, a blank between equal neighbours), and a stream's
+    first short span (lengths) alike; the hinge on negatives takes nothing from it."""
+    from hostside.keyword import ctc_window_log_score, ctc_window_score, min_frames
+    phrase = (1, 2, 2, 3)                                       # needs 5 frames: 1 2 _ 2 3
+    assert min_frames(phrase) == 5 and min_frames((1, 2, 3)) == 3
+    for frames in ([1, 2, 3], [1, 2, 0, 2]):
+        assert ctc_window_score(_frames(frames), phrase).item() == 0.0
+    fits = _frames([1, 2, 0, 2, 3])
+    assert ctc_window_score(fits, phrase).item() > 0.9
+    both = torch.cat([fits, fits], 1)
+    got = ctc_window_score(both, phrase, torch.tensor([5, 4])).tolist()
+    assert got[0] > 0.9 and got[1] == 0.0
+    assert torch.relu(ctc_window_log_score(both, phrase, torch.tensor([4, 4])) + 1.0).sum().item() == 0.0
+
+
 @needs_espeak
 def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained_pipeline, tmp_path):
     corpus = trained_pipeline["corpus"]
