@@ -44,7 +44,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
           vtlp: tuple[float, float] | None = None, augment: dict | None = None, ema: float = 0.0,
           pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", teacher: Path | list | None = None,
           kd_alpha: float = 0.7, kd_temperature: float = 6.0, phoneme_ctc: float = 0.0,
-          phoneme_negatives: float = 0.0, phoneme_negative_floor: float = 0.3, **model_options) -> dict:
+          phoneme_negatives: float = 0.0, phoneme_negative_floor: float = 0.3, phoneme_distill: float = 0.0,
+          **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms, band_prob,
@@ -68,7 +69,12 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     (export and device unchanged), for `evaluate(score="phonemes")`; 0: off. DS-CNN students only.
     phoneme_negatives (with phoneme_ctc): weight of a hinge on the phoneme wake score of every unknown training clip
     (train.PhonemeHead.negative_loss: its log above log(phoneme_negative_floor)), the score trained to stay low on
-    what is not the phrase; 0: off."""
+    what is not the phrase; 0: off.
+    phoneme_distill (with phoneme_ctc and teacher): weight of a frame-level distillation of the phoneme head from the
+    teachers' own phoneme heads (each teacher trained with --phoneme-ctc on this corpus's phoneme vocabulary): KL of
+    the mean of their per-frame phoneme posteriors to the student's, on every training clip (train.PhonemeTeacher,
+    PhonemeHead.distill_loss). kd_alpha 0 then distils the phoneme head alone (the classifier learns from the hard
+    labels); 0: off."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -82,8 +88,11 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
                       **({"vtlp": tuple(float(v) for v in vtlp)} if vtlp is not None else {}),
                       ema=float(ema), pair_weight=float(pair_loss), pair_margin=float(pair_margin),
                       pair_sides=pair_sides, ctc_weight=float(phoneme_ctc), ctc_negative=float(phoneme_negatives),
-                      ctc_negative_floor=float(phoneme_negative_floor),
+                      ctc_negative_floor=float(phoneme_negative_floor), ctc_distill=float(phoneme_distill),
                       **augment_config(augment or {}))
+    if phoneme_distill > 0 and not teacher_paths(teacher):
+        raise PqlrError("--phoneme-distill distils the phoneme head from teachers' heads: give --teacher CKPT (once or "
+                        "more), each trained with --phoneme-ctc on this corpus")
     fe = preset(features)
     corpus, xv, yv = load_features(corpus_dir, "val", fe)
     audio, y = split_audio(corpus)
@@ -112,9 +121,12 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             ctc_stats["negative_sequences"] = len(seqs)
     distill = {}
     teachers = teacher_paths(teacher)
-    if teachers:
+    members = [_teacher(t, fe, corpus, kd_alpha, kd_temperature) for t in teachers]   # each checked
+    if cfg.ctc_distill > 0:
+        ctc["phoneme_teacher"] = _phoneme_teacher(teachers, vocab)
+        ctc_stats["distilled_from"] = [str(t) for t in teachers]
+    if teachers and not (cfg.ctc_distill > 0 and kd_alpha == 0):       # kd_alpha 0: the classifier on hard labels
         from .compress.distill import TeacherEnsemble, kd_loss
-        members = [_teacher(t, fe, corpus, kd_alpha, kd_temperature) for t in teachers]
         if len(members) == 1:
             t_net, distilled = members[0]
         else:                   # several teachers: the mean of their softened posteriors (TeacherEnsemble)
@@ -128,7 +140,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             z_s, z_t, yb, kd_temperature, kd_alpha, label_smoothing=cfg.label_smoothing)}
     net, info = fit(net, fe, audio, y, xv, yv, cfg, noise_bank=noise_bank(seed=seed), progress=progress, **pairing,
                     **distill, **ctc)
-    if teachers:
+    if distill:
         info["distillation"] = distilled
     if ctc:
         info["phoneme_ctc"] = ctc_stats
@@ -145,6 +157,24 @@ def teacher_paths(teacher) -> list[Path]:
     if not teacher:
         return []
     return [Path(teacher)] if isinstance(teacher, (str, Path)) else [Path(t) for t in teacher]
+
+
+def _phoneme_teacher(teachers: list[Path], vocab: list[str]):
+    """train.PhonemeTeacher of the teachers' trunks and phoneme heads, each checked to read the student's phoneme
+    vocabulary (the same corpus's clip_targets)."""
+    from .train import PhonemeHead, PhonemeTeacher, load_checkpoint
+    members, heads = [], []
+    for path in teachers:
+        net, ck = load_checkpoint(path)
+        ctc = ck.get("phoneme_ctc") or {}
+        if "phoneme_head" not in ck or not hasattr(net, "trunk"):
+            raise PqlrError(f"teacher {path} has no phoneme head to distil from: train it with --phoneme-ctc 0.3")
+        if list(ctc.get("vocabulary") or []) != list(vocab):
+            raise PqlrError(f"teacher {path}'s phoneme head reads another vocabulary than this corpus's "
+                            f"({len(ctc.get('vocabulary') or [])} against {len(vocab)} phonemes): train it on this corpus")
+        members.append(net.eval())
+        heads.append(PhonemeHead.from_state(ck["phoneme_head"], len(vocab)).eval())
+    return PhonemeTeacher(members, heads)
 
 
 def _teacher(path: Path, fe, corpus, alpha: float, temperature: float):

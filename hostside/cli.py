@@ -219,6 +219,12 @@ def _parser() -> argparse.ArgumentParser:
                    "phrase, including the windows cut from sentences and the people's recordings that the CTC loss "
                    "cannot read (no transcript of the window), and the near misses (e.g. 1; default 0: off; "
                    "benchmarks/quality/attempts.md §38)")
+    t.add_argument("--phoneme-distill", type=float, default=0.0, metavar="WEIGHT",
+                   help="with --phoneme-ctc and --teacher (each teacher trained with --phoneme-ctc on this corpus): "
+                   "add WEIGHT × the KL of the teachers' mean per-frame phoneme posteriors to the student's phoneme "
+                   "head, on every training clip — soft phoneme labels where the CTC loss has none (sentences cut "
+                   "by the window, people, noise). With --kd-alpha 0 only the phoneme head is distilled (e.g. 1; "
+                   "default 0: off; benchmarks/quality/attempts.md §40)")
     t.add_argument("--phoneme-negative-floor", type=float, default=0.3, metavar="SCORE",
                    help="with --phoneme-negatives: the wake score in (0, 1) each negative is pushed below "
                    "(default 0.3)")
@@ -502,7 +508,7 @@ def _cmd(args) -> int:
                       pair_sides=args.pair_sides, teacher=args.teacher, kd_alpha=args.kd_alpha,
                       kd_temperature=args.kd_temperature, phoneme_ctc=args.phoneme_ctc,
                       phoneme_negatives=args.phoneme_negatives, phoneme_negative_floor=args.phoneme_negative_floor,
-                      **_model_options(args.options))
+                      phoneme_distill=args.phoneme_distill, **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "mine":

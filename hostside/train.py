@@ -48,6 +48,8 @@ class TrainConfig:
     ctc_negative: float = 0.0                  # weight of the wake score's hinge on negatives (PhonemeHead.
                                                # negative_loss; needs ctc_weight > 0); 0: off
     ctc_negative_floor: float = 0.3            # the phoneme wake score a negative window is pushed below
+    ctc_distill: float = 0.0                   # weight of the phoneme head's distillation from teachers' heads
+                                               # (PhonemeTeacher; needs ctc_weight > 0); 0: off
 
     def __post_init__(self):
         from .errors import PqlrError
@@ -64,6 +66,11 @@ class TrainConfig:
         if self.ctc_negative > 0 and self.ctc_weight <= 0:
             raise PqlrError("the wake score's hinge on negatives reads the phoneme head: give --phoneme-ctc too "
                             "(e.g. --phoneme-ctc 0.3 --phoneme-negatives 1)")
+        if not 0.0 <= self.ctc_distill <= 10.0:
+            raise PqlrError(f"phoneme distillation weight {self.ctc_distill}: a number in [0, 10], e.g. 1 (0: off)")
+        if self.ctc_distill > 0 and self.ctc_weight <= 0:
+            raise PqlrError("the phoneme head's distillation trains the phoneme head: give --phoneme-ctc too "
+                            "(e.g. --phoneme-ctc 0.3 --phoneme-distill 1 --teacher A.pt --teacher B.pt)")
         if not 0.0 < self.ctc_negative_floor < 1.0:
             raise PqlrError(f"phoneme negative floor {self.ctc_negative_floor}: a wake score in (0, 1), e.g. 0.3")
         if self.pair_sides not in PAIR_SIDES:
@@ -240,6 +247,34 @@ class PhonemeHead(nn.Module):
         best = torch.stack([ctc_window_log_score(lp, seq) for seq in sequences]).max(0).values
         return torch.relu(best - math.log(floor)).mean()
 
+    def distill_loss(self, maps: torch.Tensor, teacher_lp: torch.Tensor) -> torch.Tensor:
+        """KL(teacher ‖ this head) per frame, summed over the phonemes and blank, averaged over frames and examples:
+        teacher_lp [T', N, V + 1] the teachers' log-probabilities (PhonemeTeacher) of the same clips."""
+        lp = self(maps)
+        if lp.shape != teacher_lp.shape:
+            raise ValueError(f"phoneme teacher frames {tuple(teacher_lp.shape)} against the student's {tuple(lp.shape)}")
+        return (teacher_lp.exp() * (teacher_lp - lp)).sum(dim=2).mean()
+
+
+class PhonemeTeacher(nn.Module):
+    """Teachers' phoneme heads as one: each member's trunk and PhonemeHead read the batch the student reads, and the
+    result is the log of the mean of their per-frame phoneme posteriors, [T', N, V + 1] — the frame-level soft labels
+    the student's head is distilled towards (PhonemeHead.distill_loss). Unlike the CTC loss, which reads only clips
+    whose whole text is in the window, they cover every training clip: negatives cut from sentences, people's
+    recordings, noise."""
+
+    def __init__(self, members: list, heads: list):
+        super().__init__()
+        if not members or len(members) != len(heads):
+            raise ValueError("a phoneme teacher needs one head per member, at least one")
+        self.members = nn.ModuleList(members)
+        self.heads = nn.ModuleList(heads)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lp = torch.stack([h(m.trunk(x)) for m, h in zip(self.members, self.heads)])
+        return torch.logsumexp(lp, dim=0) - math.log(len(self.members))
+
 
 class Augmenter:
     """Waveform and feature augmentation, on a torch generator so that runs are reproducible. The work runs on the
@@ -318,7 +353,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
           progress: bool = True, teacher: nn.Module | None = None, loss_fn=None,
           partners: list[np.ndarray] | None = None, wake: int = 0,
           phonemes: tuple[list, int] | None = None, phoneme_head: dict | None = None,
-          negatives: tuple[int, list[tuple[int, ...]]] | None = None) -> tuple[nn.Module, dict]:
+          negatives: tuple[int, list[tuple[int, ...]]] | None = None,
+          phoneme_teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
     """audio_train: int16 or float [N, clip_samples]; x_val: numpy features. Returns the best-on-val model.
     partners (with cfg.pair_weight > 0): for each training example the indices of its near misses
     (hostside/data/pairs.py); each example of a batch that has any is joined by one drawn at random, augmented
@@ -328,7 +364,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     batch's loss; its weights at the kept epoch come back in the info as "phoneme_head". phoneme_head: a PhonemeHead's
     state to start from (compression fine-tunes the head it was given; default: a new head).
     negatives (with cfg.ctc_negative > 0): (the class whose examples are negatives, the phrase's phoneme sequences):
-    PhonemeHead.negative_loss on that class's examples is added, weighted, to the batch's loss."""
+    PhonemeHead.negative_loss on that class's examples is added, weighted, to the batch's loss.
+    phoneme_teacher (with cfg.ctc_distill > 0): a PhonemeTeacher; PhonemeHead.distill_loss of every example of the
+    batch against it (the same augmented input) is added, weighted, to the batch's loss."""
     from .errors import PqlrError
     if cfg.ctc_weight > 0:
         if phonemes is None:
@@ -340,6 +378,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                             f"has none: use a DS-CNN (e.g. --model dscnn-logmel)")
     if cfg.ctc_negative > 0 and not (negatives and negatives[1]):
         raise PqlrError("ctc_negative > 0 needs the negative class and the phrase's phoneme sequences")
+    if cfg.ctc_distill > 0 and phoneme_teacher is None:
+        raise PqlrError("ctc_distill > 0 needs the teachers' phoneme heads (a PhonemeTeacher)")
     if cfg.pair_weight > 0 and partners is None:
         raise PqlrError("pair_weight > 0 needs each training example's near misses (partners)")
     if partners is not None and len(partners) != len(audio_train):
@@ -378,9 +418,14 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
         neg_class, neg_sequences = negatives
     if teacher is not None:
         teacher = teacher.to(dev).eval()
+    heads_kd = cfg.ctc_distill > 0
+    if heads_kd:
+        phoneme_teacher = phoneme_teacher.to(dev).eval()
+    kd_sum = 0.0
     averaged = aux_averaged = None
     with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance, nhwc(model), \
-            (nhwc(teacher) if teacher is not None else nullcontext()):
+            (nhwc(teacher) if teacher is not None else nullcontext()), \
+            (nhwc(phoneme_teacher) if heads_kd else nullcontext()):
         if cfg.ema:                             # weights and BatchNorm statistics averaged step by step
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
@@ -423,6 +468,10 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                     ctc = aux.loss(maps[:b], [targets[i] for i in idx.tolist()])
                     loss = loss + cfg.ctc_weight * ctc
                     ctc_sum, ctc_n = ctc_sum + ctc.item(), ctc_n + 1
+                if heads_kd:
+                    kd = aux.distill_loss(maps[:b], phoneme_teacher(xa[:b] if pairing else xb))
+                    loss = loss + cfg.ctc_distill * kd
+                    kd_sum += kd.item()
                 if hinge:
                     neg = aux.negative_loss(maps[:b][yb == neg_class], neg_sequences, cfg.ctc_negative_floor)
                     loss = loss + cfg.ctc_negative * neg
@@ -443,8 +492,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
             val_acc = accuracy(kept, x_val, y_val)
             history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                             "val_acc": val_acc, **({"ctc_loss": ctc_sum / max(1, ctc_n)} if aux is not None else {}),
-                            **({"negative_loss": neg_sum / max(1, ctc_n)} if hinge else {})})
-            ctc_sum, ctc_n, neg_sum = 0.0, 0, 0.0
+                            **({"negative_loss": neg_sum / max(1, ctc_n)} if hinge else {}),
+                            **({"phoneme_distill_loss": kd_sum / max(1, ctc_n)} if heads_kd else {})})
+            ctc_sum, ctc_n, neg_sum, kd_sum = 0.0, 0, 0.0, 0.0
             if not np.isnan(val_acc) and val_acc > best:
                 best, best_state = val_acc, copy.deepcopy(kept.state_dict())
                 kept_aux = aux_averaged.module if aux_averaged is not None else aux

@@ -374,3 +374,52 @@ def test_training_with_the_hinge_on_negatives_records_it_and_needs_the_phoneme_l
     assert not torch.equal(plain["phoneme_head"]["proj.weight"], hinged["phoneme_head"]["proj.weight"])
     with pytest.raises(PqlrError, match="give --phoneme-ctc too"):
         api.train(corpus, tmp_path / "x.pt", **{**opts, "phoneme_ctc": 0.0}, phoneme_negatives=1.0)
+
+
+def test_phoneme_teacher_is_the_mean_of_its_heads_and_the_distillation_loss_is_their_kl():
+    """train.PhonemeTeacher: log of the mean of its members' per-frame posteriors; PhonemeHead.distill_loss: KL per
+    frame, 0 for a student head that is the teacher, positive otherwise, and it teaches: descending it moves a head
+    towards the teacher's posteriors."""
+    from hostside.train import PhonemeTeacher
+    torch.manual_seed(0)
+    nets = [build_model("dscnn-logmel", (49, 40), 3, channels=8, blocks=1).eval() for _ in range(2)]
+    heads = [PhonemeHead(8, 5).eval() for _ in range(2)]
+    x = torch.randn(3, 49, 40)
+    t = PhonemeTeacher(nets, heads)(x)
+    want = torch.log((heads[0](nets[0].trunk(x)).exp() + heads[1](nets[1].trunk(x)).exp()) / 2)
+    assert t.shape == want.shape and torch.allclose(t, want, atol=1e-6)
+    assert torch.allclose(t.exp().sum(2), torch.ones(t.shape[:2]), atol=1e-5)
+    one = PhonemeTeacher(nets[:1], heads[:1])(x)
+    maps = nets[0].trunk(x).detach()
+    assert heads[0].distill_loss(maps, one).abs().item() < 1e-6
+    student = PhonemeHead(8, 5)
+    opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    first = student.distill_loss(maps, one).item()
+    for _ in range(50):
+        opt.zero_grad()
+        loss = student.distill_loss(maps, one)
+        loss.backward()
+        opt.step()
+    assert first > 0 and loss.item() < 0.5 * first
+    with pytest.raises(ValueError, match="frames"):
+        student.distill_loss(maps[:, :, :10], one)
+
+
+@needs_espeak
+def test_training_distils_the_phoneme_head_from_teachers_heads(trained_pipeline, tmp_path):
+    corpus = trained_pipeline["corpus"]
+    opts = dict(epochs=2, seed=7, channels=8, blocks=1, progress=False)
+    t = api.train(corpus, tmp_path / "t.pt", phoneme_ctc=0.5, **opts)["checkpoint"]
+    c = torch.load(api.train(corpus, tmp_path / "s.pt", phoneme_ctc=0.5, phoneme_distill=1.0, kd_alpha=0.0,
+                             teacher=[t, t], **opts)["checkpoint"], weights_only=False)
+    assert c["train_config"]["ctc_distill"] == 1.0
+    assert all(h["phoneme_distill_loss"] > 0 for h in c["history"])
+    assert c["phoneme_ctc"]["distilled_from"] == [str(t), str(t)]
+    assert "distillation" not in c                       # kd_alpha 0: the classifier learnt from the hard labels
+    with pytest.raises(PqlrError, match="give --teacher"):
+        api.train(corpus, tmp_path / "x.pt", phoneme_ctc=0.5, phoneme_distill=1.0, **opts)
+    with pytest.raises(PqlrError, match="give --phoneme-ctc"):
+        api.train(corpus, tmp_path / "x.pt", phoneme_distill=1.0, teacher=t, **opts)
+    plain = api.train(corpus, tmp_path / "p.pt", **opts)["checkpoint"]
+    with pytest.raises(PqlrError, match="no phoneme head"):
+        api.train(corpus, tmp_path / "x.pt", phoneme_ctc=0.5, phoneme_distill=1.0, teacher=plain, **opts)
