@@ -45,7 +45,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
           pair_loss: float = 0.0, pair_margin: float = 4.0, pair_sides: str = "both", teacher: Path | list | None = None,
           kd_alpha: float = 0.7, kd_temperature: float = 6.0, phoneme_ctc: float = 0.0,
           phoneme_negatives: float = 0.0, phoneme_negative_floor: float = 0.3, phoneme_distill: float = 0.0,
-          **model_options) -> dict:
+          phoneme_distill_on: str = "frames", **model_options) -> dict:
     """Train a registered model on a corpus's train split, select on val; write a checkpoint.
     vtlp: a range of vocal-tract length factors (e.g. (0.9, 1.1)) drawn per example in training; None: off.
     augment: TrainConfig's augmentation settings to change (noise_prob, snr_db, gain_db, time_shift_ms, band_prob,
@@ -74,7 +74,8 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
     teachers' own phoneme heads (each teacher trained with --phoneme-ctc on this corpus's phoneme vocabulary): KL of
     the mean of their per-frame phoneme posteriors to the student's, on every training clip (train.PhonemeTeacher,
     PhonemeHead.distill_loss). kd_alpha 0 then distils the phoneme head alone (the classifier learns from the hard
-    labels); 0: off."""
+    labels); 0: off. phoneme_distill_on "score": distil the wake score instead — each window's score against the
+    mean of the teachers' scores of it, binary cross-entropy (PhonemeHead.distill_score_loss)."""
     import torch
     from .data.features import preset
     from .models import build_model, param_count
@@ -89,6 +90,7 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
                       ema=float(ema), pair_weight=float(pair_loss), pair_margin=float(pair_margin),
                       pair_sides=pair_sides, ctc_weight=float(phoneme_ctc), ctc_negative=float(phoneme_negatives),
                       ctc_negative_floor=float(phoneme_negative_floor), ctc_distill=float(phoneme_distill),
+                      ctc_distill_on=phoneme_distill_on,
                       **augment_config(augment or {}))
     if phoneme_distill > 0 and not teacher_paths(teacher):
         raise PqlrError("--phoneme-distill distils the phoneme head from teachers' heads: give --teacher CKPT (once or "
@@ -112,19 +114,20 @@ def train(corpus_dir: Path, out: Path, model: str = "dscnn", features: str = "lo
             raise PqlrError(f"--phoneme-ctc: none of {corpus_dir}'s training clips has a text short enough to be "
                             f"whole in its window; the loss needs a corpus made by `pqlr data synth`")
         ctc["phonemes"] = (targets, len(vocab))
+        keywords = set(keyword_classes(corpus.classes))
+        seqs = sorted({tuple(t) for t, c in zip(targets, corpus.split("train")) if t and c.label in keywords})
         if cfg.ctc_negative > 0:
             if "unknown" not in corpus.classes:
                 raise PqlrError(f"--phoneme-negatives: {corpus_dir} has no unknown class to read negatives from")
-            keywords = set(keyword_classes(corpus.classes))
-            seqs = sorted({tuple(t) for t, c in zip(targets, corpus.split("train")) if t and c.label in keywords})
             ctc["negatives"] = (corpus.classes.index("unknown"), seqs)
             ctc_stats["negative_sequences"] = len(seqs)
     distill = {}
     teachers = teacher_paths(teacher)
     members = [_teacher(t, fe, corpus, kd_alpha, kd_temperature) for t in teachers]   # each checked
     if cfg.ctc_distill > 0:
-        ctc["phoneme_teacher"] = _phoneme_teacher(teachers, vocab)
+        ctc["phoneme_teacher"] = _phoneme_teacher(teachers, vocab, seqs)
         ctc_stats["distilled_from"] = [str(t) for t in teachers]
+        ctc_stats["distilled_on"] = cfg.ctc_distill_on
     if teachers and not (cfg.ctc_distill > 0 and kd_alpha == 0):       # kd_alpha 0: the classifier on hard labels
         from .compress.distill import TeacherEnsemble, kd_loss
         if len(members) == 1:
@@ -159,7 +162,7 @@ def teacher_paths(teacher) -> list[Path]:
     return [Path(teacher)] if isinstance(teacher, (str, Path)) else [Path(t) for t in teacher]
 
 
-def _phoneme_teacher(teachers: list[Path], vocab: list[str]):
+def _phoneme_teacher(teachers: list[Path], vocab: list[str], sequences: list[tuple[int, ...]]):
     """train.PhonemeTeacher of the teachers' trunks and phoneme heads, each checked to read the student's phoneme
     vocabulary (the same corpus's clip_targets)."""
     from .train import PhonemeHead, PhonemeTeacher, load_checkpoint
@@ -174,7 +177,7 @@ def _phoneme_teacher(teachers: list[Path], vocab: list[str]):
                             f"({len(ctc.get('vocabulary') or [])} against {len(vocab)} phonemes): train it on this corpus")
         members.append(net.eval())
         heads.append(PhonemeHead.from_state(ck["phoneme_head"], len(vocab)).eval())
-    return PhonemeTeacher(members, heads)
+    return PhonemeTeacher(members, heads, sequences)
 
 
 def _teacher(path: Path, fe, corpus, alpha: float, temperature: float):

@@ -225,6 +225,10 @@ def _parser() -> argparse.ArgumentParser:
                    "head, on every training clip — soft phoneme labels where the CTC loss has none (sentences cut "
                    "by the window, people, noise). With --kd-alpha 0 only the phoneme head is distilled (e.g. 1; "
                    "default 0: off; benchmarks/quality/attempts.md §40)")
+    t.add_argument("--phoneme-distill-on", choices=("frames", "score"), default="frames",
+                   help="with --phoneme-distill: what is distilled — frames (each head frame's phoneme posteriors, "
+                   "KL; the default) or score (each training window's wake score against the mean of the teachers' "
+                   "scores, binary cross-entropy)")
     t.add_argument("--phoneme-negative-floor", type=float, default=0.3, metavar="SCORE",
                    help="with --phoneme-negatives: the wake score in (0, 1) each negative is pushed below "
                    "(default 0.3)")
@@ -508,7 +512,8 @@ def _cmd(args) -> int:
                       pair_sides=args.pair_sides, teacher=args.teacher, kd_alpha=args.kd_alpha,
                       kd_temperature=args.kd_temperature, phoneme_ctc=args.phoneme_ctc,
                       phoneme_negatives=args.phoneme_negatives, phoneme_negative_floor=args.phoneme_negative_floor,
-                      phoneme_distill=args.phoneme_distill, **_model_options(args.options))
+                      phoneme_distill=args.phoneme_distill, phoneme_distill_on=args.phoneme_distill_on,
+                      **_model_options(args.options))
         print(json.dumps(r, indent=1))
         return 0
     if args.cmd == "mine":

@@ -50,6 +50,8 @@ class TrainConfig:
     ctc_negative_floor: float = 0.3            # the phoneme wake score a negative window is pushed below
     ctc_distill: float = 0.0                   # weight of the phoneme head's distillation from teachers' heads
                                                # (PhonemeTeacher; needs ctc_weight > 0); 0: off
+    ctc_distill_on: str = "frames"             # frames: each frame's phoneme posteriors (KL); score: the wake
+                                               # score of each window (its binary cross-entropy)
 
     def __post_init__(self):
         from .errors import PqlrError
@@ -68,6 +70,8 @@ class TrainConfig:
                             "(e.g. --phoneme-ctc 0.3 --phoneme-negatives 1)")
         if not 0.0 <= self.ctc_distill <= 10.0:
             raise PqlrError(f"phoneme distillation weight {self.ctc_distill}: a number in [0, 10], e.g. 1 (0: off)")
+        if self.ctc_distill_on not in ("frames", "score"):
+            raise PqlrError(f"phoneme distillation on {self.ctc_distill_on!r}: frames or score")
         if self.ctc_distill > 0 and self.ctc_weight <= 0:
             raise PqlrError("the phoneme head's distillation trains the phoneme head: give --phoneme-ctc too "
                             "(e.g. --phoneme-ctc 0.3 --phoneme-distill 1 --teacher A.pt --teacher B.pt)")
@@ -255,6 +259,15 @@ class PhonemeHead(nn.Module):
             raise ValueError(f"phoneme teacher frames {tuple(teacher_lp.shape)} against the student's {tuple(lp.shape)}")
         return (teacher_lp.exp() * (teacher_lp - lp)).sum(dim=2).mean()
 
+    def distill_score_loss(self, maps: torch.Tensor, sequences: list[tuple[int, ...]],
+                           target: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of this head's wake score of each window (the best over `sequences` of
+        keyword.ctc_window_score) against target [N] in [0, 1] (PhonemeTeacher.score), mean over the windows."""
+        from .keyword import ctc_window_log_score
+        log_s = torch.stack([ctc_window_log_score(self(maps), s) for s in sequences]).max(0).values
+        log_s = log_s.clamp(math.log(1e-6), math.log(1 - 1e-6))
+        return -(target * log_s + (1 - target) * torch.log1p(-log_s.exp())).mean()
+
 
 class PhonemeTeacher(nn.Module):
     """Teachers' phoneme heads as one: each member's trunk and PhonemeHead read the batch the student reads, and the
@@ -263,17 +276,28 @@ class PhonemeTeacher(nn.Module):
     whose whole text is in the window, they cover every training clip: negatives cut from sentences, people's
     recordings, noise."""
 
-    def __init__(self, members: list, heads: list):
+    def __init__(self, members: list, heads: list, sequences: list[tuple[int, ...]] = ()):
         super().__init__()
         if not members or len(members) != len(heads):
             raise ValueError("a phoneme teacher needs one head per member, at least one")
         self.members = nn.ModuleList(members)
         self.heads = nn.ModuleList(heads)
+        self.sequences = list(sequences)            # the phrase's phoneme sequences, for score()
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lp = torch.stack([h(m.trunk(x)) for m, h in zip(self.members, self.heads)])
         return torch.logsumexp(lp, dim=0) - math.log(len(self.members))
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """[N] the mean over the members of each one's wake score of the window (keyword.ctc_window_score, the best
+        over the phrase's sequences): what an ensemble of them would detect with."""
+        from .keyword import ctc_window_score
+        if not self.sequences:
+            raise ValueError("the phoneme teacher's score needs the phrase's phoneme sequences")
+        return torch.stack([torch.stack([ctc_window_score(h(m.trunk(x)), s) for s in self.sequences]).max(0).values
+                            for m, h in zip(self.members, self.heads)]).mean(0)
 
 
 class Augmenter:
@@ -469,7 +493,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                     loss = loss + cfg.ctc_weight * ctc
                     ctc_sum, ctc_n = ctc_sum + ctc.item(), ctc_n + 1
                 if heads_kd:
-                    kd = aux.distill_loss(maps[:b], phoneme_teacher(xa[:b] if pairing else xb))
+                    xt = xa[:b] if pairing else xb
+                    kd = (aux.distill_loss(maps[:b], phoneme_teacher(xt)) if cfg.ctc_distill_on == "frames" else
+                          aux.distill_score_loss(maps[:b], phoneme_teacher.sequences, phoneme_teacher.score(xt)))
                     loss = loss + cfg.ctc_distill * kd
                     kd_sum += kd.item()
                 if hinge:

@@ -403,6 +403,29 @@ def test_phoneme_teacher_is_the_mean_of_its_heads_and_the_distillation_loss_is_t
     assert first > 0 and loss.item() < 0.5 * first
     with pytest.raises(ValueError, match="frames"):
         student.distill_loss(maps[:, :, :10], one)
+    # on the score: the teacher's is the mean of its members' window scores, and descending the binary
+    # cross-entropy brings the student's score of each window to it
+    from hostside.keyword import ctc_window_score
+    phrase = [(1, 2, 3), (1, 3)]
+    two = PhonemeTeacher(nets, heads, phrase)
+    got = two.score(x)
+    want = torch.stack([torch.stack([ctc_window_score(h(n.trunk(x)), q) for q in phrase]).max(0).values
+                        for n, h in zip(nets, heads)]).mean(0)
+    assert got.shape == (3,) and torch.allclose(got, want)
+    target = torch.tensor([0.9, 0.02, 0.5])
+    student = PhonemeHead(8, 5)
+    wide = torch.randn(3, 8, 25, 10)                       # maps a linear head can tell apart
+    opt = torch.optim.Adam(student.parameters(), lr=0.2)
+    for _ in range(600):
+        opt.zero_grad()
+        loss = student.distill_score_loss(wide, phrase, target)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        mine = torch.stack([ctc_window_score(student(wide), q) for q in phrase]).max(0).values
+    assert torch.allclose(mine, target, atol=0.1), mine
+    with pytest.raises(ValueError, match="sequences"):
+        PhonemeTeacher(nets, heads).score(x)
 
 
 @needs_espeak
@@ -416,6 +439,13 @@ def test_training_distils_the_phoneme_head_from_teachers_heads(trained_pipeline,
     assert all(h["phoneme_distill_loss"] > 0 for h in c["history"])
     assert c["phoneme_ctc"]["distilled_from"] == [str(t), str(t)]
     assert "distillation" not in c                       # kd_alpha 0: the classifier learnt from the hard labels
+    s = torch.load(api.train(corpus, tmp_path / "s2.pt", phoneme_ctc=0.5, phoneme_distill=1.0, kd_alpha=0.0,
+                             phoneme_distill_on="score", teacher=t, **opts)["checkpoint"], weights_only=False)
+    assert s["phoneme_ctc"]["distilled_on"] == "score" and c["phoneme_ctc"]["distilled_on"] == "frames"
+    assert all(h["phoneme_distill_loss"] > 0 for h in s["history"])
+    with pytest.raises(PqlrError, match="frames or score"):
+        api.train(corpus, tmp_path / "x.pt", phoneme_ctc=0.5, phoneme_distill=1.0, phoneme_distill_on="window",
+                  teacher=t, **opts)
     with pytest.raises(PqlrError, match="give --teacher"):
         api.train(corpus, tmp_path / "x.pt", phoneme_ctc=0.5, phoneme_distill=1.0, **opts)
     with pytest.raises(PqlrError, match="give --phoneme-ctc"):
