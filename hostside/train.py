@@ -372,6 +372,22 @@ class Augmenter:
         return torch.where(mask, fill.expand_as(feats), feats)
 
 
+EMA_HORIZONS = 5               # an average must run this many time constants, 1 / (1 − decay) steps, to forget the start
+
+
+def ema_too_slow(decay: float, steps: int) -> str | None:
+    """What is wrong with an exponential moving average of decay `decay` over a training of `steps` optimiser steps,
+    or None: under EMA_HORIZONS time constants it still holds e^(−steps·(1 − decay)) of the untrained weights (and
+    BatchNorm statistics), and the average of weights that far apart is no model (attempts.md §40: --ema 0.999 over
+    1,843 steps kept the majority class)."""
+    if not decay or steps * (1 - decay) >= EMA_HORIZONS:
+        return None
+    share = math.exp(-steps * (1 - decay))
+    return (f"--ema {decay:g} averages over ~{1 / (1 - decay):,.0f} steps but this training takes {steps:,}: the "
+            f"average keeps {100 * share:.0f} % of the untrained weights and may predict one class; use a decay of "
+            f"at most {1 - EMA_HORIZONS / steps:.4f} or more epochs")
+
+
 def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
           y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), noise_bank: np.ndarray | None = None,
           progress: bool = True, teacher: nn.Module | None = None, loss_fn=None,
@@ -426,6 +442,10 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
         params += list(aux.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(audio_train) / cfg.batch_size)))
+    slow = ema_too_slow(cfg.ema, cfg.epochs * steps_per_epoch)
+    if slow:
+        import warnings
+        warnings.warn(slow, stacklevel=2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
     aug = Augmenter(fe, cfg, noise_bank, gen)
@@ -527,7 +547,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                 best_aux = copy.deepcopy(kept_aux.state_dict()) if aux is not None else None
     if best_state is not None:
         model.load_state_dict(best_state)
-    info = {"history": history, "device": dev, "best_val_acc": best, "train_config": asdict(cfg)}
+    info = {"history": history, "device": dev, "best_val_acc": best, "train_config": asdict(cfg),
+            **({"ema_warning": slow} if slow else {})}
     if aux is not None:         # beside the student, not in it: for reading its phoneme posteriors (analysis)
         info["phoneme_head"] = {k: v.cpu() for k, v in (best_aux or aux.state_dict()).items()}
     if pairing:

@@ -130,7 +130,8 @@ def test_ema_weights_are_what_validation_judges_and_the_checkpoint_keeps(trained
     corpus = trained_pipeline["corpus"]
     opts = dict(epochs=2, seed=7, channels=8, blocks=1, progress=False)
     api.train(corpus, tmp_path / "a.pt", **opts)
-    api.train(corpus, tmp_path / "e.pt", ema=0.9, **opts)
+    with pytest.warns(UserWarning, match="untrained weights"):          # 0.9 over a handful of steps
+        api.train(corpus, tmp_path / "e.pt", ema=0.9, **opts)
     a, e = (torch.load(tmp_path / f, weights_only=False) for f in ("a.pt", "e.pt"))
     assert a["train_config"]["ema"] == 0.0 and e["train_config"]["ema"] == 0.9
     assert not all(torch.equal(a["state_dict"][k], e["state_dict"][k]) for k in a["state_dict"])
@@ -140,6 +141,16 @@ def test_ema_weights_are_what_validation_judges_and_the_checkpoint_keeps(trained
     for bad in (1.0, -0.1):
         with pytest.raises(PqlrError, match="ema"):
             api.train(corpus, tmp_path / "x.pt", ema=bad, **opts)
+    assert "untrained weights" in e["ema_warning"] and "ema_warning" not in a
+
+
+def test_an_average_slower_than_the_training_is_named():
+    """--ema 0.999 over the demo corpus's 1,843 steps kept 16 % of the untrained weights and predicted one class
+    (attempts.md §40): training warns, saying which decay would do."""
+    from hostside.train import ema_too_slow
+    msg = ema_too_slow(0.999, 1843)
+    assert "16 %" in msg and "0.9973" in msg and "1,843" in msg
+    assert ema_too_slow(0.999, 9000) is None and ema_too_slow(0.0, 10) is None and ema_too_slow(0.995, 1843) is None
 
 
 def test_augmenter_without_noise_shift_gain_or_masks_is_the_front_end():
