@@ -383,9 +383,11 @@ def ema_too_slow(decay: float, steps: int) -> str | None:
     if not decay or steps * (1 - decay) >= EMA_HORIZONS:
         return None
     share = math.exp(-steps * (1 - decay))
+    fits = 1 - EMA_HORIZONS / steps
     return (f"--ema {decay:g} averages over ~{1 / (1 - decay):,.0f} steps but this training takes {steps:,}: the "
-            f"average keeps {100 * share:.0f} % of the untrained weights and may predict one class; use a decay of "
-            f"at most {1 - EMA_HORIZONS / steps:.4f} or more epochs")
+            f"average keeps {100 * share:.0f} % of the untrained weights and may predict one class; " +
+            (f"use a decay of at most {fits:.4f} or more epochs" if fits >= 0.5 else
+             f"train for at least {math.ceil(EMA_HORIZONS / (1 - decay) - 1e-9):,} steps or leave --ema off"))
 
 
 def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,

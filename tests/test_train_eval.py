@@ -150,6 +150,7 @@ def test_an_average_slower_than_the_training_is_named():
     from hostside.train import ema_too_slow
     msg = ema_too_slow(0.999, 1843)
     assert "16 %" in msg and "0.9973" in msg and "1,843" in msg
+    assert "at least 50 steps" in ema_too_slow(0.9, 4)                  # no decay fits 4 steps
     assert ema_too_slow(0.999, 9000) is None and ema_too_slow(0.0, 10) is None and ema_too_slow(0.995, 1843) is None
 
 
