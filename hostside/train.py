@@ -407,8 +407,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     state to start from (compression fine-tunes the head it was given; default: a new head).
     negatives (with cfg.ctc_negative > 0): (the class whose examples are negatives, the phrase's phoneme sequences):
     PhonemeHead.negative_loss on that class's examples is added, weighted, to the batch's loss.
-    phoneme_teacher (with cfg.ctc_distill > 0): a PhonemeTeacher; PhonemeHead.distill_loss of every example of the
-    batch against it (the same augmented input) is added, weighted, to the batch's loss."""
+    phoneme_teacher (with cfg.ctc_distill > 0): a PhonemeTeacher; PhonemeHead.distill_loss (cfg.ctc_distill_on
+    "frames") or distill_score_loss ("score") of every example of the batch against it (the same augmented input) is
+    added, weighted, to the batch's loss."""
     from .errors import PqlrError
     if cfg.ctc_weight > 0:
         if phonemes is None:
