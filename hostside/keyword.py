@@ -51,6 +51,12 @@ def ctc_window_log_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.
     return torch.where(fits, -loss / len(seq), torch.full_like(loss, -math.inf))
 
 
+def phrase_log_score(lp: torch.Tensor, sequences) -> torch.Tensor:
+    """[N] the best over the phrase's phoneme sequences of ctc_window_log_score over the whole window: the log of
+    the `phonemes` wake score (what training's hinge and distillation read, train.PhonemeHead)."""
+    return torch.stack([ctc_window_log_score(lp, s) for s in sequences]).max(0).values
+
+
 def min_frames(seq: tuple[int, ...]) -> int:
     """The fewest frames a CTC alignment of `seq` takes: one per phoneme and a blank between each pair of equal
     neighbours."""

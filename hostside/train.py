@@ -244,12 +244,10 @@ class PhonemeHead(nn.Module):
         that trains the score itself to stay low on what is not the phrase (windows cut from sentences, people's
         recordings), which the CTC loss never reads (they have no transcript of their window), and on near misses
         (whose own transcript the CTC loss reads but which do not ask the phrase's probability to be low)."""
-        from .keyword import ctc_window_log_score
+        from .keyword import phrase_log_score
         if not len(maps):
             return maps.sum() * 0.0
-        lp = self(maps)
-        best = torch.stack([ctc_window_log_score(lp, seq) for seq in sequences]).max(0).values
-        return torch.relu(best - math.log(floor)).mean()
+        return torch.relu(phrase_log_score(self(maps), sequences) - math.log(floor)).mean()
 
     def distill_loss(self, maps: torch.Tensor, teacher_lp: torch.Tensor) -> torch.Tensor:
         """KL(teacher ‖ this head) per frame, summed over the phonemes and blank, averaged over frames and examples:
@@ -263,9 +261,8 @@ class PhonemeHead(nn.Module):
                            target: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy of this head's wake score of each window (the best over `sequences` of
         keyword.ctc_window_score) against target [N] in [0, 1] (PhonemeTeacher.score), mean over the windows."""
-        from .keyword import ctc_window_log_score
-        log_s = torch.stack([ctc_window_log_score(self(maps), s) for s in sequences]).max(0).values
-        log_s = log_s.clamp(math.log(1e-6), math.log(1 - 1e-6))
+        from .keyword import phrase_log_score
+        log_s = phrase_log_score(self(maps), sequences).clamp(math.log(1e-6), math.log(1 - 1e-6))
         return -(target * log_s + (1 - target) * torch.log1p(-log_s.exp())).mean()
 
 
@@ -293,10 +290,10 @@ class PhonemeTeacher(nn.Module):
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """[N] the mean over the members of each one's wake score of the window (keyword.ctc_window_score, the best
         over the phrase's sequences): what an ensemble of them would detect with."""
-        from .keyword import ctc_window_score
+        from .keyword import phrase_log_score
         if not self.sequences:
             raise ValueError("the phoneme teacher's score needs the phrase's phoneme sequences")
-        return torch.stack([torch.stack([ctc_window_score(h(m.trunk(x)), s) for s in self.sequences]).max(0).values
+        return torch.stack([phrase_log_score(h(m.trunk(x)), self.sequences).exp()
                             for m, h in zip(self.members, self.heads)]).mean(0)
 
 
