@@ -10,10 +10,14 @@ than `max_tokens` phonemes is taken to be one (1 s holds about 10–14 phonemes 
 its sounds a random cut kept is not known; and any clip whose speech synthesis recorded as longer than the window
 (`Clip.spoken`: a phrase said slowly, whose window holds only its last second; 14.7 % of the demo corpus's training
 wake words before synthesis kept it whole, benchmarks/quality/cut_phrases.py). A clip that does not record its length
-(`spoken` -1: corpora made before, recordings) is taken by its text alone.
+(`spoken` -1: corpora made before, recordings) is taken by its text alone. A clip said by espeak-ng's voice of another
+language (SynthConfig.native_negatives: words of that language) is read in that language (`reading_accent`); its
+sounds join the vocabulary beside English's (one inventory, IPA).
 """
 from __future__ import annotations
 
+import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from .corpus import CLIP_SAMPLES, Clip
@@ -21,12 +25,23 @@ from .corpus import CLIP_SAMPLES, Clip
 MAX_TOKENS = 14
 _DROP = set("ˈˌːˑ.,?!;:-'\" ")          # stress, length, punctuation and word breaks: not sounds
 NO_TRANSCRIPT = ("human", "none")        # engines whose clips carry no text to read
+_SWITCH = re.compile(r"\([^()\s]+\)")     # espeak-ng's language switch marks, "(en)" … "(fr)" (written "(fɹ)"
+                                         # once r is ɹ): not sounds
 
 
 def tokens(text: str, accent: str = "en-us") -> list[str]:
     """The phoneme symbols espeak-ng reads `text` as, one per sound (hostside/data/kokoro.py's notation)."""
     from .kokoro import phonemes
-    return [ch for ch in phonemes(text, accent) if ch not in _DROP and not ch.isspace()]
+    return [ch for ch in _SWITCH.sub("", phonemes(text, accent)) if ch not in _DROP and not ch.isspace()]
+
+
+def reading_accent(clip: Clip) -> str:
+    """The espeak-ng language a clip's text is read in: American English (the targets of every English voice alike),
+    or, for espeak-ng's voice of another language ("de+m3": language, then variant), that language."""
+    accent, plus, _ = clip.voice.partition("+")
+    if clip.engine == "espeak-ng" and plus and accent and not accent.startswith("en"):
+        return accent
+    return "en-us"
 
 
 def keyword_classes(classes) -> list[str]:
@@ -40,10 +55,10 @@ def clip_targets(clips: list[Clip], keywords: list[str] = (), silence: str = "si
     blank), [] for silence, None where it has none (see the module's docstring); the vocabulary (every symbol of
     the targets, sorted); and counts of what was given, with (under "keywords") each of the `keywords` labels' phoneme
     sequences as its clips were given them (hostside/keyword.py scores those). espeak-ng runs once per distinct text."""
-    wanted = sorted({c.text for c in clips if c.label != silence and c.engine not in NO_TRANSCRIPT and c.text
-                     and len(c.text) <= 4 * max_tokens})        # far longer texts cannot fit (≥ 1 letter a sound)
+    wanted = sorted({(c.text, reading_accent(c)) for c in clips if c.label != silence and c.engine not in NO_TRANSCRIPT
+                     and c.text and len(c.text) <= 4 * max_tokens})    # far longer texts cannot fit (≥ 1 letter a sound)
     with ThreadPoolExecutor(workers) as pool:
-        read = dict(zip(wanted, pool.map(tokens, wanted)))
+        read = dict(zip(wanted, pool.map(lambda ta: tokens(*ta), wanted)))
     fits = {t: p for t, p in read.items() if 0 < len(p) <= max_tokens}
     vocab = tuple(sorted({s for p in fits.values() for s in p}))
     index = {s: i + 1 for i, s in enumerate(vocab)}
@@ -51,8 +66,8 @@ def clip_targets(clips: list[Clip], keywords: list[str] = (), silence: str = "si
     for c in clips:
         if c.label == silence:
             out.append([])
-        elif c.text in fits and c.engine not in NO_TRANSCRIPT and c.spoken <= CLIP_SAMPLES:
-            out.append([index[s] for s in fits[c.text]])
+        elif (c.text, reading_accent(c)) in fits and c.engine not in NO_TRANSCRIPT and c.spoken <= CLIP_SAMPLES:
+            out.append([index[s] for s in fits[c.text, reading_accent(c)]])
         else:
             out.append(None)
     stats = {"vocabulary": "".join(vocab), "clips": len(clips),
@@ -60,6 +75,9 @@ def clip_targets(clips: list[Clip], keywords: list[str] = (), silence: str = "si
              "without_target": sum(1 for t in out if t is None), "max_tokens": max_tokens,
              "longer_than_window": sum(1 for c in clips if c.spoken > CLIP_SAMPLES),
              "texts_read": len(wanted), "texts_that_fit": len(fits),
-             "keywords": {k: sorted({"".join(fits[c.text]) for c, t in zip(clips, out) if c.label == k and t})
+             "other_languages": dict(sorted(Counter(reading_accent(c) for c, t in zip(clips, out)
+                                                    if t and reading_accent(c) != "en-us").items())),
+             "keywords": {k: sorted({"".join(fits[c.text, reading_accent(c)]) for c, t in zip(clips, out)
+                                     if c.label == k and t})
                           for k in keywords}}
     return out, vocab, stats

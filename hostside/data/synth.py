@@ -52,7 +52,7 @@ CORPUS_FORMAT = 4                 # bump when the same config would now give dif
                                   # than the window keeps its end, and a wake-word file holds the whole phrase)
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
                    "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation", "onset_negatives",
-                   "onset_words")
+                   "onset_words", "native_negatives")
                                                       # left out of the key while off, so corpora made before keep theirs
 _MODIFIES = {"onset_words": "onset_negatives"}        # a field of _KEYED_WHEN_SET that changes how another's clips are
                                                       # made: a corpus is extended by it only with that extension
@@ -140,6 +140,12 @@ class SynthConfig:
                                           # window's end (no phoneme target); K >= 2, the sentence's first 2-K words
                                           # said alone, so that the pause and they fit the window and their sounds
                                           # are a phoneme target (attempts.md §39)
+    native_negatives: int = 0             # unknown clips per language of texts.NATIVE_WORDLISTS (Danish, German,
+                                          # Spanish, French, Italian, Portuguese, Swedish: none the evaluation's):
+                                          # espeak-ng's voice of the language, in a training voice's variant, saying
+                                          # 1-2 words of its Debian word list; their phoneme target is read in that
+                                          # language (hostside/data/phonetic.py), so the phoneme head hears speech
+                                          # that is not English with its sounds named; training split only; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -181,6 +187,9 @@ class SynthConfig:
             env["kokoro"] = kokoro.key_material()
         if self.kokoro_negatives:
             env["kokoro_passages"] = {"sentences": PASSAGE_SENTENCES, "windows": PASSAGE_WINDOWS}
+        if self.native_negatives:
+            from .texts import NATIVE_WORDLISTS, native_words
+            env["native_words"] = {lang: len(native_words(lang)) for lang in NATIVE_WORDLISTS}
         if self.vocoded_voices:
             from . import vocoder
             env["vocoder"] = {"package": vocoder.version(), "up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB}
@@ -195,10 +204,14 @@ class SynthConfig:
         if unknown:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
         if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices,
-               self.rhyme_negatives, self.kokoro_voices, self.kokoro_negatives, self.onset_negatives) < 0:
+               self.rhyme_negatives, self.kokoro_voices, self.kokoro_negatives, self.onset_negatives,
+               self.native_negatives) < 0:
             raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices, "
                             "kokoro_negatives and onset_negatives: clips per recording or voice, 0 or more "
-                            "(rhyme_negatives: clips per text)")
+                            "(rhyme_negatives: clips per text; native_negatives: clips per language)")
+        if self.native_negatives and "espeak-ng" not in self.engines:
+            raise PqlrError("native_negatives: espeak-ng says the words (in its training voices' variants): add it to "
+                            "the engines")
         if self.onset_words and (self.onset_words < 2 or not self.onset_negatives):
             raise PqlrError(f"onset_words {self.onset_words}: 0 (whole sentences, cut), or 2 or more (a sentence's "
                             "first 2-K words said alone), and only with onset_negatives")
@@ -624,7 +637,7 @@ def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progr
     later holds the clips of one made whole), then save the corpus under the full config's key."""
     add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded,
            "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro, "kokoro_negatives": _add_kokoro_passages,
-           "conversation": _add_conversation, "onset_negatives": _add_onsets}
+           "conversation": _add_conversation, "onset_negatives": _add_onsets, "native_negatives": _add_native}
     for f in _KEYED_WHEN_SET:
         if f in fields and f in add:        # a modifier (_MODIFIES) is read by its extension's function
             add[f](corpus, cfg, progress)
@@ -867,6 +880,41 @@ def _add_onsets(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
                  if cfg.onset_words else
                  "training sentences cut at their start after a pause (the start of a line in conversation)") +
                 "; training split only"}
+
+
+NATIVE_LETTERS = 12       # native_negatives: two words only where their letters are this few (most then fit 14 sounds)
+
+
+def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """native_negatives unknown clips per language of texts.NATIVE_WORDLISTS: espeak-ng's voice of that language
+    in the variant of a training voice (drawn per clip) saying one word of the language's word list or, half the time,
+    two whose letters are at most NATIVE_LETTERS, in its own noise and room; training split only. Their phoneme
+    targets are read in the voice's language (phonetic.reading_accent)."""
+    from .texts import NATIVE_WORDLISTS, native_words
+    if not ENGINES["espeak-ng"].available():
+        raise ToolchainMissing("native_negatives needs espeak-ng: `sudo apt-get install espeak-ng` (or `make deps`)")
+    variants = sorted({v.name.partition("+")[2] for v, sp in split_voices(cfg).items()
+                       if sp == "train" and v.engine == "espeak-ng"})
+    if not variants:
+        raise PqlrError("native_negatives: no espeak-ng voice is in the training split to lend its variant")
+    rng = np.random.default_rng([cfg.seed, 37])
+    start, jobs = len(corpus.clips), []
+    for lang in sorted(NATIVE_WORDLISTS):
+        words = native_words(lang)
+        style = _style_draw(rng, cfg, "espeak-ng")
+        for _ in range(cfg.native_negatives):
+            text = _pick(rng, words)
+            if rng.random() < 0.5:          # two words, where both fit the window's 14 sounds (about 12 letters)
+                second = _pick(rng, words)
+                text = f"{text} {second}" if len(text) + len(second) <= NATIVE_LETTERS else text
+            jobs.append(dict(label="unknown", text=text, style=style(), kind="word", voice=f"{lang}+{_pick(rng, variants)}",
+                             engine="espeak-ng", split="train", index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
+    clips = _render_all(corpus, cfg, jobs, "native speech", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["native_negatives"] = {
+        "languages": sorted(NATIVE_WORDLISTS), "clips": len(clips),
+        "note": "espeak-ng's voices of other languages saying 1-2 words of their Debian word lists (their phoneme "
+                "targets read in that language); training split only"}
 
 
 def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:

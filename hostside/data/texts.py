@@ -4,8 +4,12 @@ streams. All of it derives from the phrase, so another wake word gets its own ha
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+
+from ..errors import ToolchainMissing
 
 COMMON_WORDS = ("hello", "yes", "no", "stop", "go", "kitchen", "happy", "seven", "music", "weather", "timer",
                 "lights on", "good morning", "thank you", "what time is it", "play some music", "turn it off",
@@ -106,3 +110,33 @@ def random_sentences(n: int, seed: int, avoid: str = "") -> list[str]:
         if not avoid or avoid not in " ".join(words(s)):
             out.append(s)
     return out
+
+
+# Word lists Debian installs in /usr/share/dict, by espeak-ng language: speech in other languages, each word read in
+# its own language, for the phoneme head (SynthConfig.native_negatives). None of the evaluation's languages (English,
+# Czech, Dutch: the test's and validation's speech and conversation) is among them.
+NATIVE_WORDLISTS = {"da": ("danish", "wdanish"), "de": ("ngerman", "wngerman"), "es": ("spanish", "wspanish"),
+                    "fr": ("french", "wfrench"), "it": ("italian", "witalian"), "pt": ("portuguese", "wportuguese"),
+                    "sv": ("swedish", "wswedish")}
+DICT_DIR = Path("/usr/share/dict")
+NATIVE_INSTALL = "sudo apt-get install " + " ".join(pkg for _, pkg in NATIVE_WORDLISTS.values()) + " (or `make deps`)"
+
+
+@lru_cache(maxsize=None)
+def native_words(lang: str, min_letters: int = 2, max_letters: int = 9, root: Path = DICT_DIR) -> tuple[str, ...]:
+    """The words of `lang`'s Debian word list (NATIVE_WORDLISTS) of min..max letters and letters only (no
+    apostrophes, hyphens, digits; no abbreviations written in capitals), in the list's order."""
+    if lang not in NATIVE_WORDLISTS:
+        raise ValueError(f"no word list for language {lang!r}; known: {', '.join(NATIVE_WORDLISTS)}")
+    name, pkg = NATIVE_WORDLISTS[lang]
+    path = Path(root) / name
+    if not path.is_file():
+        raise ToolchainMissing(f"{path} is missing (Debian package {pkg}): `sudo apt-get install {pkg}` (or `make deps`)")
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        w = line.strip()
+        if min_letters <= len(w) <= max_letters and w.isalpha() and not (len(w) > 1 and w.isupper()):
+            out.append(w)
+    if not out:
+        raise ToolchainMissing(f"{path} holds no word of {min_letters}-{max_letters} letters: reinstall {pkg}")
+    return tuple(out)

@@ -1,0 +1,81 @@
+"""Speech in other languages with its sounds named (SynthConfig.native_negatives, `pqlr data synth
+--native-negatives`): espeak-ng's voices of seven languages none of the evaluation's saying words of Debian's word
+lists, their phoneme targets read in that language (benchmarks/quality/attempts.md §41)."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from hostside.data.corpus import CLIP_SAMPLES, Clip
+from hostside.data.phonetic import clip_targets, reading_accent, tokens
+from hostside.data.synth import SynthConfig, synth_corpus
+from hostside.data.texts import DICT_DIR, NATIVE_WORDLISTS, native_words
+from hostside.errors import PqlrError, ToolchainMissing
+from test_rhyme_negatives import TINY
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (`make deps`)")
+needs_lists = pytest.mark.skipif(not all((DICT_DIR / f).is_file() for f, _ in NATIVE_WORDLISTS.values()),
+                                 reason="needs Debian's word lists: `sudo apt-get install "
+                                 + " ".join(p for _, p in NATIVE_WORDLISTS.values()) + "` (or `make deps`)")
+
+
+def test_no_language_of_the_evaluation_is_among_the_word_lists():
+    assert not {"en", "cs", "nl"} & set(NATIVE_WORDLISTS)     # the test's and validation's speech stays unheard
+
+
+def test_a_word_list_keeps_words_of_letters_only(tmp_path):
+    (tmp_path / "ngerman").write_text("Zimmer\nAbend's\nGPS\nx\nhin-und\nStraße\nA4\nüberaus\nSehrsehrlang\n",
+                                      encoding="utf-8")
+    assert native_words("de", root=tmp_path) == ("Zimmer", "Straße", "überaus")
+    with pytest.raises(ToolchainMissing, match="apt-get install wfrench"):
+        native_words("fr", root=tmp_path)
+    with pytest.raises(ValueError, match="no word list"):
+        native_words("cs", root=tmp_path)
+
+
+@needs_espeak
+def test_a_clip_of_another_languages_voice_is_read_in_that_language():
+    de = Clip(file="a.wav", label="unknown", split="train", voice="de+m3", text="Zimmer", spoken=8000)
+    en = Clip(file="b.wav", label="unknown", split="train", voice="en-gb-scotland+m3", text="Zimmer", spoken=8000)
+    fl = Clip(file="c.wav", label="unknown", split="train", voice="kal", text="Zimmer", engine="flite", spoken=8000)
+    bare = Clip(file="d.wav", label="unknown", split="train", voice="v1", text="Zimmer", spoken=8000)
+    assert [reading_accent(c) for c in (de, en, fl, bare)] == ["de", "en-us", "en-us", "en-us"]
+    assert tokens("Zimmer", "de") != tokens("Zimmer", "en-us")            # German /ts/ …, English /z/ …
+    targets, vocab, stats = clip_targets([de, en, fl])
+    assert [vocab[i - 1] for i in targets[0]] == tokens("Zimmer", "de")
+    assert targets[1] == targets[2] == [vocab.index(s) + 1 for s in tokens("Zimmer", "en-us")]
+    assert stats["other_languages"] == {"de": 1} and stats["texts_read"] == 2
+    # a word espeak-ng reads as English inside French is marked "(en)" … "(fr)": the marks are not sounds
+    assert not {"(", ")", "f"} & set(tokens("anthrène pilliez", "fr"))
+
+
+@needs_espeak
+@needs_lists
+def test_native_negatives_extend_a_corpus_in_the_training_split_only(tmp_path):
+    base_cfg = SynthConfig(**TINY)
+    cfg = replace(base_cfg, native_negatives=2)
+    base = synth_corpus(tmp_path / "c", base_cfg, progress=False)
+    ext = synth_corpus(tmp_path / "c", cfg, progress=False)
+    assert ext.meta["config_key"] == cfg.key() != base_cfg.key() and ext.clips[: len(base.clips)] == base.clips
+    new = ext.clips[len(base.clips):]
+    assert len(new) == 2 * len(NATIVE_WORDLISTS) == ext.meta["native_negatives"]["clips"]
+    variants = {c.voice.partition("+")[2] for c in base.clips if c.split == "train" and c.engine == "espeak-ng"}
+    held_out = {c.voice.partition("+")[2] for c in base.clips if c.split != "train" and c.engine == "espeak-ng"}
+    for c in new:
+        lang, _, variant = c.voice.partition("+")
+        assert c.split == "train" and c.label == "unknown" and c.engine == "espeak-ng"
+        assert lang in NATIVE_WORDLISTS and variant in variants and variant not in held_out
+        assert 1 <= len(c.text.split()) <= 2 and all(w in native_words(lang) for w in c.text.split())
+    assert {c.voice.partition("+")[0] for c in new} == set(NATIVE_WORDLISTS)
+    targets, vocab, stats = clip_targets(new)               # most fit the window: a target in their language
+    assert sum(1 for t in targets if t) >= len(new) // 2 and set(stats["other_languages"]) <= set(NATIVE_WORDLISTS)
+    for t, c in zip(targets, new):
+        if t:
+            assert c.spoken <= CLIP_SAMPLES and [vocab[i - 1] for i in t] == tokens(c.text, reading_accent(c))
+    assert synth_corpus(tmp_path / "w", cfg, progress=False).clips == ext.clips          # made whole: the same
+    with pytest.raises(PqlrError, match="native_negatives"):
+        replace(cfg, native_negatives=-1).validate()
+    with pytest.raises(PqlrError, match="espeak-ng"):
+        replace(cfg, engines=("flite",)).validate()
