@@ -692,17 +692,21 @@ DEMO_WAKE_FILES = 40        # unseen wake-word files the demo streams through th
                             # demo took 15 min 16 s in a slow hour)
 DEMO_CORPUS = dict(engines=("espeak-ng", "flite", "piper"), voices=150, positives_per_voice=20,
                    unknown_per_voice=28, few_voice_repeats=6, silence_clips=300, unseen_positives=80,
-                   unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300, human_negatives=1, conversation=True)
+                   unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300, human_negatives=1, conversation=True,
+                   native_negatives=300)
 """The demo's corpus: espeak-ng and flite voices (festival is left out for time: it takes ~0.35 s a clip),
-piper's joe and flite's slt as unseen voices, every installed hour of real speech for false accepts, and actors in
+piper's joe and flite's slt as unseen voices, every installed hour of real speech for false accepts, actors in
 conversation, full band (the Dutch cast among the validation negatives, the Czech and English casts a test of their
-own: the real speech is telephone audio, which flatters the detector; attempts.md §37)."""
+own: the real speech is telephone audio, which flatters the detector; attempts.md §37), and espeak-ng's voices of
+seven other languages saying their words, whose sounds the phoneme head learns to name (attempts.md §41)."""
 DEMO_MODEL, DEMO_FEATURES, DEMO_EPOCHS = "dscnn-logmel", "logmel40", 25   # what `make demo` trains (docs/decisions.md)
 DEMO_VTLP = (0.8, 1.25)           # vocal-tract length perturbation in the demo's training (attempts.md §7: 3 seeds)
 DEMO_TESTSET = 300                # test clips run on the board (testset.npz), spread over the test split (240 for
                                   # a day, as DEMO_WAKE_FILES)
 DEMO_SCORE, DEMO_PHONEME_CTC = "phonemes", 0.3   # the wake word read by its phonemes in order, on the board too (§29–30)
 DEMO_SPAN = "auto"                # ... over the span that holds 99 % of the training wake phrases, on the board too (§33–34)
+DEMO_EMA = 0.995                  # weight averaging, a 200-step horizon (under a tenth of the demo's training; attempts.md
+                                  # §40–41); left off where the training is too short for it (train.ema_too_slow)
 
 
 def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epochs: int = DEMO_EPOCHS, seed: int = 0,
@@ -732,7 +736,8 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
         log(f"[1/4] corpus: using {corpus_dir} as it is")
     else:
         log(f"[1/4] corpus: espeak-ng/flite voices split by accent, variant and speaker, unseen piper/slt voices, "
-            f"real speech{', conversation' if DEMO_CORPUS.get('conversation') else ''} → {corpus_dir}")
+            f"real speech{', conversation' if DEMO_CORPUS.get('conversation') else ''}"
+            f"{', words of other languages' if DEMO_CORPUS.get('native_negatives') else ''} → {corpus_dir}")
         synth(corpus_dir, progress=progress, **({"seed": seed} | DEMO_CORPUS | (synth_cfg or {})))
     times["synth_s"] = time.monotonic() - t0
     if score is None:
@@ -742,12 +747,17 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
     if score not in ("classifier", "phonemes"):
         raise PqlrError(f"demo --score {score!r}: classifier or phonemes")
     phonemes = score == "phonemes"
+    from .train import TrainConfig, ema_too_slow
+    n_train = sum(1 for c in load_corpus(corpus_dir).clips if c.split == "train")
+    steps = epochs * max(1, -(-n_train // TrainConfig.batch_size))
+    ema = 0.0 if ema_too_slow(DEMO_EMA, steps) else DEMO_EMA
     log(f"[2/4] training {model} ({features}{f', VTLP {vtlp[0]:g}–{vtlp[1]:g}' if vtlp else ''}"
-        f"{f', phoneme CTC {DEMO_PHONEME_CTC:g}' if phonemes else ''}) for {epochs} epochs on the CPU, then the "
-        f"streaming evaluation ({score} score)")
+        f"{f', phoneme CTC {DEMO_PHONEME_CTC:g}' if phonemes else ''}"
+        f"{f', weight average {ema:g}' if ema else f', no weight average ({steps} steps are too few for {DEMO_EMA:g})'})"
+        f" for {epochs} epochs on the CPU, then the streaming evaluation ({score} score)")
     t = time.monotonic()
     tr = train(corpus_dir, out / "dscnn.pt", model=model, features=features, epochs=epochs, seed=seed,
-               vtlp=vtlp, progress=progress, phoneme_ctc=DEMO_PHONEME_CTC if phonemes else 0.0)
+               vtlp=vtlp, progress=progress, phoneme_ctc=DEMO_PHONEME_CTC if phonemes else 0.0, ema=ema)
     span = DEMO_SPAN if phonemes else None
     ev = evaluate(out / "dscnn.pt", corpus_dir, out / "eval", score=score, span_s=span)
     times["train_s"] = time.monotonic() - t

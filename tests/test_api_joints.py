@@ -172,6 +172,9 @@ def test_demo_runs_through_bench(trained_pipeline, tmp_path):
     import torch
     ck = torch.load(tmp_path / "demo" / "dscnn.pt", map_location="cpu", weights_only=False)
     assert tuple(ck["train_config"]["vtlp"]) == api.DEMO_VTLP          # the demo's recipe trains with VTLP
+    assert ck["train_config"]["ema"] == 0.0             # one epoch of a small corpus is too short for DEMO_EMA's average
+    from hostside.train import ema_too_slow
+    assert ema_too_slow(api.DEMO_EMA, api.DEMO_EPOCHS * 74) is None    # the demo's 25 epochs of its corpus: it fits
     w = rep["wakeword"]
     assert isinstance(w["val_estimated_fa_per_hour"], float)
     md = (tmp_path / "demo" / "report.md").read_text()
