@@ -141,12 +141,17 @@ def _parser() -> argparse.ArgumentParser:
                    "whole sentence cut at the window's end, so that where they fit the window their sounds are a "
                    "phoneme target for --phoneme-ctc (default 0: whole sentences, cut)")
     s.add_argument("--native-negatives", type=int, default=0, metavar="N",
-                   help="unknown clips per language of Debian's word lists (Danish, German, Spanish, French, Italian, "
-                   "Portuguese, Swedish: wdanish, wngerman, … installed by `make deps`): espeak-ng's voice of the "
+                   help="unknown clips per language of Debian's word lists (--native-languages; by default Danish, "
+                   "German, Spanish, French, Italian, Portuguese, Swedish: wdanish, wngerman, … installed by `make "
+                   "deps`): espeak-ng's voice of the "
                    "language, in a training voice's variant, saying one or two of its words; with --phoneme-ctc their "
                    "sounds are a target read in that language, so the phoneme head hears speech that is not English "
                    "named (benchmarks/quality/attempts.md §41); training split only. A corpus made without them is "
                    "extended (default 0: none)")
+    s.add_argument("--native-languages", default=None, metavar="LANGS",
+                   help="with --native-negatives: which languages, comma-separated, of bg, ca, da, de, es, fr, it, nb, "
+                   "pl, pt, sv (default da,de,es,fr,it,pt,sv; bg,ca,da,nb,pl,pt,sv is none that any test or validation "
+                   "set speaks — wbulgarian, wcatalan, wnorwegian and wpolish are then needed too)")
     s.add_argument("--conversation", action="store_true",
                    help="Fish Fillets NG's dialogue (actors in conversation, full band; fillets-ng-data, -cs, -nl) as "
                    "negative streams, never trained on: the Dutch cast's among the validation negatives (1.6 h), the "
@@ -497,7 +502,9 @@ def _cmd(args) -> int:
                       vocoded_voices=args.vocoded_voices, rhyme_negatives=args.rhyme_negatives,
                       kokoro_voices=args.kokoro_voices, kokoro_negatives=args.kokoro_negatives,
                       conversation=args.conversation, onset_negatives=args.onset_negatives,
-                      onset_words=args.onset_words, native_negatives=args.native_negatives, voices=args.voices,
+                      onset_words=args.onset_words, native_negatives=args.native_negatives,
+                      native_languages=None if args.native_languages is None
+                      else tuple(x for x in args.native_languages.split(",") if x), voices=args.voices,
                       positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

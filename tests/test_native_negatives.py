@@ -1,6 +1,6 @@
 """Speech in other languages with its sounds named (SynthConfig.native_negatives, `pqlr data synth
---native-negatives`): espeak-ng's voices of seven languages none of the evaluation's saying words of Debian's word
-lists, their phoneme targets read in that language (benchmarks/quality/attempts.md §41)."""
+--native-negatives`): espeak-ng's voices of other languages saying words of Debian's word lists, their phoneme
+targets read in that language (benchmarks/quality/attempts.md §41)."""
 from __future__ import annotations
 
 import shutil
@@ -11,18 +11,23 @@ import pytest
 from hostside.data.corpus import CLIP_SAMPLES, Clip
 from hostside.data.phonetic import clip_targets, reading_accent, tokens
 from hostside.data.synth import SynthConfig, synth_corpus
-from hostside.data.texts import DICT_DIR, NATIVE_WORDLISTS, native_words
+from hostside.data.texts import DICT_DIR, NATIVE_HELD_OUT, NATIVE_LANGUAGES, NATIVE_WORDLISTS, native_words
 from hostside.errors import PqlrError, ToolchainMissing
 from test_rhyme_negatives import TINY
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (`make deps`)")
-needs_lists = pytest.mark.skipif(not all((DICT_DIR / f).is_file() for f, _ in NATIVE_WORDLISTS.values()),
+DEFAULT_LISTS = [NATIVE_WORDLISTS[x] for x in NATIVE_LANGUAGES]
+needs_lists = pytest.mark.skipif(not all((DICT_DIR / f).is_file() for f, _ in DEFAULT_LISTS),
                                  reason="needs Debian's word lists: `sudo apt-get install "
-                                 + " ".join(p for _, p in NATIVE_WORDLISTS.values()) + "` (or `make deps`)")
+                                 + " ".join(p for _, p in DEFAULT_LISTS) + "` (or `make deps`)")
 
 
-def test_no_language_of_the_evaluation_is_among_the_word_lists():
-    assert not {"en", "cs", "nl"} & set(NATIVE_WORDLISTS)     # the test's and validation's speech stays unheard
+def test_the_conversation_and_validation_languages_stay_unheard():
+    assert not {"en", "cs", "nl"} & set(NATIVE_WORDLISTS)     # the conversation's and validation's casts
+    # NATIVE_HELD_OUT: no language of the telephone prompts (en es fr it ru), of the people reading letters in val or
+    # test (ar en_GB ru uk; de en fr tn) or of the conversation
+    assert not {"en", "cs", "nl", "es", "fr", "it", "ru", "ar", "uk", "de", "tn"} & set(NATIVE_HELD_OUT)
+    assert set(NATIVE_LANGUAGES) | set(NATIVE_HELD_OUT) <= set(NATIVE_WORDLISTS)
 
 
 def test_a_word_list_keeps_words_of_letters_only(tmp_path):
@@ -60,17 +65,17 @@ def test_native_negatives_extend_a_corpus_in_the_training_split_only(tmp_path):
     ext = synth_corpus(tmp_path / "c", cfg, progress=False)
     assert ext.meta["config_key"] == cfg.key() != base_cfg.key() and ext.clips[: len(base.clips)] == base.clips
     new = ext.clips[len(base.clips):]
-    assert len(new) == 2 * len(NATIVE_WORDLISTS) == ext.meta["native_negatives"]["clips"]
+    assert len(new) == 2 * len(NATIVE_LANGUAGES) == ext.meta["native_negatives"]["clips"]
     variants = {c.voice.partition("+")[2] for c in base.clips if c.split == "train" and c.engine == "espeak-ng"}
     held_out = {c.voice.partition("+")[2] for c in base.clips if c.split != "train" and c.engine == "espeak-ng"}
     for c in new:
         lang, _, variant = c.voice.partition("+")
         assert c.split == "train" and c.label == "unknown" and c.engine == "espeak-ng"
-        assert lang in NATIVE_WORDLISTS and variant in variants and variant not in held_out
+        assert lang in NATIVE_LANGUAGES and variant in variants and variant not in held_out
         assert 1 <= len(c.text.split()) <= 2 and all(w in native_words(lang) for w in c.text.split())
-    assert {c.voice.partition("+")[0] for c in new} == set(NATIVE_WORDLISTS)
+    assert {c.voice.partition("+")[0] for c in new} == set(NATIVE_LANGUAGES)
     targets, vocab, stats = clip_targets(new)               # most fit the window: a target in their language
-    assert sum(1 for t in targets if t) >= len(new) // 2 and set(stats["other_languages"]) <= set(NATIVE_WORDLISTS)
+    assert sum(1 for t in targets if t) >= len(new) // 2 and set(stats["other_languages"]) <= set(NATIVE_LANGUAGES)
     for t, c in zip(targets, new):
         if t:
             assert c.spoken <= CLIP_SAMPLES and [vocab[i - 1] for i in t] == tokens(c.text, reading_accent(c))
@@ -79,3 +84,8 @@ def test_native_negatives_extend_a_corpus_in_the_training_split_only(tmp_path):
         replace(cfg, native_negatives=-1).validate()
     with pytest.raises(PqlrError, match="espeak-ng"):
         replace(cfg, engines=("flite",)).validate()
+    assert replace(cfg, native_languages=("sv", "da")).key() not in (cfg.key(), base_cfg.key())
+    for bad in (replace(cfg, native_languages=("cs",)), replace(cfg, native_languages=()),
+                replace(base_cfg, native_languages=("da",))):
+        with pytest.raises(PqlrError, match="native_languages"):
+            bad.validate()

@@ -52,9 +52,9 @@ CORPUS_FORMAT = 4                 # bump when the same config would now give dif
                                   # than the window keeps its end, and a wake-word file holds the whole phrase)
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
                    "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation", "onset_negatives",
-                   "onset_words", "native_negatives")
+                   "onset_words", "native_negatives", "native_languages")
                                                       # left out of the key while off, so corpora made before keep theirs
-_MODIFIES = {"onset_words": "onset_negatives"}        # a field of _KEYED_WHEN_SET that changes how another's clips are
+_MODIFIES = {"onset_words": "onset_negatives", "native_languages": "native_negatives"}        # a field of _KEYED_WHEN_SET that changes how another's clips are
                                                       # made: a corpus is extended by it only with that extension
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 CONVERSATION_VAL_LANGUAGES = ("nl",)        # conversation: the Dutch cast's dialogue validates; the Czech and English
@@ -140,12 +140,15 @@ class SynthConfig:
                                           # window's end (no phoneme target); K >= 2, the sentence's first 2-K words
                                           # said alone, so that the pause and they fit the window and their sounds
                                           # are a phoneme target (attempts.md §39)
-    native_negatives: int = 0             # unknown clips per language of texts.NATIVE_WORDLISTS (Danish, German,
-                                          # Spanish, French, Italian, Portuguese, Swedish: none the evaluation's):
+    native_negatives: int = 0             # unknown clips per language of native_languages (default
+                                          # texts.NATIVE_LANGUAGES: Danish, German, Spanish, French, Italian,
+                                          # Portuguese, Swedish; none the conversation's or validation's):
                                           # espeak-ng's voice of the language, in a training voice's variant, saying
                                           # 1-2 words of its Debian word list; their phoneme target is read in that
                                           # language (hostside/data/phonetic.py), so the phoneme head hears speech
                                           # that is not English with its sounds named; training split only; 0 none
+    native_languages: tuple[str, ...] | None = None   # which languages of texts.NATIVE_WORDLISTS; None: NATIVE_LANGUAGES
+                                          # (NATIVE_HELD_OUT: none that any test or validation set speaks)
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -159,6 +162,10 @@ class SynthConfig:
 
     def resolved_foreign_languages(self) -> tuple[str, ...]:
         return tuple(self.foreign_languages) if self.foreign_languages is not None else FOREIGN_LANGUAGES
+
+    def resolved_native_languages(self) -> tuple[str, ...]:
+        from .texts import NATIVE_LANGUAGES
+        return tuple(sorted(self.native_languages)) if self.native_languages is not None else NATIVE_LANGUAGES
 
     def resolved_spellings(self) -> tuple[str, ...]:
         return tuple(self.spellings) if self.spellings is not None else KNOWN_SPELLINGS.get(self.phrase, ())
@@ -188,8 +195,8 @@ class SynthConfig:
         if self.kokoro_negatives:
             env["kokoro_passages"] = {"sentences": PASSAGE_SENTENCES, "windows": PASSAGE_WINDOWS}
         if self.native_negatives:
-            from .texts import NATIVE_WORDLISTS, native_words
-            env["native_words"] = {lang: len(native_words(lang)) for lang in NATIVE_WORDLISTS}
+            from .texts import native_words
+            env["native_words"] = {lang: len(native_words(lang)) for lang in self.resolved_native_languages()}
         if self.vocoded_voices:
             from . import vocoder
             env["vocoder"] = {"package": vocoder.version(), "up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB}
@@ -209,6 +216,11 @@ class SynthConfig:
             raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices, "
                             "kokoro_negatives and onset_negatives: clips per recording or voice, 0 or more "
                             "(rhyme_negatives: clips per text; native_negatives: clips per language)")
+        from .texts import NATIVE_WORDLISTS
+        bad = [x for x in self.resolved_native_languages() if x not in NATIVE_WORDLISTS]
+        if bad or not self.resolved_native_languages() or (self.native_languages is not None and not self.native_negatives):
+            raise PqlrError(f"native_languages {list(self.resolved_native_languages())}: one or more of "
+                            f"{', '.join(NATIVE_WORDLISTS)}, and only with native_negatives")
         if self.native_negatives and "espeak-ng" not in self.engines:
             raise PqlrError("native_negatives: espeak-ng says the words (in its training voices' variants): add it to "
                             "the engines")
@@ -890,7 +902,7 @@ def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     in the variant of a training voice (drawn per clip) saying one word of the language's word list or, half the time,
     two whose letters are at most NATIVE_LETTERS, in its own noise and room; training split only. Their phoneme
     targets are read in the voice's language (phonetic.reading_accent)."""
-    from .texts import NATIVE_WORDLISTS, native_words
+    from .texts import native_words
     if not ENGINES["espeak-ng"].available():
         raise ToolchainMissing("native_negatives needs espeak-ng: `sudo apt-get install espeak-ng` (or `make deps`)")
     variants = sorted({v.name.partition("+")[2] for v, sp in split_voices(cfg).items()
@@ -899,7 +911,7 @@ def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         raise PqlrError("native_negatives: no espeak-ng voice is in the training split to lend its variant")
     rng = np.random.default_rng([cfg.seed, 37])
     start, jobs = len(corpus.clips), []
-    for lang in sorted(NATIVE_WORDLISTS):
+    for lang in cfg.resolved_native_languages():
         words = native_words(lang)
         style = _style_draw(rng, cfg, "espeak-ng")
         for _ in range(cfg.native_negatives):
@@ -912,7 +924,7 @@ def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     clips = _render_all(corpus, cfg, jobs, "native speech", progress)
     corpus.clips = corpus.clips + clips
     corpus.meta["native_negatives"] = {
-        "languages": sorted(NATIVE_WORDLISTS), "clips": len(clips),
+        "languages": list(cfg.resolved_native_languages()), "clips": len(clips),
         "note": "espeak-ng's voices of other languages saying 1-2 words of their Debian word lists (their phoneme "
                 "targets read in that language); training split only"}
 

@@ -113,13 +113,17 @@ def random_sentences(n: int, seed: int, avoid: str = "") -> list[str]:
 
 
 # Word lists Debian installs in /usr/share/dict, by espeak-ng language: speech in other languages, each word read in
-# its own language, for the phoneme head (SynthConfig.native_negatives). None of the evaluation's languages (English,
-# Czech, Dutch: the test's and validation's speech and conversation) is among them.
-NATIVE_WORDLISTS = {"da": ("danish", "wdanish"), "de": ("ngerman", "wngerman"), "es": ("spanish", "wspanish"),
-                    "fr": ("french", "wfrench"), "it": ("italian", "witalian"), "pt": ("portuguese", "wportuguese"),
-                    "sv": ("swedish", "wswedish")}
+# its own language, for the phoneme head (SynthConfig.native_negatives). Neither the conversation's languages (Czech,
+# English) nor validation's (Dutch) is among them; German, Spanish, French and Italian are among the languages the
+# test's real speech (telephone prompts) and its people reading letters speak — other recordings, by people — which
+# NATIVE_HELD_OUT leaves out too.
+NATIVE_WORDLISTS = {"bg": ("bulgarian", "wbulgarian"), "ca": ("catalan", "wcatalan"), "da": ("danish", "wdanish"),
+                    "de": ("ngerman", "wngerman"), "es": ("spanish", "wspanish"), "fr": ("french", "wfrench"),
+                    "it": ("italian", "witalian"), "nb": ("bokmaal", "wnorwegian"), "pl": ("polish", "wpolish"),
+                    "pt": ("portuguese", "wportuguese"), "sv": ("swedish", "wswedish")}
+NATIVE_LANGUAGES = ("da", "de", "es", "fr", "it", "pt", "sv")        # native_languages' default (make deps installs them)
+NATIVE_HELD_OUT = ("bg", "ca", "da", "nb", "pl", "pt", "sv")         # none that any test or validation set speaks
 DICT_DIR = Path("/usr/share/dict")
-NATIVE_INSTALL = "sudo apt-get install " + " ".join(pkg for _, pkg in NATIVE_WORDLISTS.values()) + " (or `make deps`)"
 
 
 @lru_cache(maxsize=None)
