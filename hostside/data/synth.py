@@ -54,8 +54,8 @@ _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rh
                    "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation", "onset_negatives",
                    "onset_words", "native_negatives", "native_languages")
                                                       # left out of the key while off, so corpora made before keep theirs
-_MODIFIES = {"onset_words": "onset_negatives", "native_languages": "native_negatives"}        # a field of _KEYED_WHEN_SET that changes how another's clips are
-                                                      # made: a corpus is extended by it only with that extension
+_MODIFIES = {"onset_words": "onset_negatives",       # a field of _KEYED_WHEN_SET that changes how another's clips are
+             "native_languages": "native_negatives"}  # made: a corpus is extended by it only with that extension
 DIALOGUE_FRACTIONS = (0.7, 0.3, 0.0)        # game levels: train, val; the test streams are other packages
 CONVERSATION_VAL_LANGUAGES = ("nl",)        # conversation: the Dutch cast's dialogue validates; the Czech and English
                                             # casts' (other actors) are the test's conversation
@@ -898,7 +898,7 @@ NATIVE_LETTERS = 12       # native_negatives: two words only where their letters
 
 
 def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
-    """native_negatives unknown clips per language of texts.NATIVE_WORDLISTS: espeak-ng's voice of that language
+    """native_negatives unknown clips per language of cfg.resolved_native_languages(): espeak-ng's voice of that language
     in the variant of a training voice (drawn per clip) saying one word of the language's word list or, half the time,
     two whose letters are at most NATIVE_LETTERS, in its own noise and room; training split only. Their phoneme
     targets are read in the voice's language (phonetic.reading_accent)."""
