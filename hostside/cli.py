@@ -149,9 +149,11 @@ def _parser() -> argparse.ArgumentParser:
                    "named (benchmarks/quality/attempts.md §41); training split only. A corpus made without them is "
                    "extended (default 0: none)")
     s.add_argument("--native-languages", default=None, metavar="LANGS",
-                   help="with --native-negatives: which languages, comma-separated, of bg, ca, da, de, es, fr, it, nb, "
-                   "pl, pt, sv (default da,de,es,fr,it,pt,sv; bg,ca,da,nb,pl,pt,sv is none that any test or validation "
-                   "set speaks — wbulgarian, wcatalan, wnorwegian and wpolish are then needed too)")
+                   help="with --native-negatives: which languages, comma-separated, of bg, ca, da, de, el, es, eu, fr, "
+                   "hr, hu, is, it, lt, lv, nb, pl, pt, ro, sl, sv, tr (default da,de,es,fr,it,pt,sv; "
+                   "bg,ca,da,nb,pl,pt,sv is none that any test or validation set speaks — wbulgarian, wcatalan, "
+                   "wnorwegian, wpolish then needed too; el, eu, hr, hu, is, lt, lv, ro, sl, tr are read from Debian's "
+                   "Hunspell dictionaries, hunspell-el … hunspell-tr)")
     s.add_argument("--conversation", action="store_true",
                    help="Fish Fillets NG's dialogue (actors in conversation, full band; fillets-ng-data, -cs, -nl) as "
                    "negative streams, never trained on: the Dutch cast's among the validation negatives (1.6 h), the "

@@ -11,13 +11,14 @@ import pytest
 from hostside.data.corpus import CLIP_SAMPLES, Clip
 from hostside.data.phonetic import clip_targets, reading_accent, tokens
 from hostside.data.synth import SynthConfig, synth_corpus
-from hostside.data.texts import DICT_DIR, NATIVE_HELD_OUT, NATIVE_LANGUAGES, NATIVE_WORDLISTS, native_words
+from hostside.data.texts import (NATIVE_HELD_OUT, NATIVE_LANGUAGES, NATIVE_MANY, NATIVE_WORDLISTS, WORDLIST_ROOT,
+                                 native_words)
 from hostside.errors import PqlrError, ToolchainMissing
 from test_rhyme_negatives import TINY
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (`make deps`)")
 DEFAULT_LISTS = [NATIVE_WORDLISTS[x] for x in NATIVE_LANGUAGES]
-needs_lists = pytest.mark.skipif(not all((DICT_DIR / f).is_file() for f, _ in DEFAULT_LISTS),
+needs_lists = pytest.mark.skipif(not all((WORDLIST_ROOT / f).is_file() for f, _ in DEFAULT_LISTS),
                                  reason="needs Debian's word lists: `sudo apt-get install "
                                  + " ".join(p for _, p in DEFAULT_LISTS) + "` (or `make deps`)")
 
@@ -26,18 +27,38 @@ def test_the_conversation_and_validation_languages_stay_unheard():
     assert not {"en", "cs", "nl"} & set(NATIVE_WORDLISTS)     # the conversation's and validation's casts
     # NATIVE_HELD_OUT: no language of the telephone prompts (en es fr it ru), of the people reading letters in val or
     # test (ar en_GB ru uk; de en fr tn) or of the conversation
-    assert not {"en", "cs", "nl", "es", "fr", "it", "ru", "ar", "uk", "de", "tn"} & set(NATIVE_HELD_OUT)
-    assert set(NATIVE_LANGUAGES) | set(NATIVE_HELD_OUT) <= set(NATIVE_WORDLISTS)
+    assert not {"en", "cs", "nl", "es", "fr", "it", "ru", "ar", "uk", "de", "tn"} & (set(NATIVE_HELD_OUT) | set(NATIVE_MANY))
+    assert not {"sk", "af", "gl"} & set(NATIVE_WORDLISTS)     # near twins of Czech, Dutch, Spanish/Portuguese
+    assert set(NATIVE_LANGUAGES) | set(NATIVE_HELD_OUT) | set(NATIVE_MANY) <= set(NATIVE_WORDLISTS)
 
 
 def test_a_word_list_keeps_words_of_letters_only(tmp_path):
-    (tmp_path / "ngerman").write_text("Zimmer\nAbend's\nGPS\nx\nhin-und\nStraße\nA4\nüberaus\nSehrsehrlang\n",
-                                      encoding="utf-8")
+    (tmp_path / "dict").mkdir()
+    (tmp_path / "dict" / "ngerman").write_text("Zimmer\nAbend's\nGPS\nx\nhin-und\nStraße\nA4\nüberaus\nSehrsehrlang\n",
+                                              encoding="utf-8")
     assert native_words("de", root=tmp_path) == ("Zimmer", "Straße", "überaus")
     with pytest.raises(ToolchainMissing, match="apt-get install wfrench"):
         native_words("fr", root=tmp_path)
     with pytest.raises(ValueError, match="no word list"):
         native_words("cs", root=tmp_path)
+
+
+def test_a_hunspell_dictionary_is_read_in_its_own_encoding(tmp_path):
+    """hunspell-* packages: the count line and comments dropped, words cut at their flags or fields, decoded as the .aff
+    says (here ISO8859-2, as Debian's Slovenian and Polish dictionaries are)."""
+    (tmp_path / "hunspell").mkdir()
+    (tmp_path / "hunspell" / "sl_SI.aff").write_bytes(b"SET ISO8859-2\nTRY abc\n")
+    (tmp_path / "hunspell" / "sl_SI.dic").write_bytes("5\n# comment\nšmarnica/AB\nbežen\tpo:adj\nNATO/X\n"
+                                                      "ab-cd/Y\nžaba\n".encode("iso8859-2"))
+    native_words.cache_clear()
+    assert native_words("sl", root=tmp_path) == ("šmarnica", "bežen", "žaba")
+    (tmp_path / "hunspell" / "sl_SI.aff").write_bytes(b"SET UTF-8\n")       # the same words written in UTF-8
+    (tmp_path / "hunspell" / "sl_SI.dic").write_text("2\nžaba/A\nšmarnica\n", encoding="utf-8")
+    native_words.cache_clear()
+    assert native_words("sl", root=tmp_path) == ("žaba", "šmarnica")
+    with pytest.raises(ToolchainMissing, match="apt-get install hunspell-hu"):
+        native_words("hu", root=tmp_path)
+    native_words.cache_clear()
 
 
 @needs_espeak

@@ -112,32 +112,64 @@ def random_sentences(n: int, seed: int, avoid: str = "") -> list[str]:
     return out
 
 
-# Word lists Debian installs in /usr/share/dict, by espeak-ng language: speech in other languages, each word read in
-# its own language, for the phoneme head (SynthConfig.native_negatives). Neither the conversation's languages (Czech,
-# English) nor validation's (Dutch) is among them; German, Spanish, French and Italian are among the languages the
-# test's real speech (telephone prompts) and its people reading letters speak — other recordings, by people — which
-# NATIVE_HELD_OUT leaves out too.
-NATIVE_WORDLISTS = {"bg": ("bulgarian", "wbulgarian"), "ca": ("catalan", "wcatalan"), "da": ("danish", "wdanish"),
-                    "de": ("ngerman", "wngerman"), "es": ("spanish", "wspanish"), "fr": ("french", "wfrench"),
-                    "it": ("italian", "witalian"), "nb": ("bokmaal", "wnorwegian"), "pl": ("polish", "wpolish"),
-                    "pt": ("portuguese", "wportuguese"), "sv": ("swedish", "wswedish")}
+# Word lists Debian installs, by espeak-ng language: speech in other languages, each word read in its own language,
+# for the phoneme head (SynthConfig.native_negatives). Paths are under /usr/share: a plain list (dict/, the w* packages)
+# or a Hunspell dictionary (hunspell/*.dic, the hunspell-* packages: one word a line with its affix flags after "/",
+# its count on the first line, its encoding named by the .aff beside it) where Debian packages no plain list.
+# Neither the conversation's languages (Czech, English) nor validation's (Dutch) is among them, nor a near twin of one
+# (Slovak, Afrikaans, Galician are left out); German, Spanish, French and Italian are among the languages the test's
+# real speech (telephone prompts) and its people reading letters speak — other recordings, by people — which
+# NATIVE_HELD_OUT and NATIVE_MANY leave out too.
+NATIVE_WORDLISTS = {"bg": ("dict/bulgarian", "wbulgarian"), "ca": ("dict/catalan", "wcatalan"),
+                    "da": ("dict/danish", "wdanish"), "de": ("dict/ngerman", "wngerman"),
+                    "el": ("hunspell/el_GR.dic", "hunspell-el"), "es": ("dict/spanish", "wspanish"),
+                    "eu": ("hunspell/eu.dic", "hunspell-eu"), "fr": ("dict/french", "wfrench"),
+                    "hr": ("hunspell/hr_HR.dic", "hunspell-hr"), "hu": ("hunspell/hu_HU.dic", "hunspell-hu"),
+                    "is": ("hunspell/is_IS.dic", "hunspell-is"), "it": ("dict/italian", "witalian"),
+                    "lt": ("hunspell/lt_LT.dic", "hunspell-lt"), "lv": ("hunspell/lv_LV.dic", "hunspell-lv"),
+                    "nb": ("dict/bokmaal", "wnorwegian"), "pl": ("dict/polish", "wpolish"),
+                    "pt": ("dict/portuguese", "wportuguese"), "ro": ("hunspell/ro_RO.dic", "hunspell-ro"),
+                    "sl": ("hunspell/sl_SI.dic", "hunspell-sl"), "sv": ("dict/swedish", "wswedish"),
+                    "tr": ("hunspell/tr_TR.dic", "hunspell-tr")}
 NATIVE_LANGUAGES = ("da", "de", "es", "fr", "it", "pt", "sv")        # native_languages' default (make deps installs them)
 NATIVE_HELD_OUT = ("bg", "ca", "da", "nb", "pl", "pt", "sv")         # none that any test or validation set speaks
-DICT_DIR = Path("/usr/share/dict")
+NATIVE_MANY = ("bg", "ca", "da", "el", "eu", "hr", "hu", "is", "lt", "lv", "nb", "pl", "pt", "ro", "sl", "sv", "tr")
+WORDLIST_ROOT = Path("/usr/share")
+DICT_DIR = WORDLIST_ROOT / "dict"
+
+
+def _hunspell_lines(path: Path) -> list[str]:
+    """A Hunspell .dic's words: the first line (a count) and comments dropped, each word cut at its affix flags
+    ("/") or morphological fields (tab or space), decoded in the encoding its .aff names (ISO8859-1 when none)."""
+    enc = "ISO8859-1"
+    aff = path.with_suffix(".aff")
+    if aff.is_file():
+        for line in aff.read_bytes().splitlines():
+            if line.startswith(b"SET "):
+                enc = line.split()[1].decode("ascii", "replace")
+                break
+    out = []
+    for i, line in enumerate(path.read_bytes().decode(enc, errors="replace").splitlines()):
+        if i == 0 or not line.strip() or line.startswith("#"):
+            continue
+        out.append(line.split()[0].split("/")[0])
+    return out
 
 
 @lru_cache(maxsize=None)
-def native_words(lang: str, min_letters: int = 2, max_letters: int = 9, root: Path = DICT_DIR) -> tuple[str, ...]:
-    """The words of `lang`'s Debian word list (NATIVE_WORDLISTS) of min..max letters and letters only (no
-    apostrophes, hyphens, digits; no abbreviations written in capitals), in the list's order."""
+def native_words(lang: str, min_letters: int = 2, max_letters: int = 9, root: Path = WORDLIST_ROOT) -> tuple[str, ...]:
+    """The words of `lang`'s Debian word list (NATIVE_WORDLISTS, under `root`) of min..max letters and letters only
+    (no apostrophes, hyphens, digits; no abbreviations written in capitals), in the list's order."""
     if lang not in NATIVE_WORDLISTS:
         raise ValueError(f"no word list for language {lang!r}; known: {', '.join(NATIVE_WORDLISTS)}")
     name, pkg = NATIVE_WORDLISTS[lang]
     path = Path(root) / name
     if not path.is_file():
         raise ToolchainMissing(f"{path} is missing (Debian package {pkg}): `sudo apt-get install {pkg}` (or `make deps`)")
+    lines = (_hunspell_lines(path) if path.suffix == ".dic"
+             else path.read_text(encoding="utf-8", errors="replace").splitlines())
     out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in lines:
         w = line.strip()
         if min_letters <= len(w) <= max_letters and w.isalpha() and not (len(w) > 1 and w.isupper()):
             out.append(w)
