@@ -135,7 +135,6 @@ NATIVE_LANGUAGES = ("da", "de", "es", "fr", "it", "pt", "sv")        # native_la
 NATIVE_HELD_OUT = ("bg", "ca", "da", "nb", "pl", "pt", "sv")         # none that any test or validation set speaks
 NATIVE_MANY = ("bg", "ca", "da", "el", "eu", "hr", "hu", "is", "lt", "lv", "nb", "pl", "pt", "ro", "sl", "sv", "tr")
 WORDLIST_ROOT = Path("/usr/share")
-DICT_DIR = WORDLIST_ROOT / "dict"
 
 
 def _hunspell_lines(path: Path) -> list[str]:
