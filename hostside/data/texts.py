@@ -138,8 +138,9 @@ WORDLIST_ROOT = Path("/usr/share")
 
 
 def _hunspell_lines(path: Path) -> list[str]:
-    """A Hunspell .dic's words: the first line (a count) and comments dropped, each word cut at its affix flags
-    ("/") or morphological fields (tab or space), decoded in the encoding its .aff names (ISO8859-1 when none)."""
+    """A Hunspell .dic's entries cut at their affix flags ("/") or morphological fields (tab or space), decoded in
+    the encoding its .aff names (ISO8859-1 when none). Its count line and comments are not words: native_words'
+    letters-only filter drops them."""
     enc = "ISO8859-1"
     aff = path.with_suffix(".aff")
     if aff.is_file():
@@ -147,12 +148,8 @@ def _hunspell_lines(path: Path) -> list[str]:
             if line.startswith(b"SET "):
                 enc = line.split()[1].decode("ascii", "replace")
                 break
-    out = []
-    for i, line in enumerate(path.read_bytes().decode(enc, errors="replace").splitlines()):
-        if i == 0 or not line.strip() or line.startswith("#"):
-            continue
-        out.append(line.split()[0].split("/")[0])
-    return out
+    return [line.split()[0].split("/")[0] for line in path.read_bytes().decode(enc, errors="replace").splitlines()
+            if line.strip()]
 
 
 @lru_cache(maxsize=None)
