@@ -44,6 +44,15 @@ def _span_read(art) -> str:
     return f"{span['span_s']:g}" if span else "?"
 
 
+def _native_languages(text: str | None):
+    """--native-languages: None (the default set), a named set (many, wide, held-out) or comma-separated codes."""
+    if text is None:
+        return None
+    from .data import texts
+    named = {"many": texts.NATIVE_MANY, "wide": texts.NATIVE_WIDE, "held-out": texts.NATIVE_HELD_OUT}
+    return named[text] if text in named else tuple(x for x in text.split(",") if x)
+
+
 def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") -> None:
     p.add_argument("--board", default=default, required=default is None,
                    help="board name: a file boards/<name>.toml (rv32-virt, host, esp32c6)"
@@ -149,11 +158,13 @@ def _parser() -> argparse.ArgumentParser:
                    "named (benchmarks/quality/attempts.md §41); training split only. A corpus made without them is "
                    "extended (default 0: none)")
     s.add_argument("--native-languages", default=None, metavar="LANGS",
-                   help="with --native-negatives: which languages, comma-separated, of bg, ca, da, de, el, es, eu, fr, "
-                   "hr, hu, is, it, lt, lv, nb, pl, pt, ro, sl, sv, tr (default da,de,es,fr,it,pt,sv; "
-                   "bg,ca,da,nb,pl,pt,sv is none that any test or validation set speaks — wbulgarian, wcatalan, "
-                   "wnorwegian, wpolish then needed too; el, eu, hr, hu, is, lt, lv, ro, sl, tr are read from Debian's "
-                   "Hunspell dictionaries, hunspell-el … hunspell-tr)")
+                   help="with --native-negatives: which languages, comma-separated, of bg, ca, da, de, el, eo, es, "
+                   "et, eu, fr, ga, gd, he, hr, hu, hy, id, is, it, kk, ko, ku, lt, lv, nb, pl, pt, ro, sl, sq, sv, sw, "
+                   "tr, uz, or a named set: 'many' (the 17 of bg … tr that no test or validation set speaks, the "
+                   "demo's), 'wide' (those 17 and eo, et, ga, gd, he, hy, id, kk, ko, ku, sq, sw, uz: 30, none a test "
+                   "speaks), 'held-out' (bg,ca,da,nb,pl,pt,sv). Default da,de,es,fr,it,pt,sv. Beyond the w* word "
+                   "lists the words come from Debian's Hunspell dictionaries (hunspell-el … hunspell-uz, myspell-eo "
+                   "…; `make deps` installs them)")
     s.add_argument("--conversation", action="store_true",
                    help="Fish Fillets NG's dialogue (actors in conversation, full band; fillets-ng-data, -cs, -nl) as "
                    "negative streams, never trained on: the Dutch cast's among the validation negatives (1.6 h), the "
@@ -505,8 +516,7 @@ def _cmd(args) -> int:
                       kokoro_voices=args.kokoro_voices, kokoro_negatives=args.kokoro_negatives,
                       conversation=args.conversation, onset_negatives=args.onset_negatives,
                       onset_words=args.onset_words, native_negatives=args.native_negatives,
-                      native_languages=None if args.native_languages is None
-                      else tuple(x for x in args.native_languages.split(",") if x), voices=args.voices,
+                      native_languages=_native_languages(args.native_languages), voices=args.voices,
                       positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

@@ -11,8 +11,8 @@ import pytest
 from hostside.data.corpus import CLIP_SAMPLES, Clip
 from hostside.data.phonetic import clip_targets, reading_accent, tokens
 from hostside.data.synth import SynthConfig, synth_corpus
-from hostside.data.texts import (NATIVE_HELD_OUT, NATIVE_LANGUAGES, NATIVE_MANY, NATIVE_WORDLISTS, WORDLIST_ROOT,
-                                 native_words)
+from hostside.data.texts import (NATIVE_HELD_OUT, NATIVE_LANGUAGES, NATIVE_MANY, NATIVE_WIDE, NATIVE_WORDLISTS,
+                                 WORDLIST_ROOT, native_words)
 from hostside.errors import PqlrError, ToolchainMissing
 from test_rhyme_negatives import TINY
 
@@ -27,9 +27,11 @@ def test_the_conversation_and_validation_languages_stay_unheard():
     assert not {"en", "cs", "nl"} & set(NATIVE_WORDLISTS)     # the conversation's and validation's casts
     # NATIVE_HELD_OUT: no language of the telephone prompts (en es fr it ru), of the people reading letters in val or
     # test (ar en_GB ru uk; de en fr tn) or of the conversation
-    assert not {"en", "cs", "nl", "es", "fr", "it", "ru", "ar", "uk", "de", "tn"} & (set(NATIVE_HELD_OUT) | set(NATIVE_MANY))
-    assert not {"sk", "af", "gl"} & set(NATIVE_WORDLISTS)     # near twins of Czech, Dutch, Spanish/Portuguese
-    assert set(NATIVE_LANGUAGES) | set(NATIVE_HELD_OUT) | set(NATIVE_MANY) <= set(NATIVE_WORDLISTS)
+    held_out = set(NATIVE_HELD_OUT) | set(NATIVE_MANY) | set(NATIVE_WIDE)
+    assert not {"en", "cs", "nl", "es", "fr", "it", "ru", "ar", "uk", "de", "tn"} & held_out
+    assert not {"sk", "af", "gl", "be"} & set(NATIVE_WORDLISTS)   # near twins of Czech, Dutch, Spanish, Russian
+    assert set(NATIVE_LANGUAGES) | held_out <= set(NATIVE_WORDLISTS)
+    assert len(set(NATIVE_WIDE)) == len(NATIVE_WIDE) and set(NATIVE_MANY) < set(NATIVE_WIDE)
 
 
 def test_a_word_list_keeps_words_of_letters_only(tmp_path):
@@ -58,6 +60,11 @@ def test_a_hunspell_dictionary_is_read_in_its_own_encoding(tmp_path):
     assert native_words("sl", root=tmp_path) == ("žaba", "šmarnica")
     with pytest.raises(ToolchainMissing, match="apt-get install hunspell-hu"):
         native_words("hu", root=tmp_path)
+    # the encoding's line after a byte-order mark (Debian's Kazakh .aff) or with a tab (its Arabic one)
+    for aff in (b"\xef\xbb\xbfSET UTF-8\r\nTRY abc\r\n", b"# words\nSET\tUTF-8\n"):
+        (tmp_path / "hunspell" / "sl_SI.aff").write_bytes(aff)
+        native_words.cache_clear()
+        assert native_words("sl", root=tmp_path) == ("žaba", "šmarnica")
     native_words.cache_clear()
 
 
@@ -110,3 +117,10 @@ def test_native_negatives_extend_a_corpus_in_the_training_split_only(tmp_path):
                 replace(base_cfg, native_languages=("da",))):
         with pytest.raises(PqlrError, match="native_languages"):
             bad.validate()
+
+
+def test_the_cli_names_the_sets_of_languages():
+    from hostside.cli import _native_languages
+    assert _native_languages(None) is None and _native_languages("sv,da,") == ("sv", "da")
+    assert _native_languages("many") == NATIVE_MANY and _native_languages("wide") == NATIVE_WIDE
+    assert _native_languages("held-out") == NATIVE_HELD_OUT

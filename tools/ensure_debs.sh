@@ -2,7 +2,7 @@
 # Make sure the Debian tools and data pqlr drives are present: the RV32IMAC cross compiler, QEMU, the speech
 # engines and voices (festival's Czech, Finnish, Italian, Catalan, Russian and Hindi voices read respelt English), real human
 # speech (false accepts; KLettres and Fish Fillets NG's dialogue for training and validation negatives), noise
-# recordings, word lists and Hunspell dictionaries of 21 other languages (pqlr data synth --native-negatives;
+# recordings, word lists and Hunspell dictionaries of 34 other languages (pqlr data synth --native-negatives;
 # make demo reads 17 of them),
 # sox (GSM/FLAC/Ogg decoding), and what ESP-IDF's own build needs offline (picolibc, cmake, ninja: make build-c6).
 # As root they are installed with apt-get; otherwise the exact command is printed and we stop.
@@ -18,7 +18,8 @@ PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc
       asterisk-moh-opsound-wav sonic-pi-samples ser2net
       wdanish wngerman wspanish wfrench witalian wportuguese wswedish wbulgarian wcatalan wnorwegian wpolish
       hunspell-el hunspell-eu hunspell-hr hunspell-hu hunspell-is hunspell-lt hunspell-lv hunspell-ro hunspell-sl
-      hunspell-tr
+      hunspell-tr myspell-eo myspell-et myspell-ga myspell-gd hunspell-he myspell-hy hunspell-id hunspell-kk
+      hunspell-ko hunspell-kmr myspell-sq hunspell-sw hunspell-uz
       picolibc-riscv64-unknown-elf cmake ninja-build git)
 missing=()
 for p in "${PKGS[@]}"; do

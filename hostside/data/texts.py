@@ -130,10 +130,19 @@ NATIVE_WORDLISTS = {"bg": ("dict/bulgarian", "wbulgarian"), "ca": ("dict/catalan
                     "nb": ("dict/bokmaal", "wnorwegian"), "pl": ("dict/polish", "wpolish"),
                     "pt": ("dict/portuguese", "wportuguese"), "ro": ("hunspell/ro_RO.dic", "hunspell-ro"),
                     "sl": ("hunspell/sl_SI.dic", "hunspell-sl"), "sv": ("dict/swedish", "wswedish"),
-                    "tr": ("hunspell/tr_TR.dic", "hunspell-tr")}
+                    "tr": ("hunspell/tr_TR.dic", "hunspell-tr"),
+                    "eo": ("hunspell/eo.dic", "myspell-eo"),
+                    "et": ("hunspell/et_EE.dic", "myspell-et"), "ga": ("hunspell/ga_IE.dic", "myspell-ga"),
+                    "gd": ("hunspell/gd_GB.dic", "myspell-gd"), "he": ("hunspell/he_IL.dic", "hunspell-he"),
+                    "hy": ("hunspell/hy_AM.dic", "myspell-hy"), "id": ("hunspell/id_ID.dic", "hunspell-id"),
+                    "kk": ("hunspell/kk_KZ.dic", "hunspell-kk"), "ko": ("hunspell/ko.dic", "hunspell-ko"),
+                    "ku": ("hunspell/kmr_Latn.dic", "hunspell-kmr"), "sq": ("hunspell/sq_AL.dic", "myspell-sq"),
+                    "sw": ("hunspell/sw_TZ.dic", "hunspell-sw"), "uz": ("hunspell/uz_UZ.dic", "hunspell-uz")}
 NATIVE_LANGUAGES = ("da", "de", "es", "fr", "it", "pt", "sv")        # native_languages' default (make deps installs them)
 NATIVE_HELD_OUT = ("bg", "ca", "da", "nb", "pl", "pt", "sv")         # none that any test or validation set speaks
 NATIVE_MANY = ("bg", "ca", "da", "el", "eu", "hr", "hu", "is", "lt", "lv", "nb", "pl", "pt", "ro", "sl", "sv", "tr")
+NATIVE_WIDE = NATIVE_MANY + ("eo", "et", "ga", "gd", "he", "hy", "id", "kk", "ko", "ku", "sq", "sw", "uz")
+                                         # 30: NATIVE_MANY and 13 more in other families and scripts (attempts.md §43)
 WORDLIST_ROOT = Path("/usr/share")
 
 
@@ -145,8 +154,9 @@ def _hunspell_lines(path: Path) -> list[str]:
     aff = path.with_suffix(".aff")
     if aff.is_file():
         for line in aff.read_bytes().splitlines():
-            if line.startswith(b"SET "):
-                enc = line.split()[1].decode("ascii", "replace")
+            field = line.removeprefix(b"\xef\xbb\xbf").split()          # a byte-order mark before it; a tab after SET
+            if len(field) > 1 and field[0] == b"SET":
+                enc = field[1].decode("ascii", "replace")
                 break
     return [line.split()[0].split("/")[0] for line in path.read_bytes().decode(enc, errors="replace").splitlines()
             if line.strip()]
