@@ -119,7 +119,8 @@ def random_sentences(n: int, seed: int, avoid: str = "") -> list[str]:
 # Neither the conversation's languages (Czech, English) nor validation's (Dutch) is among them, nor a near twin of one
 # (Slovak, Afrikaans, Galician are left out); German, Spanish, French and Italian are among the languages the test's
 # real speech (telephone prompts) and its people reading letters speak — other recordings, by people — which
-# NATIVE_HELD_OUT, NATIVE_MANY and NATIVE_WIDE leave out too (Arabic, which people read letters in, is not listed at all).
+# NATIVE_HELD_OUT, NATIVE_MANY and NATIVE_WIDE leave out too (Arabic, which people read letters in, is not
+# listed at all).
 NATIVE_WORDLISTS = {"bg": ("dict/bulgarian", "wbulgarian"), "ca": ("dict/catalan", "wcatalan"),
                     "da": ("dict/danish", "wdanish"), "de": ("dict/ngerman", "wngerman"),
                     "el": ("hunspell/el_GR.dic", "hunspell-el"), "es": ("dict/spanish", "wspanish"),
