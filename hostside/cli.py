@@ -48,9 +48,8 @@ def _native_languages(text: str | None):
     """--native-languages: None (the default set), a named set (many, wide, held-out) or comma-separated codes."""
     if text is None:
         return None
-    from .data import texts
-    named = {"many": texts.NATIVE_MANY, "wide": texts.NATIVE_WIDE, "held-out": texts.NATIVE_HELD_OUT}
-    return named[text] if text in named else tuple(x for x in text.split(",") if x)
+    from .data.texts import NATIVE_SETS
+    return NATIVE_SETS[text] if text in NATIVE_SETS else tuple(x for x in text.split(",") if x)
 
 
 def _board_arg(p: argparse.ArgumentParser, default: str | None = "rv32-virt") -> None:

@@ -131,8 +131,7 @@ NATIVE_WORDLISTS = {"bg": ("dict/bulgarian", "wbulgarian"), "ca": ("dict/catalan
                     "nb": ("dict/bokmaal", "wnorwegian"), "pl": ("dict/polish", "wpolish"),
                     "pt": ("dict/portuguese", "wportuguese"), "ro": ("hunspell/ro_RO.dic", "hunspell-ro"),
                     "sl": ("hunspell/sl_SI.dic", "hunspell-sl"), "sv": ("dict/swedish", "wswedish"),
-                    "tr": ("hunspell/tr_TR.dic", "hunspell-tr"),
-                    "eo": ("hunspell/eo.dic", "myspell-eo"),
+                    "tr": ("hunspell/tr_TR.dic", "hunspell-tr"), "eo": ("hunspell/eo.dic", "myspell-eo"),
                     "et": ("hunspell/et_EE.dic", "myspell-et"), "ga": ("hunspell/ga_IE.dic", "myspell-ga"),
                     "gd": ("hunspell/gd_GB.dic", "myspell-gd"), "he": ("hunspell/he_IL.dic", "hunspell-he"),
                     "hy": ("hunspell/hy_AM.dic", "myspell-hy"), "id": ("hunspell/id_ID.dic", "hunspell-id"),
@@ -144,6 +143,7 @@ NATIVE_HELD_OUT = ("bg", "ca", "da", "nb", "pl", "pt", "sv")         # none that
 NATIVE_MANY = ("bg", "ca", "da", "el", "eu", "hr", "hu", "is", "lt", "lv", "nb", "pl", "pt", "ro", "sl", "sv", "tr")
 NATIVE_WIDE = NATIVE_MANY + ("eo", "et", "ga", "gd", "he", "hy", "id", "kk", "ko", "ku", "sq", "sw", "uz")
                                          # 30: NATIVE_MANY and 13 more in other families and scripts (attempts.md §43)
+NATIVE_SETS = {"many": NATIVE_MANY, "wide": NATIVE_WIDE, "held-out": NATIVE_HELD_OUT}   # `--native-languages NAME`
 WORDLIST_ROOT = Path("/usr/share")
 
 
