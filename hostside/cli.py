@@ -162,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
                    "tr, uz, or a named set: 'many' (the 17 of bg … tr that no test or validation set speaks, the "
                    "demo's), 'wide' (those 17 and eo, et, ga, gd, he, hy, id, kk, ko, ku, sq, sw, uz: 30, none a test "
                    "speaks; with --native-negatives 280 the best detector measured, 560 no better, "
-                   "benchmarks/quality/attempts.md §43–44), 'held-out' (bg,ca,da,nb,pl,pt,sv). Default da,de,es,fr,it,pt,sv. Beyond the w* word "
+                   "benchmarks/quality/attempts.md §43–44), 'held-out' (bg,ca,da,nb,pl,pt,sv). Default "
+                   "da,de,es,fr,it,pt,sv. Beyond the w* word "
                    "lists the words come from Debian's Hunspell dictionaries (hunspell-el … hunspell-uz, myspell-eo "
                    "…; `make deps` installs them)")
     s.add_argument("--conversation", action="store_true",
