@@ -16,7 +16,7 @@ from .artifact import Artifact, read_model_bin, write_model_bin
 from .boards import Board, as_board
 from .errors import PqlrError
 from .graph import SKIP_OPS, ctc_span, ctc_state_bytes
-from .data.texts import NATIVE_MANY
+from .data.texts import NATIVE_WIDE
 
 DEFAULT_CORPUS = Path("build/corpus")
 
@@ -694,13 +694,13 @@ DEMO_WAKE_FILES = 40        # unseen wake-word files the demo streams through th
 DEMO_CORPUS = dict(engines=("espeak-ng", "flite", "piper"), voices=150, positives_per_voice=20,
                    unknown_per_voice=28, few_voice_repeats=6, silence_clips=300, unseen_positives=80,
                    unseen_unknown=80, fa_stream_seconds=-1, tts_stream_seconds=300, human_negatives=1, conversation=True,
-                   native_negatives=247, native_languages=NATIVE_MANY)
+                   native_negatives=280, native_languages=NATIVE_WIDE)
 """The demo's corpus: espeak-ng and flite voices (festival is left out for time: it takes ~0.35 s a clip),
 piper's joe and flite's slt as unseen voices, every installed hour of real speech for false accepts, actors in
 conversation, full band (the Dutch cast among the validation negatives, the Czech and English casts a test of their
 own: the real speech is telephone audio, which flatters the detector; attempts.md §37), and espeak-ng's voices of
-17 other languages, none that a test or validation set speaks (texts.NATIVE_MANY), saying words of Debian's word
-lists and Hunspell dictionaries, whose sounds the phoneme head learns to name (attempts.md §41–42)."""
+30 other languages, none that a test or validation set speaks (texts.NATIVE_WIDE), 280 clips each saying words of
+Debian's word lists and Hunspell dictionaries, whose sounds the phoneme head learns to name (attempts.md §41–45)."""
 DEMO_MODEL, DEMO_FEATURES, DEMO_EPOCHS = "dscnn-logmel", "logmel40", 25   # what `make demo` trains (docs/decisions.md)
 DEMO_VTLP = (0.8, 1.25)           # vocal-tract length perturbation in the demo's training (attempts.md §7: 3 seeds)
 DEMO_TESTSET = 300                # test clips run on the board (testset.npz), spread over the test split (240 for

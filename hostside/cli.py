@@ -159,10 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--native-languages", default=None, metavar="LANGS",
                    help="with --native-negatives: which languages, comma-separated, of bg, ca, da, de, el, eo, es, "
                    "et, eu, fr, ga, gd, he, hr, hu, hy, id, is, it, kk, ko, ku, lt, lv, nb, pl, pt, ro, sl, sq, sv, sw, "
-                   "tr, uz, or a named set: 'many' (the 17 of bg … tr that no test or validation set speaks, the "
-                   "demo's), 'wide' (those 17 and eo, et, ga, gd, he, hy, id, kk, ko, ku, sq, sw, uz: 30, none a test "
-                   "speaks; with --native-negatives 280 the best detector measured, 560 no better, "
-                   "benchmarks/quality/attempts.md §43–44), 'held-out' (bg,ca,da,nb,pl,pt,sv). Default "
+                   "tr, uz, or a named set: 'many' (the 17 of bg … tr that no test or validation set speaks), 'wide' "
+                   "(those 17 and eo, et, ga, gd, he, hy, id, kk, ko, ku, sq, sw, uz: 30, none a test speaks; with "
+                   "--native-negatives 280 the best detector measured and the demo's, 560 no better, "
+                   "benchmarks/quality/attempts.md §43–45), 'held-out' (bg,ca,da,nb,pl,pt,sv). Default "
                    "da,de,es,fr,it,pt,sv. Beyond the w* word "
                    "lists the words come from Debian's Hunspell dictionaries (hunspell-el … hunspell-uz, myspell-eo "
                    "…; `make deps` installs them)")
