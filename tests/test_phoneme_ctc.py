@@ -10,13 +10,35 @@ import torch
 
 from hostside import api
 from hostside.data.corpus import Clip
-from hostside.data.phonetic import clip_targets, tokens
+from hostside.data import phonetic
+from hostside.data.phonetic import clip_targets, read_all, tokens
 from hostside.errors import PqlrError
 from hostside.models import build_model
 from hostside.train import PhonemeHead
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="needs espeak-ng: `sudo apt-get install espeak-ng` (or `make deps`)")
+
+
+@needs_espeak
+def test_texts_read_a_batch_at_a_time_read_as_each_alone(monkeypatch):
+    """read_all puts a language's texts without a clause mark through one espeak-ng process; each must come out as
+    tokens() reads it alone — words of other languages and scripts, English phrases, a batch split mid-language —
+    and texts with a clause mark (one line a clause) are read one by one."""
+    monkeypatch.setattr(phonetic, "BATCH", 3)
+    wanted = [("hey kimi", "en-us"), ("hey, kimi?", "en-us"), ("hey timi", "en-us"), ("the plants", "en-us"),
+              ("brøndby strand", "da"), ("kærlighed", "da"), ("smörgås", "sv"), ("אהבה", "he"), ("բարեւ", "hy"),
+              ("καλημέρα", "el"), ("selamat pagi", "id"), ("kimi.", "en-us")]
+    read = read_all(wanted, workers=2)
+    assert read == {ta: tokens(*ta) for ta in wanted}
+    calls = []
+    real = phonetic.tokens
+    monkeypatch.setattr(phonetic, "tokens", lambda *ta: calls.append(ta) or real(*ta))
+    read_all(wanted, workers=1)
+    assert sorted(calls) == [("hey, kimi?", "en-us"), ("kimi.", "en-us")]     # a clause mark: a process of its own
+    from hostside.data.kokoro import phonemes_batch
+    with pytest.raises(ValueError):
+        phonemes_batch(["hey, kimi"])
 
 
 @needs_espeak
