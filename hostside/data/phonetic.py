@@ -46,13 +46,11 @@ def read_all(wanted: list[tuple[str, str]], workers: int = 8) -> dict[tuple[str,
     """tokens(text, accent) of every (text, accent): the texts without a clause mark a language's BATCH at a time in
     one espeak-ng process (kokoro.phonemes_batch: the same reading, ten times faster than a process a text), the rest —
     and any batch whose lines do not come out one a text — a process each."""
-    from .kokoro import CLAUSE_MARKS, phonemes_batch
+    from .kokoro import batchable, phonemes_batch
     by: dict[str, list[str]] = {}
-    alone = []
+    alone = [(text, accent) for text, accent in wanted if not batchable(text)]
     for text, accent in wanted:
-        if CLAUSE_MARKS.search(text) or not text.strip():
-            alone.append((text, accent))
-        else:
+        if batchable(text):
             by.setdefault(accent, []).append(text)
     chunks = [(accent, texts[i: i + BATCH]) for accent, texts in by.items() for i in range(0, len(texts), BATCH)]
     read = {}
