@@ -166,6 +166,13 @@ def _parser() -> argparse.ArgumentParser:
                    "da,de,es,fr,it,pt,sv. Beyond the w* word "
                    "lists the words come from Debian's Hunspell dictionaries (hunspell-el … hunspell-uz, myspell-eo "
                    "…; `make deps` installs them)")
+    s.add_argument("--english-words", type=int, default=0, metavar="N",
+                   help="unknown clips in all: the training voices saying one or two words of Debian's American "
+                   "English word list (wamerican, installed by `make deps`) that no text of the corpus says, the "
+                   "wake phrase's and the held-out negatives' words left out; with --phoneme-ctc their sounds are a "
+                   "target, so the phoneme head hears English beyond the few dozen negative texts named "
+                   "(benchmarks/quality/attempts.md §47); training split only. A corpus made without them is extended "
+                   "(default 0: none)")
     s.add_argument("--conversation", action="store_true",
                    help="Fish Fillets NG's dialogue (actors in conversation, full band; fillets-ng-data, -cs, -nl) as "
                    "negative streams, never trained on: the Dutch cast's among the validation negatives (1.6 h), the "
@@ -517,7 +524,8 @@ def _cmd(args) -> int:
                       kokoro_voices=args.kokoro_voices, kokoro_negatives=args.kokoro_negatives,
                       conversation=args.conversation, onset_negatives=args.onset_negatives,
                       onset_words=args.onset_words, native_negatives=args.native_negatives,
-                      native_languages=_native_languages(args.native_languages), voices=args.voices,
+                      native_languages=_native_languages(args.native_languages), english_words=args.english_words,
+                      voices=args.voices,
                       positives_per_voice=args.positives_per_voice,
                       unknown_per_voice=args.unknown_per_voice, silence_clips=args.silence,
                       unseen_positives=args.unseen, unseen_unknown=args.unseen,

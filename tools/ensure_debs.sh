@@ -2,7 +2,8 @@
 # Make sure the Debian tools and data pqlr drives are present: the RV32IMAC cross compiler, QEMU, the speech
 # engines and voices (festival's Czech, Finnish, Italian, Catalan, Russian and Hindi voices read respelt English), real human
 # speech (false accepts; KLettres and Fish Fillets NG's dialogue for training and validation negatives), noise
-# recordings, word lists and Hunspell dictionaries of 34 other languages (pqlr data synth --native-negatives;
+# recordings, American English's word list (pqlr data synth --english-words), word lists and Hunspell dictionaries
+# of 34 other languages (pqlr data synth --native-negatives;
 # make demo reads 17 of them),
 # sox (GSM/FLAC/Ogg decoding), and what ESP-IDF's own build needs offline (picolibc, cmake, ninja: make build-c6).
 # As root they are installed with apt-get; otherwise the exact command is printed and we stop.
@@ -16,7 +17,7 @@ PKGS=(gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf qemu-system-misc
       festvox-suopuhe-mv festvox-italp16k festvox-itapc16k festvox-ca-ona-hts festvox-ru festival-hi festvox-hi-nsk
       klettres-data fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl
       asterisk-moh-opsound-wav sonic-pi-samples ser2net
-      wdanish wngerman wspanish wfrench witalian wportuguese wswedish wbulgarian wcatalan wnorwegian wpolish
+      wdanish wngerman wspanish wfrench witalian wportuguese wswedish wbulgarian wcatalan wnorwegian wpolish wamerican
       hunspell-el hunspell-eu hunspell-hr hunspell-hu hunspell-is hunspell-lt hunspell-lv hunspell-ro hunspell-sl
       hunspell-tr myspell-eo myspell-et myspell-ga myspell-gd hunspell-he myspell-hy hunspell-id hunspell-kk
       hunspell-ko hunspell-kmr myspell-sq hunspell-sw hunspell-uz

@@ -52,7 +52,7 @@ CORPUS_FORMAT = 4                 # bump when the same config would now give dif
                                   # than the window keeps its end, and a wake-word file holds the whole phrase)
 _KEYED_WHEN_SET = ("dialogue_negatives", "foreign_voices", "vocoded_voices", "rhyme_negatives",   # added later:
                    "foreign_languages", "kokoro_voices", "kokoro_negatives", "conversation", "onset_negatives",
-                   "onset_words", "native_negatives", "native_languages")
+                   "onset_words", "native_negatives", "native_languages", "english_words")
                                                       # left out of the key while off, so corpora made before keep theirs
 _MODIFIES = {"onset_words": "onset_negatives",       # a field of _KEYED_WHEN_SET that changes how another's clips are
              "native_languages": "native_negatives"}  # made: a corpus is extended by it only with that extension
@@ -149,6 +149,11 @@ class SynthConfig:
                                           # that is not English with its sounds named; training split only; 0 none
     native_languages: tuple[str, ...] | None = None   # which languages of texts.NATIVE_WORDLISTS; None: NATIVE_LANGUAGES
                                           # (NATIVE_HELD_OUT: none that any test or validation set speaks)
+    english_words: int = 0                # unknown clips in all: the training voices (weighted as the base corpus
+                                          # weighs them) saying 1-2 words of Debian's American English word list
+                                          # (wamerican) that no text of the corpus says, so the phoneme head hears
+                                          # English words beyond the few dozen negatives with their sounds named;
+                                          # training split only; 0 none
     sentences: int = 400                  # random sentences drawn (split by text)
     style_weights: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)   # normal fast slow whisper
     speed_perturb: tuple[float, float] = (0.9, 1.1)
@@ -197,6 +202,9 @@ class SynthConfig:
         if self.native_negatives:
             from .texts import native_words
             env["native_words"] = {lang: len(native_words(lang)) for lang in self.resolved_native_languages()}
+        if self.english_words:
+            from .texts import english_words
+            env["english_words"] = len(english_word_texts(self)), len(english_words())
         if self.vocoded_voices:
             from . import vocoder
             env["vocoder"] = {"package": vocoder.version(), "up": vocoder.UP, "down": vocoder.DOWN, "up_prob": vocoder.UP_PROB}
@@ -212,10 +220,11 @@ class SynthConfig:
             raise PqlrError(f"unknown engine(s) {unknown}; known: {', '.join(ENGINES)}")
         if min(self.dialogue_negatives, self.human_negatives, self.foreign_voices, self.vocoded_voices,
                self.rhyme_negatives, self.kokoro_voices, self.kokoro_negatives, self.onset_negatives,
-               self.native_negatives) < 0:
+               self.native_negatives, self.english_words) < 0:
             raise PqlrError("human_negatives, dialogue_negatives, foreign_voices, vocoded_voices, kokoro_voices, "
                             "kokoro_negatives and onset_negatives: clips per recording or voice, 0 or more "
-                            "(rhyme_negatives: clips per text; native_negatives: clips per language)")
+                            "(rhyme_negatives: clips per text; native_negatives: clips per language; english_words: "
+                            "clips in all)")
         from .texts import NATIVE_WORDLISTS
         bad = [x for x in self.resolved_native_languages() if x not in NATIVE_WORDLISTS]
         if bad or not self.resolved_native_languages() or (self.native_languages is not None and not self.native_negatives):
@@ -649,7 +658,8 @@ def _extend(corpus: Corpus, cfg: SynthConfig, fields: list[str], key: str, progr
     later holds the clips of one made whole), then save the corpus under the full config's key."""
     add = {"dialogue_negatives": _add_dialogue, "foreign_voices": _add_foreign, "vocoded_voices": _add_vocoded,
            "rhyme_negatives": _add_rhymes, "kokoro_voices": _add_kokoro, "kokoro_negatives": _add_kokoro_passages,
-           "conversation": _add_conversation, "onset_negatives": _add_onsets, "native_negatives": _add_native}
+           "conversation": _add_conversation, "onset_negatives": _add_onsets, "native_negatives": _add_native,
+           "english_words": _add_english}
     for f in _KEYED_WHEN_SET:
         if f in fields and f in add:        # a modifier (_MODIFIES) is read by its extension's function
             add[f](corpus, cfg, progress)
@@ -897,6 +907,16 @@ def _add_onsets(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
 NATIVE_LETTERS = 12       # native_negatives: two words only where their letters are this few (most then fit 14 sounds)
 
 
+def _one_or_two_words(rng: np.random.Generator, words) -> str:
+    """One word of `words` or, half the time, two where their letters are at most NATIVE_LETTERS (so that most fit
+    the window's 14 sounds; otherwise the first alone)."""
+    text = _pick(rng, words)
+    if rng.random() < 0.5:
+        second = _pick(rng, words)
+        text = f"{text} {second}" if len(text) + len(second) <= NATIVE_LETTERS else text
+    return text
+
+
 def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
     """native_negatives unknown clips per language of cfg.resolved_native_languages(): espeak-ng's voice of that language
     in the variant of a training voice (drawn per clip) saying one word of the language's word list or, half the time,
@@ -915,10 +935,7 @@ def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         words = native_words(lang)
         style = _style_draw(rng, cfg, "espeak-ng")
         for _ in range(cfg.native_negatives):
-            text = _pick(rng, words)
-            if rng.random() < 0.5:          # two words, where both fit the window's 14 sounds (about 12 letters)
-                second = _pick(rng, words)
-                text = f"{text} {second}" if len(text) + len(second) <= NATIVE_LETTERS else text
+            text = _one_or_two_words(rng, words)
             jobs.append(dict(label="unknown", text=text, style=style(), kind="word", voice=f"{lang}+{_pick(rng, variants)}",
                              engine="espeak-ng", split="train", index=start + len(jobs), seed=int(rng.integers(0, 2**31))))
     clips = _render_all(corpus, cfg, jobs, "native speech", progress)
@@ -927,6 +944,45 @@ def _add_native(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
         "languages": list(cfg.resolved_native_languages()), "clips": len(clips),
         "note": "espeak-ng's voices of other languages saying 1-2 words of their Debian word lists (their phoneme "
                 "targets read in that language); training split only"}
+
+
+def english_word_texts(cfg: SynthConfig) -> tuple[str, ...]:
+    """english_words' vocabulary: Debian's American English words (texts.english_words) less every word that a text
+    of the corpus says — the wake phrase and its spellings, the hard negatives and the spellings' rhymes, every
+    split's negative words and sentences — so that no held-out text is trained on and no clip says a wake word."""
+    from .texts import english_words, words
+    _, keywords, unknown = task_classes(cfg)
+    said = [t for ts in keywords.values() for t in ts] + list(unknown)
+    said += [t for ts in spelling_rhymes(cfg.phrase, cfg.resolved_spellings()).values() for t in ts]
+    said += [t for split in negative_texts(cfg).values() for ts in split.values() for t in ts]
+    drop = {w for t in said for w in words(t)}
+    return tuple(w for w in english_words() if w not in drop)
+
+
+def _add_english(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:
+    """english_words unknown clips: a training voice (drawn as the base corpus weighs them) saying one word of
+    english_word_texts or, half the time, two whose letters are at most NATIVE_LETTERS, in its own noise and room;
+    training split only. Their phoneme targets are read in American English, as every English voice's are."""
+    texts = english_word_texts(cfg)
+    if not texts:
+        raise PqlrError("english_words: every word of the word list is a text of the corpus")
+    rng = np.random.default_rng([cfg.seed, 41])
+    train, draw = _training_voice_draw(cfg, rng)
+    if not train:
+        raise PqlrError("english_words: no voice is in the training split to say the words")
+    start, jobs = len(corpus.clips), []
+    for _ in range(cfg.english_words):
+        v = draw()
+        text = _one_or_two_words(rng, texts)
+        jobs.append(dict(label="unknown", text=text, style=_style_draw(rng, cfg, v.engine)(), kind="word",
+                         voice=v.name, engine=v.engine, split="train", index=start + len(jobs),
+                         seed=int(rng.integers(0, 2**31))))
+    clips = _render_all(corpus, cfg, jobs, "English words", progress)
+    corpus.clips = corpus.clips + clips
+    corpus.meta["english_words"] = {
+        "clips": len(clips), "vocabulary": len(texts),
+        "note": "the training voices saying 1-2 words of Debian's American English word list that no text of the "
+                "corpus says (their phoneme targets read in American English); training split only"}
 
 
 def _add_dialogue(corpus: Corpus, cfg: SynthConfig, progress: bool) -> None:

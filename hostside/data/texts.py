@@ -163,6 +163,24 @@ def _hunspell_lines(path: Path) -> list[str]:
             if line.strip()]
 
 
+ENGLISH_WORDLIST = ("dict/american-english", "wamerican")   # SynthConfig.english_words: Debian's American English
+
+
+@lru_cache(maxsize=None)
+def english_words(min_letters: int = 2, max_letters: int = 9, root: Path = WORDLIST_ROOT) -> tuple[str, ...]:
+    """The words of Debian's American English word list (ENGLISH_WORDLIST, under `root`) of min..max letters,
+    lowercase letters only: no names (capitalised), possessives or abbreviations, in the list's order."""
+    name, pkg = ENGLISH_WORDLIST
+    path = Path(root) / name
+    if not path.is_file():
+        raise ToolchainMissing(f"{path} is missing (Debian package {pkg}): `sudo apt-get install {pkg}` (or `make deps`)")
+    out = tuple(w for w in (line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+                if min_letters <= len(w) <= max_letters and w.isascii() and w.isalpha() and w.islower())
+    if not out:
+        raise ToolchainMissing(f"{path} holds no word of {min_letters}-{max_letters} letters: reinstall {pkg}")
+    return out
+
+
 @lru_cache(maxsize=None)
 def native_words(lang: str, min_letters: int = 2, max_letters: int = 9, root: Path = WORDLIST_ROOT) -> tuple[str, ...]:
     """The words of `lang`'s Debian word list (NATIVE_WORDLISTS, under `root`) of min..max letters and letters only
