@@ -42,6 +42,25 @@ def test_texts_read_a_batch_at_a_time_read_as_each_alone(monkeypatch):
 
 
 @needs_espeak
+def test_a_batch_whose_lines_are_not_one_a_text_is_read_a_text_at_a_time(monkeypatch):
+    """phonemes_batch answers None when espeak-ng's lines do not come out one a text (a fault of the batch, made
+    here for the Danish batch): read_all then reads that batch's texts one process each, and the others' as batches."""
+    from hostside.data import kokoro
+    monkeypatch.setattr(phonetic, "BATCH", 2)
+    real_batch, real_tokens = kokoro.phonemes_batch, phonetic.tokens
+    monkeypatch.setattr(kokoro, "phonemes_batch", lambda texts, accent="en-us":
+                        None if accent == "da" else real_batch(texts, accent))
+    alone = []
+    monkeypatch.setattr(phonetic, "tokens", lambda *ta: alone.append(ta) or real_tokens(*ta))
+    wanted = [("hey kimi", "en-us"), ("the plants", "en-us"), ("hey timi", "en-us"), ("kærlighed", "da"),
+              ("brøndby strand", "da"), ("smörgås", "sv")]
+    read = read_all(wanted, workers=2)
+    assert sorted(alone) == [("brøndby strand", "da"), ("kærlighed", "da")]
+    monkeypatch.setattr(phonetic, "tokens", real_tokens)
+    assert read == {ta: tokens(*ta) for ta in wanted} and all(read.values())
+
+
+@needs_espeak
 def test_targets_are_the_sounds_of_clips_whose_whole_utterance_is_in_the_window():
     clips = [Clip("a.wav", "hey_kimi", "train", "v1", "hey, kimi?"),
              Clip("b.wav", "unknown", "train", "v1", "hey gimi"),
