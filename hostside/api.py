@@ -15,7 +15,7 @@ import numpy as np
 from .artifact import Artifact, read_model_bin, write_model_bin
 from .boards import Board, as_board
 from .errors import PqlrError
-from .graph import SKIP_OPS, ctc_span, ctc_state_bytes
+from .graph import SKIP_OPS, ctc_offset, ctc_span, ctc_state_bytes
 from .data.texts import NATIVE_WIDE
 
 DEFAULT_CORPUS = Path("build/corpus")
@@ -225,7 +225,7 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
              rule: str = "count", score: str = "classifier", span_s: float | str | None = None,
-             best_span: bool = False, fuse: float = 0.0) -> dict:
+             best_span: bool = False, fuse: float = 0.0, span_from: str = "centre") -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
     protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
@@ -237,7 +237,8 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     or the phoneme score of `pqlr export --score phonemes`), so `score` must be left as it is.
     span_s: the audio the `phonemes` score reads (keyword.PhonemeScorer; default the window); "auto": the smallest
     span that holds 99 % of the corpus's training wake phrases (keyword.phrase_span). A model.bin reads the span it
-    was exported with. fuse: the classifier's weight in a phoneme wake score (keyword.PhonemeScorer)."""
+    was exported with. fuse: the classifier's weight in a phoneme wake score (keyword.PhonemeScorer). span_from:
+    where the span reads its earlier blocks ("centre", the protocol; "first": before 2026-12-07, keyword.SPAN_FROM)."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
@@ -246,14 +247,14 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     if Path(checkpoint).suffix == ".bin":
         if fuse:
             raise PqlrError("--fuse: a model.bin's wake score is the one it was exported with")
-        if span_s is not None:
-            raise PqlrError("--span: a model.bin's ctc op reads the span it was exported with (`pqlr export --span`); "
-                            "--span is for checkpoints")
+        if span_s is not None or span_from != "centre":
+            raise PqlrError("--span, --span-from: a model.bin's ctc op reads the span it was exported with (`pqlr "
+                            "export --span`); they are for checkpoints")
         return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
     span_s = corpus_span(span_s, net, ck, corpus_dir, stride_ms)
-    stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span, fuse)
+    stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span, fuse, span_from)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")
@@ -395,7 +396,8 @@ def inspect(model_bin: Path) -> dict:
                         **({"reads": L.src} if L.src >= 0 else {}),
                         **({"heads": L.heads} if L.op == "attention" else {}),
                         **({"span": {"frames_before": L.pad[0], "frames_per_block": L.kernel[0],
-                                     "windows_per_block": L.stride[0], "state_bytes": ctc_state_bytes(L)}}
+                                     "windows_per_block": L.stride[0], "block_at_frame": L.pad[2],
+                                     "state_bytes": ctc_state_bytes(L)}}
                            if ctc_state_bytes(L) else {})}
                        for i, L in enumerate(g.layers)],
             "tiles": [asdict(t) for t in art.tiles]}
@@ -652,6 +654,7 @@ def detector_on_board(board: str | Board, fw: Path | Firmware, art: Artifact, pa
     ref = [run_batch(g, x[a:b_], state={}) for a, b_ in bounds]       # each file one stream, from boot's state
     ref = np.concatenate(ref).astype(np.int64).reshape(len(x), -1) if ref else np.zeros((0, 0), np.int64)
     blocks, _, every = ctc_span(g.output_layer) if ctc_state_bytes(g.output_layer) else (0, 1, 1)
+    blocks += ctc_offset(g.output_layer) if blocks else 0     # the ring holds (B + Q)·w windows
     pos = np.concatenate([np.arange(b_ - a) for a, b_ in bounds]) if bounds else np.zeros(0, int)
     ins = np.array([-1 if v is None else v for v in res.instret], np.int64)
     steady = ins[(pos >= blocks * every) & (ins >= 0)]      # the ring full: every earlier block read

@@ -331,6 +331,12 @@ def _parser() -> argparse.ArgumentParser:
                     "benchmarks/quality/attempts.md §33). 'auto': the smallest such span that holds 99 %% of the "
                     "corpus's training wake phrases (1.8 s on the demo's corpus). A model.bin reads the span it was "
                     "exported with (`pqlr export --span`); this option is for checkpoints")
+    ev.add_argument("--span-from", choices=("centre", "first"), default="centre",
+                    help="with --span: which head frames of an earlier window the span reads before the window: "
+                    "'centre' (the default, as `pqlr export --span` puts on the board), the block at a window's "
+                    "centre, computed with audio on both sides; 'first', a window's first frames, computed with nothing "
+                    "before them, as before 2026-12-07 (a phrase longer than about 0.8 s was missed two to three "
+                    "times as often: benchmarks/quality/attempts.md §47)")
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
                        "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "
@@ -563,7 +569,7 @@ def _cmd(args) -> int:
     if args.cmd == "eval":
         r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
                          smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour, rule=args.rule,
-                         score=args.score, span_s=args.span)
+                         score=args.score, span_s=args.span, span_from=args.span_from)
         for s_, v in r["splits"].items():
             print(f"{s_:7s} n={v['n']:5d} accuracy {v['accuracy']:.4f}")
         for e_, v in r["engines"].items():
@@ -630,8 +636,10 @@ def _cmd(args) -> int:
                 sp = L["span"]
                 extra = extra.replace(f"scratch {L['scratch_bytes']} B", f"state {L['scratch_bytes']} B (kept between "
                                       f"inferences)")
-                extra += (f"; reads a span: {sp['frames_before']} head frames before the window, the first "
-                          f"{sp['frames_per_block']} of one earlier window in {sp['windows_per_block']}")
+                at = sp.get("block_at_frame", 0)
+                extra += (f"; reads a span: {sp['frames_before']} head frames before the window, "
+                          f"{sp['frames_per_block']} of one earlier window in {sp['windows_per_block']} "
+                          + (f"(frames {at}–{at + sp['frames_per_block'] - 1}: its centre)" if at else "(its first)"))
             print(f"  {L['name']:14s} {L['op']:9s} {str(L['in']):14s} → {str(L['out']):14s} "
                   f"{L['macs']:>10,}  {L['tiles']:>5}  t{L.get('reads', i)} @{L['arena_in']} → t{i + 1} "
                   f"@{L['arena_out']}{extra}{' (a branch: reads an earlier tensor)' if 'reads' in L else ''}")

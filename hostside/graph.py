@@ -63,12 +63,16 @@ layer that reads t_src never runs in place.
   list and zeros to a whole number of 4-byte words.
   A ctc may read a span longer than its window (format 5; hostside/keyword.py PhonemeScorer's span): kh = f head
   frames per block, sh = w windows per block (a block is w window strides, whose start lies f head frames earlier),
-  pad_t = B·f frames read before the window (B blocks; pad_t 0: the window alone). Such a ctc keeps state between
-  inferences (ctc_state_bytes): a u32 count c of windows seen (0 at a reset, which begins a new stream; it counts
-  on to 2K − 1 and then wraps to K, K = B·w), then a ring of the last K windows' first f frames, K × f × (V + 1)
+  pad_t = B·f frames read before the window (B blocks; pad_t 0: the window alone), pad_b = Q·f (format 6): each
+  block is read from the f frames that start Q·f frames into a window Q·w windows older than the block's own
+  (Q = 0: a window's first f frames; the protocol's Q puts them at the window's centre, whose frames the trunk
+  computed with context on both sides: attempts.md §47). Such a ctc keeps state between inferences
+  (ctc_state_bytes): a u32 count c of windows seen (0 at a reset, which begins a new stream; it counts on to 2K − 1
+  and then wraps to K, K = (B + Q)·w), then a ring of the last K windows' frames Q·f … Q·f + f − 1, K × f × (V + 1)
   int8, the window n windows ago in slot (c − n) mod K. The window after min(c, K) earlier ones reads
-  have = min(min(c, K) div w, B) blocks: the first f frames of the windows have·w, …, 2w, w windows ago, in that
-  order, then its own T frames; then its first f frames go to slot c mod K and c counts on.
+  have = min(max(min(c, K) div w − Q, 0), B) blocks: those frames of the windows (have + Q)·w, …, (2 + Q)·w,
+  (1 + Q)·w windows ago, in that order, then its own T frames; then its frames Q·f … go to slot c mod K and c counts
+  on.
 
 Streaming (imported streaming models, e.g. microWakeWord): a `stream` layer holds S = out_h − in_h rows of
 state (S·W pixels of C channels) that persist between inferences. Its output is state ‖ input along H
@@ -339,12 +343,18 @@ def ctc_span(layer: Layer) -> tuple[int, int, int]:
     return int(layer.pad[0]) // f, f, max(1, int(layer.stride[0]))
 
 
+def ctc_offset(layer: Layer) -> int:
+    """Q: how many blocks into a kept window the frames a ctc's span reads start (pad_b = Q·f; 0: its first frames)."""
+    return int(layer.pad[2]) // max(1, int(layer.kernel[0]))
+
+
 def ctc_state_bytes(layer: Layer) -> int:
-    """Bytes of state a ctc keeps between inferences: 0 without a span, else a u32 count and K × f × (V + 1)."""
+    """Bytes of state a ctc keeps between inferences: 0 without a span, else a u32 count and K × f × (V + 1),
+    K = (B + Q)·w windows."""
     if layer.op != "ctc":
         return 0
     b, f, w = ctc_span(layer)
-    return 0 if b == 0 else 4 + b * w * f * int(layer.in_shape[2])
+    return 0 if b == 0 else 4 + (b + ctc_offset(layer)) * w * f * int(layer.in_shape[2])
 
 
 def ctc_sequences(layer: Layer) -> list[tuple[int, ...]]:

@@ -29,6 +29,7 @@ from .data.features import FrontEnd
 from .errors import PqlrError
 
 SCORES = ("classifier", "phonemes", "phonemes-anywhere")
+SPAN_FROM = ("centre", "first")  # where in an earlier window the span's earlier blocks are read (PhonemeScorer)
 
 
 def ctc_window_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -133,9 +134,10 @@ class GraphPredictor:
 
 
 def graph_span(graph, frontend: dict) -> dict | None:
-    """The span a graph's ctc reads ({"span_s", "history_s", "stride_ms"}: the span, the part of it before the window
-    — what evaluate.lead_windows fills with the room — and the windows' stride it assumes), or None."""
-    from .graph import ctc_span, ctc_state_bytes
+    """The span a graph's ctc reads ({"span_s", "history_s", "stride_ms"}: the span, the audio before the window its
+    score reads — the span's part before it and the Q blocks further back its blocks are kept from: what
+    evaluate.lead_windows fills with the room — and the windows' stride it assumes), or None."""
+    from .graph import ctc_offset, ctc_span, ctc_state_bytes
     L = graph.output_layer
     if not ctc_state_bytes(L):
         return None
@@ -143,7 +145,8 @@ def graph_span(graph, frontend: dict) -> dict | None:
     fe = FrontEnd.from_dict(frontend)
     period = fe.hop_length / fe.sample_rate * round(graph.input_shape[0] / L.in_shape[0])
     return {"span_s": round(fe.clip_samples / fe.sample_rate + blocks * per * period, 6),
-            "history_s": round(blocks * per * period, 6), "stride_ms": round(1000 * per * period / every, 6)}
+            "history_s": round((blocks + ctc_offset(L)) * per * period, 6),
+            "stride_ms": round(1000 * per * period / every, 6)}
 
 
 def _window_s(ck: dict) -> float:
@@ -189,7 +192,7 @@ def corpus_span(span_s, net, ck: dict, corpus_dir, stride_ms: float = 100.0) -> 
 
 
 def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False,
-                fuse: float = 0.0):
+                fuse: float = 0.0, span_from: str = "centre"):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
     posteriors (hostside.train.predict), or its PhonemeScorer (span_s: see there)."""
     from .train import predict
@@ -201,7 +204,8 @@ def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: flo
         if fuse:
             raise PqlrError("--fuse weighs the classifier's posterior into a phoneme score: give --score phonemes")
         return predict
-    return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms, best_span=best_span, fuse=fuse)
+    return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms, best_span=best_span, fuse=fuse,
+                         span_from=span_from)
 
 
 class PhonemeScorer:
@@ -218,10 +222,14 @@ class PhonemeScorer:
     stream's first windows read what the stream has so far. best_span: each window's best score over every span
     from the window up to span_s instead (measured no better: attempts.md §33). fuse: the wake score is
     classifier^fuse × phoneme score^(1 − fuse), the classifier's wake posterior of the window weighed in (0: the
-    phoneme score alone; attempts.md §36)."""
+    phoneme score alone; attempts.md §36). span_from: which frames of an earlier window a block is read from —
+    "centre" (the protocol since 2026-12-07): the block at the centre of a window Q blocks older than the block's
+    own, whose frames the trunk computed with audio on both sides; "first": a window's first frames, which the trunk
+    computed with nothing before them (zero padding), as training never shows it a phrase — a phrase longer than
+    about 0.8 s, read mostly from such frames, was missed two to three times as often (attempts.md §47)."""
 
     def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0, span_s: float | None = None,
-                 stride_ms: float = 100.0, best_span: bool = False, fuse: float = 0.0):
+                 stride_ms: float = 100.0, best_span: bool = False, fuse: float = 0.0, span_from: str = "centre"):
         from .train import PhonemeHead
         if kind not in SCORES[1:]:
             raise PqlrError(f"phoneme score {kind!r}: one of {', '.join(SCORES[1:])}")
@@ -251,7 +259,27 @@ class PhonemeScorer:
             raise PqlrError(f"--span {self.span_s:g} s: at least the window ({self.window_s:g} s)")
         if self.span_s > self.window_s + 1e-9 and kind != "phonemes":
             raise PqlrError(f"--span: the {kind} score reads one window; a longer span is the `phonemes` score's")
+        if span_from not in SPAN_FROM:
+            raise PqlrError(f"--span-from {span_from!r}: one of {', '.join(SPAN_FROM)}")
+        self.span_from = span_from
+        self.offset_blocks, self._offset_s = 0, 0.0         # Q, and the audio it reads further back (span_from)
+        self._in_frames = fe.n_frames
+        if self.streaming and span_from == "centre":
+            self.offset_blocks = None                         # known from the head's frames a window (_offset)
+            if "config" in ck:                                # the checkpoint's model says how many, before any call
+                from .train import model_from_config
+                net = model_from_config(ck.get("kind", "dscnn"), ck["config"]).eval()
+                with torch.no_grad():
+                    self._offset(self.head(net.trunk(torch.zeros((1, *fe.shape)))).shape[0])
         self.new_stream()
+
+    def _offset(self, out_frames: int) -> int:
+        """Q for a window of out_frames head frames (span_from "centre": centre_offset), fixed at its first reading."""
+        if self.offset_blocks is None:
+            _, per, block_s = self.block(self._in_frames, out_frames)
+            self.offset_blocks = centre_offset(out_frames, per)
+            self._offset_s = self.offset_blocks * block_s
+        return self.offset_blocks
 
     @property
     def streaming(self) -> bool:
@@ -259,8 +287,9 @@ class PhonemeScorer:
 
     @property
     def history_s(self) -> float:
-        """The audio before its window a window's score reads (evaluate.lead_windows)."""
-        return max(0.0, self.span_s - self.window_s)
+        """The audio before its window a window's score reads (evaluate.lead_windows): the span's part before the
+        window, and the Q blocks further back its earlier blocks are read from (span_from "centre")."""
+        return max(0.0, self.span_s - self.window_s) + self._offset_s
 
     def new_stream(self) -> None:
         """The windows that follow begin a new stream: nothing before them is read."""
@@ -286,11 +315,12 @@ class PhonemeScorer:
                             f"{block_s:g} s (e.g. {self.window_s + block_s:g} or {self.window_s + 4 * block_s:g})")
         return int(round(extra)), windows, frames
 
-    def span_fields(self, in_frames: int, out_frames: int) -> tuple[int, int, int]:
-        """(blocks read before the window, windows per block, head frames per block) of this span for a window of
-        in_frames feature frames and out_frames head frames: what `pqlr export --span` puts in the ctc op
-        (export/ptq.py phoneme_branch); (0, 1, 1) at the window."""
-        return self._blocks(in_frames, out_frames) if self.streaming else (0, 1, 1)
+    def span_fields(self, in_frames: int, out_frames: int) -> tuple[int, int, int, int]:
+        """(blocks read before the window, windows per block, head frames per block, Q: blocks into a kept window
+        where a block's frames start) of this span for a window of in_frames feature frames and out_frames head
+        frames: what `pqlr export --span` puts in the ctc op (export/ptq.py phoneme_branch); (0, 1, 1, 0) at the
+        window."""
+        return (*self._blocks(in_frames, out_frames), self._offset(out_frames)) if self.streaming else (0, 1, 1, 0)
 
     @torch.no_grad()
     def __call__(self, model, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -322,18 +352,20 @@ class PhonemeScorer:
         """lp [N, T', V + 1]: this call's windows, after the stream's earlier ones → [N] the span's scores."""
         n, t_out, v = lp.shape
         extra, every, f = self._blocks(in_frames, t_out)
-        keep = extra * every                                      # earlier windows a window may read
+        q = self._offset(t_out)
+        keep = (extra + q) * every                                # earlier windows a window may read
         past = self._history if self._history is not None else lp.new_zeros((0, f, v))
-        firsts = torch.cat([past, lp[:, :f]])                     # every window's first f frames, the past's first
+        kept = torch.cat([past, lp[:, q * f:(q + 1) * f]])        # every window's block Q (the past's first)
         h = len(past)
         scores = []
         for i0 in range(0, n, batch):
             idx = torch.arange(i0, min(n, i0 + batch))
-            g = idx + h                                           # index in firsts
+            g = idx + h                                           # index in kept
             best = None
             for m in (range(extra + 1) if self.best_span else (extra,)):
-                have = torch.clamp(g // every, max=m)             # blocks this window can read
-                span = torch.cat([firsts[torch.clamp(g - k * every, min=0)] for k in range(m, 0, -1)] + [lp[idx]], 1)
+                have = torch.clamp(g // every - q, min=0, max=m)  # blocks this window can read
+                span = torch.cat([kept[torch.clamp(g - (k + q) * every, min=0)] for k in range(m, 0, -1)]
+                                 + [lp[idx]], 1)
                 for r in torch.nonzero(have < m).flatten().tolist():       # a stream's first windows: what it has
                     short = m - int(have[r])
                     span[r] = torch.cat([span[r, short * f:], span.new_zeros((short * f, v))])
@@ -341,5 +373,11 @@ class PhonemeScorer:
                                    for s in self.sequences]).max(0).values
                 best = got if best is None else torch.maximum(best, got)
             scores.append(best)
-        self._history = firsts[-keep:] if keep else None
+        self._history = kept[-keep:] if keep else None
         return torch.cat(scores)
+
+
+def centre_offset(out_frames: int, per: int) -> int:
+    """Q for span_from "centre": the block (of `per` head frames) at the centre of a window of out_frames head frames,
+    counted from its start (of 5 blocks the third: Q = 2); the frames farthest from both of the window's edges."""
+    return max(0, (out_frames // per - 1) // 2)

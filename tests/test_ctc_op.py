@@ -46,10 +46,11 @@ def phoneme_graph(seed: int = 0, sequences=SEQS, vocab: int = 6, n: int = 24, ga
     return g, plain, calib
 
 
-def with_span(g, blocks: int, every: int, per: int):
-    """The graph with its ctc reading `blocks` blocks of `per` head frames, `every` windows apart (graph.py)."""
+def with_span(g, blocks: int, every: int, per: int, offset: int = 0):
+    """The graph with its ctc reading `blocks` blocks of `per` head frames, `every` windows apart, each from the frames
+    `offset` blocks into a kept window (graph.py)."""
     L = g.layers[-1]
-    L.kernel, L.stride, L.pad = (per, 1), (every, 1), (blocks * per, 0, 0, 0)
+    L.kernel, L.stride, L.pad = (per, 1), (every, 1), (blocks * per, 0, offset * per, 0)
     return g
 
 
@@ -145,21 +146,24 @@ def test_ctc_rules():
     assert ctc_log_scores(frames(1, 1, 2), short)[0] < CTC_NEG // 4                     # 1 1 needs a blank between
 
 
-def test_span_reference_reads_the_earlier_windows_first_frames():
-    """A ctc with a span (3 blocks of 3 head frames, a block every 2 windows): window j of a stream is scored over
-    the first 3 frames of windows j − 6, j − 4, j − 2 (as many as the stream has), then its own 12, exactly as
-    ctc_log_scores of those frames; stepping, and run_batch with the state carried over uneven chunks, agree through
-    the count's wrap (40 windows, K = 6); without state each input is a new stream (its window alone); the state is
-    the board's bytes (ctc_state_bytes)."""
+@pytest.mark.parametrize("q", [0, 1, 2])
+def test_span_reference_reads_the_earlier_windows_kept_frames(q):
+    """A ctc with a span (3 blocks of 3 head frames, a block every 2 windows, each read Q blocks into a window 2·Q
+    windows older than its own: Q = 0 a window's first frames, Q = 1 and 2 further in): window j of a stream is scored
+    over frames 3Q … 3Q + 2 of windows j − 6 − 2Q, j − 4 − 2Q, j − 2 − 2Q (as many as the stream has), then its own
+    12, exactly as ctc_log_scores of those frames; stepping, and run_batch with the state carried over uneven chunks,
+    agree through the count's wrap (40 windows, K = 6 + 2Q); without state each input is a new stream (its window
+    alone); the state is the board's bytes (ctc_state_bytes)."""
     g, xs = ctc_graph(8, frames=12, vocab=6)
-    L = with_span(g, 3, 2, 3).layers[0]
-    assert g.streaming and not g.frame_streaming and ctc_state_bytes(L) == 4 + 6 * 3 * 7
+    L = with_span(g, 3, 2, 3, q).layers[0]
+    k_ring = 6 + 2 * q
+    assert g.streaming and not g.frame_streaming and ctc_state_bytes(L) == 4 + k_ring * 3 * 7
     xs = np.concatenate([xs, xs[::-1]])[:40]
     steps = stepped(g, xs)
     z = xs.reshape(len(xs), 12, 7)
     for j in range(len(xs)):
-        have = min(j // 2, 3)
-        frames = np.concatenate([z[j - 2 * k, :3] for k in range(have, 0, -1)] + [z[j]])
+        have = min(max(j // 2 - q, 0), 3)
+        frames = np.concatenate([z[j - 2 * (k + q), 3 * q: 3 * q + 3] for k in range(have, 0, -1)] + [z[j]])
         want = requantize(ctc_log_scores(frames[None], L), L.multiplier[0], L.shift[0], L.out_zp, L.act_min,
                           L.act_max)
         assert steps[j, -1] == want[0], j
@@ -172,24 +176,26 @@ def test_span_reference_reads_the_earlier_windows_first_frames():
         s.step(x)
     assert np.array_equal(s.state[0], state[0]) and state[0].dtype == np.uint8 and state[0].size == ctc_state_bytes(L)
     c = int(state[0][:4].view("<u4")[0])
-    assert 6 <= c < 12 and c % 6 == 40 % 6                                  # wrapped from 2K − 1 to K
+    assert k_ring <= c < 2 * k_ring and c % k_ring == 40 % k_ring           # wrapped from 2K − 1 to K
     fresh = run_batch(g, xs)
     assert np.array_equal(fresh, np.stack([run(g, x) for x in xs]))
     assert np.array_equal(fresh[:2], steps[:2]) and (fresh[:, -1] != steps[:, -1]).any()
 
 
-def test_span_export_follows_the_float_span_score():
+@pytest.mark.parametrize("q", [0, 1])
+def test_span_export_follows_the_float_span_score(q):
     """The PTQ export of a DS-CNN with its phoneme branch reading a span, stepped over consecutive windows: its integer
     score follows what PhonemeScorer's own span rule (keyword.py) computes from the same head logits in float, and
     the span's fields are those PhonemeScorer.span_fields gives (2 blocks of 5 head frames, 2 windows a block: a
-    100 ms stride over 40 ms head frames)."""
+    100 ms stride over 40 ms head frames; each block read from a window's first frames, Q = 0, or Q = 1 block in)."""
     from hostside.keyword import PhonemeScorer
     ps = PhonemeScorer.__new__(PhonemeScorer)               # the scorer's span rule without a trained checkpoint
     ps.sequences, ps.best_span, ps.hop_s, ps.stride_s, ps.window_s, ps.span_s = SEQS, False, 0.02, 0.1, 0.4, 0.8
+    ps.offset_blocks, ps._offset_s = q, q * 0.2
     ps.new_stream()
     g, _, calib = phoneme_graph(2, span=ps.span_fields(20, 10))
     ctc = g.layers[-1]
-    assert (ctc.kernel, ctc.stride, ctc.pad) == ((5, 1), (2, 1), (10, 0, 0, 0)) and g.streaming
+    assert (ctc.kernel, ctc.stride, ctc.pad) == ((5, 1), (2, 1), (10, 0, 5 * q, 0)) and g.streaming
     xs = np.stack([g.quantize_input(f) for f in calib])
     out = stepped(g, xs)
     t, v = ctc.in_shape[0], ctc.in_shape[2]
@@ -232,13 +238,14 @@ def _entry(b: bytearray, i: int) -> int:
 
 
 @pytest.mark.parametrize("what", ["src_forward", "src_elsewhere", "table", "phoneme", "unended", "span_blocks",
-                                  "span_frames", "state_over_maps"])
+                                  "span_frames", "span_offset", "span_offset_whole", "state_over_maps"])
 def test_reader_refuses_a_bad_branch(tmp_path, what):
     """With valid checksums, model.bin's reader refuses a branch that reads a later tensor or reads it where it does
     not live, a changed logadd table, a phoneme outside the head's vocabulary, a sequence list without its end, a span
-    that is no whole number of blocks or longer than the op can read, and a ctc's state placed over a tensor that an
-    earlier op uses (the state persists between inferences: no op may write over it)."""
-    g, _, _ = phoneme_graph(4, span=(2, 2, 3))
+    that is no whole number of blocks or longer than the op can read, a block read from beyond its window's frames or
+    not a whole number of blocks into it, and a ctc's state placed over a tensor that an earlier op uses (the state
+    persists between inferences: no op may write over it)."""
+    g, _, _ = phoneme_graph(4, span=(2, 2, 3, 1))
     art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, load_board("rv32-virt"), mode="xip"))
     b = bytearray((tmp_path / "m.bin").read_bytes())
     n = len(g.layers)
@@ -266,6 +273,13 @@ def test_reader_refuses_a_bad_branch(tmp_path, what):
     elif what == "span_frames":
         struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["kh"], 1)
         struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["pad_t"], CTC_MAX_FRAMES)
+        match = "span fields"
+    elif what == "span_offset":
+        struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["pad_b"], 4)          # not a whole block in
+        match = "span fields"
+    elif what == "span_offset_whole":                                                  # past the window's frames
+        t = g.layers[-1].in_shape[0]
+        struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["pad_b"], 3 * (t // 3))
         match = "span fields"
     elif what == "state_over_maps":                 # the trunk's first output: dead by the ctc, live at op 0
         struct.pack_into("<I", b, _entry(b, n - 1) + LAYER_OFFSETS["scratch"], art.tensor_offsets[1])
@@ -331,8 +345,8 @@ def test_windowed_average_pool():
 def test_host_firmware_bit_exact(tmp_path, kernels, which):
     """Both kernel sets, built for the host, against the reference on every input (and layer by layer where
     they differ): the phoneme branch in a tiled plan with small tiles, the ctc op alone on random logits, an
-    average pool over windows run in place, and the ctc reading a span (3 blocks of 4 frames, 3 windows a block:
-    its ring wraps several times over 64 windows of one stream)."""
+    average pool over windows run in place, and the ctc reading a span (3 blocks of 4 frames, 3 windows a block, each
+    read one block into its window: its ring wraps several times over 64 windows of one stream)."""
     if which == "branch":
         g, _, calib = phoneme_graph(6)
         xs = np.stack([g.quantize_input(f) for f in calib[:12]])
@@ -340,7 +354,7 @@ def test_host_firmware_bit_exact(tmp_path, kernels, which):
         g, xs = pool_graph(1)
     elif which == "span":
         g, xs = ctc_graph(8, frames=12, vocab=6)
-        with_span(g, 3, 3, 4)
+        with_span(g, 3, 3, 4, offset=1)
     else:
         g, xs = ctc_graph(8, frames=30, vocab=9, sequences=[(1, 2, 3, 4, 5), (9, 9, 9), (2,) * 32])
     board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=1024)
@@ -371,7 +385,7 @@ def test_qemu_phoneme_span_bit_exact(tmp_path):
     """The DS-CNN whose ctc reads a span, on the emulated board with the ESP32-C6's budgets: 24 windows of one stream
     (the state in the arena, through the ring's wrap) equal to the reference stepped the same way; the state is planned
     in the arena (its bytes live through every op)."""
-    g, _, calib = phoneme_graph(2, span=(2, 2, 3))
+    g, _, calib = phoneme_graph(2, span=(2, 2, 3, 1))
     board = load_board("rv32-virt")
     plan = make_plan(g, board)
     assert plan.scratch_bytes[-1] == ctc_state_bytes(g.layers[-1]) > 4
@@ -436,6 +450,7 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     assert "over 1.4 s (stateful" in capsys.readouterr().out
     assert main(["inspect", str(tmp_path / "sp.bin")]) == 0
     assert "kept between inferences" in (said := capsys.readouterr().out) and "10 head frames before the window" in said
+    assert "(frames 10–14: its centre)" in said
     sp = read_model_bin(tmp_path / "sp.bin")
     assert sp.graph.streaming and sp.scratch_bytes[-1] == ctc_state_bytes(sp.graph.layers[-1]) > 4
     assert sp.arena_bytes >= art.arena_bytes
@@ -447,7 +462,8 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     alone, streamed = GraphPredictor(sp.graph)(None, feats), gp(None, feats)
     assert np.array_equal(alone, GraphPredictor(art.graph)(None, feats))          # a new stream each: the window's
     assert np.array_equal(alone[:, 1:], streamed[:, 1:])                          # the classifier's unchanged
-    k = 4                                                           # 0.4 s more: 2 blocks of 2 windows, K = 4
+    assert sp.graph.layers[-1].pad[2] == 10                         # each block read from a window's centre
+    k = 8                                      # 0.4 s more: 2 blocks of 2 windows, kept 2 blocks further back: K = 8
     count = int(gp.state[len(sp.graph.layers) - 1][:4].view("<u4")[0])           # one stream through every window
     assert gp.streaming and len(feats) >= 2 * k and count == k + (len(feats) - k) % k
     gp.new_stream()

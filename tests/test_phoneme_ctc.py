@@ -195,9 +195,12 @@ def test_eval_reads_the_phoneme_score_and_keeps_the_classifier_for_clips(trained
     _, b = E._positive_posteriors(net, data, fe, window, "test", 100.0, 0)
     assert len(a) > 1 and all(len(x) == len(y) for x, y in zip(a, b))        # the file's windows, the lead's dropped
     assert any(not np.allclose(x, y) for x, y in zip(a, b))
-    # a wake-word file's stream begins with the room before it (evaluate.room_lead), 0.4 s for a 1.4 s span
+    # a wake-word file's stream begins with the room before it (evaluate.room_lead): 0.4 s for a 1.4 s span, and
+    # 0.4 s more, since its two blocks are read from the centres of windows two blocks older (Q = 2 of 5 blocks)
     lead = E.lead_windows(longer.history_s, 100.0)
-    assert lead == 4 and E.lead_windows(window.history_s, 100.0) == 0
+    assert longer.offset_blocks == 2 and lead == 8 and E.lead_windows(window.history_s, 100.0) == 0
+    first = detector_fn(c, "phonemes", span_s=1.4, span_from="first")
+    assert first.offset_blocks == 0 and E.lead_windows(first.history_s, 100.0) == 4
     got = []
     for clip, x in zip(clips, a):
         audio = E._stream_audio(data, clip.file, fe.sample_rate)

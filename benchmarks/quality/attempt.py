@@ -51,6 +51,9 @@ def main() -> int:
                          "hostside.evaluate.DETECTOR_SMOOTHING); the row records it as smoothing_windows")
     ap.add_argument("--span", type=float, default=None,
                     help="the audio the phonemes score reads, in seconds (`pqlr eval --span`; default the window)")
+    ap.add_argument("--span-from", choices=("centre", "first"), default="centre",
+                    help="with --span: where earlier windows' frames are read (`pqlr eval --span-from`; 'first' as "
+                    "before 2026-12-07)")
     ap.add_argument("--best-span", action="store_true",
                     help="with --span: each window's best score over the spans from the window up to --span")
     ap.add_argument("--fuse", type=float, default=0.0,
@@ -92,7 +95,7 @@ def main() -> int:
         ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score, smooth=args.smooth)
     else:
         ev = api.evaluate(ck, corpus, out / "eval", score=args.score, smooth=args.smooth, span_s=args.span,
-                          best_span=args.best_span, fuse=args.fuse)
+                          best_span=args.best_span, fuse=args.fuse, span_from=args.span_from)
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
            "int8": int8, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}

@@ -387,19 +387,19 @@ static inline int32_t ctc_r(int32_t xv, int32_t xmax, int32_t m2, int32_t s2) {
     return (int32_t)((((int64_t)(xv - xmax)) * m2 + ((int64_t)1 << (s2 - 1))) >> s2);
 }
 
-/* The frames a ctc reads: `have` blocks of `f` frames from the ring (the windows have·w, …, w windows ago), then
- * the window's own. */
+/* The frames a ctc reads: `have` blocks of `f` frames from the ring (the windows (have + Q)·w, …, (1 + Q)·w windows
+ * ago), then the window's own. */
 typedef struct {
     const int8_t *in, *ring;
     uint32_t c;                         /* windows counted (hostside/graph.py: wraps from 2K − 1 to K) */
-    int K, f, w, have, V;
+    int K, f, w, have, V, Q;
 } ctc_frames_t;
 
 static inline const int8_t *ctc_frame(const ctc_frames_t *s, int t) {
     const int pre = s->have * s->f;
     if (t >= pre) return s->in + (t - pre) * s->V;
-    const int j = t / s->f;                                     /* block j: (have − j)·w windows ago */
-    const uint32_t slot = (s->c - (uint32_t)((s->have - j) * s->w)) % (uint32_t)s->K;
+    const int j = t / s->f;                                     /* block j: (have − j + Q)·w windows ago */
+    const uint32_t slot = (s->c - (uint32_t)((s->have - j + s->Q) * s->w)) % (uint32_t)s->K;
     return s->ring + ((int)slot * s->f + t % s->f) * s->V;
 }
 
@@ -452,22 +452,25 @@ static void ctc_score(const pqlr_layer_t *L, const int8_t *wts, const ctc_frames
 void pqlr_ctc(PQLR_KERNEL_ARGS) {
     TILE_PARAMS(tile, 1);
     (void)bias; (void)mult; (void)shft; (void)c0; (void)n;
-    const ctc_frames_t fr = { in, 0, 0, 1, 1, 1, 0, L->in_c };
+    const ctc_frames_t fr = { in, 0, 0, 1, 1, 1, 0, L->in_c, 0 };
     ctc_score(L, wts, &fr, L->in_h * L->in_w, out, scratch);
 }
 
 void pqlr_ctc_span(PQLR_KERNEL_ARGS, uint8_t *state) {
-    /* state: u32 count c, then the ring of the last K windows' first f frames (hostside/graph.py) */
+    /* state: u32 count c, then the ring of the last K windows' frames Q·f … Q·f + f − 1 (hostside/graph.py) */
     TILE_PARAMS(tile, 1);
     (void)bias; (void)mult; (void)shft; (void)c0; (void)n;
-    const int f = L->kh, w = L->sh, B = L->pad_t / L->kh, K = B * w, V = L->in_c, T = L->in_h * L->in_w;
+    const int f = L->kh, w = L->sh, B = L->pad_t / L->kh, Q = L->pad_b / L->kh, K = (B + Q) * w, V = L->in_c;
+    const int T = L->in_h * L->in_w;
     uint32_t *count = (uint32_t *)(void *)state;             /* the planner aligns it to 4 bytes */
     int8_t *ring = (int8_t *)(state + 4);
     const uint32_t c = *count, seen = c < (uint32_t)K ? c : (uint32_t)K;
-    const int have = (int)(seen / (uint32_t)w) < B ? (int)(seen / (uint32_t)w) : B;
-    const ctc_frames_t fr = { in, ring, c, K, f, w, have, V };
+    int have = (int)(seen / (uint32_t)w) - Q;
+    have = have < 0 ? 0 : (have > B ? B : have);
+    const ctc_frames_t fr = { in, ring, c, K, f, w, have, V, Q };
     ctc_score(L, wts, &fr, have * f + T, out, scratch);
-    int8_t *dst = ring + (int)(c % (uint32_t)K) * f * V;      /* this window's first frames, for the next ones */
-    for (int i = 0; i < f * V; i++) dst[i] = in[i];
+    int8_t *dst = ring + (int)(c % (uint32_t)K) * f * V;      /* this window's kept frames, for the next ones */
+    const int8_t *src = in + Q * f * V;
+    for (int i = 0; i < f * V; i++) dst[i] = src[i];
     *count = c + 1 >= 2 * (uint32_t)K ? (uint32_t)K : c + 1;
 }

@@ -101,8 +101,9 @@ void pqlr_qadd(PQLR_KERNEL_ARGS);
  * classifier's logits (copied to out[0 … C2−1]), the tile's one row the logadd table and the keyword sequences;
  * out[C2] the best sequence's log score per phoneme. Not in place. */
 void pqlr_ctc(PQLR_KERNEL_ARGS);
-/* The same over a span (a ctc whose pad_t > 0): the first kh frames of earlier windows, kept in `state` (the
- * layer's persistent bytes in the arena: a u32 count, then the ring) between inferences, then the window's own. */
+/* The same over a span (a ctc whose pad_t > 0): kh frames of earlier windows (pad_b frames into each: its centre),
+ * kept in `state` (the layer's persistent bytes in the arena: a u32 count, then the ring) between inferences, then
+ * the window's own. */
 void pqlr_ctc_span(PQLR_KERNEL_ARGS, uint8_t *state);
 /* Load every stream layer's initial state (its tiles) into its rows: at boot, after the arena is painted. */
 int pqlr_model_reset(int8_t *arena, uint8_t *tile_buf, pqlr_counters_t *cnt);

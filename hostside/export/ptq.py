@@ -99,7 +99,8 @@ def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, s
     2^-CTC_BITS nats, zero point WAKE_SCORE_ZP). model: the float DS-CNN, or the QuantNet whose integer layers
     `layers` are (its trunk's fake-quant maps calibrate the head alike); the head is int8 either way. span: None (the
     ctc scores its window alone) or keyword.PhonemeScorer.span_fields, (input frames, head frames) → (blocks, windows
-    per block, head frames per block): the ctc then reads that span (hostside/graph.py) and keeps state."""
+    per block, head frames per block[, Q: blocks into a kept window where a block is read]): the ctc then reads that
+    span (hostside/graph.py) and keeps state."""
     pool = next(i for i, L in enumerate(layers) if L.op == "avgpool")
     maps_in = layers[pool]
     (t, f, c), logits = maps_in.in_shape, len(layers)
@@ -131,10 +132,11 @@ def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, s
     row += [0] * (1 + (-len(row) - 1) % 4)          # the list's end, and whole words (the reader sizes the row by its tile)
     m2, s2 = quantize_multiplier(out_scale * 2.0**CTC_BITS)
     Mc, sc = quantize_multiplier(1.0)                  # the score's units are the output's: 2^-CTC_BITS nats
-    blocks, every, per = span(layers[0].in_shape[0], t) if span is not None else (0, 1, 1)
+    blocks, every, per, *offset = span(layers[0].in_shape[0], t) if span is not None else (0, 1, 1)
+    q = int(offset[0]) if offset and blocks else 0
     ctc = Layer(name="ph_ctc", op="ctc", in_shape=(t, 1, v), out_shape=(1, 1, cls.out_shape[2] + 1), in_zp=out_zp,
                 out_zp=WAKE_SCORE_ZP, act_min=-128, act_max=127, in_scale=out_scale, out_scale=2.0**-CTC_BITS,
                 multiplier=np.array([Mc], np.int32), shift=np.array([sc], np.int32),
                 weights=np.array([row], np.int8), skip=logits, in2_zp=cls.out_zp, in2_scale=cls.out_scale,
-                m2=m2, s2=s2, kernel=(per, 1), stride=(every, 1), pad=(blocks * per, 0, 0, 0))
+                m2=m2, s2=s2, kernel=(per, 1), stride=(every, 1), pad=(blocks * per, 0, q * per, 0))
     return [framepool, proj, ctc]

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..graph import (CTC_NEG, CTC_TABLE, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, SKIP_OPS, IntGraph, Layer, ctc_sequences,
-                     ctc_span, ctc_state_bytes, double_round, requantize)
+                     ctc_offset, ctc_span, ctc_state_bytes, double_round, requantize)
 from .ibert import i_exp
 
 
@@ -233,7 +233,8 @@ def ctc_stream(x: np.ndarray, L: Layer, other: np.ndarray, state: np.ndarray | N
     [N, 1, 1, C2]), after the stream held in `state` (the board's bytes, ctc_state_bytes; None: a new stream).
     Returns (outputs [N, 1, 1, C2 + 1], the state after them)."""
     b, f, w = ctc_span(L)
-    k_ring, t = b * w, L.in_shape[0] * L.in_shape[1]
+    q = ctc_offset(L)                                           # blocks into a kept window its frames start
+    k_ring, t = (b + q) * w, L.in_shape[0] * L.in_shape[1]
     v = L.in_shape[2]
     n = x.size // (t * v)
     z = np.asarray(x, np.int8).reshape(n, t, v)
@@ -242,16 +243,16 @@ def ctc_stream(x: np.ndarray, L: Layer, other: np.ndarray, state: np.ndarray | N
         raise ValueError(f"ctc state of {st.size} B for a layer that keeps {ctc_state_bytes(L)} B")
     c = int(st[:4].view("<u4")[0])
     ring = st[4:].view(np.int8).reshape(k_ring, f, v)
-    firsts = [ring[(c - m) % k_ring] for m in range(min(c, k_ring), 0, -1)] + list(z[:, :f])   # oldest first
+    kept = [ring[(c - m) % k_ring] for m in range(min(c, k_ring), 0, -1)] + list(z[:, q * f:(q + 1) * f])  # oldest first
     h = min(c, k_ring)
-    have = np.minimum((h + np.arange(n)) // w, b)               # blocks window j can read
+    have = np.clip((h + np.arange(n)) // w - q, 0, b)           # blocks window j can read
     score = np.zeros(n, np.int64)
     for a in np.unique(have):
         js = np.flatnonzero(have == a)
-        spans = np.stack([np.concatenate([firsts[h + j - m * w] for m in range(a, 0, -1)] + [z[j]]) for j in js])
+        spans = np.stack([np.concatenate([kept[h + j - (m + q) * w] for m in range(a, 0, -1)] + [z[j]]) for j in js])
         score[js] = ctc_log_scores(spans, L)
-    for j in range(max(0, n - k_ring), n):                     # the last K windows' first frames stay
-        ring[(c + j) % k_ring] = z[j, :f]
+    for j in range(max(0, n - k_ring), n):                     # the last K windows' kept frames stay
+        ring[(c + j) % k_ring] = z[j, q * f:(q + 1) * f]
     c += n
     if c >= 2 * k_ring:
         c = k_ring + (c - k_ring) % k_ring
