@@ -311,7 +311,7 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     DS-CNN trained with the phoneme loss also computes keyword.py's `phonemes` wake score (export/ptq.py
     phoneme_branch); the output is then the class logits and the score. span_s: the audio that score reads
     (keyword.PhonemeScorer's span, for windows stride_ms apart); longer than the window, the ctc op keeps the earlier
-    windows' first head frames between inferences (hostside/graph.py) and the model is stateful: the board and the
+    windows' centre head frames between inferences (hostside/graph.py) and the model is stateful: the board and the
     reference must then see consecutive windows of one stream, stride_ms apart; "auto": as in evaluate."""
     from .plan import make_plan
     from .train import load_checkpoint
@@ -722,7 +722,7 @@ def demo(out: Path = Path("build/demo"), board: str | Board = "rv32-virt", epoch
     flash → run on the board → report (with bench's partial results if the board fails mid-run).
     score "phonemes" (the default for a DS-CNN): the student is trained with the phoneme loss, the detector reads the
     phoneme score over the span that holds 99 % of the training wake phrases (`--span auto`), and the board computes
-    it too (`pqlr export --score phonemes --span auto`: its ctc keeps the earlier windows' first frames); "classifier" (the default for a
+    it too (`pqlr export --score phonemes --span auto`: its ctc keeps the earlier windows' centre frames); "classifier" (the default for a
     transformer, which has no convolutional trunk for the phoneme head): the class posterior.
     corpus_dir: a corpus folder to synthesise the demo's corpus into (default out/corpus); if it already holds a
     corpus made with other options and synth_cfg is None, that corpus is used as it is."""

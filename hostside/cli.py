@@ -367,7 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--span", type=_span_arg, default=None, metavar="SECONDS|auto",
                    help="with --score phonemes: the audio the score reads, as `pqlr eval --span` (the window plus "
                    "whole 0.2 s blocks, e.g. 1.8, or auto: the smallest holding 99 %% of the training wake phrases). "
-                   "The board's ctc op then keeps the first head frames of the "
+                   "The board's ctc op then keeps head frames (each window's centre block) of the "
                    "earlier windows between inferences (a few KB of RAM, planned in the arena) and the model is "
                    "stateful: feed it consecutive windows of one stream, --stride-ms apart; a reboot starts a new "
                    "stream")
@@ -492,7 +492,7 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--score", choices=("phonemes", "classifier"), default=None,
                     help="the wake score, in the evaluation and on the board: phonemes (the default for DS-CNNs: the "
                     "student trained with `--phoneme-ctc 0.3`, read over `--span auto` and exported with `--score "
-                    "phonemes --span auto`: the board keeps the earlier windows' first head frames), or classifier (the "
+                    "phonemes --span auto`: the board keeps the earlier windows' centre head frames), or classifier (the "
                     "class posterior; the default for transformers)")
 
     rp = sub.add_parser("report", help="re-render a saved run's report.md and plots from its report.json",
