@@ -225,7 +225,7 @@ def mine(checkpoint: Path, corpus_dir: Path, out: Path, negatives: int = 1000, f
 def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, threshold: float | None = None,
              stride_ms: float = 100.0, smooth: int | str | None = None, target_fa_per_hour: float = 1.0,
              rule: str = "count", score: str = "classifier", span_s: float | str | None = None,
-             best_span: bool = False, fuse: float = 0.0, span_from: str = "centre") -> dict:
+             best_span: bool = False, fuse: float = 0.0, span_from: str = "centre", repeats: bool = True) -> dict:
     """Accuracy per split and engine, confusion; for a wake word the streaming detector's FRR and false
     accepts per hour (with the 95 % upper bound), at a threshold chosen on validation unless given, the
     protocol's smoothing unless given ("validation": chosen there too), and the DET curve (hostside/evaluate.py
@@ -238,7 +238,9 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     span_s: the audio the `phonemes` score reads (keyword.PhonemeScorer; default the window); "auto": the smallest
     span that holds 99 % of the corpus's training wake phrases (keyword.phrase_span). A model.bin reads the span it
     was exported with. fuse: the classifier's weight in a phoneme wake score (keyword.PhonemeScorer). span_from:
-    where the span reads its earlier blocks ("centre", the protocol; "first": before 2026-12-07, keyword.SPAN_FROM)."""
+    where the span reads its earlier blocks ("centre", the protocol; "first": before 2026-12-07, keyword.SPAN_FROM).
+    repeats: each phoneme of the `phonemes` score may be several spikes with blanks between (the protocol since
+    2026-12-07; keyword.repeat_log_prob)."""
     from .data.corpus import load_corpus
     from .data.features import FrontEnd
     from .evaluate import evaluate as run_eval
@@ -247,14 +249,15 @@ def evaluate(checkpoint: Path, corpus_dir: Path, out: Path | None = None, thresh
     if Path(checkpoint).suffix == ".bin":
         if fuse:
             raise PqlrError("--fuse: a model.bin's wake score is the one it was exported with")
-        if span_s is not None or span_from != "centre":
-            raise PqlrError("--span, --span-from: a model.bin's ctc op reads the span it was exported with (`pqlr "
-                            "export --span`); they are for checkpoints")
+        if span_s is not None or span_from != "centre" or not repeats:
+            raise PqlrError("--span, --span-from, --phoneme-repeats: a model.bin's ctc op reads the span it was exported "
+                            "with, and scores as exported (`pqlr export --span … --phoneme-repeats …`); they are for "
+                            "checkpoints")
         return _evaluate_model_bin(Path(checkpoint), Path(corpus_dir), out, threshold, stride_ms, smooth,
                                    target_fa_per_hour, rule, score)
     net, ck = load_checkpoint(Path(checkpoint))
     span_s = corpus_span(span_s, net, ck, corpus_dir, stride_ms)
-    stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span, fuse, span_from)
+    stream_fn = detector_fn(ck, score, span_s, stride_ms, best_span, fuse, span_from, repeats)
     corpus = load_corpus(Path(corpus_dir))
     if list(corpus.classes) != list(ck["classes"]):
         raise PqlrError(f"the checkpoint's classes {ck['classes']} are not the corpus's {list(corpus.classes)}")
@@ -304,7 +307,7 @@ def _evaluate_model_bin(model_bin: Path, corpus_dir: Path, out, threshold, strid
 def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, calib_size: int = 200,
            qat_epochs: int = 0, progress: bool = True, wbits: int = 8, streaming: bool = False,
            mode: str = "tiled", score: str = "classifier", span_s: float | str | None = None,
-           stride_ms: float = 100.0) -> Artifact:
+           stride_ms: float = 100.0, repeats: bool = True) -> Artifact:
     """DS-CNN: int8 PTQ. Transformer: the integer-only transformer (hostside/compress/qtransformer.py),
     calibrated, then `qat_epochs` of quantisation-aware fine-tuning (0: calibration only); `wbits` 4 stores
     the encoder blocks' linear weights as int4 (the embedding and the classifier stay int8). score "phonemes": a
@@ -312,7 +315,8 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
     phoneme_branch); the output is then the class logits and the score. span_s: the audio that score reads
     (keyword.PhonemeScorer's span, for windows stride_ms apart); longer than the window, the ctc op keeps the earlier
     windows' centre head frames between inferences (hostside/graph.py) and the model is stateful: the board and the
-    reference must then see consecutive windows of one stream, stride_ms apart; "auto": as in evaluate."""
+    reference must then see consecutive windows of one stream, stride_ms apart; "auto": as in evaluate. repeats: the
+    ctc lets each phoneme be several spikes (as evaluate's; the ctc's pad_r)."""
     from .plan import make_plan
     from .train import load_checkpoint
     b = as_board(board)
@@ -330,8 +334,8 @@ def export(checkpoint: Path, corpus_dir: Path, board: str | Board, out: Path, ca
             raise PqlrError("export --score phonemes: a DS-CNN window model (not a transformer, not --streaming)")
         PhonemeScorer(ck, "phonemes")                # says what to do when the checkpoint has no phoneme head
         span_s = corpus_span(span_s, model, ck, corpus_dir, stride_ms)
-        ps = PhonemeScorer(ck, "phonemes", span_s=span_s, stride_ms=stride_ms)
-        phonemes = {"head": ps.head, "sequences": ps.sequences, "span": ps.span_fields}
+        ps = PhonemeScorer(ck, "phonemes", span_s=span_s, stride_ms=stride_ms, repeats=repeats)
+        phonemes = {"head": ps.head, "sequences": ps.sequences, "span": ps.span_fields, "repeats": ps.repeats}
     elif span_s is not None:
         raise PqlrError("export --span: the span is the `phonemes` score's (add --score phonemes)")
     if phonemes is not None and ps.streaming:       # a span that is no whole number of blocks: refused before work
@@ -398,7 +402,8 @@ def inspect(model_bin: Path) -> dict:
                         **({"span": {"frames_before": L.pad[0], "frames_per_block": L.kernel[0],
                                      "windows_per_block": L.stride[0], "block_at_frame": L.pad[2],
                                      "state_bytes": ctc_state_bytes(L)}}
-                           if ctc_state_bytes(L) else {})}
+                           if ctc_state_bytes(L) else {}),
+                        **({"phoneme_repeats": bool(L.pad[3])} if L.op == "ctc" else {})}
                        for i, L in enumerate(g.layers)],
             "tiles": [asdict(t) for t in art.tiles]}
 

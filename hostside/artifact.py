@@ -1,7 +1,7 @@
-"""model.bin: the file the board reads its weights from. Format version 6, all little-endian.
+"""model.bin: the file the board reads its weights from. Format version 7, all little-endian.
 
     header (104 B)
-      0  char[4]  magic "PQLR"          4  u16 format_version (6)     6  u16 header_size (104)
+      0  char[4]  magic "PQLR"          4  u16 format_version (7)     6  u16 header_size (104)
       8  u32 file_size                 12  u32 flags (0)
      16  u8[32] model_sha256 = SHA-256(header[48:100] ‖ file[header_size:])
      48  u32 layer_count   52 u32 layer_table_offset   56 u32 tile_count   60 u32 tile_table_offset
@@ -29,6 +29,8 @@
                  Version 6 let a ctc's span read each earlier block from the centre of an older window (pad_b =
                  Q·f: hostside/graph.py) rather than from a window's first frames; a version-5 reader would read the
                  first frames without a word, hence the new number.
+                 Version 7 let a ctc's phonemes repeat (pad_r = 1: each may be several spikes with blanks between,
+                 hostside/graph.py); a version-6 firmware would score plain CTC without a word, hence the new number.
                  Older versions are refused with the reason.
     tile table:  tile_count × 20 B: u16 layer, u16 ch_start, u16 ch_count, u16 reserved,
                  u32 offset (in the weights blob), u32 size, u32 crc32 (of the tile's bytes)
@@ -57,7 +59,7 @@ from .plan.planner import Plan, Tile
 from .tiles import pack_channels, params_bytes, row_bytes, tile_size, unpack_int4
 
 MAGIC = b"PQLR"
-FORMAT_VERSION = 6     # 6: where in a kept window a ctc's span reads (pad_b); 5: a ctc's span; 4: a layer may read an earlier tensor (src), the ctc op; 3: 16-bit kernel fields
+FORMAT_VERSION = 7     # 7: a ctc's repeats (pad_r); 6: where in a kept window a ctc's span reads (pad_b); 5: a ctc's span; 4: a layer may read an earlier tensor (src), the ctc op; 3: 16-bit kernel fields
 HEADER_FMT = "<4sHHII32sIIIIIIHHHHdiII"
 HEADER_SIZE = struct.calcsize(HEADER_FMT) + 4          # + header crc
 LAYER_FMT = "<BBH6H4H4H4h2H2I2i2fIhhHhiiiifI"
@@ -243,7 +245,7 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
         if 0 < version < FORMAT_VERSION:
             _fail(f"format version {version} is older than this pqlr's {FORMAT_VERSION} (version 3 widened the "
                   f"kernel, stride and padding fields to 16 bits, version 4 added branches and the ctc op, version 5 "
-                  f"the ctc's span); write it again with `pqlr export` or `pqlr compress`")
+                  f"the ctc's span, version 6 where it reads, version 7 its repeats); write it again with `pqlr export` or `pqlr compress`")
         _fail(f"unknown format version {version} (this pqlr reads version {FORMAT_VERSION})")
     if hsize != HEADER_SIZE:
         _fail(f"header size {hsize} != {HEADER_SIZE}")
@@ -349,14 +351,14 @@ def _parse(data: bytes, expect_sha256: str | None) -> Artifact:
                 _fail(f"layer {li}: ctc over {in_shape} (frames × 1 × phonemes + blank, ≤ {CTC_MAX_FRAMES} frames) "
                       f"with logit shift {s2} and multiplier {m2} is inconsistent")
             f_ = max(1, kernel[0])
-            if (kernel[1], stride[1], pad[1], pad[3]) != (1, 1, 0, 0) or pad[0] % f_ or pad[2] % f_ or (
+            if (kernel[1], stride[1], pad[1]) != (1, 1, 0) or pad[3] not in (0, 1) or pad[0] % f_ or pad[2] % f_ or (
                     pad[0] and not (kernel[0] <= in_shape[0] and in_shape[0] + pad[0] <= CTC_MAX_FRAMES)) or (
                     pad[2] and not (pad[0] and pad[2] + kernel[0] <= in_shape[0])):
                 _fail(f"layer {li}: ctc span fields (kernel {kernel}, stride {stride}, padding {pad}): a span is "
                       f"kh head frames per block, sh windows per block, pad_t = blocks × kh frames before the "
                       f"window (≤ {CTC_MAX_FRAMES} frames in all, kh ≤ the window's frames) and pad_b = Q × kh "
                       f"frames into a kept window where its block starts (pad_b + kh ≤ the window's frames; 0 "
-                      f"without a span); the rest 1, 1 and 0")
+                      f"without a span), pad_r 0 or 1 (1: a phoneme may repeat); the rest 1, 1 and 0")
             if (255 * m2 / 2.0**s2 + 64) * (in_shape[0] + pad[0]) >= 2**29:
                 _fail(f"layer {li}: ctc's logits step ({m2}·2^-{s2}) is so large that its sums could overflow int32")
             if not 0 <= skip <= li or skip_off != lives_at(skip, li, in_off):

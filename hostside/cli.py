@@ -337,6 +337,14 @@ def _parser() -> argparse.ArgumentParser:
                     "centre, computed with audio on both sides; 'first', a window's first frames, computed with nothing "
                     "before them, as before 2026-12-07 (a phrase longer than about 0.8 s was missed two to three "
                     "times as often: benchmarks/quality/attempts.md §47)")
+    ev.add_argument("--phoneme-repeats", choices=("yes", "no"), default="yes",
+                    help="with --score phonemes: whether each of the wake word's phonemes may come out of the phoneme "
+                    "head as several spikes with blanks between (a long vowel heard twice; flite reads 'keemee' "
+                    "with a doubled /i/) — 'yes', the default since 2026-12-07 (the four students of the demo's "
+                    "recipe: unseen FRR at the validation point 12.7 against 14.5 %%, held-out 9.7 against 10.4 %%, "
+                    "no real false accept: benchmarks/quality/attempts.md §48) — or exactly one spike as plain CTC "
+                    "('no')" + ". A model.bin scores as it was exported (`pqlr export "
+                    "--phoneme-repeats`)")
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
                        "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "
@@ -371,6 +379,10 @@ def _parser() -> argparse.ArgumentParser:
                    "earlier windows between inferences (a few KB of RAM, planned in the arena) and the model is "
                    "stateful: feed it consecutive windows of one stream, --stride-ms apart; a reboot starts a new "
                    "stream")
+    e.add_argument("--phoneme-repeats", choices=("yes", "no"), default="yes",
+                   help="with --score phonemes: the board's ctc lets each phoneme be several spikes with blanks "
+                   "between (yes, the default: the ctc's pad_r, model.bin format 7) or exactly one (no), as "
+                   "`pqlr eval --phoneme-repeats`")
     e.add_argument("--stride-ms", type=float, default=100.0,
                    help="with --span: the stride between the windows the board is given (default 100)")
 
@@ -569,7 +581,8 @@ def _cmd(args) -> int:
     if args.cmd == "eval":
         r = api.evaluate(args.checkpoint, args.corpus, args.out, threshold=args.threshold, stride_ms=args.stride_ms,
                          smooth=args.smooth, target_fa_per_hour=args.target_fa_per_hour, rule=args.rule,
-                         score=args.score, span_s=args.span, span_from=args.span_from)
+                         score=args.score, span_s=args.span, span_from=args.span_from,
+                         repeats=args.phoneme_repeats == "yes")
         for s_, v in r["splits"].items():
             print(f"{s_:7s} n={v['n']:5d} accuracy {v['accuracy']:.4f}")
         for e_, v in r["engines"].items():
@@ -582,7 +595,8 @@ def _cmd(args) -> int:
     if args.cmd == "export":
         art = api.export(args.checkpoint, args.corpus, board, args.out, calib_size=args.calib,
                          qat_epochs=args.qat_epochs, progress=progress, wbits=args.wbits, streaming=args.streaming,
-                         mode=args.plan, score=args.score, span_s=args.span, stride_ms=args.stride_ms)
+                         mode=args.plan, score=args.score, span_s=args.span, stride_ms=args.stride_ms,
+                         repeats=args.phoneme_repeats == "yes")
         print(f"{args.out}: {art.size} B, sha256 {art.model_sha256}, {len(art.tiles)} tiles, "
               f"arena {art.arena_bytes} B, tile buffer {art.tile_buffer_bytes} B"
               + (", wake score: phonemes (the last output)" if args.score == "phonemes" else "")
@@ -640,6 +654,9 @@ def _cmd(args) -> int:
                 extra += (f"; reads a span: {sp['frames_before']} head frames before the window, "
                           f"{sp['frames_per_block']} of one earlier window in {sp['windows_per_block']} "
                           + (f"(frames {at}–{at + sp['frames_per_block'] - 1}: its centre)" if at else "(its first)"))
+            if L["op"] == "ctc":
+                extra += ("; a phoneme may be several spikes" if L.get("phoneme_repeats")
+                          else "; each phoneme exactly one spike (plain CTC)")
             print(f"  {L['name']:14s} {L['op']:9s} {str(L['in']):14s} → {str(L['out']):14s} "
                   f"{L['macs']:>10,}  {L['tiles']:>5}  t{L.get('reads', i)} @{L['arena_in']} → t{i + 1} "
                   f"@{L['arena_out']}{extra}{' (a branch: reads an earlier tensor)' if 'reads' in L else ''}")

@@ -453,6 +453,7 @@ def wakeword_metrics(model, corpus, fe, predict_fn, threshold, smooth, stride_ms
                 "stride_ms": stride_ms, "smoothing_windows": det.smooth, "refractory_s": refractory_s,
                 "score_span_s": float(getattr(predict_fn, "span_s", fe.clip_samples / fe.sample_rate)),
                 "score_best_span": bool(getattr(predict_fn, "best_span", False)),
+                "score_phoneme_repeats": bool(getattr(predict_fn, "repeats", False)),
                 "operating_point": op, "val_negative_stream_hours": val_hours}
     for s, (clips, posts) in pos_posts.items():
         if not clips:

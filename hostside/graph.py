@@ -56,7 +56,9 @@ layer that reads t_src never runs in place.
   round(2^CTC_BITS · ln(1 + e^(−d/2^CTC_BITS))) (ctc_table()). CTC's forward pass over the blank-interleaved states
   of each keyword sequence (α from CTC_NEG, the two first states entered at frame 0; a state takes α of itself,
   the one before, and the one two before when it is a phoneme unlike that one's, all logadd-ed in that order, + its
-  lp), log P = logadd(α_last, α_last−1), score = trunc(log P / len) (C's `/`), the best over the sequences;
+  lp; with pad_r = 1 (format 7, `pqlr export --phoneme-repeats yes`) a phoneme state also takes, logadd-ed last,
+  the previous frame's α of the blank after it, unless the next phoneme is the same one: each phoneme may be said
+  as several spikes with blanks between, hostside/keyword.py repeat_log_prob), log P = logadd(α_last, α_last−1), score = trunc(log P / len) (C's `/`), the best over the sequences;
   output channel C2 (C2 = the second operand's channels) = requant(score, M, s) with out_zp and the clamp; channels
   0 … C2−1 copy t_skip (the classifier's logits, quantisation in2_scale/in2_zp) unchanged. The layer's one row of
   weights is the table followed by each sequence as [length, phoneme indices …] (int8), then a 0 that ends the
@@ -242,9 +244,9 @@ class Layer:
     @property
     def macs(self) -> int:
         oh, ow, oc = self.out_shape
-        if self.op == "ctc":                 # per frame: V+1 logadds; per sequence: ≤ 3 per state
+        if self.op == "ctc":                 # per frame: V+1 logadds; per sequence: ≤ 3 per state (4: repeats)
             t, v = self.in_shape[0] * self.in_shape[1] + self.pad[0], self.in_shape[2]
-            return t * v + 3 * t * sum(2 * len(q) + 1 for q in ctc_sequences(self))
+            return t * v + (3 + ctc_repeats(self)) * t * sum(2 * len(q) + 1 for q in ctc_sequences(self))
         if self.op in ("avgpool", "add", "gelu", "layernorm", "lut", "meanpool", "softmax", "qadd"):
             return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
         if self.op == "maxpool":
@@ -346,6 +348,11 @@ def ctc_span(layer: Layer) -> tuple[int, int, int]:
 def ctc_offset(layer: Layer) -> int:
     """Q: how many blocks into a kept window the frames a ctc's span reads start (pad_b = Q·f; 0: its first frames)."""
     return int(layer.pad[2]) // max(1, int(layer.kernel[0]))
+
+
+def ctc_repeats(layer: Layer) -> bool:
+    """Whether a ctc lets each phoneme be said as several spikes with blanks between (pad_r = 1; format 7)."""
+    return bool(layer.pad[3])
 
 
 def ctc_state_bytes(layer: Layer) -> int:

@@ -6,7 +6,8 @@ window holds, not in which order; real speech that holds /h/, /eɪ/, /k/, /i/, /
 head reads the same maps frame by frame, and the score asks how well the phrase's phonemes, in order, explain them:
 - `phonemes`: the whole window is the phrase and blanks (CTC's probability of the phrase given the window, summed
   over alignments), per phoneme: exp(−CTC loss / phonemes) — a window with other speech before or after the phrase
-  scores lower;
+  scores lower; by default each phoneme may come out of the head as several spikes with blanks between (a long
+  vowel heard twice: repeat_log_prob, `--phoneme-repeats`), not as exactly one;
 - `phonemes-anywhere`: the best single alignment of the phrase over any span of the window, the frames before and
   after it free (a keyword-filler search), per phoneme — speech around the phrase costs nothing.
 Both lie in [0, 1]; the highest over the phrase's spellings (each distinct phoneme sequence the wake class was
@@ -32,19 +33,26 @@ SCORES = ("classifier", "phonemes", "phonemes-anywhere")
 SPAN_FROM = ("centre", "first")  # where in an earlier window the span's earlier blocks are read (PhonemeScorer)
 
 
-def ctc_window_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
+def ctc_window_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None,
+                     repeats: bool = False) -> torch.Tensor:
     """lp [T, N, V + 1] log-probabilities (blank 0) → [N] exp(−CTC loss of `seq` over the whole window / len(seq));
-    lengths [N]: each example's frames, the first `lengths[i]` of T (default all T)."""
-    return torch.exp(ctc_window_log_score(lp, seq, lengths))
+    lengths [N]: each example's frames, the first `lengths[i]` of T (default all T). repeats: each phoneme of `seq`
+    may be said as several spikes with blanks between (repeat_log_prob)."""
+    return torch.exp(ctc_window_log_score(lp, seq, lengths, repeats))
 
 
-def ctc_window_log_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
+def ctc_window_log_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None,
+                         repeats: bool = False) -> torch.Tensor:
     """The log of ctc_window_score: −CTC loss / len(seq), which training can descend (train.PhonemeHead.negative_loss)
     without the exponential underflowing. A window with fewer frames than the phrase needs (min_frames) cannot say
     it: −inf (score 0, as the device's fixed-point pass gives it), not the 0 (score 1) that CTC's zero_infinity
     would make of its infinite loss."""
     t, n = lp.shape[:2]
     lengths = torch.full((n,), t, dtype=torch.long) if lengths is None else lengths
+    if repeats:
+        log_p = repeat_log_prob(lp, seq, lengths)
+        fits = (lengths.to(log_p.device) >= min_frames(seq)) & torch.isfinite(log_p)
+        return torch.where(fits, log_p / len(seq), torch.full_like(log_p, -math.inf))
     loss = torch.nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1).to(lp.device), lengths,
                                         torch.full((n,), len(seq), dtype=torch.long), reduction="none",
                                         zero_infinity=True)
@@ -56,6 +64,49 @@ def phrase_log_score(lp: torch.Tensor, sequences) -> torch.Tensor:
     """[N] the best over the phrase's phoneme sequences of ctc_window_log_score over the whole window: the log of
     the `phonemes` wake score (what training's hinge and distillation read, train.PhonemeHead)."""
     return torch.stack([ctc_window_log_score(lp, s) for s in sequences]).max(0).values
+
+
+def repeat_states(seq: tuple[int, ...]) -> tuple[list[int], list[bool], list[bool]]:
+    """CTC's blank-interleaved states of `seq` (ext: 0, s1, 0, s2, …, 0), which states may be entered from two back
+    (skip: a phoneme after a blank between two different phonemes) and — the repeats topology — which phoneme state
+    may be entered again from the blank right after it (back: every phoneme but one followed by the same phoneme,
+    where that path is already the next phoneme's)."""
+    ext = [0]
+    for s in seq:
+        ext += [s, 0]
+    n = len(ext)
+    skip = [i >= 2 and ext[i] != 0 and ext[i] != ext[i - 2] for i in range(n)]
+    back = [ext[i] != 0 and (i + 2 >= n or ext[i + 2] != ext[i]) for i in range(n)]
+    return ext, skip, back
+
+
+def repeat_log_prob(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """lp [T, N, V + 1] → [N] log of the probability that the frames (each example's first `lengths` of T) say `seq`
+    with each phoneme as one *or more* spikes, blanks between (CTC's forward pass with one more edge: from the blank
+    after a phoneme back to that phoneme). A long vowel often comes out of the head as two spikes — flite reads
+    "keemee" /k iː iː m iː/, and the head hears a drawn-out vowel twice — which plain CTC can only pay for as
+    blanks (attempts.md §48). −inf where no such path exists. The device's fixed-point pass adds the back edge's
+    term last (hostside/graph.py: a ctc's pad_r)."""
+    t_len, n = lp.shape[:2]
+    lengths = torch.full((n,), t_len, dtype=torch.long) if lengths is None else lengths.to(torch.long)
+    ext, skip, back = repeat_states(seq)
+    s = len(ext)
+    dtype, lp = lp.dtype, lp.to(torch.float64)
+    neg = torch.tensor(-math.inf, dtype=torch.float64)
+    skip_m, back_m = torch.tensor(skip), torch.tensor(back)
+    emit = lp[:, :, ext]                                          # [T, N, S]
+    alpha = torch.full((n, s), -math.inf, dtype=torch.float64)
+    alpha[:, :2] = emit[0, :, :2]
+    pad = torch.full((n, 2), -math.inf, dtype=torch.float64)
+    out = torch.full((n,), -math.inf, dtype=torch.float64)
+    for t in range(t_len):
+        if t:
+            one = torch.cat([pad[:, :1], alpha[:, :-1]], 1)
+            two = torch.where(skip_m, torch.cat([pad, alpha[:, :-2]], 1), neg)
+            up = torch.where(back_m, torch.cat([alpha[:, 1:], pad[:, :1]], 1), neg)
+            alpha = torch.logsumexp(torch.stack([alpha, one, two, up]), 0) + emit[t]
+        out = torch.where(lengths == t + 1, torch.logaddexp(alpha[:, -1], alpha[:, -2]), out)
+    return out.to(dtype)
 
 
 def min_frames(seq: tuple[int, ...]) -> int:
@@ -116,6 +167,8 @@ class GraphPredictor:
         self.graph = graph
         self.streaming = bool(stream and graph.streaming and not graph.frame_streaming)
         self.wake_score = wake_score
+        from .graph import ctc_repeats
+        self.repeats = graph.output_layer.op == "ctc" and ctc_repeats(graph.output_layer)   # recorded in eval.json
         self.state: dict = {}
         if self.streaming and graph.frontend:            # recorded in eval.json as a checkpoint's span is
             span = graph_span(graph, graph.frontend)
@@ -192,7 +245,7 @@ def corpus_span(span_s, net, ck: dict, corpus_dir, stride_ms: float = 100.0) -> 
 
 
 def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: float = 100.0, best_span: bool = False,
-                fuse: float = 0.0, span_from: str = "centre"):
+                fuse: float = 0.0, span_from: str = "centre", repeats: bool = True):
     """What the streaming detector reads for a checkpoint `ck` and a wake score `kind` (SCORES): the classifier's
     posteriors (hostside.train.predict), or its PhonemeScorer (span_s: see there)."""
     from .train import predict
@@ -205,7 +258,7 @@ def detector_fn(ck: dict, kind: str, span_s: float | None = None, stride_ms: flo
             raise PqlrError("--fuse weighs the classifier's posterior into a phoneme score: give --score phonemes")
         return predict
     return PhonemeScorer(ck, kind, span_s=span_s, stride_ms=stride_ms, best_span=best_span, fuse=fuse,
-                         span_from=span_from)
+                         span_from=span_from, repeats=repeats)
 
 
 class PhonemeScorer:
@@ -226,10 +279,13 @@ class PhonemeScorer:
     "centre" (the protocol since 2026-12-07): the block at the centre of a window Q blocks older than the block's
     own, whose frames the trunk computed with audio on both sides; "first": a window's first frames, which the trunk
     computed with nothing before them (zero padding), as training never shows it a phrase — a phrase longer than
-    about 0.8 s, read mostly from such frames, was missed two to three times as often (attempts.md §47)."""
+    about 0.8 s, read mostly from such frames, was missed two to three times as often (attempts.md §47). repeats
+    (the protocol since 2026-12-07, `pqlr eval --phoneme-repeats yes`): each phoneme of the phrase may be one or more
+    spikes with blanks between (repeat_log_prob: a long vowel heard twice), not exactly one (attempts.md §48)."""
 
     def __init__(self, ck: dict, kind: str = "phonemes", wake: int = 0, span_s: float | None = None,
-                 stride_ms: float = 100.0, best_span: bool = False, fuse: float = 0.0, span_from: str = "centre"):
+                 stride_ms: float = 100.0, best_span: bool = False, fuse: float = 0.0, span_from: str = "centre",
+                 repeats: bool = True):
         from .train import PhonemeHead
         if kind not in SCORES[1:]:
             raise PqlrError(f"phoneme score {kind!r}: one of {', '.join(SCORES[1:])}")
@@ -245,7 +301,9 @@ class PhonemeScorer:
         index = {s: i + 1 for i, s in enumerate(vocab)}
         self.sequences = [tuple(index[s] for s in k) for k in ctc["keywords"][label]]
         self.wake = wake
-        self.score = ctc_window_score if kind == "phonemes" else anywhere_score
+        self.repeats = bool(repeats) and kind == "phonemes"
+        self.score = (lambda lp, s: ctc_window_score(lp, s, repeats=self.repeats)) if kind == "phonemes" else \
+            anywhere_score
         fe = FrontEnd.from_dict(ck.get("frontend"))
         self.window_s = _window_s(ck)
         self.hop_s = fe.hop_length / fe.sample_rate
@@ -369,7 +427,7 @@ class PhonemeScorer:
                 for r in torch.nonzero(have < m).flatten().tolist():       # a stream's first windows: what it has
                     short = m - int(have[r])
                     span[r] = torch.cat([span[r, short * f:], span.new_zeros((short * f, v))])
-                got = torch.stack([ctc_window_score(span.transpose(0, 1), s, have * f + t_out)
+                got = torch.stack([ctc_window_score(span.transpose(0, 1), s, have * f + t_out, self.repeats)
                                    for s in self.sequences]).max(0).values
                 best = got if best is None else torch.maximum(best, got)
             scores.append(best)

@@ -19,7 +19,7 @@ from hostside.errors import ArtifactError
 from hostside.export.ptq import WAKE_SCORE_ZP, quantize_ptq
 from hostside.graph import (CTC_BITS, CTC_MAX_FRAMES, CTC_MAX_STATES, CTC_NEG, CTC_TABLE, ctc_sequences, ctc_state_bytes,
                             ctc_table, requantize)
-from hostside.keyword import ctc_window_score
+from hostside.keyword import ctc_window_score, repeat_log_prob
 from hostside.plan import make_plan
 from hostside.reference import run, run_batch
 from hostside.reference.interpreter import Streamer, ctc_log_scores
@@ -32,9 +32,11 @@ from test_properties import _fix_checksums
 SEQS = [(3, 1, 4, 2), (3, 1, 1, 4), (5,)]        # a repeated phoneme (1, 1: CTC needs a blank between) and a short one
 
 
-def phoneme_graph(seed: int = 0, sequences=SEQS, vocab: int = 6, n: int = 24, gain: float = 100.0, span=None):
+def phoneme_graph(seed: int = 0, sequences=SEQS, vocab: int = 6, n: int = 24, gain: float = 100.0, span=None,
+                  repeats: bool = False):
     """A random DS-CNN quantised by the real PTQ path with a random phoneme head: (graph, plain graph, calib).
-    span: (blocks, windows per block, head frames per block) for the ctc to read (export/ptq.py phoneme_branch)."""
+    span: (blocks, windows per block, head frames per block) for the ctc to read (export/ptq.py phoneme_branch);
+    repeats: its phonemes may repeat (pad_r)."""
     m, plain, calib = random_graph(seed, input_shape=(20, 12), channels=9, blocks=2, stem_kernel=(4, 3),
                                    stem_stride=(2, 2), calib_n=n)
     torch.manual_seed(seed)
@@ -42,7 +44,8 @@ def phoneme_graph(seed: int = 0, sequences=SEQS, vocab: int = 6, n: int = 24, ga
     with torch.no_grad():
         head.proj.weight.mul_(gain)                # a random trunk's maps vary little: the head magnifies them
     g = quantize_ptq(m, calib, plain.classes, None, {"head": head, "sequences": sequences,
-                                                     "span": (lambda i, o: span) if span else None})
+                                                     "span": (lambda i, o: span) if span else None,
+                                                     "repeats": repeats})
     return g, plain, calib
 
 
@@ -98,13 +101,15 @@ def test_branch_keeps_the_classifier_and_appends_the_score():
     assert len(np.unique(out[:, -1])) >= 3                                             # the score varies
 
 
-def test_ctc_fixed_point_follows_torch_ctc():
+@pytest.mark.parametrize("repeats", [False, True])
+def test_ctc_fixed_point_follows_torch_ctc(repeats):
     """The op's integer score on random peaked int8 logits against torch's CTC on the same logits dequantised
-    (keyword.ctc_window_score, the fp32 detector's score): for every sequence alone, on every input it can align to,
-    within 2^-CTC_BITS nats per frame (the rounding of each frame's normaliser), per phoneme; the op's output is the
-    best sequence's."""
+    (keyword.ctc_window_score, the fp32 detector's score; with pad_r = 1 its repeats topology,
+    keyword.repeat_log_prob): for every sequence alone, on every input it can align to, within 2^-CTC_BITS nats per
+    frame (the rounding of each frame's normaliser), per phoneme; the op's output is the best sequence's."""
     g, xs = ctc_graph(2)
     L = g.layers[-1]
+    L.pad = (0, 0, 0, int(repeats))
     z = xs.reshape(len(xs), L.in_shape[0], L.in_shape[2])
     lp = torch.log_softmax(torch.from_numpy((z.astype(np.float64) - L.in_zp) * L.in_scale), dim=2).transpose(0, 1)
     per = []
@@ -112,7 +117,9 @@ def test_ctc_fixed_point_follows_torch_ctc():
         row = list(ctc_table()) + [len(q), *q, 0]
         one = dataclasses.replace(L, weights=np.array([row + [0] * (-len(row) % 4)], np.int8))
         got = ctc_log_scores(z, one)
-        want = torch.log(ctc_window_score(lp, q)).numpy()
+        want = torch.log(ctc_window_score(lp, q, repeats=repeats)).numpy()
+        if repeats:
+            assert np.allclose(want, repeat_log_prob(lp, q).numpy() / len(q))
         reachable = want > -30
         bound = L.in_shape[0] / 2.0**CTC_BITS / len(q)        # one unit of the log domain per frame, per phoneme
         assert reachable.sum() >= 8 and np.abs(got / 2.0**CTC_BITS - want)[reachable].max() < bound, q
@@ -144,6 +151,43 @@ def test_ctc_rules():
     assert ctc_log_scores(frames(2, 0, 1, 1), L)[0] < -2**CTC_BITS * 10               # out of order
     short = dataclasses.replace(L, in_shape=(3, 1, 3))
     assert ctc_log_scores(frames(1, 1, 2), short)[0] < CTC_NEG // 4                     # 1 1 needs a blank between
+    # a phoneme said as two spikes with a blank between: plain CTC cannot explain the extra spike, repeats can
+    one = dataclasses.replace(L, in_shape=(6, 1, 3), weights=np.array([list(ctc_table()) + [2, 1, 2, 0]
+                                                                        + [0] * (-(CTC_TABLE + 4) % 4)], np.int8))
+    twice = frames(1, 0, 1, 0, 2, 0)
+    assert ctc_log_scores(twice, one)[0] < -2**CTC_BITS * 10
+    rep = dataclasses.replace(one, pad=(0, 0, 0, 1))
+    assert -2**CTC_BITS * 0.01 < ctc_log_scores(twice, rep)[0] <= 0
+    assert ctc_log_scores(frames(1, 0, 1, 0, 2, 0), rep)[0] == ctc_log_scores(frames(1, 0, 0, 0, 2, 0), rep)[0]
+    assert ctc_log_scores(frames(2, 0, 1, 0, 1, 0), rep)[0] < -2**CTC_BITS * 10         # still in order
+    # (1, 1, 2) with repeats: "1 0 1 0 1 2" is three 1s, which the sequence with its equal neighbours allows once
+    assert -2**CTC_BITS * 0.01 < ctc_log_scores(frames(1, 0, 1, 0, 1, 2), dataclasses.replace(
+        L, in_shape=(6, 1, 3), pad=(0, 0, 0, 1)))[0] <= 0
+
+
+@pytest.mark.parametrize("seq", [(1, 2), (1, 2, 1), (3, 1, 2), (1, 1), (2, 1, 1, 2)])
+def test_repeat_score_is_the_sum_over_its_paths(seq):
+    """keyword.repeat_log_prob by its definition: the log of the summed probability of every frame labelling (7
+    frames, 3 phonemes and blank) that collapses, as CTC collapses — repeated labels merged, blanks removed — to the
+    sequence with each phoneme said one or more times (a regular expression); each such labelling counted once,
+    equal neighbours (1, 1) included; and for a window too short, or a labelling no path explains, −inf."""
+    import itertools
+    import math
+    torch.manual_seed(len(seq))
+    lp = torch.log_softmax(torch.randn(7, 2, 4, dtype=torch.float64) * 2, -1)
+    pattern = re.compile("".join(f"(?:{p})+" for p in seq) + "$")
+    want = [-math.inf, -math.inf]
+    for path in itertools.product(range(4), repeat=7):
+        said = "".join(str(a) for a, b in zip(path, (None,) + path) if a != b and a != 0)
+        if pattern.match(said):
+            for n in range(2):
+                want[n] = np.logaddexp(want[n], float(sum(lp[t, n, path[t]] for t in range(7))))
+    got = repeat_log_prob(lp, seq).numpy()
+    assert np.allclose(got, want, atol=1e-9)
+    plain = -torch.nn.functional.ctc_loss(lp, torch.tensor([seq, seq]), torch.tensor([7, 7]),
+                                          torch.tensor([len(seq)] * 2), reduction="none").numpy()
+    assert (got > plain + 1e-6).all()                                     # more paths, more probability
+    assert np.isneginf(repeat_log_prob(lp, seq, torch.tensor([len(seq) - 1, 7])).numpy()[0])
 
 
 @pytest.mark.parametrize("q", [0, 1, 2])
@@ -183,19 +227,21 @@ def test_span_reference_reads_the_earlier_windows_kept_frames(q):
 
 
 @pytest.mark.parametrize("q", [0, 1])
-def test_span_export_follows_the_float_span_score(q):
+@pytest.mark.parametrize("repeats", [False, True])
+def test_span_export_follows_the_float_span_score(q, repeats):
     """The PTQ export of a DS-CNN with its phoneme branch reading a span, stepped over consecutive windows: its integer
     score follows what PhonemeScorer's own span rule (keyword.py) computes from the same head logits in float, and
     the span's fields are those PhonemeScorer.span_fields gives (2 blocks of 5 head frames, 2 windows a block: a
-    100 ms stride over 40 ms head frames; each block read from a window's first frames, Q = 0, or Q = 1 block in)."""
+    100 ms stride over 40 ms head frames; each block read from a window's first frames, Q = 0, or Q = 1 block in);
+    with the scorer's repeats the ctc's pad_r is 1 and the integer score follows the float repeats score."""
     from hostside.keyword import PhonemeScorer
     ps = PhonemeScorer.__new__(PhonemeScorer)               # the scorer's span rule without a trained checkpoint
     ps.sequences, ps.best_span, ps.hop_s, ps.stride_s, ps.window_s, ps.span_s = SEQS, False, 0.02, 0.1, 0.4, 0.8
-    ps.offset_blocks, ps._offset_s = q, q * 0.2
+    ps.offset_blocks, ps._offset_s, ps.repeats = q, q * 0.2, repeats
     ps.new_stream()
-    g, _, calib = phoneme_graph(2, span=ps.span_fields(20, 10))
+    g, _, calib = phoneme_graph(2, span=ps.span_fields(20, 10), repeats=repeats)
     ctc = g.layers[-1]
-    assert (ctc.kernel, ctc.stride, ctc.pad) == ((5, 1), (2, 1), (10, 0, 5 * q, 0)) and g.streaming
+    assert (ctc.kernel, ctc.stride, ctc.pad) == ((5, 1), (2, 1), (10, 0, 5 * q, int(repeats))) and g.streaming
     xs = np.stack([g.quantize_input(f) for f in calib])
     out = stepped(g, xs)
     t, v = ctc.in_shape[0], ctc.in_shape[2]
@@ -238,14 +284,15 @@ def _entry(b: bytearray, i: int) -> int:
 
 
 @pytest.mark.parametrize("what", ["src_forward", "src_elsewhere", "table", "phoneme", "unended", "span_blocks",
-                                  "span_frames", "span_offset", "span_offset_whole", "state_over_maps"])
+                                  "span_frames", "span_offset", "span_offset_whole", "repeats_flag",
+                                  "state_over_maps"])
 def test_reader_refuses_a_bad_branch(tmp_path, what):
     """With valid checksums, model.bin's reader refuses a branch that reads a later tensor or reads it where it does
     not live, a changed logadd table, a phoneme outside the head's vocabulary, a sequence list without its end, a span
     that is no whole number of blocks or longer than the op can read, a block read from beyond its window's frames or
-    not a whole number of blocks into it, and a ctc's state placed over a tensor that an earlier op uses (the state
-    persists between inferences: no op may write over it)."""
-    g, _, _ = phoneme_graph(4, span=(2, 2, 3, 1))
+    not a whole number of blocks into it, a repeats field (pad_r) other than 0 or 1, and a ctc's state placed over a
+    tensor that an earlier op uses (the state persists between inferences: no op may write over it)."""
+    g, _, _ = phoneme_graph(4, span=(2, 2, 3, 1), repeats=True)
     art = write_model_bin(tmp_path / "m.bin", g, make_plan(g, load_board("rv32-virt"), mode="xip"))
     b = bytearray((tmp_path / "m.bin").read_bytes())
     n = len(g.layers)
@@ -280,6 +327,10 @@ def test_reader_refuses_a_bad_branch(tmp_path, what):
     elif what == "span_offset_whole":                                                  # past the window's frames
         t = g.layers[-1].in_shape[0]
         struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["pad_b"], 3 * (t // 3))
+        match = "span fields"
+    elif what == "repeats_flag":
+        assert read_model_bin(tmp_path / "m.bin").graph.layers[-1].pad[3] == 1           # round-trips as written
+        struct.pack_into("<H", b, _entry(b, n - 1) + LAYER_OFFSETS["pad_r"], 2)
         match = "span fields"
     elif what == "state_over_maps":                 # the trunk's first output: dead by the ctc, live at op 0
         struct.pack_into("<I", b, _entry(b, n - 1) + LAYER_OFFSETS["scratch"], art.tensor_offsets[1])
@@ -341,29 +392,37 @@ def test_windowed_average_pool():
 
 
 @pytest.mark.parametrize("kernels", ["ref", "rv32"])
-@pytest.mark.parametrize("which", ["branch", "ctc", "pool", "span"])
+@pytest.mark.parametrize("which", ["branch", "ctc", "ctc_repeats", "pool", "span", "span_repeats"])
 def test_host_firmware_bit_exact(tmp_path, kernels, which):
     """Both kernel sets, built for the host, against the reference on every input (and layer by layer where
     they differ): the phoneme branch in a tiled plan with small tiles, the ctc op alone on random logits, an
     average pool over windows run in place, and the ctc reading a span (3 blocks of 4 frames, 3 windows a block, each
-    read one block into its window: its ring wraps several times over 64 windows of one stream)."""
+    read one block into its window: its ring wraps several times over 64 windows of one stream); the ctc alone and
+    over a span also with its phonemes allowed to repeat (pad_r = 1), whose scores must differ from plain CTC's."""
     if which == "branch":
         g, _, calib = phoneme_graph(6)
         xs = np.stack([g.quantize_input(f) for f in calib[:12]])
     elif which == "pool":
         g, xs = pool_graph(1)
-    elif which == "span":
-        g, xs = ctc_graph(8, frames=12, vocab=6)
+    elif which.startswith("span"):         # softer logits with repeats: more windows above the floor
+        g, xs = ctc_graph(8, frames=12, vocab=6, scale=0.015 if which == "span_repeats" else 0.08)
         with_span(g, 3, 3, 4, offset=1)
+    elif which == "ctc_repeats":
+        g, xs = ctc_graph(9, frames=16, vocab=6)
     else:
         g, xs = ctc_graph(8, frames=30, vocab=9, sequences=[(1, 2, 3, 4, 5), (9, 9, 9), (2,) * 32])
+    if which.endswith("repeats"):
+        plain_scores = (stepped(g, xs) if which.startswith("span") else run_batch(g, xs))[:, -1]
+        L = g.layers[-1]
+        L.pad = (*L.pad[:3], 1)
+        assert ((stepped(g, xs) if which.startswith("span") else run_batch(g, xs))[:, -1] != plain_scores).sum() >= 8
     board = dataclasses.replace(load_board("host"), tile_buffer_budget_bytes=1024)
     art = write_model_bin(tmp_path / "model.bin", g, make_plan(g, board))
     res = run_firmware(art, board, g, xs, tmp_path, kernels=kernels, timeout=30)
     assert res.first_mismatch is None
-    want = stepped(g, xs) if which == "span" else run_batch(g, xs).astype(np.int64)
+    want = stepped(g, xs) if which.startswith("span") else run_batch(g, xs).astype(np.int64)
     assert np.array_equal(np.array(res.outputs), want)
-    if which == "span":
+    if which.startswith("span"):
         assert (want[:, -1] != run_batch(g, xs)[:, -1]).sum() >= 8     # not the window's score
 
 
@@ -382,10 +441,10 @@ def test_qemu_phoneme_score_bit_exact(tmp_path):
 
 @pytest.mark.emulator
 def test_qemu_phoneme_span_bit_exact(tmp_path):
-    """The DS-CNN whose ctc reads a span, on the emulated board with the ESP32-C6's budgets: 24 windows of one stream
-    (the state in the arena, through the ring's wrap) equal to the reference stepped the same way; the state is planned
-    in the arena (its bytes live through every op)."""
-    g, _, calib = phoneme_graph(2, span=(2, 2, 3, 1))
+    """The DS-CNN whose ctc reads a span, its phonemes allowed to repeat (the protocol's ctc), on the emulated board
+    with the ESP32-C6's budgets: 24 windows of one stream (the state in the arena, through the ring's wrap) equal to
+    the reference stepped the same way; the state is planned in the arena (its bytes live through every op)."""
+    g, _, calib = phoneme_graph(2, span=(2, 2, 3, 1), repeats=True)
     board = load_board("rv32-virt")
     plan = make_plan(g, board)
     assert plan.scratch_bytes[-1] == ctc_state_bytes(g.layers[-1]) > 4
@@ -422,6 +481,7 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     assert "wake score: phonemes" in capsys.readouterr().out
     art = read_model_bin(tmp_path / "ph.bin")
     assert art.graph.output_layer.op == "ctc" and art.graph.class_outputs == 3
+    assert art.graph.output_layer.pad[3] == 1                       # the protocol's score: phonemes may repeat
     net, c = load_checkpoint(ck)
     fe = json.loads((tmp_path / "ph.json").read_text())["frontend"]
     _, x, yv = api.load_features(corpus, "val", fe)
@@ -436,6 +496,13 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     floor = -255 / 2**CTC_BITS                              # the int8 score's lowest step (log score per phoneme)
     assert np.abs(np.log(got[:, 0]) - np.clip(np.log(want[:, 0]), floor, 0)).max() < 0.1
     assert (got[:, 1:].argmax(1) == want[:, 1:].argmax(1)).mean() > 0.9
+    assert main(["export", "--checkpoint", str(ck), "--corpus", str(corpus), "--board", "esp32c6", "--out",
+                 str(tmp_path / "pl.bin"), "--calib", "40", "--score", "phonemes", "--phoneme-repeats", "no"]) == 0
+    plain = read_model_bin(tmp_path / "pl.bin").graph
+    assert plain.output_layer.pad[3] == 0
+    want_plain = PhonemeScorer(c, "phonemes", repeats=False)(net, x)
+    assert np.abs(np.log(GraphPredictor(plain)(None, x)[:, 0]) - np.clip(np.log(want_plain[:, 0]), floor, 0)).max() < 0.1
+    assert (want_plain[:, 0] <= want[:, 0] * (1 + 1e-5)).all() and (want_plain[:, 0] < 0.9 * want[:, 0]).any()
     assert main(["eval", "--checkpoint", str(tmp_path / "ph.bin"), "--corpus", str(corpus), "--out",
                  str(tmp_path / "ev")]) == 0
     ev = json.loads((tmp_path / "ev" / "eval.json").read_text())
@@ -450,7 +517,7 @@ def test_export_and_eval_the_phoneme_score_from_the_cli(trained_pipeline, tmp_pa
     assert "over 1.4 s (stateful" in capsys.readouterr().out
     assert main(["inspect", str(tmp_path / "sp.bin")]) == 0
     assert "kept between inferences" in (said := capsys.readouterr().out) and "10 head frames before the window" in said
-    assert "(frames 10–14: its centre)" in said
+    assert "(frames 10–14: its centre)" in said and "a phoneme may be several spikes" in said
     sp = read_model_bin(tmp_path / "sp.bin")
     assert sp.graph.streaming and sp.scratch_bytes[-1] == ctc_state_bytes(sp.graph.layers[-1]) > 4
     assert sp.arena_bytes >= art.arena_bytes

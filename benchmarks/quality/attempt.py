@@ -54,6 +54,9 @@ def main() -> int:
     ap.add_argument("--span-from", choices=("centre", "first"), default="centre",
                     help="with --span: where earlier windows' frames are read (`pqlr eval --span-from`; 'first' as "
                     "before 2026-12-07)")
+    ap.add_argument("--phoneme-repeats", choices=("yes", "no"), default="yes",
+                    help="with a phoneme --score: whether a phoneme may be several spikes (`pqlr eval "
+                    "--phoneme-repeats`; 'no' as before 2026-12-07)")
     ap.add_argument("--best-span", action="store_true",
                     help="with --span: each window's best score over the spans from the window up to --span")
     ap.add_argument("--fuse", type=float, default=0.0,
@@ -88,14 +91,16 @@ def main() -> int:
     train_s = time.monotonic() - t
     int8 = None
     if args.int8:
-        art = api.export(ck, corpus, "esp32c6", out / "model.bin", score=args.score, span_s=args.span)
+        art = api.export(ck, corpus, "esp32c6", out / "model.bin", score=args.score, span_s=args.span,
+                         repeats=args.phoneme_repeats == "yes")
         int8 = {"model_bin_bytes": art.size, "arena_bytes": art.arena_bytes, "tile_buffer_bytes": art.tile_buffer_bytes,
                 "layers": [L.op for L in art.graph.layers],
                 "state_bytes": art.scratch_bytes[-1] if art.graph.streaming else 0}
         ev = api.evaluate(out / "model.bin", corpus, out / "eval", score=args.score, smooth=args.smooth)
     else:
         ev = api.evaluate(ck, corpus, out / "eval", score=args.score, smooth=args.smooth, span_s=args.span,
-                          best_span=args.best_span, fuse=args.fuse, span_from=args.span_from)
+                          best_span=args.best_span, fuse=args.fuse, span_from=args.span_from,
+                          repeats=args.phoneme_repeats == "yes")
     row = {"name": args.name, **settings, "corpus_overrides": args.corpus_set, "params": params, "train_s": round(train_s),
            "int8": int8, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
            "command": "python benchmarks/quality/attempt.py " + " ".join(sys.argv[1:]), **figures(ev)}

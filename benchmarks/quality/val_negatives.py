@@ -73,7 +73,7 @@ def tts_val_stream(corpus_dir: Path, work: Path, hours: float) -> dict:
 
 
 def read(ckpt: Path, corpus_dir: Path, work: Path, score: str, span_s, extra: dict[str, list[dict]],
-         span_from: str = "centre") -> dict:
+         span_from: str = "centre", repeats: bool = True) -> dict:
     """Every posterior the comparison needs, cached in <ckpt>.valneg-<key>.npz: the val / test / unseen wake-word
     files, the corpus's validation streams one by one, the real-speech streams, and each extra set of streams
     (name → [{file (relative to work), seconds, channel}])."""
@@ -82,6 +82,7 @@ def read(ckpt: Path, corpus_dir: Path, work: Path, score: str, span_s, extra: di
                                      {k: [{f: st[f] for f in ("file", "seconds", "channel") if f in st} for st in v]
                                       for k, v in extra.items()}]
                                     + ([span_from] if span_from != "first" and span_s not in (None, "window") else [])
+                                    + (["repeats"] if repeats and score == "phonemes" else [])
                                     ).encode()).hexdigest()[:12]
     cache = ckpt.with_name(f"{ckpt.stem}.valneg-{key}.npz")
     names = ["val", "test", "unseen", "protocol_tts", "protocol_people", "real", *extra]
@@ -98,7 +99,8 @@ def read(ckpt: Path, corpus_dir: Path, work: Path, score: str, span_s, extra: di
     net, ck = load_checkpoint(ckpt)
     corpus = load_corpus(corpus_dir)
     fe = FrontEnd.from_dict(ck["frontend"])
-    fn = detector_fn(ck, score, corpus_span(span_s, net, ck, corpus_dir, STRIDE_MS), STRIDE_MS, span_from=span_from)
+    fn = detector_fn(ck, score, corpus_span(span_s, net, ck, corpus_dir, STRIDE_MS), STRIDE_MS, span_from=span_from,
+                     repeats=repeats)
     sr = fe.sample_rate
     out: dict = {"hours": {}}
 
@@ -239,6 +241,9 @@ def main() -> int:
     ap.add_argument("--span-from", choices=("centre", "first"), default="centre",
                     help="where the span reads earlier windows' frames (`pqlr eval --span-from`; 'first' as before "
                     "2026-12-07, whose caches it reuses)")
+    ap.add_argument("--phoneme-repeats", choices=("yes", "no"), default="yes",
+                    help="whether a phoneme may be several spikes (`pqlr eval --phoneme-repeats`; 'no' as before "
+                    "2026-12-07, whose caches it reuses)")
     ap.add_argument("--tts-hours", type=float, default=1.0, help="a longer val TTS stream (0: none)")
     ap.add_argument("--dialogue", default="cs,en,nl", help="Fish Fillets NG dialogue languages ('' for none)")
     ap.add_argument("--val-languages", default="nl",
@@ -291,7 +296,7 @@ def main() -> int:
         if not ck.is_file():
             raise SystemExit(f"{ck}: no student (train it with attempt.py --name {name})")
         print(f"[{i + 1}/{len(args.names)}] {name}", file=sys.stderr, flush=True)
-        p = read(ck, corpus_dir, args.work, args.score, span, extra, args.span_from)
+        p = read(ck, corpus_dir, args.work, args.score, span, extra, args.span_from, args.phoneme_repeats == "yes")
         if val_langs and "dialogue" in extra:
             p = by_language(p, extra["dialogue"], val_langs)
             p["val_languages"] = val_langs

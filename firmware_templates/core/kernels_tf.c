@@ -407,8 +407,10 @@ static void ctc_score(const pqlr_layer_t *L, const int8_t *wts, const ctc_frames
                       const int8_t *scratch) {
     /* Per keyword sequence: CTC's forward pass over its blank-interleaved states, frame by frame; each frame's
      * log-softmax normaliser lse is a chain of logadds over the channels in order (hostside/graph.py). α is
-     * updated from the last state down, so states s − 1 and s − 2 still hold the previous frame's values. */
-    const int V = L->in_c, C2 = L->out_c - 1;
+     * updated from the last state down, so states s − 1 and s − 2 still hold the previous frame's values; state
+     * s + 1's previous value (pad_r = 1: a phoneme may repeat, entered again from the blank after it) is kept in
+     * `up` before it is overwritten. */
+    const int V = L->in_c, C2 = L->out_c - 1, repeats = L->pad_r != 0;
     const int32_t m2 = L->m2, s2 = L->s2;
     const int8_t *table = wts, *seq = wts + PQLR_CTC_TABLE;
     int32_t alpha[PQLR_CTC_MAX_STATES];
@@ -435,11 +437,15 @@ static void ctc_score(const pqlr_layer_t *L, const int8_t *wts, const ctc_frames
                 alpha[1] = ctc_r(x[ext[1]], xmax, m2, s2) - lse;
                 continue;
             }
+            int32_t up = PQLR_CTC_NEG;                          /* state k + 1's value at the previous frame */
             for (int k = S - 1; k >= 0; k--) {
                 int32_t a = alpha[k];
+                const int32_t prev = a;
                 if (k >= 1) a = ctc_logadd(a, alpha[k - 1], table);
                 if (k >= 2 && ext[k] != 0 && ext[k] != ext[k - 2]) a = ctc_logadd(a, alpha[k - 2], table);
+                if (repeats && ext[k] != 0 && (k + 2 >= S || ext[k + 2] != ext[k])) a = ctc_logadd(a, up, table);
                 alpha[k] = a + ctc_r(x[ext[k]], xmax, m2, s2) - lse;
+                up = prev;
             }
         }
         int32_t score = ctc_logadd(alpha[S - 1], alpha[S - 2], table) / len;     /* C's division: toward zero */

@@ -99,7 +99,8 @@ void pqlr_maxpool(PQLR_KERNEL_ARGS);
 void pqlr_qadd(PQLR_KERNEL_ARGS);
 /* The wake word's phoneme score (hostside/graph.py, ctc): `in` the phoneme head's per-frame logits, `scratch` the
  * classifier's logits (copied to out[0 … C2−1]), the tile's one row the logadd table and the keyword sequences;
- * out[C2] the best sequence's log score per phoneme. Not in place. */
+ * out[C2] the best sequence's log score per phoneme; pad_r = 1: each phoneme may be said as several spikes with
+ * blanks between. Not in place. */
 void pqlr_ctc(PQLR_KERNEL_ARGS);
 /* The same over a span (a ctc whose pad_t > 0): kh frames of earlier windows (pad_b frames into each: its centre),
  * kept in `state` (the layer's persistent bytes in the arena: a u32 count, then the ring) between inferences, then

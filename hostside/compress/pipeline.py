@@ -233,8 +233,8 @@ class Pipeline:
         classes, fe = tuple(self.ck["classes"]), self.fe.to_dict()
         rng = np.random.default_rng(self.r.seed)
         calib = self.xtr[rng.permutation(len(self.xtr))[:200]]
-        phonemes = ({"head": self.scorer.head, "sequences": self.scorer.sequences, "span": self.scorer.span_fields}
-                    if self.scorer else None)
+        phonemes = ({"head": self.scorer.head, "sequences": self.scorer.sequences, "span": self.scorer.span_fields,
+                     "repeats": self.scorer.repeats} if self.scorer else None)
         if isinstance(self.final, QuantNet):
             graph = self.final.to_int_graph(classes, fe, phonemes, calib)
             bits = self.quant_bits

@@ -313,7 +313,7 @@ class QuantNet(nn.Module):
         if phonemes is not None:
             from ..export.ptq import phoneme_branch
             layers += phoneme_branch(layers, self, calib, phonemes["head"], phonemes["sequences"],
-                                     phonemes.get("span"))
+                                     phonemes.get("span"), phonemes.get("repeats", False))
         return IntGraph(input_shape=(T, F, 1), input_scale=in_scale, input_zp=in_zp, layers=layers,
                         classes=tuple(classes), frontend=dict(frontend or {}))
 

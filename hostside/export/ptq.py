@@ -86,12 +86,14 @@ def quantize_ptq(model: DSCNN, calib: np.ndarray, classes: tuple[str, ...] = (),
                             weights=qw, bias=bias, wbits=8))
         shape, scale, zp = out_shape, out_scale, out_zp
     if phonemes is not None:
-        layers += phoneme_branch(layers, model, calib, phonemes["head"], phonemes["sequences"], phonemes.get("span"))
+        layers += phoneme_branch(layers, model, calib, phonemes["head"], phonemes["sequences"], phonemes.get("span"),
+                                 phonemes.get("repeats", False))
     return IntGraph(input_shape=(T, F, 1), input_scale=in_scale, input_zp=in_zp, layers=layers,
                     classes=tuple(classes), frontend=dict(frontend or {}))
 
 
-def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, sequences, span=None) -> list[Layer]:
+def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, sequences, span=None,
+                   repeats: bool = False) -> list[Layer]:
     """The layers after the classifier that compute hostside/keyword.py's `phonemes` wake score on the board:
     the trunk's maps (the global pool's input, read again: src) averaged over frequency (an average pool per time
     frame, the maps' quantisation kept), the phoneme head (a pointwise conv per frame, calibrated on `calib`), and the
@@ -100,7 +102,8 @@ def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, s
     `layers` are (its trunk's fake-quant maps calibrate the head alike); the head is int8 either way. span: None (the
     ctc scores its window alone) or keyword.PhonemeScorer.span_fields, (input frames, head frames) → (blocks, windows
     per block, head frames per block[, Q: blocks into a kept window where a block is read]): the ctc then reads that
-    span (hostside/graph.py) and keeps state."""
+    span (hostside/graph.py) and keeps state. repeats: each phoneme may be several spikes with blanks between
+    (keyword.repeat_log_prob; the ctc's pad_r = 1, format 7)."""
     pool = next(i for i, L in enumerate(layers) if L.op == "avgpool")
     maps_in = layers[pool]
     (t, f, c), logits = maps_in.in_shape, len(layers)
@@ -138,5 +141,5 @@ def phoneme_branch(layers: list[Layer], model: DSCNN, calib: np.ndarray, head, s
                 out_zp=WAKE_SCORE_ZP, act_min=-128, act_max=127, in_scale=out_scale, out_scale=2.0**-CTC_BITS,
                 multiplier=np.array([Mc], np.int32), shift=np.array([sc], np.int32),
                 weights=np.array([row], np.int8), skip=logits, in2_zp=cls.out_zp, in2_scale=cls.out_scale,
-                m2=m2, s2=s2, kernel=(per, 1), stride=(every, 1), pad=(blocks * per, 0, q * per, 0))
+                m2=m2, s2=s2, kernel=(per, 1), stride=(every, 1), pad=(blocks * per, 0, q * per, int(bool(repeats))))
     return [framepool, proj, ctc]

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from ..graph import (CTC_NEG, CTC_TABLE, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, SKIP_OPS, IntGraph, Layer, ctc_sequences,
-                     ctc_offset, ctc_span, ctc_state_bytes, double_round, requantize)
+from ..graph import (CTC_NEG, CTC_TABLE, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, SKIP_OPS, IntGraph, Layer, ctc_offset,
+                     ctc_repeats, ctc_sequences, ctc_span, ctc_state_bytes, double_round, requantize)
 from .ibert import i_exp
 
 
@@ -195,6 +195,7 @@ def ctc_log_scores(z: np.ndarray, L: Layer) -> np.ndarray:
     for v in range(1, r.shape[2]):
         lse = _logadd(lse, r[:, :, v], table)
     lp = r - lse[:, :, None]                                     # [N, T, V + 1]
+    repeats = ctc_repeats(L)
     n, t = lp.shape[:2]
     best = np.full(n, np.iinfo(np.int64).min)
     for seq in ctc_sequences(L):
@@ -203,6 +204,8 @@ def ctc_log_scores(z: np.ndarray, L: Layer) -> np.ndarray:
             ext += [p, 0]
         states = len(ext)
         skip = np.array([i >= 2 and ext[i] != 0 and ext[i] != ext[i - 2] for i in range(states)])
+        back = np.array([repeats and ext[i] != 0 and (i + 2 >= states or ext[i + 2] != ext[i])
+                         for i in range(states)])                # from the blank after it (pad_r: repeats)
         emit = lp[:, :, ext]                                     # [N, T, S]
         alpha = np.full((n, states), CTC_NEG, np.int64)
         alpha[:, :2] = emit[:, 0, :2]
@@ -211,6 +214,9 @@ def ctc_log_scores(z: np.ndarray, L: Layer) -> np.ndarray:
             new[:, 1:] = _logadd(new[:, 1:], alpha[:, :-1], table)
             two = _logadd(new[:, 2:], alpha[:, :-2], table)
             new[:, 2:] = np.where(skip[2:], two, new[:, 2:])
+            if repeats:
+                up = _logadd(new[:, :-1], alpha[:, 1:], table)
+                new[:, :-1] = np.where(back[:-1], up, new[:, :-1])
             alpha = new + emit[:, f]
         log_p = _logadd(alpha[:, -1], alpha[:, -2], table)
         score = np.where(log_p < 0, -((-log_p) // len(seq)), log_p // len(seq))      # C's `/`: toward zero
