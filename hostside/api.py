@@ -815,7 +815,8 @@ def _wakeword_summary(ev: dict) -> dict | None:
     if not ww:
         return None
     rs = ww.get("real_speech") or {}
-    return {"score": ww.get("score", "classifier"), "score_span_s": ww.get("score_span_s"), "threshold": ww["threshold"],
+    return {"score": ww.get("score", "classifier"), "score_span_s": ww.get("score_span_s"),
+            "score_phoneme_repeats": ww.get("score_phoneme_repeats", False), "threshold": ww["threshold"],
             "smoothing_windows": ww["smoothing_windows"],
             "stride_ms": ww["stride_ms"], "refractory_s": ww["refractory_s"],
             "chosen_on": ww["operating_point"]["chosen_on"],

@@ -227,10 +227,12 @@ def _wakeword_md(w: dict | None) -> list[str]:
           f"false accepts per hour: null ({w.get('reason')})")
     phonemes = str(w.get("score", "")).startswith("phonemes")
     span = w.get("score_span_s")
-    over = (f"{span:g} s of audio: the window and the first frames of earlier windows of the same stream, so that a "
-            f"phrase longer than the window is read whole; the board keeps those frames between inferences"
+    over = (f"{span:g} s of audio: the window and, before it, head frames of earlier windows of the same stream (each "
+            f"block from an older window's centre), so that a phrase longer than the window is read whole; the board "
+            f"keeps those frames between inferences"
             if isinstance(span, (int, float)) and span > 1.0 + 1e-9 else "the window")
-    what = (f"the wake-word score (the phoneme head's: how well the phrase's phonemes in order explain {over}; "
+    repeats = " (each as one or more spikes)" if w.get("score_phoneme_repeats") else ""
+    what = (f"the wake-word score (the phoneme head's: how well the phrase's phonemes in order{repeats} explain {over}; "
             "the board computes it too, in int8, as its last output)" if phonemes else "the wake-word posterior")
     return ["## The wake word at its operating point (fp32 model, streaming detector)", "",
             f"Threshold {w['threshold']:g} on {what}, averaged over {w['smoothing_windows']} windows of "
