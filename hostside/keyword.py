@@ -88,17 +88,19 @@ def repeat_log_prob(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tenso
     blanks (attempts.md §48). −inf where no such path exists. The device's fixed-point pass adds the back edge's
     term last (hostside/graph.py: a ctc's pad_r)."""
     t_len, n = lp.shape[:2]
-    lengths = torch.full((n,), t_len, dtype=torch.long) if lengths is None else lengths.to(torch.long)
+    dev = lp.device
+    lengths = torch.full((n,), t_len, dtype=torch.long, device=dev) if lengths is None else \
+        lengths.to(device=dev, dtype=torch.long)
     ext, skip, back = repeat_states(seq)
     s = len(ext)
     dtype, lp = lp.dtype, lp.to(torch.float64)
-    neg = torch.tensor(-math.inf, dtype=torch.float64)
-    skip_m, back_m = torch.tensor(skip), torch.tensor(back)
+    neg = torch.tensor(-math.inf, dtype=torch.float64, device=dev)
+    skip_m, back_m = torch.tensor(skip, device=dev), torch.tensor(back, device=dev)
     emit = lp[:, :, ext]                                          # [T, N, S]
-    alpha = torch.full((n, s), -math.inf, dtype=torch.float64)
+    alpha = torch.full((n, s), -math.inf, dtype=torch.float64, device=dev)
     alpha[:, :2] = emit[0, :, :2]
-    pad = torch.full((n, 2), -math.inf, dtype=torch.float64)
-    out = torch.full((n,), -math.inf, dtype=torch.float64)
+    pad = torch.full((n, 2), -math.inf, dtype=torch.float64, device=dev)
+    out = torch.full((n,), -math.inf, dtype=torch.float64, device=dev)
     for t in range(t_len):
         if t:
             one = torch.cat([pad[:, :1], alpha[:, :-1]], 1)
