@@ -15,7 +15,7 @@ import numpy as np
 from .artifact import Artifact, read_model_bin, write_model_bin
 from .boards import Board, as_board
 from .errors import PqlrError
-from .graph import SKIP_OPS, ctc_offset, ctc_span, ctc_state_bytes
+from .graph import SKIP_OPS, ctc_offset, ctc_repeats, ctc_span, ctc_state_bytes
 from .data.texts import NATIVE_WIDE
 
 DEFAULT_CORPUS = Path("build/corpus")
@@ -403,7 +403,7 @@ def inspect(model_bin: Path) -> dict:
                                      "windows_per_block": L.stride[0], "block_at_frame": L.pad[2],
                                      "state_bytes": ctc_state_bytes(L)}}
                            if ctc_state_bytes(L) else {}),
-                        **({"phoneme_repeats": bool(L.pad[3])} if L.op == "ctc" else {})}
+                        **({"phoneme_repeats": ctc_repeats(L)} if L.op == "ctc" else {})}
                        for i, L in enumerate(g.layers)],
             "tiles": [asdict(t) for t in art.tiles]}
 

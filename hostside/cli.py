@@ -343,8 +343,7 @@ def _parser() -> argparse.ArgumentParser:
                     "with a doubled /i/) — 'yes', the default since 2026-12-07 (the four students of the demo's "
                     "recipe: unseen FRR at the validation point 12.7 against 14.5 %%, held-out 9.7 against 10.4 %%, "
                     "no real false accept: benchmarks/quality/attempts.md §48) — or exactly one spike as plain CTC "
-                    "('no')" + ". A model.bin scores as it was exported (`pqlr export "
-                    "--phoneme-repeats`)")
+                    "('no'). A model.bin scores as it was exported (`pqlr export --phoneme-repeats`)")
     e = sub.add_parser("export", help="int8 quantisation → integer graph → plan → model.bin",
                        description="Post-training int8 quantisation (per-channel weights, per-tensor activations, "
                        "BatchNorm folded), tile and arena planning under the board's budgets (fails with the "

@@ -58,7 +58,8 @@ layer that reads t_src never runs in place.
   the one before, and the one two before when it is a phoneme unlike that one's, all logadd-ed in that order, + its
   lp; with pad_r = 1 (format 7, `pqlr export --phoneme-repeats yes`) a phoneme state also takes, logadd-ed last,
   the previous frame's α of the blank after it, unless the next phoneme is the same one: each phoneme may be said
-  as several spikes with blanks between, hostside/keyword.py repeat_log_prob), log P = logadd(α_last, α_last−1), score = trunc(log P / len) (C's `/`), the best over the sequences;
+  as several spikes with blanks between, hostside/keyword.py repeat_log_prob; ctc_states), log P =
+  logadd(α_last, α_last−1), score = trunc(log P / len) (C's `/`), the best over the sequences;
   output channel C2 (C2 = the second operand's channels) = requant(score, M, s) with out_zp and the clamp; channels
   0 … C2−1 copy t_skip (the classifier's logits, quantisation in2_scale/in2_zp) unchanged. The layer's one row of
   weights is the table followed by each sequence as [length, phoneme indices …] (int8), then a 0 that ends the
@@ -353,6 +354,20 @@ def ctc_offset(layer: Layer) -> int:
 def ctc_repeats(layer: Layer) -> bool:
     """Whether a ctc lets each phoneme be said as several spikes with blanks between (pad_r = 1; format 7)."""
     return bool(layer.pad[3])
+
+
+def ctc_states(seq: tuple[int, ...]) -> tuple[list[int], list[bool], list[bool]]:
+    """CTC's blank-interleaved states of a keyword sequence (ext: 0, s1, 0, s2, …, 0), which states may be entered
+    from two back (skip: a phoneme after the blank between two different phonemes), and which phoneme states the
+    repeats topology (pad_r) enters again from the blank right after them (back: every phoneme but one followed by
+    the same phoneme, whose path that already is)."""
+    ext = [0]
+    for p in seq:
+        ext += [p, 0]
+    n = len(ext)
+    skip = [i >= 2 and ext[i] != 0 and ext[i] != ext[i - 2] for i in range(n)]
+    back = [ext[i] != 0 and (i + 2 >= n or ext[i + 2] != ext[i]) for i in range(n)]
+    return ext, skip, back
 
 
 def ctc_state_bytes(layer: Layer) -> int:

@@ -28,6 +28,7 @@ import torch
 
 from .data.features import FrontEnd
 from .errors import PqlrError
+from .graph import ctc_states
 
 SCORES = ("classifier", "phonemes", "phonemes-anywhere")
 SPAN_FROM = ("centre", "first")  # where in an earlier window the span's earlier blocks are read (PhonemeScorer)
@@ -49,10 +50,8 @@ def ctc_window_log_score(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.
     would make of its infinite loss."""
     t, n = lp.shape[:2]
     lengths = torch.full((n,), t, dtype=torch.long) if lengths is None else lengths
-    if repeats:
-        log_p = repeat_log_prob(lp, seq, lengths)
-        fits = (lengths.to(log_p.device) >= min_frames(seq)) & torch.isfinite(log_p)
-        return torch.where(fits, log_p / len(seq), torch.full_like(log_p, -math.inf))
+    if repeats:                            # no path fits too few frames: −inf already
+        return repeat_log_prob(lp, seq, lengths) / len(seq)
     loss = torch.nn.functional.ctc_loss(lp, torch.tensor(seq).repeat(n, 1).to(lp.device), lengths,
                                         torch.full((n,), len(seq), dtype=torch.long), reduction="none",
                                         zero_infinity=True)
@@ -66,20 +65,6 @@ def phrase_log_score(lp: torch.Tensor, sequences) -> torch.Tensor:
     return torch.stack([ctc_window_log_score(lp, s) for s in sequences]).max(0).values
 
 
-def repeat_states(seq: tuple[int, ...]) -> tuple[list[int], list[bool], list[bool]]:
-    """CTC's blank-interleaved states of `seq` (ext: 0, s1, 0, s2, …, 0), which states may be entered from two back
-    (skip: a phoneme after a blank between two different phonemes) and — the repeats topology — which phoneme state
-    may be entered again from the blank right after it (back: every phoneme but one followed by the same phoneme,
-    where that path is already the next phoneme's)."""
-    ext = [0]
-    for s in seq:
-        ext += [s, 0]
-    n = len(ext)
-    skip = [i >= 2 and ext[i] != 0 and ext[i] != ext[i - 2] for i in range(n)]
-    back = [ext[i] != 0 and (i + 2 >= n or ext[i + 2] != ext[i]) for i in range(n)]
-    return ext, skip, back
-
-
 def repeat_log_prob(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tensor | None = None) -> torch.Tensor:
     """lp [T, N, V + 1] → [N] log of the probability that the frames (each example's first `lengths` of T) say `seq`
     with each phoneme as one *or more* spikes, blanks between (CTC's forward pass with one more edge: from the blank
@@ -91,7 +76,7 @@ def repeat_log_prob(lp: torch.Tensor, seq: tuple[int, ...], lengths: torch.Tenso
     dev = lp.device
     lengths = torch.full((n,), t_len, dtype=torch.long, device=dev) if lengths is None else \
         lengths.to(device=dev, dtype=torch.long)
-    ext, skip, back = repeat_states(seq)
+    ext, skip, back = ctc_states(seq)
     s = len(ext)
     dtype, lp = lp.dtype, lp.to(torch.float64)
     neg = torch.tensor(-math.inf, dtype=torch.float64, device=dev)
@@ -122,12 +107,10 @@ def anywhere_score(lp: torch.Tensor, seq: tuple[int, ...]) -> torch.Tensor:
     the frames before and after the span free (Viterbi over the blank-interleaved states, entered from a free prefix
     and left into a free suffix)."""
     t_len, n = lp.shape[:2]
-    ext = [0]
-    for s in seq:
-        ext += [s, 0]
+    ext, skip, _ = ctc_states(seq)
     states = len(ext)
     floor = -1e9
-    skip = torch.tensor([i >= 2 and ext[i] != 0 and ext[i] != ext[i - 2] for i in range(states)])
+    skip = torch.tensor(skip)
     emit = lp[:, :, ext]                                        # [T, N, S]
     alpha = torch.full((n, states), floor, dtype=lp.dtype)
     best = torch.full((n,), floor, dtype=lp.dtype)

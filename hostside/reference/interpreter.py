@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..graph import (CTC_NEG, CTC_TABLE, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, SKIP_OPS, IntGraph, Layer, ctc_offset,
-                     ctc_repeats, ctc_sequences, ctc_span, ctc_state_bytes, double_round, requantize)
+                     ctc_repeats, ctc_sequences, ctc_span, ctc_states, ctc_state_bytes, double_round, requantize)
 from .ibert import i_exp
 
 
@@ -199,13 +199,8 @@ def ctc_log_scores(z: np.ndarray, L: Layer) -> np.ndarray:
     n, t = lp.shape[:2]
     best = np.full(n, np.iinfo(np.int64).min)
     for seq in ctc_sequences(L):
-        ext = [0]
-        for p in seq:
-            ext += [p, 0]
+        ext, skip, back = (np.array(a) for a in ctc_states(seq))    # back: from the blank after it (pad_r)
         states = len(ext)
-        skip = np.array([i >= 2 and ext[i] != 0 and ext[i] != ext[i - 2] for i in range(states)])
-        back = np.array([repeats and ext[i] != 0 and (i + 2 >= states or ext[i + 2] != ext[i])
-                         for i in range(states)])                # from the blank after it (pad_r: repeats)
         emit = lp[:, :, ext]                                     # [N, T, S]
         alpha = np.full((n, states), CTC_NEG, np.int64)
         alpha[:, :2] = emit[:, 0, :2]
