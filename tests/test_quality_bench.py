@@ -43,6 +43,54 @@ def test_run_refuses_an_int4_sparsity_out_of_range_before_running(value, tmp_pat
     assert not any(tmp_path.iterdir())          # nothing was synthesised or trained
 
 
+def _parsed(run, argv):
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--int4-teacher", default=None)
+    ap.add_argument("--int4-sparsity", type=run.sparsity_arg, default=None)
+    ap.add_argument("--epochs", type=int, default=25)
+    run.add_recipe_args(ap)
+    run.add_score_args(ap)
+    ap.add_argument("--demo", action="store_true")
+    args = ap.parse_args(argv)
+    run.demo_defaults(ap, args)
+    return args
+
+
+def test_demo_flag_records_what_make_demo_deploys_and_given_flags_still_apply(tmp_path):
+    """run.py --demo: the demo's student, score, span and corpus (api's DEMO_* settings, not a copy of them), its INT4
+    student W4A8 of the whole student, self-distilled; without --demo the benchmark's own defaults."""
+    from hostside import api
+    run = _run_module()
+    d = _parsed(run, ["--demo"])
+    assert (d.model, d.features, tuple(d.vtlp), d.phoneme_ctc, d.ema, d.epochs) == \
+        (api.DEMO_MODEL, api.DEMO_FEATURES, tuple(api.DEMO_VTLP), api.DEMO_PHONEME_CTC, api.DEMO_EMA, api.DEMO_EPOCHS)
+    assert (d.score, d.span, d.phoneme_repeats) == (api.DEMO_SCORE, api.DEMO_SPAN, "yes")
+    assert (d.int4_teacher, d.int4_sparsity) == ("self", 0.0)
+    spec = from_dict(run.int4_recipe(tmp_path / "s.pt", tmp_path / "c", tmp_path / "m.bin", 0, False, d.int4_teacher,
+                                     d.int4_sparsity, d.score, d.span))
+    assert [s.name for s in spec.stages] == ["quantize"] and spec.score == "phonemes" and spec.span == api.DEMO_SPAN
+    given = _parsed(run, ["--demo", "--span", "1.8", "--int4-sparsity", "0.3", "--ema", "0.99"])
+    assert (given.span, given.int4_sparsity, given.ema, given.model) == (1.8, 0.3, 0.99, api.DEMO_MODEL)
+    plain = _parsed(run, [])
+    assert (plain.model, plain.score, plain.span, plain.int4_teacher, plain.int4_sparsity) == \
+        ("dscnn-mlperf", "classifier", None, "none", 0.3)
+    path, cfg = run.corpus_of(tmp_path, [], "corpus-demo", base=run.demo_corpus())
+    assert path == tmp_path / "corpus-demo"
+    assert cfg == {"seed": 0, **{k: list(v) if isinstance(v, tuple) else v for k, v in api.DEMO_CORPUS.items()}}
+    json.dumps(cfg)                                     # results.json records it as given
+
+
+@pytest.mark.parametrize("argv, message", [(["--score", "phonemes"], "--phoneme-ctc"),
+                                           (["--span", "1.8"], "phonemes score"),
+                                           (["--demo", "--span", "long"], "seconds (e.g. 1.8) or auto")])
+def test_run_refuses_a_score_the_student_cannot_give_before_running(argv, message, tmp_path):
+    p = subprocess.run([sys.executable, str(RUN), "--work", str(tmp_path), *argv],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and message in p.stderr, p.stderr
+    assert not any(tmp_path.iterdir())          # nothing was synthesised or trained
+
+
 def test_a_corpus_with_more_extensions_starts_from_the_made_corpus_with_the_most_of_its_overrides(tmp_path):
     """--corpus-set kokoro_voices=150 --corpus-set kokoro_negatives=400 starts as a hard-linked copy of the made
     corpus-kokoro_voices=150 (its clips are not synthesised again), not of the base corpus; a non-extension override

@@ -2,8 +2,15 @@
 """Quality benchmark: the "hey kimi" wake word, evaluated so that it cannot flatter, over several seeds.
 
     .venv/bin/python benchmarks/quality/run.py [--quick] [--seeds 0,1,2] [--epochs 25] [--int4-seeds 0,1,2]
+    .venv/bin/python benchmarks/quality/run.py --demo        # what `make demo` deploys: its corpus, recipe and score
 
-1. The corpus (benchmarks/quality/corpus.json → `pqlr data synth`): every installed English voice; test voices
+--demo: the demo's corpus (api.DEMO_CORPUS, seed 0: espeak-ng and flite voices, piper's joe and flite's slt unseen,
+real speech, actors in conversation, words of 30 other languages) and the demo's student (api.DEMO_MODEL, features,
+VTLP, phoneme CTC, weight average), read by the phoneme score over the demo's span with repeats (api.DEMO_SCORE,
+DEMO_SPAN), its INT4 student W4A8 of the whole student, self-distilled. Each setting can still be given.
+
+1. The corpus (benchmarks/quality/corpus.json, or with --demo the demo's → `pqlr data synth`): every installed
+   English voice (--demo: espeak-ng, flite, piper); test voices
    share neither accent nor variant with training; the unseen voices (piper joe, festival/flite slt) are never
    trained or selected on; negatives split by text; disjoint noise and room pools; real human speech (asterisk
    prompts in every installed language + pocketsphinx test data) for false accepts.
@@ -13,7 +20,8 @@
 3. Per seed: the PQLR INT4 student from that fp32 student (30 % channel pruning (--int4-sparsity), W4A8 LSQ+ QAT, exported to
    model.bin, integer model checked against the fake-quant model), evaluated the same way; --int4-teacher self
    distils the fp32 student into it during fine-tuning (default none).
-Writes results.json and results.md beside this file: per model and seed, and mean ± standard deviation
+Writes results.json and results.md beside this file (`make bench-quality` runs --demo; the first recorded run,
+the MFCC 10 classifier, is results-mfcc10.json): per model and seed, and mean ± standard deviation
 (min–max) over seeds. Nothing is copied or estimated: every number is what this run measured.
 """
 from __future__ import annotations
@@ -64,6 +72,7 @@ def figures(ev: dict) -> dict:
             "score": ww.get("score", "classifier"),
             "threshold": ww["threshold"], "smoothing_windows": ww["smoothing_windows"],
             "score_span_s": ww.get("score_span_s"), "score_best_span": ww.get("score_best_span"),
+            "score_phoneme_repeats": ww.get("score_phoneme_repeats"),
             "val_frr": ww["operating_point"].get("val_frr"),
             "val_false_accepts": ww["operating_point"].get("val_false_accepts"),
             "val_estimated_fa_per_hour": ww["operating_point"].get("val_estimated_fa_per_hour"),
@@ -130,15 +139,18 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("build/bench-quality"), help="scratch folder")
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     ap.add_argument("--int4-seeds", default=None, help="seeds for the INT4 student (default: --seeds; '' for none)")
-    ap.add_argument("--int4-teacher", default="none",
+    ap.add_argument("--int4-teacher", default=None,
                     help="distillation in the INT4 student's fine-tuning: none (default), self (its fp32 student "
-                         "as the teacher) or a checkpoint's path")
-    ap.add_argument("--int4-sparsity", type=sparsity_arg, default=0.3,
+                         "as the teacher) or a checkpoint's path (--demo: self)")
+    ap.add_argument("--int4-sparsity", type=sparsity_arg, default=None,
                     help="share of channels the INT4 student's prune stage removes (default 0.3); 0: no pruning, "
-                         "W4A8 QAT of the whole fp32 student")
+                         "W4A8 QAT of the whole fp32 student (--demo: 0)")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
     add_recipe_args(ap)
     add_corpus_args(ap)
+    add_score_args(ap)
+    ap.add_argument("--demo", action="store_true",
+                    help="the corpus, recipe and score `make demo` deploys (see above); given flags still apply")
     ap.add_argument("--name", default="",
                     help="a name for this recipe's run: its checkpoints are <work>/student-<name>-s<seed>.pt and it "
                          "writes results-<name>.json/.md (default: none, results.json/.md)")
@@ -150,13 +162,20 @@ def main() -> int:
     if args.record_partial:
         return record_partial(args.work, tag)
     quick = args.quick
+    demo_defaults(ap, args)
     recipe = recipe_of(args)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     int4_seeds = seeds if args.int4_seeds is None else [int(s) for s in args.int4_seeds.split(",") if s]
-    corpus, cfg = corpus_of(args.work, args.corpus_set, "corpus-quick" if quick else "corpus")
+    if int4_seeds and args.score == "phonemes" and args.phoneme_repeats == "no":
+        ap.error("--phoneme-repeats no: the INT4 student's compression reads the score with repeats (its recipe has no "
+                 "switch for it); add --int4-seeds '' to read only the fp32 students without them")
+    corpus, cfg = corpus_of(args.work, args.corpus_set, ("corpus-quick" if quick else "corpus") + ("-demo" if args.demo else ""),
+                            base=demo_corpus() if args.demo else None)
     if quick:
         cfg.update(voices=24, positives_per_voice=2, unknown_per_voice=2, few_voice_repeats=1, silence_clips=20,
                    unseen_positives=5, unseen_unknown=5, fa_stream_seconds=120, tts_stream_seconds=60)
+        if cfg.get("native_negatives"):
+            cfg.update(native_negatives=4)
     epochs = 2 if quick else args.epochs
     t0 = time.monotonic()
     c = api.synth(corpus, progress=sys.stderr.isatty(), **cfg)
@@ -178,6 +197,8 @@ def main() -> int:
                                           "streams": [(s["voice"], round(s["seconds"] / 60, 1))
                                                       for s in (meta.get("fa_stream") or {}).get("streams", [])]},
                           "tts_streams": {k: v["seconds"] / 3600 for k, v in (meta.get("tts_streams") or {}).items()}},
+               "demo_recipe": args.demo,
+               "score": {"score": args.score, "span": args.span, "phoneme_repeats": args.phoneme_repeats == "yes"},
                "protocol": f"One streaming detector (1 s {args.features} windows every 100 ms, causal moving average over "
                            f"{E.DETECTOR_SMOOTHING} windows (the protocol's, fixed since 2026-12-04; before, chosen on "
                            "validation among 1, 3 and 5), threshold, 1 s refractory). Threshold chosen on "
@@ -206,7 +227,8 @@ def main() -> int:
         if reused and saved.is_file() and saved.stat().st_mtime > ck.stat().st_mtime:
             ev = json.loads(saved.read_text())          # this checkpoint's evaluation, written by api.evaluate
         else:
-            ev = api.evaluate(ck, corpus, args.work / f"eval-student{tag}-s{seed}")
+            ev = api.evaluate(ck, corpus, args.work / f"eval-student{tag}-s{seed}", score=args.score,
+                              span_s=args.span, repeats=args.phoneme_repeats == "yes")
         row = {"seed": seed, "params": tr["params"], "epochs": epochs, **figures(ev)}
         fp32_rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k in ("seed",) + METRICS}), flush=True)
@@ -215,7 +237,8 @@ def main() -> int:
                                          "vtlp": args.vtlp, "model_options": recipe["options"],
                                          "augment": recipe["augment"], "ema": recipe["ema"],
                                          "pair_loss": recipe["pair_loss"], "pair_margin": recipe["pair_margin"],
-                                         "pair_sides": recipe["pair_sides"],
+                                         "pair_sides": recipe["pair_sides"], "phoneme_ctc": recipe["phoneme_ctc"],
+                                         "score": args.score, "span": args.span,
                                          "distillation": {k: recipe[k] for k in ("teacher", "kd_alpha", "kd_temperature")}
                                          if recipe["teacher"] else None,
                                          "params": fp32_rows[0]["params"] if fp32_rows else None,
@@ -225,7 +248,7 @@ def main() -> int:
         t = time.monotonic()
         base = args.work / f"int4{tag}-s{seed}"
         spec = int4_recipe(args.work / f"student{tag}-s{seed}.pt", corpus, base.with_suffix(".bin"), seed, quick,
-                           args.int4_teacher, args.int4_sparsity)
+                           args.int4_teacher, args.int4_sparsity, args.score, args.span)
         rec = from_dict(spec)
         rep = _reuse_int4(base, rec)
         if rep is None:
@@ -267,7 +290,58 @@ def main() -> int:
     return 0
 
 
-def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tuple[Path, dict]:
+def demo_corpus() -> dict:
+    """The corpus `make demo` synthesises (its seed 0), as a corpus.json would say it."""
+    return {"seed": 0, **{k: list(v) if isinstance(v, tuple) else v for k, v in api.DEMO_CORPUS.items()}}
+
+
+def demo_defaults(ap: argparse.ArgumentParser, args) -> None:
+    """--demo: the demo's recipe and score wherever the command line left a setting at its default; without --demo
+    the benchmark's own defaults (the classifier, INT4 with 30 % pruning and no distillation)."""
+    if args.demo:
+        for k, v in (("model", api.DEMO_MODEL), ("features", api.DEMO_FEATURES), ("vtlp", api.DEMO_VTLP),
+                     ("phoneme_ctc", api.DEMO_PHONEME_CTC), ("ema", api.DEMO_EMA), ("epochs", api.DEMO_EPOCHS)):
+            if getattr(args, k) == ap.get_default(k):
+                setattr(args, k, v)
+        args.score = args.score or api.DEMO_SCORE
+        args.span = args.span if args.span is not None else api.DEMO_SPAN
+        args.int4_teacher = args.int4_teacher or "self"
+        args.int4_sparsity = 0.0 if args.int4_sparsity is None else args.int4_sparsity
+    args.score = args.score or "classifier"
+    args.int4_teacher = args.int4_teacher or "none"
+    args.int4_sparsity = 0.3 if args.int4_sparsity is None else args.int4_sparsity
+    if args.score == "classifier" and (args.span is not None or args.phoneme_repeats == "no"):
+        ap.error("--span, --phoneme-repeats: for the phonemes score (--score phonemes)")
+    if args.score == "phonemes" and not args.phoneme_ctc:
+        ap.error("--score phonemes: the student needs a phoneme head (--phoneme-ctc WEIGHT)")
+
+
+def add_score_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--score", choices=("classifier", "phonemes"), default=None,
+                    help="the detector's wake score (as `pqlr eval --score`; default classifier, --demo phonemes); "
+                         "the INT4 student's model.bin computes the same")
+    ap.add_argument("--span", type=_span_arg, default=None,
+                    help="the audio the phonemes score reads: seconds, or auto (`pqlr eval --span`; --demo: "
+                         f"{api.DEMO_SPAN})")
+    ap.add_argument("--phoneme-repeats", choices=("yes", "no"), default="yes",
+                    help="whether a phoneme of the phonemes score may be several spikes (`pqlr eval "
+                         "--phoneme-repeats`; default yes)")
+
+
+def _span_arg(text: str):
+    if text == "auto":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds (e.g. 1.8) or auto") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{v}: must be positive")
+    return v
+
+
+def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus",
+              base: dict | None = None) -> tuple[Path, dict]:
     """(the corpus folder, its config): corpus.json, with --corpus-set KEY=VALUE overrides in a folder of their
     own (<work>/<base_name>-<overrides>). When the overrides a made corpus lacks are all extensions
     (dialogue_negatives, kokoro_voices, ...: _KEYED_WHEN_SET), that folder starts as a hard-linked copy of the made
@@ -277,7 +351,7 @@ def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus") -> tu
     from dataclasses import fields
 
     from hostside.data.synth import _KEYED_WHEN_SET, SynthConfig
-    cfg = json.loads((HERE / "corpus.json").read_text())
+    cfg = base if base is not None else json.loads((HERE / "corpus.json").read_text())
     names = {f.name for f in fields(SynthConfig)}
     over = {}
     for o in overrides:
@@ -470,6 +544,8 @@ def _int4_row(seed: int, rec, rep: dict) -> dict:
             "real_false_accepts": fa, "real_fa_per_hour": final.get("false_accepts_per_hour"),
             "real_fa_per_hour_upper95": final.get("false_accepts_per_hour_upper95"),
             "real_hours": hours, "tts_fa_per_hour": final.get("tts_stream_false_accepts_per_hour"),
+            "conversation_fa_per_hour": final.get("conversation_false_accepts_per_hour"),
+            "score": final.get("score"), "score_span_s": final.get("score_span_s"),
             "val_estimated_fa_per_hour": final.get("val_estimated_fa_per_hour"),
             "det": final.get("det")}     # its DET points (compress reports them since 2026-12-04; None before)
 
@@ -507,15 +583,34 @@ def _recipe_line(r: dict) -> list[str]:
     extra = [f"options {m['model_options']}" if m.get("model_options") else "",
              f"EMA {m['ema']}" if m.get("ema") else "",
              f"near-miss margin loss {m['pair_loss']} ({m.get('pair_sides')})" if m.get("pair_loss") else "",
-             _distilled(m["distillation"]) if m.get("distillation") else ""]
+             _distilled(m["distillation"]) if m.get("distillation") else "",
+             f"phoneme CTC {m['phoneme_ctc']}" if m.get("phoneme_ctc") else ""]
+    sc = r.get("score") or {}
+    spans = sorted({row.get("score_span_s") for row in m.get("per_seed", []) if row.get("score_span_s")})
+    span = (f"{sc['span']} ({', '.join(f'{x:g}' for x in spans)} s)" if sc.get("span") == "auto" and spans
+            else f"{sc['span']:g} s" if isinstance(sc.get("span"), (int, float)) else sc.get("span") or "one window")
+    score = (f"Wake score: the phoneme head's score of the phrase in order over a span of {span}"
+             f"{', a phoneme may be several spikes' if sc.get('phoneme_repeats') else ''} (computed by model.bin "
+             "for the INT4 student)" if sc.get("score") == "phonemes" else "Wake score: the classifier's posterior")
     lines = [f"fp32 student: {m['architecture']}, {m.get('params')} parameters, {m['features']} features, "
-             f"{m['epochs']} epochs, VTLP {m.get('vtlp') or 'off'}" + "".join(f", {e}" for e in extra if e) + "."]
+             f"{m['epochs']} epochs, VTLP {m.get('vtlp') or 'off'}" + "".join(f", {e}" for e in extra if e) + ".",
+             "", score + "."]
     q = r["models"].get("int4_student") or {}
     if q.get("pipeline"):
         t = q.get("distillation") or "none"
         lines.append(f"INT4 student: {q['pipeline']}; distillation in its fine-tuning: "
                      + {"none": "none (cross-entropy only)", "self": "its own fp32 student as the teacher"}.get(t, t) + ".")
     return lines + [""]
+
+
+def _conv(row: dict) -> str:
+    """The held-out conversation's false accepts per hour (and upper bound where recorded), or n/a."""
+    if row.get("conversation_fa_per_hour") is None:
+        return "n/a"
+    up = row.get("conversation_fa_per_hour_upper95")
+    n, h = row.get("conversation_false_accepts"), row.get("conversation_hours")
+    return (f"{n} / {h:.2f} h = " if n is not None and h else "") + f"{row['conversation_fa_per_hour']:.2f}" + \
+        (f" ({up:.2f})" if up is not None else "")
 
 
 def _distilled(d: dict) -> str:
@@ -563,14 +658,14 @@ def markdown(r: dict) -> str:
                      f"{_ms(s, 'frr_test', True)} | {_ms(s, 'frr_unseen', True)} | {_ms(s, 'real_fa_per_hour')} | "
                      f"{_ms(s, 'real_fa_per_hour_upper95')} | {_ms(s, 'tts_fa_per_hour')} |")
     lines += ["", "Per seed:", "", "| model | seed | unseen acc | threshold | FRR unseen | FRR unseen per voice | "
-              "real FA (count / hours) | upper 95 % FA/h |", "|---|---|---|---|---|---|---|---|"]
+              "real FA (count / hours) | upper 95 % FA/h | conversation FA/h (upper 95 %) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, m in r["models"].items():
         for row in m["per_seed"]:
             per_voice = ", ".join(f"{k.split(':', 1)[1]} {100 * v:.0f} %" for k, v in (row.get("frr_unseen_by_voice") or {}).items())
             fa = f"{row.get('real_false_accepts')} / {row['real_hours']:.2f} h" if row.get("real_hours") else "n/a"
             lines.append(f"| {name} | {row['seed']} | {100 * (row['unseen_accuracy'] or 0):.2f} % | {row['threshold']} | "
                          f"{100 * (row['frr_unseen'] or 0):.1f} % | {per_voice or 'n/a'} | {fa} | "
-                         f"{(row.get('real_fa_per_hour_upper95') or 0):.2f} |")
+                         f"{(row.get('real_fa_per_hour_upper95') or 0):.2f} | {_conv(row)} |")
     lines += _det_lines(r)
     d = r.get("int4_vs_fp32_unseen_accuracy_points")
     if d:
