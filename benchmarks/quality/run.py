@@ -203,7 +203,7 @@ def main() -> int:
                            f"{E.DETECTOR_SMOOTHING} windows (the protocol's, fixed since 2026-12-04; before, chosen on "
                            "validation among 1, 3 and 5), threshold, 1 s refractory). Threshold chosen on "
                            "validation only: lowest val FRR with at most 1 false accept per hour (floor) on the val TTS "
-                           "negative stream and the val people's recordings (KLettres, val languages); what the tail of those negatives' peaks predicts at the chosen point is recorded (val_estimated_fa_per_hour). FRR: wake-word clips (3 s files) on which the detector never fires; "
+                           "negative stream and the val people's recordings (KLettres, val languages), and the val cast's conversation where the corpus has one (--demo: Fish Fillets NG's Dutch cast; the Czech and English casts are the test's conversation); what the tail of those negatives' peaks predicts at the chosen point is recorded (val_estimated_fa_per_hour). FRR: wake-word clips (3 s files) on which the detector never fires; "
                            "unseen = voices never trained or selected on. FA/h: triggers on real human speech (every "
                            "trigger is false), with the one-sided 95 % Poisson upper bound and the hours; the test TTS "
                            "negative stream separately. Accuracy: argmax over the three classes on 1 s clips.",
