@@ -69,7 +69,7 @@ bench-kernels: deps
 bench-memory: deps
 	$(BIN)/python benchmarks/memory/run.py
 
-bench-quality: deps      # what `make demo` deploys, 3 seeds, fp32 and INT4 (~1.5 h on 2 cores)
+bench-quality: deps      # what `make demo` deploys, 3 seeds, fp32 and INT4 (about 2.5 h on 2 cores: attempts.md §49)
 	$(BIN)/python benchmarks/quality/run.py --demo
 
 bench-compression: deps
