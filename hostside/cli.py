@@ -32,9 +32,12 @@ def _span_arg(text: str):
     if text == "auto":
         return text
     try:
-        return float(text)
+        v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: seconds (e.g. 1.8) or auto") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{v}: must be positive")
+    return v
 
 
 def _span_read(art) -> str:

@@ -44,14 +44,7 @@ def test_run_refuses_an_int4_sparsity_out_of_range_before_running(value, tmp_pat
 
 
 def _parsed(run, argv):
-    import argparse
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--int4-teacher", default=None)
-    ap.add_argument("--int4-sparsity", type=run.sparsity_arg, default=None)
-    ap.add_argument("--epochs", type=int, default=25)
-    run.add_recipe_args(ap)
-    run.add_score_args(ap)
-    ap.add_argument("--demo", action="store_true")
+    ap = run.parser()
     args = ap.parse_args(argv)
     run.demo_defaults(ap, args)
     return args

@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))                           # det_table beside it (r
 
 from hostside import api  # noqa: E402
 from hostside import evaluate as E  # noqa: E402
-from hostside.cli import _float_pair, _model_options  # noqa: E402
+from hostside.cli import _float_pair, _model_options, _span_arg  # noqa: E402
 from hostside.data.features import PRESETS  # noqa: E402
 
 GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hour_upper95": "<= 1",
@@ -133,7 +133,8 @@ def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, 
     return spec
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
+    """run.py's command line (main's; the tests read --demo's settings through it)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a small run to check the script (results not recorded)")
     ap.add_argument("--work", type=Path, default=Path("build/bench-quality"), help="scratch folder")
@@ -157,6 +158,11 @@ def main() -> int:
     ap.add_argument("--record-partial", action="store_true",
                     help="record what a stopped run measured (work/results[-<name>]-partial.json) as results[-<name>].json/.md, "
                          "saying it is partial; nothing is run")
+    return ap
+
+
+def main() -> int:
+    ap = parser()
     args = ap.parse_args()
     tag = f"-{args.name}" if args.name else ""
     if args.record_partial:
@@ -326,18 +332,6 @@ def add_score_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--phoneme-repeats", choices=("yes", "no"), default="yes",
                     help="whether a phoneme of the phonemes score may be several spikes (`pqlr eval "
                          "--phoneme-repeats`; default yes)")
-
-
-def _span_arg(text: str):
-    if text == "auto":
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: seconds (e.g. 1.8) or auto") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{v}: must be positive")
-    return v
 
 
 def corpus_of(work: Path, overrides: list[str], base_name: str = "corpus",
