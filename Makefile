@@ -14,7 +14,7 @@ OUT    ?= build
 STAMP  := $(VENV)/.pqlr-installed
 DEBS_STAMP := build/.debs-ok
 
-.PHONY: build-c6 demo test flash bench bench-kernels bench-memory bench-quality bench-compression bench-transformer bench-training render clean distclean deps debs venv help
+.PHONY: build-c6 demo test flash bench bench-kernels bench-memory bench-quality bench-compression bench-transformer bench-training bench-reference render clean distclean deps debs venv help
 
 help:
 	@sed -n '2,7p' Makefile
@@ -80,6 +80,9 @@ bench-transformer: deps
 
 bench-training: deps    # pqlr train's loop on the demo's corpus (`make demo` first)
 	$(BIN)/python benchmarks/training/run.py --corpus $(OUT)/demo/corpus --repeat 5
+
+bench-reference: deps   # the numpy integer reference's time per input (`make demo` first)
+	$(BIN)/python benchmarks/reference/run.py --model $(OUT)/demo/model.bin
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

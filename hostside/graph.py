@@ -184,14 +184,19 @@ def double_round(acc: np.ndarray, M: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 def requantize(acc: np.ndarray, M: np.ndarray, s: np.ndarray, zp: int, lo: int, hi: int,
                rounding: str = "single") -> np.ndarray:
-    acc = np.asarray(acc, dtype=np.int64)
     M = np.asarray(M, dtype=np.int64)
     s = np.asarray(s, dtype=np.int64)
     if rounding == "double":
-        y = double_round(acc, M, s)
-    else:
-        y = (acc * M + (np.int64(1) << (s - 1))) >> s
-    return np.clip(y + zp, lo, hi).astype(np.int8)
+        y = double_round(np.asarray(acc, dtype=np.int64), M, s)
+    else:                                   # (acc·M + 2^(s−1)) >> s, in place on one copy: the same integers, less memory
+        y = np.array(acc, dtype=np.int64)
+        np.multiply(y, M, out=y)
+        y += np.int64(1) << (s - 1)
+        np.right_shift(y, s, out=y)
+    y += zp
+    np.maximum(y, lo, out=y)
+    np.minimum(y, hi, out=y)
+    return y.astype(np.int8)
 
 
 @dataclass

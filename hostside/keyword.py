@@ -162,7 +162,7 @@ class GraphPredictor:
     def new_stream(self) -> None:
         self.state = {}
 
-    def __call__(self, model, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    def __call__(self, model, x: np.ndarray, batch: int | None = None) -> np.ndarray:
         from .reference import run_batch
         if len(x) == 0:
             return np.zeros((0, self.graph.class_outputs), np.float32)

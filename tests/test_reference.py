@@ -109,3 +109,30 @@ def test_relu6_is_a_clamp_at_six():
     assert ts[1].max() == first.act_max                     # saturated at 6
     ptq = quantize_ptq(m, x, ("a", "b", "c"))
     assert ptq.layers[0].act_max == min(127, ptq.layers[0].out_zp + round(6 / ptq.layers[0].out_scale))
+
+
+@pytest.mark.parametrize("k", [1, 64, 513, 514, 518, 519, 2000])
+def test_integer_matmul_is_exact_at_the_float_limits(k):
+    """_imatmul's float32 path (partial sums below 2^24) and float64 path give Python's integers, at and around K
+    where the bound moves between them, with the extreme operands an int8 tensor less a zero point can hold —
+    int8 weights of −128 included (np.abs of int8 −128 is −128, which a bound must not read as 128 smaller)."""
+    from hostside.reference.interpreter import _imatmul
+    rng = np.random.default_rng(k)
+    a = rng.choice(np.array([-255, 255, -254, 1, 0], np.int32), size=(5, k))
+    b = rng.choice(np.array([-128, 127, -127, 3], np.int8), size=(k, 4))
+    a[0], b[:, 0] = 255, -128                             # one row·column at the largest |sum| the operands allow
+    want = [[sum(int(a[i, t]) * int(b[t, j]) for t in range(k)) for j in range(4)] for i in range(5)]
+    assert _imatmul(a, b).tolist() == want
+
+
+def test_run_batch_gives_the_same_integers_at_any_chunk():
+    """run_batch's default chunk (batch_chunk) and any other give run's integers input by input, and a stream's state
+    carried the same way (the speed of each: benchmarks/reference)."""
+    from hostside.reference import run_batch
+    from hostside.reference.interpreter import batch_chunk
+    _, g, _ = random_graph(3, channels=6, blocks=2)
+    xs = random_inputs(g, 37, 3)
+    want = np.stack([run(g, x) for x in xs])
+    assert 1 <= batch_chunk(g) <= 256
+    for chunk in (None, 1, 5, 16, 64):
+        assert np.array_equal(run_batch(g, xs, chunk=chunk), want), chunk

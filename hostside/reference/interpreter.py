@@ -1,9 +1,11 @@
 """Execute an IntGraph exactly (int8 tensors, int32/int64 accumulators, the graph module's requant rule)."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ..graph import (CTC_NEG, CTC_TABLE, EXP_BITS, INV_BITS, LN_BITS, PROB_BITS, SKIP_OPS, IntGraph, Layer, ctc_offset,
                      ctc_repeats, ctc_sequences, ctc_span, ctc_states, ctc_state_bytes, double_round, requantize)
@@ -18,12 +20,33 @@ def _padded(x: np.ndarray, layer: Layer) -> np.ndarray:
 
 
 def _imatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b of int64 matrices, exactly: in float64 (BLAS) when every partial sum stays below 2^53, which int8
-    operands do for any K below 2^37; otherwise in int64."""
-    bound = a.shape[1] * (int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0)) + 1)
-    if bound < 2**53:
-        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
-    return a @ b
+    """a @ b of integer matrices, exactly: in float32 (BLAS) when every partial sum stays below 2^24 (int8 operands
+    less a zero point, |a| ≤ 255 and |b| ≤ 127, for any K up to 518: a pointwise convolution, an fc), in float64
+    below 2^53 (any K below 2^37), otherwise in int64. Every partial sum is then an integer the float holds exactly,
+    whatever order BLAS adds in."""
+    def top(m):                                  # max |m| in Python's integers (np.abs of int8 −128 is −128)
+        return max(int(m.max(initial=0)), -int(m.min(initial=0)))
+    bound = a.shape[1] * (top(a) * top(b) + 1)
+    for kind, limit in ((np.float32, 2**24), (np.float64, 2**53)):
+        if bound < limit:
+            return (a.astype(kind) @ b.astype(kind)).astype(np.int64)
+    return a.astype(np.int64) @ b.astype(np.int64)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_blas_thread(fn):
+    """fn with numpy's BLAS held to one thread while it runs. The reference's products are small (a layer of a
+    chunk of inputs), and BLAS threads that spin waiting for work when another process holds the cores made it
+    several times slower: 22.3 against 3.5 ms an input beside a training process (attempts.md §50)."""
+    @functools.wraps(fn)
+    def one_thread(*args, **kwargs):
+        with _blas().limit(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+    return one_thread
 
 
 def _batched(kernel):
@@ -44,11 +67,11 @@ def conv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     sh, sw = L.stride
     oh, ow, oc = L.out_shape
     n = len(x)
-    cols = np.empty((n, oh, ow, kh, kw, xp.shape[3]), dtype=np.int64)
+    cols = np.empty((n, oh, ow, kh, kw, xp.shape[3]), dtype=xp.dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, :, :, i, j, :] = xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
-    acc = _imatmul(cols.reshape(n * oh * ow, -1), L.weights.reshape(oc, -1).astype(np.int64).T) + L.bias
+    acc = _imatmul(cols.reshape(n * oh * ow, -1), L.weights.reshape(oc, -1).T) + L.bias
     return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(n, oh, ow, oc)
 
 
@@ -61,19 +84,22 @@ def dwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     # int32 where no sum can leave it (|x − zp| ≤ 255, |w| ≤ 127), int64 otherwise: the same integers either way
     wide = kh * kw * 255 * 127 + int(np.abs(L.bias).max(initial=0)) >= 2**31
     kind = np.int64 if wide else np.int32
-    acc = np.zeros((len(x), oh, ow, oc), dtype=kind) + L.bias.astype(kind)
+    acc = np.empty((len(x), oh, ow, oc), dtype=kind)
+    acc[...] = L.bias.astype(kind)
+    tap = np.empty_like(acc)                 # one tap's products, reused: no new array per tap
     w = L.weights.astype(kind)               # [C, kh, kw]
     for i in range(kh):
         for j in range(kw):
-            acc += xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :] * w[:, i, j]
+            np.multiply(xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :], w[:, i, j], out=tap)
+            acc += tap
     return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding)
 
 
 @_batched
 def pwconv2d(x: np.ndarray, L: Layer) -> np.ndarray:
     oh, ow, oc = L.out_shape
-    xi = x.astype(np.int64).reshape(len(x) * oh * ow, -1) - L.in_zp
-    acc = _imatmul(xi, L.weights.astype(np.int64).T) + L.bias
+    xi = x.reshape(len(x) * oh * ow, -1).astype(np.int32) - np.int32(L.in_zp)
+    acc = _imatmul(xi, L.weights.T) + L.bias
     return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(len(x), oh, ow, oc)
 
 
@@ -87,8 +113,8 @@ def avgpool(x: np.ndarray, L: Layer) -> np.ndarray:
 
 @_batched
 def fc(x: np.ndarray, L: Layer) -> np.ndarray:
-    xi = x.astype(np.int64).reshape(len(x), -1) - L.in_zp
-    acc = _imatmul(xi, L.weights.astype(np.int64).T) + L.bias
+    xi = x.reshape(len(x), -1).astype(np.int32) - np.int32(L.in_zp)
+    acc = _imatmul(xi, L.weights.T) + L.bias
     return requantize(acc, L.multiplier, L.shift, L.out_zp, L.act_min, L.act_max, L.rounding).reshape(len(x), *L.out_shape)
 
 
@@ -281,6 +307,7 @@ KERNELS = {"conv2d": conv2d, "dwconv2d": dwconv2d, "pwconv2d": pwconv2d, "avgpoo
            "meanpool": meanpool, "softmax": softmax, "maxpool": maxpool, "qadd": qadd, "ctc": ctc}
 
 
+@_one_blas_thread
 def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None = None):
     """x: int8 input of graph.input_shape. Returns the int8 output vector, or (output, [t0 … tL]) with dump.
     A streaming graph reads its stream layers' state from `state` (layer index → int8 rows; missing: the
@@ -312,16 +339,31 @@ def run(graph: IntGraph, x: np.ndarray, dump: bool = False, state: dict | None =
 BATCH_OPS = ("conv2d", "dwconv2d", "pwconv2d", "avgpool", "fc", "ctc")    # kernels that take a batch too
 
 
-def run_batch(graph: IntGraph, xs: np.ndarray, chunk: int = 256, state: dict | None = None) -> np.ndarray:
+CHUNK_ELEMENTS = 1 << 18      # run_batch's default chunk: inputs whose largest tensor holds about this many values
+
+
+def batch_chunk(graph: IntGraph) -> int:
+    """How many inputs run_batch takes through each layer at once by default: as many as keep the largest
+    tensor near CHUNK_ELEMENTS values (2 MiB of int64: the layer's integers stay in cache between one elementwise
+    step and the next), 1 to 256. Measured on the demo's DS-CNN (16,000 values a tensor; attempts.md §50): 16 inputs
+    a chunk took 1.43 ms an input, 512 took 2.91 ms."""
+    biggest = max([int(np.prod(graph.input_shape))] + [int(np.prod(L.out_shape)) for L in graph.layers])
+    return int(np.clip(CHUNK_ELEMENTS // max(1, biggest), 1, 256))
+
+
+@_one_blas_thread
+def run_batch(graph: IntGraph, xs: np.ndarray, chunk: int | None = None, state: dict | None = None) -> np.ndarray:
     """Outputs [N, out] of independent inputs [N, H, W, C] (a graph that keeps state: each its own new stream), or,
     with `state` (as run's), consecutive inputs of one stream, its state carried through them and written back.
     A graph of BATCH_OPS only (the DS-CNNs, with or without the phoneme branch, its ctc with or without a span) runs
-    `chunk` inputs through each layer at once (the same kernels, the same integers); the others run input by input."""
+    `chunk` inputs through each layer at once (the same kernels, the same integers; None: batch_chunk's); the others
+    run input by input."""
     xs = np.asarray(xs)
     if not all(L.op in BATCH_OPS for L in graph.layers) or len(xs) == 0:
         return np.stack([run(graph, x, state=state) for x in xs]) if len(xs) else np.zeros((0, 0), np.int8)
     if xs.dtype != np.int8 or xs.shape[1:] != tuple(graph.input_shape):
         raise ValueError(f"inputs must be int8 [N, {graph.input_shape}], got {xs.dtype} {xs.shape}")
+    chunk = chunk or batch_chunk(graph)
     out = []
     for k in range(0, len(xs), chunk):
         tensors = [xs[k: k + chunk]]
