@@ -114,8 +114,8 @@ def test_relu6_is_a_clamp_at_six():
 @pytest.mark.parametrize("k", [1, 64, 513, 514, 518, 519, 2000])
 def test_integer_matmul_is_exact_at_the_float_limits(k):
     """_imatmul's float32 path (partial sums below 2^24) and float64 path give Python's integers, at and around K
-    where the bound moves between them, with the extreme operands an int8 tensor less a zero point can hold —
-    int8 weights of −128 included (np.abs of int8 −128 is −128, which a bound must not read as 128 smaller)."""
+    where the bound moves between them (with the float32 limit raised to 2^26, K = 2000 is rounded and fails), with the
+    extreme operands an int8 tensor less a zero point can hold, int8 weights of −128 included."""
     from hostside.reference.interpreter import _imatmul
     rng = np.random.default_rng(k)
     a = rng.choice(np.array([-255, 255, -254, 1, 0], np.int32), size=(5, k))
@@ -126,8 +126,8 @@ def test_integer_matmul_is_exact_at_the_float_limits(k):
 
 
 def test_run_batch_gives_the_same_integers_at_any_chunk():
-    """run_batch's default chunk (batch_chunk) and any other give run's integers input by input, and a stream's state
-    carried the same way (the speed of each: benchmarks/reference)."""
+    """run_batch's default chunk (batch_chunk) and any other give run's integers input by input (the speed of each:
+    benchmarks/reference; a stream's state carried over chunks: tests/test_ctc_op.py)."""
     from hostside.reference import run_batch
     from hostside.reference.interpreter import batch_chunk
     _, g, _ = random_graph(3, channels=6, blocks=2)

@@ -41,7 +41,7 @@ def _blas() -> ThreadpoolController:
 def _one_blas_thread(fn):
     """fn with numpy's BLAS held to one thread while it runs. The reference's products are small (a layer of a
     chunk of inputs), and BLAS threads that spin waiting for work when another process holds the cores made it
-    several times slower: 22.3 against 3.5 ms an input beside a training process (attempts.md §50)."""
+    several times slower: 22.3 against 3.5 ms an input beside the quality benchmark's process (attempts.md §50)."""
     @functools.wraps(fn)
     def one_thread(*args, **kwargs):
         with _blas().limit(limits=1, user_api="blas"):
@@ -345,8 +345,8 @@ CHUNK_ELEMENTS = 1 << 18      # run_batch's default chunk: inputs whose largest 
 def batch_chunk(graph: IntGraph) -> int:
     """How many inputs run_batch takes through each layer at once by default: as many as keep the largest
     tensor near CHUNK_ELEMENTS values (2 MiB of int64: the layer's integers stay in cache between one elementwise
-    step and the next), 1 to 256. Measured on the demo's DS-CNN (16,000 values a tensor; attempts.md §50): 16 inputs
-    a chunk took 1.43 ms an input, 512 took 2.91 ms."""
+    step and the next), 1 to 256. Measured on the demo's DS-CNN (16,000 values a tensor; benchmarks/reference): 16
+    inputs a chunk took 1.49 ms an input, 512 took 2.89 ms."""
     biggest = max([int(np.prod(graph.input_shape))] + [int(np.prod(L.out_shape)) for L in graph.layers])
     return int(np.clip(CHUNK_ELEMENTS // max(1, biggest), 1, 256))
 
