@@ -1,6 +1,7 @@
 """Each compression pass's invariant, the recipe checks, and the one-liner end to end."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,6 +278,22 @@ def test_a_student_taught_by_itself_is_evaluated_once_and_the_report_times_every
         assert at["fa_per_hour"] == pytest.approx(row["false_accepts_per_hour"])
         assert row["frr_at_fa_per_hour"] == {str(x): E.frr_at(row["det"], x) for x in E.DET_LIMITS}
     assert "At equal false accepts" in md and "| quantize |" in md.split("At equal false accepts")[1]
+    # how often the integer model classifies a held-out clip as the student does, per split: recomputed here from
+    # the checkpoint on disk and model.bin (the student's own row has none)
+    from hostside.artifact import read_model_bin
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import FrontEnd, corpus_features
+    from hostside.keyword import GraphPredictor
+    from hostside.train import load_checkpoint, predict
+    net, ck = load_checkpoint(Path(student))
+    corpus = load_corpus(trained_pipeline["corpus"])
+    x, _ = corpus_features(corpus, FrontEnd.from_dict(ck["frontend"]))
+    splits = np.array([c.split for c in corpus.clips])
+    same = predict(net, x).argmax(1) == GraphPredictor(read_model_bin(out).graph, wake_score=False)(None, x).argmax(1)
+    want = {s: float(same[splits == s].mean()) for s in ("val", "test", "unseen") if (splits == s).any()}
+    assert want and student_row["agreement_with_student"] is None
+    assert r["stages"][-1]["agreement_with_student"] == pytest.approx(want)
+    assert "Top-1 agreement" in md and "quantize: val" in md
 
 
 @pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng (make deps)")

@@ -132,7 +132,7 @@ def test_results_page_and_det_table_compare_fp32_and_int4_students_at_equal_fals
     rep = {"stages": [{"name": "quantize", "unseen_engine_accuracy": 0.8, "false_accepts": 3, "real_speech_hours": 3.0,
                        "det": b}], "export": {}}
     int4 = mod._int4_row(0, rec, rep)
-    assert int4["det"] == b
+    assert int4["det"] == b and int4["agreement_with_fp32"] is None        # reports from before 2026-12-07
     r = {"models": {"fp32_student": {"per_seed": [{"seed": 0, "det": a}]},
                     "int4_student": {"pipeline": "PQLR: W4A8", "per_seed": [int4]}}}
     md = "\n".join(mod._det_lines(r))
@@ -258,3 +258,19 @@ def test_connected_puts_a_second_of_speech_right_after_and_right_before_the_phra
     before = out["speech before"]
     assert len(before) == 48000 + 8000 and np.allclose(before[16000:], out["alone"][8000:], atol=1e-4)
     assert np.allclose(before[:8000], np.sqrt(np.mean(out["alone"][16000:32000] ** 2)))
+
+
+def test_results_page_says_how_often_int4_and_fp32_agree(tmp_path):
+    """compress's per-split top-1 agreement of the integer model with its fp32 student reaches results.json's INT4
+    rows and results.md (the recorded run, read back, as the page is written)."""
+    mod = _run_module()
+    rec = from_dict(mod.int4_recipe(tmp_path / "s.pt", tmp_path / "c", tmp_path / "m.bin", 2, False))
+    rep = {"stages": [{"name": "quantize", "unseen_engine_accuracy": 0.8,
+                       "agreement_with_student": {"val": 0.97, "test": 0.98, "unseen": 0.953125}}], "export": {}}
+    row = mod._int4_row(2, rec, rep)
+    assert row["agreement_with_fp32"] == {"val": 0.97, "test": 0.98, "unseen": 0.953125}
+    r = json.loads((RUN.parent / "results.json").read_text())
+    r["models"]["int4_student"]["per_seed"] = [row]
+    assert "top-1 agreement on the unseen voices' clips): seed 2 95.31 %;" in mod.markdown(r)
+    r["models"]["int4_student"]["per_seed"] = [row | {"agreement_with_fp32": None}]
+    assert "top-1 agreement" not in mod.markdown(r)

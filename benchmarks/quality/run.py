@@ -531,6 +531,9 @@ def _int4_row(seed: int, rec, rep: dict) -> dict:
     return {"seed": seed, "recipe": [{"name": s.name, **s.params} for s in rec.stages],
             "model_bin_bytes": final.get("model_bin_bytes"), "weight_bytes": final.get("weight_bytes"),
             "integer_vs_fakequant": (rep.get("export") or {}).get("agreement"),
+            # top-1 agreement of the integer model's clip classifier with its fp32 student, per held-out split
+            # (compress reports it since 2026-12-07; None before)
+            "agreement_with_fp32": final.get("agreement_with_student"),
             "val_accuracy": final.get("val_accuracy"), "held_out_voice_accuracy": final.get("held_out_voice_accuracy"),
             "unseen_accuracy": final.get("unseen_engine_accuracy"), "threshold": final.get("threshold"),
             "smoothing_windows": final.get("smoothing_windows"), "frr_unseen": final.get("false_rejection_rate"),
@@ -667,6 +670,13 @@ def markdown(r: dict) -> str:
         ok = sum(round(x, 6) >= -0.5 for x in d["per_seed"])      # −0.5 is 6 clips of 1,200: not a float's last bit
         lines.append(f"INT4 within 0.5 points of fp32: {'met' if round(d['mean'], 6) >= -0.5 else 'not met'} on the seeds' mean, "
                      f"on {ok} of {len(d['per_seed'])} seeds.")
+        agree = [(row["seed"], row["agreement_with_fp32"]["unseen"]) for row in
+                 (r["models"].get("int4_student") or {}).get("per_seed", [])
+                 if (row.get("agreement_with_fp32") or {}).get("unseen") is not None]
+        if agree:
+            lines.append("INT4 and fp32 classify the same way (top-1 agreement on the unseen voices' clips): "
+                         + ", ".join(f"seed {k} {100 * v:.2f} %" for k, v in agree)
+                         + "; the accuracy gap is what the disagreeing clips net out to, and cannot exceed them.")
     fs = (r["models"].get("fp32_student") or {}).get("summary", {})
     lines += ["", f"Goals: {r['goal']}."]
     if fs:

@@ -42,6 +42,13 @@ def markdown(r: dict) -> str:
             name = f"{s['name']} (= {s['same_as']})" if s.get("same_as") else s["name"]
             lines.append(f"| {name} | " + " | ".join(_f(s["frr_at_fa_per_hour"][x], True) for x in limits) + " |")
         lines.append("")
+    agree = [s for s in r["stages"] if s.get("agreement_with_student")]
+    if agree:
+        lines += ["", "Top-1 agreement of each stage's clip classifier with the uncompressed student (held-out clips; "
+                  "the exported row: the integer model). Accuracies d points apart disagree on at least d % of clips:", ""]
+        for s in agree:
+            lines.append(f"- {s['name']}: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in s["agreement_with_student"].items()))
+        lines.append("")
     for s in r["stages"]:
         if s.get("widths_before"):
             lines.append(f"- prune: channel widths {s['widths_before']} → {s['widths_after']}")
