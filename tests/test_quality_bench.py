@@ -274,3 +274,35 @@ def test_results_page_says_how_often_int4_and_fp32_agree(tmp_path):
     assert "top-1 agreement on the unseen voices' clips): seed 2 95.31 %;" in mod.markdown(r)
     r["models"]["int4_student"]["per_seed"] = [row | {"agreement_with_fp32": None}]
     assert "top-1 agreement" not in mod.markdown(r)
+
+
+def test_int4_attempt_keeps_the_epoch_that_agrees_and_can_hold_depthwise_weights_at_8_bits(trained_pipeline, tmp_path):
+    """benchmarks/quality/int4_attempt.py (attempts.md §51): --dw-bits 8 exports the depthwise layers' weights at 8
+    bits and the others at the recipe's 4 (first/last 8); every stage's row says how often it agrees with the
+    student, per split — the student's own row 100 %, the quantised row as recomputed here from model.bin."""
+    import numpy as np
+    from hostside.artifact import read_model_bin
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import FrontEnd, corpus_features
+    from hostside.keyword import GraphPredictor
+    from hostside.train import load_checkpoint, predict
+    work = tmp_path / "work"
+    p = subprocess.run([sys.executable, str(RUN.parent / "int4_attempt.py"), "--student",
+                        str(trained_pipeline["root"] / "m.pt"), "--corpus", str(trained_pipeline["corpus"]),
+                        "--teacher", "self", "--name", "t", "--work", str(work), "--sparsity", "0", "--epochs", "1",
+                        "--select", "agreement", "--dw-bits", "8"], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    row = json.loads((work / "int4-attempts" / "t" / "row.json").read_text())
+    assert row["select"] == "agreement" and row["dw_bits"] == 8
+    g = read_model_bin(work / "int4-attempts" / "t" / "model.bin").graph
+    bits = {(L.op, L.wbits) for L in g.layers[1:-1] if L.weights is not None}
+    assert ("dwconv2d", 8) in bits and ("dwconv2d", 4) not in bits and ("pwconv2d", 4) in bits
+    student = next(r for r in row["stages"] if r["name"] == "student")
+    assert student["agreement_with_student"] == {"val": 1.0, "test": 1.0, "unseen": 1.0}
+    net, ck = load_checkpoint(trained_pipeline["root"] / "m.pt")
+    corpus = load_corpus(trained_pipeline["corpus"])
+    x, _ = corpus_features(corpus, FrontEnd.from_dict(ck["frontend"]))
+    splits = np.array([c.split for c in corpus.clips])
+    same = predict(net, x).argmax(1) == GraphPredictor(g, wake_score=False)(None, x).argmax(1)
+    assert row["int4_agreement_with_fp32"] == pytest.approx({s: float(same[splits == s].mean())
+                                                            for s in ("val", "test", "unseen")})

@@ -13,6 +13,10 @@ pruned and quantised copy (α·T²·KL + (1 − α)·CE in every fine-tuning epo
 same front end and classes. The streaming figures (FRR, FA/h) are not computed here, only clip accuracy
 (that is what the 0.5-point goal compares); the model is exported to model.bin and its integer reference is
 checked against the fake-quant model on every held-out clip, as `pqlr compress` does.
+Each stage's row also says how often its clip classifier agrees with the uncompressed student's, per split
+(`agreement_with_student`). §51's variants: --score phonemes --span auto (run.py --demo's recipe), --select
+agreement (keep the fine-tuning epoch that agrees most with the student on validation), --lr, --epochs, --dw-bits 8
+(depthwise weights at 8 bits).
 Writes <work>/int4-attempts/<name>/{model.bin, row.json}.
 """
 from __future__ import annotations
@@ -31,12 +35,28 @@ from hostside.boards import as_board  # noqa: E402
 from hostside.compress.pipeline import Pipeline, _params  # noqa: E402
 from hostside.compress.recipe import from_dict  # noqa: E402
 from run import int4_recipe, sparsity_arg  # noqa: E402
+from hostside.cli import _span_arg  # noqa: E402
 
 
 class ClipPipeline(Pipeline):
     """The compression pipeline with clip accuracy per split as each stage's evaluation (no streams)."""
 
-    def evaluate(self, name, model, weight_bytes, activation_bytes, bits, extra=None):
+    select = "accuracy"
+
+    def fit(self, model, epochs, lr, extra_loss=None):
+        """--select agreement: each fine-tuning keeps the epoch whose validation predictions agree most with the
+        uncompressed student's (train() judges "accuracy" against the labels it is given: the student's)."""
+        if self.select != "agreement":
+            return super().fit(model, epochs, lr, extra_loss)
+        if not hasattr(self, "_student_val"):
+            raise RuntimeError("the student's validation predictions are taken before the first fine-tuning")
+        labels, self.yv = self.yv, self._student_val
+        try:
+            return super().fit(model, epochs, lr, extra_loss)
+        finally:
+            self.yv = labels
+
+    def evaluate(self, name, model, weight_bytes, activation_bytes, bits, extra=None, graph=None, classifier=False):
         import numpy as np
         from hostside.data.features import corpus_features
         from hostside.train import predict
@@ -44,8 +64,13 @@ class ClipPipeline(Pipeline):
             x, y = corpus_features(self.corpus, self.fe)
             self._clips = (x, y, np.array([c.split for c in self.corpus.clips]))
         x, y, splits = self._clips
-        pred = predict(model, x).argmax(1)
+        pred = predict(model, x).argmax(1)              # a QuantNet: its fake-quant model, bit-exact with model.bin
+        if name == "student":
+            self._student_pred = pred
+            self._student_val = predict(model, self.xv).argmax(1)
+        same = pred == self._student_pred
         row = {"name": name, "bits": bits, "params": _params(model),
+               "agreement_with_student": {s: float(same[splits == s].mean()) for s in ("val", "test", "unseen")},
                "weight_bytes": int(weight_bytes), "activation_bytes": int(activation_bytes)} | \
             {f"{s}_accuracy": float((pred[splits == s] == y[splits == s]).mean()) for s in ("val", "test", "unseen")} | \
             (extra or {})
@@ -53,6 +78,24 @@ class ClipPipeline(Pipeline):
         self.log(f"  {name}: val {row['val_accuracy']:.4f}, held-out {row['test_accuracy']:.4f}, "
                  f"unseen {row['unseen_accuracy']:.4f}")
         return row
+
+
+def _depthwise_bits(bits: int) -> None:
+    """The quantize stage builds its network with the depthwise layers' weights at `bits` (the rest as the recipe
+    says; first and last layer at first_last_bits): an attempt's mixed precision, not a recipe field."""
+    import hostside.compress.quant as Q
+    plain = Q.build_quantnet
+
+    def build(ops, input_shape, wbits=8, abits=8, first_last_bits=8, calib=None):
+        net = plain(ops, input_shape, wbits, abits, first_last_bits, None)
+        weighted = [o for o in ops if o["op"] != "avgpool"]
+        wb = [L.wq.bits for L in net.weighted()]
+        wb = [b if i in (0, len(wb) - 1) or o["op"] != "dwconv2d" else bits for i, (b, o) in enumerate(zip(wb, weighted))]
+        net = Q.QuantNet(ops, wb, [L.aq.bits for L in net.weighted()], input_shape)
+        if calib is not None:
+            net.calibrate(ops, calib)
+        return net
+    Q.build_quantnet = build
 
 
 def main() -> int:
@@ -68,29 +111,47 @@ def main() -> int:
     ap.add_argument("--sparsity", type=sparsity_arg, default=None,
                     help="the prune stage's share of channels removed (default: the recipe's, 0.3); 0 drops the "
                          "prune stage: W4A8 QAT of the whole student")
+    ap.add_argument("--score", choices=("classifier", "phonemes"), default="classifier",
+                    help="the recipe's score (run.py --demo: phonemes); phonemes fine-tunes the phoneme head too")
+    ap.add_argument("--span", type=_span_arg, default=None, help="with --score phonemes: the score's span (auto)")
+    ap.add_argument("--epochs", type=int, default=None, help="QAT epochs (default: the recipe's, 5)")
+    ap.add_argument("--lr", type=float, default=None, help="QAT learning rate (default: the recipe's, 5e-4)")
+    ap.add_argument("--select", choices=("accuracy", "agreement"), default="accuracy",
+                    help="which fine-tuning epoch is kept: the most accurate on validation (the pipeline's), or the "
+                         "one that agrees most with the uncompressed student there")
+    ap.add_argument("--dw-bits", type=int, choices=(4, 8), default=None,
+                    help="the depthwise layers' weight bits (default: the recipe's wbits, 4)")
     args = ap.parse_args()
     out = args.work / "int4-attempts" / args.name
     out.mkdir(parents=True, exist_ok=True)
     spec = int4_recipe(args.student, args.corpus, out / "model.bin", args.seed, quick=False, teacher=args.teacher,
-                       **({} if args.sparsity is None else {"sparsity": args.sparsity}))
+                       score=args.score, span=args.span, **({} if args.sparsity is None else {"sparsity": args.sparsity}))
+    q = next(st for st in spec["stages"] if st["name"] == "quantize")
+    q.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None})
     distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature)) if v is not None}
     if distill:
         spec["distill"] = distill
     rec = from_dict(spec)
     t = time.monotonic()
     pipe = ClipPipeline(rec, progress=sys.stderr.isatty())
+    pipe.select = args.select
+    if args.dw_bits is not None:
+        _depthwise_bits(args.dw_bits)
     pipe.run()
     exp = pipe.export(as_board(rec.board), Path(rec.output))
     seconds = round(time.monotonic() - t)
     fp32 = next(r for r in pipe.rows if r["name"] == "student")
     int4 = pipe.rows[-1]
     row = {"name": args.name, "command": "python benchmarks/quality/int4_attempt.py " + " ".join(sys.argv[1:]),
-           "recipe": spec | {"distill": rec.distill if rec.teacher else None}, "seconds": seconds,
+           "recipe": spec | {"distill": rec.distill if rec.teacher else None}, "select": args.select,
+           "dw_bits": args.dw_bits, "seconds": seconds,
            "stages": pipe.rows, "agreement": exp["agreement"],
            "int4_minus_fp32_points": {s: round(100 * (int4[f"{s}_accuracy"] - fp32[f"{s}_accuracy"]), 2)
                                       for s in ("val", "test", "unseen")}}
+    row["int4_agreement_with_fp32"] = int4["agreement_with_student"]
     (out / "row.json").write_text(json.dumps(row, indent=1, default=str))
-    print(json.dumps({k: row[k] for k in ("name", "seconds", "agreement", "int4_minus_fp32_points")}, indent=1))
+    print(json.dumps({k: row[k] for k in ("name", "seconds", "agreement", "int4_minus_fp32_points",
+                                          "int4_agreement_with_fp32")}, indent=1))
     return 0
 
 
