@@ -276,10 +276,13 @@ def test_results_page_says_how_often_int4_and_fp32_agree(tmp_path):
     assert "top-1 agreement" not in mod.markdown(r)
 
 
-def test_int4_attempt_keeps_the_epoch_that_agrees_and_can_hold_depthwise_weights_at_8_bits(trained_pipeline, tmp_path):
+def test_int4_attempt_keeps_the_epoch_that_agrees_and_can_hold_depthwise_weights_at_8_bits(trained_pipeline, tmp_path,
+                                                                                           monkeypatch):
     """benchmarks/quality/int4_attempt.py (attempts.md §51): --dw-bits 8 exports the depthwise layers' weights at 8
     bits and the others at the recipe's 4 (first/last 8); every stage's row says how often it agrees with the
-    student, per split — the student's own row 100 %, the quantised row as recomputed here from model.bin."""
+    student, per split — the student's own row 100 %, the quantised row as recomputed here from model.bin; with
+    --select agreement each fine-tuning judges its epochs against the student's validation predictions, not the
+    labels, and the labels are back afterwards."""
     import numpy as np
     from hostside.artifact import read_model_bin
     from hostside.data.corpus import load_corpus
@@ -306,3 +309,17 @@ def test_int4_attempt_keeps_the_epoch_that_agrees_and_can_hold_depthwise_weights
     same = predict(net, x).argmax(1) == GraphPredictor(g, wake_score=False)(None, x).argmax(1)
     assert row["int4_agreement_with_fp32"] == pytest.approx({s: float(same[splits == s].mean())
                                                             for s in ("val", "test", "unseen")})
+    monkeypatch.delitem(sys.modules, "run", raising=False)     # another benchmark's run.py may hold the name
+    spec = importlib.util.spec_from_file_location("int4_attempt", RUN.parent / "int4_attempt.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pipe = mod.ClipPipeline(from_dict(row["recipe"] | {"output": str(tmp_path / "x.bin")}), progress=False,
+                            log=lambda *a: None)
+    pipe.select = "agreement"
+    pipe._float_row("student", pipe.student)
+    labels, judged = pipe.yv.copy(), []
+    import hostside.train as T
+    monkeypatch.setattr(T, "train", lambda model, fe, audio, y, xv, yv, *a, **k: judged.append(yv.copy()) or (model, {}))
+    pipe.fit(pipe.student, 1, 1e-4)
+    assert len(judged) == 1 and np.array_equal(judged[0], pipe._student_val)
+    assert not np.array_equal(pipe._student_val, labels) and np.array_equal(pipe.yv, labels)

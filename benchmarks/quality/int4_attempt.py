@@ -81,21 +81,11 @@ class ClipPipeline(Pipeline):
 
 
 def _depthwise_bits(bits: int) -> None:
-    """The quantize stage builds its network with the depthwise layers' weights at `bits` (the rest as the recipe
-    says; first and last layer at first_last_bits): an attempt's mixed precision, not a recipe field."""
+    """The quantize stage builds its network with the depthwise layers' weights at `bits` (build_quantnet's dw_bits;
+    the rest as the recipe says): an attempt's mixed precision, not a recipe field."""
+    import functools
     import hostside.compress.quant as Q
-    plain = Q.build_quantnet
-
-    def build(ops, input_shape, wbits=8, abits=8, first_last_bits=8, calib=None):
-        net = plain(ops, input_shape, wbits, abits, first_last_bits, None)
-        weighted = [o for o in ops if o["op"] != "avgpool"]
-        wb = [L.wq.bits for L in net.weighted()]
-        wb = [b if i in (0, len(wb) - 1) or o["op"] != "dwconv2d" else bits for i, (b, o) in enumerate(zip(wb, weighted))]
-        net = Q.QuantNet(ops, wb, [L.aq.bits for L in net.weighted()], input_shape)
-        if calib is not None:
-            net.calibrate(ops, calib)
-        return net
-    Q.build_quantnet = build
+    Q.build_quantnet = functools.partial(Q.build_quantnet, dw_bits=bits)
 
 
 def main() -> int:

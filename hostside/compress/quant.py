@@ -319,10 +319,13 @@ class QuantNet(nn.Module):
 
 
 def build_quantnet(ops: list[dict], input_shape, wbits: int = 8, abits: int = 8, first_last_bits: int = 8,
-                   calib: np.ndarray | None = None) -> QuantNet:
-    """Bit widths: `wbits`/`abits` for every weighted layer but the first and last (`first_last_bits`)."""
-    n = sum(1 for o in ops if o["op"] != "avgpool")
-    wb = [first_last_bits if i in (0, n - 1) else wbits for i in range(n)]
+                   calib: np.ndarray | None = None, dw_bits: int | None = None) -> QuantNet:
+    """Bit widths: `wbits`/`abits` for every weighted layer but the first and last (`first_last_bits`); dw_bits:
+    the depthwise layers' weights instead of `wbits` (None: `wbits`; attempts.md §51, not a recipe field)."""
+    weighted = [o for o in ops if o["op"] != "avgpool"]
+    n = len(weighted)
+    inner = [dw_bits if dw_bits is not None and o["op"] == "dwconv2d" else wbits for o in weighted]
+    wb = [first_last_bits if i in (0, n - 1) else inner[i] for i in range(n)]
     ab = [first_last_bits if i in (0, n - 1) else abits for i in range(n)]
     net = QuantNet(ops, wb, ab, input_shape)
     if calib is not None:
