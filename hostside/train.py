@@ -52,6 +52,9 @@ class TrainConfig:
                                                # (PhonemeTeacher; needs ctc_weight > 0); 0: off
     ctc_distill_on: str = "frames"             # frames: each frame's phoneme posteriors (KL); score: the wake
                                                # score of each window (its binary cross-entropy)
+    kd_mix: float = 0.0                        # weight of distillation on blended inputs (function matching): each
+                                               # example's features mixed with another's of the batch, λ ~ U(0, 1),
+                                               # KL(teacher ‖ student) there at temperature 1; needs a teacher; 0: off
 
     def __post_init__(self):
         from .errors import PqlrError
@@ -75,6 +78,8 @@ class TrainConfig:
         if self.ctc_distill > 0 and self.ctc_weight <= 0:
             raise PqlrError("the phoneme head's distillation trains the phoneme head: give --phoneme-ctc too "
                             "(e.g. --phoneme-ctc 0.3 --phoneme-distill 1 --teacher A.pt --teacher B.pt)")
+        if not 0.0 <= self.kd_mix <= 10.0:
+            raise PqlrError(f"blended-input distillation weight {self.kd_mix}: a number in [0, 10], e.g. 1 (0: off)")
         if not 0.0 < self.ctc_negative_floor < 1.0:
             raise PqlrError(f"phoneme negative floor {self.ctc_negative_floor}: a wake score in (0, 1), e.g. 0.3")
         if self.pair_sides not in PAIR_SIDES:
@@ -387,6 +392,19 @@ def ema_too_slow(decay: float, steps: int) -> str | None:
              f"train for at least {math.ceil(EMA_HORIZONS / (1 - decay) - 1e-9):,} steps or leave --ema off"))
 
 
+def mixed_kd_loss(model: nn.Module, teacher: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Function matching (Beyer et al. 2022, "Knowledge distillation: A good teacher is patient and consistent"):
+    each example's features blended with the next one's of the batch, x̃ = λ·x_i + (1 − λ)·x_(i+1), λ ~ U(0, 1) per
+    example, and KL(teacher ‖ student) of the class posteriors there — inputs that lie off the training voices'
+    distribution, where only the teacher says what the student should do. λ is drawn from `gen` (on the CPU)."""
+    lam = torch.rand(len(x), generator=gen).to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
+    xm = lam * x + (1 - lam) * x.roll(1, 0)
+    with torch.no_grad():
+        p_t = nn.functional.softmax(teacher(xm).to(x.dtype), dim=1)
+    log_p_s = nn.functional.log_softmax(model(xm), dim=1)
+    return nn.functional.kl_div(log_p_s, p_t, reduction="batchmean")
+
+
 def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
           y_val: np.ndarray, cfg: TrainConfig = TrainConfig(), noise_bank: np.ndarray | None = None,
           progress: bool = True, teacher: nn.Module | None = None, loss_fn=None,
@@ -420,6 +438,8 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
         raise PqlrError("ctc_negative > 0 needs the negative class and the phrase's phoneme sequences")
     if cfg.ctc_distill > 0 and phoneme_teacher is None:
         raise PqlrError("ctc_distill > 0 needs the teachers' phoneme heads (a PhonemeTeacher)")
+    if cfg.kd_mix > 0 and teacher is None:
+        raise PqlrError("kd_mix > 0 distils on blended inputs: it needs a teacher")
     if cfg.pair_weight > 0 and partners is None:
         raise PqlrError("pair_weight > 0 needs each training example's near misses (partners)")
     if partners is not None and len(partners) != len(audio_train):
@@ -465,7 +485,7 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
     heads_kd = cfg.ctc_distill > 0
     if heads_kd:
         phoneme_teacher = phoneme_teacher.to(dev).eval()
-    kd_sum = 0.0
+    kd_sum = mix_sum = 0.0
     averaged = aux_averaged = None
     with progress_bar("training", cfg.epochs * steps_per_epoch, enabled=progress) as advance, nhwc(model), \
             (nhwc(teacher) if teacher is not None else nullcontext()), \
@@ -512,6 +532,10 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
                     ctc = aux.loss(maps[:b], [targets[i] for i in idx.tolist()])
                     loss = loss + cfg.ctc_weight * ctc
                     ctc_sum, ctc_n = ctc_sum + ctc.item(), ctc_n + 1
+                if cfg.kd_mix > 0:
+                    mixed = mixed_kd_loss(model, teacher, xa[:b] if pairing else xb, gen)
+                    loss = loss + cfg.kd_mix * mixed
+                    mix_sum += mixed.item()
                 if heads_kd:
                     xt = xa[:b] if pairing else xb
                     kd = (aux.distill_loss(maps[:b], phoneme_teacher(xt)) if cfg.ctc_distill_on == "frames" else
@@ -539,8 +563,9 @@ def train(model: nn.Module, fe: FrontEnd, audio_train: np.ndarray, y_train: np.n
             history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                             "val_acc": val_acc, **({"ctc_loss": ctc_sum / max(1, ctc_n)} if aux is not None else {}),
                             **({"negative_loss": neg_sum / max(1, ctc_n)} if hinge else {}),
-                            **({"phoneme_distill_loss": kd_sum / max(1, ctc_n)} if heads_kd else {})})
-            ctc_sum, ctc_n, neg_sum, kd_sum = 0.0, 0, 0.0, 0.0
+                            **({"phoneme_distill_loss": kd_sum / max(1, ctc_n)} if heads_kd else {}),
+                            **({"mixed_distill_loss": mix_sum / steps_per_epoch} if cfg.kd_mix > 0 else {})})
+            ctc_sum, ctc_n, neg_sum, kd_sum, mix_sum = 0.0, 0, 0.0, 0.0, 0.0
             if not np.isnan(val_acc) and val_acc > best:
                 best, best_state = val_acc, copy.deepcopy(kept.state_dict())
                 kept_aux = aux_averaged.module if aux_averaged is not None else aux

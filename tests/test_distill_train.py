@@ -136,3 +136,38 @@ def test_a_student_learns_from_an_ensemble_of_teachers_and_records_each(trained_
     # one member that does not fit refuses the whole ensemble
     with pytest.raises(PqlrError, match="no checkpoint"):
         api.train(corpus, tmp_path / "x.pt", teacher=[ta, tmp_path / "missing.pt"], **opts)
+
+
+def test_blended_input_distillation_matches_the_teacher_on_mixes_of_two_clips():
+    """train's kd_mix term (function matching): KL(teacher ‖ student) on λ·x_i + (1 − λ)·x_(i+1), λ drawn per example
+    from the generator; zero when the student is the teacher, and its gradient pulls the student's posteriors there
+    toward the teacher's."""
+    from hostside.train import TrainConfig, mixed_kd_loss, train
+    torch.manual_seed(2)
+    x = torch.randn(4, 1, 3, 5)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(15, 3))
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(15, 3))
+    assert float(mixed_kd_loss(teacher, teacher, x, torch.Generator().manual_seed(0)).detach()) == pytest.approx(0.0, abs=1e-6)
+    loss = mixed_kd_loss(student, teacher, x, torch.Generator().manual_seed(0))
+    lam = torch.rand(4, generator=torch.Generator().manual_seed(0)).view(-1, 1, 1, 1)
+    xm = lam * x + (1 - lam) * torch.cat([x[3:], x[:3]])           # each example with the one before it, cyclically
+    p_t, p_s = torch.softmax(teacher(xm), 1), torch.softmax(student(xm), 1)
+    want = (p_t * (p_t.log() - p_s.log())).sum(1).mean()
+    assert float(loss) == pytest.approx(float(want), rel=1e-5) and float(loss) > 0
+    loss.backward()
+    assert student[1].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())     # the teacher is read, never trained
+    with pytest.raises(PqlrError, match="needs a teacher"):
+        train(student, None, torch.zeros(2, 16000).numpy(), torch.zeros(2, dtype=torch.long).numpy(), x.numpy(),
+              torch.zeros(4, dtype=torch.long).numpy(), TrainConfig(epochs=1, kd_mix=1.0), progress=False)
+    with pytest.raises(PqlrError, match="blended-input"):
+        TrainConfig(kd_mix=-1)
+
+
+def test_a_recipe_distils_on_blended_inputs_when_asked():
+    from hostside.compress.recipe import from_dict
+    base = {"student": "s.pt", "corpus": "c", "teacher": "t.pt", "stages": [{"name": "quantize"}]}
+    assert from_dict(base).distill["mix"] == 0.0
+    assert from_dict(base | {"distill": {"mix": 1}}).distill["mix"] == 1.0
+    with pytest.raises(PqlrError, match="distill.mix"):
+        from_dict(base | {"distill": {"mix": -0.5}})

@@ -97,6 +97,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("build/bench-quality"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--alpha", type=float, default=None, help="distillation weight α (default: the recipe's, 0.7)")
+    ap.add_argument("--mix", type=float, default=None,
+                    help="weight of distillation on blended inputs (recipe distill.mix; function matching; default 0)")
     ap.add_argument("--temperature", type=float, default=None, help="distillation temperature (default: the recipe's, 6)")
     ap.add_argument("--sparsity", type=sparsity_arg, default=None,
                     help="the prune stage's share of channels removed (default: the recipe's, 0.3); 0 drops the "
@@ -118,7 +120,8 @@ def main() -> int:
                        score=args.score, span=args.span, **({} if args.sparsity is None else {"sparsity": args.sparsity}))
     q = next(st for st in spec["stages"] if st["name"] == "quantize")
     q.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None})
-    distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature)) if v is not None}
+    distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature), ("mix", args.mix))
+               if v is not None}
     if distill:
         spec["distill"] = distill
     rec = from_dict(spec)

@@ -17,6 +17,7 @@
     [distill]
     temperature = 6.0
     alpha = 0.7
+    mix = 0.0                         # > 0: also distil on blended inputs (two clips' features mixed), this weight
 
     [[stages]]                        # any order; each name at most once
     name = "prune"                    # network slimming
@@ -58,7 +59,7 @@ TOP = {"student": None, "teacher": None, "corpus": "build/corpus", "board": "rv3
        "output": "build/micro_kws.bin", "seed": 0, "threshold": None, "batch_size": 64, "score": "classifier",
        "phoneme_ctc": None, "span": None}
 SCORES = ("classifier", "phonemes")
-DISTILL = {"temperature": 6.0, "alpha": 0.7}
+DISTILL = {"temperature": 6.0, "alpha": 0.7, "mix": 0.0}
 
 
 @dataclass
@@ -103,6 +104,8 @@ def from_dict(raw: dict) -> Recipe:
         _err("distill.temperature", f"{distill['temperature']} must be > 0")
     if not 0 <= distill["alpha"] <= 1:
         _err("distill.alpha", f"{distill['alpha']} must be in [0, 1]")
+    if not 0 <= distill["mix"] <= 10:
+        _err("distill.mix", f"{distill['mix']} must be in [0, 10] (0: off)")
     stages, seen = [], set()
     for i, st in enumerate(raw.get("stages") or []):
         name = st.get("name")
