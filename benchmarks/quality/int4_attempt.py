@@ -16,7 +16,7 @@ checked against the fake-quant model on every held-out clip, as `pqlr compress` 
 Each stage's row also says how often its clip classifier agrees with the uncompressed student's, per split
 (`agreement_with_student`). §51's variants: --score phonemes --span auto (run.py --demo's recipe), --select
 agreement (keep the fine-tuning epoch that agrees most with the student on validation), --lr, --epochs, --dw-bits 8
-(depthwise weights at 8 bits).
+(depthwise weights at 8 bits); §52's: --mix W (distillation on blended inputs, recipe distill.mix).
 Writes <work>/int4-attempts/<name>/{model.bin, row.json}.
 """
 from __future__ import annotations
