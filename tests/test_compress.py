@@ -294,6 +294,22 @@ def test_a_student_taught_by_itself_is_evaluated_once_and_the_report_times_every
     assert want and student_row["agreement_with_student"] is None
     assert r["stages"][-1]["agreement_with_student"] == pytest.approx(want)
     assert "Top-1 agreement" in md and "quantize: val" in md
+    # and its accuracy gap to the student per split, with the interval for paired proportions; the benchmark's
+    # int4_gap.py reads the same pair from disk to the same figures
+    _, y = corpus_features(corpus, FrontEnd.from_dict(ck["frontend"]))
+    right_s = predict(net, x).argmax(1) == y
+    right_q = GraphPredictor(read_model_bin(out).graph, wake_score=False)(None, x).argmax(1) == y
+    gap = r["stages"][-1]["gap_to_student"]
+    assert set(gap) == set(want) and student_row["gap_to_student"] is None
+    for s, g in gap.items():
+        assert g == E.paired_difference(right_s[splits == s], right_q[splits == s])
+    assert "accuracy minus the student's" in md
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "int4_gap", Path(__file__).resolve().parents[1] / "benchmarks" / "quality" / "int4_gap.py")
+    gap_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gap_mod)
+    assert gap_mod.read_pair(Path(student), out, trained_pipeline["corpus"], sorted(gap)) == gap
 
 
 @pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng (make deps)")

@@ -274,6 +274,23 @@ def test_results_page_says_how_often_int4_and_fp32_agree(tmp_path):
     assert "top-1 agreement on the unseen voices' clips): seed 2 95.31 %;" in mod.markdown(r)
     r["models"]["int4_student"]["per_seed"] = [row | {"agreement_with_fp32": None}]
     assert "top-1 agreement" not in mod.markdown(r)
+    # and the gap with its interval for paired proportions, judged against the goal's −0.5 points by the interval
+    import numpy as np
+
+    from hostside.evaluate import paired_difference
+    fp32 = np.array([True] * 260 + [False] * 60)
+    int4 = fp32.copy()
+    int4[:12] = False                                   # 12 clips lost, 5 gained: −2.19 points on 320
+    int4[260:265] = True
+    gap = paired_difference(fp32, int4)
+    rep["stages"][0]["gap_to_student"] = {"unseen": gap}
+    row = mod._int4_row(2, rec, rep)
+    assert row["gap_to_fp32"] == {"unseen": gap}
+    r["models"]["int4_student"]["per_seed"] = [row]
+    md = mod.markdown(r)
+    lo, hi = gap["ci_points"]
+    assert lo < -0.5 < hi and f"seed 2 -2.19 ({lo:+.2f} to {hi:+.2f})" in md
+    assert "not told apart on 1 of 1 seeds" in md and f"about {gap['items_for_half_width_0.5_points']} clips" in md
 
 
 def test_int4_attempt_keeps_the_epoch_that_agrees_and_can_hold_depthwise_weights_at_8_bits(trained_pipeline, tmp_path,

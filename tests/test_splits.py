@@ -12,7 +12,7 @@ from hostside.data.engines import Voice
 from hostside.data.splits import assign, voice_splits
 from hostside.data.synth import SynthConfig, negative_texts, split_voices, synth_corpus, task_classes
 from hostside.data.texts import hard_negatives, positive_texts, random_sentences, words
-from hostside.evaluate import Detector, choose_operating_point, poisson_upper
+from hostside.evaluate import Detector, choose_operating_point, paired_difference, poisson_upper, wilson_interval
 
 FR = (0.6, 0.2, 0.2)
 
@@ -151,6 +151,49 @@ def test_poisson_upper_bound():
     assert poisson_upper(1) == pytest.approx(4.744, abs=1e-3)
     assert poisson_upper(5) == pytest.approx(10.513, abs=1e-3)
     assert poisson_upper(0) / 0.434 == pytest.approx(6.9, abs=0.01)
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+
+
+def test_paired_difference_interval():
+    """INT4 − fp32 accuracy on the same clips (results.md, int4_gap.py): the counts, the large-sample limit (Wald on
+    the per-item differences), ~95 % coverage where two models agree on most items (where an interval that ignored
+    the pairing, or joined the two accuracies with the wrong sign of their correlation, is far too wide), and the
+    clips a ±0.5-point interval needs."""
+    rng = np.random.default_rng(0)
+    a = np.array([1, 1, 1, 0, 0, 1], bool)
+    b = np.array([1, 0, 1, 1, 0, 1], bool)
+    r = paired_difference(a, b)
+    assert (r["n"], r["a_right"], r["b_right"], r["a_only"], r["b_only"]) == (6, 4, 4, 1, 1)
+    assert r["difference_points"] == 0 and r["agreement"] == pytest.approx(4 / 6)
+    lo, hi = r["ci_points"]
+    assert -100 < lo < 0 < hi < 100
+    assert paired_difference(b, a)["ci_points"] == pytest.approx([-hi, -lo])          # mirrored when swapped
+    n = 200_000
+    a = rng.random(n) < 0.8
+    b = a ^ (rng.random(n) < 0.05)
+    d = b.astype(float) - a
+    wald = 100 * (d.mean() + np.array([-1, 1]) * 1.959964 * d.std() / np.sqrt(n))
+    r = paired_difference(a, b)
+    assert r["ci_points"] == pytest.approx(wald, abs=0.01)
+    assert r["items_for_half_width_0.5_points"] == pytest.approx(1.959964 ** 2 * d.var() / 0.005 ** 2, rel=1e-3)
+    hits, widths = 0, []
+    for _ in range(2000):                       # 320 clips, 82 % right, 5 % of them flipped: the recorded run's case
+        a = rng.random(320) < 0.82
+        b = a ^ (rng.random(320) < 0.05)
+        lo, hi = paired_difference(a, b)["ci_points"]
+        hits += lo <= 100 * 0.05 * (0.18 - 0.82) <= hi
+        widths.append(hi - lo)
+    assert 0.93 <= hits / 2000 <= 0.97 and 4.0 < np.mean(widths) < 6.0        # unpaired Wilson: ~12 points wide
+    same = paired_difference(a, a)
+    lo, hi = same["ci_points"]                  # one model against itself: 0, known to within the Wilson asymmetry
+    assert -1.5 < lo < 0 < hi < 1.5 and same["items_for_half_width_0.5_points"] is None
+    with pytest.raises(ValueError):
+        paired_difference(a, a[:-1])
 
 
 def test_detector_and_operating_point_on_validation_only():

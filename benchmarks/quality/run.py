@@ -534,6 +534,8 @@ def _int4_row(seed: int, rec, rep: dict) -> dict:
             # top-1 agreement of the integer model's clip classifier with its fp32 student, per held-out split
             # (compress reports it since 2026-12-07; None before)
             "agreement_with_fp32": final.get("agreement_with_student"),
+            # INT4 − fp32 accuracy per held-out split with its 95 % interval for paired proportions (since 2026-12-07)
+            "gap_to_fp32": final.get("gap_to_student"),
             "val_accuracy": final.get("val_accuracy"), "held_out_voice_accuracy": final.get("held_out_voice_accuracy"),
             "unseen_accuracy": final.get("unseen_engine_accuracy"), "threshold": final.get("threshold"),
             "smoothing_windows": final.get("smoothing_windows"), "frr_unseen": final.get("false_rejection_rate"),
@@ -677,6 +679,19 @@ def markdown(r: dict) -> str:
             lines.append("INT4 and fp32 classify the same way (top-1 agreement on the unseen voices' clips): "
                          + ", ".join(f"seed {k} {100 * v:.2f} %" for k, v in agree)
                          + "; the accuracy gap is what the disagreeing clips net out to, and cannot exceed them.")
+        gaps = [(row["seed"], row["gap_to_fp32"]["unseen"]) for row in
+                (r["models"].get("int4_student") or {}).get("per_seed", [])
+                if (row.get("gap_to_fp32") or {}).get("unseen")]
+        if gaps:
+            met = sum(g["ci_points"][0] >= -0.5 for _, g in gaps)
+            missed = sum(g["ci_points"][1] < -0.5 for _, g in gaps)
+            lines.append("The gap on the unseen clips with its 95 % interval for paired proportions (Newcombe's "
+                         "method 10): " + ", ".join(f"seed {k} {g['difference_points']:+.2f} ({g['ci_points'][0]:+.2f} "
+                                                    f"to {g['ci_points'][1]:+.2f})" for k, g in gaps)
+                         + f": within 0.5 points by the interval on {met}, outside on {missed}, not told apart on "
+                         f"{len(gaps) - met - missed} of {len(gaps)} seeds; ±0.5 points would need about "
+                         + ", ".join(str(g["items_for_half_width_0.5_points"]) for _, g in gaps)
+                         + " clips at these rates (benchmarks/quality/int4_gap.py).")
     fs = (r["models"].get("fp32_student") or {}).get("summary", {})
     lines += ["", f"Goals: {r['goal']}."]
     if fs:

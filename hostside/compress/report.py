@@ -48,6 +48,12 @@ def markdown(r: dict) -> str:
                   "the exported row: the integer model). Accuracies d points apart disagree on at least d % of clips:", ""]
         for s in agree:
             lines.append(f"- {s['name']}: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in s["agreement_with_student"].items()))
+            gaps = s.get("gap_to_student") or {}
+            if gaps:
+                lines.append("  accuracy minus the student's, points (95 % interval for paired proportions): " +
+                             ", ".join(f"{k} {g['difference_points']:+.2f} ({g['ci_points'][0]:+.2f} to "
+                                       f"{g['ci_points'][1]:+.2f}; {g['a_only']} clips right only before, "
+                                       f"{g['b_only']} only after)" for k, g in gaps.items()))
         lines.append("")
     for s in r["stages"]:
         if s.get("widths_before"):
