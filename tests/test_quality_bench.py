@@ -340,3 +340,21 @@ def test_int4_attempt_keeps_the_epoch_that_agrees_and_can_hold_depthwise_weights
     pipe.fit(pipe.student, 1, 1e-4)
     assert len(judged) == 1 and np.array_equal(judged[0], pipe._student_val)
     assert not np.array_equal(pipe._student_val, labels) and np.array_equal(pipe.yv, labels)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--unseen-per-class", "5", "--corpus", "{tmp}"], "leave --corpus out"),
+    (["--unseen-per-class", "0"], "N ≥ 1"),
+    ([], "no corpus there"),
+    (["--corpus", "{corpus}"], "student-s0.pt: missing"),
+])
+def test_int4_gap_refuses_before_reading_anything(argv, message, tmp_path):
+    """benchmarks/quality/int4_gap.py says what is missing or contradictory, and synthesises nothing then."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "manifest.json").write_text("{}")
+    argv = [a.format(tmp=tmp_path, corpus=corpus) for a in argv]
+    p = subprocess.run([sys.executable, str(RUN.parent / "int4_gap.py"), "--work", str(tmp_path), *argv,
+                        "--out", str(tmp_path / "gap")], capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and message in p.stderr, p.stderr
+    assert not (tmp_path / "gap.json").exists() and sorted(x.name for x in tmp_path.iterdir()) == ["c"]

@@ -4,8 +4,11 @@ held-out splits, the gap with its 95 % interval for paired proportions (hostside
 Newcombe's method 10), and how many clips the interval would need to be ±0.5 points — the issue's goal for the gap.
 
     .venv/bin/python benchmarks/quality/int4_gap.py [--work build/bench-quality] [--seeds 0,1,2]
-        [--corpus DIR] [--splits unseen,test] [--out benchmarks/quality/int4_gap]
-    .venv/bin/python benchmarks/quality/int4_gap.py --pair STUDENT.pt MODEL.bin [--pair ...] --corpus DIR
+        [--corpus DIR | --unseen-per-class N] [--splits unseen,test] [--out benchmarks/quality/int4_gap]
+    .venv/bin/python benchmarks/quality/int4_gap.py --pair FIRST SECOND [--pair ...] --corpus DIR
+
+--pair reads any two models of one task (each a checkpoint or a model.bin), the second's accuracy minus the first's:
+a student and its INT4 model.bin, or two INT4 recipes of one student.
 
 Default pairs: run.py's recorded ones, <work>/student-sN.pt (the fp32 student) and <work>/int4-sN.bin (its INT4
 model.bin, run by the numpy integer reference that the board matches bit for bit), on <work>/corpus-demo. Clip
@@ -32,20 +35,33 @@ from hostside.evaluate import paired_difference  # noqa: E402
 GOAL_POINTS = -0.5          # results.json's goal: INT4 − fp32 unseen accuracy ≥ −0.5 points
 
 
-def read_pair(student: Path, model_bin: Path, corpus_dir: Path, splits: list[str]) -> dict:
-    """{split: paired_difference(fp32 right, INT4 right)} for one pair on the corpus's clips of those splits."""
+def model_of(path: Path):
+    """(front end, predict: features → class indices) for a pqlr checkpoint (.pt: the fp32 model) or a model.bin
+    (the integer model, run by the numpy reference the board matches bit for bit)."""
     from hostside.artifact import read_model_bin
-    from hostside.data.corpus import load_corpus
-    from hostside.data.features import FrontEnd, corpus_features
+    from hostside.data.features import FrontEnd
     from hostside.keyword import GraphPredictor
     from hostside.train import load_checkpoint, predict
-    model, ck = load_checkpoint(student)
-    graph = read_model_bin(model_bin).graph
-    fe = FrontEnd.from_dict(ck["frontend"])
-    if graph.frontend and FrontEnd.from_dict(graph.frontend).to_dict() != fe.to_dict():
-        raise SystemExit(f"{model_bin}: its front end is not {student}'s: not the INT4 model of that student")
-    if ck.get("classes") and graph.class_outputs != len(ck["classes"]):
-        raise SystemExit(f"{model_bin}: {graph.class_outputs} class outputs, {student}: {len(ck['classes'])} classes")
+    if path.suffix == ".bin":
+        graph = read_model_bin(path).graph
+        manifest = path.with_suffix(".json")            # pqlr export writes the front end beside the model.bin
+        frontend = json.loads(manifest.read_text()).get("frontend") if manifest.is_file() else None
+        if not frontend:
+            raise SystemExit(f"{path}: its front end is read from {manifest}, written beside it by `pqlr export`")
+        return FrontEnd.from_dict(frontend), lambda x: GraphPredictor(graph, wake_score=False)(None, x).argmax(1)
+    model, ck = load_checkpoint(path)
+    return FrontEnd.from_dict(ck["frontend"]), lambda x: predict(model, x).argmax(1)
+
+
+def read_pair(first: Path, second: Path, corpus_dir: Path, splits: list[str]) -> dict:
+    """{split: paired_difference(first right, second right)} — the second's accuracy minus the first's — on the
+    corpus's clips of those splits. Each: a checkpoint (.pt) or a model.bin."""
+    from hostside.data.corpus import load_corpus
+    from hostside.data.features import corpus_features
+    fe, pred_a = model_of(first)
+    fe_b, pred_b = model_of(second)
+    if fe_b.to_dict() != fe.to_dict():
+        raise SystemExit(f"{second} hears another front end than {first}: not two models of one task")
     corpus = load_corpus(corpus_dir)
     x, y = corpus_features(corpus, fe)
     where = np.array([c.split for c in corpus.clips])
@@ -54,16 +70,26 @@ def read_pair(student: Path, model_bin: Path, corpus_dir: Path, splits: list[str
         keep = where == split
         if not keep.any():
             raise SystemExit(f"{corpus_dir}: no {split!r} clips (splits there: {sorted(set(where))})")
-        fp32 = predict(model, x[keep]).argmax(1) == y[keep]
-        int4 = GraphPredictor(graph, wake_score=False)(None, x[keep]).argmax(1) == y[keep]
-        out[split] = paired_difference(fp32, int4)
+        out[split] = paired_difference(pred_a(x[keep]) == y[keep], pred_b(x[keep]) == y[keep])
     return out
+
+
+def unseen_corpus(folder: Path, per_class: int) -> None:
+    """The demo's corpus (run.py --demo's, seed 0) with per_class unseen clips per class and unseen voice: the same
+    voices and texts in every split (they are drawn before the clips), more clips of the unseen voices. Made once."""
+    sys.path.insert(0, str(HERE))
+    from run import demo_corpus
+    from hostside import api
+    t = time.monotonic()
+    api.synth(folder, progress=sys.stderr.isatty(), **(demo_corpus() | {"unseen_positives": per_class,
+                                                                       "unseen_unknown": per_class}))
+    print(f"corpus {folder}: {time.monotonic() - t:.0f} s", flush=True)
 
 
 def markdown(r: dict) -> str:
     lines = ["# The INT4 student's accuracy gap, and how well it is known", "",
              f"Command: `{r['command']}`  ", f"Corpus: {r['corpus']} ({r['clips']})", "",
-             "Per pair, INT4 − fp32 clip accuracy on the same clips (classifier argmax on 1 s clips), its 95 % "
+             "Per pair (fp32 = the first model, INT4 = the second), INT4 − fp32 clip accuracy on the same clips (classifier argmax on 1 s clips), its 95 % "
              "interval for paired proportions (Newcombe 1998, method 10), the clips each model alone gets right, and "
              "how many clips the interval would need, at these rates, to be ±0.5 points.", "",
              "| pair | split | clips | fp32 acc | INT4 acc | agree | fp32 only / INT4 only | INT4 − fp32, points (95 % interval) | clips for ±0.5 |",
@@ -96,18 +122,30 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("build/bench-quality"),
                     help="run.py's work folder: student-sN.pt, int4-sN.bin, corpus-demo (default %(default)s)")
     ap.add_argument("--seeds", default="0,1,2", help="the recorded pairs to read (default %(default)s)")
-    ap.add_argument("--pair", nargs=2, action="append", type=Path, metavar=("STUDENT_PT", "MODEL_BIN"),
-                    help="read this fp32 checkpoint and its INT4 model.bin instead of the recorded pairs (repeatable)")
+    ap.add_argument("--pair", nargs=2, action="append", type=Path, metavar=("FIRST", "SECOND"),
+                    help="read these two models instead of the recorded pairs, the second's accuracy minus the "
+                         "first's (repeatable); each a checkpoint (.pt) or a model.bin — e.g. an fp32 student and its "
+                         "INT4 model.bin, or two INT4 model.bins of one student")
     ap.add_argument("--corpus", type=Path, default=None, help="the corpus to read them on (default <work>/corpus-demo)")
+    ap.add_argument("--unseen-per-class", type=int, default=None, metavar="N",
+                    help="read them on the demo's corpus made again with N unseen clips per class and unseen voice "
+                         "(the recorded run's: 80; its seed, texts and voices as before) in "
+                         "<work>/corpus-demo-unseenN, synthesised once (~9 min on 2 cores for N = 640)")
     ap.add_argument("--splits", default="unseen,test", help="held-out splits, comma-separated (default %(default)s)")
     ap.add_argument("--out", type=Path, default=HERE / "int4_gap",
                     help="writes OUT.json and OUT.md (default benchmarks/quality/int4_gap)")
     args = ap.parse_args()
-    corpus = args.corpus or args.work / "corpus-demo"
+    if args.unseen_per_class is not None:
+        if args.corpus or args.unseen_per_class < 1:
+            ap.error("--unseen-per-class N (N ≥ 1) makes its own corpus: leave --corpus out")
+        corpus = args.work / f"corpus-demo-unseen{args.unseen_per_class}"
+        unseen_corpus(corpus, args.unseen_per_class)
+    corpus = corpus if args.unseen_per_class is not None else args.corpus or args.work / "corpus-demo"
     if not (corpus / "manifest.json").is_file():
         sys.exit(f"{corpus}: no corpus there: `python benchmarks/quality/run.py --demo --work {args.work}` makes it")
     if args.pair:
-        pairs = [(f"{s.name} / {b.name}", s, b) for s, b in args.pair]
+        label = lambda p: f"{p.parent.name}/{p.name}" if p.name == "model.bin" else p.name   # noqa: E731
+        pairs = [(f"{label(s)} → {label(b)}", s, b) for s, b in args.pair]
     else:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         pairs = [(f"seed {k}", args.work / f"student-s{k}.pt", args.work / f"int4-s{k}.bin") for k in seeds]
