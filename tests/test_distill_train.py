@@ -183,3 +183,23 @@ def test_a_recipe_distils_on_blended_inputs_when_asked(trained_pipeline, monkeyp
                                           "distill": {"mix": 1}}), progress=False, log=lambda *a: None)
         pipe.fit(pipe.student, 1, 1e-4)
     assert seen == [1.0, 0.0]
+
+
+def test_a_recipe_averages_each_fine_tunings_weights_when_asked(trained_pipeline, monkeypatch):
+    """ema: checked, off by default, handed to every fine-tuning's training loop as its weight-average decay."""
+    import hostside.train as T
+    from hostside.compress.pipeline import Pipeline
+    from hostside.compress.recipe import from_dict
+    base = {"student": "s.pt", "corpus": "c", "stages": [{"name": "quantize"}]}
+    assert from_dict(base).ema == 0.0 and from_dict(base | {"ema": 0.995}).ema == 0.995
+    for bad in (1.0, -0.1, True, "0.9"):
+        with pytest.raises(PqlrError, match="recipe: ema"):
+            from_dict(base | {"ema": bad})
+    ck = str(trained_pipeline["root"] / "m.pt")
+    seen = []
+    monkeypatch.setattr(T, "train", lambda model, fe, audio, y, xv, yv, cfg, **k: seen.append(cfg.ema) or (model, {}))
+    for ema in (0.99, 0.0):
+        pipe = Pipeline(from_dict(base | {"student": ck, "corpus": str(trained_pipeline["corpus"]), "ema": ema}),
+                        progress=False, log=lambda *a: None)
+        pipe.fit(pipe.student, 1, 1e-4)
+    assert seen == [0.99, 0.0]

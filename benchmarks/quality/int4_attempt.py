@@ -16,7 +16,9 @@ checked against the fake-quant model on every held-out clip, as `pqlr compress` 
 Each stage's row also says how often its clip classifier agrees with the uncompressed student's, per split
 (`agreement_with_student`). §51's variants: --score phonemes --span auto (run.py --demo's recipe), --select
 agreement (keep the fine-tuning epoch that agrees most with the student on validation), --lr, --epochs, --dw-bits 8
-(depthwise weights at 8 bits); §52's: --mix W (distillation on blended inputs, recipe distill.mix).
+(depthwise weights at 8 bits); §52's: --mix W (distillation on blended inputs, recipe distill.mix); §53's: --ema D
+(a weight average over the fine-tuning, recipe ema). benchmarks/quality/int4_gap.py reads the model.bin it writes
+against its student on more unseen clips than the corpus holds (--unseen-per-class).
 Writes <work>/int4-attempts/<name>/{model.bin, row.json}.
 """
 from __future__ import annotations
@@ -108,6 +110,8 @@ def main() -> int:
     ap.add_argument("--span", type=_span_arg, default=None, help="with --score phonemes: the score's span (auto)")
     ap.add_argument("--epochs", type=int, default=None, help="QAT epochs (default: the recipe's, 5)")
     ap.add_argument("--lr", type=float, default=None, help="QAT learning rate (default: the recipe's, 5e-4)")
+    ap.add_argument("--ema", type=float, default=None,
+                    help="the recipe's ema: a weight average over the fine-tuning, this decay per step (default 0)")
     ap.add_argument("--select", choices=("accuracy", "agreement"), default="accuracy",
                     help="which fine-tuning epoch is kept: the most accurate on validation (the pipeline's), or the "
                          "one that agrees most with the uncompressed student there")
@@ -120,6 +124,8 @@ def main() -> int:
                        score=args.score, span=args.span, **({} if args.sparsity is None else {"sparsity": args.sparsity}))
     q = next(st for st in spec["stages"] if st["name"] == "quantize")
     q.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None})
+    if args.ema is not None:
+        spec["ema"] = args.ema
     distill = {k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature), ("mix", args.mix))
                if v is not None}
     if distill:

@@ -112,7 +112,7 @@ class Pipeline:
                   "phoneme_head": self.scorer.head.state_dict()}
         cfg = TrainConfig(epochs=self._epochs(epochs), lr=lr, seed=self.r.seed, batch_size=self.r.batch_size,
                           ctc_weight=self.phonemes["weight"] if self.phonemes else 0.0,
-                          kd_mix=d.get("mix", 0.0) if self.teacher is not None else 0.0)
+                          kd_mix=d.get("mix", 0.0) if self.teacher is not None else 0.0, ema=float(self.r.ema))
         t = time.monotonic()
         model, info = train(model, self.fe, self.audio, self.y, self.xv, self.yv, cfg, noise_bank=self.noise,
                             progress=self.progress, teacher=self.teacher, loss_fn=loss_fn, **ph)

@@ -13,6 +13,8 @@
     phoneme_ctc = 0.3                 # that loss's weight in fine-tuning (default: the student's own)
     span = "auto"                     # with score = "phonemes": the audio the score reads, in seconds or "auto"
                                       # (`pqlr eval --span`; default the window), in every stage and on the board
+    ema = 0.0                         # > 0: every fine-tuning keeps an exponential moving average of its weights
+                                      # (this decay per step, as `pqlr train --ema`) and validation judges that
 
     [distill]
     temperature = 6.0
@@ -57,7 +59,7 @@ STAGES = {
 }
 TOP = {"student": None, "teacher": None, "corpus": "build/corpus", "board": "rv32-virt",
        "output": "build/micro_kws.bin", "seed": 0, "threshold": None, "batch_size": 64, "score": "classifier",
-       "phoneme_ctc": None, "span": None}
+       "phoneme_ctc": None, "span": None, "ema": 0.0}
 SCORES = ("classifier", "phonemes")
 DISTILL = {"temperature": 6.0, "alpha": 0.7, "mix": 0.0}
 
@@ -82,6 +84,7 @@ class Recipe:
     score: str = "classifier"            # "phonemes": the phoneme head is compressed with the trunk, model.bin computes it
     phoneme_ctc: float | None = None     # the phoneme loss's weight in fine-tuning; None: the student's
     span: float | str | None = None      # score = "phonemes": the span it reads (seconds or "auto"); None: the window
+    ema: float = 0.0                     # decay of a weight average over each fine-tuning; 0: off
     distill: dict = field(default_factory=lambda: dict(DISTILL))
 
 
@@ -139,6 +142,8 @@ def from_dict(raw: dict) -> Recipe:
     if sp is not None and (top["score"] != "phonemes" or isinstance(sp, bool)
                            or not (sp == "auto" or isinstance(sp, (int, float)) and 0 < sp <= 10)):
         _err("span", f"{sp!r}: seconds (e.g. 1.8) or \"auto\", for score = \"phonemes\" (omit it: the window)")
+    if isinstance(top["ema"], bool) or not isinstance(top["ema"], (int, float)) or not 0 <= top["ema"] < 1:
+        _err("ema", f"{top['ema']!r}: a decay in [0, 1), e.g. 0.99 (0: off)")
     return Recipe(stages=stages, distill=distill, **top)
 
 
