@@ -76,7 +76,9 @@ def read_pair(first: Path, second: Path, corpus_dir: Path, splits: list[str]) ->
 
 def unseen_corpus(folder: Path, per_class: int) -> None:
     """The demo's corpus (run.py --demo's, seed 0) with per_class unseen clips per class and unseen voice: the same
-    voices and texts in every split (they are drawn before the clips), more clips of the unseen voices. Made once."""
+    voices and texts in every split (they are drawn before the clips), more clips of the unseen voices; the other
+    clips' styles and speeds are partly drawn anew (a `--span auto` read off its training clips may differ: give the
+    recorded span to `pqlr eval` there). Made once."""
     sys.path.insert(0, str(HERE))
     from run import demo_corpus
     from hostside import api
