@@ -188,7 +188,7 @@ def test_paired_difference_interval():
         lo, hi = paired_difference(a, b)["ci_points"]
         hits += lo <= 100 * 0.05 * (0.18 - 0.82) <= hi
         widths.append(hi - lo)
-    assert 0.93 <= hits / 2000 <= 0.97 and 4.0 < np.mean(widths) < 6.0        # unpaired Wilson: ~12 points wide
+    assert 0.93 <= hits / 2000 <= 0.97 and 4.0 < np.mean(widths) < 6.0        # unpaired (φ = 0): 12.3 wide
     same = paired_difference(a, a)
     lo, hi = same["ci_points"]                  # one model against itself: 0, known to within the Wilson asymmetry
     assert -1.5 < lo < 0 < hi < 1.5 and same["items_for_half_width_0.5_points"] is None

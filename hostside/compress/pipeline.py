@@ -64,7 +64,7 @@ class Pipeline:
         if recipe.score == "phonemes":
             self._phoneme_setup()
         self.rows: list[dict] = []
-        self._held = self._student_pred = self._paired = None   # held-out clips, the student's predictions (_agreement)
+        self._held = self._student_pred = None          # held-out clips and the student's predictions (_agreement)
         self.timings = {"fit_s": 0.0, "evaluate_s": 0.0}     # where the time goes; export and run_recipe add theirs
 
     def _phoneme_setup(self) -> None:
@@ -139,7 +139,7 @@ class Pipeline:
             score = "phonemes" if scorer is not None else "classifier"
             ev = evaluate(model, self.corpus, self.fe, predict, threshold=self.r.threshold, stream_fn=scorer,
                           score=score)
-        agree = None if classifier else self._agreement(model, graph)
+        agree, gap = (None, None) if classifier else self._agreement(model, graph)
         self.timings["evaluate_s"] += time.monotonic() - t
         ww = ev.get("wakeword", {})
         row = {"name": name, "bits": bits, "score": score, "score_span_s": ww.get("score_span_s"),
@@ -151,7 +151,7 @@ class Pipeline:
                "val_accuracy": ev["splits"].get("val", {}).get("accuracy"),
                "agreement_with_student": agree,
                # this stage's accuracy minus the student's, per held-out split, with its 95 % interval
-               "gap_to_student": None if agree is None else self._paired,
+               "gap_to_student": gap,
                "false_rejection_rate": ww.get("false_rejection_rate_unseen", ww.get("false_rejection_rate_test")),
                "false_rejection_rate_held_out_voices": ww.get("false_rejection_rate_test"),
                "threshold": ww.get("threshold"), "smoothing_windows": ww.get("smoothing_windows"),
@@ -171,18 +171,17 @@ class Pipeline:
                  f"FA/h {row['false_accepts_per_hour']}")
         return row
 
-    def _agreement(self, model, graph=None) -> dict | None:
+    def _agreement(self, model, graph=None) -> tuple[dict | None, dict | None]:
         """Top-1 agreement of this stage's clip classifier (the integer graph's where given) with the uncompressed
         student's, per held-out split: how faithfully the stage keeps the student's decisions. Two models whose
         accuracies differ by d points disagree on at least d % of the clips; equal accuracies can hide many
-        disagreements. None for the student itself (whose predictions it keeps for the later stages).
-        The stage's accuracy gap to the student per split, with its 95 % interval for paired proportions
-        (evaluate.paired_difference), goes to self._paired for the stage's row."""
+        disagreements. With it, the stage's accuracy minus the student's per split, with its 95 % interval for paired
+        proportions (evaluate.paired_difference). (None, None) for the student itself (whose predictions it keeps for
+        the later stages)."""
         from ..data.features import corpus_features
         from ..evaluate import paired_difference
         from ..keyword import GraphPredictor
         from ..train import predict
-        self._paired = None
         if self._held is None:
             x, y = corpus_features(self.corpus, self.fe)
             splits = np.array([c.split for c in self.corpus.clips])
@@ -190,18 +189,18 @@ class Pipeline:
             self._held = (x[keep], y[keep], splits[keep])
         x, y, splits = self._held
         if not len(x):
-            return None
+            return None, None
         pred = (GraphPredictor(graph, wake_score=False)(None, x) if graph is not None else predict(model, x)).argmax(1)
         if model is self.student and graph is None:
             self._student_pred = pred
-            return None
+            return None, None
         if self._student_pred is None:
-            return None
+            return None, None
         same = pred == self._student_pred
         held = [s for s in ("val", "test", "unseen") if (splits == s).any()]
-        self._paired = {s: paired_difference(self._student_pred[splits == s] == y[splits == s],
-                                             pred[splits == s] == y[splits == s]) for s in held}
-        return {s: float(same[splits == s].mean()) for s in held}
+        return ({s: float(same[splits == s].mean()) for s in held},
+                {s: paired_difference(self._student_pred[splits == s] == y[splits == s],
+                                      pred[splits == s] == y[splits == s]) for s in held})
 
     def _float_row(self, name: str, model, extra=None, classifier: bool = False) -> dict:
         from ..models.ops import float_ops
