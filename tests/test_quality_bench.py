@@ -59,19 +59,54 @@ def test_demo_flag_records_what_make_demo_deploys_and_given_flags_still_apply(tm
     assert (d.model, d.features, tuple(d.vtlp), d.phoneme_ctc, d.ema, d.epochs) == \
         (api.DEMO_MODEL, api.DEMO_FEATURES, tuple(api.DEMO_VTLP), api.DEMO_PHONEME_CTC, api.DEMO_EMA, api.DEMO_EPOCHS)
     assert (d.score, d.span, d.phoneme_repeats) == (api.DEMO_SCORE, api.DEMO_SPAN, "yes")
-    assert (d.int4_teacher, d.int4_sparsity) == ("self", 0.0)
+    assert (d.int4_teacher, d.int4_sparsity, d.int4_ema) == ("self", 0.0, run.INT4_DEMO_EMA)
     spec = from_dict(run.int4_recipe(tmp_path / "s.pt", tmp_path / "c", tmp_path / "m.bin", 0, False, d.int4_teacher,
-                                     d.int4_sparsity, d.score, d.span))
+                                     d.int4_sparsity, d.score, d.span, d.int4_ema))
     assert [s.name for s in spec.stages] == ["quantize"] and spec.score == "phonemes" and spec.span == api.DEMO_SPAN
+    assert spec.ema == run.INT4_DEMO_EMA > 0
+    assert _parsed(run, ["--demo", "--int4-ema", "0"]).int4_ema == 0.0
     given = _parsed(run, ["--demo", "--span", "1.8", "--int4-sparsity", "0.3", "--ema", "0.99"])
     assert (given.span, given.int4_sparsity, given.ema, given.model) == (1.8, 0.3, 0.99, api.DEMO_MODEL)
     plain = _parsed(run, [])
-    assert (plain.model, plain.score, plain.span, plain.int4_teacher, plain.int4_sparsity) == \
-        ("dscnn-mlperf", "classifier", None, "none", 0.3)
+    assert (plain.model, plain.score, plain.span, plain.int4_teacher, plain.int4_sparsity, plain.int4_ema) == \
+        ("dscnn-mlperf", "classifier", None, "none", 0.3, 0.0)
     path, cfg = run.corpus_of(tmp_path, [], "corpus-demo", base=run.demo_corpus())
     assert path == tmp_path / "corpus-demo"
     assert cfg == {"seed": 0, **{k: list(v) if isinstance(v, tuple) else v for k, v in api.DEMO_CORPUS.items()}}
     json.dumps(cfg)                                     # results.json records it as given
+
+
+def test_an_int4_student_is_reused_only_when_compressed_with_the_same_weight_average_and_span(tmp_path):
+    """run.py skips an INT4 student compressed before from the same student and recipe; a report made without the
+    weight average (or at another span) is not that recipe's, nor is a report older than the student."""
+    import os
+    run = _run_module()
+    student, corpus, base = tmp_path / "student-s0.pt", tmp_path / "corpus", tmp_path / "int4-s0"
+    student.write_bytes(b"checkpoint")
+    os.utime(student, (1_000_000, 1_000_000))
+
+    def saved(**top):
+        rec = from_dict(run.int4_recipe(student, corpus, base.with_suffix(".bin"), 0, False, "self", 0, "phonemes",
+                                        "auto", **top))
+        report = {"recipe": {"student": str(student), "corpus": str(corpus), "seed": 0, "teacher": str(student),
+                             "distill": rec.distill, "stages": [{"name": s.name, **s.params} for s in rec.stages],
+                             "ema": rec.ema, "span": rec.span}}
+        (tmp_path / "int4-s0.report.json").write_text(json.dumps(report))
+
+    want = from_dict(run.int4_recipe(student, corpus, base.with_suffix(".bin"), 0, False, "self", 0, "phonemes",
+                                     "auto", ema=0.995))
+    saved(ema=0.0)
+    assert run._reuse_int4(base, want) is None
+    saved(ema=0.995)
+    assert run._reuse_int4(base, want) is not None
+    old = json.loads((tmp_path / "int4-s0.report.json").read_text())
+    del old["recipe"]["ema"], old["recipe"]["span"]            # written before the report kept them: not reused
+    (tmp_path / "int4-s0.report.json").write_text(json.dumps(old))
+    assert run._reuse_int4(base, want) is None
+    saved(ema=0.995)
+    later = (tmp_path / "int4-s0.report.json").stat().st_mtime + 10
+    os.utime(student, (later, later))                          # the student trained again since: not reused
+    assert run._reuse_int4(base, want) is None
 
 
 @pytest.mark.parametrize("argv, message", [(["--score", "phonemes"], "--phoneme-ctc"),

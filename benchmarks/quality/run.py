@@ -47,6 +47,8 @@ from hostside import evaluate as E  # noqa: E402
 from hostside.cli import _float_pair, _model_options, _span_arg  # noqa: E402
 from hostside.data.features import PRESETS  # noqa: E402
 
+INT4_DEMO_EMA = 0.995            # --demo's INT4 student: a weight average over its QAT (attempts.md §53: fewer unseen
+                                 # clips change class than without it on every matched seed)
 INT4_GOAL_POINTS = -0.5         # INT4 − fp32 unseen clip accuracy, points: the goal's least
 GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hour_upper95": "<= 1",
         "int4_vs_fp32_unseen_accuracy_points": f">= {INT4_GOAL_POINTS:g}"}
@@ -105,6 +107,14 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+def ema_arg(text: str) -> float:
+    """argparse type for a weight average's decay per step: a number in [0, 1) (0: off)."""
+    v = float(text)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"{v}: a decay in [0, 1), e.g. 0.995 (0: off)")
+    return v
+
+
 def sparsity_arg(text: str) -> float:
     """argparse type for the INT4 student's prune share: a number in [0, 1), refused before anything runs."""
     v = float(text)
@@ -114,12 +124,13 @@ def sparsity_arg(text: str) -> float:
 
 
 def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, teacher: str = "none",
-                sparsity: float = 0.3, score: str = "classifier", span=None) -> dict:
+                sparsity: float = 0.3, score: str = "classifier", span=None, ema: float = 0.0) -> dict:
     """The INT4 student's recipe. teacher: none (cross-entropy only), self (the fp32 student distils into its
     own pruned and quantised copy in every fine-tuning epoch) or a checkpoint's path. sparsity: the share of
     channels the prune stage removes; 0 drops the stage (W4A8 QAT of the whole student). score "phonemes": the
     student's phoneme head goes through the stages with it and model.bin computes the phoneme score (over `span`:
-    seconds or "auto", the recipe's span; None: the window)."""
+    seconds or "auto", the recipe's span; None: the window). ema: the recipe's weight average over every fine-tuning
+    (its decay per step; 0: off)."""
     if not 0 <= sparsity < 1:
         raise ValueError(f"INT4 sparsity {sparsity}: must be in [0, 1)")
     e = (lambda n: 1) if quick else (lambda n: n)
@@ -131,6 +142,8 @@ def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, 
         spec["teacher"] = str(student if teacher == "self" else Path(teacher))
     if span is not None:
         spec["span"] = span
+    if ema:
+        spec["ema"] = ema
     return spec
 
 
@@ -147,6 +160,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--int4-sparsity", type=sparsity_arg, default=None,
                     help="share of channels the INT4 student's prune stage removes (default 0.3); 0: no pruning, "
                          "W4A8 QAT of the whole fp32 student (--demo: 0)")
+    ap.add_argument("--int4-ema", type=ema_arg, default=None, metavar="DECAY",
+                    help="a weight average over the INT4 student's fine-tuning, this decay per step (recipe ema; "
+                         f"default 0: off; --demo: {INT4_DEMO_EMA}, attempts.md §53)")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
     add_recipe_args(ap)
     add_corpus_args(ap)
@@ -255,7 +271,7 @@ def main() -> int:
         t = time.monotonic()
         base = args.work / f"int4{tag}-s{seed}"
         spec = int4_recipe(args.work / f"student{tag}-s{seed}.pt", corpus, base.with_suffix(".bin"), seed, quick,
-                           args.int4_teacher, args.int4_sparsity, args.score, args.span)
+                           args.int4_teacher, args.int4_sparsity, args.score, args.span, args.int4_ema)
         rec = from_dict(spec)
         rep = _reuse_int4(base, rec)
         if rep is None:
@@ -275,8 +291,10 @@ def main() -> int:
     if int4_rows:
         results["models"]["int4_student"] = {"pipeline": "PQLR: " + (f"{100 * args.int4_sparsity:g} % channel pruning "
                                                                    "(BatchNorm γ), " if args.int4_sparsity else "no pruning, ")
-                                                         + "W4A8 LSQ+ QAT (first/last layer 8 bit), exported to model.bin",
-                                             "sparsity": args.int4_sparsity,
+                                                         + "W4A8 LSQ+ QAT (first/last layer 8 bit)"
+                                                         + (f", a weight average over the QAT (decay {args.int4_ema:g})"
+                                                            if args.int4_ema else "") + ", exported to model.bin",
+                                             "sparsity": args.int4_sparsity, "ema": args.int4_ema,
                                              "distillation": args.int4_teacher,
                                              "summary": summary(int4_rows), "per_seed": int4_rows}
         diffs = [100 * (i["unseen_accuracy"] - f["unseen_accuracy"]) for i in int4_rows for f in fp32_rows
@@ -322,6 +340,8 @@ def demo_defaults(ap: argparse.ArgumentParser, args) -> None:
         args.span = args.span if args.span is not None else api.DEMO_SPAN
         args.int4_teacher = args.int4_teacher or "self"
         args.int4_sparsity = 0.0 if args.int4_sparsity is None else args.int4_sparsity
+        args.int4_ema = INT4_DEMO_EMA if args.int4_ema is None else args.int4_ema
+    args.int4_ema = args.int4_ema or 0.0
     args.score = args.score or "classifier"
     args.int4_teacher = args.int4_teacher or "none"
     args.int4_sparsity = 0.3 if args.int4_sparsity is None else args.int4_sparsity
@@ -524,6 +544,7 @@ def _reuse_int4(base: Path, rec) -> dict | None:
     same = (Path(r.get("student", "")).resolve() == student.resolve()
             and Path(r.get("corpus", "")).resolve() == Path(rec.corpus).resolve()
             and r.get("seed") == rec.seed and r.get("distill") == (rec.distill if rec.teacher else None)
+            and r.get("ema", 0.0) == rec.ema and r.get("span") == rec.span
             and (r.get("teacher") and Path(r["teacher"]).resolve()) == (rec.teacher and Path(rec.teacher).resolve())
             and json.dumps(r.get("stages"), sort_keys=True) == json.dumps(want, sort_keys=True))
     if not same:

@@ -325,7 +325,8 @@ def run_recipe(recipe: Recipe, board=None, progress: bool = True, log=print, epo
                          "board": recipe.board, "stages": [{"name": s.name, **s.params} for s in recipe.stages],
                          "distill": recipe.distill if recipe.teacher else None, "seed": recipe.seed,
                          "threshold": recipe.threshold, "epochs_override": epochs_override, "score": recipe.score,
-                         "phoneme_ctc": pipe.phonemes["weight"] if pipe.phonemes else None},
+                         "phoneme_ctc": pipe.phonemes["weight"] if pipe.phonemes else None, "ema": recipe.ema,
+                         "span": recipe.span},
               "stages": pipe.rows, "export": exp,
               "timings_s": pipe.timings | {"total_s": time.monotonic() - t0},
               "notes": {"weight_bytes": "fp32 stages: 4 B per weight and bias; quantised: the model.bin tiles "
