@@ -65,11 +65,14 @@ def test_demo_flag_records_what_make_demo_deploys_and_given_flags_still_apply(tm
     assert [s.name for s in spec.stages] == ["quantize"] and spec.score == "phonemes" and spec.span == api.DEMO_SPAN
     assert spec.ema == run.INT4_DEMO_EMA > 0
     assert _parsed(run, ["--demo", "--int4-ema", "0"]).int4_ema == 0.0
+    assert d.gap_unseen_per_class == run.GAP_DEMO_UNSEEN_PER_CLASS > 80        # more than the corpus's own 80
+    assert _parsed(run, ["--demo", "--gap-unseen-per-class", "0"]).gap_unseen_per_class == 0
     given = _parsed(run, ["--demo", "--span", "1.8", "--int4-sparsity", "0.3", "--ema", "0.99"])
     assert (given.span, given.int4_sparsity, given.ema, given.model) == (1.8, 0.3, 0.99, api.DEMO_MODEL)
     plain = _parsed(run, [])
     assert (plain.model, plain.score, plain.span, plain.int4_teacher, plain.int4_sparsity, plain.int4_ema) == \
         ("dscnn-mlperf", "classifier", None, "none", 0.3, 0.0)
+    assert plain.gap_unseen_per_class == 0
     path, cfg = run.corpus_of(tmp_path, [], "corpus-demo", base=run.demo_corpus())
     assert path == tmp_path / "corpus-demo"
     assert cfg == {"seed": 0, **{k: list(v) if isinstance(v, tuple) else v for k, v in api.DEMO_CORPUS.items()}}
@@ -111,7 +114,9 @@ def test_an_int4_student_is_reused_only_when_compressed_with_the_same_weight_ave
 
 @pytest.mark.parametrize("argv, message", [(["--score", "phonemes"], "--phoneme-ctc"),
                                            (["--span", "1.8"], "phonemes score"),
-                                           (["--demo", "--span", "long"], "seconds (e.g. 1.8) or auto")])
+                                           (["--demo", "--span", "long"], "seconds (e.g. 1.8) or auto"),
+                                           (["--demo", "--gap-unseen-per-class", "-1"], "a number of clips"),
+                                           (["--int4-ema", "1"], "a decay in [0, 1)")])
 def test_run_refuses_a_score_the_student_cannot_give_before_running(argv, message, tmp_path):
     p = subprocess.run([sys.executable, str(RUN), "--work", str(tmp_path), *argv],
                        capture_output=True, text=True, timeout=120)
@@ -393,3 +398,42 @@ def test_int4_gap_refuses_before_reading_anything(argv, message, tmp_path):
                         "--out", str(tmp_path / "gap")], capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and message in p.stderr, p.stderr
     assert not (tmp_path / "gap.json").exists() and sorted(x.name for x in tmp_path.iterdir()) == ["c"]
+
+
+def test_the_int4_gap_on_more_unseen_clips_keeps_the_corpus_voices_and_texts(trained_pipeline):
+    """run.py --gap-unseen-per-class N: the run's corpus made again with N unseen clips per class and unseen voice —
+    the same voices and texts in every split — and each pair's gap read there as int4_gap.py reads it."""
+    import importlib.util
+
+    from hostside.data.corpus import load_corpus
+    run = _run_module()
+    corpus, root = trained_pipeline["corpus"], trained_pipeline["root"]
+    cfg = dict(voices=24, positives_per_voice=2, unknown_per_voice=2, silence_clips=24, few_voice_repeats=2,
+               unseen_positives=4, unseen_unknown=4, fa_stream_seconds=20, tts_stream_seconds=20, seed=3, workers=2)
+    pairs = [(0, root / "m.pt", trained_pipeline["model_bin"])]
+    more = run.gap_on_more_unseen_clips(corpus, cfg, 9, pairs)
+    folder = corpus.parent / "corpus-unseen9"
+    assert more["corpus"] == str(folder) and more["unseen_per_class"] == 9
+    old, new = load_corpus(corpus), load_corpus(folder)
+    unseen_voices = old.meta["voices"]["unseen"]
+    assert new.meta["voices"] == old.meta["voices"] and unseen_voices
+    assert new.meta["positive_texts"] == old.meta["positive_texts"]
+    assert more["clips"] == len(new.split("unseen")) == 2 * 9 * len(unseen_voices) > len(old.split("unseen"))
+    spec = importlib.util.spec_from_file_location("gap_for_test", RUN.parent / "int4_gap.py")
+    gap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gap)
+    direct = gap.read_pair(root / "m.pt", trained_pipeline["model_bin"], folder, ["unseen"])["unseen"]
+    (row,) = more["per_seed"]
+    assert row["seed"] == 0 and row["difference_points"] == direct["difference_points"]
+    assert row["ci_points"] == direct["ci_points"] and sum(more["verdict"].values()) == 1
+    assert f"On {more['clips']} unseen clips of the corpus made again with 9 a class" in run.markdown(_results_with(more))
+
+
+def _results_with(more: dict) -> dict:
+    """The smallest results.json run.markdown prints, with the gap on more unseen clips."""
+    return {"command": "run.py", "machine": {}, "goal": {}, "corpus": {"config": {}, "clips": {}, "engines": [],
+            "voices": {}, "accents": {}, "speakers": {}, "unseen_voices": [], "positive_texts": {},
+            "test_noise_sources": 0, "train_noise_sources": 0, "rooms": {}, "real_speech": {"hours": 0,
+            "languages": [], "streams": []}, "tts_streams": {}}, "protocol": "", "models": {},
+            "int4_vs_fp32_unseen_accuracy_points": {"per_seed": [0.0], "mean": 0.0},
+            "int4_vs_fp32_unseen_more_clips": more}

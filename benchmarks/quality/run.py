@@ -7,7 +7,8 @@
 --demo: the demo's corpus (api.DEMO_CORPUS, seed 0: espeak-ng and flite voices, piper's joe and flite's slt unseen,
 real speech, actors in conversation, words of 30 other languages) and the demo's student (api.DEMO_MODEL, features,
 VTLP, phoneme CTC, weight average), read by the phoneme score over the demo's span with repeats (api.DEMO_SCORE,
-DEMO_SPAN), its INT4 student W4A8 of the whole student, self-distilled. Each setting can still be given.
+DEMO_SPAN), its INT4 student W4A8 of the whole student, self-distilled, with a weight average over its QAT, and the
+INT4 gap read again on 2,560 unseen clips (--gap-unseen-per-class 640). Each setting can still be given.
 
 1. The corpus (benchmarks/quality/corpus.json, or with --demo the demo's → `pqlr data synth`): every installed
    English voice (--demo: espeak-ng, flite, piper); test voices
@@ -19,7 +20,9 @@ DEMO_SPAN), its INT4 student W4A8 of the whole student, self-distilled. Each set
    threshold is chosen on validation only, at the protocol's smoothing (hostside/evaluate.py).
 3. Per seed: the PQLR INT4 student from that fp32 student (30 % channel pruning (--int4-sparsity), W4A8 LSQ+ QAT, exported to
    model.bin, integer model checked against the fake-quant model), evaluated the same way; --int4-teacher self
-   distils the fp32 student into it during fine-tuning (default none).
+   distils the fp32 student into it during fine-tuning (default none); --int4-ema a weight average over it.
+4. With --gap-unseen-per-class N: each INT4 student's clip-accuracy gap to its fp32 student, with its 95 % interval
+   for paired proportions, on the corpus made again with N unseen clips per class and unseen voice.
 Writes results.json and results.md beside this file (`make bench-quality` runs --demo; the first recorded run,
 the MFCC 10 classifier, is results-mfcc10.json): per model and seed, and mean ± standard deviation
 (min–max) over seeds. Nothing is copied or estimated: every number is what this run measured.
@@ -49,6 +52,7 @@ from hostside.data.features import PRESETS  # noqa: E402
 
 INT4_DEMO_EMA = 0.995            # --demo's INT4 student: a weight average over its QAT (attempts.md §53: fewer unseen
                                  # clips change class than without it on every matched seed)
+GAP_DEMO_UNSEEN_PER_CLASS = 640  # --demo: the INT4 gap read again on 2,560 unseen clips (±0.5 points needs 6,000+)
 INT4_GOAL_POINTS = -0.5         # INT4 − fp32 unseen clip accuracy, points: the goal's least
 GOAL = {"unseen_accuracy": ">= 0.971", "frr_unseen": "<= 0.05", "real_fa_per_hour_upper95": "<= 1",
         "int4_vs_fp32_unseen_accuracy_points": f">= {INT4_GOAL_POINTS:g}"}
@@ -163,6 +167,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--int4-ema", type=ema_arg, default=None, metavar="DECAY",
                     help="a weight average over the INT4 student's fine-tuning, this decay per step (recipe ema; "
                          f"default 0: off; --demo: {INT4_DEMO_EMA}, attempts.md §53)")
+    ap.add_argument("--gap-unseen-per-class", type=int, default=None, metavar="N",
+                    help="also read each INT4 student's clip-accuracy gap to its fp32 student on the run's corpus made "
+                         "again with N unseen clips per class and unseen voice (same seed, voices and texts; "
+                         "<corpus>-unseenN, made once: ~9 min on 2 cores for N = 640): the corpus's own unseen clips "
+                         f"(80 a class) cannot tell a gap within 0.5 points (attempts.md §53); default 0: off; --demo: "
+                         f"{GAP_DEMO_UNSEEN_PER_CLASS}")
     ap.add_argument("--epochs", type=int, default=25, help="fp32 student epochs (default 25)")
     add_recipe_args(ap)
     add_corpus_args(ap)
@@ -300,6 +310,13 @@ def main() -> int:
         diffs = [100 * (i["unseen_accuracy"] - f["unseen_accuracy"]) for i in int4_rows for f in fp32_rows
                  if f["seed"] == i["seed"]]
         results["int4_vs_fp32_unseen_accuracy_points"] = {"per_seed": diffs, "mean": statistics.fmean(diffs)} if diffs else None
+        if args.gap_unseen_per_class and not quick:
+            t = time.monotonic()
+            results["int4_vs_fp32_unseen_more_clips"] = gap_on_more_unseen_clips(
+                corpus, cfg, args.gap_unseen_per_class,
+                [(row["seed"], args.work / f"student{tag}-s{row['seed']}.pt", args.work / f"int4{tag}-s{row['seed']}.bin")
+                 for row in int4_rows])
+            timings["gap_more_unseen_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - t0
     results["timings_s"] = timings
     if quick:
@@ -313,6 +330,29 @@ def main() -> int:
     (HERE / f"results{tag}.md").write_text(markdown(results))
     print(f"wrote {HERE / f'results{tag}.json'} and {HERE / f'results{tag}.md'}")
     return 0
+
+
+def gap_on_more_unseen_clips(corpus: Path, cfg: dict, per_class: int, pairs: list[tuple[int, Path, Path]]) -> dict:
+    """Each (seed, fp32 checkpoint, INT4 model.bin) pair's unseen clip-accuracy gap (INT4 − fp32, points, with its
+    95 % interval for paired proportions) on the corpus made again with per_class unseen clips per class and unseen
+    voice: the same config and seed, so the same voices and texts in every split (<corpus>-unseenN, made once).
+    benchmarks/quality/int4_gap.py reads the pairs; it reads them the same way on its own."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("quality_int4_gap", HERE / "int4_gap.py")
+    gap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gap)
+    folder = corpus.parent / f"{corpus.name}-unseen{per_class}"
+    t = time.monotonic()
+    api.synth(folder, progress=sys.stderr.isatty(), **(cfg | {"unseen_positives": per_class, "unseen_unknown": per_class}))
+    print(f"{folder}: {time.monotonic() - t:.0f} s", flush=True)
+    per_seed = [{"seed": seed, **gap.read_pair(student, model_bin, folder, ["unseen"])["unseen"]}
+                for seed, student, model_bin in pairs]
+    met, missed, open_ = interval_verdict([d["ci_points"] for d in per_seed])
+    return {"corpus": str(folder), "unseen_per_class": per_class, "clips": per_seed[0]["n"] if per_seed else 0,
+            "per_seed": per_seed, "mean_points": statistics.fmean(d["difference_points"] for d in per_seed),
+            "verdict": {"met": met, "missed": missed, "not_told_apart": open_},
+            "note": "the corpus's config and seed with more unseen clips; its other clips' styles may be drawn anew, "
+                    "which this reads nothing of (only the unseen split)"}
 
 
 def interval_verdict(intervals: list[list[float]]) -> tuple[int, int, int]:
@@ -341,7 +381,12 @@ def demo_defaults(ap: argparse.ArgumentParser, args) -> None:
         args.int4_teacher = args.int4_teacher or "self"
         args.int4_sparsity = 0.0 if args.int4_sparsity is None else args.int4_sparsity
         args.int4_ema = INT4_DEMO_EMA if args.int4_ema is None else args.int4_ema
+        if args.gap_unseen_per_class is None:
+            args.gap_unseen_per_class = GAP_DEMO_UNSEEN_PER_CLASS
     args.int4_ema = args.int4_ema or 0.0
+    args.gap_unseen_per_class = args.gap_unseen_per_class or 0
+    if args.gap_unseen_per_class < 0:
+        ap.error(f"--gap-unseen-per-class {args.gap_unseen_per_class}: a number of clips (0: off)")
     args.score = args.score or "classifier"
     args.int4_teacher = args.int4_teacher or "none"
     args.int4_sparsity = 0.3 if args.int4_sparsity is None else args.int4_sparsity
@@ -721,6 +766,16 @@ def markdown(r: dict) -> str:
                          f"{open_} of {len(gaps)} seeds; ±0.5 points would need about "
                          + ", ".join(str(g["items_for_half_width_0.5_points"]) for _, g in gaps)
                          + " clips at these rates (benchmarks/quality/int4_gap.py).")
+    more = r.get("int4_vs_fp32_unseen_more_clips")
+    if more:
+        v = more["verdict"]
+        lines.append(f"On {more['clips']:,} unseen clips of the corpus made again with {more['unseen_per_class']} a "
+                     f"class and voice ({more['corpus']}; same voices and texts): INT4 − fp32 "
+                     + ", ".join(f"seed {d['seed']} {d['difference_points']:+.2f} ({d['ci_points'][0]:+.2f} to "
+                                 f"{d['ci_points'][1]:+.2f})" for d in more["per_seed"])
+                     + f", mean {more['mean_points']:+.2f} points: within 0.5 points by the interval on {v['met']}, "
+                     f"outside on {v['missed']}, not told apart on {v['not_told_apart']} of {len(more['per_seed'])} "
+                     "seeds.")
     fs = (r["models"].get("fp32_student") or {}).get("summary", {})
     lines += ["", f"Goals: {r['goal']}."]
     if fs:
