@@ -745,7 +745,9 @@ def markdown(r: dict) -> str:
     if d:
         lines += ["", f"INT4 − fp32 unseen-voice accuracy, points: {d['mean']:+.2f} (per seed {[round(x, 2) for x in d['per_seed']]})"]
         ok = sum(round(x, 6) >= -0.5 for x in d["per_seed"])      # −0.5 is 6 clips of 1,200: not a float's last bit
-        lines.append(f"INT4 within 0.5 points of fp32: {'met' if round(d['mean'], 6) >= -0.5 else 'not met'} on the seeds' mean, "
+        n_unseen = (r["corpus"].get("clips") or {}).get("unseen")
+        lines.append(f"INT4 within 0.5 points of fp32{f' on these {n_unseen} unseen clips' if n_unseen else ''}: "
+                     f"{'met' if round(d['mean'], 6) >= -0.5 else 'not met'} on the seeds' mean, "
                      f"on {ok} of {len(d['per_seed'])} seeds.")
         agree = [(row["seed"], row["agreement_with_fp32"]["unseen"]) for row in
                  (r["models"].get("int4_student") or {}).get("per_seed", [])
@@ -776,6 +778,10 @@ def markdown(r: dict) -> str:
                      + f", mean {more['mean_points']:+.2f} points: within 0.5 points by the interval on {v['met']}, "
                      f"outside on {v['missed']}, not told apart on {v['not_told_apart']} of {len(more['per_seed'])} "
                      "seeds.")
+        ok = sum(round(x["difference_points"], 6) >= INT4_GOAL_POINTS for x in more["per_seed"])
+        lines.append(f"INT4 within 0.5 points of fp32 on these {more['clips']:,} clips: "
+                     f"{'met' if round(more['mean_points'], 6) >= INT4_GOAL_POINTS else 'not met'} on the seeds' mean, "
+                     f"on {ok} of {len(more['per_seed'])} seeds' point estimates.")
     fs = (r["models"].get("fp32_student") or {}).get("summary", {})
     lines += ["", f"Goals: {r['goal']}."]
     if fs:
