@@ -65,7 +65,8 @@ METRICS = ("val_accuracy", "held_out_voice_accuracy", "unseen_accuracy", "thresh
 def machine() -> dict:
     import torch
     return {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "cuda": torch.cuda.is_available(), "platform": platform.platform()}
+            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),   # the INT4 students' gaps move with
+            "cuda": torch.cuda.is_available(), "platform": platform.platform()}  # it (attempts.md §53)
 
 
 def figures(ev: dict) -> dict:
