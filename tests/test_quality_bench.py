@@ -439,3 +439,39 @@ def _results_with(more: dict) -> dict:
             "languages": [], "streams": []}, "tts_streams": {}}, "protocol": "", "models": {},
             "int4_vs_fp32_unseen_accuracy_points": {"per_seed": [0.0], "mean": 0.0},
             "int4_vs_fp32_unseen_more_clips": more}
+
+
+def test_int4_gap_compares_two_detectors_file_by_file_on_the_same_wake_words(trained_pipeline, tmp_path):
+    """int4_gap.py --detector: the second eval.json's FRR minus the first's on the same wake-word files, paired (the
+    files each alone misses), and refused when an eval.json was not read on this corpus."""
+    import importlib.util
+
+    from hostside.data.corpus import load_corpus
+    spec = importlib.util.spec_from_file_location("gap_for_detector_test", RUN.parent / "int4_gap.py")
+    gap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gap)
+    corpus = trained_pipeline["corpus"]
+    wake = load_corpus(corpus).classes[0]
+    files = [c.file for c in load_corpus(corpus).clips if c.split == "unseen" and c.label == wake]
+    n = len(files)
+    assert n >= 4
+
+    def ev(name, missed, positives=n):
+        (tmp_path / name).mkdir()
+        f = tmp_path / name / "eval.json"
+        f.write_text(json.dumps({"wakeword": {"positive_class": wake, "threshold": 0.3, "positives_unseen": positives,
+                                              "missed_files_unseen": missed}}))
+        return f
+
+    a, b = ev("a", files[:2]), ev("b", files[1:4])
+    d = gap.detector_pair(a, b, corpus, ["unseen"])["unseen"]
+    assert d["n"] == n and (d["frr_first"], d["frr_second"]) == pytest.approx((2 / n, 3 / n))
+    assert (d["missed_by_first_only"], d["missed_by_second_only"]) == (1, 2)
+    assert d["frr_difference_points"] == pytest.approx(100 / n)
+    lo, hi = d["ci_points"]
+    assert lo < 100 / n < hi
+    mirrored = gap.detector_pair(b, a, corpus, ["unseen"])["unseen"]
+    assert mirrored["frr_difference_points"] == pytest.approx(-100 / n)
+    assert mirrored["ci_points"] == pytest.approx([-hi, -lo])
+    with pytest.raises(SystemExit, match="not read on"):
+        gap.detector_pair(a, ev("c", [], positives=n + 1), corpus, ["unseen"])

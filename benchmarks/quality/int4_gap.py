@@ -10,6 +10,12 @@ Newcombe's method 10), and how many clips the interval would need to be ±0.5 po
 --pair reads any two models of one task (each a checkpoint or a model.bin), the second's accuracy minus the first's:
 a student and its INT4 model.bin, or two INT4 recipes of one student.
 
+    .venv/bin/python benchmarks/quality/int4_gap.py --detector FIRST/eval.json SECOND/eval.json [--detector ...]
+        --corpus DIR [--splits unseen] --out OUT
+
+--detector compares two detectors instead, each as `pqlr eval` read it on DIR (its eval.json, at its own operating
+point): the second's false rejection rate minus the first's on the same wake-word files, with the same interval.
+
 Default pairs: run.py's recorded ones, <work>/student-sN.pt (the fp32 student) and <work>/int4-sN.bin (its INT4
 model.bin, run by the numpy integer reference that the board matches bit for bit), on <work>/corpus-demo. Clip
 accuracy is the classifier's argmax on each 1 s clip, as results.json's. --corpus reads the same models on another
@@ -87,6 +93,49 @@ def read_pair(first: Path, second: Path, corpus_dir: Path, splits: list[str]) ->
     return out
 
 
+def detector_pair(first: Path, second: Path, corpus_dir: Path, splits: list[str]) -> dict:
+    """{split: the second detector's FRR minus the first's, in points, with its 95 % interval for paired proportions}
+    on the same wake-word files, each detector as `pqlr eval` read it on this corpus (its eval.json)."""
+    from hostside.data.corpus import load_corpus
+    evals = [json.loads(Path(f).read_text())["wakeword"] for f in (first, second)]
+    if evals[0]["positive_class"] != evals[1]["positive_class"]:
+        raise SystemExit(f"{first} and {second} detect different classes: not two detectors of one task")
+    corpus = load_corpus(corpus_dir)
+    out = {}
+    for split in splits:
+        files = [c.file for c in corpus.clips if c.split == split and c.label == evals[0]["positive_class"]]
+        hits = []
+        for f, ww in zip((first, second), evals):
+            if ww.get(f"positives_{split}") != len(files) or f"missed_files_{split}" not in ww:
+                raise SystemExit(f"{f}: not read on {corpus_dir}'s {len(files)} {split} wake-word files "
+                                 f"(`pqlr eval --corpus {corpus_dir}` writes it)")
+            missed = set(ww[f"missed_files_{split}"])
+            hits.append(np.array([x not in missed for x in files]))
+        d = paired_difference(hits[0], hits[1])           # detection rate, second − first
+        lo, hi = d["ci_points"]
+        out[split] = {"n": d["n"], "frr_first": 1 - d["a_right"] / d["n"], "frr_second": 1 - d["b_right"] / d["n"],
+                      "threshold_first": evals[0]["threshold"], "threshold_second": evals[1]["threshold"],
+                      "missed_by_first_only": d["b_only"], "missed_by_second_only": d["a_only"],   # a_only: first hit
+                      "frr_difference_points": 0.0 - d["difference_points"], "ci_points": [0.0 - hi, 0.0 - lo]}
+    return out
+
+
+def detector_markdown(r: dict) -> str:
+    lines = ["# Two detectors on the same wake-word files", "", f"Command: `{r['command']}`  ",
+             f"Corpus: {r['corpus']}", "",
+             "Each detector at the operating point its eval.json holds; the second's false rejection rate minus the "
+             "first's on the same files, with its 95 % interval for paired proportions (Newcombe 1998, method 10).", "",
+             "| pair | split | files | first: FRR (threshold) | second: FRR (threshold) | missed by first only / second only | second − first, points (95 % interval) |",
+             "|---|---|---|---|---|---|---|"]
+    for p in r["pairs"]:
+        for split, d in p["splits"].items():
+            lo, hi = d["ci_points"]
+            lines.append(f"| {p['name']} | {split} | {d['n']} | {100 * d['frr_first']:.2f} % ({d['threshold_first']:g}) | "
+                         f"{100 * d['frr_second']:.2f} % ({d['threshold_second']:g}) | {d['missed_by_first_only']} / "
+                         f"{d['missed_by_second_only']} | {d['frr_difference_points']:+.2f} ({lo:+.2f} to {hi:+.2f}) |")
+    return "\n".join(lines) + "\n"
+
+
 def unseen_corpus(folder: Path, per_class: int) -> None:
     """The demo's corpus (run.py --demo's, seed 0) with per_class unseen clips per class and unseen voice: the same
     voices and texts in every split (they are drawn before the clips), more clips of the unseen voices; the other
@@ -138,6 +187,9 @@ def main() -> int:
                     help="read these two models instead of the recorded pairs, the second's accuracy minus the "
                          "first's (repeatable); each a checkpoint (.pt) or a model.bin — e.g. an fp32 student and its "
                          "INT4 model.bin, or two INT4 model.bins of one student")
+    ap.add_argument("--detector", nargs=2, action="append", type=Path, metavar=("FIRST", "SECOND"),
+                    help="compare two detectors' false rejection rates instead, each an eval.json that `pqlr eval` "
+                         "wrote on --corpus (repeatable)")
     ap.add_argument("--corpus", type=Path, default=None, help="the corpus to read them on (default <work>/corpus-demo)")
     ap.add_argument("--unseen-per-class", type=int, default=None, metavar="N",
                     help="read them on the demo's corpus made again with N unseen clips per class and unseen voice "
@@ -156,6 +208,19 @@ def main() -> int:
         corpus = args.corpus or args.work / "corpus-demo"
     if not (corpus / "manifest.json").is_file():
         sys.exit(f"{corpus}: no corpus there: `python benchmarks/quality/run.py --demo --work {args.work}` makes it")
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    if args.detector:
+        if args.pair:
+            ap.error("--detector and --pair: one kind of comparison at a time")
+        rows = [{"name": f"{a.parent.name} → {b.parent.name}", "first": str(a), "second": str(b),
+                 "splits": detector_pair(a, b, corpus, splits)} for a, b in args.detector]
+        result = {"command": "python benchmarks/quality/int4_gap.py " + " ".join(sys.argv[1:]), "corpus": str(corpus),
+                  "pairs": rows}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+        args.out.with_suffix(".md").write_text(detector_markdown(result))
+        print(detector_markdown(result))
+        return 0
     if args.pair:
         label = lambda p: f"{p.parent.name}/{p.name}" if p.name == "model.bin" else p.name   # noqa: E731
         pairs = [(f"{label(s)} → {label(b)}", s, b) for s, b in args.pair]
@@ -168,7 +233,6 @@ def main() -> int:
         for f in (s, b):
             if not f.is_file():
                 sys.exit(f"{f}: missing; `python benchmarks/quality/run.py --demo --work {args.work}` records the pairs")
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     t = time.monotonic()
     rows = []
     for name, s, b in pairs:
