@@ -52,6 +52,7 @@ def _quality_run():
 
 _run = _quality_run()
 INT4_GOAL_POINTS, demo_corpus, interval_verdict = _run.INT4_GOAL_POINTS, _run.demo_corpus, _run.interval_verdict
+more_unseen_corpus = _run.more_unseen_corpus
 
 
 def model_of(path: Path):
@@ -136,18 +137,6 @@ def detector_markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def unseen_corpus(folder: Path, per_class: int) -> None:
-    """The demo's corpus (run.py --demo's, seed 0) with per_class unseen clips per class and unseen voice: the same
-    voices and texts in every split (they are drawn before the clips), more clips of the unseen voices; the other
-    clips' styles and speeds are partly drawn anew (a `--span auto` read off its training clips may differ: give the
-    recorded span to `pqlr eval` there). Made once."""
-    from hostside import api
-    t = time.monotonic()
-    api.synth(folder, progress=sys.stderr.isatty(), **(demo_corpus() | {"unseen_positives": per_class,
-                                                                       "unseen_unknown": per_class}))
-    print(f"corpus {folder}: {time.monotonic() - t:.0f} s", flush=True)
-
-
 def markdown(r: dict) -> str:
     lines = ["# The INT4 student's accuracy gap, and how well it is known", "",
              f"Command: `{r['command']}`  ", f"Corpus: {r['corpus']} ({r['clips']})", "",
@@ -202,8 +191,7 @@ def main() -> int:
     if args.unseen_per_class is not None:
         if args.corpus or args.unseen_per_class < 1:
             ap.error("--unseen-per-class N (N ≥ 1) makes its own corpus: leave --corpus out")
-        corpus = args.work / f"corpus-demo-unseen{args.unseen_per_class}"
-        unseen_corpus(corpus, args.unseen_per_class)
+        corpus = more_unseen_corpus(args.work / "corpus-demo", demo_corpus(), args.unseen_per_class)
     else:
         corpus = args.corpus or args.work / "corpus-demo"
     if not (corpus / "manifest.json").is_file():

@@ -112,20 +112,18 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
-def ema_arg(text: str) -> float:
-    """argparse type for a weight average's decay per step: a number in [0, 1) (0: off)."""
-    v = float(text)
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"{v}: a decay in [0, 1), e.g. 0.995 (0: off)")
-    return v
+def _unit_interval_arg(what: str):
+    """An argparse type for a number in [0, 1), refused before anything runs; `what` follows the value in the error."""
+    def parse(text: str) -> float:
+        v = float(text)
+        if not 0 <= v < 1:
+            raise argparse.ArgumentTypeError(f"{v}: {what}")
+        return v
+    return parse
 
 
-def sparsity_arg(text: str) -> float:
-    """argparse type for the INT4 student's prune share: a number in [0, 1), refused before anything runs."""
-    v = float(text)
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"{v}: must be in [0, 1)")
-    return v
+sparsity_arg = _unit_interval_arg("must be in [0, 1)")                            # the INT4 student's prune share
+ema_arg = _unit_interval_arg("a decay in [0, 1), e.g. 0.995 (0: off)")            # a weight average's decay per step
 
 
 def int4_recipe(student: Path, corpus: Path, out: Path, seed: int, quick: bool, teacher: str = "none",
@@ -333,6 +331,18 @@ def main() -> int:
     return 0
 
 
+def more_unseen_corpus(corpus: Path, cfg: dict, per_class: int) -> Path:
+    """The corpus `cfg` made at `corpus` (its config and seed) made again with per_class unseen clips per class and
+    unseen voice, in <corpus>-unseenN: the same voices and texts in every split (they are drawn before the clips); the
+    other clips' styles and speeds are partly drawn anew (a `--span auto` read off its training clips may differ).
+    Made once (synthesis reuses a made corpus)."""
+    folder = corpus.parent / f"{corpus.name}-unseen{per_class}"
+    t = time.monotonic()
+    api.synth(folder, progress=sys.stderr.isatty(), **(cfg | {"unseen_positives": per_class, "unseen_unknown": per_class}))
+    print(f"{folder}: {time.monotonic() - t:.0f} s", flush=True)
+    return folder
+
+
 def gap_on_more_unseen_clips(corpus: Path, cfg: dict, per_class: int, pairs: list[tuple[int, Path, Path]]) -> dict:
     """Each (seed, fp32 checkpoint, INT4 model.bin) pair's unseen clip-accuracy gap (INT4 − fp32, points, with its
     95 % interval for paired proportions) on the corpus made again with per_class unseen clips per class and unseen
@@ -342,10 +352,7 @@ def gap_on_more_unseen_clips(corpus: Path, cfg: dict, per_class: int, pairs: lis
     spec = importlib.util.spec_from_file_location("quality_int4_gap", HERE / "int4_gap.py")
     gap = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gap)
-    folder = corpus.parent / f"{corpus.name}-unseen{per_class}"
-    t = time.monotonic()
-    api.synth(folder, progress=sys.stderr.isatty(), **(cfg | {"unseen_positives": per_class, "unseen_unknown": per_class}))
-    print(f"{folder}: {time.monotonic() - t:.0f} s", flush=True)
+    folder = more_unseen_corpus(corpus, cfg, per_class)
     per_seed = [{"seed": seed, **gap.read_pair(student, model_bin, folder, ["unseen"])["unseen"]}
                 for seed, student, model_bin in pairs]
     met, missed, open_ = interval_verdict([d["ci_points"] for d in per_seed])
@@ -705,6 +712,14 @@ def _ms(s: dict, k: str, pct: bool = False, nd: int = 2) -> str:
     return f"{f(v['mean'])} ± {f(v['std'])} ({f(v['min'])}–{f(v['max'])})" + (" %" if pct else "")
 
 
+def _within_line(where: str, mean: float, per_seed: list[float], counted: str) -> str:
+    """results.md's verdict on the INT4 goal from INT4 − fp32 points (rounded: −0.5 is 6 clips of 1,200, not a float's
+    last bit)."""
+    ok = sum(round(x, 6) >= INT4_GOAL_POINTS for x in per_seed)
+    return (f"INT4 within 0.5 points of fp32{where}: {'met' if round(mean, 6) >= INT4_GOAL_POINTS else 'not met'} on "
+            f"the seeds' mean, on {ok} of {len(per_seed)} {counted}.")
+
+
 def markdown(r: dict) -> str:
     c = r["corpus"]
     lines = ["# Quality benchmark — wake word \"hey kimi\"", "",
@@ -745,11 +760,9 @@ def markdown(r: dict) -> str:
     d = r.get("int4_vs_fp32_unseen_accuracy_points")
     if d:
         lines += ["", f"INT4 − fp32 unseen-voice accuracy, points: {d['mean']:+.2f} (per seed {[round(x, 2) for x in d['per_seed']]})"]
-        ok = sum(round(x, 6) >= -0.5 for x in d["per_seed"])      # −0.5 is 6 clips of 1,200: not a float's last bit
         n_unseen = (r["corpus"].get("clips") or {}).get("unseen")
-        lines.append(f"INT4 within 0.5 points of fp32{f' on these {n_unseen} unseen clips' if n_unseen else ''}: "
-                     f"{'met' if round(d['mean'], 6) >= -0.5 else 'not met'} on the seeds' mean, "
-                     f"on {ok} of {len(d['per_seed'])} seeds.")
+        lines.append(_within_line(f" on these {n_unseen} unseen clips" if n_unseen else "", d["mean"], d["per_seed"],
+                                  "seeds"))
         agree = [(row["seed"], row["agreement_with_fp32"]["unseen"]) for row in
                  (r["models"].get("int4_student") or {}).get("per_seed", [])
                  if (row.get("agreement_with_fp32") or {}).get("unseen") is not None]
@@ -779,10 +792,8 @@ def markdown(r: dict) -> str:
                      + f", mean {more['mean_points']:+.2f} points: within 0.5 points by the interval on {v['met']}, "
                      f"outside on {v['missed']}, not told apart on {v['not_told_apart']} of {len(more['per_seed'])} "
                      "seeds.")
-        ok = sum(round(x["difference_points"], 6) >= INT4_GOAL_POINTS for x in more["per_seed"])
-        lines.append(f"INT4 within 0.5 points of fp32 on these {more['clips']:,} clips: "
-                     f"{'met' if round(more['mean_points'], 6) >= INT4_GOAL_POINTS else 'not met'} on the seeds' mean, "
-                     f"on {ok} of {len(more['per_seed'])} seeds' point estimates.")
+        lines.append(_within_line(f" on these {more['clips']:,} clips", more["mean_points"],
+                                  [x["difference_points"] for x in more["per_seed"]], "seeds' point estimates"))
     fs = (r["models"].get("fp32_student") or {}).get("summary", {})
     lines += ["", f"Goals: {r['goal']}."]
     if fs:
